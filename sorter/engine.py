@@ -1,0 +1,342 @@
+"""The :class:`Sorter`: validated Python surface over the compiled chute engine.
+
+A warehouse control system (WCS) calls :meth:`Sorter.assign` once per scanned parcel.
+Whatever it is handed, the answer is a chute with a reason: unknown destinations,
+no-reads, unsortable parcels, recirculation limits and chutes that cannot take the
+parcel all end in the reject chute configured for that reason.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from sorter._chutes import ChuteEngine, CompiledPlan
+from sorter.constants import (DEST_NO_READ, KINDS, REASONS, REJECT_REASONS, STATES,
+                              STRATEGIES, Decision)
+from sorter.errors import InputError
+from sorter.plan import Chute, ChuteTable, SortPlan, load_plan, load_plan_routes
+
+__all__ = ["Sorter", "Decision"]
+
+_STATE_CODE = {s: i for i, s in enumerate(STATES)}
+_STATE_VERSION = 1
+
+
+class Sorter(ChuteEngine):
+    """Chute assignment engine for one sorter.
+
+    Parameters
+    ----------
+    plan : SortPlan
+        Destinations -> ordered chutes, overflow chutes, a reject chute per reason.
+    chutes : ChuteTable or sequence of Chute or mapping
+        The chute table.
+    strategy : {'fill_first', 'round_robin', 'least_loaded'}, optional
+        Overrides ``plan.strategy``. ``fill_first`` takes the first open chute in plan
+        order, ``round_robin`` rotates over the destination's open chutes,
+        ``least_loaded`` takes the open chute with the fewest items in its container
+        (ties to plan order).
+    max_recirculation : int, optional
+        Overrides ``plan.max_recirculation``.
+
+    Notes
+    -----
+    Decision rules, in order: not sortable -> ``not_sortable``; no-read (``None`` or
+    ``""``) -> ``no_read``; recirculation > max -> ``max_recirculation``; unknown
+    destination -> ``unknown_destination``; an open chute of the destination by
+    strategy -> ``ok``; else an open overflow chute -> ``overflow``; else
+    ``no_chute_available``. Reject chutes always take parcels.
+
+    Examples
+    --------
+    >>> from sorter import Sorter
+    >>> s = Sorter.from_files("seeds/plan/demo_plan.csv", "seeds/plan/demo_chutes.toml")  # doctest: +SKIP
+    >>> s.assign("10115")  # doctest: +SKIP
+    Decision(chute='C001', reason='ok')
+    """
+
+    def __init__(self, plan: SortPlan, chutes, *, strategy=None, max_recirculation=None):
+        if not isinstance(plan, SortPlan):
+            raise TypeError(f"plan must be a SortPlan, not {type(plan).__name__}")
+        table = chutes if isinstance(chutes, ChuteTable) else ChuteTable(list(chutes))
+        if strategy is not None or max_recirculation is not None:
+            plan = SortPlan(routes=dict(plan.routes), reject=dict(plan.reject),
+                            overflow=tuple(plan.overflow),
+                            strategy=plan.strategy if strategy is None else strategy,
+                            max_recirculation=(plan.max_recirculation if max_recirculation is None
+                                               else max_recirculation),
+                            name=plan.name)
+        plan.validate(table)
+        self.chute_table = table
+        self.sort_plan = plan
+        self._install_chutes(table.ids, [KINDS.index(c.kind) for c in table],
+                             [c.capacity for c in table])
+        self._set_plan(self._compile(plan))
+
+    # -- construction -------------------------------------------------------------
+    @classmethod
+    def from_files(cls, plan_csv, chutes_toml, **overrides) -> "Sorter":
+        """Build an engine from a plan CSV and a chute TOML.
+
+        ``overrides``: ``strategy``, ``max_recirculation``, ``name``, ``overflow``.
+        Raises ``ValueError`` naming file, line, field and expected form.
+        """
+        plan, table = load_plan(plan_csv, chutes_toml, **overrides)
+        return cls(plan, table)
+
+    def _compile(self, plan: SortPlan, rr_cursor=None) -> CompiledPlan:
+        table = self.chute_table
+        dests = list(plan.routes)
+        ids = self._intern(dests)
+        n_dest = len(self._dest_codes())
+        lengths = np.zeros(n_dest, dtype=np.int64)
+        for d, code in zip(ids, dests):
+            lengths[d] = len(plan.routes[code])
+        ptr = np.zeros(n_dest + 1, dtype=np.int32)
+        np.cumsum(lengths, out=ptr[1:])
+        flat = np.empty(int(ptr[-1]), dtype=np.int32)
+        for d, code in zip(ids, dests):
+            flat[ptr[d]:ptr[d + 1]] = [table.index(c) for c in plan.routes[code]]
+        reject = np.zeros(len(REASONS), dtype=np.int32)
+        for r, cid in plan.reject.items():
+            reject[REASONS.index(r)] = table.index(cid)
+        # ok/overflow never use the reject array; point them at the no-read chute
+        reject[0] = reject[1] = reject[REASONS.index("no_read")]
+        overflow = np.array([table.index(c) for c in plan.overflow], dtype=np.int32)
+        cursor = np.zeros(n_dest, dtype=np.int32) if rr_cursor is None else rr_cursor
+        return CompiledPlan(plan.name, n_dest, ptr, flat, overflow, reject, cursor,
+                            STRATEGIES.index(plan.strategy), int(plan.max_recirculation))
+
+    # -- plan switches -------------------------------------------------------------
+    def switch_plan(self, new_plan) -> None:
+        """Put a new plan in force between waves, atomically.
+
+        ``new_plan`` is a :class:`SortPlan`, a path to a plan CSV, or a mapping
+        destination -> chutes. With a CSV or a mapping only the routes change;
+        overflow, reject chutes, strategy and max recirculation carry over. Chute
+        states and container fill always carry over; round-robin positions restart.
+        Raises ``ValueError`` (naming the file) if the new plan does not fit the
+        chute table; the old plan then stays in force.
+        """
+        cur = self.sort_plan
+        if isinstance(new_plan, SortPlan):
+            plan = new_plan
+            path = None
+        elif isinstance(new_plan, (str, Path)):
+            path = new_plan
+            routes = load_plan_routes(new_plan, self.chute_table)
+            plan = SortPlan(routes=routes, reject=dict(cur.reject), overflow=tuple(cur.overflow),
+                            strategy=cur.strategy, max_recirculation=cur.max_recirculation,
+                            name=Path(new_plan).stem)
+        elif isinstance(new_plan, Mapping):
+            path = None
+            plan = SortPlan(routes={k: tuple(v) for k, v in new_plan.items()},
+                            reject=dict(cur.reject), overflow=tuple(cur.overflow),
+                            strategy=cur.strategy, max_recirculation=cur.max_recirculation,
+                            name=cur.name)
+        else:
+            raise TypeError("new_plan must be a SortPlan, a plan CSV path or a mapping, "
+                            f"not {type(new_plan).__name__}")
+        plan.validate(self.chute_table, path=path)
+        plan.routes = {d: tuple(self.chute_table[c].id for c in r) for d, r in plan.routes.items()}
+        compiled = self._compile(plan)
+        self.sort_plan = plan
+        self._set_plan(compiled)
+
+    # -- decisions ----------------------------------------------------------------
+    # assign(destination, recirculation=0, sortable=True) -> Decision is inherited from the
+    # compiled class: it never raises, whatever it is handed.
+
+    def destination_ids(self, codes) -> np.ndarray:
+        """Intern destination codes once: int32 ids for :meth:`assign_many`.
+
+        Unknown codes -> -1, ``None`` or ``""`` -> -2 (no-read).
+        """
+        if isinstance(codes, np.ndarray):
+            codes = codes.tolist()
+        elif isinstance(codes, str):
+            raise TypeError("codes must be a sequence of destination codes, not one string")
+        return self._destination_ids(list(codes))
+
+    def assign_many(self, dest_ids, recirculation=0, sortable=None):
+        """Decisions for a batch of interned destination ids, in order.
+
+        Parameters
+        ----------
+        dest_ids : array_like of int
+            From :meth:`destination_ids` (-1 unknown, -2 no-read).
+        recirculation : int or array_like of int
+            Per parcel, or one value for all. Negative values count as 0.
+        sortable : None or array_like of bool
+            ``None``: all sortable.
+
+        Returns
+        -------
+        chutes : ndarray of int32
+            Index into :attr:`chute_ids` of each decision's chute.
+        reasons : ndarray of int8
+            Index into :data:`sorter.constants.REASONS`.
+        """
+        d = np.asarray(dest_ids)
+        if d.ndim != 1:
+            raise ValueError(f"dest_ids must be 1-D, got shape {d.shape}")
+        if d.size and not np.issubdtype(d.dtype, np.integer):
+            raise TypeError(f"dest_ids must be integers, got dtype {d.dtype}")
+        d = np.ascontiguousarray(d, dtype=np.int32)
+        n = d.shape[0]
+        rc = np.asarray(recirculation)
+        if rc.ndim == 0:
+            rc = np.full(n, max(int(rc), 0), dtype=np.int32)
+        elif rc.shape != (n,):
+            raise ValueError(f"recirculation must be a scalar or shape ({n},), got {rc.shape}")
+        else:
+            rc = np.ascontiguousarray(np.clip(rc, 0, 1 << 30), dtype=np.int32)
+        if sortable is None:
+            sv = np.ones(n, dtype=np.int8)
+        else:
+            sv = np.asarray(sortable)
+            if sv.shape != (n,):
+                raise ValueError(f"sortable must be None or shape ({n},), got {sv.shape}")
+            sv = np.ascontiguousarray(sv != 0, dtype=np.int8)
+        out_c = np.empty(n, dtype=np.int32)
+        out_r = np.empty(n, dtype=np.int8)
+        self._assign_many(d, rc, sv, out_c, out_r)
+        return out_c, out_r
+
+    # -- chute events ----------------------------------------------------------------
+    def _chute(self, chute) -> int:
+        i = self._chute_lookup(chute)
+        if i is None:
+            raise InputError(f"unknown chute {chute!r}", field="chute",
+                             expected="a chute id from the chute table")
+        return i
+
+    def set_state(self, chute, state) -> None:
+        """Set a chute's state: ``open``, ``full``, ``container_change``, ``blocked`` or
+        ``disabled``. ``open`` reopens without emptying the container."""
+        code = _STATE_CODE.get(state) if isinstance(state, str) else None
+        if code is None:
+            raise InputError(f"unknown chute state {state!r}", field="state",
+                             expected=" | ".join(STATES))
+        self._set_state_code(self._chute(chute), code)
+
+    def discharged(self, chute, n=1) -> None:
+        """Count ``n`` items into the chute's container; at capacity an open chute turns full."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= 1 << 30:
+            raise InputError(f"bad item count {n!r}", field="n", expected="an integer >= 0")
+        self._discharged(self._chute(chute), int(n))
+
+    def container_changed(self, chute) -> None:
+        """The chute's container was swapped: empty it and reopen the chute."""
+        self._container_changed(self._chute(chute))
+
+    def reject(self, reason) -> Decision:
+        """The (counted) decision sending a parcel to the reject chute of ``reason``.
+
+        Used for parcels the engine never saw in time (``late``).
+        """
+        if reason not in REJECT_REASONS:
+            raise InputError(f"unknown reject reason {reason!r}", field="reason",
+                             expected=" | ".join(REJECT_REASONS))
+        return self.reject_decision(reason)
+
+    # -- read-outs -------------------------------------------------------------------
+    @property
+    def chute_ids(self) -> list:
+        """Chute labels in table order (what :meth:`assign_many` indices point at)."""
+        return self._chute_labels()
+
+    @property
+    def plan_name(self) -> str:
+        return self.sort_plan.name
+
+    def chute_state(self, chute) -> str:
+        return STATES[int(self._arrays()["state"][self._chute(chute)])]
+
+    def chute_fill(self, chute) -> int:
+        return int(self._arrays()["fill"][self._chute(chute)])
+
+    def counters(self) -> dict:
+        """Decisions per reason, and per chute: decisions, items discharged, fill, state."""
+        a = self._arrays()
+        labels = self._chute_labels()
+        return {
+            "by_reason": {r: int(a["reason_count"][i]) for i, r in enumerate(REASONS)},
+            "by_chute": {
+                labels[i]: {"assigned": int(a["assigned"][i]), "discharged": int(a["discharged"][i]),
+                            "fill": int(a["fill"][i]), "state": STATES[int(a["state"][i])]}
+                for i in range(len(labels))
+            },
+        }
+
+    # -- persistence -----------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything needed to resume exactly: plan, chutes, states, fill, counters.
+
+        JSON-serialisable when chute ids are str or int. See :meth:`from_state`.
+        """
+        a = self._arrays()
+        p = self.plan_in_force.arrays()
+        plan = self.sort_plan
+        return {
+            "version": _STATE_VERSION,
+            "chutes": self.chute_table.as_dicts(),
+            "plan": {
+                "name": plan.name, "strategy": plan.strategy,
+                "max_recirculation": int(plan.max_recirculation),
+                "overflow": list(plan.overflow), "reject": dict(plan.reject),
+                "routes": {d: list(r) for d, r in plan.routes.items()},
+            },
+            "destinations": self._dest_codes(),
+            "rr_cursor": p["rr_cursor"].tolist(),
+            "state": [STATES[int(s)] for s in a["state"]],
+            "fill": a["fill"].tolist(),
+            "assigned": a["assigned"].tolist(),
+            "discharged": a["discharged"].tolist(),
+            "reason_count": a["reason_count"].tolist(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Sorter":
+        """Rebuild an engine from :meth:`state_dict` output; it continues identically."""
+        if not isinstance(state, Mapping) or state.get("version") != _STATE_VERSION:
+            raise InputError("not a sorter state", field="version",
+                             expected=f"a dict from Sorter.state_dict() (version {_STATE_VERSION})")
+        try:
+            table = ChuteTable([Chute(**c) for c in state["chutes"]])
+            pd = state["plan"]
+            plan = SortPlan(routes={d: tuple(r) for d, r in pd["routes"].items()},
+                            reject=dict(pd["reject"]), overflow=tuple(pd["overflow"]),
+                            strategy=pd["strategy"], max_recirculation=pd["max_recirculation"],
+                            name=pd["name"])
+            self = cls.__new__(cls)
+            plan.validate(table)
+            self.chute_table = table
+            self.sort_plan = plan
+            self._install_chutes(table.ids, [KINDS.index(c.kind) for c in table],
+                                 [c.capacity for c in table])
+            self._intern(list(state["destinations"]))
+            n = len(table)
+            arrays = [state["fill"], state["assigned"], state["discharged"]]
+            if any(len(x) != n for x in arrays) or len(state["state"]) != n:
+                raise InputError("per-chute arrays do not match the chute table", field="fill")
+            codes = [_STATE_CODE[s] for s in state["state"]]
+            self._load_state(codes, state["fill"], state["assigned"], state["discharged"],
+                             state["reason_count"])
+            cursor = np.asarray(state["rr_cursor"], dtype=np.int32)
+            if cursor.shape != (len(state["destinations"]),):
+                raise InputError("rr_cursor does not match destinations", field="rr_cursor")
+            self._set_plan(self._compile(plan, rr_cursor=cursor))
+        except (KeyError, TypeError) as exc:
+            raise InputError(f"incomplete sorter state: {exc!r}", field="state",
+                             expected="a dict from Sorter.state_dict()") from None
+        return self
+
+    def __reduce__(self):
+        return (type(self).from_state, (self.state_dict(),))
+
+    def __repr__(self):
+        return (f"Sorter(plan={self.sort_plan.name!r}, destinations={len(self.sort_plan.routes)}, "
+                f"chutes={len(self.chute_table)}, strategy={self.sort_plan.strategy!r})")

@@ -1,0 +1,42 @@
+"""The package's exceptions, in one place.
+
+Every error about user input is a ``ValueError`` (or ``TypeError``) subclass, so
+callers that only know the standard library still catch it.
+"""
+from __future__ import annotations
+
+__all__ = ["SorterError", "InputError", "format_location"]
+
+
+class SorterError(Exception):
+    """Base class of sorter's own exceptions."""
+
+
+class InputError(SorterError, ValueError):
+    """A file or argument is malformed. The message names file, line, field and expected form."""
+
+    def __init__(self, message, *, path=None, line=None, field=None, expected=None):
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.field = field
+        self.expected = expected
+        super().__init__(format_location(message, path=path, line=line, field=field,
+                                         expected=expected))
+
+
+def format_location(message, *, path=None, line=None, field=None, expected=None):
+    """One line: ``file:line: field 'x': message (expected ...)``."""
+    where = ""
+    if path is not None:
+        where = str(path)
+        if line is not None:
+            where += f":{line}"
+        where += ": "
+    elif line is not None:
+        where = f"line {line}: "
+    if field is not None:
+        where += f"field '{field}': "
+    text = where + message
+    if expected:
+        text += f" (expected {expected})"
+    return " ".join(text.split("\n"))

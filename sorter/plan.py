@@ -1,0 +1,559 @@
+"""Sort plans and chute tables: the data a sorter is configured with, loaded and validated once.
+
+A *chute table* lists the chutes of a sorter (id, kind, container capacity, position).
+A *sort plan* maps each destination code to an ordered list of chutes (primary first,
+then alternates) and names the overflow chutes and the reject chute of every reason.
+
+Files (outside tools write these, so the names are a contract):
+
+* the plan as CSV, header ``destination,chutes``, chutes separated by ``;``::
+
+      destination,chutes
+      10115,C001;C002
+      20095,C003
+
+* the chute table with plan settings as TOML::
+
+      [plan]
+      name = "wave-1"
+      strategy = "least_loaded"        # fill_first | round_robin | least_loaded
+      max_recirculation = 3
+      overflow = ["OV1"]
+      [reject]
+      no_read = "R1"
+      ...
+      [[chute]]
+      id = "C001"
+      kind = "destination"             # destination | overflow | reject
+      capacity = 40
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from sorter.constants import KINDS, REJECT_REASONS, STRATEGIES
+from sorter.errors import InputError
+
+__all__ = ["Chute", "ChuteTable", "SortPlan", "PlanSettings", "load_chutes", "load_plan",
+           "load_plan_routes"]
+
+_SIDES = ("left", "right")
+
+
+@dataclass(frozen=True)
+class Chute:
+    """One chute: ``id`` (int or str label), ``kind``, ``capacity`` (items per container),
+    optional ``position`` (metres along the sorter) and ``side`` (``left``/``right``)."""
+
+    id: int | str
+    kind: str = "destination"
+    capacity: int = 40
+    position: float | None = None
+    side: str | None = None
+
+    def as_dict(self):
+        d = {"id": self.id, "kind": self.kind, "capacity": self.capacity}
+        if self.position is not None:
+            d["position"] = self.position
+        if self.side is not None:
+            d["side"] = self.side
+        return d
+
+
+class ChuteTable:
+    """An ordered, validated collection of :class:`Chute` with lookup by label.
+
+    Chute labels may be ints or strings; a plan CSV names them as text, so ``str(id)``
+    must be unique too.
+    """
+
+    def __init__(self, chutes: Sequence[Chute | Mapping], *, path=None):
+        items = []
+        for i, c in enumerate(chutes):
+            items.append(c if isinstance(c, Chute) else _chute_from_mapping(c, path, None, i))
+        if not items:
+            raise InputError("a chute table needs at least one chute", path=path, field="chute",
+                             expected="one or more [[chute]] tables")
+        self.chutes = tuple(items)
+        self._index = {}
+        for i, c in enumerate(self.chutes):
+            _check_chute(c, path, None, i)
+            for key in (c.id, str(c.id)):
+                if key in self._index and self._index[key] != i:
+                    raise InputError(f"duplicate chute id {c.id!r}", path=path, field="chute.id",
+                                     expected="unique chute ids")
+                self._index[key] = i
+
+    def __len__(self):
+        return len(self.chutes)
+
+    def __iter__(self):
+        return iter(self.chutes)
+
+    def __getitem__(self, label):
+        return self.chutes[self._index[label]]
+
+    def __contains__(self, label):
+        try:
+            return label in self._index
+        except TypeError:
+            return False
+
+    def index(self, label):
+        """Position of the chute labelled ``label`` (int label or its text form)."""
+        return self._index[label]
+
+    def lookup(self, label):
+        """Position of ``label`` or ``None``."""
+        try:
+            return self._index.get(label)
+        except TypeError:
+            return None
+
+    @property
+    def ids(self):
+        return [c.id for c in self.chutes]
+
+    def as_dicts(self):
+        return [c.as_dict() for c in self.chutes]
+
+    def __repr__(self):
+        kinds = {k: sum(c.kind == k for c in self.chutes) for k in KINDS}
+        return f"ChuteTable({len(self)} chutes: {kinds})"
+
+
+@dataclass
+class PlanSettings:
+    """The ``[plan]`` and ``[reject]`` tables of a chute TOML."""
+
+    name: str = "plan"
+    strategy: str = "fill_first"
+    max_recirculation: int = 3
+    overflow: tuple = ()
+    reject: dict = field(default_factory=dict)
+
+
+@dataclass
+class SortPlan:
+    """A complete sort plan.
+
+    Parameters
+    ----------
+    routes : mapping of str to sequence of chute ids
+        Destination code -> chutes, primary first, then alternates.
+    reject : mapping of str to chute id
+        Reject chute for each reason in :data:`sorter.constants.REJECT_REASONS`.
+    overflow : sequence of chute ids
+        Shared overflow chutes, tried in this order.
+    strategy : {'fill_first', 'round_robin', 'least_loaded'}
+    max_recirculation : int
+        A parcel that has recirculated more often than this goes to reject.
+    name : str
+    """
+
+    routes: dict
+    reject: dict
+    overflow: tuple = ()
+    strategy: str = "fill_first"
+    max_recirculation: int = 3
+    name: str = "plan"
+
+    def validate(self, chutes: ChuteTable, *, path=None):
+        """Check the plan against ``chutes``; raises :class:`~sorter.errors.InputError`."""
+        if self.strategy not in STRATEGIES:
+            raise InputError(f"unknown strategy {self.strategy!r}", path=path, field="strategy",
+                             expected=" | ".join(STRATEGIES))
+        if (not isinstance(self.max_recirculation, int) or isinstance(self.max_recirculation, bool)
+                or self.max_recirculation < 0):
+            raise InputError(f"bad max_recirculation {self.max_recirculation!r}", path=path,
+                             field="max_recirculation", expected="an integer >= 0")
+        for reason in REJECT_REASONS:
+            if reason not in self.reject:
+                raise InputError(f"no reject chute for reason '{reason}'", path=path,
+                                 field=f"reject.{reason}", expected="a chute id of kind 'reject'")
+        for reason, cid in self.reject.items():
+            if reason not in REJECT_REASONS:
+                raise InputError(f"unknown reject reason '{reason}'", path=path,
+                                 field=f"reject.{reason}", expected=" | ".join(REJECT_REASONS))
+            c = _known_chute(chutes, cid, path, None, f"reject.{reason}")
+            if c.kind != "reject":
+                raise InputError(f"chute {cid!r} is of kind '{c.kind}'", path=path,
+                                 field=f"reject.{reason}", expected="a chute of kind 'reject'")
+        for cid in self.overflow:
+            c = _known_chute(chutes, cid, path, None, "overflow")
+            if c.kind == "reject":
+                raise InputError(f"chute {cid!r} is a reject chute", path=path, field="overflow",
+                                 expected="chutes of kind 'overflow' or 'destination'")
+        for dest, route in self.routes.items():
+            _check_route(dest, route, chutes, path, None)
+        return self
+
+
+def _known_chute(chutes, cid, path, line, fieldname):
+    i = chutes.lookup(cid)
+    if i is None:
+        raise InputError(f"unknown chute {cid!r}", path=path, line=line, field=fieldname,
+                         expected="a chute id from the chute table")
+    return chutes.chutes[i]
+
+
+def _check_route(dest, route, chutes, path, line):
+    if not isinstance(dest, str) or not dest.strip():
+        raise InputError(f"bad destination {dest!r}", path=path, line=line, field="destination",
+                         expected="a non-empty destination code")
+    if len(route) == 0:
+        raise InputError(f"destination {dest!r} has no chutes", path=path, line=line,
+                         field="chutes", expected="one or more chute ids separated by ';'")
+    seen = set()
+    for cid in route:
+        c = _known_chute(chutes, cid, path, line, "chutes")
+        if c.kind == "reject":
+            raise InputError(f"chute {cid!r} of destination {dest!r} is a reject chute", path=path,
+                             line=line, field="chutes",
+                             expected="chutes of kind 'destination' or 'overflow'")
+        if c.id in seen:
+            raise InputError(f"chute {cid!r} listed twice for destination {dest!r}", path=path,
+                             line=line, field="chutes", expected="each chute once per destination")
+        seen.add(c.id)
+
+
+def _check_chute(c, path, line, i):
+    where = dict(path=path, line=line)
+    if isinstance(c.id, bool) or not isinstance(c.id, (int, str)) or (isinstance(c.id, str)
+                                                                      and not c.id.strip()):
+        raise InputError(f"chute #{i + 1}: bad id {c.id!r}", field="id",
+                         expected="a non-empty string or an integer", **where)
+    if isinstance(c.id, str) and (";" in c.id or "," in c.id or c.id != c.id.strip()):
+        raise InputError(f"chute #{i + 1}: id {c.id!r} contains ';', ',' or surrounding spaces",
+                         field="id", expected="a plain label", **where)
+    if c.kind not in KINDS:
+        raise InputError(f"chute {c.id!r}: unknown kind {c.kind!r}", field="kind",
+                         expected=" | ".join(KINDS), **where)
+    if isinstance(c.capacity, bool) or not isinstance(c.capacity, int) or not (
+            1 <= c.capacity <= 1_000_000_000):
+        raise InputError(f"chute {c.id!r}: bad capacity {c.capacity!r}", field="capacity",
+                         expected="an integer from 1 to 1e9 (items per container)", **where)
+    if c.position is not None and (isinstance(c.position, bool)
+                                   or not isinstance(c.position, (int, float))
+                                   or not (c.position >= 0) or c.position == float("inf")):
+        raise InputError(f"chute {c.id!r}: bad position {c.position!r}", field="position",
+                         expected="a finite number of metres >= 0", **where)
+    if c.side is not None and c.side not in _SIDES:
+        raise InputError(f"chute {c.id!r}: bad side {c.side!r}", field="side",
+                         expected="left | right", **where)
+
+
+_CHUTE_KEYS = {"id", "kind", "capacity", "position", "side"}
+
+
+def _chute_from_mapping(m, path, line, i):
+    if not isinstance(m, Mapping):
+        raise InputError(f"chute #{i + 1} is not a table", path=path, line=line, field="chute",
+                         expected="a [[chute]] table with id, kind, capacity")
+    if "id" not in m:
+        raise InputError(f"chute #{i + 1} has no id", path=path, line=line, field="id",
+                         expected="id = \"C001\" or an integer")
+    extra = set(m) - _CHUTE_KEYS
+    if extra:
+        raise InputError(f"chute {m['id']!r}: unknown key(s) {sorted(extra)}", path=path,
+                         line=line, field=sorted(extra)[0],
+                         expected="keys " + ", ".join(sorted(_CHUTE_KEYS)))
+    c = Chute(id=m["id"], kind=m.get("kind", "destination"), capacity=m.get("capacity", 40),
+              position=m.get("position"), side=m.get("side"))
+    _check_chute(c, path, line, i)
+    return c
+
+
+# --------------------------------------------------------------------------- TOML
+
+
+def _section_lines(text):
+    """Line numbers of ``[plan]``, ``[reject]`` and each ``[[chute]]`` header, and of keys."""
+    lines = {"plan": None, "reject": None, "chute": []}
+    keys = {}           # (section, index, key) -> line
+    section, index = None, None
+    for no, raw in enumerate(text.splitlines(), start=1):
+        s = raw.strip()
+        if s.startswith("[[") and s.split("#")[0].strip().endswith("]]"):
+            name = s.split("#")[0].strip()[2:-2].strip()
+            section = name
+            if name == "chute":
+                lines["chute"].append(no)
+                index = len(lines["chute"]) - 1
+            else:
+                index = None
+        elif s.startswith("["):
+            name = s.split("#")[0].strip()[1:-1].strip()
+            section, index = name, None
+            if name in lines and not isinstance(lines[name], list):
+                lines[name] = no
+        else:
+            m = re.match(r"([A-Za-z0-9_\-\"']+)\s*=", s)
+            if m:
+                keys[(section, index, m.group(1).strip("\"'"))] = no
+    return lines, keys
+
+
+def load_chutes(path) -> tuple[ChuteTable, PlanSettings]:
+    """Read a chute TOML: the chute table and the plan settings.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    (ChuteTable, PlanSettings)
+
+    Raises
+    ------
+    ValueError
+        (:class:`~sorter.errors.InputError`) naming file, line, field and expected form.
+
+    Examples
+    --------
+    >>> table, settings = load_chutes("seeds/plan/demo_chutes.toml")  # doctest: +SKIP
+    """
+    path = Path(path)
+    text = _read_text(path)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise InputError(f"not valid TOML: {exc}", path=path, line=int(m.group(1)) if m else None,
+                         expected="TOML with [plan], [reject] and [[chute]] tables") from None
+    return parse_chutes_doc(doc, path=path, text=text)
+
+
+def parse_chutes_doc(doc, *, path=None, text=""):
+    """Validate an already-parsed chute document (dict) as :func:`load_chutes` does."""
+    heads, keys = _section_lines(text)
+    known = {"plan", "reject", "chute"}
+    for k in doc:
+        if k not in known:
+            raise InputError(f"unknown table [{k}]", path=path, field=k,
+                             expected="[plan], [reject] and [[chute]] tables")
+    raw_chutes = doc.get("chute")
+    if not isinstance(raw_chutes, list) or not raw_chutes:
+        raise InputError("no chutes", path=path, field="chute",
+                         expected="one or more [[chute]] tables with id, kind, capacity")
+    chutes = []
+    for i, m in enumerate(raw_chutes):
+        line = heads["chute"][i] if i < len(heads["chute"]) else None
+        try:
+            chutes.append(_chute_from_mapping(m, path, line, i))
+        except InputError as exc:
+            # point at the key's own line when we know it
+            key_line = keys.get(("chute", i, exc.field)) if exc.field else None
+            if key_line is not None and key_line != line:
+                raise InputError(_strip_where(exc), path=path, line=key_line,
+                                 field=exc.field) from None
+            raise
+    try:
+        table = ChuteTable(chutes, path=path)
+    except InputError as exc:
+        if exc.field == "chute.id":
+            dup = None
+            seen = {}
+            for i, c in enumerate(chutes):
+                for key in {c.id, str(c.id)}:
+                    if key in seen:
+                        dup = i
+                    seen[key] = i
+                if dup is not None:
+                    break
+            line = keys.get(("chute", dup, "id")) if dup is not None else None
+            raise InputError(_strip_where(exc), path=path, line=line, field="id") from None
+        raise
+
+    plan = doc.get("plan", {})
+    if not isinstance(plan, Mapping):
+        raise InputError("[plan] must be a table", path=path, field="plan",
+                         expected="[plan] with name, strategy, max_recirculation, overflow")
+    settings = PlanSettings()
+    for key, value in plan.items():
+        line = keys.get(("plan", None, key), heads["plan"])
+        if key == "name":
+            if not isinstance(value, str) or not value.strip():
+                raise InputError(f"bad plan name {value!r}", path=path, line=line,
+                                 field="plan.name", expected="a non-empty string")
+            settings.name = value
+        elif key == "strategy":
+            if value not in STRATEGIES:
+                raise InputError(f"unknown strategy {value!r}", path=path, line=line,
+                                 field="plan.strategy", expected=" | ".join(STRATEGIES))
+            settings.strategy = value
+        elif key == "max_recirculation":
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1000:
+                raise InputError(f"bad max_recirculation {value!r}", path=path, line=line,
+                                 field="plan.max_recirculation", expected="an integer from 0 to 1000")
+            settings.max_recirculation = value
+        elif key == "overflow":
+            if isinstance(value, (str, int)) and not isinstance(value, bool):
+                value = [value]
+            if not isinstance(value, list):
+                raise InputError(f"bad overflow {value!r}", path=path, line=line,
+                                 field="plan.overflow", expected='a list of chute ids, e.g. ["OV1"]')
+            for cid in value:
+                c = _known_chute(table, cid, path, line, "plan.overflow")
+                if c.kind == "reject":
+                    raise InputError(f"chute {cid!r} is a reject chute", path=path, line=line,
+                                     field="plan.overflow",
+                                     expected="chutes of kind 'overflow' or 'destination'")
+            settings.overflow = tuple(table[cid].id for cid in value)
+        else:
+            # more keys may come from outside tools: keep going, but not silently wrong
+            continue
+
+    reject = doc.get("reject")
+    if not isinstance(reject, Mapping):
+        raise InputError("no [reject] table", path=path, field="reject",
+                         expected="[reject] with a chute for each of " + ", ".join(REJECT_REASONS))
+    for reason in REJECT_REASONS:
+        if reason not in reject:
+            raise InputError(f"no reject chute for reason '{reason}'", path=path,
+                             line=heads["reject"], field=f"reject.{reason}",
+                             expected=f'{reason} = "<chute id of kind reject>"')
+    for reason, cid in reject.items():
+        line = keys.get(("reject", None, reason), heads["reject"])
+        if reason not in REJECT_REASONS:
+            raise InputError(f"unknown reject reason '{reason}'", path=path, line=line,
+                             field=f"reject.{reason}", expected=" | ".join(REJECT_REASONS))
+        c = _known_chute(table, cid, path, line, f"reject.{reason}")
+        if c.kind != "reject":
+            raise InputError(f"chute {cid!r} is of kind '{c.kind}'", path=path, line=line,
+                             field=f"reject.{reason}", expected="a chute of kind 'reject'")
+        settings.reject[reason] = c.id
+    return table, settings
+
+
+def _strip_where(exc):
+    """The message of an InputError without its leading ``file:line: `` part."""
+    msg = str(exc)
+    if exc.path is not None:
+        prefix = str(exc.path) + (f":{exc.line}" if exc.line is not None else "") + ": "
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    if exc.field is not None and msg.startswith(f"field '{exc.field}': "):
+        msg = msg[len(f"field '{exc.field}': "):]
+    return msg
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _read_text(path):
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError("file not found", path=path) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not a file", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", path=path) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError("not UTF-8 text", path=path, line=line,
+                         expected="a UTF-8 text file") from None
+
+
+def load_plan_routes(path, chutes: ChuteTable | None = None) -> dict:
+    """Read a plan CSV (header ``destination,chutes``) into ``{destination: (chute ids...)}``.
+
+    With ``chutes`` the chute ids are checked against the table and returned as the table's
+    own labels (an int label written ``17`` in the CSV comes back as ``17``).
+
+    Raises
+    ------
+    ValueError
+        (:class:`~sorter.errors.InputError`) naming file, line and field: duplicate
+        destination, unknown chute, a reject chute in a route, an empty chute list.
+    """
+    path = Path(path)
+    text = _read_text(path)
+    return parse_plan_csv(text, chutes, path=path)
+
+
+def parse_plan_csv(text, chutes=None, *, path=None):
+    """Parse plan CSV text; see :func:`load_plan_routes`."""
+    if "\x00" in text:
+        raise InputError("contains NUL bytes", path=path, expected="a text CSV file")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise InputError(f"bad CSV: {exc}", path=path, line=1) from None
+    if header is None or [h.strip() for h in header[:2]] != ["destination", "chutes"]:
+        raise InputError(f"bad header {','.join(header or [])!r}", path=path, line=1,
+                         field="header", expected="'destination,chutes'")
+    routes = {}
+    lines = {}
+    try:
+        for row in reader:
+            line = reader.line_num
+            if not row or all(not c.strip() for c in row):
+                continue
+            if row[0].lstrip().startswith("#"):
+                continue
+            if len(row) < 2:
+                raise InputError("missing chutes column", path=path, line=line, field="chutes",
+                                 expected="destination,chute;chute;...")
+            dest = row[0].strip()
+            if not dest:
+                raise InputError("empty destination", path=path, line=line, field="destination",
+                                 expected="a non-empty destination code")
+            if dest in routes:
+                raise InputError(f"duplicate destination {dest!r} (first on line {lines[dest]})",
+                                 path=path, line=line, field="destination",
+                                 expected="each destination once")
+            parts = [p.strip() for p in row[1].split(";")]
+            if any(p == "" for p in parts) and any(p for p in parts):
+                raise InputError(f"empty chute id in {row[1]!r}", path=path, line=line,
+                                 field="chutes", expected="chute ids separated by ';'")
+            parts = [p for p in parts if p]
+            if not parts:
+                raise InputError(f"destination {dest!r} has no chutes", path=path, line=line,
+                                 field="chutes", expected="one or more chute ids separated by ';'")
+            if chutes is not None:
+                _check_route(dest, parts, chutes, path, line)
+                parts = [chutes[p].id for p in parts]
+            elif len(set(parts)) != len(parts):
+                raise InputError(f"a chute listed twice for destination {dest!r}", path=path,
+                                 line=line, field="chutes", expected="each chute once per destination")
+            routes[dest] = tuple(parts)
+            lines[dest] = line
+    except csv.Error as exc:
+        raise InputError(f"bad CSV: {exc}", path=path, line=reader.line_num) from None
+    if not routes:
+        raise InputError("no destinations", path=path, line=2, field="destination",
+                         expected="one row per destination after the header")
+    return routes
+
+
+def load_plan(plan_csv, chutes_toml, **overrides) -> tuple[SortPlan, ChuteTable]:
+    """Load a plan CSV and a chute TOML into a validated ``(SortPlan, ChuteTable)``.
+
+    ``overrides`` may set ``strategy``, ``max_recirculation``, ``name``, ``overflow``.
+    """
+    table, settings = load_chutes(chutes_toml)
+    routes = load_plan_routes(plan_csv, table)
+    plan = SortPlan(routes=routes, reject=dict(settings.reject), overflow=tuple(settings.overflow),
+                    strategy=settings.strategy, max_recirculation=settings.max_recirculation,
+                    name=settings.name)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key not in ("strategy", "max_recirculation", "name", "overflow"):
+            raise TypeError(f"unknown override {key!r} (expected strategy, max_recirculation, "
+                            "name or overflow)")
+        setattr(plan, key, tuple(value) if key == "overflow" else value)
+    plan.validate(table, path=chutes_toml)
+    return plan, table

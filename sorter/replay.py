@@ -1,0 +1,172 @@
+"""Replay a scan/chute event stream (CSV) through a :class:`~sorter.Sorter`.
+
+Header: ``t,event,parcel,destination,recirculation,sortable,chute,plan``. Events:
+``scan`` (an empty ``destination`` is a no-read; ``sortable`` 1 or 0, empty = 1;
+``recirculation`` empty = 0), ``discharged`` (one item into ``chute``), ``full``,
+``open`` (reopen without emptying), ``blocked``, ``disabled``, ``container_change``
+(chute states), ``container_changed`` (container swapped: empty and reopen),
+``switch_plan`` (``plan`` = the new plan CSV, relative to the events file).
+Rows are applied in file order.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sorter.constants import REASONS
+from sorter.errors import InputError
+
+__all__ = ["EVENT_COLUMNS", "EVENTS", "ReplayResult", "replay_events"]
+
+log = logging.getLogger(__name__)
+
+EVENT_COLUMNS = ("t", "event", "parcel", "destination", "recirculation", "sortable", "chute", "plan")
+_STATE_EVENTS = {"full": "full", "open": "open", "blocked": "blocked", "disabled": "disabled",
+                 "container_change": "container_change"}
+EVENTS = ("scan", "discharged", *_STATE_EVENTS, "container_changed", "switch_plan")
+
+
+@dataclass
+class ReplayResult:
+    """What a replay did: decisions written, counts by reason, rows skipped."""
+
+    decisions: int = 0
+    by_reason: dict = field(default_factory=lambda: {r: 0 for r in REASONS})
+    skipped: list = field(default_factory=list)     # (line, message)
+    events: int = 0
+
+
+def _parse_row(row, line, path, base):
+    """Validate one row; returns (event, fields) or raises InputError naming the line."""
+    ev = row["event"].strip()
+    if ev not in EVENTS:
+        raise InputError(f"unknown event {ev!r}", path=path, line=line, field="event",
+                         expected=" | ".join(EVENTS))
+    t = row["t"].strip()
+    if t:
+        try:
+            float(t)
+        except ValueError:
+            raise InputError(f"bad time {t!r}", path=path, line=line, field="t",
+                             expected="a number of seconds") from None
+    if ev == "scan":
+        parcel = row["parcel"].strip()
+        if not parcel:
+            raise InputError("scan without a parcel id", path=path, line=line, field="parcel",
+                             expected="a parcel id")
+        rc = row["recirculation"].strip()
+        if rc == "":
+            rc = 0
+        else:
+            try:
+                rc = int(rc)
+            except ValueError:
+                rc = -1
+            if rc < 0:
+                raise InputError(f"bad recirculation {row['recirculation']!r}", path=path,
+                                 line=line, field="recirculation",
+                                 expected="an integer >= 0 (empty = 0)")
+        so = row["sortable"].strip()
+        if so not in ("", "0", "1"):
+            raise InputError(f"bad sortable {so!r}", path=path, line=line, field="sortable",
+                             expected="1 or 0 (empty = 1)")
+        dest = row["destination"].strip()
+        return ev, (parcel, dest if dest else None, rc, so != "0")
+    if ev == "switch_plan":
+        plan = row["plan"].strip()
+        if not plan:
+            raise InputError("switch_plan without a plan file", path=path, line=line,
+                             field="plan", expected="a plan CSV path relative to the events file")
+        return ev, (base / plan,)
+    chute = row["chute"].strip()
+    if not chute:
+        raise InputError(f"{ev} without a chute", path=path, line=line, field="chute",
+                         expected="a chute id")
+    return ev, (chute,)
+
+
+def replay_events(sorter, events_csv, *, on_error="fail", write=None) -> ReplayResult:
+    """Apply every row of ``events_csv`` to ``sorter`` in order.
+
+    Parameters
+    ----------
+    sorter : Sorter
+    events_csv : path
+    on_error : {'fail', 'skip'}
+        ``fail`` raises :class:`~sorter.errors.InputError` (a ``ValueError``) naming the
+        line; ``skip`` logs the row and goes on.
+    write : callable, optional
+        Called as ``write(parcel, chute, reason)`` for each scan.
+
+    Returns
+    -------
+    ReplayResult
+    """
+    if on_error not in ("fail", "skip"):
+        raise ValueError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
+    path = Path(events_csv)
+    base = path.parent
+    result = ReplayResult()
+    try:
+        fh = open(path, newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", path=path) from None
+    with fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader, None)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputError(f"bad CSV: {exc}", path=path, line=1) from None
+        header = [h.strip() for h in (header or [])]
+        missing = [c for c in EVENT_COLUMNS if c not in header]
+        if missing:
+            raise InputError(f"header lacks column(s) {', '.join(missing)}", path=path, line=1,
+                             field="header", expected=",".join(EVENT_COLUMNS))
+        col = {c: header.index(c) for c in EVENT_COLUMNS}
+        while True:
+            try:
+                raw = next(reader)
+            except StopIteration:
+                break
+            except (csv.Error, UnicodeDecodeError) as exc:
+                err = InputError(f"bad CSV: {exc}", path=path, line=reader.line_num)
+                if on_error == "fail":
+                    raise err from None
+                result.skipped.append((reader.line_num, str(err)))
+                log.warning("skipped %s", err)
+                continue
+            line = reader.line_num
+            if not raw or all(not c.strip() for c in raw):
+                continue
+            try:
+                if len(raw) < len(header):
+                    raise InputError(f"{len(raw)} fields, header has {len(header)}", path=path,
+                                     line=line, field="row", expected=",".join(EVENT_COLUMNS))
+                row = {c: raw[i] for c, i in col.items()}
+                ev, args = _parse_row(row, line, path, base)
+                if ev == "scan":
+                    parcel, dest, rc, sortable = args
+                    d = sorter.assign(dest, rc, sortable)
+                    result.decisions += 1
+                    result.by_reason[d.reason] += 1
+                    if write is not None:
+                        write(parcel, d.chute, d.reason)
+                elif ev == "switch_plan":
+                    sorter.switch_plan(args[0])
+                elif ev == "discharged":
+                    sorter.discharged(args[0])
+                elif ev == "container_changed":
+                    sorter.container_changed(args[0])
+                else:
+                    sorter.set_state(args[0], _STATE_EVENTS[ev])
+                result.events += 1
+            except InputError as exc:
+                if exc.path is None:     # an engine error (unknown chute): add the place
+                    exc = InputError(str(exc), path=path, line=line)
+                if on_error == "fail":
+                    raise exc from None
+                result.skipped.append((line, str(exc)))
+                log.warning("skipped %s", exc)
+    return result
