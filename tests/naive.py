@@ -1,0 +1,128 @@
+"""Plain-Python reference implementations (the test oracles).
+
+Each is small and obviously correct, written from the rules in the issue, not from the
+compiled code. Other oracles live beside this file: ``naive_mapf.py`` (plan checks),
+``naive_pibt.py`` (PIBT), ``simpy_loop.py`` (the loop sorter as a SimPy model).
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+REASONS = ["ok", "overflow", "no_read", "unknown_destination", "max_recirculation",
+           "no_chute_available", "not_sortable", "late"]
+
+
+class NaiveSorter:
+    """The chute-assignment rules, one dict lookup and one loop at a time.
+
+    routes: {destination: [chute, ...]}; chutes: {chute: (kind, capacity)};
+    reject: {reason: chute}; overflow: [chute, ...].
+    """
+
+    def __init__(self, routes, chutes, reject, overflow, strategy, max_recirculation):
+        self.routes = {d: list(r) for d, r in routes.items()}
+        self.kind = {c: k for c, (k, cap) in chutes.items()}
+        self.capacity = {c: cap for c, (k, cap) in chutes.items()}
+        self.reject = dict(reject)
+        self.overflow = list(overflow)
+        self.strategy = strategy
+        self.max_recirculation = max_recirculation
+        self.state = {c: "open" for c in chutes}
+        self.fill = {c: 0 for c in chutes}
+        self.cursor = {}
+        self.by_reason = {r: 0 for r in REASONS}
+
+    def is_open(self, chute):
+        return self.state[chute] == "open"
+
+    def pick(self, dest):
+        route = self.routes[dest]
+        if self.strategy == "fill_first":
+            for c in route:
+                if self.is_open(c):
+                    return c
+            return None
+        if self.strategy == "round_robin":
+            start = self.cursor.get(dest, 0)
+            for k in range(len(route)):
+                j = (start + k) % len(route)
+                if self.is_open(route[j]):
+                    self.cursor[dest] = (j + 1) % len(route)
+                    return route[j]
+            return None
+        # least_loaded: fewest items in the container, ties to plan order
+        open_chutes = [c for c in route if self.is_open(c)]
+        if not open_chutes:
+            return None
+        return min(open_chutes, key=lambda c: (self.fill[c], route.index(c)))
+
+    def assign(self, destination, recirculation=0, sortable=True):
+        chute = None
+        if not sortable:
+            reason = "not_sortable"
+        elif destination is None or destination == "":
+            reason = "no_read"
+        elif recirculation > self.max_recirculation:
+            reason = "max_recirculation"
+        elif destination not in self.routes:
+            reason = "unknown_destination"
+        else:
+            chute = self.pick(destination)
+            if chute is not None:
+                reason = "ok"
+            else:
+                chute = next((c for c in self.overflow if self.is_open(c)), None)
+                reason = "overflow" if chute is not None else "no_chute_available"
+        if chute is None:
+            chute = self.reject[reason]
+        self.by_reason[reason] += 1
+        return chute, reason
+
+    def discharged(self, chute, n=1):
+        self.fill[chute] += n
+        if self.fill[chute] >= self.capacity[chute] and self.state[chute] == "open":
+            self.state[chute] = "full"
+
+    def set_state(self, chute, state):
+        self.state[chute] = state
+
+    def container_changed(self, chute):
+        self.fill[chute] = 0
+        self.state[chute] = "open"
+
+    def switch_plan(self, routes):
+        self.routes = {d: list(r) for d, r in routes.items()}
+        self.cursor = {}
+
+
+def read_plan_csv(path):
+    """{destination: [chutes]} from a plan CSV (no validation: test inputs are valid)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    return {r[0].strip(): [c.strip() for c in r[1].split(";") if c.strip()]
+            for r in rows[1:] if r and r[0].strip()}
+
+
+def replay(naive, events_csv):
+    """Apply an events CSV to a NaiveSorter; returns [(parcel, chute, reason), ...]."""
+    out = []
+    base = Path(events_csv).parent
+    with open(events_csv, newline="") as fh:
+        for row in csv.DictReader(fh):
+            ev = row["event"]
+            if ev == "scan":
+                dest = row["destination"] or None
+                rc = int(row["recirculation"] or 0)
+                sortable = row["sortable"] != "0"
+                chute, reason = naive.assign(dest, rc, sortable)
+                out.append((row["parcel"], chute, reason))
+            elif ev == "discharged":
+                naive.discharged(row["chute"])
+            elif ev == "container_changed":
+                naive.container_changed(row["chute"])
+            elif ev == "switch_plan":
+                naive.switch_plan(read_plan_csv(base / row["plan"]))
+            else:
+                naive.set_state(row["chute"], ev)
+    return out
