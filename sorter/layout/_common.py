@@ -1,0 +1,171 @@
+"""Small helpers shared by the floor loaders: reading text, located errors, station checks."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sorter.errors import InputError
+
+__all__ = ["read_text", "fail", "check_floor_reachable", "parse_grid", "parse_int_lines",
+           "parse_map_header", "split_lines", "grid_rows"]
+
+
+def read_text(path) -> str:
+    """Read a text file; a missing or undecodable file is an :class:`InputError`."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise InputError("file not found", path=p, expected="an existing file") from None
+    except OSError as e:
+        raise InputError(f"cannot read file: {e.strerror}", path=p, expected="a readable file") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InputError(f"byte {e.start} is not UTF-8 text", path=p, line=line,
+                         expected="a UTF-8 (ASCII) text file") from None
+
+
+def fail(message, *, path=None, line=None, column=None, field=None, expected=None):
+    """Raise an InputError naming file, line and (1-based) column."""
+    if column is not None:
+        message = f"column {column}: {message}"
+    raise InputError(message, path=path, line=line, field=field, expected=expected)
+
+
+def check_floor_reachable(floor, *, path, locate):
+    """Raise an InputError if some induct and chute cannot reach each other.
+
+    ``locate(cell) -> (line, column)`` maps a cell to its place in the file.
+    """
+    problem = floor.reachability_problem()
+    if problem is not None:
+        msg, cell = problem
+        line, column = locate(cell)
+        r, c = floor.rc(cell)
+        fail(f"{msg} (cell row {r}, col {c})", path=path, line=line, column=column,
+             expected="every induct and every chute mutually reachable")
+
+
+def parse_grid(rows, *, first_line, path, table, expected, width=None):
+    """Turn text rows into a 2-D array of codes via a 256-entry lookup ``table`` (-1 = unknown).
+
+    Checks equal row lengths (``width`` if given, else the first row's) and known characters;
+    errors name the file line and 1-based column. Returns ``(codes, chars)`` as 2-D arrays.
+    """
+    import numpy as np
+
+    if not rows:
+        fail("no rows", path=path, line=first_line, expected="rows of cells")
+    w = len(rows[0]) if width is None else width
+    for r, ln in enumerate(rows):
+        if len(ln) != w:
+            what = "the header's width" if width is not None else "the first row"
+            fail(f"row has {len(ln)} cells but {what} says {w}", path=path, line=first_line + r,
+                 column=min(len(ln), w) + 1, expected=f"{w} characters per row")
+    try:
+        chars = np.frombuffer("".join(rows).encode("ascii"), dtype=np.uint8)
+    except UnicodeEncodeError:
+        for r, ln in enumerate(rows):
+            for c, ch in enumerate(ln):
+                if ord(ch) > 127:
+                    fail(f"unknown character {ch!r}", path=path, line=first_line + r, column=c + 1,
+                         expected=expected)
+        raise  # pragma: no cover
+    chars = chars.reshape(len(rows), w)
+    codes = table[chars]
+    if (codes < 0).any():
+        r, c = (int(v) for v in np.argwhere(codes < 0)[0])
+        fail(f"unknown character {chr(chars[r, c])!r}", path=path, line=first_line + r,
+             column=c + 1, expected=expected)
+    return codes, chars
+
+
+def parse_int_lines(lines, *, first_line, path, field, lo=None, hi=None, expected="an integer"):
+    """Parse one integer per line, vectorised; errors name the first bad line.
+
+    ``lo``/``hi``: inclusive lower / exclusive upper bounds.
+    """
+    import numpy as np
+
+    try:
+        vals = np.asarray(lines, dtype=np.str_).astype(np.int64)      # fast path
+    except (ValueError, OverflowError, TypeError):
+        out = []
+        for i, s in enumerate(lines):
+            try:
+                v = int(s)
+            except ValueError:
+                fail(f"{s.strip()!r} is not an integer", path=path, line=first_line + i,
+                     field=field, expected=expected)
+            if not -(2 ** 62) < v < 2 ** 62:
+                fail(f"{v} is out of range", path=path, line=first_line + i, field=field,
+                     expected=expected)
+            out.append(v)
+        vals = np.array(out, dtype=np.int64)
+    bad = np.zeros(vals.size, dtype=bool)
+    if lo is not None:
+        bad |= vals < lo
+    if hi is not None:
+        bad |= vals >= hi
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        fail(f"{int(vals[i])} is out of range", path=path, line=first_line + i, field=field,
+             expected=expected)
+    return vals
+
+
+def parse_map_header(lines, *, path):
+    """Parse the MovingAI header: ``type NAME``, ``height H``, ``width W``, ``map``.
+
+    Returns ``(height, width, index of the first grid line)``.
+    """
+    want = ("type", "height", "width", "map")
+    got = {}
+    for i, key in enumerate(want):
+        if i >= len(lines):
+            fail("file ends inside the header", path=path, line=i + 1,
+                 expected="'type octile', 'height H', 'width W', 'map' on lines 1-4")
+        parts = lines[i].split()
+        if not parts or parts[0] != key or (key == "map" and len(parts) != 1) \
+                or (key != "map" and len(parts) != 2):
+            form = {"type": "'type octile'", "height": "'height H'", "width": "'width W'",
+                    "map": "'map'"}[key]
+            fail(f"header line {lines[i]!r}", path=path, line=i + 1, field=key, expected=form)
+        if key in ("height", "width"):
+            try:
+                v = int(parts[1])
+            except ValueError:
+                v = 0
+            if v < 1:
+                fail(f"{key} {parts[1]!r} is not a positive integer", path=path, line=i + 1,
+                     field=key, expected="an integer >= 1")
+            got[key] = v
+    return got["height"], got["width"], 4
+
+
+def split_lines(text):
+    """Lines of a text without line-end characters; trailing blank lines dropped."""
+    lines = text.split("\n")
+    if "\r" in text:
+        lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def grid_rows(lines, start, height, *, path):
+    """The ``height`` grid rows from line index ``start``; missing or extra rows are errors.
+
+    ``lines`` comes from :func:`split_lines` (no trailing blank lines).
+    """
+    rows = lines[start:start + height]
+    if len(rows) < height:
+        fail(f"header says height {height} but the file has {len(rows)} rows", path=path,
+             line=max(start + len(rows), 1), field="height", expected=f"{height} rows of cells")
+    extra = [i for i, ln in enumerate(lines[start + height:]) if ln.strip()]
+    if extra:
+        fail(f"header says height {height} but there are more rows", path=path,
+             line=start + height + extra[0] + 1, field="height",
+             expected=f"exactly {height} rows of cells")
+    return rows

@@ -1,0 +1,314 @@
+"""The plain ASCII floor form, for tests and hand-made floors.
+
+One character per cell, one line per row::
+
+    .   travel cell
+    @ # T   obstacle
+    I   induct cell (each ``I`` cell is one induct station, numbered in row-major order)
+    D   drop cell (a robot stands here to tip its parcel into the chute beside it)
+    C   chute body (an obstacle); each 4-connected block of ``C`` cells is one chute, numbered
+        in row-major order of its first cell; its station is every ``D`` cell touching it
+        (a ``D`` touching two blocks serves both chutes)
+    > < ^ v   one-way travel cell: the two moves along the arrow's axis that touch it are
+              one-way in the arrow's direction. A robot on a ``>`` cell may move east (on),
+              north or south (turning off), never west; no robot may enter it moving west.
+              So a row of ``>`` cells is a one-way street, entered and left from the sides.
+
+An optional MovingAI-style header may come first: ``type ...``, ``height H``, ``width W``
+lines, then ``map``; when given, H and W must agree with the rows. Leading and trailing
+blank lines and a common indentation are ignored (so a triple-quoted string works).
+
+Rules checked, each error naming line and column: rows of equal length, known characters,
+header agreeing with the rows, every chute block has a drop cell, every drop cell touches a
+chute block, and every induct and chute mutually reachable.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from sorter.layout._common import check_floor_reachable, fail, read_text
+from sorter.layout._grid import DC, DR, group_by_block
+from sorter.layout.floor import DROP, INDUCT, OBSTACLE, TRAVEL, Floor, Station
+
+__all__ = ["parse_ascii", "load_ascii", "format_ascii", "ASCII_CHARS"]
+
+ASCII_CHARS = ".@#TIDC><^v"
+_ARROWS = {">": 0, "v": 1, "<": 2, "^": 3}          # direction codes: east, south, west, north
+_ARROW_OF_DIR = {d: ch for ch, d in _ARROWS.items()}
+_EXPECTED = "one of . @ # T I D C > < ^ v"
+
+
+def _code_table():
+    code = np.full(256, -1, dtype=np.int8)
+    for ch in ".><^v":
+        code[ord(ch)] = TRAVEL
+    for ch in "@#TC":
+        code[ord(ch)] = OBSTACLE
+    code[ord("I")] = INDUCT
+    code[ord("D")] = DROP
+    return code
+
+
+_CODE = _code_table()
+
+
+def _split_header(lines, path, offset):
+    """Return (index of first grid line, height or None, width or None)."""
+    i = 0
+    h = w = None
+    first = lines[0].split() if lines else []
+    if not first or first[0] not in ("type", "height", "width"):
+        return 0, None, None
+    while i < len(lines):
+        parts = lines[i].split()
+        key = parts[0] if parts else ""
+        if key == "map" and len(parts) == 1:
+            return i + 1, h, w
+        if key == "type" and len(parts) >= 2:
+            pass
+        elif key in ("height", "width") and len(parts) == 2:
+            try:
+                v = int(parts[1])
+            except ValueError:
+                v = -1
+            if v < 1:
+                fail(f"{key} {parts[1]!r} is not a positive integer", path=path, line=offset + i + 1,
+                     field=key, expected=f"'{key} N' with N >= 1")
+            if key == "height":
+                h = v
+            else:
+                w = v
+        else:
+            fail(f"header line {lines[i]!r} is not understood", path=path, line=offset + i + 1,
+                 expected="'type NAME', 'height H', 'width W' or 'map'")
+        i += 1
+    fail("header has no 'map' line", path=path, line=offset + len(lines), expected="'map' before the rows")
+
+
+def parse_ascii(text: str, name: str = "ascii", path=None) -> Floor:
+    """Parse the ASCII floor form into a :class:`Floor`.
+
+    Parameters
+    ----------
+    text : str
+        The floor (see the module docstring for the characters).
+    name : str
+        The floor's name; also used in error messages when ``path`` is None.
+    path : str or Path, optional
+        The file the text came from (named in errors and kept as ``Floor.source``).
+
+    Returns
+    -------
+    Floor
+
+    Raises
+    ------
+    InputError
+        Naming the line and column of the first problem.
+
+    Examples
+    --------
+    >>> f = parse_ascii("I.>..\\n....D\\n...CC")
+    >>> len(f.chutes), f.chutes[0].cells.tolist(), f.is_directed
+    (1, [9], True)
+    """
+    where = path if path is not None else f"<{name}>"
+    raw = text.split("\n")
+    raw = [ln[:-1] if ln.endswith("\r") else ln for ln in raw]
+    # ignore leading / trailing blank lines, keep the original line numbers
+    lo = 0
+    while lo < len(raw) and not raw[lo].strip():
+        lo += 1
+    hi = len(raw)
+    while hi > lo and not raw[hi - 1].strip():
+        hi -= 1
+    body = raw[lo:hi]
+    if not body:
+        fail("no rows", path=where, line=1, expected="at least one line of cells")
+    indent = min(len(ln) - len(ln.lstrip(" ")) for ln in body if ln.strip())
+    body = [ln[indent:] for ln in body]
+    start, h_hdr, w_hdr = _split_header(body, where, lo)
+    rows = body[start:]
+    first_line = lo + start + 1            # file line of grid row 0
+    if not rows:
+        fail("no rows after the header", path=where, line=lo + start, expected="rows of cells")
+    width = len(rows[0])
+    if width == 0:
+        fail("empty row", path=where, line=first_line, column=1, expected="at least one cell")
+    for r, ln in enumerate(rows):
+        if len(ln) != width:
+            fail(f"row has {len(ln)} cells but the first row has {width}", path=where,
+                 line=first_line + r, column=min(len(ln), width) + 1,
+                 expected=f"{width} characters per row (rows of equal length)")
+    if h_hdr is not None and h_hdr != len(rows):
+        fail(f"header says height {h_hdr} but there are {len(rows)} rows", path=where,
+             line=first_line + min(h_hdr, len(rows)) - (0 if h_hdr < len(rows) else 1),
+             field="height", expected=f"height {len(rows)}")
+    if w_hdr is not None and w_hdr != width:
+        fail(f"header says width {w_hdr} but rows have {width} cells", path=where,
+             line=first_line, column=min(w_hdr, width) + 1, field="width",
+             expected=f"width {width}")
+    try:
+        chars = np.frombuffer("".join(rows).encode("ascii"), dtype=np.uint8)
+    except UnicodeEncodeError:
+        chars = None
+    if chars is None or chars.size != len(rows) * width:
+        for r, ln in enumerate(rows):
+            for c, ch in enumerate(ln):
+                if ch not in ASCII_CHARS:
+                    fail(f"unknown character {ch!r}", path=where, line=first_line + r,
+                         column=c + 1, expected=_EXPECTED)
+    grid = _CODE[chars].reshape(len(rows), width)
+    if (grid < 0).any():
+        r, c = (int(v) for v in np.argwhere(grid < 0)[0])
+        fail(f"unknown character {rows[r][c]!r}", path=where, line=first_line + r, column=c + 1,
+             expected=_EXPECTED)
+    chars2 = chars.reshape(len(rows), width)
+    return _build(grid, chars2, name=name, path=path, where=where, first_line=first_line)
+
+
+def _locator(first_line, width):
+    def locate(cell):
+        r, c = divmod(int(cell), width)
+        return first_line + r, c + 1
+    return locate
+
+
+def _build(grid, chars2, *, name, path, where, first_line):
+    h, w = grid.shape
+    n = h * w
+    locate = _locator(first_line, w)
+    body = chars2 == ord("C")
+    drop = grid == DROP
+    groups, labels, orphans = group_by_block(body, drop)
+    if orphans.size:
+        line, col = locate(orphans[0])
+        fail("drop cell 'D' touches no chute block 'C'", path=where, line=line, column=col,
+             expected="each D beside (north/south/east/west of) a C cell")
+    n_blocks = int(labels.max()) + 1 if body.any() else 0
+    touched = np.zeros(max(n_blocks, 1), dtype=bool)
+    for b, _ in groups:
+        touched[b] = True
+    if n_blocks and not touched[:n_blocks].all():
+        b = int(np.flatnonzero(~touched[:n_blocks])[0])
+        line, col = locate(np.flatnonzero(labels == b)[0])
+        fail("chute block 'C' has no drop cell 'D' beside it (a station with no free access cell)",
+             path=where, line=line, column=col, expected="at least one D next to each C block")
+    chutes = [Station(k, f"C{k}", "chute", cells) for k, (_, cells) in enumerate(groups)]
+    chute_body = labels.copy()                # blocks are numbered as their chutes
+    inducts = [Station(k, f"I{k}", "induct", [c])
+               for k, c in enumerate(np.flatnonzero(grid.ravel() == INDUCT))]
+    # one-way cells
+    moves = None
+    flat = chars2.ravel()
+    arrow_cells = [(np.flatnonzero(flat == ord(ch)), d) for ch, d in _ARROWS.items()]
+    if any(cells.size for cells, _ in arrow_cells):
+        from sorter.layout._grid import grid_moves
+        moves = grid_moves(grid != OBSTACLE)
+        for cells, d in arrow_cells:
+            if not cells.size:
+                continue
+            back = (d + 2) % 4
+            moves[cells, back] = -1                      # no leaving against the arrow
+            r, c = np.divmod(cells, w)
+            r2, c2 = r + DR[d], c + DC[d]
+            inside = (r2 >= 0) & (r2 < h) & (c2 >= 0) & (c2 < w)
+            tgt = (r2 * w + c2)[inside]
+            src = cells[inside]
+            hit = moves[tgt, back] == src
+            moves[tgt[hit], back] = -1                   # no entering against the arrow
+    floor = Floor(grid, moves=moves, inducts=inducts, chutes=chutes, name=name,
+                  source=None if path is None else str(path), chute_body=chute_body, check=False)
+    check_floor_reachable(floor, path=where, locate=locate)
+    return floor
+
+
+def load_ascii(path) -> Floor:
+    """Load an ASCII floor file (see the module docstring).
+
+    Raises
+    ------
+    InputError
+        Naming file, line and column.
+    """
+    from pathlib import Path
+    p = Path(path)
+    return parse_ascii(read_text(p), name=p.stem, path=p)
+
+
+def format_ascii(floor: Floor) -> str:
+    """The ASCII form of a floor (one line per row, newline-terminated).
+
+    Raises
+    ------
+    ValueError
+        If the floor's one-way moves or stations cannot be written in the ASCII form
+        (then ``parse_ascii(format_ascii(f))`` would not give ``f`` back).
+    """
+    from sorter.layout._grid import grid_moves
+    h, w = floor.height, floor.width
+    out = np.full(floor.n_cells, ord("."), dtype=np.uint8)
+    out[floor.cells == OBSTACLE] = ord("@")
+    out[(floor.cells == OBSTACLE) & (floor.chute_body >= 0)] = ord("C")
+    out[floor.cells == INDUCT] = ord("I")
+    out[floor.cells == DROP] = ord("D")
+    full = grid_moves((floor.cells != OBSTACLE).reshape(h, w))
+    # Each arrow e on a cell c forbids two moves, both in direction back(e): c's own exit
+    # back(e) and the entry into c from its downstream neighbour. So a forbidden move (x, d)
+    # between free neighbours x -> y needs an arrow opp(d) on x or on y. Assign arrows
+    # greedily (forced choices first); the round trip below checks the result.
+    m = floor.moves
+    arrow = np.full(floor.n_cells, -1, dtype=np.int64)
+
+    def allowed(c, e):
+        if floor.cells[c] != TRAVEL or arrow[c] not in (-1, e):
+            return False
+        back = (e + 2) % 4
+        if full[c, back] >= 0 and m[c, back] >= 0:
+            return False
+        t = full[c, e]
+        return t < 0 or m[t, back] != c
+
+    pending = [(int(x), int(d)) for x, d in np.argwhere((full >= 0) & (m < 0))]
+    while pending:
+        left, progress = [], False
+        for x, d in pending:
+            e = (d + 2) % 4
+            y = int(full[x, d])
+            if arrow[x] == e or arrow[y] == e:
+                continue
+            cands = [c for c in (x, y) if allowed(c, e)]
+            if not cands:
+                r, col = floor.rc(x)
+                raise ValueError(f"the forbidden move {('east', 'south', 'west', 'north')[d]} "
+                                 f"from cell (row {r}, col {col}) is not expressible with arrows")
+            if len(cands) == 1:
+                arrow[cands[0]] = e
+                progress = True
+            else:
+                left.append((x, d))
+        if left and not progress:                       # a free choice: take the first
+            x, d = left[0]
+            e = (d + 2) % 4
+            cands = [c for c in (x, int(full[x, d])) if allowed(c, e)]
+            if not cands:
+                r, col = floor.rc(x)
+                raise ValueError(f"the forbidden move {('east', 'south', 'west', 'north')[d]} "
+                                 f"from cell (row {r}, col {col}) is not expressible with arrows")
+            arrow[cands[0]] = e
+            left = left[1:]
+        pending = left
+    for c in np.flatnonzero(arrow >= 0):
+        out[c] = ord(_ARROW_OF_DIR[int(arrow[c])])
+    text = "\n".join(out.reshape(h, w).tobytes().decode("ascii")[i * w:(i + 1) * w]
+                     for i in range(h)) + "\n"
+    back = parse_ascii(text, name=floor.name)
+    if not np.array_equal(back.moves, floor.moves):
+        bad = np.argwhere(back.moves != floor.moves)[0]
+        r, col = floor.rc(int(bad[0]))
+        raise ValueError(f"the floor's one-way moves cannot be written in the ASCII form "
+                         f"(first difference at cell row {r}, col {col})")
+    if ([s.cells.tolist() for s in back.chutes] != [s.cells.tolist() for s in floor.chutes]
+            or [s.cells.tolist() for s in back.inducts] != [s.cells.tolist() for s in floor.inducts]):
+        raise ValueError("the floor's stations cannot be written in the ASCII form")
+    return text

@@ -1,0 +1,230 @@
+"""Pictures of floors: the floor itself, robot animations (GIF) and congestion heat maps (PNG).
+
+matplotlib is imported inside the functions (the Agg backend is selected there for the file
+writers), so ``import sorter.layout`` stays light.
+
+Colours: travel white, obstacle dark grey, chute body brown, drop cell orange, induct green;
+robots are blue dots; on directed floors one-way cells get a small arrow along their only exit.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sorter.errors import InputError
+from sorter.layout.floor import DROP, INDUCT, OBSTACLE, TRAVEL
+
+__all__ = ["draw_floor", "animate", "congestion_heatmap", "visit_counts", "ROLE_COLOURS"]
+
+# role index in the picture -> colour
+ROLE_COLOURS = {
+    "travel": "#ffffff",
+    "obstacle": "#4a4a4a",
+    "chute": "#8c5a2b",
+    "drop": "#f5a623",
+    "induct": "#3aa655",
+}
+_ROLES = list(ROLE_COLOURS)
+
+
+def _role_image(floor):
+    img = np.zeros(floor.n_cells, dtype=np.int8)          # travel
+    img[floor.cells == OBSTACLE] = 1
+    img[(floor.cells == OBSTACLE) & (floor.chute_body >= 0)] = 2
+    img[floor.cells == DROP] = 3
+    img[floor.cells == INDUCT] = 4
+    return img.reshape(floor.height, floor.width)
+
+
+def _figsize(floor, base=10.0, extra_w=0.0):
+    aspect = floor.height / floor.width
+    w = base
+    h = max(2.0, min(base * aspect + 0.8, 14.0))
+    return (w + extra_w, h)
+
+
+def _check_positions(floor, positions, name="positions"):
+    pos = np.asarray(positions)
+    if pos.ndim != 2 or not np.issubdtype(pos.dtype, np.integer):
+        raise InputError(f"{name} has shape {pos.shape} and dtype {pos.dtype}", field=name,
+                         expected="an integer array [steps + 1, robots] of cell ids")
+    if pos.size and (pos.min() < 0 or pos.max() >= floor.n_cells):
+        raise InputError(f"{name} holds a cell id outside the floor", field=name,
+                         expected=f"cell ids in 0..{floor.n_cells - 1}")
+    return pos
+
+
+def draw_floor(floor, ax=None, robots=None, *, arrows=None, robot_size=None, title=None):
+    """Draw a floor: cells coloured by role, optionally robots as dots.
+
+    Parameters
+    ----------
+    floor : Floor
+    ax : matplotlib Axes, optional
+        Drawn into; a new figure is made when None.
+    robots : int array of cell ids, optional
+        Robots to draw as dots.
+    arrows : bool, optional
+        Draw the one-way cells' arrows; default: on for directed floors of at most 20,000 cells.
+    robot_size : float, optional
+        Dot size (points^2); default scales with the floor size.
+    title : str, optional
+        Default: the floor's name and size.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> from sorter.layout import Floor
+    >>> ax = Floor.from_ascii("I..\\n.CD\\n...").draw(robots=[0, 1])
+    >>> ax.get_title()
+    'ascii (3 x 3)'
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=_figsize(floor))
+    cmap = ListedColormap([ROLE_COLOURS[r] for r in _ROLES])
+    ax.imshow(_role_image(floor), cmap=cmap, vmin=-0.5, vmax=len(_ROLES) - 0.5,
+              interpolation="nearest", origin="upper")
+    if arrows is None:
+        arrows = floor.is_directed and floor.n_cells <= 20_000
+    if arrows and floor.is_directed:
+        free = (floor.cells == TRAVEL)
+        n_exits = (floor.moves >= 0).sum(axis=1)
+        one = np.flatnonzero(free & (n_exits == 1))
+        if one.size:
+            d = np.argmax(floor.moves[one] >= 0, axis=1)
+            r, c = np.divmod(one, floor.width)
+            u = np.array([1, 0, -1, 0])[d]
+            v = np.array([0, -1, 0, 1])[d]          # y axis points down in the image
+            ax.quiver(c, r, u, v, color="#888888", scale=1.6, scale_units="xy", width=0.002,
+                      headwidth=4, pivot="middle")
+    if robots is not None:
+        rob = np.asarray(robots, dtype=np.int64).ravel()
+        if rob.size and (rob.min() < 0 or rob.max() >= floor.n_cells):
+            raise InputError("robots holds a cell id outside the floor", field="robots",
+                             expected=f"cell ids in 0..{floor.n_cells - 1}")
+        r, c = np.divmod(rob, floor.width)
+        if robot_size is None:
+            robot_size = max(1.0, min(40.0, 12000.0 / floor.n_cells))
+        ax.scatter(c, r, s=robot_size, c="#1f5fbf", edgecolors="none", zorder=3)
+    ax.set_xlim(-0.5, floor.width - 0.5)
+    ax.set_ylim(floor.height - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title if title is not None else f"{floor.name} ({floor.height} x {floor.width})")
+    return ax
+
+
+def animate(floor, positions, start, stop, path, *, fps=5, dpi=80):
+    """Write an animation of steps ``start .. stop - 1`` of a plan as a GIF.
+
+    Parameters
+    ----------
+    floor : Floor
+    positions : int array [steps + 1, robots]
+        Cell of every robot at every time (as in ``paths.npz``).
+    start, stop : int
+        The window of rows to draw, ``0 <= start < stop <= len(positions)``.
+    path : str or Path
+        Output file, ``.gif`` (matplotlib's PillowWriter).
+    fps : int
+        Frames per second.
+    dpi : int
+        Resolution.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    InputError
+        On a bad window, positions outside the floor, or another suffix than ``.gif``.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    pos = _check_positions(floor, positions)
+    start, stop = int(start), int(stop)
+    if not (0 <= start < stop <= pos.shape[0]):
+        raise InputError(f"window {start}..{stop} of {pos.shape[0]} rows", field="start, stop",
+                         expected=f"0 <= start < stop <= {pos.shape[0]}")
+    out = Path(path)
+    if out.suffix.lower() != ".gif":
+        raise InputError(f"cannot write {out.suffix!r} animations", path=out, field="path",
+                         expected="a .gif file")
+    fig, ax = plt.subplots(figsize=_figsize(floor, base=8.0))
+    draw_floor(floor, ax=ax, robots=pos[start])
+    dots = ax.collections[-1]
+    title = ax.set_title("")
+
+    def frame(t):
+        r, c = np.divmod(pos[t].astype(np.int64), floor.width)
+        dots.set_offsets(np.column_stack([c, r]))
+        title.set_text(f"{floor.name}: step {t}, {pos.shape[1]} robots")
+        return dots, title
+
+    anim = FuncAnimation(fig, frame, frames=range(start, stop), blit=False)
+    anim.save(str(out), writer=PillowWriter(fps=fps), dpi=dpi)
+    plt.close(fig)
+    return out
+
+
+def visit_counts(floor, positions) -> np.ndarray:
+    """Number of (robot, time) visits of every cell, int64 of shape ``(n_cells,)``."""
+    pos = _check_positions(floor, positions)
+    return np.bincount(pos.ravel().astype(np.int64), minlength=floor.n_cells)
+
+
+def congestion_heatmap(floor, positions, path, *, log=True, dpi=120):
+    """Write a PNG heat map of visits per cell over a plan.
+
+    Parameters
+    ----------
+    floor : Floor
+    positions : int array [steps + 1, robots]
+    path : str or Path
+        Output ``.png``.
+    log : bool
+        Colour by log10(1 + visits) (congested lanes stand out without hiding quiet aisles).
+    dpi : int
+
+    Returns
+    -------
+    numpy.ndarray
+        The visit counts per cell (as :func:`visit_counts`).
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = visit_counts(floor, positions)
+    img = counts.astype(np.float64)
+    label = "visits (robot-steps)"
+    if log:
+        img = np.log10(1.0 + img)
+        label = "log10(1 + visits)"
+    img = np.ma.masked_where(floor.cells == OBSTACLE, img).reshape(floor.height, floor.width)
+    fig, ax = plt.subplots(figsize=_figsize(floor, extra_w=1.5))
+    # obstacles light steel, apart from cells with 0 visits (black)
+    cmap = plt.get_cmap("inferno").with_extremes(bad="#9db4c0")
+    im = ax.imshow(img, cmap=cmap, interpolation="nearest")
+    fig.colorbar(im, ax=ax, label=label, shrink=0.8)
+    steps = np.asarray(positions).shape[0] - 1
+    ax.set_title(f"{floor.name}: visits per cell over {steps} steps, "
+                 f"{np.asarray(positions).shape[1]} robots")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(Path(path), dpi=dpi)
+    plt.close(fig)
+    return counts

@@ -1,0 +1,341 @@
+"""The robot sorting floor: a grid of cells with station roles and a precomputed move table.
+
+The contract every planner kernel relies on (see ``Floor``):
+
+* cell id ``row * width + col``; ``cells[c]`` is a type code (``OBSTACLE``, ``TRAVEL``,
+  ``INDUCT``, ``DROP``, int8);
+* ``moves[c, d]`` is the cell reached from ``c`` by a move in direction ``d`` (``EAST``,
+  ``SOUTH``, ``WEST``, ``NORTH`` = 0..3, the LoRR headings), or -1 when that move leaves the
+  grid, enters an obstacle or is forbidden (one-way). Obstacles have all moves -1. Waiting is
+  always allowed and has no entry;
+* ``inducts`` / ``chutes``: :class:`Station` lists, each with the cells where a robot does
+  the job (an induct's cells, a chute's drop cells); ``station_of_cell[c]`` is the index of the
+  station within its kind (-1 elsewhere). A drop cell that touches two chute blocks belongs to
+  both chutes' ``cells``; ``station_of_cell`` then names the lower-numbered chute.
+
+Floors are built by the loaders in ``sorter.layout`` (``load_floor``), by
+:meth:`Floor.from_ascii` and by :func:`sorter.layout.sortation_floor`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sorter.errors import InputError
+from sorter.layout._grid import grid_moves, reach, reverse_moves
+
+__all__ = [
+    "OBSTACLE", "TRAVEL", "INDUCT", "DROP", "EAST", "SOUTH", "WEST", "NORTH", "DIRECTIONS",
+    "Station", "Floor",
+]
+
+OBSTACLE, TRAVEL, INDUCT, DROP = 0, 1, 2, 3
+EAST, SOUTH, WEST, NORTH = 0, 1, 2, 3
+DIRECTIONS = ("east", "south", "west", "north")
+_KIND_NAMES = {OBSTACLE: "obstacle", TRAVEL: "travel", INDUCT: "induct", DROP: "drop"}
+
+
+@dataclass(eq=False)
+class Station:
+    """An induct or a chute: the cells where a robot does the job.
+
+    Attributes
+    ----------
+    index : int
+        0..n-1 within its kind.
+    label : str
+        e.g. ``"I3"``, ``"C17"``, or the station id of the source file.
+    kind : str
+        ``"induct"`` or ``"chute"``.
+    cells : int32 array
+        Induct cells (an induct) or drop cells (a chute), sorted cell ids.
+    """
+
+    index: int
+    label: str
+    kind: str
+    cells: np.ndarray = field(repr=False)
+
+    def __post_init__(self):
+        if self.kind not in ("induct", "chute"):
+            raise InputError(f"station kind {self.kind!r} is unknown", field="kind",
+                             expected="'induct' or 'chute'")
+        self.cells = np.ascontiguousarray(np.asarray(self.cells, dtype=np.int32).ravel())
+
+    def __repr__(self):
+        return (f"Station(index={self.index}, label={self.label!r}, kind={self.kind!r}, "
+                f"cells={self.cells.tolist() if self.cells.size <= 8 else f'<{self.cells.size} cells>'})")
+
+
+class Floor:
+    """A grid floor: cell types, moves (optionally one-way), induct and chute stations.
+
+    Parameters
+    ----------
+    cells : array-like of int, shape (height, width)
+        Cell type codes (``OBSTACLE``, ``TRAVEL``, ``INDUCT``, ``DROP``).
+    moves : int array (height * width, 4), optional
+        Move table; default: every 4-neighbour move between free cells (undirected floor).
+        Given tables are checked: a move goes to the geometric neighbour, which is free.
+    inducts, chutes : sequence of Station
+        Station cells must have type ``INDUCT`` (inducts) and ``DROP`` (chutes).
+    name : str
+        A short name (file stem).
+    source : str, optional
+        The file the floor came from.
+    chute_body : int array (height * width,), optional
+        Chute index of the obstacle cells forming each chute's body (for drawing and
+        ASCII output), -1 elsewhere.
+    check : bool
+        Check that every induct cell and every drop cell lie in one strongly connected
+        part of the floor (each induct can reach each chute and come back). Loaders check
+        themselves to name the file and line.
+
+    Raises
+    ------
+    InputError
+        On a malformed table or station, or (``check=True``) an unreachable station.
+
+    Examples
+    --------
+    >>> f = Floor.from_ascii('''
+    ... I..
+    ... .CD
+    ... ...
+    ... ''')
+    >>> f.height, f.width, len(f.inducts), len(f.chutes), f.chutes[0].cells.tolist()
+    (3, 3, 1, 1, [5])
+    >>> f.moves[f.cell(0, 0)].tolist()   # east, south, west, north
+    [1, 3, -1, -1]
+    """
+
+    def __init__(self, cells, *, moves=None, inducts=(), chutes=(), name="floor", source=None,
+                 chute_body=None, check=True):
+        grid = np.asarray(cells)
+        if grid.ndim != 2 or grid.shape[0] < 1 or grid.shape[1] < 1:
+            raise InputError(f"cells must be a non-empty 2-D grid, got shape {grid.shape}",
+                             field="cells", expected="array of shape (height, width)")
+        if not np.isin(grid, (OBSTACLE, TRAVEL, INDUCT, DROP)).all():
+            raise InputError("cells hold an unknown type code", field="cells",
+                             expected="codes 0 obstacle, 1 travel, 2 induct, 3 drop")
+        self.height, self.width = (int(s) for s in grid.shape)
+        self.name = str(name)
+        self.source = None if source is None else str(source)
+        self.cells = np.ascontiguousarray(grid.ravel(), dtype=np.int8)
+        n = self.height * self.width
+        free2d = grid != OBSTACLE
+        if moves is None:
+            self.moves = grid_moves(free2d)
+        else:
+            m = np.asarray(moves)
+            if m.shape != (n, 4):
+                raise InputError(f"moves has shape {m.shape}", field="moves",
+                                 expected=f"shape ({n}, 4)")
+            self.moves = np.ascontiguousarray(m, dtype=np.int32)
+            full = grid_moves(free2d)
+            bad = (self.moves != -1) & (self.moves != full)
+            if bad.any():
+                c, d = (int(v) for v in np.argwhere(bad)[0])
+                r, col = divmod(c, self.width)
+                raise InputError(
+                    f"move {DIRECTIONS[d]} from cell (row {r}, col {col}) goes to cell "
+                    f"{int(self.moves[c, d])}", field="moves",
+                    expected="-1 or the free neighbour cell in that direction")
+        self.inducts = list(inducts)
+        self.chutes = list(chutes)
+        self.station_of_cell = np.full(n, -1, dtype=np.int32)
+        for kind, stations, code in (("induct", self.inducts, INDUCT), ("chute", self.chutes, DROP)):
+            if not stations:
+                continue
+            sizes = np.array([st.cells.size for st in stations])
+            for i, st in enumerate(stations):
+                if st.kind != kind or st.index != i:
+                    raise InputError(f"{kind} station {i} is {st!r}", field=f"{kind}s",
+                                     expected=f"kind {kind!r} and index {i}")
+            if (sizes == 0).any():
+                st = stations[int(np.flatnonzero(sizes == 0)[0])]
+                raise InputError(f"{kind} {st.label} has no cells", field=f"{kind}s",
+                                 expected="at least one free access cell")
+            allc = np.concatenate([st.cells for st in stations])
+            owner = np.repeat(np.arange(len(stations), dtype=np.int32), sizes)
+            if allc.min() < 0 or allc.max() >= n:
+                st = stations[int(owner[np.flatnonzero((allc < 0) | (allc >= n))[0]])]
+                raise InputError(f"{kind} {st.label} has a cell id out of range",
+                                 field=f"{kind}s", expected=f"cell ids in 0..{n - 1}")
+            wrong = np.flatnonzero(self.cells[allc] != code)
+            if wrong.size:
+                st = stations[int(owner[wrong[0]])]
+                r, col = divmod(int(allc[wrong[0]]), self.width)
+                raise InputError(
+                    f"{kind} {st.label} cell (row {r}, col {col}) is a "
+                    f"{_KIND_NAMES[int(self.cells[allc[wrong[0]]])]} cell", field=f"{kind}s",
+                    expected=f"{_KIND_NAMES[code]} cells")
+            # lowest station index wins on shared cells: assign in reverse order
+            self.station_of_cell[allc[::-1]] = owner[::-1]
+        if chute_body is None:
+            self.chute_body = np.full(n, -1, dtype=np.int32)
+        else:
+            self.chute_body = np.ascontiguousarray(chute_body, dtype=np.int32).ravel()
+            if self.chute_body.shape != (n,):
+                raise InputError("chute_body has the wrong shape", field="chute_body",
+                                 expected=f"shape ({n},)")
+        self._free = None
+        self._rev = None
+        self._directed = None
+        if check:
+            problem = self.reachability_problem()
+            if problem is not None:
+                msg, cell = problem
+                r, col = self.rc(cell)
+                raise InputError(f"{msg} at cell (row {r}, col {col})", path=self.source,
+                                 field="stations", expected="every induct and chute mutually reachable")
+
+    # ------------------------------------------------------------------ basic queries
+    @property
+    def n_cells(self) -> int:
+        """Number of cells, ``height * width``."""
+        return self.height * self.width
+
+    @property
+    def free_cells(self) -> np.ndarray:
+        """int32 ids of the non-obstacle cells, ascending."""
+        if self._free is None:
+            self._free = np.flatnonzero(self.cells != OBSTACLE).astype(np.int32)
+        return self._free
+
+    @property
+    def induct_cells(self) -> np.ndarray:
+        """int32 ids of all induct cells (every induct station), ascending."""
+        return np.flatnonzero(self.cells == INDUCT).astype(np.int32)
+
+    @property
+    def drop_cells(self) -> np.ndarray:
+        """int32 ids of all drop cells (every chute), ascending."""
+        return np.flatnonzero(self.cells == DROP).astype(np.int32)
+
+    def cell(self, row: int, col: int) -> int:
+        """Cell id of (row, col)."""
+        if not (0 <= row < self.height and 0 <= col < self.width):
+            raise InputError(f"cell (row {row}, col {col}) is off the {self.height} x "
+                             f"{self.width} floor", field="cell", expected="a cell on the floor")
+        return int(row) * self.width + int(col)
+
+    def rc(self, cell: int) -> tuple[int, int]:
+        """(row, col) of a cell id."""
+        r, c = divmod(int(cell), self.width)
+        return r, c
+
+    @property
+    def is_directed(self) -> bool:
+        """True if some move is one-way (allowed from a to b but not from b to a)."""
+        if self._directed is None:
+            src, d = np.nonzero(self.moves >= 0)
+            tgt = self.moves[src, d]
+            back = self.moves[tgt, (d + 2) % 4]
+            self._directed = bool((back != src).any())
+        return self._directed
+
+    @property
+    def reverse_moves(self) -> np.ndarray:
+        """int32 (n_cells, 4): ``rev[c, d]`` is the cell whose move in direction ``d`` enters ``c``."""
+        if self._rev is None:
+            self._rev = reverse_moves(self.moves)
+        return self._rev
+
+    def neighbours(self, cell: int) -> list[int]:
+        """Cells reachable from ``cell`` in one move (not counting waiting)."""
+        return [int(t) for t in self.moves[int(cell)] if t >= 0]
+
+    def __repr__(self):
+        return (f"Floor({self.name!r}, {self.height}x{self.width}, free={self.free_cells.size}, "
+                f"inducts={len(self.inducts)}, chutes={len(self.chutes)}, "
+                f"directed={self.is_directed})")
+
+    # ------------------------------------------------------------------ checks
+    def reachability_problem(self):
+        """First station pair that cannot reach each other, or None.
+
+        All induct cells and all drop cells must lie in one strongly connected part of the
+        floor (robots go induct -> drop cell -> induct forever). Floors with no inducts or
+        no chutes (plain MovingAI maps) are not checked.
+
+        Returns
+        -------
+        None, or ``(message, cell)`` naming the first failing pair and the cell to point at.
+        """
+        if not self.inducts or not self.chutes:
+            return None
+        root_st = self.inducts[0]
+        fwd = reach(self.moves, root_st.cells)
+        bwd = reach(self.moves, root_st.cells, backward=True, rev=self.reverse_moves)
+        allc = np.concatenate([ch.cells for ch in self.chutes])
+        owner = np.repeat(np.arange(len(self.chutes)), [ch.cells.size for ch in self.chutes])
+        bad = np.flatnonzero(~fwd[allc])
+        if bad.size:
+            ch = self.chutes[int(owner[bad[0]])]
+            return (f"induct {root_st.label} cannot reach drop cell of chute {ch.label}",
+                    int(allc[bad[0]]))
+        bad = np.flatnonzero(~bwd[allc])
+        if bad.size:
+            ch = self.chutes[int(owner[bad[0]])]
+            return (f"drop cell of chute {ch.label} cannot reach induct {root_st.label}",
+                    int(allc[bad[0]]))
+        drops = allc
+        ind_cells = np.concatenate([ind.cells for ind in self.inducts])
+        if fwd[ind_cells].all() and bwd[ind_cells].all():
+            return None
+        for ind in self.inducts:
+            for cell in ind.cells:
+                if not bwd[cell]:
+                    f = reach(self.moves, [cell])
+                    bad = np.flatnonzero(~f[drops])
+                    k = int(owner[bad[0]]) if bad.size else 0
+                    return (f"induct {ind.label} cannot reach drop cell of chute "
+                            f"{self.chutes[k].label}", int(cell))
+                if not fwd[cell]:
+                    b = reach(self.moves, [cell], backward=True, rev=self.reverse_moves)
+                    bad = np.flatnonzero(~b[drops])
+                    k = int(owner[bad[0]]) if bad.size else 0
+                    return (f"drop cell of chute {self.chutes[k].label} cannot reach induct "
+                            f"{ind.label}", int(drops[bad[0]]) if bad.size else int(cell))
+        return None
+
+    # ------------------------------------------------------------------ text form
+    @classmethod
+    def from_ascii(cls, text: str, name: str = "ascii", *, source=None) -> "Floor":
+        """Build a floor from the plain ASCII form (see :mod:`sorter.layout.ascii`).
+
+        ``.`` travel, ``@`` ``#`` ``T`` obstacle, ``I`` induct cell (one induct each),
+        ``D`` drop cell, ``C`` chute body (obstacle; each 4-connected ``C`` block is one chute,
+        its station is the ``D`` cells touching it), ``>`` ``<`` ``^`` ``v`` one-way travel
+        cells (the moves along the arrow's axis that touch the cell are one-way in the arrow's
+        direction; side moves stay two-way).
+
+        Raises
+        ------
+        InputError
+            Naming line and column (ragged rows, unknown character, header that disagrees
+            with the rows, a chute with no drop cell, a drop cell touching no chute, an
+            induct that cannot reach a chute).
+        """
+        from sorter.layout.ascii import parse_ascii
+        return parse_ascii(text, name=name, path=source)
+
+    def to_ascii(self) -> str:
+        """The plain ASCII form (round-trips through :meth:`from_ascii` when representable).
+
+        Raises
+        ------
+        ValueError
+            If the floor has one-way moves that the arrow cells cannot express.
+        """
+        from sorter.layout.ascii import format_ascii
+        return format_ascii(self)
+
+    # ------------------------------------------------------------------ drawing
+    def draw(self, ax=None, robots=None, **kwargs):
+        """Draw the floor with matplotlib; see :func:`sorter.layout.draw.draw_floor`."""
+        from sorter.layout.draw import draw_floor
+        return draw_floor(self, ax=ax, robots=robots, **kwargs)
+

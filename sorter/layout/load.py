@@ -1,0 +1,85 @@
+"""``load_floor(path)``: load any supported floor file, dispatched by extension and content."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from sorter.layout._common import fail, read_text
+from sorter.layout.floor import Floor
+
+__all__ = ["load_floor", "FLOOR_FORMATS"]
+
+# format name -> one-line description (for --help texts and error messages)
+FLOOR_FORMATS = {
+    "movingai": ".map with a 'type ...' header: MovingAI grid or LoRR map (E inducts, S drop cells)",
+    "lorr": ".json: a League of Robot Runners problem (its map is loaded)",
+    "rhcr-grid": ".grid: RHCR sorting-centre CSV with directed moves",
+    "kiva": ".map starting 'rows,cols': RHCR kiva map (r homes = inducts, e endpoints = drop cells)",
+    "ascii": "anything else: the plain ASCII form (see sorter.layout.ascii)",
+}
+
+
+def _sniff(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return "lorr"
+    if suffix == ".grid":
+        return "rhcr-grid"
+    if suffix == ".scen":
+        fail("this is a MovingAI scenario, not a floor", path=path,
+             expected="a floor file (.map, .grid, .json or ASCII); load scenarios with "
+                      "sorter.layout.load_scen")
+    text = read_text(path)
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if suffix == ".map" or first.startswith("type "):
+        if first.split()[:1] == ["type"]:
+            return "movingai"
+        if re.fullmatch(r"\d+\s*,\s*\d+", first):
+            return "kiva"
+    return "ascii"
+
+
+def load_floor(path) -> Floor:
+    """Load a floor from any supported file.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.json`` (LoRR problem: its map), ``.grid`` (RHCR), ``.map`` (MovingAI / LoRR, or
+        RHCR's kiva form when the first line is ``rows,cols``), anything else ASCII.
+
+    Returns
+    -------
+    Floor
+
+    Raises
+    ------
+    InputError
+        From the format's loader, naming file, line, column and expected form.
+
+    Examples
+    --------
+    >>> from sorter.resources import shared_path
+    >>> p = shared_path("benchmarks", "rhcr", "sorting_map.grid")
+    >>> f = load_floor(p) if p else None
+    >>> (f.height, f.width) if f else (37, 77)
+    (37, 77)
+    """
+    p = Path(path)
+    if not p.exists():
+        fail("file not found", path=p, expected="an existing floor file")
+    kind = _sniff(p)
+    if kind == "lorr":
+        from sorter.layout.lorr import load_lorr_problem
+        return load_lorr_problem(p).floor
+    if kind == "rhcr-grid":
+        from sorter.layout.rhcr import load_rhcr_grid
+        return load_rhcr_grid(p)
+    if kind == "kiva":
+        from sorter.layout.rhcr import load_kiva_map
+        return load_kiva_map(p)
+    if kind == "movingai":
+        from sorter.layout.movingai import load_movingai_map
+        return load_movingai_map(p)
+    from sorter.layout.ascii import load_ascii
+    return load_ascii(p)

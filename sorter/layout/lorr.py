@@ -1,0 +1,214 @@
+"""League of Robot Runners 2023 problems: the JSON with its map, agents and tasks files.
+
+Problem JSON keys: ``mapFile``, ``agentFile``, ``taskFile`` (paths relative to the JSON),
+``teamSize`` (robots), ``numTasksReveal`` (upcoming errands a robot sees) and
+``taskAssignmentStrategy``:
+
+* ``roundrobin``: robot *i* gets errands *i*, *i + n*, *i + 2n*, ... of the task file
+  (*n* = teamSize), the file re-read from the top when exhausted (endless); see
+  :meth:`LorrProblem.task_for`;
+* ``greedy``: the next errand of the file goes to whichever robot becomes free first (the
+  planner's task module hands them out); kept as given.
+
+The map is a MovingAI-style ``.map`` (see :mod:`sorter.layout.movingai`: ``E`` inducts, ``S``
+drop cells grouped into chutes). Agents file: first line the count, then one start cell id
+(``row * width + col``) per line; tasks file: the count, then one errand cell per line.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sorter.layout._common import fail, parse_int_lines, read_text, split_lines
+from sorter.layout.floor import OBSTACLE, Floor
+from sorter.layout.movingai import load_movingai_map
+
+__all__ = ["LorrProblem", "load_lorr_problem", "load_lorr_map", "load_cell_list", "STRATEGIES"]
+
+STRATEGIES = ("roundrobin", "greedy")
+
+
+@dataclass(eq=False)
+class LorrProblem:
+    """A loaded LoRR problem.
+
+    Attributes
+    ----------
+    floor : Floor
+    starts : int32 array (team_size,)
+        Start cell of each robot (the first ``teamSize`` lines of the agents file).
+    tasks : int32 array (n_tasks,)
+        Errand cells in file order.
+    team_size : int
+    num_tasks_reveal : int
+    strategy : str
+        ``"roundrobin"`` or ``"greedy"``.
+    source : str
+        The JSON file.
+    """
+
+    floor: Floor
+    starts: np.ndarray
+    tasks: np.ndarray
+    team_size: int
+    num_tasks_reveal: int
+    strategy: str
+    source: str | None = None
+
+    def task_for(self, robot, k):
+        """Cell of the ``k``-th errand (0-based) of ``robot`` under round-robin assignment.
+
+        Vectorised over NumPy arrays of robots and ``k``. The task file repeats endlessly.
+
+        Raises
+        ------
+        InputError
+            If the problem's strategy is not ``roundrobin``.
+        """
+        if self.strategy != "roundrobin":
+            fail(f"task_for needs round-robin assignment, the problem says {self.strategy!r}",
+                 path=self.source, field="taskAssignmentStrategy", expected="'roundrobin'")
+        idx = (np.asarray(robot, dtype=np.int64) + np.asarray(k, dtype=np.int64) * self.team_size)
+        return self.tasks[idx % self.tasks.size]
+
+
+def load_lorr_map(path) -> Floor:
+    """Load a LoRR ``.map`` (same as :func:`sorter.layout.movingai.load_movingai_map`)."""
+    return load_movingai_map(path)
+
+
+def load_cell_list(path, floor: Floor, *, field: str, min_count: int = 1):
+    """Read a LoRR agents / tasks file: a count line, then one cell id per line.
+
+    Every cell must be a free cell of ``floor``. Returns an int32 array of the listed cells.
+
+    Raises
+    ------
+    InputError
+        Naming file, line and expected form.
+    """
+    p = Path(path)
+    lines = split_lines(read_text(p))
+    if not lines:
+        fail("empty file", path=p, line=1, field=field, expected="a count on line 1")
+    count = parse_int_lines(lines[:1], first_line=1, path=p, field="count", lo=0,
+                            expected="a non-negative count of the lines that follow")[0]
+    body = lines[1:]
+    if len(body) != count:
+        fail(f"line 1 says {count} entries but {len(body)} follow", path=p,
+             line=min(len(lines), int(count) + 1) if len(body) < count else int(count) + 2,
+             field="count", expected=f"{count} lines of cell ids")
+    if count < min_count:
+        fail(f"{count} entries", path=p, line=1, field="count",
+             expected=f"at least {min_count}")
+    vals = parse_int_lines(body, first_line=2, path=p, field=field, lo=0, hi=floor.n_cells,
+                           expected=f"a cell id row * {floor.width} + col in 0..{floor.n_cells - 1}")
+    blocked = np.flatnonzero(floor.cells[vals] == OBSTACLE)
+    if blocked.size:
+        i = int(blocked[0])
+        r, c = floor.rc(vals[i])
+        fail(f"cell {int(vals[i])} (row {r}, col {c}) is an obstacle", path=p, line=i + 2,
+             field=field, expected="a free cell of the map")
+    return vals.astype(np.int32)
+
+
+def load_lorr_problem(path) -> LorrProblem:
+    """Load a League of Robot Runners 2023 problem JSON with its map, agents and tasks.
+
+    Parameters
+    ----------
+    path : str or Path
+        The problem ``.json``.
+
+    Returns
+    -------
+    LorrProblem
+
+    Raises
+    ------
+    InputError
+        Naming the file (JSON, map, agents or tasks), line and field: malformed JSON, a missing
+        or mistyped key, a file that does not exist, fewer agents than ``teamSize``, cells off
+        the map or on obstacles, an unknown strategy.
+
+    Examples
+    --------
+    >>> from sorter.resources import shared_path
+    >>> p = shared_path("benchmarks", "lorr2023", "example_instances", "warehouse.domain",
+    ...                 "EI23-warehouse_small_10.json")
+    >>> prob = load_lorr_problem(p) if p else None
+    >>> (prob.team_size, prob.starts.size, prob.strategy) if prob else (10, 10, 'roundrobin')
+    (10, 10, 'roundrobin')
+    """
+    p = Path(path)
+    text = read_text(p)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        fail(f"not valid JSON: {e.msg}", path=p, line=e.lineno, column=e.colno,
+             expected="a JSON object")
+    if not isinstance(doc, dict):
+        fail("the document is not a JSON object", path=p, line=1, expected="a JSON object {...}")
+
+    def line_of(key):
+        for i, ln in enumerate(text.split("\n")):
+            if f'"{key}"' in ln:
+                return i + 1
+        return 1
+
+    def get(key, typ, expected):
+        if key not in doc:
+            fail(f"missing key {key!r}", path=p, line=1, field=key, expected=expected)
+        v = doc[key]
+        if typ is int and (isinstance(v, bool) or not isinstance(v, int)):
+            fail(f"{v!r} is not an integer", path=p, line=line_of(key), field=key, expected=expected)
+        if typ is str and not isinstance(v, str):
+            fail(f"{v!r} is not a string", path=p, line=line_of(key), field=key, expected=expected)
+        return v
+
+    map_file = get("mapFile", str, "a path to the .map file, relative to the JSON")
+    agent_file = get("agentFile", str, "a path to the .agents file, relative to the JSON")
+    task_file = get("taskFile", str, "a path to the .tasks file, relative to the JSON")
+    team = get("teamSize", int, "a positive number of robots")
+    if team < 1:
+        fail(f"teamSize {team}", path=p, line=line_of("teamSize"), field="teamSize",
+             expected="a positive number of robots")
+    reveal = doc.get("numTasksReveal", 1)
+    if isinstance(reveal, bool) or not isinstance(reveal, int) or reveal < 1:
+        fail(f"numTasksReveal {reveal!r}", path=p, line=line_of("numTasksReveal"),
+             field="numTasksReveal", expected="a positive integer")
+    strategy = doc.get("taskAssignmentStrategy", "roundrobin")
+    if strategy not in STRATEGIES:
+        fail(f"unknown strategy {strategy!r}", path=p, line=line_of("taskAssignmentStrategy"),
+             field="taskAssignmentStrategy", expected=" or ".join(repr(s) for s in STRATEGIES))
+    files = {}
+    for key, rel in (("mapFile", map_file), ("agentFile", agent_file), ("taskFile", task_file)):
+        q = (p.parent / rel)
+        try:
+            exists = q.is_file()
+        except (OSError, ValueError):       # e.g. an embedded NUL byte in the path
+            exists = False
+        if not exists:
+            fail(f"file {str(q)!r} does not exist", path=p, line=line_of(key), field=key,
+                 expected="a path relative to the JSON file")
+        files[key] = q
+    floor = load_movingai_map(files["mapFile"])
+    agents = load_cell_list(files["agentFile"], floor, field="start")
+    if agents.size < team:
+        fail(f"{agents.size} agents listed but teamSize is {team}", path=files["agentFile"],
+             line=1, field="count", expected=f"at least {team} agents")
+    starts = agents[:team]
+    uniq, first_idx, counts = np.unique(starts, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        cell = int(uniq[np.flatnonzero(counts > 1)[0]])
+        dup = np.flatnonzero(starts == cell)
+        fail(f"robots {int(dup[0])} and {int(dup[1])} both start on cell {cell}",
+             path=files["agentFile"], line=int(dup[1]) + 2, field="start",
+             expected="distinct start cells")
+    tasks = load_cell_list(files["taskFile"], floor, field="task")
+    return LorrProblem(floor=floor, starts=np.ascontiguousarray(starts), tasks=tasks,
+                       team_size=int(team), num_tasks_reveal=int(reveal), strategy=strategy,
+                       source=str(p))
