@@ -1,39 +1,59 @@
-"""Simulate a sorting shift and print its KPIs (built-in default scenario without arguments).
+"""Simulate a sorting shift on a loop sorter (or a hub of loops) and print its KPIs.
 
-Until the shift simulator lands, this replays the built-in seed event stream through
-the chute engine and prints its summary.
+Without SCENARIO the built-in default shift runs (the demo 400 m loop, 8 hours in four
+waves with a plan switch, container changes and blockages). Every parcel's chute comes from
+the real chute engine. The same seed gives the same result, bit for bit.
+
+--json prints ONE JSON object on stdout (counts in parcels): offered, inducted, sorted
+(into destination or overflow chutes), rejected (into reject chutes), on_loop_at_end,
+queued_at_end, sorted_per_hour, nameplate_per_hour, recirculation_pct, rejects_by_reason,
+induct_to_chute_s_p95, shift_hours, seed and more. --out DIR writes kpis.json,
+parcels.parquet, timeseries.csv, chutes.csv, PNG plots and a one-page report.html.
+Scenario files: see seeds/scenarios/ and `sorter.sim.scenario`.
 
 example:
   sorter run
-  sorter run --seed 7 --json
+  sorter run seeds/scenarios/peak.toml --seed 7 --json
+  sorter run seeds/scenarios/hub.toml --out out/hub && xdg-open out/hub/report.html
 """
 from __future__ import annotations
 
 import json
+import sys
+
+__all__ = ["add_arguments", "run"]
 
 
 def add_arguments(p):
-    p.add_argument("scenario", nargs="?", default=None, help="scenario file (default: built-in)")
-    p.add_argument("--seed", type=int, default=None, help="random seed")
-    p.add_argument("--out", default=None, metavar="DIR", help="write outputs here")
-    p.add_argument("--json", action="store_true", help="print the KPIs as one JSON object")
+    p.add_argument("scenario", nargs="?", default=None, metavar="SCENARIO",
+                   help="scenario TOML (default: the built-in shift)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (None: the scenario's own)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write kpis.json, parcels.parquet, timeseries.csv, plots and report.html here")
+    p.add_argument("--json", action="store_true",
+                   help="print the KPIs as one JSON object on stdout (no table, no progress bar)")
 
 
 def run(args) -> int:
-    from sorter import Sorter
-    from sorter.replay import replay_events
-    from sorter.resources import seed_path
+    from sorter.errors import InputError
+    from sorter.sim.kpis import compact, compute_kpis, format_table
+    from sorter.sim.loop import simulate
+    from sorter.sim.scenario import default_scenario_path, load_scenario
 
-    plan = seed_path("plan/demo_plan.csv")
-    sorter = Sorter.from_files(plan, seed_path("plan/demo_chutes.toml"))
-    res = replay_events(sorter, seed_path("plan/demo_events.csv"))
-    kpis = {"decisions": res.decisions, "events": res.events, "rejects_by_reason": {
-        r: n for r, n in res.by_reason.items() if r not in ("ok", "overflow")},
-        "sorted": res.by_reason["ok"] + res.by_reason["overflow"]}
+    if args.seed is not None and args.seed < 0:
+        raise InputError(f"bad seed {args.seed}", field="--seed", expected="an integer >= 0")
+    scenario = load_scenario(args.scenario if args.scenario else default_scenario_path())
+    result = simulate(scenario, seed=args.seed, progress=not args.json)
+    kpis = compute_kpis(result)
+    if args.out:
+        from sorter.report import write_outputs
+        paths = write_outputs(result, kpis, args.out)
+        msg = "wrote " + ", ".join(str(p) for p in paths.values())
+        print(msg, file=sys.stderr if args.json else sys.stdout)
     if args.json:
-        print(json.dumps(kpis))
+        print(json.dumps(compact(kpis)))
     else:
-        print(f"replayed {res.decisions} scans of the built-in seed stream through {sorter!r}")
-        for k, v in res.by_reason.items():
-            print(f"  {k:<20} {v:>7}")
+        print(format_table(kpis))
+        if args.out:
+            print(f"\nreport: {paths['report']}")
     return 0

@@ -1,0 +1,336 @@
+"""Outputs of a simulated shift: KPI JSON, per-parcel Parquet, time series, plots, HTML report.
+
+:func:`write_outputs` writes into one folder:
+
+* ``kpis.json``: every KPI (:func:`sorter.sim.kpis.compute_kpis`), with per-chute and
+  per-interval lists;
+* ``parcels.parquet``: one row per parcel (id, loop, destination, induct, wave, arrival_t,
+  induct_t, scan, chute, reason, discharge_t, recirculations, status);
+* ``timeseries.csv``: one row per interval (offered, inducted, sorted ... per hour);
+* ``chutes.csv``: one row per chute (discharged, % full / in container change / blocked);
+* ``throughput.png``, ``recirculation.png``, ``chute_occupancy.png`` and ``report.html``, a
+  one-page report embedding them (self-contained: the images are inlined).
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["write_outputs", "plot_throughput", "plot_recirculation", "plot_chute_occupancy",
+           "write_html_report"]
+
+
+def _wave_spans(ax, scenario):
+    for i, w in enumerate(scenario.waves):
+        a, b = w.start_s / 3600, min(w.end_s, scenario.shift_s) / 3600
+        if i % 2 == 0:
+            ax.axvspan(a, b, color="0.94", zorder=0)
+        ax.text((a + b) / 2, 1.0, w.name, transform=ax.get_xaxis_transform(), ha="center",
+                va="bottom", fontsize=8, color="0.35", clip_on=False)
+
+
+def plot_throughput(kpis, scenario, path):
+    """Offered, inducted and sorted items/h per interval, against nameplate."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ts = kpis["intervals"]
+    x = np.asarray(ts["start_h"])
+    width = scenario.interval_minutes / 60
+    edges = np.append(x, min(x[-1] + width, scenario.shift_hours))
+    fig, ax = plt.subplots(figsize=(10, 4.2), dpi=110)
+    _wave_spans(ax, scenario)
+    for key, label, color, lw in (("offered_per_hour", "offered", "#9aa5b1", 2.2),
+                                  ("inducted_per_hour", "inducted", "#2f7ebc", 1.6),
+                                  ("sorted_per_hour", "sorted", "#1b9e4b", 2.0),
+                                  ("rejected_per_hour", "rejected", "#d1495b", 1.2)):
+        y = np.asarray(ts[key])
+        ax.stairs(y, edges, label=label, color=color, linewidth=lw)
+    ax.axhline(kpis["nameplate_per_hour"], color="k", linestyle="--", linewidth=1)
+    ax.text(edges[0], kpis["nameplate_per_hour"], f" nameplate {kpis['nameplate_per_hour']:,.0f}/h",
+            va="bottom", fontsize=8)
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_ylim(0, max(kpis["nameplate_per_hour"], np.max(ts["offered_per_hour"]) if len(x) else 0) * 1.15)
+    ax.set_xlabel("hours into the shift")
+    ax.set_ylabel(f"items per hour ({scenario.interval_minutes:g}-min intervals)")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    ax.legend(loc="lower right", ncol=4, fontsize=8, frameon=True)
+    ax.set_title("Throughput against offered load", loc="left", fontsize=11, pad=16)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_recirculation(kpis, scenario, path):
+    """Recirculation % and carrier fill % per interval; induct blocking % beside them."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ts = kpis["intervals"]
+    x = np.asarray(ts["start_h"])
+    width = scenario.interval_minutes / 60
+    edges = np.append(x, min(x[-1] + width, scenario.shift_hours))
+    left = np.asarray(ts["sorted"]) + np.asarray(ts["rejected"])
+    rec = 100.0 * np.asarray(ts["recirculations"]) / np.maximum(left, 1)
+    fig, ax = plt.subplots(figsize=(10, 4.0), dpi=110)
+    _wave_spans(ax, scenario)
+    ax.stairs(rec, edges, color="#d1495b", linewidth=1.8,
+              label="recirculations per 100 parcels leaving the loop")
+    ax.stairs(np.asarray(ts["induct_blocking_pct"]), edges, color="#edae49", linewidth=1.4,
+              label="induct blocking % of time")
+    ax.set_ylabel("%")
+    ax.set_xlabel("hours into the shift")
+    ax.set_xlim(edges[0], edges[-1])
+    ax2 = ax.twinx()
+    ax2.stairs(np.asarray(ts["carrier_fill_pct"]), edges, color="#2f7ebc", linewidth=1.2,
+               linestyle=":", label="carrier fill % (right axis)")
+    ax2.set_ylabel("carrier fill %")
+    ax2.set_ylim(0, 100)
+    ax.set_ylim(0, max(5.0, float(np.max(rec, initial=0)), float(np.max(ts["induct_blocking_pct"],
+                                                                          initial=0))) * 1.2)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, ncol=3,
+              frameon=False)
+    ax.set_title("Recirculation, induct blocking and carrier fill", loc="left", fontsize=11, pad=16)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_chute_occupancy(result, path):
+    """Heat map: % of each interval each chute could not take parcels (full, in container
+    change or blocked); chutes in loop order along the y axis."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    sc = result.scenario
+    rows, labels, seps = [], [], []
+    for lr in result.loops:
+        n_int = lr.raw["unavail_ticks"].shape[0]
+        b = np.minimum(np.round(np.arange(n_int + 1) * result.interval_s / lr.dt), lr.n_ticks)
+        b[-1] = lr.n_ticks
+        ticks = np.maximum(np.diff(b), 1)
+        frac = 100.0 * lr.raw["unavail_ticks"] / ticks[:, None]      # interval x chute
+        order = np.argsort(lr.spec.layout.chute_positions(), kind="stable")
+        rows.append(frac[:, order].T)
+        labels.extend(f"{lr.name}:{lr.chute_ids[k]}" if len(result.loops) > 1 else str(lr.chute_ids[k])
+                      for k in order)
+        seps.append(sum(r.shape[0] for r in rows))
+    m = np.vstack(rows)
+    fig, ax = plt.subplots(figsize=(10, 5.4), dpi=110)
+    im = ax.imshow(m, aspect="auto", interpolation="nearest", cmap="magma_r", vmin=0, vmax=100,
+                   extent=(0, sc.shift_hours, m.shape[0], 0))
+    for s in seps[:-1]:
+        ax.axhline(s, color="#2f7ebc", linewidth=1)
+    for w in sc.waves[1:]:
+        if w.start_s < sc.shift_s:
+            ax.axvline(w.start_s / 3600, color="#2f7ebc", linewidth=0.8, linestyle="--")
+            ax.text(w.start_s / 3600, 1.0, " " + w.name, fontsize=7, color="#2f7ebc", va="bottom",
+                    transform=ax.get_xaxis_transform(), clip_on=False)
+    n = m.shape[0]
+    step = max(1, n // 12)
+    ax.set_yticks(np.arange(0, n, step) + 0.5)
+    ax.set_yticklabels(labels[::step], fontsize=7)
+    ax.set_xlabel("hours into the shift")
+    ax.set_ylabel("chute (in loop order)")
+    cb = fig.colorbar(im, ax=ax, pad=0.01)
+    cb.set_label("% of interval not taking parcels")
+    ax.set_title("Chute occupancy: full, in container change or blocked", loc="left", fontsize=11,
+                 pad=14)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _img(path):
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(Path(path).stem)}">'
+
+
+def write_html_report(kpis, result, out_dir, images) -> Path:
+    """One self-contained page: the headline KPIs, the waves, the plots, the worst chutes."""
+    sc = result.scenario
+    k = kpis
+    e = html.escape
+
+    def row(label, value):
+        return f"<tr><th>{e(label)}</th><td>{e(value)}</td></tr>"
+
+    head = [
+        row("offered", f"{k['offered']:,} parcels ({k['offered_per_hour']:,.0f}/h)"),
+        row("inducted", f"{k['inducted']:,} ({k['inducted_per_hour']:,.0f}/h); "
+                        f"{k['queued_at_end']:,} still queued at inducts"),
+        row("sorted", f"{k['sorted']:,} ({k['sorted_per_hour']:,.0f}/h, "
+                      f"peak 15 min {k['peak_15min_sorted_per_hour']:,.0f}/h); "
+                      f"{k['sorted_to_overflow']:,} via overflow"),
+        row("rejected", f"{k['rejected']:,} ({k['reject_pct']:.2f} %): " + (", ".join(
+            f"{r} {n:,}" for r, n in k["rejects_by_reason"].items() if n) or "none")),
+        row("on the loop at the end", f"{k['on_loop_at_end']:,}"),
+        row("nameplate", f"{k['nameplate_per_hour']:,.0f} items/h"),
+        row("first-pass sort", f"{k['first_pass_sort_pct']:.2f} %"),
+        row("recirculation", f"{k['recirculation_pct']:.2f} % of parcels "
+                             f"({k['laps_per_parcel']:.3f} laps per parcel)"),
+        row("carrier fill", f"{k['carrier_fill_pct']:.1f} %"),
+        row("induct blocking / starvation", f"{k['induct_blocking_pct']:.2f} % / "
+                                             f"{k['induct_starvation_pct']:.2f} % of the time; "
+                                             f"wait at induct p95 {k['induct_wait_s_p95']:.0f} s"),
+        row("induct to chute", f"p50 {k['induct_to_chute_s_p50']:.0f} s, p95 "
+                               f"{k['induct_to_chute_s_p95']:.0f} s, p99 {k['induct_to_chute_s_p99']:.0f} s"),
+        row("chutes", f"{k['chute_full_events_per_hour']:.0f} full events/h, "
+                      f"{k['container_changes_per_hour']:.0f} container changes/h; not open "
+                      f"{k['chute_not_open_pct_mean']:.1f} % of the shift on average, "
+                      f"{k['chute_not_open_pct_max']:.1f} % at worst"),
+    ]
+    waves = "".join(
+        f"<tr><td>{e(w['name'])}</td><td>{w['start_h']:.2f}-{w['end_h']:.2f}</td>"
+        f"<td>{w['offered_per_hour']:,.0f}</td><td>{w['inducted_per_hour']:,.0f}</td>"
+        f"<td>{w['sorted_per_hour']:,.0f}</td><td>{e(', '.join(w['plans'].values()))}</td></tr>"
+        for w in k["per_wave"])
+    worst = sorted((c for c in k["chutes"] if c["kind"] != "reject"),
+                   key=lambda c: -(c["full_pct"] + c["container_change_pct"] + c["blocked_pct"]))[:8]
+    worst_rows = "".join(
+        f"<tr><td>{e(str(c['loop']))}</td><td>{e(str(c['id']))}</td><td>{c['discharged']:,}</td>"
+        f"<td>{c['full_pct']:.1f}</td><td>{c['container_change_pct']:.1f}</td>"
+        f"<td>{c['blocked_pct']:.1f}</td></tr>" for c in worst)
+    loops = "".join(
+        f"<li>{e(lp['name'])}: {lp['carriers']} carriers, lap {lp['lap_time_s']:.0f} s, nameplate "
+        f"{lp['nameplate_per_hour']:,.0f}/h, {len(lp['inducts'])} inducts; sorted "
+        f"{lp['sorted_per_hour']:,.0f}/h, recirculation {lp['recirculation_pct']:.2f} %, "
+        f"induct blocking {lp['induct_blocking_pct']:.2f} %</li>" for lp in k["loops"])
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Shift report: {e(sc.name)}</title>
+<style>
+body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1120px;
+       color: #222; }}
+h1 {{ font-size: 22px; margin-bottom: 2px; }} h2 {{ font-size: 16px; margin: 22px 0 6px; }}
+.sub {{ color: #666; margin-top: 0; }}
+.grid {{ display: grid; grid-template-columns: 1fr 1fr; gap: 12px 28px; align-items: start; }}
+table {{ border-collapse: collapse; font-size: 13px; }}
+th, td {{ padding: 3px 8px; border-bottom: 1px solid #e4e4e4; text-align: left; vertical-align: top; }}
+th {{ color: #444; font-weight: 600; white-space: nowrap; }}
+td.n, .num td {{ text-align: right; }}
+img {{ max-width: 100%; border: 1px solid #eee; }}
+.big {{ display: flex; gap: 14px; margin: 12px 0 4px; }}
+.big div {{ background: #f5f7fa; padding: 8px 14px; border-radius: 6px; min-width: 130px; }}
+.big b {{ font-size: 22px; display: block; }} .big span {{ font-size: 12px; color: #555; }}
+</style></head><body>
+<h1>Shift report: {e(sc.name)}</h1>
+<p class="sub">{sc.shift_hours:g} h shift, seed {k['seed']}, {len(k['loops'])} loop(s);
+scenario {e(str(sc.path or '(built in code)'))}; simulated in {k['wall_s']:.2f} s.</p>
+<div class="big">
+<div><b>{k['sorted_per_hour']:,.0f}</b><span>sorted items/h: {100 * k['sorted'] / max(k['offered'], 1):.0f} % of offered,
+{100 * k['sorted_per_hour'] / max(k['nameplate_per_hour'], 1):.0f} % of nameplate</span></div>
+<div><b>{k['offered_per_hour']:,.0f}</b><span>offered items/h</span></div>
+<div><b>{k['first_pass_sort_pct']:.1f} %</b><span>first-pass sort</span></div>
+<div><b>{k['recirculation_pct']:.2f} %</b><span>recirculation</span></div>
+<div><b>{k['reject_pct']:.2f} %</b><span>rejected</span></div>
+<div><b>{k['induct_to_chute_s_p95']:.0f} s</b><span>induct to chute, p95</span></div>
+</div>
+<h2>Throughput</h2>
+{_img(images['throughput'])}
+<div class="grid">
+<div><h2>Key figures</h2><table>{''.join(head)}</table>
+<h2>Loops</h2><ul>{loops}</ul></div>
+<div><h2>Waves (items/h)</h2><table class="num"><tr><th>wave</th><th>hours</th><th>offered</th>
+<th>inducted</th><th>sorted</th><th>plan switched in</th></tr>{waves}</table>
+<h2>Chutes closed longest (% of the shift)</h2><table class="num"><tr><th>loop</th><th>chute</th>
+<th>parcels</th><th>full</th><th>changing</th><th>blocked</th></tr>{worst_rows}</table></div>
+</div>
+<h2>Recirculation and inducts</h2>
+{_img(images['recirculation'])}
+<h2>Chute occupancy</h2>
+{_img(images['chute_occupancy'])}
+<p class="sub">Files beside this page: kpis.json, parcels.parquet (one row per parcel), timeseries.csv,
+chutes.csv and the PNG plots.</p>
+</body></html>
+"""
+    path = Path(out_dir) / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def write_outputs(result, kpis, out_dir) -> dict:
+    """Write every output file of a run into ``out_dir`` (created if needed).
+
+    Parameters
+    ----------
+    result : ShiftResult
+    kpis : dict
+        From :func:`sorter.sim.kpis.compute_kpis`.
+    out_dir : str or Path
+
+    Returns
+    -------
+    dict
+        Name -> path of each file written.
+
+    Examples
+    --------
+    >>> from sorter.sim import simulate, default_scenario_path  # doctest: +SKIP
+    >>> from sorter.sim.kpis import compute_kpis  # doctest: +SKIP
+    >>> res = simulate(default_scenario_path())  # doctest: +SKIP
+    >>> write_outputs(res, compute_kpis(res), "out")  # doctest: +SKIP
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    p = out / "kpis.json"
+    p.write_text(json.dumps(kpis, indent=1, default=_json_default) + "\n", encoding="utf-8")
+    paths["kpis"] = p
+    cols = result.parcel_columns()
+    table = pa.table({k: (pa.array(v.tolist(), type=pa.string()) if v.dtype == object else v)
+                      for k, v in cols.items()})
+    p = out / "parcels.parquet"
+    pq.write_table(table, p)
+    paths["parcels"] = p
+    ts = kpis["intervals"]
+    p = out / "timeseries.csv"
+    with open(p, "w", newline="") as f:
+        w = csv.writer(f)
+        keys = list(ts)
+        w.writerow(keys)
+        for i in range(len(ts["start_s"])):
+            w.writerow([_fmt(ts[k][i]) for k in keys])
+    paths["timeseries"] = p
+    p = out / "chutes.csv"
+    with open(p, "w", newline="") as f:
+        w = csv.writer(f)
+        keys = ["loop", "id", "kind", "discharged", "full_pct", "container_change_pct", "blocked_pct"]
+        w.writerow(keys)
+        for c in kpis["chutes"]:
+            w.writerow([_fmt(c[k]) for k in keys])
+    paths["chutes"] = p
+    images = {"throughput": out / "throughput.png", "recirculation": out / "recirculation.png",
+              "chute_occupancy": out / "chute_occupancy.png"}
+    plot_throughput(kpis, result.scenario, images["throughput"])
+    plot_recirculation(kpis, result.scenario, images["recirculation"])
+    plot_chute_occupancy(result, images["chute_occupancy"])
+    paths.update(images)
+    paths["report"] = write_html_report(kpis, result, out, images)
+    return paths
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return v
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -1,0 +1,251 @@
+"""Simulate a sorting shift on one loop sorter, or a hub of loops fed from one arrival stream.
+
+Data flows one way: scenario -> pre-drawn arrays (:mod:`sorter.sim.arrivals`) -> the
+compiled tick loop (``sorter._loop.LoopKernel``, which calls the real chute engine of
+:class:`sorter.Sorter` at C level for every scan) -> arrays -> KPIs (:mod:`sorter.sim.kpis`).
+Python runs once per wave boundary (plan switches through :meth:`Sorter.switch_plan`) and
+once per progress step, never per parcel.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sorter._loop import SERIES, LoopKernel
+from sorter.constants import KINDS, REASONS
+from sorter.engine import Sorter
+from sorter.errors import InputError
+from sorter.sim.arrivals import Parcels, draw_floor_events, draw_parcels
+from sorter.sim.scenario import LoopSpec, Scenario, load_scenario
+
+__all__ = ["LoopRun", "ShiftResult", "simulate", "prepare_loop", "SERIES"]
+
+
+@dataclass
+class LoopRun:
+    """What one loop did during the shift (arrays indexed by the loop's own parcel order)."""
+
+    spec: LoopSpec
+    parcel_ids: np.ndarray          # global parcel ids of this loop's parcels
+    chute_ids: list                 # chute labels, engine order
+    chute_kind: np.ndarray          # KINDS index per chute
+    chute_capacity: np.ndarray
+    dt: float                       # seconds per tick
+    n_ticks: int
+    raw: dict                       # LoopKernel.results()
+    engine: Sorter
+    plan_switches: list = field(default_factory=list)   # (time s, plan name)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass
+class ShiftResult:
+    """The outcome of :func:`simulate`: the parcels, each loop's run, timing."""
+
+    scenario: Scenario
+    seed: int
+    parcels: Parcels
+    loops: list
+    interval_s: float
+    wall_s: float = 0.0
+
+    @property
+    def n_intervals(self) -> int:
+        return self.loops[0].raw["series"].shape[0]
+
+    def parcel_columns(self) -> dict:
+        """One row per parcel (global id order): the columns of ``parcels.parquet``.
+
+        ``induct_t``/``discharge_t`` are NaN when the parcel was not inducted/discharged;
+        ``status`` is ``sorted``, ``rejected``, ``on_loop`` or ``queued`` (still waiting at
+        its induct at the shift's end); ``scan`` is ``read``, ``no_read`` or ``not_sortable``
+        (or empty when never scanned).
+        """
+        p = self.parcels
+        n = len(p)
+        induct_t = np.full(n, np.nan)
+        discharge_t = np.full(n, np.nan)
+        chute = np.full(n, "", dtype=object)
+        reason = np.full(n, "", dtype=object)
+        recirc = np.zeros(n, dtype=np.int32)
+        induct = np.full(n, "", dtype=object)
+        loop = np.full(n, "", dtype=object)
+        status = np.full(n, "queued", dtype=object)
+        scanned = np.zeros(n, dtype=bool)
+        for lr in self.loops:
+            ids = lr.parcel_ids
+            r = lr.raw
+            it = r["induct_tick"]
+            dtk = r["discharge_tick"]
+            induct_t[ids] = np.where(it >= 0, it * lr.dt, np.nan)
+            discharge_t[ids] = np.where(dtk >= 0, dtk * lr.dt, np.nan)
+            labels = np.array([str(c) for c in lr.chute_ids] + [""], dtype=object)
+            chute[ids] = labels[r["chute"]]            # -1 -> ""
+            reasons = np.array(list(REASONS) + [""], dtype=object)
+            reason[ids] = reasons[r["reason"]]
+            recirc[ids] = r["recirculations"]
+            ind_labels = np.array([i.id for i in lr.spec.layout.inducts], dtype=object)
+            induct[ids] = ind_labels[p.induct[ids]]
+            loop[ids] = lr.name
+            st = np.full(len(ids), "queued", dtype=object)
+            st[it >= 0] = "on_loop"
+            done = dtk >= 0
+            ok = (r["reason"] == 0) | (r["reason"] == 1)
+            st[done & ok] = "sorted"
+            st[done & ~ok] = "rejected"
+            status[ids] = st
+            scanned[ids] = r["reason"] >= 0
+        codes = np.array(list(p.codes) + ["?unknown"], dtype=object)
+        dest = codes[np.where(p.dest >= 0, p.dest, len(p.codes))]
+        scan = np.where(~p.sortable, "not_sortable", np.where(p.no_read, "no_read", "read"))
+        scan = np.where(scanned, scan, "").astype(object)
+        return {
+            "id": np.arange(n, dtype=np.int64), "loop": loop, "destination": dest,
+            "induct": induct, "wave": p.wave.astype(np.int16), "arrival_t": p.arrival_s,
+            "induct_t": induct_t, "scan": scan, "chute": chute, "reason": reason,
+            "discharge_t": discharge_t, "recirculations": recirc, "status": status,
+        }
+
+
+def prepare_loop(scenario: Scenario, li: int, parcels: Parcels, rng: np.random.Generator):
+    """Build the engine and the kernel of loop ``li`` (draws its floor events from ``rng``).
+
+    Returns ``(sorter, kernel, parcel_ids, switches)`` where ``switches`` lists
+    ``(tick, SortPlan)`` plan switches at wave starts.
+    """
+    spec = scenario.loops[li]
+    layout = spec.layout
+    base = scenario.plan_for(spec, spec.plan)
+    sorter = Sorter(base, layout.chutes)
+    # intern every wave plan's destinations once (ids never change), then start on the base plan
+    wave_plans = [(w.start_s, scenario.plan_for(spec, w.plans[spec.name]))
+                  for w in scenario.waves if spec.name in w.plans]
+    for _, plan in wave_plans:
+        sorter.switch_plan(plan)
+    sorter.switch_plan(base)
+    dt = layout.tick_s
+    n_ticks = int(round(scenario.shift_s / dt))
+    switches = []
+    for start_s, plan in wave_plans:
+        tick = int(round(start_s / dt))
+        if tick <= 0:
+            sorter.switch_plan(plan)
+        elif tick < n_ticks:
+            switches.append((tick, plan))
+
+    ids = np.flatnonzero(parcels.loop == li)
+    dest_of_code = sorter.destination_ids(parcels.codes)
+    d = parcels.dest[ids]
+    dest = np.where(d >= 0, dest_of_code[np.maximum(d, 0)], -1).astype(np.int32)
+    dest[parcels.no_read[ids]] = -2
+    sortable = parcels.sortable[ids].astype(np.int8)
+    arrival = parcels.arrival_s[ids]
+    induct = parcels.induct[ids].astype(np.int64)
+    n_ind = len(layout.inducts)
+    order = np.lexsort((np.arange(len(ids)), arrival, induct))
+    ptr = np.zeros(n_ind + 1, dtype=np.int64)
+    np.cumsum(np.bincount(induct, minlength=n_ind), out=ptr[1:])
+    gaps = np.array([3600.0 / i.max_rate_per_hour for i in layout.inducts])
+    floor = draw_floor_events(scenario, li, len(ids), rng)
+    interval_s = scenario.interval_minutes * 60.0
+    n_int = max(1, int(np.ceil(scenario.shift_s / interval_s - 1e-9)))
+    bounds = np.minimum(np.round(np.arange(n_int + 1) * interval_s / dt), n_ticks).astype(np.int64)
+    bounds[-1] = n_ticks
+    b_start = np.minimum(np.ceil(floor.block_start_s / dt), n_ticks + 1).astype(np.int64)
+    b_end = np.minimum(np.maximum(np.ceil(floor.block_end_s / dt), b_start + 1),
+                       n_ticks + 2).astype(np.int64)
+    kernel = LoopKernel(
+        sorter, layout.n_carriers, dt, n_ticks, layout.slot(layout.scanner_m),
+        layout.slot([i.position_m for i in layout.inducts]).astype(np.int32), gaps, ptr,
+        order.astype(np.int64), layout.slot(layout.chute_positions()).astype(np.int32),
+        arrival, dest, sortable, floor.reaction_s, floor.change_s,
+        floor.block_chute.astype(np.int32), b_start, b_end, bounds)
+    return sorter, kernel, ids, switches
+
+
+def simulate(scenario, *, seed=None, progress=False, step_minutes=15.0) -> ShiftResult:
+    """Simulate the scenario's shift.
+
+    Parameters
+    ----------
+    scenario : Scenario or path
+        A :class:`Scenario` or the path of a scenario TOML.
+    seed : int, optional
+        Overrides the scenario's seed. All randomness comes from
+        ``numpy.random.default_rng(seed)``: the same seed gives the same result, bit for bit.
+    progress : bool
+        Show a tqdm progress bar on stderr (appears only if the run takes over a second).
+    step_minutes : float
+        Simulated minutes between returns to Python (progress updates).
+
+    Returns
+    -------
+    ShiftResult
+
+    Raises
+    ------
+    ValueError
+        (:class:`~sorter.errors.InputError`) for a bad scenario file or seed.
+
+    Examples
+    --------
+    >>> from sorter.sim import simulate, default_scenario_path
+    >>> res = simulate(default_scenario_path(), seed=3)
+    >>> from sorter.sim.kpis import compute_kpis
+    >>> k = compute_kpis(res)
+    >>> k["inducted"] == k["sorted"] + k["rejected"] + k["on_loop_at_end"]
+    True
+    """
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    if seed is None:
+        seed = scenario.seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"bad seed {seed!r}", field="seed", expected="an integer >= 0")
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(int(seed))
+    parcels = draw_parcels(scenario, rng)
+    prepared = [prepare_loop(scenario, li, parcels, rng) for li in range(len(scenario.loops))]
+    total = sum(k.n_ticks for _, k, _, _ in prepared)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=total, unit="tick", unit_scale=True, delay=1.0, leave=False,
+                   desc=f"simulating {scenario.shift_hours:g} h", dynamic_ncols=True)
+    runs = []
+    try:
+        for li, (sorter, kernel, ids, switches) in enumerate(prepared):
+            spec = scenario.loops[li]
+            dt = kernel.dt
+            step = max(1, int(round(step_minutes * 60.0 / dt)))
+            stops = sorted(set(list(range(step, kernel.n_ticks, step)) + [s for s, _ in switches]
+                               + [kernel.n_ticks]))
+            pending = list(switches)
+            applied = [(0.0, sorter.plan_name)]
+            for stop in stops:
+                while pending and pending[0][0] <= kernel.t:
+                    tick, plan = pending.pop(0)
+                    sorter.switch_plan(plan)          # between waves: atomic, fill and states carry over
+                    applied.append((tick * dt, plan.name))
+                before = kernel.t
+                kernel.run(stop)
+                if bar is not None:
+                    bar.update(kernel.t - before)
+            table = spec.layout.chutes
+            runs.append(LoopRun(
+                spec=spec, parcel_ids=ids, chute_ids=list(sorter.chute_ids),
+                chute_kind=np.array([KINDS.index(c.kind) for c in table], dtype=np.int8),
+                chute_capacity=np.array([c.capacity for c in table], dtype=np.int64),
+                dt=dt, n_ticks=kernel.n_ticks, raw=kernel.results(), engine=sorter,
+                plan_switches=applied))
+    finally:
+        if bar is not None:
+            bar.close()
+    return ShiftResult(scenario=scenario, seed=int(seed), parcels=parcels, loops=runs,
+                       interval_s=scenario.interval_minutes * 60.0,
+                       wall_s=time.perf_counter() - t0)

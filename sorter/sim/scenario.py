@@ -1,0 +1,726 @@
+"""Shift scenarios: typed, validated models of a scenario TOML file.
+
+A scenario says what a sorting shift offers to one loop sorter (or to a hub of several loops
+fed from one arrival stream) and how the floor behaves. Every error names the file, the
+field and the expected form. The file's tables:
+
+``[scenario]``
+    ``name``; ``seed`` (int); ``shift_hours``; ``interval_minutes`` (time-series step, 15);
+    ``max_recirculation`` (optional: overrides every plan's); ``shift_start`` ("HH:MM",
+    optional: lets waves use clock times).
+``[loop]`` (one loop) or ``[[loop]]`` (a hub)
+    see :mod:`sorter.layout.loop`; plus ``plan`` (the plan CSV; its ``[plan]``/``[reject]``
+    settings come from the ``chutes`` TOML) or, for a generated loop, ``n_destinations``.
+``[[wave]]``
+    ``name``; ``start_h``/``end_h`` (hours from shift start) or ``start``/``end`` ("HH:MM"
+    clock times, with ``shift_start``); ``rate_per_hour`` (offered items/h, whole hub) or,
+    for one loop, ``induct_rates_per_hour`` (a list, one rate per induct); ``arrivals``
+    (``poisson`` | ``batched``: truck unloads of ``batch_size`` parcels at
+    ``unload_per_hour``); ``plan`` (the plan CSV put in force at the wave's start; for a hub a
+    table ``{loop-name = "plan.csv"}``).
+``[destinations]``
+    ``mix`` = ``zipf`` (``zipf_s``), ``split`` (``volume_shares`` to ``destination_shares``:
+    the default 70/20/10 sends 70% of parcels to the first 20% of destinations, 20% to the
+    next 30%, 10% to the last 50%), ``uniform`` or ``csv`` (``volumes`` = a CSV with header
+    ``destination,volume``); ``unknown_rate`` (share of parcels for codes no plan knows).
+    Destinations are ranked in plan order (busiest first).
+``[scan]``
+    ``no_read_rate``, ``not_sortable_rate``.
+``[containers]``
+    ``change_time_s`` and ``reaction_time_s``: a number of seconds or a distribution table
+    ``{dist = "lognormal", mean = 45, sd = 15}`` (``const``: ``value``; ``uniform``:
+    ``low``/``high``; ``exponential``: ``mean``; ``normal``/``lognormal``: ``mean``/``sd``;
+    ``triangular``: ``low``/``mode``/``high``); ``capacity`` (optional: items per container of
+    every destination chute).
+``[blockages]``
+    ``random_per_hour`` (per loop), ``duration_s`` (a distribution); ``[[blockages.scheduled]]``
+    with ``chute``, ``start_h``, ``duration_s`` and, in a hub, ``loop``.
+``[hub]``
+    ``split = "by_destination"``: each parcel goes to the loop whose first plan serves its
+    destination (a destination served by several loops is spread over them).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from sorter.errors import InputError
+from sorter.layout.loop import LoopSorter, generate_loop_plan
+from sorter.plan import ChuteTable, SortPlan, load_chutes, load_plan_routes
+
+__all__ = ["Distribution", "Wave", "DestinationMix", "ScanRates", "Containers", "Blockage",
+           "Blockages", "LoopSpec", "Scenario", "load_scenario", "parse_scenario",
+           "default_scenario_path", "DISTRIBUTIONS", "ARRIVALS", "MIXES"]
+
+DISTRIBUTIONS = ("const", "uniform", "exponential", "normal", "lognormal", "triangular")
+ARRIVALS = ("poisson", "batched")
+MIXES = ("zipf", "split", "uniform", "csv")
+_DIST_PARAMS = {"const": ("value",), "uniform": ("low", "high"), "exponential": ("mean",),
+                "normal": ("mean", "sd"), "lognormal": ("mean", "sd"),
+                "triangular": ("low", "mode", "high")}
+_DIST_FORM = ('a number of seconds or {dist = "const"|"uniform"|"exponential"|"normal"|'
+              '"lognormal"|"triangular", ...}')
+
+
+def default_scenario_path() -> Path:
+    """The built-in scenario that ``sorter run`` uses without an argument."""
+    from sorter.resources import seed_path
+    return seed_path("scenarios/default.toml")
+
+
+def _num(value, *, path, field, expected, lo=None, hi=None, lo_open=False, integer=False):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and integer and not (isinstance(value, int) or float(value).is_integer()):
+        ok = False
+    if ok:
+        ok = math.isfinite(float(value))
+        if ok and lo is not None:
+            ok = value > lo if lo_open else value >= lo
+        if ok and hi is not None:
+            ok = value <= hi
+    if not ok:
+        raise InputError(f"bad value {value!r}", path=path, field=field, expected=expected)
+    return int(value) if integer else float(value)
+
+
+def _keys(doc, allowed, *, path, field, form):
+    if not isinstance(doc, Mapping):
+        raise InputError(f"[{field}] must be a table", path=path, field=field, expected=form)
+    for k in doc:
+        if k not in allowed:
+            raise InputError(f"unknown key {k!r}", path=path, field=f"{field}.{k}",
+                             expected="keys " + ", ".join(sorted(allowed)))
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A non-negative random duration in seconds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> d = Distribution("uniform", {"low": 30.0, "high": 90.0})
+    >>> d.mean
+    60.0
+    >>> bool((d.draw(np.random.default_rng(0), 5) >= 30).all())
+    True
+    """
+
+    dist: str
+    params: Mapping
+
+    @classmethod
+    def parse(cls, value, *, path, field) -> "Distribution":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            v = _num(value, path=path, field=field, lo=0, expected=_DIST_FORM)
+            return cls("const", {"value": v})
+        if not isinstance(value, Mapping):
+            raise InputError(f"bad distribution {value!r}", path=path, field=field, expected=_DIST_FORM)
+        dist = value.get("dist")
+        if dist not in DISTRIBUTIONS:
+            raise InputError(f"unknown distribution {dist!r}", path=path, field=f"{field}.dist",
+                             expected=" | ".join(DISTRIBUTIONS))
+        need = _DIST_PARAMS[dist]
+        extra = set(value) - set(need) - {"dist"}
+        if extra:
+            raise InputError(f"unknown key(s) {sorted(extra)} for a {dist} distribution", path=path,
+                             field=f"{field}.{sorted(extra)[0]}", expected="keys " + ", ".join(need))
+        params = {}
+        for k in need:
+            if k not in value:
+                raise InputError(f"a {dist} distribution needs {k!r}", path=path,
+                                 field=f"{field}.{k}", expected="seconds >= 0")
+            params[k] = _num(value[k], path=path, field=f"{field}.{k}", lo=0, hi=1e7,
+                             expected="seconds >= 0")
+        if dist == "uniform" and params["low"] > params["high"]:
+            raise InputError("low > high", path=path, field=f"{field}.low", expected="low <= high")
+        if dist == "triangular" and not params["low"] <= params["mode"] <= params["high"]:
+            raise InputError("mode outside [low, high]", path=path, field=f"{field}.mode",
+                             expected="low <= mode <= high")
+        if dist == "lognormal" and params["mean"] <= 0:
+            raise InputError("a lognormal mean must be > 0", path=path, field=f"{field}.mean",
+                             expected="seconds > 0")
+        return cls(dist, params)
+
+    @property
+    def mean(self) -> float:
+        p = self.params
+        return {"const": lambda: p["value"], "uniform": lambda: (p["low"] + p["high"]) / 2,
+                "exponential": lambda: p["mean"], "normal": lambda: p["mean"],
+                "lognormal": lambda: p["mean"],
+                "triangular": lambda: (p["low"] + p["mode"] + p["high"]) / 3}[self.dist]()
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` draws (seconds, clipped at 0) from ``rng``."""
+        p = self.params
+        if self.dist == "const":
+            x = np.full(n, p["value"])
+        elif self.dist == "uniform":
+            x = rng.uniform(p["low"], p["high"], n)
+        elif self.dist == "exponential":
+            x = rng.exponential(p["mean"], n)
+        elif self.dist == "normal":
+            x = rng.normal(p["mean"], p["sd"], n)
+        elif self.dist == "lognormal":
+            m, s = p["mean"], p["sd"]
+            sigma2 = math.log(1 + (s / m) ** 2)
+            x = rng.lognormal(math.log(m) - sigma2 / 2, math.sqrt(sigma2), n)
+        else:
+            x = rng.triangular(p["low"], p["mode"], p["high"], n) if p["low"] < p["high"] \
+                else np.full(n, p["low"])
+        return np.maximum(x, 0.0)
+
+    def describe(self) -> str:
+        return self.dist + "(" + ", ".join(f"{k}={v:g}" for k, v in self.params.items()) + ")"
+
+
+@dataclass(frozen=True)
+class Wave:
+    """A period of the shift with its own arrival rate and (optionally) sort plan."""
+
+    name: str
+    start_s: float
+    end_s: float
+    rate_per_hour: float
+    arrivals: str = "poisson"
+    batch_size: int = 200
+    unload_per_hour: float = 6000.0
+    induct_rates_per_hour: tuple | None = None
+    plans: Mapping = field(default_factory=dict)     # loop name -> SortPlan put in force
+
+
+@dataclass(frozen=True)
+class DestinationMix:
+    mix: str = "zipf"
+    zipf_s: float = 1.0
+    volume_shares: tuple = (0.7, 0.2, 0.1)
+    destination_shares: tuple = (0.2, 0.3, 0.5)
+    volumes: Mapping | None = None        # code -> volume (mix = csv)
+    unknown_rate: float = 0.0
+
+    def weights(self, codes) -> tuple[list, np.ndarray]:
+        """Destination codes and their probabilities (sums to 1)."""
+        codes = list(codes)
+        n = len(codes)
+        if self.mix == "csv":
+            codes = list(self.volumes)
+            w = np.array([self.volumes[c] for c in codes], dtype=float)
+        elif self.mix == "uniform":
+            w = np.ones(n)
+        elif self.mix == "zipf":
+            w = 1.0 / np.arange(1, n + 1) ** self.zipf_s
+        else:
+            w = np.zeros(n)
+            edges = np.round(np.cumsum((0.0,) + tuple(self.destination_shares)) * n).astype(int)
+            edges[-1] = n
+            for share, a, b in zip(self.volume_shares, edges[:-1], edges[1:]):
+                if b > a:
+                    w[a:b] = share / (b - a)
+            if w.sum() == 0:
+                w[:] = 1.0
+        return codes, w / w.sum()
+
+
+@dataclass(frozen=True)
+class ScanRates:
+    no_read_rate: float = 0.01
+    not_sortable_rate: float = 0.002
+
+
+@dataclass(frozen=True)
+class Containers:
+    change_time_s: Distribution = Distribution("lognormal", {"mean": 45.0, "sd": 15.0})
+    reaction_time_s: Distribution = Distribution("exponential", {"mean": 30.0})
+    capacity: int | None = None
+
+
+@dataclass(frozen=True)
+class Blockage:
+    loop: str
+    chute: object
+    start_s: float
+    duration_s: Distribution
+
+
+@dataclass(frozen=True)
+class Blockages:
+    random_per_hour: float = 0.0
+    duration_s: Distribution = Distribution("uniform", {"low": 60.0, "high": 300.0})
+    scheduled: tuple = ()
+
+
+@dataclass
+class LoopSpec:
+    """One loop of the scenario: its layout and the plan in force before any wave's."""
+
+    layout: LoopSorter
+    plan: SortPlan
+
+    @property
+    def name(self) -> str:
+        return self.layout.name
+
+
+@dataclass
+class Scenario:
+    """A validated shift scenario. Build with :func:`load_scenario` or directly.
+
+    Examples
+    --------
+    >>> sc = load_scenario(default_scenario_path())  # doctest: +SKIP
+    >>> sc.shift_hours, len(sc.loops), [w.name for w in sc.waves]  # doctest: +SKIP
+    """
+
+    loops: list
+    waves: list
+    shift_hours: float = 8.0
+    name: str = "scenario"
+    seed: int = 0
+    interval_minutes: float = 15.0
+    destinations: DestinationMix = field(default_factory=DestinationMix)
+    scan: ScanRates = field(default_factory=ScanRates)
+    containers: Containers = field(default_factory=Containers)
+    blockages: Blockages = field(default_factory=Blockages)
+    max_recirculation: int | None = None
+    path: str | None = None
+
+    def __post_init__(self):
+        self.validate()
+
+    @property
+    def shift_s(self) -> float:
+        return self.shift_hours * 3600.0
+
+    @property
+    def offered_per_hour(self) -> float:
+        """Mean offered rate over the shift, items/h (from the waves)."""
+        total = 0.0
+        for w in self.waves:
+            rate = sum(w.induct_rates_per_hour) if w.induct_rates_per_hour else w.rate_per_hour
+            total += rate * max(0.0, min(w.end_s, self.shift_s) - w.start_s) / 3600
+        return total / self.shift_hours
+
+    def validate(self) -> "Scenario":
+        path = self.path
+        if not self.loops:
+            raise InputError("no loop", path=path, field="loop", expected="a [loop] table")
+        names = [lp.name for lp in self.loops]
+        if len(set(names)) != len(names):
+            raise InputError(f"duplicate loop names {names}", path=path, field="loop.name",
+                             expected="a unique name per [[loop]]")
+        if not self.waves:
+            raise InputError("no waves", path=path, field="wave",
+                             expected="one or more [[wave]] tables with start_h, end_h, rate_per_hour")
+        for i, w in enumerate(self.waves):
+            f = f"wave[{i}]"
+            if not 0 <= w.start_s < w.end_s:
+                raise InputError(f"wave {w.name!r} ends before it starts", path=path,
+                                 field=f + ".end_h", expected="0 <= start_h < end_h")
+            if w.start_s >= self.shift_s:
+                raise InputError(f"wave {w.name!r} starts after the shift ends", path=path,
+                                 field=f + ".start_h",
+                                 expected=f"a start before the shift's end ({self.shift_hours:g} h)")
+            if i and w.start_s < self.waves[i - 1].end_s - 1e-9:
+                raise InputError(f"wave {w.name!r} overlaps wave {self.waves[i - 1].name!r}",
+                                 path=path, field=f + ".start_h",
+                                 expected="waves in time order, not overlapping")
+            if w.induct_rates_per_hour is not None:
+                if len(self.loops) != 1:
+                    raise InputError("induct_rates_per_hour needs a single loop", path=path,
+                                     field=f + ".induct_rates_per_hour",
+                                     expected="rate_per_hour for a hub")
+                if len(w.induct_rates_per_hour) != len(self.loops[0].layout.inducts):
+                    raise InputError(f"{len(w.induct_rates_per_hour)} rates for "
+                                     f"{len(self.loops[0].layout.inducts)} inducts", path=path,
+                                     field=f + ".induct_rates_per_hour",
+                                     expected="one rate per induct, in [[loop.induct]] order")
+            for lname in w.plans:
+                if lname not in names:
+                    raise InputError(f"unknown loop {lname!r}", path=path, field=f + ".plan",
+                                     expected="a loop name: " + ", ".join(names))
+        for b in self.blockages.scheduled:
+            lp = next((lp for lp in self.loops if lp.name == b.loop), None)
+            if lp is None:
+                raise InputError(f"unknown loop {b.loop!r}", path=path,
+                                 field="blockages.scheduled.loop",
+                                 expected="a loop name: " + ", ".join(names))
+            if lp.layout.chutes.lookup(b.chute) is None:
+                raise InputError(f"unknown chute {b.chute!r}", path=path,
+                                 field="blockages.scheduled.chute",
+                                 expected=f"a chute id of loop {b.loop!r}")
+        return self
+
+    def plan_for(self, loop: LoopSpec, plan: SortPlan) -> SortPlan:
+        """``plan`` with the scenario's ``max_recirculation`` override applied."""
+        if self.max_recirculation is None or plan.max_recirculation == self.max_recirculation:
+            return plan
+        return replace(plan, max_recirculation=self.max_recirculation)
+
+
+# --------------------------------------------------------------------------- loading
+
+_TOP = {"scenario", "loop", "wave", "destinations", "scan", "containers", "blockages", "hub"}
+
+
+def load_scenario(path) -> Scenario:
+    """Read and validate a scenario TOML (see the module docstring for its tables).
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    Scenario
+
+    Raises
+    ------
+    ValueError
+        :class:`~sorter.errors.InputError` naming file, field (and line for TOML syntax
+        errors) and the expected form.
+
+    Examples
+    --------
+    >>> from sorter.sim.scenario import load_scenario, default_scenario_path
+    >>> sc = load_scenario(default_scenario_path())
+    >>> sc.loops[0].layout.lap_time_s
+    160.0
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError("file not found", path=path, expected="a scenario TOML file") from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", path=path) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", path=path, expected="a UTF-8 TOML file") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise InputError(f"not valid TOML: {exc}", path=path, line=int(m.group(1)) if m else None,
+                         expected="a scenario TOML ([scenario], [loop], [[wave]], ...)") from None
+    return parse_scenario(doc, path=path)
+
+
+def _clock(value, *, path, field, start_h):
+    if not isinstance(value, str) or not re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
+        raise InputError(f"bad clock time {value!r}", path=path, field=field, expected='"HH:MM"')
+    h, m = (int(x) for x in value.strip().split(":"))
+    if h > 24 or m > 59:
+        raise InputError(f"bad clock time {value!r}", path=path, field=field, expected='"HH:MM"')
+    if start_h is None:
+        raise InputError("clock times need scenario.shift_start", path=path, field=field,
+                         expected='shift_start = "HH:MM" in [scenario], or start_h/end_h in hours')
+    return ((h + m / 60) - start_h) % 24
+
+
+def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
+    """Validate an already-parsed scenario document; see :func:`load_scenario`."""
+    base = Path(base_dir) if base_dir is not None else (Path(path).parent if path else Path("."))
+    for k in doc:
+        if k not in _TOP:
+            raise InputError(f"unknown table [{k}]", path=path, field=k,
+                             expected="tables " + ", ".join(sorted(_TOP)))
+    head = doc.get("scenario", {})
+    _keys(head, {"name", "seed", "shift_hours", "interval_minutes", "max_recirculation",
+                 "shift_start"}, path=path, field="scenario", form="[scenario] with name, seed, shift_hours")
+    name = head.get("name", Path(path).stem if path else "scenario")
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(f"bad name {name!r}", path=path, field="scenario.name",
+                         expected="a non-empty string")
+    seed = _num(head.get("seed", 0), path=path, field="scenario.seed", lo=0, hi=2**63 - 1,
+                integer=True, expected="an integer >= 0")
+    shift_hours = _num(head.get("shift_hours", 8.0), path=path, field="scenario.shift_hours",
+                       lo=0, lo_open=True, hi=24 * 7, expected="hours, > 0 and at most 168")
+    interval = _num(head.get("interval_minutes", 15.0), path=path, field="scenario.interval_minutes",
+                    lo=1, hi=24 * 60, expected="minutes from 1 to 1440")
+    max_rec = head.get("max_recirculation")
+    if max_rec is not None:
+        max_rec = _num(max_rec, path=path, field="scenario.max_recirculation", lo=0, hi=1000,
+                       integer=True, expected="an integer from 0 to 1000")
+    start_h = None
+    if "shift_start" in head:
+        start_h = _clock(head["shift_start"], path=path, field="scenario.shift_start", start_h=0.0)
+
+    # loops
+    raw_loops = doc.get("loop")
+    if raw_loops is None:
+        raise InputError("no [loop] table", path=path, field="loop",
+                         expected="a [loop] table (or [[loop]] tables for a hub)")
+    if isinstance(raw_loops, Mapping):
+        raw_loops = [raw_loops]
+    if not isinstance(raw_loops, list) or not raw_loops:
+        raise InputError("bad [loop]", path=path, field="loop", expected="a [loop] table")
+    loops = []
+    for i, raw in enumerate(raw_loops):
+        default_name = "loop" if len(raw_loops) == 1 else f"loop-{i + 1}"
+        layout = LoopSorter.from_dict(raw, path=path, base_dir=base, name=default_name)
+        plan = _loop_plan(raw, layout, path=path, base=base)
+        loops.append(LoopSpec(layout, plan))
+    names = [lp.name for lp in loops]
+
+    # waves
+    raw_waves = doc.get("wave")
+    if not isinstance(raw_waves, list) or not raw_waves:
+        raise InputError("no waves", path=path, field="wave",
+                         expected="one or more [[wave]] tables with start_h, end_h, rate_per_hour")
+    waves = []
+    allowed = {"name", "start_h", "end_h", "start", "end", "rate_per_hour", "arrivals",
+               "batch_size", "unload_per_hour", "induct_rates_per_hour", "plan"}
+    for i, w in enumerate(raw_waves):
+        f = f"wave[{i}]"
+        _keys(w, allowed, path=path, field=f, form="a [[wave]] table")
+        wname = w.get("name", f"wave-{i + 1}")
+        if not isinstance(wname, str) or not wname.strip():
+            raise InputError(f"bad wave name {wname!r}", path=path, field=f + ".name",
+                             expected="a non-empty string")
+        times = []
+        for key in ("start", "end"):
+            if f"{key}_h" in w:
+                times.append(_num(w[f"{key}_h"], path=path, field=f"{f}.{key}_h", lo=0, hi=24 * 7,
+                                  expected="hours from the shift's start, >= 0"))
+            elif key in w:
+                times.append(_clock(w[key], path=path, field=f"{f}.{key}", start_h=start_h))
+            else:
+                raise InputError(f"wave {wname!r} has no {key}", path=path, field=f"{f}.{key}_h",
+                                 expected=f'{key}_h = hours from the shift start (or {key} = "HH:MM")')
+        if "end" in w and "end_h" not in w and times[1] <= times[0]:
+            times[1] += 24
+        rates = w.get("induct_rates_per_hour")
+        if rates is not None:
+            if not isinstance(rates, list) or not rates:
+                raise InputError(f"bad induct_rates_per_hour {rates!r}", path=path,
+                                 field=f + ".induct_rates_per_hour",
+                                 expected="a list of items/h, one per induct")
+            rates = tuple(_num(r, path=path, field=f + ".induct_rates_per_hour", lo=0, hi=1e6,
+                               expected="items per hour >= 0") for r in rates)
+            rate = float(sum(rates))
+        elif "rate_per_hour" in w:
+            rate = _num(w["rate_per_hour"], path=path, field=f + ".rate_per_hour", lo=0, hi=1e7,
+                        expected="offered items per hour >= 0")
+        else:
+            raise InputError(f"wave {wname!r} has no rate", path=path, field=f + ".rate_per_hour",
+                             expected="rate_per_hour = items/h (or induct_rates_per_hour = [...])")
+        arrivals = w.get("arrivals", "poisson")
+        if arrivals not in ARRIVALS:
+            raise InputError(f"unknown arrivals {arrivals!r}", path=path, field=f + ".arrivals",
+                             expected=" | ".join(ARRIVALS))
+        batch = _num(w.get("batch_size", 200), path=path, field=f + ".batch_size", lo=1, hi=1e6,
+                     integer=True, expected="parcels per truck, an integer >= 1")
+        unload = _num(w.get("unload_per_hour", 6000.0), path=path, field=f + ".unload_per_hour",
+                      lo=0, lo_open=True, hi=1e7, expected="items per hour > 0")
+        plans = {}
+        if "plan" in w:
+            raw_plan = w["plan"]
+            if isinstance(raw_plan, str):
+                if len(loops) != 1:
+                    raise InputError("a hub's wave plan names its loop", path=path,
+                                     field=f + ".plan", expected='{ loop-name = "plan.csv", ... }')
+                raw_plan = {names[0]: raw_plan}
+            if not isinstance(raw_plan, Mapping):
+                raise InputError(f"bad plan {raw_plan!r}", path=path, field=f + ".plan",
+                                 expected='"plan.csv" or { loop-name = "plan.csv" }')
+            for lname, csv_path in raw_plan.items():
+                if lname not in names:
+                    raise InputError(f"unknown loop {lname!r}", path=path, field=f + ".plan",
+                                     expected="a loop name: " + ", ".join(names))
+                if not isinstance(csv_path, str) or not csv_path.strip():
+                    raise InputError(f"bad plan path {csv_path!r}", path=path, field=f + ".plan",
+                                     expected="the path of a plan CSV, relative to the scenario")
+                lp = loops[names.index(lname)]
+                routes = load_plan_routes(base / csv_path, lp.layout.chutes)
+                plans[lname] = replace(lp.plan, routes=routes, name=Path(csv_path).stem)
+        waves.append(Wave(wname, times[0] * 3600, times[1] * 3600, rate, arrivals, batch, unload,
+                          rates, plans))
+
+    # destinations
+    d = doc.get("destinations", {})
+    _keys(d, {"mix", "zipf_s", "volume_shares", "destination_shares", "volumes", "unknown_rate"},
+          path=path, field="destinations", form="[destinations] with mix = zipf|split|uniform|csv")
+    mix = d.get("mix", "zipf")
+    if mix not in MIXES:
+        raise InputError(f"unknown mix {mix!r}", path=path, field="destinations.mix",
+                         expected=" | ".join(MIXES))
+    zipf_s = _num(d.get("zipf_s", 1.0), path=path, field="destinations.zipf_s", lo=0, hi=10,
+                  expected="an exponent from 0 to 10")
+    shares = []
+    for key, default in (("volume_shares", (0.7, 0.2, 0.1)), ("destination_shares", (0.2, 0.3, 0.5))):
+        v = d.get(key, list(default))
+        if not isinstance(v, list) or not v:
+            raise InputError(f"bad {key} {v!r}", path=path, field=f"destinations.{key}",
+                             expected="a list of shares summing to 1, e.g. [0.7, 0.2, 0.1]")
+        v = tuple(_num(x, path=path, field=f"destinations.{key}", lo=0, hi=1,
+                       expected="shares from 0 to 1") for x in v)
+        if abs(sum(v) - 1) > 1e-6:
+            raise InputError(f"{key} sum to {sum(v):g}", path=path, field=f"destinations.{key}",
+                             expected="shares summing to 1")
+        shares.append(v)
+    if len(shares[0]) != len(shares[1]):
+        raise InputError("volume_shares and destination_shares differ in length", path=path,
+                         field="destinations.destination_shares",
+                         expected="as many destination shares as volume shares")
+    volumes = None
+    if mix == "csv":
+        if "volumes" not in d:
+            raise InputError("mix = csv needs volumes", path=path, field="destinations.volumes",
+                             expected='volumes = "volumes.csv" (header destination,volume)')
+        volumes = _load_volumes(base / str(d["volumes"]))
+    unknown = _num(d.get("unknown_rate", 0.0), path=path, field="destinations.unknown_rate",
+                   lo=0, hi=1, expected="a share from 0 to 1")
+    dmix = DestinationMix(mix, zipf_s, shares[0], shares[1], volumes, unknown)
+
+    s = doc.get("scan", {})
+    _keys(s, {"no_read_rate", "not_sortable_rate"}, path=path, field="scan",
+          form="[scan] with no_read_rate, not_sortable_rate")
+    scan = ScanRates(*(_num(s.get(k, dflt), path=path, field=f"scan.{k}", lo=0, hi=1,
+                            expected="a share from 0 to 1")
+                       for k, dflt in (("no_read_rate", 0.01), ("not_sortable_rate", 0.002))))
+
+    c = doc.get("containers", {})
+    _keys(c, {"change_time_s", "reaction_time_s", "capacity"}, path=path, field="containers",
+          form="[containers] with change_time_s, reaction_time_s, capacity")
+    cdef_ = Containers()
+    cap = c.get("capacity")
+    if cap is not None:
+        cap = _num(cap, path=path, field="containers.capacity", lo=1, hi=1e9, integer=True,
+                   expected="items per container, an integer >= 1")
+        for lp in loops:
+            table = ChuteTable([replace(ch, capacity=cap) if ch.kind == "destination" else ch
+                                for ch in lp.layout.chutes])
+            lp.layout = replace(lp.layout, chutes=table)
+    containers = Containers(
+        Distribution.parse(c["change_time_s"], path=path, field="containers.change_time_s")
+        if "change_time_s" in c else cdef_.change_time_s,
+        Distribution.parse(c["reaction_time_s"], path=path, field="containers.reaction_time_s")
+        if "reaction_time_s" in c else cdef_.reaction_time_s, cap)
+
+    b = doc.get("blockages", {})
+    _keys(b, {"random_per_hour", "duration_s", "scheduled"}, path=path, field="blockages",
+          form="[blockages] with random_per_hour, duration_s, [[blockages.scheduled]]")
+    bdef = Blockages()
+    rate_b = _num(b.get("random_per_hour", 0.0), path=path, field="blockages.random_per_hour",
+                  lo=0, hi=1e4, expected="blockages per hour per loop, >= 0")
+    dur_b = Distribution.parse(b["duration_s"], path=path, field="blockages.duration_s") \
+        if "duration_s" in b else bdef.duration_s
+    sched = []
+    raw_sched = b.get("scheduled", [])
+    if not isinstance(raw_sched, list):
+        raise InputError("bad scheduled blockages", path=path, field="blockages.scheduled",
+                         expected="[[blockages.scheduled]] tables with chute, start_h, duration_s")
+    for i, e in enumerate(raw_sched):
+        f = f"blockages.scheduled[{i}]"
+        _keys(e, {"loop", "chute", "start_h", "start", "duration_s"}, path=path, field=f,
+              form="a table with chute, start_h, duration_s")
+        lname = e.get("loop", names[0])
+        if lname not in names:
+            raise InputError(f"unknown loop {lname!r}", path=path, field=f + ".loop",
+                             expected="a loop name: " + ", ".join(names))
+        if "chute" not in e:
+            raise InputError("no chute", path=path, field=f + ".chute", expected='chute = "C010"')
+        lp = loops[names.index(lname)]
+        if lp.layout.chutes.lookup(e["chute"]) is None:
+            raise InputError(f"unknown chute {e['chute']!r}", path=path, field=f + ".chute",
+                             expected=f"a chute id of loop {lname!r}")
+        if "start_h" in e:
+            st = _num(e["start_h"], path=path, field=f + ".start_h", lo=0, hi=24 * 7,
+                      expected="hours from the shift's start")
+        elif "start" in e:
+            st = _clock(e["start"], path=path, field=f + ".start", start_h=start_h)
+        else:
+            raise InputError("no start", path=path, field=f + ".start_h",
+                             expected="start_h = hours from the shift's start")
+        if "duration_s" not in e:
+            raise InputError("no duration", path=path, field=f + ".duration_s", expected=_DIST_FORM)
+        sched.append(Blockage(lname, lp.layout.chutes[e["chute"]].id, st * 3600,
+                              Distribution.parse(e["duration_s"], path=path, field=f + ".duration_s")))
+    blockages = Blockages(rate_b, dur_b, tuple(sched))
+
+    h = doc.get("hub", {})
+    _keys(h, {"split"}, path=path, field="hub", form='[hub] with split = "by_destination"')
+    if h.get("split", "by_destination") != "by_destination":
+        raise InputError(f"unknown split {h.get('split')!r}", path=path, field="hub.split",
+                         expected="by_destination")
+
+    return Scenario(loops=loops, waves=waves, shift_hours=shift_hours, name=name, seed=seed,
+                    interval_minutes=interval, destinations=dmix, scan=scan, containers=containers,
+                    blockages=blockages, max_recirculation=max_rec,
+                    path=None if path is None else str(path))
+
+
+def _loop_plan(raw, layout, *, path, base) -> SortPlan:
+    if "plan" in raw:
+        plan_path = raw["plan"]
+        if not isinstance(plan_path, str) or not plan_path.strip():
+            raise InputError(f"bad plan {plan_path!r}", path=path, field="loop.plan",
+                             expected="the path of a plan CSV, relative to the scenario")
+        if "chutes" in raw:
+            _, settings = load_chutes(base / raw["chutes"])
+        else:
+            g = generate_loop_plan(layout.chutes, 1)
+            settings = g
+        routes = load_plan_routes(base / plan_path, layout.chutes)
+        plan = SortPlan(routes=routes, reject=dict(settings.reject),
+                        overflow=tuple(settings.overflow), strategy=settings.strategy,
+                        max_recirculation=settings.max_recirculation, name=Path(plan_path).stem)
+        return plan.validate(layout.chutes, path=base / plan_path)
+    if "chutes" in raw:
+        raise InputError("no plan for the loop", path=path, field="loop.plan",
+                         expected='plan = "plan.csv" (destination,chutes), relative to the scenario')
+    n_dest = raw.get("n_destinations")
+    n_dc = sum(c.kind == "destination" for c in layout.chutes)
+    if n_dest is None:
+        n_dest = max(1, int(n_dc * 0.9))
+    n_dest = _num(n_dest, path=path, field="loop.n_destinations", lo=1, hi=n_dc, integer=True,
+                  expected=f"an integer from 1 to {n_dc} (the destination chutes)")
+    return generate_loop_plan(layout.chutes, n_dest, name=f"{layout.name}-plan")
+
+
+def _load_volumes(p: Path) -> dict:
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError("file not found", path=p, field="destinations.volumes",
+                         expected="a CSV with header destination,volume") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read: {exc}", path=p, field="destinations.volumes") from None
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None or [h.strip() for h in header[:2]] != ["destination", "volume"]:
+        raise InputError(f"bad header {header!r}", path=p, line=1, field="header",
+                         expected="'destination,volume'")
+    vols = {}
+    for row in reader:
+        line = reader.line_num
+        if not row or not any(x.strip() for x in row):
+            continue
+        if len(row) < 2 or not row[0].strip():
+            raise InputError("expected two columns", path=p, line=line, field="destination",
+                             expected="destination,volume")
+        try:
+            v = float(row[1])
+        except ValueError:
+            v = -1.0
+        if not (v >= 0 and math.isfinite(v)):
+            raise InputError(f"bad volume {row[1]!r}", path=p, line=line, field="volume",
+                             expected="a number >= 0")
+        code = row[0].strip()
+        if code in vols:
+            raise InputError(f"duplicate destination {code!r}", path=p, line=line,
+                             field="destination", expected="each destination once")
+        vols[code] = v
+    if not vols or sum(vols.values()) <= 0:
+        raise InputError("no volume", path=p, field="volume",
+                         expected="at least one destination with volume > 0")
+    return vols
