@@ -1,0 +1,205 @@
+"""Scan-decision service speed, each against a baseline measured in the same run.
+
+    pytest bench/bench_service.py --benchmark-only
+
+* group ``telegram``: handling 1,000 SCAN telegrams in one read through
+  :meth:`Service.feed` (dedupe lookup, parse and validate, deadline check, compiled
+  ``assign``, format, journal append, one write) against a naive handler (``str.split``,
+  the plain-Python oracle ``tests/naive.py`` for the decision, an f-string) that does no
+  validation, no dedupe and no journalling; plus the parser alone.
+* group ``roundtrip``: one SCAN -> DEST round trip over loopback to a `sorter serve`
+  subprocess (batch journal) against the same round trip to a raw asyncio echo server
+  (the floor set by the kernel, the event loop and the client).
+"""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import record
+from naive import NaiveSorter
+from sorter import Sorter
+from sorter.resources import seed_path
+from sorter.service.protocol import parse_line
+from sorter.service.server import Connection, Service
+
+PLAN = seed_path("plan/demo_plan.csv")
+CHUTES = seed_path("plan/demo_chutes.toml")
+N = 1000
+RESULTS: dict = {}
+
+
+class _Transport:
+    def __init__(self):
+        self.n = 0
+
+    def write(self, data):
+        self.n += len(data)
+
+    def is_closing(self):
+        return False
+
+
+class _ListJournal:
+    sync = False
+    durability = "batch"
+    committed = 0
+    pending = 0
+
+    def __init__(self):
+        self.records = []
+
+    def append(self, rec):
+        self.records.append(rec)
+
+    def append_snapshot(self, upto, state):
+        pass
+
+
+def _lines(seed=1):
+    s = Sorter.from_files(PLAN, CHUTES)
+    dests = list(s.sort_plan.routes)
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(dests), size=N)
+    return s, [f"SCAN|{i}|P{i:07d}|{dests[k]}|0|1\n".encode() for i, k in enumerate(pick)]
+
+
+def _ratio(a, b):
+    ra, rb = RESULTS.get(a), RESULTS.get(b)
+    return f"x{rb / ra:.2f}" if ra and rb else "n/a"
+
+
+@pytest.mark.benchmark(group="telegram")
+def test_telegram_service_feed(benchmark):
+    s, lines = _lines()
+    state = s.state_dict()
+    seq = [0]
+
+    def setup():
+        # fresh parcels every round so nothing is answered from the dedupe table
+        seq[0] += 1
+        tag = f"R{seq[0]}-".encode()
+        data = b"".join(l.replace(b"|P", b"|" + tag, 1) for l in lines)
+        svc = Service(Sorter.from_state(state), journal=_ListJournal(), deadline_ms=60_000,
+                      snapshot_every=10 ** 9)
+        conn = Connection(svc)
+        conn.connection_made(_Transport())
+        return (svc, conn, data), {}
+
+    benchmark.pedantic(lambda svc, conn, data: svc.feed(conn, data), setup=setup, rounds=200)
+    RESULTS["service"] = benchmark.stats.stats.median / N
+    benchmark.extra_info["per_telegram_us"] = RESULTS["service"] * 1e6
+
+
+@pytest.mark.benchmark(group="telegram")
+def test_telegram_naive_split_dict(benchmark):
+    """Baseline: split, plain-Python decision, f-string; no validation, dedupe or journal."""
+    s, lines = _lines()
+    plan = s.sort_plan
+    ref = NaiveSorter(plan.routes, {c.id: (c.kind, c.capacity) for c in s.chute_table},
+                      plan.reject, plan.overflow, plan.strategy, plan.max_recirculation)
+    data = b"".join(lines)
+
+    def naive():
+        out = []
+        for line in data.split(b"\n")[:-1]:
+            f = line.decode().split("|")
+            d = ref.assign(f[3] or None, int(f[4] or 0), f[5] != "0")
+            out.append(f"DEST|{f[1]}|{f[2]}|{d[0]}|{d[1]}\n")
+        return "".join(out).encode()
+
+    benchmark.pedantic(naive, rounds=200)
+    RESULTS["naive"] = benchmark.stats.stats.median / N
+    benchmark.extra_info["per_telegram_us"] = RESULTS["naive"] * 1e6
+    record("service: handling one SCAN telegram (Service.feed, 1,000 per read)",
+           f"{RESULTS.get('service', float('nan')) * 1e6:.2f} us vs naive split/dict "
+           f"{RESULTS['naive'] * 1e6:.2f} us: service is {_ratio('service', 'naive')} the naive speed")
+
+
+@pytest.mark.benchmark(group="telegram")
+def test_telegram_parse_only(benchmark):
+    _, lines = _lines()
+    stripped = [l[:-1] for l in lines]
+    benchmark(lambda: [parse_line(l) for l in stripped])
+    RESULTS["parse"] = benchmark.stats.stats.median / N
+    benchmark.extra_info["per_telegram_us"] = RESULTS["parse"] * 1e6
+    record("service: parse_line alone", f"{RESULTS['parse'] * 1e6:.2f} us per telegram")
+
+
+# -- round trips ------------------------------------------------------------------------------
+_ECHO = r"""
+import asyncio, sys
+class Echo(asyncio.Protocol):
+    def connection_made(self, t): self.t = t
+    def data_received(self, d): self.t.write(d)
+async def main():
+    srv = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", 0)
+    print("listening on 127.0.0.1:%d," % srv.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
+def _spawn(args, tmp):
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp)
+    line = p.stdout.readline()
+    port = int(line.split("listening on ")[1].split(",")[0].rsplit(":", 1)[1])
+    return p, port
+
+
+def _roundtrip(benchmark, port, name):
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    i = [0]
+
+    def once():
+        i[0] += 1
+        sock.sendall(b"SCAN|%d|RT%d|01422|0|1\n" % (i[0], i[0]))
+        buf = sock.recv(4096)
+        while not buf.endswith(b"\n"):
+            buf += sock.recv(4096)
+
+    for _ in range(200):
+        once()
+    benchmark.pedantic(once, rounds=5000, warmup_rounds=100)
+    st = benchmark.stats.stats
+    RESULTS[name] = st.median
+    benchmark.extra_info["median_us"] = st.median * 1e6
+    sock.close()
+
+
+@pytest.mark.benchmark(group="roundtrip")
+def test_roundtrip_raw_asyncio_echo(benchmark, tmp_path):
+    p, port = _spawn([sys.executable, "-c", _ECHO], tmp_path)
+    try:
+        _roundtrip(benchmark, port, "echo")
+    finally:
+        p.terminate()
+        p.wait(30)
+
+
+@pytest.mark.benchmark(group="roundtrip")
+def test_roundtrip_sorter_serve(benchmark, tmp_path):
+    args = [sys.executable, "-c", "import sys; from sorter.cli import main; sys.exit(main())",
+            "serve", "--plan", str(PLAN), "--chutes", str(CHUTES), "--port", "0",
+            "--journal", str(tmp_path / "b.db")]
+    p, port = _spawn(args, tmp_path)
+    try:
+        _roundtrip(benchmark, port, "serve")
+    finally:
+        p.terminate()
+        p.wait(30)
+    record("service: SCAN->DEST round trip over loopback (median)",
+           f"sorter serve {RESULTS['serve'] * 1e6:.0f} us vs raw asyncio echo "
+           f"{RESULTS.get('echo', float('nan')) * 1e6:.0f} us: the service adds "
+           f"{(RESULTS['serve'] - RESULTS.get('echo', float('nan'))) * 1e6:.0f} us")
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["echo"]:
+    port = sys.argv[2] if len(sys.argv) > 2 else "0"
+    exec(_ECHO.replace('"127.0.0.1", 0)', f'"127.0.0.1", {int(port)})'))

@@ -1,0 +1,478 @@
+"""The decision journal: every decision and chute event in SQLite, written off the hot path.
+
+Layout (one SQLite file, WAL mode):
+
+* ``journal``: one row per applied telegram, in the order the engine applied them:
+  ``id`` (1, 2, ... in apply order), ``t`` (unix time), ``client`` (the name given by
+  ``HELLO``, ``""`` if none), ``seq``, ``kind`` (``scan``, ``chute``, ``discharged``,
+  ``container``, ``plan``), ``parcel``, ``destination`` (NULL = no-read),
+  ``recirculation``, ``sortable``, ``chute``, ``detail`` (the reason of a scan's decision,
+  the state of a ``chute`` event, the path of a plan switch), ``telegram`` (the line as
+  received, stored as the received bytes) and ``data`` (the new plan as JSON for a plan switch).
+* ``snapshot``: ``Sorter.state_dict()`` as JSON, with ``upto`` = the last journal id it
+  includes. The latest three are kept.
+
+Recovery (:func:`restore`) loads the latest snapshot and re-applies every journal row
+after it through the engine, in order: decisions are made again (and checked against the
+journalled answer), events re-applied, so round-robin cursors, fill counts, states and
+counters come out identical to the engine that wrote the journal.
+
+Durability (:class:`Journal`): a writer thread commits the queued rows in one
+transaction per batch. ``sync`` mode (``PRAGMA synchronous=FULL``) fsyncs the WAL at each
+commit and the service holds each answer until the batch holding its row is committed
+(group commit); ``batch`` mode (``synchronous=NORMAL``) commits every ``commit_ms`` while
+answers go out at once.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import logging
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sorter.errors import InputError, SorterError
+from sorter.plan import SortPlan
+
+__all__ = ["Journal", "JournalError", "RestoreResult", "RECORD_COLUMNS", "KINDS",
+           "DURABILITY", "restore", "apply_record", "read_records", "export", "journal_info"]
+
+log = logging.getLogger(__name__)
+
+#: Columns of a journal row, in order (a record tuple has exactly these fields).
+RECORD_COLUMNS = ("id", "t", "client", "seq", "kind", "parcel", "destination", "recirculation",
+                  "sortable", "chute", "detail", "telegram", "data")
+#: Kinds of journal rows.
+KINDS = ("scan", "chute", "discharged", "container", "plan")
+#: Durability modes.
+DURABILITY = ("batch", "sync")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY, t REAL NOT NULL, client TEXT NOT NULL, seq INTEGER NOT NULL,
+    kind TEXT NOT NULL, parcel TEXT, destination TEXT, recirculation INTEGER, sortable INTEGER,
+    chute TEXT, detail TEXT, telegram TEXT NOT NULL, data TEXT);
+CREATE TABLE IF NOT EXISTS snapshot (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, upto INTEGER NOT NULL, t REAL NOT NULL,
+    state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+_INSERT = "INSERT INTO journal VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_KEEP_SNAPSHOTS = 3
+
+
+class JournalError(SorterError):
+    """The journal cannot be written, or replaying it does not reproduce its decisions."""
+
+
+def _connect(path, durability="batch"):
+    con = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=" + ("FULL" if durability == "sync" else "NORMAL"))
+    con.executescript(_SCHEMA)
+    return con
+
+
+def _open_existing(path):
+    p = Path(path)
+    if not p.exists():
+        raise InputError("no such journal", path=p, expected="a journal written by `sorter serve`")
+    try:
+        con = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+        con.execute("SELECT id FROM journal LIMIT 1")
+        con.execute("SELECT upto FROM snapshot LIMIT 1")
+    except sqlite3.DatabaseError as exc:
+        raise InputError(f"not a sorter journal ({exc})", path=p,
+                         expected="a journal written by `sorter serve`") from None
+    return con
+
+
+# -- replay ---------------------------------------------------------------------------
+def _plan_to_json(plan: SortPlan) -> str:
+    return json.dumps({"name": plan.name, "strategy": plan.strategy,
+                       "max_recirculation": int(plan.max_recirculation),
+                       "overflow": list(plan.overflow), "reject": dict(plan.reject),
+                       "routes": {d: list(r) for d, r in plan.routes.items()}})
+
+
+def _plan_from_json(text) -> SortPlan:
+    d = json.loads(text)
+    return SortPlan(routes={k: tuple(v) for k, v in d["routes"].items()}, reject=dict(d["reject"]),
+                    overflow=tuple(d["overflow"]), strategy=d["strategy"],
+                    max_recirculation=d["max_recirculation"], name=d["name"])
+
+
+def apply_record(engine, kind, destination, recirculation, sortable, chute, detail, data):
+    """Re-apply one journal row to ``engine``; returns the Decision for a scan, else None."""
+    if kind == "scan":
+        if detail == "late":
+            return engine.reject("late")
+        return engine.assign(destination, recirculation or 0, bool(sortable))
+    if kind == "chute":
+        engine.set_state(chute, detail)
+    elif kind == "discharged":
+        engine.discharged(chute)
+    elif kind == "container":
+        engine.container_changed(chute)
+    elif kind == "plan":
+        engine.switch_plan(_plan_from_json(data))
+    else:
+        raise JournalError(f"unknown journal row kind {kind!r}")
+    return None
+
+
+@dataclass
+class RestoreResult:
+    """What :func:`restore` rebuilt: the engine and where the journal stands."""
+
+    sorter: object
+    last_id: int                      # highest journal id (0 if none)
+    snapshot_upto: int                # journal id the snapshot included
+    replayed: int                     # rows re-applied after the snapshot
+    last_seq: dict = field(default_factory=dict)     # client -> highest journalled seq
+    recent: list = field(default_factory=list)       # (id, client, seq, kind, parcel, chute, detail, telegram)
+
+
+def restore(path, *, recent=0):
+    """Rebuild the engine from the latest snapshot plus the journal tail.
+
+    Parameters
+    ----------
+    path : path
+        A journal written by :class:`Journal` (``sorter serve --journal``).
+    recent : int
+        Also return the last ``recent`` rows (for the service's replay de-duplication).
+
+    Returns
+    -------
+    RestoreResult or None
+        None if the journal holds no snapshot yet (a fresh file).
+
+    Raises
+    ------
+    InputError
+        Not a journal.
+    JournalError
+        Replaying a row does not reproduce the journalled decision (a corrupt journal,
+        or an engine whose rules changed since the journal was written).
+    """
+    from sorter.engine import Sorter
+
+    con = _open_existing(path)
+    try:
+        row = con.execute("SELECT upto, state FROM snapshot ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        upto, state = row
+        engine = Sorter.from_state(json.loads(state))
+        n = 0
+        cur = con.execute("SELECT id, kind, destination, recirculation, sortable, chute, detail, "
+                          "data FROM journal WHERE id > ? ORDER BY id", (upto,))
+        for rid, kind, dest, rc, so, chute, detail, data in cur:
+            d = apply_record(engine, kind, dest, rc, so, chute, detail, data)
+            if d is not None and (str(d.chute) != chute or d.reason != detail):
+                raise JournalError(f"{path}: journal row {rid}: replay gives {d.chute}/{d.reason}, "
+                                   f"journal says {chute}/{detail}")
+            n += 1
+        last_id = con.execute("SELECT COALESCE(MAX(id), 0) FROM journal").fetchone()[0]
+        last_id = max(last_id, upto)
+        last_seq = dict(con.execute("SELECT client, MAX(seq) FROM journal GROUP BY client"))
+        rows = []
+        if recent > 0:
+            rows = con.execute("SELECT id, client, seq, kind, parcel, chute, detail, telegram "
+                               "FROM journal WHERE id > ? ORDER BY id",
+                               (last_id - recent,)).fetchall()
+        return RestoreResult(engine, last_id, upto, n, last_seq, rows)
+    finally:
+        con.close()
+
+
+# -- the writer ---------------------------------------------------------------------------
+class Journal:
+    """Append-only journal with a background writer thread.
+
+    Parameters
+    ----------
+    path : path
+        SQLite file (created if absent).
+    durability : {'batch', 'sync'}
+        ``sync``: every commit fsyncs the WAL (``synchronous=FULL``); the caller holds its
+        answers until :attr:`committed` passes their row id (``on_commit`` tells it when).
+        ``batch``: commits every ``commit_ms`` with ``synchronous=NORMAL`` (survives a
+        process crash once committed, not necessarily a power cut).
+    commit_ms : float
+        Batch mode: the commit interval.
+    on_commit : callable, optional
+        Called from the writer thread as ``on_commit(upto_id)`` after each commit.
+    on_failure : callable, optional
+        Called from the writer thread as ``on_failure(exc)`` if a commit fails; the
+        writer then stops.
+
+    Notes
+    -----
+    :meth:`append` is the hot path: one lock-protected list append. Rows and snapshots
+    are written in the order they were appended, each batch in one transaction, so the
+    file always holds a prefix of what the engine applied.
+    """
+
+    def __init__(self, path, durability="batch", *, commit_ms=10.0, on_commit=None,
+                 on_failure=None):
+        if durability not in DURABILITY:
+            raise InputError(f"unknown durability {durability!r}", field="durability",
+                             expected=" | ".join(DURABILITY))
+        if not commit_ms > 0:
+            raise InputError(f"bad commit interval {commit_ms!r}", field="commit_ms",
+                             expected="a number of milliseconds > 0")
+        self.path = Path(path)
+        self.durability = durability
+        self.sync = durability == "sync"
+        self.commit_s = float(commit_ms) / 1000.0
+        self.on_commit = on_commit
+        self.on_failure = on_failure
+        self.committed = 0          # highest row id known committed
+        self.commits = 0
+        self.rows_written = 0
+        self.failed = None
+        self._items = []
+        self._snaps = []
+        self._appended = 0          # items queued so far (rows and snapshots)
+        self._done = 0              # items written so far
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._done_cond = threading.Condition()
+        self._stopping = False
+        try:
+            con = _connect(self.path, durability)
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"cannot open journal ({exc})", path=self.path,
+                             expected="a writable SQLite file") from None
+        with con:
+            con.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (str(time.time()),))
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('format', '1')")
+        self.committed = con.execute("SELECT COALESCE(MAX(id), 0) FROM journal").fetchone()[0]
+        con.close()
+        self._thread = threading.Thread(target=self._run, name="sorter-journal", daemon=True)
+        self._thread.start()
+
+    # hot path ---------------------------------------------------------------------
+    def append(self, record):
+        """Queue one record tuple (see :data:`RECORD_COLUMNS`; ``telegram`` is the line as
+        received, bytes)."""
+        with self._lock:
+            self._items.append(record)
+            self._appended += 1
+
+    def kick(self):
+        """Sync mode: ask the writer to commit what is queued now."""
+        self._wake.set()
+
+    def append_snapshot(self, upto, state):
+        """Queue a snapshot of ``Sorter.state_dict()`` taken after journal row ``upto``.
+
+        It is committed in the same transaction as the rows queued before it (rows and
+        snapshots of one batch commit together, so a snapshot never refers to a row
+        that is not in the file)."""
+        with self._lock:
+            self._snaps.append((upto, time.time(), state))
+            self._appended += 1
+
+    @property
+    def pending(self):
+        """Items queued and not yet written."""
+        return self._appended - self._done
+
+    # writer -------------------------------------------------------------------------
+    def _run(self):
+        try:
+            con = _connect(self.path, self.durability)
+        except Exception as exc:      # pragma: no cover - disk trouble
+            self._fail(exc)
+            return
+        try:
+            while True:
+                if self.sync:
+                    self._wake.wait()
+                else:
+                    self._wake.wait(self.commit_s)
+                self._wake.clear()
+                with self._lock:
+                    items, self._items = self._items, []
+                    snaps, self._snaps = self._snaps, []
+                    stopping = self._stopping
+                if items or snaps:
+                    try:
+                        self._write(con, items, snaps)
+                    except Exception as exc:
+                        self._fail(exc)
+                        return
+                with self._done_cond:
+                    self._done += len(items) + len(snaps)
+                    self._done_cond.notify_all()
+                if stopping and not items and not snaps:
+                    return
+        finally:
+            con.close()
+
+    def _write(self, con, recs, snaps):
+        # rows go to executemany as they are (no per-row Python work in this thread:
+        # the telegram is stored as the bytes received)
+        upto = recs[-1][0] if recs else self.committed
+        snaps = [(u, t, json.dumps(state)) for u, t, state in snaps]
+        con.execute("BEGIN")
+        try:
+            if recs:
+                con.executemany(_INSERT, recs)
+            if snaps:
+                con.executemany("INSERT INTO snapshot (upto, t, state) VALUES (?,?,?)", snaps)
+                con.execute("DELETE FROM snapshot WHERE id NOT IN "
+                            f"(SELECT id FROM snapshot ORDER BY id DESC LIMIT {_KEEP_SNAPSHOTS})")
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        self.rows_written += len(recs)
+        self.commits += 1
+        if upto > self.committed:
+            self.committed = upto
+        if self.on_commit is not None:
+            self.on_commit(self.committed)
+
+    def _fail(self, exc):
+        self.failed = exc
+        log.error("journal %s: writer stopped: %s", self.path, exc)
+        with self._done_cond:
+            self._done_cond.notify_all()
+        if self.on_failure is not None:
+            self.on_failure(exc)
+
+    # control ---------------------------------------------------------------------------
+    def flush(self, timeout=10.0) -> bool:
+        """Commit everything queued so far; True when it is committed within ``timeout`` s."""
+        with self._lock:
+            target = self._appended
+        self._wake.set()
+        with self._done_cond:
+            ok = self._done_cond.wait_for(
+                lambda: self._done >= target or self.failed is not None
+                or not self._thread.is_alive(), timeout)
+        return bool(ok) and self._done >= target and self.failed is None
+
+    def close(self, timeout=10.0) -> bool:
+        """Commit what is queued and stop the writer thread; True if all was committed."""
+        ok = self.flush(timeout)
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout)
+        return ok
+
+
+# -- reading and export ------------------------------------------------------------------
+_EXPORT_COLUMNS = ("id", "time", "client", "seq", "kind", "parcel", "destination",
+                   "recirculation", "sortable", "chute", "reason", "state", "plan", "telegram")
+_EXPORT_SQL = ("SELECT id, t, client, seq, kind, parcel, destination, recirculation, sortable, "
+               "chute, CASE kind WHEN 'scan' THEN detail END, CASE kind WHEN 'chute' THEN detail END, "
+               "CASE kind WHEN 'plan' THEN detail END, telegram FROM journal")
+
+
+def read_records(path, kinds=None, *, chunk=50_000):
+    """Yield lists of export rows (see ``sorter journal export``), ``chunk`` rows at a time."""
+    con = _open_existing(path)
+    try:
+        sql = _EXPORT_SQL
+        args = ()
+        if kinds:
+            bad = [k for k in kinds if k not in KINDS]
+            if bad:
+                raise InputError(f"unknown kind {bad[0]!r}", field="kind", expected=" | ".join(KINDS))
+            sql += " WHERE kind IN (" + ",".join("?" * len(kinds)) + ")"
+            args = tuple(kinds)
+        cur = con.execute(sql + " ORDER BY id", args)
+        while True:
+            rows = cur.fetchmany(chunk)
+            if not rows:
+                break
+            yield rows
+    finally:
+        con.close()
+
+
+def _text(x):
+    if isinstance(x, (bytes, bytearray)):
+        return bytes(x).decode("ascii", "replace")
+    return x
+
+
+def export(path, out, kinds=None) -> int:
+    """Write the journal as Parquet (``.parquet``) or CSV (``.csv``); returns the row count.
+
+    Columns: id, time (UTC), client, seq, kind, parcel, destination (empty = no-read),
+    recirculation, sortable, chute, reason (scans), state (chute events), plan (plan
+    switches: the path), telegram (as received).
+    """
+    out = Path(out)
+    ext = out.suffix.lower()
+    if ext not in (".parquet", ".csv"):
+        raise InputError(f"unknown output format {out.suffix!r}", path=out, field="out",
+                         expected="a .parquet or .csv file name")
+    n = 0
+    if ext == ".csv":
+        with open(out, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(_EXPORT_COLUMNS)
+            for rows in read_records(path, kinds):
+                for r in rows:
+                    t = _dt.datetime.fromtimestamp(r[1], _dt.timezone.utc).isoformat(
+                        timespec="microseconds")
+                    w.writerow((r[0], t) + tuple("" if x is None else x for x in r[2:-1])
+                               + (_text(r[-1]),))
+                n += len(rows)
+        return n
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("id", pa.int64()), ("time", pa.timestamp("us", tz="UTC")),
+                        ("client", pa.string()), ("seq", pa.int64()), ("kind", pa.string()),
+                        ("parcel", pa.string()), ("destination", pa.string()),
+                        ("recirculation", pa.int32()), ("sortable", pa.bool_()),
+                        ("chute", pa.string()), ("reason", pa.string()), ("state", pa.string()),
+                        ("plan", pa.string()), ("telegram", pa.string())])
+    with pq.ParquetWriter(str(out), schema) as writer:
+        for rows in read_records(path, kinds):
+            cols = list(zip(*rows))
+            arrays = []
+            for name, col in zip(_EXPORT_COLUMNS, cols):
+                if name == "time":
+                    col = [int(round(x * 1e6)) for x in col]
+                elif name == "telegram":
+                    col = [_text(x) for x in col]
+                elif name == "sortable":
+                    col = [None if x is None else bool(x) for x in col]
+                arrays.append(pa.array(col, type=schema.field(name).type))
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+            n += len(rows)
+        if n == 0:
+            writer.write_table(schema.empty_table())
+    return n
+
+
+def journal_info(path) -> dict:
+    """Counts for ``sorter journal show``: rows by kind, decisions by reason, snapshots."""
+    con = _open_existing(path)
+    try:
+        info = {
+            "rows": con.execute("SELECT COUNT(*) FROM journal").fetchone()[0],
+            "last_id": con.execute("SELECT COALESCE(MAX(id), 0) FROM journal").fetchone()[0],
+            "by_kind": dict(con.execute("SELECT kind, COUNT(*) FROM journal GROUP BY kind")),
+            "by_reason": dict(con.execute("SELECT detail, COUNT(*) FROM journal WHERE kind='scan' "
+                                          "GROUP BY detail")),
+            "clients": dict(con.execute("SELECT client, MAX(seq) FROM journal GROUP BY client")),
+            "snapshots": [r[0] for r in con.execute("SELECT upto FROM snapshot ORDER BY id")],
+        }
+    finally:
+        con.close()
+    return info

@@ -1,0 +1,503 @@
+"""The scan-decision service: one chute engine behind a TCP line-telegram server.
+
+A :class:`Service` owns the engine (one per sorter: one plan, shared by every
+connection), the journal, the replay de-duplication table and the counters. Every
+connection is a :class:`Connection` (an :class:`asyncio.Protocol`); its bytes go to
+:meth:`Service.feed`, which splits lines, answers each (:meth:`Service.handle_line`)
+and writes all the answers of one read in one ``transport.write``.
+
+The per-scan hot path: dedupe lookup, :func:`~sorter.service.protocol.parse_line`,
+deadline check, ``engine.assign``, format, one journal append (a list append under a
+lock). Everything slow (SQLite, fsync, JSON snapshots) runs in the journal's writer
+thread.
+
+Design decisions (see ``docs/service.md``):
+
+* Deadline: measured from the moment the service read the chunk holding the line
+  (``time.perf_counter`` at ``data_received``). A scan still unanswered when the deadline
+  has passed gets ``engine.reject("late")`` (the late reject chute, counted) instead of a
+  decision nobody will act on. In ``sync`` mode the check is made when the decision is
+  made; the group commit adds to the answer time (answers that leave after the deadline
+  are counted as ``late_answers``).
+* Idempotent replays: a telegram that is byte-for-byte the same as one already applied
+  for the same client (the ``HELLO`` name, or the anonymous client) within the last
+  ``dedupe_window`` journalled telegrams gets the original answer again and is not
+  re-applied. A retransmission repeats the same seq and fields, so (client, seq, fields)
+  identifies it; a recirculated parcel is scanned again with a higher recirculation
+  count, so it is a new telegram.
+* Recovery replays the journal through the engine (see :mod:`sorter.service.journal`).
+"""
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import signal
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+from sorter.errors import InputError
+from sorter.service.journal import Journal, _plan_to_json, restore
+from sorter.service.protocol import (MAX_LINE, ChuteState, Container, Discharged, Heartbeat,
+                                     Hello, PlanSwitch, Scan, Status, TelegramError,
+                                     format_ack, format_err, format_hello, format_status,
+                                     parse_line, peek_seq)
+
+__all__ = ["Service", "Connection", "start_server", "run_server", "open_service"]
+
+log = logging.getLogger(__name__)
+
+_perf = time.perf_counter
+_now = time.time
+
+
+class Connection(asyncio.Protocol):
+    """One client connection. Its state: the client name, the partial line, the answers
+    held back until their journal batch is committed (``sync`` mode)."""
+
+    def __init__(self, service):
+        self.service = service
+        self.transport = None
+        self.client = ""
+        self.dedupe, self.dedupe_rid = service._dedupe_table("")
+        self.buf = b""
+        self.discarding = False       # inside an over-long line: drop bytes up to its newline
+        self.long_prefix = b""
+        self.need = 0                 # highest journal id an answer of ours waits for
+        self.pending = deque()        # (need, payload, t_read) held until committed
+        self.closing = False
+
+    # asyncio callbacks ---------------------------------------------------------------
+    def connection_made(self, transport):
+        self.transport = transport
+        self.service.conns.add(self)
+
+    def data_received(self, data):
+        self.service.feed(self, data)
+
+    def eof_received(self):
+        if self.pending:              # keep the socket to send held answers, then close
+            self.closing = True
+            return True
+        return None
+
+    def connection_lost(self, exc):
+        self.service.conns.discard(self)
+        self.service._waiting.discard(self)
+        self.pending.clear()
+
+    def pause_writing(self):          # the client does not read: stop reading from it
+        self.transport.pause_reading()
+
+    def resume_writing(self):
+        self.transport.resume_reading()
+
+    # output -------------------------------------------------------------------------
+    def send(self, payload, t_read):
+        tr = self.transport
+        if tr is None or tr.is_closing():
+            return
+        tr.write(payload)
+        if _perf() - t_read > self.service.deadline:
+            self.service.n_late_answers += payload.count(b"\n")
+
+
+class Service:
+    """Engine + journal + de-duplication + counters; protocol-independent of sockets.
+
+    Parameters
+    ----------
+    engine : Sorter
+        The chute engine (restored or fresh).
+    journal : Journal, optional
+        Without one, nothing is durable (decisions still de-duplicate in memory).
+    deadline_ms : float
+        Scan answer deadline, from the moment the line was read.
+    snapshot_every : int
+        Journal rows between two engine snapshots.
+    dedupe_window : int
+        How many journalled telegrams are remembered for replay de-duplication.
+    restored : RestoreResult, optional
+        Where the journal stands after :func:`~sorter.service.journal.restore`.
+    """
+
+    def __init__(self, engine, *, journal=None, deadline_ms=50.0, snapshot_every=10_000,
+                 dedupe_window=100_000, restored=None):
+        if not deadline_ms > 0:
+            raise InputError(f"bad deadline {deadline_ms!r}", field="deadline_ms",
+                             expected="a number of milliseconds > 0")
+        if int(snapshot_every) < 1 or int(dedupe_window) < 0:
+            raise InputError("snapshot_every must be >= 1 and dedupe_window >= 0",
+                             field="snapshot_every")
+        self.engine = engine
+        self.journal = journal
+        self.sync = journal is not None and journal.sync
+        self.deadline = float(deadline_ms) / 1000.0
+        self.snapshot_every = int(snapshot_every)
+        self.dedupe_window = int(dedupe_window)
+        last = restored.last_id if restored is not None else 0
+        if journal is not None:
+            last = max(last, journal.committed)
+        self.next_id = last + 1
+        self.committed = last
+        self._snap_id = last
+        self.last_seq = dict(restored.last_seq) if restored is not None else {}
+        self._dedupe = {}
+        self._dd_order = deque()
+        self.conns = set()
+        self._waiting = set()
+        self._loop = None
+        self.stopped = None            # a Future set when the service must stop
+        self.failure = None
+        self.n_telegrams = 0
+        self.n_scans = 0
+        self.n_late = 0
+        self.n_late_answers = 0
+        self.n_errors = 0
+        self.n_replayed = 0
+        self.n_events = 0
+        self.t_started = _now()
+        if restored is not None:
+            for rid, client, seq, kind, parcel, chute, detail, telegram in restored.recent:
+                ans = (f"DEST|{seq}|{parcel}|{chute}|{detail}\n".encode() if kind == "scan"
+                       else format_ack(seq))
+                if isinstance(telegram, str):
+                    telegram = telegram.encode("ascii", "replace")
+                self._dedupe_table(client)
+                self._remember(client, bytes(telegram), ans, rid)
+
+    # de-duplication ----------------------------------------------------------------------
+    def _dedupe_table(self, client):
+        # two dicts, line -> answer bytes and line -> journal id: atomic values only, so
+        # the garbage collector never tracks (and never walks) these large tables
+        t = self._dedupe.get(client)
+        if t is None:
+            t = self._dedupe[client] = ({}, {})
+        return t
+
+    def _remember(self, client, line, answer, rid):
+        if self.dedupe_window == 0:
+            return
+        answers, rids = self._dedupe[client]
+        answers[line] = answer
+        rids[line] = rid
+        order = self._dd_order
+        order.append((client, line))
+        if len(order) > self.dedupe_window:
+            self._forget(*order.popleft())
+
+    def _forget(self, client, line):
+        answers, rids = self._dedupe[client]
+        answers.pop(line, None)
+        rids.pop(line, None)
+
+    # the hot path -------------------------------------------------------------------------
+    def feed(self, conn, data, t=None):
+        """Answer every complete line in ``data`` (bytes read from ``conn``).
+
+        ``t`` is when the bytes were read (default: now); the deadline counts from it.
+        """
+        if t is None:
+            t = _perf()
+        out = []
+        if conn.discarding:
+            i = data.find(b"\n")
+            if i < 0:
+                return
+            self.n_telegrams += 1
+            self.n_errors += 1
+            out.append(format_err(peek_seq(conn.long_prefix), "too_long",
+                                  f"line longer than {MAX_LINE} bytes"))
+            conn.discarding = False
+            data = data[i + 1:]
+        if conn.buf:
+            data = conn.buf + data
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        if len(tail) > MAX_LINE:
+            conn.discarding = True
+            conn.long_prefix = tail[:64]
+            conn.buf = b""
+        else:
+            conn.buf = tail
+        handle = self.handle_line
+        for line in lines:
+            out.append(handle(conn, line, t))
+        if not out:
+            return
+        payload = b"".join(out)
+        if self.sync and (conn.need > self.committed or conn.pending):
+            conn.pending.append((conn.need, payload, t))
+            self._waiting.add(conn)
+            self.journal.kick()
+        else:
+            conn.send(payload, t)
+        if self.next_id - 1 - self._snap_id >= self.snapshot_every and self.journal is not None:
+            self.snapshot()
+
+    def handle_line(self, conn, line, t):
+        """The answer (bytes, one line) to one telegram line read at time ``t``."""
+        self.n_telegrams += 1
+        if line[-1:] == b"\r":
+            line = line[:-1]
+        hit = conn.dedupe.get(line)
+        if hit is not None:
+            self.n_replayed += 1
+            rid = conn.dedupe_rid[line]
+            if rid > conn.need:
+                conn.need = rid
+            return hit
+        try:
+            tg = parse_line(line)
+        except TelegramError as e:
+            self.n_errors += 1
+            return format_err(e.seq, e.code, e.text)
+        try:
+            if tg.__class__ is Scan:
+                self.n_scans += 1
+                if _perf() - t > self.deadline:
+                    d = self.engine.reject("late")
+                    self.n_late += 1
+                else:
+                    d = self.engine.assign(tg[2], tg[3], tg[4])
+                seq = tg[0]
+                answer = f"DEST|{seq}|{tg[1]}|{d[0]}|{d[1]}\n".encode()
+                rid = self.next_id
+                self.next_id = rid + 1
+                if self.journal is not None:
+                    self.journal.append((rid, _now(), conn.client, seq, "scan", tg[1], tg[2], tg[3],
+                                         1 if tg[4] else 0, str(d[0]), d[1], line, None))
+            else:
+                kind, rec, answer = self._other(conn, tg)
+                if kind is None:
+                    return answer
+                self.n_events += 1
+                seq = tg.seq
+                rid = self.next_id
+                self.next_id = rid + 1
+                if self.journal is not None:
+                    self.journal.append((rid, _now(), conn.client, seq, kind) + rec[:6]
+                                        + (line, rec[6]))
+        except Exception as exc:          # never let one telegram take the service down
+            log.exception("telegram %r", line[:80])
+            self.n_errors += 1
+            return format_err(tg.seq, "internal", f"{type(exc).__name__}: {exc}")
+        if self.dedupe_window:
+            conn.dedupe[line] = answer
+            conn.dedupe_rid[line] = rid
+            order = self._dd_order
+            order.append((conn.client, line))     # atomic contents: the GC stops tracking it
+            if len(order) > self.dedupe_window:
+                self._forget(*order.popleft())
+        ls = self.last_seq
+        if seq > ls.get(conn.client, -1):
+            ls[conn.client] = seq
+        conn.need = rid
+        return answer
+
+    def _other(self, conn, tg):
+        """Everything but scans: ``(kind, record fields, answer)``; kind None = not journalled."""
+        cls = tg.__class__
+        eng = self.engine
+        if cls is Heartbeat:
+            return None, None, format_ack(tg.seq)
+        if cls in (ChuteState, Discharged, Container):
+            try:
+                if cls is ChuteState:
+                    eng.set_state(tg.chute, tg.state)
+                elif cls is Discharged:
+                    eng.discharged(tg.chute)
+                else:
+                    eng.container_changed(tg.chute)
+            except InputError:
+                self.n_errors += 1
+                return None, None, format_err(tg.seq, "unknown_chute",
+                                              f"chute {tg.chute!r} is not in the chute table")
+            if cls is ChuteState:
+                return "chute", (None, None, None, None, tg.chute, tg.state, None), format_ack(tg.seq)
+            if cls is Discharged:
+                return ("discharged", (tg.parcel or None, None, None, None, tg.chute, None, None),
+                        format_ack(tg.seq))
+            return "container", (None, None, None, None, tg.chute, None, None), format_ack(tg.seq)
+        if cls is PlanSwitch:
+            try:
+                eng.switch_plan(tg.path)
+            except (ValueError, OSError, TypeError) as exc:
+                self.n_errors += 1
+                return None, None, format_err(tg.seq, "bad_plan", str(exc))
+            return ("plan", (None, None, None, None, None, tg.path, _plan_to_json(eng.sort_plan)),
+                    format_ack(tg.seq))
+        if cls is Hello:
+            conn.client = tg.client
+            conn.dedupe, conn.dedupe_rid = self._dedupe_table(tg.client)
+            return None, None, format_hello(tg.seq, tg.client, self.last_seq.get(tg.client))
+        if cls is Status:
+            return None, None, format_status(tg.seq, self.stats())
+        raise TypeError(f"no handler for {cls.__name__}")   # pragma: no cover
+
+    # journal callbacks (loop thread) --------------------------------------------------------
+    def on_commit(self, upto):
+        """The journal committed every row up to ``upto``: send the answers that waited."""
+        if upto > self.committed:
+            self.committed = upto
+        if not self._waiting:
+            return
+        for conn in list(self._waiting):
+            pend = conn.pending
+            while pend and pend[0][0] <= upto:
+                _, payload, t = pend.popleft()
+                conn.send(payload, t)
+            if not pend:
+                self._waiting.discard(conn)
+                if conn.closing and conn.transport is not None:
+                    conn.transport.close()
+
+    def on_journal_failure(self, exc):
+        self.failure = exc
+        log.error("journal failed (%s): stopping the service", exc)
+        if self.stopped is not None and not self.stopped.done():
+            self.stopped.set_result("journal failure")
+
+    def snapshot(self):
+        """Queue a snapshot of the engine state as of the last journal row."""
+        if self.journal is None:
+            return
+        upto = self.next_id - 1
+        self.journal.append_snapshot(upto, self.engine.state_dict())
+        self._snap_id = upto
+        if self.sync:
+            self.journal.kick()
+
+    def stats(self) -> dict:
+        """Counters (what ``STATUS`` answers)."""
+        j = self.journal
+        return {
+            "telegrams": self.n_telegrams, "scans": self.n_scans, "late": self.n_late,
+            "late_answers": self.n_late_answers, "events": self.n_events,
+            "errors": self.n_errors, "replayed": self.n_replayed,
+            "connections": len(self.conns), "journal_id": self.next_id - 1,
+            "committed": self.committed if j is not None else 0,
+            "pending": j.pending if j is not None else 0,
+            "durability": (j.durability if j is not None else "none"),
+            "plan": self.engine.plan_name,
+        }
+
+    # lifecycle -----------------------------------------------------------------------------
+    def attach(self, loop):
+        """Bind to the running event loop (journal callbacks arrive through it)."""
+        self._loop = loop
+        self.stopped = loop.create_future()
+        if self.journal is not None:
+            def _commit(upto, _loop=loop, _cb=self.on_commit):
+                try:
+                    _loop.call_soon_threadsafe(_cb, upto)
+                except RuntimeError:        # loop closed while shutting down
+                    pass
+
+            def _fail(exc, _loop=loop, _cb=self.on_journal_failure):
+                try:
+                    _loop.call_soon_threadsafe(_cb, exc)
+                except RuntimeError:
+                    pass
+            self.journal.on_commit = _commit
+            self.journal.on_failure = _fail
+
+    def shutdown(self):
+        """Stop reading, commit the journal, send held answers, snapshot, close."""
+        for conn in list(self.conns):
+            if conn.transport is not None and not conn.transport.is_closing():
+                try:
+                    conn.transport.pause_reading()
+                except Exception:
+                    pass
+        if self.journal is not None:
+            if self.failure is None:
+                self.snapshot()
+                self.journal.flush(30.0)
+            self.on_commit(self.journal.committed)
+            self.journal.close()
+        for conn in list(self.conns):
+            if conn.transport is not None:
+                conn.transport.close()
+
+
+def open_service(plan=None, chutes=None, *, journal=None, durability="batch", commit_ms=10.0,
+                 deadline_ms=50.0, snapshot_every=10_000, dedupe_window=100_000):
+    """Build a :class:`Service`: restore from ``journal`` if it holds a state, else load
+    ``plan`` and ``chutes``. Returns ``(service, message)``; ``message`` says which."""
+    from sorter.engine import Sorter
+
+    restored = None
+    if journal is not None and Path(journal).exists() and Path(journal).stat().st_size > 0:
+        restored = restore(journal, recent=dedupe_window)
+    if restored is not None:
+        engine = restored.sorter
+        msg = (f"restored from journal {journal}: snapshot at row {restored.snapshot_upto}, "
+               f"{restored.replayed} rows replayed, plan {engine.plan_name!r}")
+        if plan is not None or chutes is not None:
+            msg += " (--plan/--chutes ignored: the journal's state wins; send PLAN to switch)"
+    else:
+        if plan is None or chutes is None:
+            raise InputError("no journal state to restore: --plan and --chutes are required",
+                             field="plan", expected="--plan PLAN.csv --chutes CHUTES.toml")
+        engine = Sorter.from_files(plan, chutes)
+        msg = f"plan {engine.plan_name!r} from {plan}"
+    jr = None
+    if journal is not None:
+        jr = Journal(journal, durability, commit_ms=commit_ms)
+    svc = Service(engine, journal=jr, deadline_ms=deadline_ms, snapshot_every=snapshot_every,
+                  dedupe_window=dedupe_window, restored=restored)
+    if jr is not None:                 # a base snapshot, so the next restart is quick
+        svc.snapshot()
+        if not jr.flush(30.0):
+            raise OSError(f"cannot write the journal {journal}: {jr.failed}")
+    return svc, msg
+
+
+async def start_server(service, host="127.0.0.1", port=7070):
+    """Start listening; returns the :class:`asyncio.Server` (the service attached)."""
+    loop = asyncio.get_running_loop()
+    service.attach(loop)
+    return await loop.create_server(lambda: Connection(service), host, port,
+                                    reuse_address=True, backlog=128)
+
+
+def run_server(service, host="127.0.0.1", port=7070, *, announce=None) -> int:
+    """Serve until SIGINT/SIGTERM (or a journal failure); returns an exit code.
+
+    ``announce(host, port)`` is called once listening (the port may have been 0).
+    """
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await start_server(service, host, port)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, lambda s=sig: service.stopped.done()
+                                        or service.stopped.set_result(s.name))
+            except (NotImplementedError, RuntimeError):    # pragma: no cover - non-POSIX
+                pass
+        addr = server.sockets[0].getsockname()
+        if announce is not None:
+            announce(addr[0], addr[1])
+        reason = await service.stopped
+        server.close()
+        service.shutdown()
+        await server.wait_closed()
+        return reason
+
+    # Latency: move everything allocated so far (imports, plan, restored tables) out of the
+    # collector's reach, so a full collection walks only what the service made since.
+    gc.collect()
+    gc.freeze()
+    # The journal's writer thread shares the GIL with the event loop: a short switch
+    # interval bounds how long the loop can wait for it (default 5 ms).
+    sys.setswitchinterval(0.0005)
+    try:
+        import uvloop                  # optional: faster event loop where installed
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    reason = runner(main())
+    return 1 if reason == "journal failure" else 0
