@@ -1,0 +1,932 @@
+"""Capacity sweeps: many scenario variants x seeded replications, on a process pool or Dask.
+
+A sweep takes one scenario TOML document, a set of fixed overrides and a set of varied
+keys (``vary``: dotted keys into the document, each with a list of values). Every point
+of the Cartesian product of the varied values is simulated once per seed; each run keeps
+one flat row of the planner's KPIs (:func:`sorter.sim.compute_kpis`), the varied values,
+the point number and the seed. :meth:`SweepResult.summary` gives per point the mean and
+the 95% confidence interval over the seeds (Student's t).
+
+Keys walk the TOML document as written: ``wave.0.rate_per_hour`` (or ``wave[0].rate_per_hour``)
+is the first ``[[wave]]`` table's rate, ``loop.speed_mps`` the single ``[loop]``'s speed,
+``loop.1.speed_mps`` the second loop of a hub, ``loop.induct.2.max_rate_per_hour`` the
+third induct. Every point's document is validated up front, in the calling process, with
+:func:`sorter.sim.parse_scenario`: an unknown key or a bad value fails before the first
+simulation, never at point 57 of a two-hour sweep. Workers receive the parsed, validated
+:class:`~sorter.sim.Scenario` objects (so they need no access to the scenario's files).
+
+Backends (the library never starts a cluster behind the user's back):
+
+* ``client=None`` and ``n_workers=1``: serial, in this process;
+* ``client=None`` (default): a local :class:`concurrent.futures.ProcessPoolExecutor`
+  with ``n_workers`` processes (default ``os.cpu_count()``);
+* ``client=<dask.distributed.Client>``: the user's Dask cluster (``client.map`` and
+  ``as_completed``). Dask is imported only on this path (``pip install 'sorter[dask]'``).
+
+Every run is deterministic per seed, so the rows are the same whichever backend ran them.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import itertools
+import json
+import math
+import os
+import re
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from sorter.errors import InputError
+
+__all__ = ["capacity_sweep", "SweepResult", "parse_key", "set_key", "parse_values",
+           "t_quantile", "mean_ci", "kpi_row", "KPI_COLUMNS", "SUMMARY_KPIS"]
+
+#: Scalar KPIs of :func:`sorter.sim.compute_kpis` kept in every sweep row (others are added
+#: as ``rejected_<reason>``, ``wave<i>_sorted_per_hour`` and, for hubs, ``loop_<name>_...``).
+KPI_COLUMNS = (
+    "nameplate_per_hour", "offered", "inducted", "sorted", "rejected", "on_loop_at_end",
+    "queued_at_end", "offered_per_hour", "inducted_per_hour", "sorted_per_hour",
+    "peak_15min_sorted_per_hour", "sorted_to_destination", "sorted_to_overflow",
+    "first_pass_sort_pct", "recirculation_pct", "recirculations", "laps_per_parcel",
+    "reject_pct", "induct_blocking_pct", "induct_starvation_pct", "carrier_fill_pct",
+    "induct_wait_s_p95", "induct_to_chute_s_p50", "induct_to_chute_s_p95",
+    "induct_to_chute_s_p99", "chute_full_events_per_hour", "container_changes_per_hour",
+    "chute_not_open_pct_mean", "chute_not_open_pct_max", "shift_hours",
+)
+#: KPIs shown in the terminal table (mean, and ± CI where it matters).
+SUMMARY_KPIS = ("sorted_per_hour", "offered_per_hour", "recirculation_pct",
+                "induct_to_chute_s_p95", "induct_blocking_pct", "reject_pct")
+
+_KEY_FORM = "a dotted key into the scenario TOML, e.g. wave.0.rate_per_hour or loop.speed_mps"
+
+
+# --------------------------------------------------------------------------- dotted keys
+
+def parse_key(key: str) -> tuple:
+    """Split a dotted key into its segments; list indices become ints.
+
+    ``wave.0.rate_per_hour`` and ``wave[0].rate_per_hour`` both give
+    ``("wave", 0, "rate_per_hour")``.
+
+    Parameters
+    ----------
+    key : str
+
+    Returns
+    -------
+    tuple of str and int
+
+    Raises
+    ------
+    InputError
+        For an empty key or an empty segment.
+
+    Examples
+    --------
+    >>> parse_key("wave[1].rate_per_hour")
+    ('wave', 1, 'rate_per_hour')
+    >>> parse_key("loop.induct.0.max_rate_per_hour")
+    ('loop', 'induct', 0, 'max_rate_per_hour')
+    """
+    if not isinstance(key, str) or not key.strip():
+        raise InputError(f"bad key {key!r}", field="vary", expected=_KEY_FORM)
+    text = re.sub(r"\[(\d+)\]", r".\1", key.strip())
+    parts = text.split(".")
+    if any(not p for p in parts):
+        raise InputError(f"bad key {key!r}: empty segment", field=key, expected=_KEY_FORM)
+    return tuple(int(p) if p.isdigit() else p for p in parts)
+
+
+def _key_str(parts) -> str:
+    return ".".join(str(p) for p in parts)
+
+
+def _doc_paths(doc, prefix=()) -> list:
+    """Every table and value path of a document, as dotted strings."""
+    out = []
+    items = doc.items() if isinstance(doc, Mapping) else enumerate(doc)
+    for k, v in items:
+        p = prefix + (k,)
+        out.append(_key_str(p))
+        if isinstance(v, Mapping) or (isinstance(v, list) and v and
+                                      all(isinstance(x, Mapping) for x in v)):
+            out.extend(_doc_paths(v, p))
+    return out
+
+
+def _nearest(key, doc, n=4) -> str:
+    paths = _doc_paths(doc)
+    near = difflib.get_close_matches(key, paths, n=n, cutoff=0.5)
+    if not near:       # fall back to keys that share the last segment or the first
+        last = key.split(".")[-1]
+        near = [p for p in paths if p.split(".")[-1] == last][:n] or \
+            [p for p in paths if p.split(".")[0] == key.split(".")[0]][:n]
+    return ", ".join(near) if near else "(none close; tables: " + ", ".join(map(str, doc)) + ")"
+
+
+def _walk(doc, parts, key):
+    """The container holding the last segment (raises InputError naming the key)."""
+    cur = doc
+    for depth, seg in enumerate(parts[:-1]):
+        nxt = _child(cur, seg, parts, depth, doc, key)
+        if not isinstance(nxt, (Mapping, list)):
+            raise InputError(f"unknown key {key!r}: {_key_str(parts[:depth + 1])!r} is a value, "
+                             "not a table", field=key,
+                             expected="nearest valid keys: " + _nearest(key, doc))
+        cur = nxt
+    return cur
+
+
+def _child(cur, seg, parts, depth, doc, key):
+    here = _key_str(parts[:depth + 1])
+    if isinstance(cur, list):
+        if not isinstance(seg, int):
+            raise InputError(f"unknown key {key!r}: {_key_str(parts[:depth])!r} is a list of "
+                             f"{len(cur)} tables, index it with a number", field=key,
+                             expected=f"e.g. {_key_str(parts[:depth] + (0,) + parts[depth:])}")
+        if not 0 <= seg < len(cur):
+            raise InputError(f"unknown key {key!r}: index {seg} out of range", field=key,
+                             expected=f"an index from 0 to {len(cur) - 1} for "
+                                      f"{_key_str(parts[:depth])!r}")
+        return cur[seg]
+    if isinstance(seg, int):
+        raise InputError(f"unknown key {key!r}: {_key_str(parts[:depth])!r} is a single table, "
+                         "not a list", field=key,
+                         expected=f"e.g. {_key_str(parts[:depth] + parts[depth + 1:])}")
+    if seg not in cur:
+        raise InputError(f"unknown key {key!r}: no {here!r} in the scenario", field=key,
+                         expected="nearest valid keys: " + _nearest(key, doc))
+    return cur[seg]
+
+
+def set_key(doc: dict, key, value) -> dict:
+    """Set ``key`` (dotted, see :func:`parse_key`) to ``value`` in ``doc``, in place.
+
+    Every segment but the last must exist; the last may be new (the scenario parser then
+    decides whether it is a valid key).
+
+    Parameters
+    ----------
+    doc : dict
+        A scenario TOML document (``tomllib`` output).
+    key : str or tuple
+    value : object
+
+    Returns
+    -------
+    dict
+        ``doc``.
+
+    Raises
+    ------
+    InputError
+        Naming the key and the nearest valid keys of the document.
+
+    Examples
+    --------
+    >>> d = {"wave": [{"rate_per_hour": 6000}]}
+    >>> set_key(d, "wave.0.rate_per_hour", 9000)["wave"][0]["rate_per_hour"]
+    9000
+    """
+    parts = parse_key(key) if isinstance(key, str) else tuple(key)
+    key_s = key if isinstance(key, str) else _key_str(parts)
+    parent = _walk(doc, parts, key_s)
+    last = parts[-1]
+    if isinstance(parent, list):
+        _child(parent, last, parts, len(parts) - 1, doc, key_s)
+    elif isinstance(last, int):
+        _child(parent, last, parts, len(parts) - 1, doc, key_s)
+    parent[last] = value
+    return doc
+
+
+def _has_key(doc, parts) -> bool:
+    cur = doc
+    for seg in parts:
+        if isinstance(cur, list) and isinstance(seg, int) and 0 <= seg < len(cur):
+            cur = cur[seg]
+        elif isinstance(cur, Mapping) and seg in cur:
+            cur = cur[seg]
+        else:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- CLI values
+
+def _split_top(text: str) -> list:
+    """Split on commas outside brackets, braces and quotes."""
+    out, depth, quote, buf = [], 0, None, []
+    for ch in text:
+        if quote:
+            buf.append(ch)
+            if ch == quote:
+                quote = None
+            continue
+        if ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append("".join(buf))
+            buf = []
+            continue
+        buf.append(ch)
+    out.append("".join(buf))
+    return [s.strip() for s in out]
+
+
+def _one_value(tok: str):
+    try:
+        return tomllib.loads(f"v = {tok}")["v"]
+    except tomllib.TOMLDecodeError:
+        return tok                      # a bare word: a string (mix=zipf,uniform)
+
+
+def parse_values(text: str, *, key="--vary") -> list:
+    """Parse a CLI value list: ``8000,12000,16000``, ``8000:16000:2000`` (inclusive range),
+    TOML values (``[3000, 3000]``, ``"zipf"``, ``true``) or bare words.
+
+    Parameters
+    ----------
+    text : str
+    key : str
+        Named in errors.
+
+    Returns
+    -------
+    list
+
+    Raises
+    ------
+    InputError
+        For an empty list or a bad range.
+
+    Examples
+    --------
+    >>> parse_values("8000:12000:2000")
+    [8000, 10000, 12000]
+    >>> parse_values("2.0,2.5, zipf, [1, 2]")
+    [2.0, 2.5, 'zipf', [1, 2]]
+    """
+    form = "V1,V2,... or START:STOP:STEP (TOML values or bare words)"
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("no values", field=key, expected=form)
+    m = re.fullmatch(r"\s*([-+0-9.eE_]+):([-+0-9.eE_]+):([-+0-9.eE_]+)\s*", text)
+    if m:
+        a, b, s = (_one_value(g) for g in m.groups())
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b, s)) \
+                or s <= 0 or b < a or (b - a) / s > 100_000:
+            raise InputError(f"bad range {text!r}", field=key,
+                             expected="START:STOP:STEP with STEP > 0 and STOP >= START")
+        n = int(math.floor((b - a) / s + 1e-9)) + 1
+        vals = [a + i * s for i in range(n)]
+        if all(isinstance(x, int) for x in (a, b, s)):
+            return [int(v) for v in vals]
+        return [round(v, 12) for v in vals]
+    toks = _split_top(text)
+    if any(not t for t in toks):
+        raise InputError(f"empty value in {text!r}", field=key, expected=form)
+    return [_one_value(t) for t in toks]
+
+
+# --------------------------------------------------------------------------- statistics
+
+def _t_cdf(t: float, df: int) -> float:
+    """Student's t CDF for integer ``df`` (closed forms in theta = atan(t / sqrt(df)))."""
+    th = math.atan(t / math.sqrt(df))
+    c2 = math.cos(th) ** 2
+    s = math.sin(th)
+    if df % 2 == 1:
+        total, term = 0.0, 1.0
+        if df > 1:
+            total = term = 1.0
+            for k in range(1, (df - 3) // 2 + 1):       # 1 + 2/3 c2 + 2*4/(3*5) c2^2 + ...
+                term *= c2 * (2 * k) / (2 * k + 1)
+                total += term
+            total *= s * math.cos(th)
+        return 0.5 + (th + total) / math.pi
+    total = term = 1.0
+    for k in range(1, (df - 2) // 2 + 1):               # 1 + 1/2 c2 + 1*3/(2*4) c2^2 + ...
+        term *= c2 * (2 * k - 1) / (2 * k)
+        total += term
+    return 0.5 + 0.5 * s * total
+
+
+def t_quantile(p: float, df: int) -> float:
+    """Quantile of Student's t distribution with ``df`` degrees of freedom (integer).
+
+    Parameters
+    ----------
+    p : float
+        Probability in (0, 1).
+    df : int
+        Degrees of freedom, >= 1.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> round(t_quantile(0.975, 4), 4)
+    2.7764
+    """
+    if not 0 < p < 1 or int(df) != df or df < 1:
+        raise InputError(f"bad t quantile arguments p={p!r}, df={df!r}", field="p",
+                         expected="0 < p < 1 and an integer df >= 1")
+    df = int(df)
+    if df > 20000:                                     # normal limit is exact to ~1e-4 there
+        df = 20000
+    if p < 0.5:
+        return -t_quantile(1 - p, df)
+    lo, hi = 0.0, 1.0
+    while _t_cdf(hi, df) < p:
+        hi *= 2
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if _t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12:
+            break
+    return 0.5 * (lo + hi)
+
+
+def mean_ci(values, level: float = 0.95) -> tuple:
+    """Mean and half-width of the ``level`` confidence interval (Student's t).
+
+    Parameters
+    ----------
+    values : sequence of float
+    level : float
+
+    Returns
+    -------
+    (mean, half_width)
+        ``half_width`` is NaN for fewer than two values.
+
+    Examples
+    --------
+    >>> m, h = mean_ci([10.0, 12.0, 14.0])
+    >>> m, round(h, 3)
+    (12.0, 4.968)
+    """
+    xs = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    n = len(xs)
+    if n == 0:
+        return math.nan, math.nan
+    m = math.fsum(xs) / n
+    if n < 2:
+        return m, math.nan
+    var = math.fsum((x - m) ** 2 for x in xs) / (n - 1)
+    return m, t_quantile(0.5 + level / 2, n - 1) * math.sqrt(var / n)
+
+
+# --------------------------------------------------------------------------- rows
+
+def _slug(s) -> str:
+    return re.sub(r"[^0-9A-Za-z]+", "_", str(s)).strip("_") or "x"
+
+
+def kpi_row(kpis: dict) -> dict:
+    """The flat sweep row of one run's KPIs (see :data:`KPI_COLUMNS`)."""
+    row = {k: kpis[k] for k in KPI_COLUMNS if k in kpis}
+    for reason, n in kpis.get("rejects_by_reason", {}).items():
+        row[f"rejected_{reason}"] = n
+    for i, w in enumerate(kpis.get("per_wave", [])):
+        row[f"wave{i}_sorted_per_hour"] = w["sorted_per_hour"]
+    loops = kpis.get("loops", [])
+    if len(loops) > 1:
+        for lp in loops:
+            s = _slug(lp["name"])
+            for k in ("sorted_per_hour", "recirculation_pct", "induct_blocking_pct",
+                      "carrier_fill_pct"):
+                row[f"loop_{s}_{k}"] = lp[k]
+    return row
+
+
+def _run_point(task):
+    """Worker: simulate one (point, seed). Module level, so process pools can pickle it."""
+    index, scenario, seed = task
+    from sorter.sim import compute_kpis, simulate
+    c0 = time.process_time()
+    res = simulate(scenario, seed=seed)
+    row = kpi_row(compute_kpis(res))
+    return index, row, (res.wall_s, time.process_time() - c0)
+
+
+# --------------------------------------------------------------------------- result
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+@dataclass
+class SweepResult:
+    """All replications of a sweep, in (point, seed) order, plus summaries and writers.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One per run: ``point``, the varied keys (dotted names), ``seed``, then the KPIs.
+    vary : dict
+        Varied key -> its values, in the order given.
+    points : list of dict
+        Point number -> its varied values.
+    seeds : list of int
+    scenario : str
+        The scenario's name; ``path`` its file (or None).
+    backend : str
+        ``serial``, ``processes`` or ``dask``.
+    wall_s : float
+        Wall time of the runs (not of the up-front validation).
+    run_wall_s, run_cpu_s : list of float
+        Per run: the simulation's wall time, and the worker's CPU time for simulation plus KPIs.
+    """
+
+    rows: list
+    vary: dict
+    points: list
+    seeds: list
+    scenario: str = ""
+    path: str | None = None
+    backend: str = "serial"
+    n_workers: int = 1
+    wall_s: float = 0.0
+    run_wall_s: list = field(default_factory=list)
+    run_cpu_s: list = field(default_factory=list)
+    overrides: dict = field(default_factory=dict)
+
+    def __len__(self):
+        return len(self.rows)
+
+    @property
+    def keys(self) -> list:
+        return list(self.vary)
+
+    @property
+    def kpi_names(self) -> list:
+        skip = {"point", "seed", *self.vary}
+        names = []
+        for r in self.rows:
+            for k in r:
+                if k not in skip and k not in names:
+                    names.append(k)
+        return names
+
+    def summary(self, level: float = 0.95) -> list:
+        """Per point: the varied values, ``n_seeds``, and ``<kpi>_mean`` / ``<kpi>_ci95``
+        (half-width of the confidence interval at ``level``) for every numeric KPI.
+
+        Returns
+        -------
+        list of dict, one per point in point order.
+        """
+        by_point = {}
+        for r in self.rows:
+            by_point.setdefault(r["point"], []).append(r)
+        kpis = [k for k in self.kpi_names if any(_is_num(r.get(k)) for r in self.rows)]
+        suffix = f"ci{round(level * 100):d}"
+        out = []
+        for p, vals in enumerate(self.points):
+            rs = by_point.get(p, [])
+            row = {"point": p, **vals, "n_seeds": len(rs)}
+            for k in kpis:
+                m, h = mean_ci([r.get(k) for r in rs], level)
+                row[f"{k}_mean"] = m
+                row[f"{k}_{suffix}"] = h
+            out.append(row)
+        return out
+
+    # -- tables and files
+    def _arrow(self, rows):
+        import pyarrow as pa
+        cols = []
+        for r in rows:
+            for k in r:
+                if k not in cols:
+                    cols.append(k)
+        data = {}
+        for k in cols:
+            vals = [r.get(k) for r in rows]
+            if any(isinstance(v, (list, dict)) for v in vals):
+                vals = [None if v is None else json.dumps(v) for v in vals]
+            elif any(isinstance(v, float) for v in vals) and all(
+                    v is None or _is_num(v) for v in vals):
+                vals = [None if v is None else float(v) for v in vals]
+            elif len({type(v) for v in vals if v is not None}) > 1:
+                vals = [None if v is None else str(v) for v in vals]
+            data[k] = vals
+        meta = {"sorter.sweep": json.dumps({"scenario": self.scenario, "path": self.path,
+                                            "vary": self.vary, "seeds": self.seeds,
+                                            "overrides": self.overrides})}
+        return pa.table(data).replace_schema_metadata(meta)
+
+    def table(self):
+        """All replications as a :class:`pyarrow.Table` (list values as JSON text)."""
+        return self._arrow(self.rows)
+
+    def summary_table(self, level: float = 0.95):
+        """:meth:`summary` as a :class:`pyarrow.Table`."""
+        return self._arrow(self.summary(level))
+
+    def write_parquet(self, path) -> Path:
+        """Write all replications to a Parquet file; returns its path."""
+        import pyarrow.parquet as pq
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(self.table(), path)
+        return path
+
+    def write_csv(self, path, *, summary: bool = True) -> Path:
+        """Write the per-point summary (or, with ``summary=False``, every replication) as CSV."""
+        import pyarrow.csv as pcsv
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pcsv.write_csv(self.summary_table() if summary else self.table(), path)
+        return path
+
+    def format_table(self) -> str:
+        """One line per point: varied values, runs, mean sorted/h ± 95% CI, offered/h,
+        recirculation % ± CI, p95 induct-to-chute, induct blocking %, rejects %."""
+        summ = self.summary()
+        heads = [(k, max(len(k), *(len(_fmt(p[k])) for p in self.points))) for k in self.vary]
+        cols = [("runs", 4), ("sorted/h ± 95% CI", 19), ("offered/h", 10),
+                ("recirc % ± CI", 14), ("p95 ind→chute s", 16), ("blocking %", 10),
+                ("reject %", 8)]
+        line = "  ".join(f"{h:>{w}}" for h, w in heads + cols)
+        out = [f"sweep: {self.scenario}  ({len(self.points)} points x {len(self.seeds)} seeds "
+               f"= {len(self.rows)} runs, {self.backend}"
+               + (f", {self.n_workers} workers" if self.backend != "serial" else "")
+               + f", {self.wall_s:.1f} s)", "", line, "-" * len(line)]
+        for s in summ:
+            cells = [f"{_fmt(s[k]):>{w}}" for k, w in heads]
+            cells.append(f"{s['n_seeds']:>4}")
+            cells.append(f"{_pm(s['sorted_per_hour_mean'], s['sorted_per_hour_ci95'], ',.0f'):>19}")
+            cells.append(f"{s['offered_per_hour_mean']:>10,.0f}")
+            cells.append(f"{_pm(s['recirculation_pct_mean'], s['recirculation_pct_ci95'], '.2f'):>14}")
+            cells.append(f"{s['induct_to_chute_s_p95_mean']:>16.1f}")
+            cells.append(f"{s['induct_blocking_pct_mean']:>10.2f}")
+            cells.append(f"{s['reject_pct_mean']:>8.2f}")
+            out.append("  ".join(cells))
+        return "\n".join(out)
+
+    def plot(self, path, *, kpi: str = "sorted_per_hour") -> Path:
+        """PNG: ``kpi`` (mean, 95% CI band) against the first varied key, one line per value
+        of the other varied keys; the offered load, dashed, for reference."""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        summ = self.summary()
+        keys = self.keys
+        x_key = keys[0] if keys else None
+        xs_all = [s[x_key] for s in summ] if x_key else [0] * len(summ)
+        numeric_x = all(_is_num(v) for v in xs_all)
+        cats = list(dict.fromkeys(_fmt(v) for v in xs_all))
+        groups = {}
+        for s in summ:
+            g = tuple((k, _fmt(s[k])) for k in keys[1:])
+            groups.setdefault(g, []).append(s)
+        fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        offered = {}
+        for i, (g, ss) in enumerate(groups.items()):
+            xv = [(s[x_key] if numeric_x else cats.index(_fmt(s[x_key]))) if x_key else 0 for s in ss]
+            order = sorted(range(len(ss)), key=lambda j: xv[j])
+            xv = [xv[j] for j in order]
+            ss = [ss[j] for j in order]
+            m = [s[f"{kpi}_mean"] for s in ss]
+            h = [0.0 if math.isnan(s[f"{kpi}_ci95"]) else s[f"{kpi}_ci95"] for s in ss]
+            c = colors[i % len(colors)]
+            label = ", ".join(f"{k}={v}" for k, v in g) or kpi.replace("_", " ")
+            ax.plot(xv, m, "o-", color=c, label=label)
+            ax.fill_between(xv, [a - b for a, b in zip(m, h)], [a + b for a, b in zip(m, h)],
+                            color=c, alpha=0.2, linewidth=0)
+            if kpi == "sorted_per_hour":
+                offered[g] = (xv, [s["offered_per_hour_mean"] for s in ss], c, label)
+        if offered:      # the offered load: one grey line when it does not depend on the group
+            lines = list(offered.values())
+            if all(o[0] == lines[0][0] and o[1] == lines[0][1] for o in lines):
+                lines = [(lines[0][0], lines[0][1], "0.4", "")]
+            for xv, ov, c, label in lines:
+                ax.plot(xv, ov, "--", color=c, alpha=0.7, linewidth=1.2,
+                        label="offered load" + (f" ({label})" if label else ""))
+        if not numeric_x:
+            ax.set_xticks(range(len(cats)), cats)
+        ax.set_xlabel(x_key or "")
+        ax.set_ylabel(kpi.replace("_", " ") + (" (items/h)" if kpi.endswith("per_hour") else ""))
+        ax.set_title(f"{self.scenario}: mean over {len(self.seeds)} seeds, 95% CI bands")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+        return path
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, dict)):
+        return json.dumps(v)
+    return str(v)
+
+
+def _pm(m, h, spec) -> str:
+    if math.isnan(h):
+        return format(m, spec)
+    return f"{format(m, spec)} ± {format(h, spec)}"
+
+
+# --------------------------------------------------------------------------- the sweep
+
+def _load_doc(scenario, base_dir):
+    if isinstance(scenario, Mapping):
+        return copy.deepcopy(dict(scenario)), None, (Path(base_dir) if base_dir is not None
+                                                      else Path("."))
+    if isinstance(scenario, (str, os.PathLike)):
+        path = Path(scenario)
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except FileNotFoundError:
+            raise InputError("file not found", path=path, expected="a scenario TOML file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read: {exc}", path=path, expected="a UTF-8 TOML file") from None
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            m = re.search(r"line (\d+)", str(exc))
+            raise InputError(f"not valid TOML: {exc}", path=path,
+                             line=int(m.group(1)) if m else None,
+                             expected="a scenario TOML") from None
+        return doc, path, (Path(base_dir) if base_dir is not None else path.parent)
+    raise InputError(f"bad scenario {type(scenario).__name__}", field="scenario",
+                     expected="a scenario TOML path or a parsed TOML document (dict)")
+
+
+def _check_vary(vary, doc, path):
+    if not isinstance(vary, Mapping):
+        raise InputError("vary must map keys to lists of values", field="vary",
+                         expected="{'wave.0.rate_per_hour': [6000, 8000], ...}")
+    out, seen = {}, {}
+    for key, values in vary.items():
+        parts = parse_key(key)
+        norm = _key_str(parts)
+        if norm in seen:
+            raise InputError(f"key {key!r} given twice (also as {seen[norm]!r})", field=key,
+                             expected="each key once")
+        seen[norm] = key
+        if parts == ("scenario", "seed"):
+            raise InputError("vary the replications with seeds=, not scenario.seed", field=key,
+                             expected="seeds=N or a list of seeds")
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+            raise InputError(f"no values for {key!r}", field=key,
+                             expected="a non-empty list of values")
+        _walk(doc, parts, key)            # intermediate tables exist
+        out[key] = list(values)
+    return out
+
+
+def _seed_list(seeds, base):
+    if isinstance(seeds, bool):
+        seeds = None
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise InputError(f"bad seeds {seeds!r}", field="seeds",
+                             expected="a number of replications >= 1, or a list of seeds")
+        return [base + i for i in range(seeds)]
+    if isinstance(seeds, Sequence) and not isinstance(seeds, (str, bytes)) and seeds:
+        out = []
+        for s in seeds:
+            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+                raise InputError(f"bad seed {s!r}", field="seeds", expected="integers >= 0")
+            out.append(int(s))
+        if len(set(out)) != len(out):
+            raise InputError("duplicate seeds", field="seeds", expected="distinct seeds")
+        return out
+    raise InputError(f"bad seeds {seeds!r}", field="seeds",
+                     expected="a number of replications >= 1, or a list of seeds")
+
+
+def _point_scenario(doc, settings, path, base, index=None):
+    from sorter.sim import parse_scenario
+    d = copy.deepcopy(doc)
+    for key, value in settings.items():
+        set_key(d, key, value)
+    try:
+        return parse_scenario(d, path=path, base_dir=base)
+    except InputError as exc:
+        # a new key the scenario does not know: name it with the document's nearest keys
+        for key in settings:
+            parts = parse_key(key)
+            try:
+                same = exc.field is not None and parse_key(exc.field) == parts
+            except InputError:
+                same = False
+            if same and not _has_key(doc, parts):
+                raise InputError(f"unknown key {key!r}", path=path, field=key,
+                                 expected="nearest valid keys: " + _nearest(key, doc)) from None
+        if not settings:
+            raise
+        what = ", ".join(f"{k}={_fmt(v)}" for k, v in settings.items())
+        where = f"point {index} ({what})" if index is not None else what
+        err = InputError(f"{exc} [at {where}]")
+        err.path, err.line, err.field, err.expected = exc.path, exc.line, exc.field, exc.expected
+        raise err from None
+
+
+def capacity_sweep(scenario, vary, *, seeds=5, overrides=None, base_dir=None, client=None,
+                   n_workers=None, progress=False) -> SweepResult:
+    """Simulate every combination of ``vary`` x ``seeds`` and collect the KPIs.
+
+    Parameters
+    ----------
+    scenario : path or dict
+        A scenario TOML path, or an already parsed TOML document (then relative file names
+        in it resolve against ``base_dir``, default the working directory).
+    vary : dict
+        Dotted key -> list of values (see :func:`parse_key`); the points are the
+        Cartesian product, in the order given (the last key varies fastest).
+    seeds : int or list of int
+        Replications per point: ``N`` means seeds ``s, s+1, ..., s+N-1`` where ``s`` is the
+        scenario's own seed; or an explicit list. The same seeds are used at every point
+        (common random numbers: differences between points are not seed noise).
+    overrides : dict, optional
+        Dotted key -> one value, applied to every point before ``vary`` (e.g. a shorter
+        ``scenario.shift_hours``).
+    base_dir : path, optional
+        Directory that relative file names resolve against (default: the scenario's).
+    client : dask.distributed.Client, optional
+        Run on this Dask cluster. The library never starts one itself.
+    n_workers : int, optional
+        Local processes when ``client`` is None (default ``os.cpu_count()``); ``1`` runs
+        serially in this process.
+    progress : bool
+        A tqdm progress bar over the runs, on stderr.
+
+    Returns
+    -------
+    SweepResult
+        ``rows`` (one per run, in point then seed order), ``summary()`` (mean and 95% CI
+        per point), ``table()``, ``write_parquet``, ``write_csv``, ``plot``.
+
+    Raises
+    ------
+    ValueError
+        :class:`~sorter.errors.InputError`, before any simulation, for an unknown key
+        (naming it and the nearest valid keys), a value the scenario rejects (naming the
+        point), bad seeds or workers.
+
+    Examples
+    --------
+    >>> from sorter.resources import seed_path
+    >>> res = capacity_sweep(seed_path("scenarios/small.toml"),
+    ...                      {"wave.0.rate_per_hour": [4000, 8000]}, seeds=2,
+    ...                      overrides={"scenario.shift_hours": 0.1}, n_workers=1)
+    >>> len(res.rows), [p["wave.0.rate_per_hour"] for p in res.points]
+    (4, [4000, 8000])
+    """
+    doc, path, base = _load_doc(scenario, base_dir)
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise InputError("overrides must map keys to values", field="overrides",
+                         expected="{'scenario.shift_hours': 0.25}")
+    overrides = dict(overrides or {})
+    for key, value in overrides.items():
+        set_key(doc, key, value)
+    vary = _check_vary(vary, doc, path)
+    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int)
+                                  or n_workers < 1):
+        raise InputError(f"bad n_workers {n_workers!r}", field="n_workers",
+                         expected="an integer >= 1")
+    if client is not None and not (hasattr(client, "map") and hasattr(client, "gather")):
+        raise InputError(f"bad client {type(client).__name__}", field="client",
+                         expected="a dask.distributed.Client (or None for local processes)")
+    try:                                   # a bad fixed override fails here, once
+        base_sc = _point_scenario(doc, {}, path, base)
+    except InputError as exc:
+        if not overrides:
+            raise
+        what = ", ".join(f"{k}={_fmt(v)}" for k, v in overrides.items())
+        err = InputError(f"{exc} [with overrides {what}]")
+        err.path, err.line, err.field, err.expected = exc.path, exc.line, exc.field, exc.expected
+        raise err from None
+    seed_list = _seed_list(seeds, int(base_sc.seed))
+
+    # validate every point up front: keys first (cheap, clear), then each point's values
+    keys = list(vary)
+    points = [dict(zip(keys, combo)) for combo in itertools.product(*(vary[k] for k in keys))]
+    for key in keys:
+        parts = parse_key(key)
+        if not _has_key(doc, parts):
+            _point_scenario(doc, {key: vary[key][0]}, path, base)
+    scenarios = [_point_scenario(doc, p, path, base, i) for i, p in enumerate(points)]
+
+    tasks = [(i * len(seed_list) + j, sc, s) for i, sc in enumerate(scenarios)
+             for j, s in enumerate(seed_list)]
+    results = [None] * len(tasks)
+    walls = [(0.0, 0.0)] * len(tasks)          # (simulate wall s, run CPU s) per run
+    from tqdm import tqdm
+    bar = tqdm(total=len(tasks), disable=not progress, unit="run", desc="sweep", leave=False)
+    t0 = time.perf_counter()
+    if client is not None:
+        backend, workers = "dask", _dask_workers(client)
+        _run_dask(client, tasks, results, walls, bar, points, seed_list)
+    else:
+        workers = min(n_workers or os.cpu_count() or 1, len(tasks))
+        if workers <= 1:
+            backend = "serial"
+            for t in tasks:
+                _collect(_guard(t, points, seed_list), results, walls, bar)
+        else:
+            backend = "processes"
+            _run_pool(workers, tasks, results, walls, bar, points, seed_list)
+    wall = time.perf_counter() - t0
+    bar.close()
+
+    rows = []
+    for i, p in enumerate(points):
+        for j, s in enumerate(seed_list):
+            rows.append({"point": i, **p, "seed": s, **results[i * len(seed_list) + j]})
+    return SweepResult(rows=rows, vary=vary, points=points, seeds=seed_list,
+                       scenario=base_sc.name, path=None if path is None else str(path),
+                       backend=backend, n_workers=workers, wall_s=wall,
+                       run_wall_s=[w for w, _ in walls], run_cpu_s=[c for _, c in walls],
+                       overrides=overrides)
+
+
+def _collect(out, results, walls, bar):
+    idx, row, timing = out
+    results[idx] = row
+    walls[idx] = timing
+    bar.update(1)
+
+
+def _where(idx, points, seed_list) -> str:
+    p = points[idx // len(seed_list)]
+    return ("point " + str(idx // len(seed_list)) + " (" +
+            ", ".join(f"{k}={_fmt(v)}" for k, v in p.items()) + f"), seed {seed_list[idx % len(seed_list)]}")
+
+
+def _guard(task, points, seed_list):
+    try:
+        return _run_point(task)
+    except Exception as exc:
+        exc.add_note(f"sorter sweep: while running {_where(task[0], points, seed_list)}")
+        raise
+
+
+def _run_pool(workers, tasks, results, walls, bar, points, seed_list):
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    ex = ProcessPoolExecutor(max_workers=workers)
+    try:
+        futs = {ex.submit(_run_point, t): t[0] for t in tasks}
+        for f in as_completed(futs):
+            try:
+                _collect(f.result(), results, walls, bar)
+            except Exception as exc:
+                exc.add_note(f"sorter sweep: while running {_where(futs[f], points, seed_list)}")
+                raise
+    except BaseException:
+        ex.shutdown(wait=False, cancel_futures=True)
+        raise
+    ex.shutdown(wait=True)
+
+
+def _dask_workers(client) -> int:
+    try:
+        return sum(w.get("nthreads", 1) for w in
+                   client.scheduler_info().get("workers", {}).values()) or 1
+    except Exception:                   # a client-like object without scheduler_info
+        return 1
+
+
+def _run_dask(client, tasks, results, walls, bar, points, seed_list):
+    try:
+        from distributed import as_completed
+    except ImportError:                 # pragma: no cover - a Client implies distributed
+        raise InputError("a Dask client needs dask[distributed]", field="client",
+                         expected="pip install 'sorter[dask]'") from None
+    futs = client.map(_run_point, tasks, pure=False)
+    idx_of = {f.key: t[0] for f, t in zip(futs, tasks)}
+    try:
+        for f in as_completed(futs):
+            try:
+                _collect(f.result(), results, walls, bar)
+            except Exception as exc:
+                exc.add_note(f"sorter sweep: while running "
+                             f"{_where(idx_of[f.key], points, seed_list)}")
+                raise
+    except BaseException:
+        client.cancel(futs)
+        raise
