@@ -16,6 +16,11 @@ __all__ = ["main", "build_parser"]
 COMMANDS = {
     "run": ("sorter.commands.run", "simulate a sorting shift (built-in default scenario without arguments)"),
     "assign": ("sorter.commands.assign", "replay a scan/chute event stream through the chute engine"),
+    "mapf": ("sorter.commands.mapf", "plan a lifelong multi-robot run on a grid floor (PIBT)"),
+    "serve": ("sorter.commands.serve", "run the scan-decision service (TCP telegrams, journal, recovery)"),
+    "loadgen": ("sorter.commands.loadgen", "drive a running service and report scans/s and latency"),
+    "journal": ("sorter.commands.journal", "export or summarise a service journal (audit trail)"),
+    "sweep": ("sorter.commands.sweep", "capacity sweep: a scenario over varied settings x seeds (local pool or Dask)"),
 }
 
 
@@ -57,6 +62,11 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:            # `sorter run | head`: the reader left; exit quietly
+        import os
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -1,0 +1,371 @@
+"""Robot planner speed and quality.
+
+Speed (pytest-benchmark; each against a baseline in the same run)::
+
+    pytest bench/bench_mapf.py --benchmark-only
+
+* ms per step (median, p99) at 100 / 1,000 / 10,000 robots on RHCR ``sorting_map.grid``, the
+  MovingAI warehouse maps and LoRR ``sortation_large`` / ``warehouse_large`` (capped where
+  10,000 robots do not fit);
+* the plain-Python PIBT of ``tests/naive_pibt.py`` on the same instance and state (ratio), and
+  ``pymapf`` 0.9.0's ``pibt_step`` (pure Python) given our distance tables (ratio);
+* preprocessing (distance tables of every station) time and memory.
+
+Throughput (long runs, a markdown table on stdout; a few minutes on 2 cores)::
+
+    python bench/bench_mapf.py throughput          # LoRR 2023 instances + RHCR sorting map
+    python bench/bench_mapf.py throughput --quick  # 1,000 steps instead of 5,000
+    python bench/bench_mapf.py throughput --only=lorr --rotation   # LoRR's action model
+    python bench/bench_mapf.py startkit            # LoRR 2024-style E->S tasks, rotation, 500 steps
+    python bench/bench_mapf.py validate-all        # sorter mapf, 1,000 robots x 1,000 steps
+                                                   # on every shared floor, then the validator
+
+Plain PIBT (``guidance="none"``) against the improved planner (``"lanes+flow"``) on the same
+instances and seeds.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))   # naive_pibt.py
+
+from sorter.resources import shared_path  # noqa: E402
+
+try:
+    import pytest
+    from conftest import record
+except ImportError:                           # run as a script
+    pytest = None
+
+    def record(name, text):
+        print(f"{name}: {text}")
+
+LORR = ("benchmarks", "lorr2023")
+FLOORS = {
+    "rhcr-sorting": ("benchmarks", "rhcr", "sorting_map.grid"),
+    "warehouse-10-20": ("benchmarks", "movingai", "warehouse-10-20-10-2-1.map"),
+    "warehouse-20-40": ("benchmarks", "movingai", "warehouse-20-40-10-2-1.map"),
+    "sortation_large": LORR + ("main_round", "warehouse.domain", "maps", "sortation_large.map"),
+    "warehouse_large": LORR + ("main_round", "warehouse.domain", "maps", "warehouse_large.map"),
+}
+_CACHE = {}
+
+
+def floor_of(name):
+    if name not in _CACHE:
+        p = shared_path(*FLOORS[name])
+        if p is None:
+            return None
+        from sorter.layout import load_floor
+        _CACHE[name] = load_floor(p)
+    return _CACHE[name]
+
+
+def fit(floor, n):
+    """Robots that fit: at most 10,000 and at most 60% of the free cells."""
+    return min(n, int(0.6 * floor.free_cells.size))
+
+
+def warm_run(floor, n, guidance="lanes+flow", warm=30, seed=0):
+    from sorter.agv.lifelong import make_run
+    p, s = make_run(floor, n, seed=seed, guidance=guidance)
+    goals = s.start(p)
+    for _ in range(warm):
+        p.step(goals)
+        goals = s.update(p)
+    return p, s, goals
+
+
+# ------------------------------------------------------------------------ pytest-benchmark
+if pytest is not None:
+    SIZES = [(f, n) for f in FLOORS for n in (100, 1000, 10000)]
+
+    @pytest.mark.benchmark(group="mapf-step")
+    @pytest.mark.parametrize("name,n", SIZES, ids=[f"{f}-{n}" for f, n in SIZES])
+    def test_step_ms(benchmark, name, n):
+        floor = floor_of(name)
+        if floor is None:
+            pytest.skip(f"../shared/{'/'.join(FLOORS[name])} not present")
+        n_fit = fit(floor, n)
+        p, s, goals = warm_run(floor, n_fit)
+        state = {"goals": goals}
+        kern = []
+
+        def one():
+            p.step(state["goals"])
+            state["goals"] = s.update(p)
+            kern.append(p.kernel_ms)
+
+        benchmark.pedantic(one, rounds=150, iterations=1, warmup_rounds=5)
+        st = benchmark.stats.stats
+        benchmark.extra_info.update(robots=n_fit, kernel_ms_p50=float(np.median(kern)),
+                                    tasks=type(s).__name__)
+        record(f"step {name} {n_fit} robots",
+               f"median {st.median * 1e3:.2f} ms (kernel {np.median(kern):.2f} ms), "
+               f"p99 {np.percentile(np.array(st.data) * 1e3, 99):.2f} ms"
+               + ("" if n_fit == n else f" (capped from {n}: {floor.free_cells.size} free cells)"))
+
+    def _naive_from(p):
+        """The plain-Python PIBT in the planner's exact state, reading the planner's tables."""
+        from naive_pibt import NaivePIBT
+
+        class Table:
+            def __init__(self, row):
+                self.row = p.tables.pool[row]
+                self.fidx = p.graph.fidx
+                self.unreach = p.tables.unreachable
+
+            def get(self, c, default):
+                v = int(self.row[self.fidx[c]])
+                return default if v == self.unreach else v
+
+        f = p.floor
+        q = NaivePIBT(f.moves, f.cells, p.positions, p.seed, p.dwell_chute, p.dwell_induct)
+        q.elapsed = p._elapsed.tolist()
+        q.dwell = p._dwell.tolist()
+        q.done = p._done.tolist()
+        q.step_no = p.step_no
+        q.goal = p._goal.tolist()
+        q.dist = [Table(int(r)) for r in p._slot]
+        return q
+
+    RATIO_CASES = [("rhcr-sorting", 100), ("rhcr-sorting", 1000), ("sortation_large", 1000)]
+
+    @pytest.mark.benchmark(group="mapf-vs-plain-python")
+    @pytest.mark.parametrize("name,n", RATIO_CASES, ids=[f"{f}-{n}" for f, n in RATIO_CASES])
+    def test_ratio_plain_python_pibt(benchmark, name, n):
+        floor = floor_of(name)
+        if floor is None:
+            pytest.skip("shared benchmarks not present")
+        p, s, goals = warm_run(floor, n, guidance="none")
+        # the same step in both: the naive one first (it does not change the planner)
+        p.prepare(goals)
+        q = _naive_from(p)
+        t0 = time.perf_counter()
+        want = q.step()
+        t_naive = time.perf_counter() - t0
+        got = p.step(goals)
+        assert got.tolist() == want                 # identical decisions on the real instance
+        ours = []
+        for _ in range(20):
+            goals = s.update(p)
+            t0 = time.perf_counter()
+            p.step(goals)
+            ours.append(time.perf_counter() - t0)
+        p.prepare(goals)
+        benchmark.pedantic(lambda: _naive_from(p).step(), rounds=3, iterations=1)
+        t_naive = min(t_naive, benchmark.stats.stats.median)
+        record(f"plain-Python PIBT {name} {n} robots",
+               f"{t_naive * 1e3:.1f} ms/step vs ours {np.median(ours) * 1e3:.3f} ms/step: "
+               f"x{t_naive / np.median(ours):.0f} (same decisions checked on one step)")
+
+    PEER_CASES = [("sortation_large", 1000), ("warehouse-20-40", 10000)]
+
+    @pytest.mark.benchmark(group="mapf-vs-pymapf")
+    @pytest.mark.parametrize("name,n", PEER_CASES, ids=[f"{f}-{n}" for f, n in PEER_CASES])
+    def test_ratio_pymapf(benchmark, name, n):
+        pymapf = pytest.importorskip("pymapf")
+        from pymapf.algorithms.pibt import pibt_step
+        floor = floor_of(name)
+        if floor is None:
+            pytest.skip("shared benchmarks not present")
+        n = fit(floor, n)
+        p, s, goals = warm_run(floor, n, guidance="none")
+        W = floor.width
+        grid = pymapf.GridMap((floor.cells == 0).reshape(floor.height, floor.width).astype(int))
+        names = [str(i) for i in range(n)]
+        pos = {str(i): divmod(int(c), W) for i, c in enumerate(p.positions)}
+        gl = {str(i): divmod(int(c), W) for i, c in enumerate(p.goals)}
+        prio = {str(i): float(e) + 1e-6 * i for i, e in enumerate(p._elapsed)}
+        pool, fidx, slot = p.tables.pool, p.graph.fidx, p._slot
+
+        def dist(name, cell):                       # our precomputed tables, as the issue's figure
+            return float(pool[slot[int(name)], fidx[cell[0] * W + cell[1]]])
+
+        import random
+        rng = random.Random(0)
+        t0 = time.perf_counter()
+        out = pibt_step(grid, names, pos, gl, prio, dist, rng=rng)
+        t_peer = time.perf_counter() - t0
+        assert out is not None
+        ours = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            p.step(goals)
+            ours.append(time.perf_counter() - t0)
+            goals = s.update(p)
+        benchmark.pedantic(lambda: pibt_step(grid, names, pos, gl, prio, dist, rng=rng),
+                           rounds=2, iterations=1)
+        t_peer = min(t_peer, benchmark.stats.stats.median)
+        record(f"pymapf 0.9.0 pibt_step {name} {n} robots",
+               f"{t_peer * 1e3:.1f} ms/step vs ours {np.median(ours) * 1e3:.3f} ms/step: "
+               f"x{t_peer / np.median(ours):.0f}")
+
+    @pytest.mark.benchmark(group="mapf-preprocess")
+    @pytest.mark.parametrize("name", list(FLOORS))
+    @pytest.mark.parametrize("guidance", ["none", "lanes"])
+    def test_preprocess_station_tables(benchmark, name, guidance):
+        """Every station's table (inducts + chutes; free cells on maps without roles, capped)."""
+        from sorter.agv import DistanceTables
+        from sorter.agv.guidance import lane_costs
+        floor = floor_of(name)
+        if floor is None:
+            pytest.skip("shared benchmarks not present")
+        goals = {("i", s.index): s.cells for s in floor.inducts}
+        goals.update({("c", s.index): s.cells for s in floor.chutes})
+        if not goals:
+            goals = {("cell", int(c)): [int(c)] for c in floor.free_cells[::10][:1000]}
+        state = {}
+
+        def build():
+            t0 = time.perf_counter()
+            costs = lane_costs(floor, 2) if guidance == "lanes" else None
+            t = DistanceTables(floor, max_mb=1e6, reserve=len(goals), costs=costs)
+            t.precompute(goals)
+            state.update(t=t, s=time.perf_counter() - t0)
+
+        benchmark.pedantic(build, rounds=1, iterations=1)
+        t = state["t"]
+        record(f"preprocess {name} ({guidance})",
+               f"{len(goals)} tables in {state['s']:.2f} s, {t.nbytes / 2**20:.0f} MB "
+               f"({t.row_bytes / 1024:.0f} KB per table, {t.dtype.__name__})")
+
+
+# ------------------------------------------------------------------------ throughput (script)
+def _run(floor, n, steps, *, guidance, starts=None, errands=None, dwell=(0, 0), seed=0, **kw):
+    from sorter.agv.lifelong import make_run, simulate
+    t0 = time.perf_counter()
+    p, s = make_run(floor, n, starts, seed=seed, errands=errands, guidance=guidance,
+                    dwell_chute=dwell[0], dwell_induct=dwell[1], **kw)
+    r = simulate(p, s, steps, record=False, build_s=time.perf_counter() - t0)
+    return r.kpis()
+
+
+def throughput(quick=False, only=None, rotation=False, match=None):
+    from sorter.layout.lorr import load_lorr_problem
+    steps = 1000 if quick else 5000
+    rows = []
+    print(f"| instance | robots | steps | planner | tasks | tasks/step | ms/step p50 / p99 | "
+          f"kernel ms p50 | preprocess s | tables MB |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+
+    def line(inst, n, g, k):
+        rows.append((inst, n, g, k))
+        print(f"| {inst} | {n} | {k['steps']} | {g} | {k['tasks_completed']} | "
+              f"{k['tasks_per_step']:.2f} | {k['ms_per_step_p50']:.2f} / {k['ms_per_step_p99']:.2f} | "
+              f"{k['kernel_ms_p50']:.2f} | {k['preprocess_s']:.2f} | {k['distance_table_mb']:.0f} |",
+              flush=True)
+
+    lorr = [LORR + ("test_round", "warehouse.domain", "TR23-warehouse_large.json"),
+            LORR + ("test_round", "warehouse.domain", "TR23-sortation_large.json"),
+            LORR + ("main_round", "warehouse.domain", "MR23-I-06.json"),
+            LORR + ("main_round", "warehouse.domain", "MR23-I-10.json")]
+    for parts in lorr if only in (None, "lorr") else []:
+        p = shared_path(*parts)
+        if p is None or (match and match not in p.stem):
+            continue
+        prob = load_lorr_problem(p)
+        for g in ("none", "lanes+flow"):
+            k = _run(prob.floor, prob.team_size, steps, guidance=g, starts=prob.starts,
+                     errands=prob.tasks, max_table_mb=2048, rotation=rotation)
+            line(p.stem + (" (rotation)" if rotation else ""), prob.team_size, g, k)
+    rh = shared_path("benchmarks", "rhcr", "sorting_map.grid")
+    if rh is not None and only in (None, "rhcr"):
+        from sorter.layout import load_floor
+        f = load_floor(rh)
+        for dwell in ((0, 0), (5, 1)):
+            for n in (200, 400, 600, 800, 1000):
+                for g in ("none", "lanes+flow"):
+                    for ic in ("nearest", "balanced"):
+                        if g == "none" and ic == "balanced":
+                            continue
+                        k = _run(f, n, steps, guidance=g, dwell=dwell, mix="uniform",
+                                 n_destinations=len(f.chutes), induct_choice=ic)
+                        line(f"rhcr sorting_map dwell {dwell[0]}/{dwell[1]}", n,
+                             f"{g}, {ic} induct", k)
+    return rows
+
+
+def startkit_like(steps=500, sizes=(1000, 2500, 10000)):
+    """LoRR 2024-style sortation tasks on sortation_large: each task = a random E errand then a
+    random S errand, rotation action model, 500 steps (as the issue's Start-Kit figures).
+
+    The 2024 task files are not in ../shared, so the errands are drawn here with a seeded
+    generator (uniform E cells, uniform S cells); a task counts when its S errand is done.
+    """
+    from sorter.agv.lifelong import default_starts
+    f = floor_of("sortation_large")
+    if f is None:
+        return
+    E = np.flatnonzero(f.cells == 2)
+    S = np.flatnonzero(f.cells == 3)
+    print("| robots | steps | planner | tasks (E then S) | tasks/step | ms/step p50 / p99 | "
+          "kernel ms p50 | tables MB |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for n in sizes:
+        rng = np.random.default_rng(0)
+        k_max = 60
+        errands = np.concatenate([rng.choice(E if k % 2 == 0 else S, n) for k in range(k_max)])
+        starts = default_starts(f, n, np.random.default_rng(0))
+        for g in ("none", "lanes+flow"):
+            k = _run(f, n, steps, guidance=g, starts=starts, errands=errands, rotation=True,
+                     max_table_mb=2048)
+            print(f"| {n} | {steps} | {g} | {k['tasks_completed'] // 2} | "
+                  f"{k['tasks_completed'] / 2 / steps:.2f} | {k['ms_per_step_p50']:.2f} / "
+                  f"{k['ms_per_step_p99']:.2f} | {k['kernel_ms_p50']:.2f} | "
+                  f"{k['distance_table_mb']:.0f} |", flush=True)
+
+
+def validate_all(robots=1000, steps=1000):
+    """``sorter mapf`` on every shared floor, then the validator on its ``paths.npz``."""
+    import json
+    import tempfile
+
+    from sorter.agv.validate import validate
+    from sorter.cli import main
+    from sorter.layout import load_floor
+    floors = [("benchmarks", "rhcr", "sorting_map.grid"), ("benchmarks", "rhcr", "kiva.map"),
+              ("benchmarks", "movingai", "warehouse-10-20-10-2-1.map"),
+              ("benchmarks", "movingai", "warehouse-20-40-10-2-1.map"),
+              LORR + ("example_instances", "warehouse.domain", "maps", "warehouse_small.map"),
+              LORR + ("main_round", "warehouse.domain", "maps", "sortation_large.map"),
+              LORR + ("main_round", "warehouse.domain", "maps", "warehouse_large.map"),
+              LORR + ("main_round", "warehouse.domain", "MR23-I-06.json")]
+    print("| floor | robots | steps | tasks/step | ms/step p50 / p99 | validator |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for parts in floors:
+        p = shared_path(*parts)
+        if p is None:
+            continue
+        f = load_floor(p)
+        n = min(robots, int(0.6 * f.free_cells.size))
+        with tempfile.TemporaryDirectory() as d:
+            rc = main(["mapf", str(p), "--robots", str(n), "--steps", str(steps), "--out", d,
+                       "--json"])
+            with np.load(f"{d}/paths.npz") as z:
+                pos = z["positions"]
+            k = json.loads(Path(d, "kpis.json").read_text())
+            v = validate(f, pos[0], pos)
+        print(f"| {p.name} | {n} | {steps} | {k['tasks_per_step']:.2f} | "
+              f"{k['ms_per_step_p50']:.2f} / {k['ms_per_step_p99']:.2f} | "
+              f"{'valid' if v is None and rc == 0 else v} |", flush=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "startkit":
+        startkit_like()
+        sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "validate-all":
+        validate_all()
+        sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "throughput":
+        only = next((a.split("=")[1] for a in sys.argv if a.startswith("--only=")), None)
+        match = next((a.split("=")[1] for a in sys.argv if a.startswith("--match=")), None)
+        throughput(quick="--quick" in sys.argv, only=only, rotation="--rotation" in sys.argv,
+                   match=match)
+    else:
+        print(__doc__)

@@ -1,0 +1,434 @@
+"""Exact distance-to-goal tables for grid floors, computed by a compiled reverse BFS.
+
+A distance table answers "how many moves from cell ``c`` to the nearest cell of goal ``G``",
+respecting one-way moves: the BFS runs over the *reversed* move graph starting from the goal's
+cells (a chute's table is one multi-source BFS from all its drop cells).
+
+Memory design
+-------------
+* Tables are indexed by **free cell** (obstacles have no entry), not by grid cell.
+* Entries are ``uint16`` (``65535`` = unreachable) while the floor has fewer than 65,535 free
+  cells, else ``uint32``.
+* Tables are **per goal** (a station or a single cell), computed **lazily on first use** and kept
+  in a pool with **LRU eviction** of tables no robot currently heads for (``max_mb`` bounds the
+  cached-but-unused part; tables in use are never evicted, so the pool grows if every robot has a
+  distinct goal).
+
+At LoRR ``sortation_large`` size (140 x 500, 54,320 free cells) one table is 54,320 x 2 B = 106 KB.
+All 16,236 station tables (620 ``E`` inducts + 15,616 chutes) would take 1.68 GB and 8.2 s to compute
+at once (10.4 s weighted, with lanes) on one core of the 2-core test machine -- so they are computed
+lazily: a 10,000-robot sorting run (100 destinations x 2 chutes) holds 820 tables = 87 MB, computed in
+~0.3 s; LoRR errand runs (31,911 distinct errand cells) use the LRU bound (2 GB in the benchmarks).
+One BFS over that floor takes ~0.25-0.3 ms, one weighted table (Dial's buckets) ~0.65 ms. Figures:
+``bench/RESULTS-mapf.md``.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+import numpy as np
+from numba import njit
+
+from sorter.errors import InputError
+
+__all__ = ["MoveGraph", "DistanceTables", "distance_table", "UNREACHABLE16"]
+
+UNREACHABLE16 = np.iinfo(np.uint16).max
+
+
+@njit(cache=True)
+def _reverse_adjacency(moves, fidx, free_cells):
+    """Forward (free-index) adjacency and reversed adjacency: radj[v, d] = u with a move u -> v."""
+    nf = free_cells.shape[0]
+    fadj = np.full((nf, 4), -1, np.int32)
+    radj = np.full((nf, 4), -1, np.int32)
+    for k in range(nf):
+        c = free_cells[k]
+        for d in range(4):
+            t = moves[c, d]
+            if t >= 0:
+                v = fidx[t]
+                if v >= 0:
+                    fadj[k, d] = v
+                    radj[v, (d + 2) % 4] = k
+    return fadj, radj
+
+
+@njit(cache=True)
+def _bfs_into(radj, sources, out, queue, unreach):
+    """Multi-source BFS over reversed edges; writes distances into ``out`` (free-index space)."""
+    out[:] = unreach
+    head = 0
+    tail = 0
+    for s in sources:
+        if out[s] != 0:
+            out[s] = 0
+            queue[tail] = s
+            tail += 1
+    while head < tail:
+        v = queue[head]
+        head += 1
+        dv = out[v] + 1
+        for d in range(4):
+            u = radj[v, d]
+            if u >= 0 and out[u] == unreach:
+                out[u] = dv
+                queue[tail] = u
+                tail += 1
+    return tail
+
+
+@njit(cache=True)
+def _dial_into(radj, rcost, sources, out, unreach, maxc, qbuf, qhead, qtail):
+    """Multi-source shortest paths with small integer move costs (Dial's buckets, FIFO rings).
+
+    ``rcost[v, k]`` is the cost of the forward move ``radj[v, k] -> v``; bucket ``d % (maxc+1)``
+    is a FIFO ring ``qbuf[b]`` (capacity a power of two). Distances saturate at ``unreach - 1``.
+    """
+    out[:] = unreach
+    nb = qhead.shape[0]             # a power of two > maxc
+    bmask = nb - 1
+    mask = qbuf.shape[1] - 1
+    for b in range(nb):
+        qhead[b] = 0
+        qtail[b] = 0
+    pending = 0
+    for s in sources:
+        if out[s] != 0:
+            out[s] = 0
+            qbuf[0, qtail[0] & mask] = s
+            qtail[0] += 1
+            pending += 1
+    d = 0
+    cap = unreach - 1
+    while pending > 0 and d <= cap:
+        b = d & bmask
+        while qhead[b] < qtail[b]:
+            v = qbuf[b, qhead[b] & mask]
+            qhead[b] += 1
+            pending -= 1
+            if out[v] != d:
+                continue
+            for k in range(4):
+                u = radj[v, k]
+                if u >= 0:
+                    nd = d + rcost[v, k]
+                    if nd > cap:
+                        nd = cap
+                    if nd < out[u]:
+                        out[u] = nd
+                        bb = nd & bmask
+                        qbuf[bb, qtail[bb] & mask] = u
+                        qtail[bb] += 1
+                        pending += 1
+        d += 1
+
+
+@njit(cache=True)
+def _bfs_many(radj, src_ptr, src_idx, rows, pool, queue, unreach):
+    """Fill ``pool[rows[j]]`` with the table of source set j (CSR ``src_ptr``/``src_idx``)."""
+    for j in range(rows.shape[0]):
+        _bfs_into(radj, src_idx[src_ptr[j]:src_ptr[j + 1]], pool[rows[j]], queue, unreach)
+
+
+class MoveGraph:
+    """The move graph of a floor in compact free-cell indexing (shared by tables and planner).
+
+    Parameters
+    ----------
+    moves : int32 array, shape (n_cells, 4)
+        ``moves[c, d]`` = target cell of the move from ``c`` in direction ``d`` (0 E, 1 S, 2 W, 3 N),
+        or -1 where forbidden, as in :class:`sorter.layout.floor.Floor`.
+    cells : int8 array, shape (n_cells,), optional
+        Cell type codes (0 obstacle, 1 travel, 2 induct, 3 drop). Default: a cell is free if it has
+        any move in or out, else an obstacle.
+
+    Raises
+    ------
+    InputError
+        If ``moves`` has the wrong shape or points outside the grid or into an obstacle.
+    """
+
+    def __init__(self, moves, cells=None):
+        moves = np.asarray(moves)
+        if moves.ndim != 2 or moves.shape[1] != 4 or moves.shape[0] == 0:
+            raise InputError(f"moves has shape {moves.shape}", field="moves",
+                             expected="an int array of shape (n_cells, 4)")
+        if not np.issubdtype(moves.dtype, np.integer):
+            raise InputError(f"moves has dtype {moves.dtype}", field="moves", expected="integers")
+        n = moves.shape[0]
+        moves = np.ascontiguousarray(moves, dtype=np.int32)
+        if moves.min() < -1 or moves.max() >= n:
+            raise InputError("moves point outside the grid", field="moves",
+                             expected=f"-1 or a cell id in [0, {n})")
+        if cells is None:
+            free = (moves >= 0).any(axis=1)
+            free[moves[moves >= 0]] = True
+            cells = free.astype(np.int8)
+        cells = np.ascontiguousarray(cells, dtype=np.int8)
+        if cells.shape != (n,):
+            raise InputError(f"cells has shape {cells.shape}", field="cells",
+                             expected=f"shape ({n},) like moves")
+        tgt = moves[moves >= 0]
+        if tgt.size and (cells[tgt] == 0).any():
+            raise InputError("a move leads into an obstacle cell", field="moves",
+                             expected="-1 for moves into obstacles")
+        if (moves[cells == 0] >= 0).any():
+            raise InputError("an obstacle cell has a move", field="moves",
+                             expected="all -1 on obstacle cells")
+        self.moves = moves
+        self.cells = cells
+        self.n_cells = n
+        self.free_cells = np.flatnonzero(cells != 0).astype(np.int32)
+        self.fidx = np.full(n, -1, np.int32)
+        self.fidx[self.free_cells] = np.arange(self.free_cells.size, dtype=np.int32)
+        self.fadj, self.radj = _reverse_adjacency(moves, self.fidx, self.free_cells)
+        self.n_free = int(self.free_cells.size)
+        self.fcells = cells[self.free_cells]          # cell type per free index
+
+    @classmethod
+    def of(cls, floor_or_moves):
+        """A MoveGraph from a ``Floor`` (anything with ``moves`` and ``cells``), a MoveGraph, or moves."""
+        if isinstance(floor_or_moves, MoveGraph):
+            return floor_or_moves
+        g = getattr(floor_or_moves, "_sorter_move_graph", None)
+        if g is not None:
+            return g
+        if hasattr(floor_or_moves, "moves"):
+            g = cls(floor_or_moves.moves, getattr(floor_or_moves, "cells", None))
+            try:
+                floor_or_moves._sorter_move_graph = g      # reuse across planners of one floor
+            except AttributeError:
+                pass
+            return g
+        return cls(floor_or_moves)
+
+
+def distance_table(floor_or_moves, goal_cells) -> np.ndarray:
+    """Exact move distance from every cell to the nearest of ``goal_cells``.
+
+    Parameters
+    ----------
+    floor_or_moves : Floor or int array (n_cells, 4)
+        The floor (or its ``moves`` table); one-way moves are respected.
+    goal_cells : int array
+        Cell ids of the goal (one cell, or all drop cells of a chute).
+
+    Returns
+    -------
+    numpy.ndarray
+        int32, shape (n_cells,): distance, or -1 where the goal is unreachable (and on obstacles).
+
+    Raises
+    ------
+    InputError
+        If a goal cell is outside the grid or an obstacle, or the goal is empty.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> moves = np.array([[1, -1, -1, -1], [-1, -1, 0, -1]])   # two cells, 0 <-> 1
+    >>> distance_table(moves, [1]).tolist()
+    [1, 0]
+    """
+    g = MoveGraph.of(floor_or_moves)
+    src = _goal_sources(g, goal_cells)
+    row = np.empty(g.n_free, np.uint32)
+    _bfs_into(g.radj, src, row, np.empty(g.n_free, np.int32), np.iinfo(np.uint32).max)
+    out = np.full(g.n_cells, -1, np.int32)
+    r = row.astype(np.int64)
+    r[row == np.iinfo(np.uint32).max] = -1
+    out[g.free_cells] = r
+    return out
+
+
+def _goal_sources(g: MoveGraph, goal_cells) -> np.ndarray:
+    cells = np.atleast_1d(np.asarray(goal_cells))
+    if cells.size == 0 or not np.issubdtype(cells.dtype, np.integer):
+        raise InputError("empty or non-integer goal", field="goal_cells", expected="cell ids")
+    if cells.min() < 0 or cells.max() >= g.n_cells:
+        raise InputError("goal cell outside the grid", field="goal_cells",
+                         expected=f"cell ids in [0, {g.n_cells})")
+    f = g.fidx[cells]
+    if (f < 0).any():
+        raise InputError(f"goal cell {int(cells[f < 0][0])} is an obstacle", field="goal_cells",
+                         expected="free cells")
+    return f.astype(np.int32)
+
+
+def _reverse_costs(g: MoveGraph, costs):
+    c = np.asarray(costs)
+    if c.shape != (g.n_cells, 4) or not np.issubdtype(c.dtype, np.integer) or c.min() < 1 \
+            or c.max() > 255:
+        raise InputError(f"costs has shape {c.shape}, dtype {c.dtype}", field="costs",
+                         expected=f"integers 1..255 of shape ({g.n_cells}, 4) aligned with moves")
+    rcost = np.ones((g.n_free, 4), np.uint8)
+    for d in range(4):
+        u = g.radj[:, d]                  # predecessor in direction d; its forward move is (d+2)%4
+        ok = u >= 0
+        rcost[ok, d] = c[g.free_cells[u[ok]], (d + 2) % 4]
+    return rcost, int(rcost.max())
+
+
+class DistanceTables:
+    """A pool of per-goal distance tables in free-cell indexing, computed on first use (LRU).
+
+    Parameters
+    ----------
+    floor_or_moves : Floor, MoveGraph or moves array
+        The floor.
+    max_mb : float
+        Memory bound for tables that no robot currently uses (the LRU part). Tables in use are
+        never evicted: the pool grows beyond ``max_mb`` if the goals in use need it.
+    reserve : int
+        Rows reserved up front (virtual memory; untouched rows cost no RAM).
+    costs : int array (n_cells, 4), optional
+        Move costs (1..255) aligned with ``moves`` (e.g. :func:`sorter.agv.guidance.lane_costs`):
+        the tables are then weighted shortest-path costs (Dial's algorithm), saturating at
+        65,534 with ``uint16`` entries.
+
+    Notes
+    -----
+    A goal is identified by a hashable ``key`` (``("cell", c)`` or ``("chute", k)``) and given
+    by its cells the first time. ``acquire`` returns the pool row and counts a reference;
+    ``release`` drops it. ``pool`` is a 2-D array ``[rows, n_free]`` the planner kernel reads.
+    """
+
+    def __init__(self, floor_or_moves, *, max_mb: float = 512.0, reserve: int = 16, costs=None):
+        self.graph = MoveGraph.of(floor_or_moves)
+        nf = self.graph.n_free
+        self.rcost = None
+        if costs is not None:
+            self.rcost, self.max_cost = _reverse_costs(self.graph, costs)
+            ring = 1 << int(np.ceil(np.log2(5 * nf + 1)))
+            nb = 1 << int(np.ceil(np.log2(self.max_cost + 1)))
+            self._qbuf = np.empty((nb, ring), np.int32)
+            self._qhead = np.zeros(nb, np.int64)
+            self._qtail = np.zeros(nb, np.int64)
+        self.dtype = np.uint16 if nf < UNREACHABLE16 else np.uint32
+        self.unreachable = int(np.iinfo(self.dtype).max)
+        self.row_bytes = nf * np.dtype(self.dtype).itemsize
+        self.max_rows = max(1, int(max_mb * 2**20 // max(1, self.row_bytes)))
+        # rows are reserved (virtual memory, untouched pages are not resident) so that the pool
+        # rarely has to grow by copying
+        cap = max(16, int(reserve) + min(self.max_rows, 200_000))
+        self.pool = np.empty((cap, nf), self.dtype)
+        self._queue = np.empty(nf, np.int32)
+        self._row_of = {}                   # key -> row
+        self._key_of = {}                   # row -> key
+        self._idle = OrderedDict()          # rows no robot uses, least recently used first
+        self._refs = np.zeros(cap, np.int64)
+        self._free_rows = list(range(cap - 1, -1, -1))
+        self._high_water = 0
+        self.bfs_count = 0
+        self.bfs_seconds = 0.0
+
+    # -- pool management -------------------------------------------------------------
+    def _grow(self):
+        old = self.pool.shape[0]
+        new = old * 2
+        pool = np.empty((new, self.graph.n_free), self.dtype)
+        pool[:old] = self.pool
+        self.pool = pool
+        self._refs = np.concatenate([self._refs, np.zeros(new - old, np.int64)])
+        self._free_rows.extend(range(new - 1, old - 1, -1))
+
+    def _take_row(self):
+        if self._idle and len(self._row_of) >= self.max_rows:
+            row, _ = self._idle.popitem(last=False)          # evict the least recently used
+            del self._row_of[self._key_of.pop(row)]
+            return row
+        if not self._free_rows:
+            self._grow()
+        row = self._free_rows.pop()
+        self._high_water = max(self._high_water, row + 1)
+        return row
+
+    def _compute(self, key, src) -> int:
+        row = self._take_row()
+        t0 = time.perf_counter()
+        self._fill(src, self.pool[row])
+        self.bfs_seconds += time.perf_counter() - t0
+        self.bfs_count += 1
+        self._row_of[key] = row
+        self._key_of[row] = key
+        return row
+
+    def _fill(self, src, row):
+        if self.rcost is None:
+            _bfs_into(self.graph.radj, src, row, self._queue, self.unreachable)
+        else:
+            _dial_into(self.graph.radj, self.rcost, src, row, self.unreachable, self.max_cost,
+                       self._qbuf, self._qhead, self._qtail)
+
+    def acquire(self, key, cells) -> int:
+        """Pool row of goal ``key`` (cells ``cells``), computing it if absent; adds a reference."""
+        row = self._row_of.get(key)
+        if row is None:
+            row = self._compute(key, _goal_sources(self.graph, cells))
+        elif self._refs[row] == 0:
+            self._idle.pop(row, None)
+        self._refs[row] += 1
+        return row
+
+    def release(self, row: int) -> None:
+        """Drop one reference to ``row`` (the table stays cached, idle, until evicted)."""
+        if row >= 0 and self._refs[row] > 0:
+            self._refs[row] -= 1
+            if self._refs[row] == 0:
+                self._idle[row] = None
+
+    def precompute(self, goals) -> float:
+        """Compute the tables of ``goals`` (a dict ``key -> cells``) ahead of use.
+
+        Returns the seconds spent. Keys already cached are skipped; the new tables stay cached
+        (idle) as long as the LRU bound allows (at most ``max_mb`` worth are computed).
+        """
+        todo = [(k, _goal_sources(self.graph, c)) for k, c in goals.items() if k not in self._row_of]
+        todo = todo[:max(0, self.max_rows - len(self._row_of))]
+        if not todo:
+            return 0.0
+        while len(self._free_rows) < len(todo):
+            self._grow()
+        rows = [self._free_rows.pop() for _ in todo]
+        self._high_water = max(self._high_water, max(rows) + 1)
+        ptr = np.zeros(len(todo) + 1, np.int64)
+        ptr[1:] = np.cumsum([s.size for _, s in todo])
+        idx = np.concatenate([s for _, s in todo]).astype(np.int32)
+        t0 = time.perf_counter()
+        if self.rcost is None:
+            _bfs_many(self.graph.radj, ptr, idx, np.asarray(rows, np.int64), self.pool,
+                      self._queue, self.unreachable)
+        else:
+            for j, r in enumerate(rows):
+                self._fill(idx[ptr[j]:ptr[j + 1]], self.pool[r])
+        dt = time.perf_counter() - t0
+        for (k, _), r in zip(todo, rows):
+            self._row_of[k] = r
+            self._key_of[r] = k
+            self._idle[r] = None
+        self.bfs_seconds += dt
+        self.bfs_count += len(todo)
+        return dt
+
+    def lookup(self, key, cells) -> np.ndarray:
+        """The table of ``key`` as int32 per grid cell (-1 unreachable), for inspection."""
+        row = self.acquire(key, cells)
+        try:
+            t = self.pool[row].astype(np.int64)
+        finally:
+            self.release(row)
+        t[t == self.unreachable] = -1
+        out = np.full(self.graph.n_cells, -1, np.int32)
+        out[self.graph.free_cells] = t
+        return out
+
+    @property
+    def n_cached(self) -> int:
+        return len(self._row_of)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of table rows ever written (resident memory of the pool)."""
+        return int(self._high_water * self.row_bytes)

@@ -1,0 +1,181 @@
+"""Run a planner and a task stream for a number of timesteps, timing every step.
+
+:func:`make_run` builds a planner and its task stream from a floor and options (what
+``sorter mapf`` and the benchmarks use); :func:`simulate` runs it.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sorter.agv.pibt import Planner
+from sorter.agv.tasks import ErrandTasks, RandomTasks, SortingTasks
+from sorter.errors import InputError
+
+__all__ = ["RunResult", "simulate", "make_run", "default_starts"]
+
+
+@dataclass
+class RunResult:
+    """What a lifelong run produced.
+
+    Attributes
+    ----------
+    positions : int32 array (steps + 1, robots) or None
+        Cell ids per timestep, row 0 = starts (``record=True``).
+    step_ms : float array (steps,)
+        Wall time of each step: goal update + planner step (lazy distance tables included).
+    kernel_ms : float array (steps,)
+        The compiled PIBT step alone.
+    headings : int8 array (steps + 1, robots) or None
+        Headings per timestep (rotation model, ``record=True``).
+    tasks_completed : int
+        Goals completed (errands; every induct visit and every drop on a sorting floor).
+    delivered : int
+        Parcels tipped into chutes (sorting tasks), else 0.
+    preprocess_s : float
+        Seconds to build the planner, its first distance tables and the first goals.
+    """
+
+    positions: np.ndarray | None
+    step_ms: np.ndarray
+    tasks_completed: int
+    delivered: int
+    preprocess_s: float
+    steps: int
+    robots: int
+    table_mb: float = 0.0
+    bfs_count: int = 0
+    kernel_ms: np.ndarray | None = None
+    headings: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def tasks_per_step(self) -> float:
+        return self.tasks_completed / max(1, self.steps)
+
+    def kpis(self) -> dict:
+        ms = self.step_ms
+        q = (lambda p: float(np.percentile(ms, p))) if ms.size else (lambda p: 0.0)
+        return {
+            "robots": int(self.robots), "steps": int(self.steps),
+            "tasks_completed": int(self.tasks_completed),
+            "tasks_per_step": float(self.tasks_per_step),
+            "parcels_delivered": int(self.delivered),
+            "ms_per_step_p50": q(50), "ms_per_step_p99": q(99),
+            "ms_per_step_max": float(ms.max()) if ms.size else 0.0,
+            "kernel_ms_p50": float(np.median(self.kernel_ms)) if ms.size else 0.0,
+            "kernel_ms_p99": float(np.percentile(self.kernel_ms, 99)) if ms.size else 0.0,
+            "preprocess_s": float(self.preprocess_s),
+            "distance_table_mb": float(self.table_mb), "distance_tables_computed": int(self.bfs_count),
+            **self.extra,
+        }
+
+
+def default_starts(floor, n_robots, rng):
+    """``n_robots`` distinct free cells drawn with ``rng``, travel cells first."""
+    free = np.asarray(floor.free_cells)
+    if n_robots > free.size:
+        raise InputError(f"{n_robots} robots do not fit on {free.size} free cells",
+                         path=floor.source, field="robots", expected=f"at most {free.size}")
+    travel = free[floor.cells[free] == 1]
+    if n_robots <= travel.size:
+        return rng.choice(travel, n_robots, replace=False).astype(np.int32)
+    other = free[floor.cells[free] != 1]
+    extra = rng.choice(other, n_robots - travel.size, replace=False)
+    return np.concatenate([travel, extra]).astype(np.int32)
+
+
+def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None,
+             dwell_chute=5, dwell_induct=1, guidance="none", induct_choice="nearest",
+             mix="zipf", n_destinations=None, max_table_mb=512.0, rotation=False):
+    """Build ``(planner, task_stream)`` for a floor.
+
+    Parameters
+    ----------
+    floor : Floor
+    n_robots : int
+    starts : int array, optional
+        Default :func:`default_starts` with the seed.
+    tasks : {"auto", "errands", "sorting", "random"}
+        ``"auto"``: errands if given, else sorting when the floor has inducts and chutes, else
+        random free cells.
+    errands : int array, optional
+        LoRR errand cells (round-robin).
+    dwell_chute, dwell_induct, guidance, rotation : see :class:`Planner`
+    induct_choice, mix, n_destinations : see :class:`SortingTasks`
+
+    Returns
+    -------
+    (Planner, task stream)
+    """
+    rng = np.random.default_rng(seed)
+    if starts is None:
+        starts = default_starts(floor, n_robots, rng)
+    if tasks == "auto":
+        if errands is not None:
+            tasks = "errands"
+        elif floor.inducts and floor.chutes:
+            tasks = "sorting"
+        else:
+            tasks = "random"
+    if tasks not in ("errands", "sorting", "random"):
+        raise InputError(f"tasks {tasks!r}", field="tasks",
+                         expected="'auto', 'errands', 'sorting' or 'random'")
+    planner = Planner(floor, n_robots, starts, seed=seed, dwell_chute=dwell_chute,
+                      dwell_induct=dwell_induct, station_goals=(tasks == "sorting"),
+                      guidance=guidance, max_table_mb=max_table_mb, rotation=rotation)
+    if tasks == "errands":
+        if errands is None:
+            raise InputError("errand tasks need a task file", field="tasks", expected="--tasks FILE")
+        stream = ErrandTasks(errands, n_robots)
+    elif tasks == "sorting":
+        stream = SortingTasks(floor, n_robots, rng, mix=mix, n_destinations=n_destinations,
+                              induct_choice=induct_choice)
+    else:
+        stream = RandomTasks(floor.free_cells, n_robots, rng)
+    return planner, stream
+
+
+def simulate(planner, stream, steps, *, record=True, progress=None, build_s=0.0) -> RunResult:
+    """Run ``steps`` timesteps; time each one (goal update + planner step).
+
+    The first call of ``stream.start`` and the distance tables of the first goals count as
+    preprocessing (plus ``build_s``, the caller's time to build the planner), timed apart from
+    the steps.
+    """
+    steps = int(steps)
+    if steps < 0:
+        raise InputError(f"steps={steps}", field="steps", expected="an integer >= 0")
+    n = planner.n_robots
+    pos = np.empty((steps + 1, n), np.int32) if record else None
+    heads = np.empty((steps + 1, n), np.int8) if record and planner.rotation else None
+    if record:
+        pos[0] = planner.positions
+    if heads is not None:
+        heads[0] = planner.headings
+    t0 = time.perf_counter()
+    goals = stream.start(planner)
+    # distance tables of the first goals: part of preprocessing
+    planner.prepare(goals)
+    pre = time.perf_counter() - t0 + build_s
+    ms = np.empty(steps)
+    kms = np.empty(steps)
+    for t in range(steps):
+        t1 = time.perf_counter()
+        p = planner.step(goals)
+        goals = stream.update(planner)
+        ms[t] = (time.perf_counter() - t1) * 1e3
+        kms[t] = planner.kernel_ms
+        if record:
+            pos[t + 1] = p
+        if heads is not None:
+            heads[t + 1] = planner._heading
+        if progress is not None:
+            progress(t)
+    return RunResult(positions=pos, step_ms=ms, tasks_completed=int(stream.completed),
+                     delivered=int(stream.delivered), preprocess_s=pre, steps=steps, robots=n,
+                     table_mb=planner.tables.nbytes / 2**20, bfs_count=planner.tables.bfs_count,
+                     kernel_ms=kms, headings=heads)

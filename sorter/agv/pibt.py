@@ -1,0 +1,525 @@
+"""Lifelong PIBT: one compiled call moves every robot one cell (or keeps it waiting) per timestep.
+
+PIBT (Okumura, Machida, Defago, Tamura, "Priority Inheritance with Backtracking for Iterative
+Multi-agent Path Finding", AIJ 2022), written from the paper:
+
+* every robot has a priority that grows by one each step it has not reached its goal and drops
+  back when it does; robots are planned in decreasing priority;
+* a robot tries its candidate cells (its four moves and waiting) in increasing distance to its goal
+  (exact distance tables, :mod:`sorter.agv.distance`); a cell reserved for the next step is
+  skipped, and so is the current cell of the robot that pushed it (no swaps);
+* if the chosen cell holds a robot that has not planned yet, that robot inherits the priority and
+  plans now, never moving into the pusher's cell; if it cannot move, the pusher backtracks and
+  tries its next candidate; a robot with no candidate left waits.
+
+Ties (equal distance) are broken, in this order, by: preferring a cell no other robot stands on
+now, then a hash of ``(seed, step, robot, cell)`` -- deterministic for a seed, and simple to
+reproduce in the plain-Python oracle ``tests/naive_pibt.py``. Robot priorities tie-break by a hash
+of ``(seed, robot)``, then the robot index.
+
+Improvements over plain PIBT (``guidance``), measured against it in ``bench/RESULTS-mapf.md``:
+
+* ``"lanes"`` -- **soft one-way lanes** ("crisscross" guidance, :mod:`sorter.agv.guidance`):
+  distance tables become weighted shortest paths where a move against a corridor's lane costs
+  ``1 + lane_penalty``. Robots drive on alternating-direction lanes, so head-on meetings in
+  single-width corridors become rare. PIBT's guarantee is kept: the tables are exact weighted
+  distances, strictly decreasing along a best path.
+* ``"flow"`` -- **traffic-flow tie-breaking**, a light form of the traffic-flow guidance of
+  Chen et al. (AAAI 2024, "Traffic Flow Optimisation for Lifelong Multi-Agent Path Finding"):
+  the planner keeps a decaying count of recent moves over every directed edge; among candidates
+  at equal distance it prefers cells whose recent traffic runs *with* the move (penalising
+  contra-flow) and empty cells. Distance still ranks first.
+* ``"lanes+flow"`` -- both.
+
+Robots stay ``dwell_chute`` steps at a drop cell and ``dwell_induct`` at an induct when they reach
+one as their goal (pinned: nobody pushes them), and report the goal done when the dwell ends.
+``rotation=True`` adds LoRR's action model (headings; forward, turn 90 degrees, wait).
+
+Cost per step: one sort of the priorities (O(n log n)) and O(n) candidate work (inheritance chains
+visit each robot once), in compiled code with no allocation but the sort: measured 0.2 ms for 1,000
+robots and 2.4-5 ms for 10,000 on LoRR ``sortation_large`` (``bench/RESULTS-mapf.md``).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from numba import njit
+
+from sorter.agv.distance import DistanceTables, MoveGraph
+from sorter.errors import InputError
+
+__all__ = ["Planner", "GUIDANCE", "tie_hash", "MAX_ROBOTS"]
+
+MAX_ROBOTS = 1 << 20
+GUIDANCE = ("none", "flow", "lanes", "lanes+flow")
+_M64 = 0xFFFFFFFFFFFFFFFF
+
+
+def tie_hash(x: int) -> int:
+    """splitmix64 finaliser on a Python int (the same mix the kernel uses)."""
+    x &= _M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+@njit(cache=True, inline="always")
+def _mix(x):
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(cache=True)
+def _pibt_step(fadj, fcells, free_cells, pool, unreach, slot, pos, nxt, elapsed, dwell_left, goal_done,
+               finished, occ_now, occ_next, order_key, seedmix, step_no, dwell_chute,
+               dwell_induct, flow, use_flow, w_occ, st_a, st_p, st_c, st_n, st_k, rotate,
+               heading):
+    """Plan one timestep in free-cell indexing; writes ``nxt`` and updates robot state.
+
+    ``occ_now``/``occ_next`` must be all -1 on entry and are left all -1.
+    """
+    n = pos.shape[0]
+    # 1. occupancy, pinned (dwelling) robots, priorities
+    for i in range(n):
+        occ_now[pos[i]] = i
+        nxt[i] = -1
+        finished[i] = False
+    for i in range(n):
+        if dwell_left[i] > 0:
+            nxt[i] = pos[i]
+            occ_next[pos[i]] = i
+        if goal_done[i] or pool[slot[i], pos[i]] == 0:
+            elapsed[i] = 0
+        elif elapsed[i] < 4194303:          # 2**22 - 1
+            elapsed[i] += 1
+        h = np.int64(_mix(seedmix + np.uint64(i)) >> np.uint64(44))
+        order_key[i] = (np.int64(elapsed[i]) << 40) | (h << 20) | i
+    order = np.argsort(order_key)
+    stepmix = _mix(seedmix ^ _mix(np.uint64(step_no) + np.uint64(0x9E3779B97F4A7C15)))
+    keys = np.empty(5, np.int64)
+    # 2. plan robots in decreasing priority
+    for oi in range(n - 1, -1, -1):
+        root = order[oi]
+        if nxt[root] != -1:
+            continue
+        depth = 0
+        st_a[0] = root
+        st_p[0] = -1
+        build = True
+        ret = -1                    # -1 none, 0 child failed, 1 child succeeded
+        while depth >= 0:
+            i = st_a[depth]
+            if build:
+                # candidates of robot i sorted by (distance, aux, hash)
+                build = False
+                v = pos[i]
+                row = slot[i]
+                base = _mix(stepmix + np.uint64(i))
+                cnt = 0
+                for dd in range(5):
+                    if dd < 4:
+                        u = fadj[v, dd]
+                        if u < 0:
+                            continue
+                    else:
+                        u = v
+                    dist = np.int64(pool[row, u])
+                    if dist == unreach or dist > 8388607:     # 2**23 - 1
+                        dist = 8388607
+                    o = occ_now[u]
+                    occ = 1 if (o >= 0 and o != i) else 0
+                    if use_flow:
+                        contra = 0
+                        if dd < 4:
+                            contra = flow[u, (dd + 2) % 4]
+                            if contra > 4095:
+                                contra = 4095
+                        aux = np.int64(contra + occ * w_occ)
+                        if aux > 16383:
+                            aux = 16383
+                    else:
+                        aux = np.int64(occ)
+                    if rotate and dd < 4:
+                        turns = (dd - heading[i]) & 3
+                        if turns == 3:
+                            turns = 1
+                        aux += np.int64(turns) * 16384
+                    key = (dist << 40) | (aux << 24) | np.int64(_mix(base + np.uint64(free_cells[u])) >> np.uint64(40))
+                    # insertion sort
+                    j = cnt
+                    while j > 0 and keys[j - 1] > key:
+                        keys[j] = keys[j - 1]
+                        st_c[depth, j] = st_c[depth, j - 1]
+                        j -= 1
+                    keys[j] = key
+                    st_c[depth, j] = u
+                    cnt += 1
+                st_n[depth] = cnt
+                st_k[depth] = 0
+            elif ret == 1:
+                depth -= 1          # child moved away: this robot keeps its reservation
+                continue
+            # try the next candidate (first try, or the child pushed last time failed)
+            parent = st_p[depth]
+            descended = False
+            ok = False
+            while st_k[depth] < st_n[depth]:
+                u = st_c[depth, st_k[depth]]
+                st_k[depth] += 1
+                if occ_next[u] != -1:
+                    continue
+                if parent != -1 and u == pos[parent]:
+                    continue
+                occ_next[u] = i
+                nxt[i] = u
+                k = occ_now[u]
+                if k != -1 and k != i and nxt[k] == -1:
+                    depth += 1
+                    st_a[depth] = k
+                    st_p[depth] = i
+                    build = True
+                    descended = True
+                    break
+                ok = True
+                break
+            if descended:
+                continue
+            if ok:
+                ret = 1
+            else:
+                occ_next[pos[i]] = i
+                nxt[i] = pos[i]
+                ret = 0
+            depth -= 1
+    # 2b. rotation action model: a move off the heading becomes a turn toward it (the robot
+    # stays); robots planning to enter the cell of a robot that stays must stay too (cascade)
+    if rotate:
+        top = 0
+        for i in range(n):
+            if nxt[i] != pos[i]:
+                v = pos[i]
+                for dd in range(4):
+                    if fadj[v, dd] == nxt[i]:
+                        break
+                if dd != heading[i]:
+                    diff = (dd - heading[i]) & 3
+                    heading[i] = (heading[i] + (3 if diff == 3 else 1)) & 3
+                    occ_next[nxt[i]] = -1
+                    nxt[i] = pos[i]
+                    st_a[top] = i
+                    top += 1
+        while top > 0:
+            top -= 1
+            s_ = st_a[top]
+            c = pos[s_]
+            k = occ_next[c]
+            if k != -1 and k != s_:
+                v = pos[k]
+                for dd in range(4):
+                    if fadj[v, dd] == c:
+                        break
+                if dd != heading[k]:
+                    diff = (dd - heading[k]) & 3
+                    heading[k] = (heading[k] + (3 if diff == 3 else 1)) & 3
+                nxt[k] = pos[k]
+                st_a[top] = k
+                top += 1
+            occ_next[c] = s_
+    # 3. clear occupancy, count flows
+    for i in range(n):
+        occ_now[pos[i]] = -1
+        occ_next[nxt[i]] = -1
+        if use_flow and nxt[i] != pos[i]:
+            v = pos[i]
+            for dd in range(4):
+                if fadj[v, dd] == nxt[i]:
+                    flow[v, dd] += 1
+                    break
+    # 4. arrivals and dwell
+    for i in range(n):
+        if dwell_left[i] > 0:
+            dwell_left[i] -= 1
+            if dwell_left[i] == 0:
+                finished[i] = True
+                goal_done[i] = True
+        elif not goal_done[i] and pool[slot[i], nxt[i]] == 0:
+            t = fcells[nxt[i]]
+            k = dwell_chute if t == 3 else (dwell_induct if t == 2 else 0)
+            if k <= 0:
+                finished[i] = True
+                goal_done[i] = True
+            else:
+                dwell_left[i] = k
+
+
+class Planner:
+    """Lifelong PIBT planner on a grid floor: ``step(goals)`` once per timestep.
+
+    Parameters
+    ----------
+    floor : Floor, MoveGraph or int array (n_cells, 4)
+        The floor (``sorter.layout.Floor``) or just its ``moves`` table.
+    n_robots : int
+        Number of robots (at most 2**20).
+    starts : int array (n_robots,)
+        Distinct free start cells (cell ids ``row * width + col``).
+    seed : int
+        Seed of every tie-break; same seed, same goals -> same positions.
+    dwell_chute, dwell_induct : int
+        Steps a robot stays on a drop cell / induct cell it reached as its goal.
+    station_goals : bool
+        If True, a goal cell that belongs to a station (``floor.station_of_cell``) stands for the
+        whole station: the robot heads for the nearest of its cells and any of them completes the
+        goal (one multi-source table per station). If False, the goal is the exact cell.
+    guidance : {"none", "flow", "lanes", "lanes+flow"}
+        ``"none"`` = plain PIBT; see the module docstring for the others (``"lanes"`` needs a
+        ``Floor``).
+    max_table_mb : float
+        LRU bound of cached, unused distance tables (:class:`DistanceTables`).
+    flow_halflife : int
+        Every this many steps the traffic counts are halved (``"flow"``).
+    w_occ : int
+        Weight of "another robot stands there" against contra-flow counts (``"flow"``).
+    lane_penalty : int
+        Extra cost of a move against its lane (``"lanes"``).
+    rotation : bool
+        LoRR's action model: a robot has a heading and per step moves forward, turns 90 degrees
+        (staying) or waits. PIBT plans cells with turns as a tie-break after distance; a move off
+        the heading becomes a turn toward it, and robots that planned to enter the cell of a
+        robot that stays wait as well.
+    headings : int array (n_robots,), optional
+        Initial headings (default all 0, east).
+    tables : DistanceTables, optional
+        Share a table pool between planners of the same floor.
+
+    Attributes
+    ----------
+    positions : int32 array
+        Current cells.
+    finished : bool array
+        Robots whose goal was completed (reached, dwell over) in the last step.
+    tasks_completed : int
+        Goals completed so far.
+    kernel_ms, goals_ms : float
+        Time of the last step in the compiled PIBT kernel, and in setting new goals (distance
+        tables computed on first use included).
+
+    Raises
+    ------
+    InputError
+        On bad starts (wrong length, out of grid, obstacle, duplicate) or bad options.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> moves = np.array([[1, -1, -1, -1], [2, -1, 0, -1], [-1, -1, 1, -1]])  # a 1x3 corridor
+    >>> p = Planner(moves, 1, [0], seed=0, dwell_chute=0, dwell_induct=0)
+    >>> p.step(np.array([2])).tolist(), p.step(np.array([2])).tolist()
+    ([1], [2])
+    """
+
+    def __init__(self, floor, n_robots, starts, *, seed=0, dwell_chute=5, dwell_induct=1,
+                 station_goals=False, guidance="none", max_table_mb=512.0, flow_halflife=32,
+                 w_occ=4, lane_penalty=2, rotation=False, headings=None, tables=None):
+        self.floor = floor if hasattr(floor, "moves") and not isinstance(floor, MoveGraph) else None
+        self.graph = MoveGraph.of(floor)
+        g = self.graph
+        n = int(n_robots)
+        if not 1 <= n <= MAX_ROBOTS:
+            raise InputError(f"n_robots={n_robots}", field="n_robots", expected=f"1..{MAX_ROBOTS}")
+        if guidance not in GUIDANCE:
+            raise InputError(f"guidance={guidance!r}", field="guidance", expected=" or ".join(GUIDANCE))
+        for name, val in (("dwell_chute", dwell_chute), ("dwell_induct", dwell_induct),
+                          ("flow_halflife", flow_halflife), ("w_occ", w_occ)):
+            if int(val) != val or val < 0:
+                raise InputError(f"{name}={val}", field=name, expected="an integer >= 0")
+        starts = self._cells(starts, "starts")
+        if starts.size != n:
+            raise InputError(f"{starts.size} starts for {n} robots", field="starts",
+                             expected=f"{n} cell ids")
+        if np.unique(starts).size != n:
+            raise InputError("two robots start on one cell", field="starts", expected="distinct cells")
+        self.n_robots = n
+        self.seed = int(seed)
+        self.dwell_chute = int(dwell_chute)
+        self.dwell_induct = int(dwell_induct)
+        self.guidance = guidance
+        self.station_goals = bool(station_goals) and self.floor is not None
+        self.flow_halflife = int(flow_halflife)
+        self.w_occ = int(w_occ)
+        self.lanes = "lanes" in guidance
+        self.flow = "flow" in guidance
+        self.lane_penalty = int(lane_penalty)
+        if tables is None:
+            costs = None
+            if self.lanes:
+                if self.floor is None:
+                    raise InputError("lanes need a Floor", field="guidance",
+                                     expected="a sorter.layout.Floor, or guidance 'none'/'flow'")
+                from sorter.agv.guidance import lane_costs
+                costs = lane_costs(self.floor, self.lane_penalty)
+            tables = DistanceTables(g, max_mb=max_table_mb, reserve=n + 64, costs=costs)
+        elif (tables.rcost is not None) != self.lanes:
+            raise InputError("shared tables were built for another guidance", field="tables")
+        self.tables = tables
+        if tables is not None and tables.graph is not g:
+            raise InputError("tables belong to another floor", field="tables")
+        self._pos = g.fidx[starts].astype(np.int32)
+        self._nxt = np.empty(n, np.int32)
+        self._goal = np.full(n, -1, np.int64)          # goal cell per robot (grid id)
+        self._slot = np.zeros(n, np.int32)
+        self._elapsed = np.zeros(n, np.int32)
+        self._dwell = np.zeros(n, np.int32)
+        self._done = np.zeros(n, np.bool_)
+        self.finished = np.zeros(n, np.bool_)
+        self._occ_now = np.full(g.n_free, -1, np.int32)
+        self._occ_next = np.full(g.n_free, -1, np.int32)
+        self._order_key = np.empty(n, np.int64)
+        self._flow = np.zeros((g.n_free, 4), np.int32)
+        self._st_a = np.empty(n + 1, np.int32)
+        self._st_p = np.empty(n + 1, np.int32)
+        self._st_c = np.empty((n + 1, 5), np.int32)
+        self._st_n = np.empty(n + 1, np.int32)
+        self._st_k = np.empty(n + 1, np.int32)
+        self._seedmix = np.uint64(tie_hash(self.seed))
+        self.rotation = bool(rotation)
+        h = np.zeros(n, np.int8) if headings is None else np.asarray(headings)
+        if h.shape != (n,) or not np.issubdtype(h.dtype, np.integer) or h.min() < 0 or h.max() > 3:
+            raise InputError("headings must be one of 0 east, 1 south, 2 west, 3 north per robot",
+                             field="headings", expected=f"{n} integers in 0..3")
+        self._heading = h.astype(np.int8)
+        self.step_no = 0
+        self.tasks_completed = 0
+        self.kernel_ms = self.goals_ms = 0.0
+        self._station_cells = {}
+        if self.station_goals:
+            f = self.floor
+            for kind, lst, code in (("induct", f.inducts, 2), ("chute", f.chutes, 3)):
+                for st in lst:
+                    self._station_cells[(kind, int(st.index))] = np.asarray(st.cells, np.int64)
+
+    # -- boundary helpers --------------------------------------------------------------
+    def _cells(self, cells, field):
+        a = np.asarray(cells)
+        if a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer)):
+            raise InputError(f"{field} has shape {a.shape}, dtype {a.dtype}", field=field,
+                             expected="a 1-D array of integer cell ids")
+        a = a.astype(np.int64, copy=False)
+        g = self.graph
+        if a.size and (a.min() < 0 or a.max() >= g.n_cells):
+            bad = a[(a < 0) | (a >= g.n_cells)][0]
+            raise InputError(f"cell {int(bad)} is outside the grid", field=field,
+                             expected=f"cell ids in [0, {g.n_cells})")
+        if a.size and (g.fidx[a] < 0).any():
+            bad = a[g.fidx[a] < 0][0]
+            raise InputError(f"cell {int(bad)} is an obstacle", field=field, expected="free cells")
+        return a
+
+    def goal_key(self, cell: int):
+        """The table key of goal ``cell``: its station if ``station_goals``, else the cell."""
+        if self.station_goals:
+            f = self.floor
+            s = int(f.station_of_cell[cell])
+            if s >= 0:
+                t = int(f.cells[cell])
+                if t == 3:
+                    return ("chute", s), self._station_cells[("chute", s)]
+                if t == 2:
+                    return ("induct", s), self._station_cells[("induct", s)]
+        return ("cell", int(cell)), (int(cell),)
+
+    def _set_goals(self, goals):
+        if not np.issubdtype(goals.dtype, np.integer):
+            raise InputError(f"goals has dtype {goals.dtype}", field="goals",
+                             expected="integer cell ids")
+        changed = np.flatnonzero(goals != self._goal)
+        self._cells(goals[changed], "goals")          # validate what is new only
+        # a robot that finished its goal starts a new task even if the new goal is the same cell
+        again = np.flatnonzero(self._done & (goals == self._goal))
+        self._done[again] = False
+        self._elapsed[again] = 0
+        tabs = self.tables
+        for i in changed:
+            c = int(goals[i])
+            key, cells = self.goal_key(c)
+            if self._goal[i] >= 0:
+                tabs.release(int(self._slot[i]))
+            self._slot[i] = tabs.acquire(key, cells)
+            self._goal[i] = c
+            self._done[i] = False
+            self._elapsed[i] = 0
+            self._dwell[i] = 0
+        return changed.size
+
+    # -- public --------------------------------------------------------------------------
+    @property
+    def positions(self) -> np.ndarray:
+        """Current cell of each robot (int32 cell ids)."""
+        return self.graph.free_cells[self._pos]
+
+    @property
+    def goals(self) -> np.ndarray:
+        """Current goal cell of each robot (-1 before the first step)."""
+        return self._goal.astype(np.int32)
+
+    @property
+    def headings(self) -> np.ndarray:
+        """Heading of each robot (0 east, 1 south, 2 west, 3 north; ``rotation=True``)."""
+        return self._heading.copy()
+
+    @property
+    def dwelling(self) -> np.ndarray:
+        """Robots pinned at a station for their dwell."""
+        return self._dwell > 0
+
+    def distance(self, robot: int) -> int:
+        """Table distance from ``robot``'s cell to its goal (-1 unreachable)."""
+        d = int(self.tables.pool[self._slot[robot], self._pos[robot]])
+        return -1 if d == self.tables.unreachable else d
+
+    def prepare(self, goals) -> None:
+        """Set ``goals`` and compute their distance tables without moving (preprocessing)."""
+        goals = np.asarray(goals)
+        if goals.shape != (self.n_robots,):
+            raise InputError(f"goals has shape {goals.shape}", field="goals",
+                             expected=f"shape ({self.n_robots},)")
+        if self._done.any() or not np.array_equal(goals, self._goal):
+            self._set_goals(goals)
+
+    def step(self, goals) -> np.ndarray:
+        """Advance one timestep toward ``goals``; return the new positions.
+
+        Parameters
+        ----------
+        goals : int array (n_robots,)
+            Goal cell of each robot. A changed goal starts a new task for that robot (priority
+            reset). After a robot finished (``finished`` of the previous step), its goal in
+            this call is its next task even if it is the same cell (then it completes again,
+            with its dwell): every robot always has a task.
+
+        Returns
+        -------
+        numpy.ndarray
+            int32 (n_robots,) cell ids at the next timestep. ``self.finished`` marks the robots
+            that completed their goal in this step.
+        """
+        t0 = time.perf_counter()
+        self.prepare(goals)
+        t1 = time.perf_counter()
+        tabs = self.tables
+        _pibt_step(self.graph.fadj, self.graph.fcells, self.graph.free_cells, tabs.pool, tabs.unreachable, self._slot,
+                   self._pos, self._nxt, self._elapsed, self._dwell, self._done, self.finished,
+                   self._occ_now, self._occ_next, self._order_key, self._seedmix, self.step_no,
+                   self.dwell_chute, self.dwell_induct, self._flow, self.flow,
+                   self.w_occ, self._st_a, self._st_p, self._st_c, self._st_n, self._st_k,
+                   self.rotation, self._heading)
+        self.kernel_ms = (time.perf_counter() - t1) * 1e3
+        self.goals_ms = (t1 - t0) * 1e3
+        self._pos, self._nxt = self._nxt, self._pos
+        self.step_no += 1
+        if self.flow and self.flow_halflife and self.step_no % self.flow_halflife == 0:
+            self._flow >>= 1
+        self.tasks_completed += int(self.finished.sum())
+        return self.graph.free_cells[self._pos]

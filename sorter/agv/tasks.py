@@ -1,0 +1,320 @@
+"""Lifelong task streams: which goal each robot heads for next.
+
+A task stream hands every robot a goal cell, and a new one each time the planner reports the goal
+done (``Planner.finished``). One call per timestep::
+
+    goals = tasks.start(planner)
+    for t in range(steps):
+        planner.step(goals)
+        goals = tasks.update(planner)
+
+Streams
+-------
+* :class:`ErrandTasks` -- League of Robot Runners task files (``roundrobin``: robot *i* gets
+  errands *i*, *i + n*, *i + 2n*, ... of the file, cycling); an errand is done when the robot
+  stands on its cell.
+* :class:`SortingTasks` -- a sorting floor: induct -> drop cell of the chute of the parcel's
+  destination -> induct ... Destinations are drawn from a skewed mix (:class:`DestinationMix`:
+  Zipf, the TMO "721" split, or uniform) and mapped to a chute by a router (:class:`ChuteTable`,
+  a plain destination -> chutes table; the chute engine ``sorter.Sorter`` can stand in through
+  the same two-method interface). The goal at a chute is the chute itself (the planner's
+  station goal: its nearest drop cell, any drop cell completes). RHCR's SORTING scenario is
+  ``SortingTasks(..., mix="uniform")`` with every eject station a destination.
+* :class:`RandomTasks` -- goals drawn uniformly from free cells (MovingAI maps without roles).
+
+Induct choice (``induct_choice``): ``"nearest"`` (plain) or ``"balanced"`` -- the induct with
+the least ``distance + balance_weight * robots already heading there`` (one table per induct), an
+improvement measured in ``bench/RESULTS-mapf.md``.
+
+Counting: ``completed`` counts every goal completed (each induct visit and each drop, as LoRR
+errands and RHCR tasks are counted); ``delivered`` counts parcels tipped into chutes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from sorter.errors import InputError
+
+__all__ = ["ErrandTasks", "SortingTasks", "RandomTasks", "DestinationMix", "ChuteTable",
+           "MIXES", "INDUCT_CHOICES"]
+
+MIXES = ("zipf", "721", "uniform")
+INDUCT_CHOICES = ("nearest", "balanced")
+
+
+class ErrandTasks:
+    """LoRR errand stream with round-robin assignment.
+
+    Parameters
+    ----------
+    errands : int array
+        Errand cells in file order (the task file).
+    n_robots : int
+        Team size *n*: robot *i*'s *k*-th errand is ``errands[(i + k * n) % len(errands)]``.
+
+    Examples
+    --------
+    >>> t = ErrandTasks([5, 6, 7], 2)
+    >>> t.goal_of(np.array([0, 1]), np.array([0, 0])).tolist(), t.goal_of(np.array([0]), np.array([1])).tolist()
+    ([5, 6], [7])
+    """
+
+    def __init__(self, errands, n_robots):
+        e = np.asarray(errands)
+        if e.ndim != 1 or e.size == 0 or not np.issubdtype(e.dtype, np.integer):
+            raise InputError("errands must be a non-empty list of cell ids", field="tasks",
+                             expected="a 1-D integer array")
+        self.errands = e.astype(np.int32)
+        self.n = int(n_robots)
+        self.k = np.zeros(self.n, np.int64)
+        self.completed = 0
+        self.delivered = 0
+        self._goals = None
+
+    def goal_of(self, robots, k):
+        return self.errands[(robots + k * self.n) % self.errands.size]
+
+    def start(self, planner):
+        self._goals = self.goal_of(np.arange(self.n), self.k).astype(np.int32)
+        return self._goals
+
+    def update(self, planner):
+        fin = np.flatnonzero(planner.finished)
+        if fin.size:
+            self.completed += fin.size
+            self.k[fin] += 1
+            self._goals = self._goals.copy()
+            self._goals[fin] = self.goal_of(fin, self.k[fin])
+        return self._goals
+
+
+class RandomTasks:
+    """Goals drawn uniformly from ``cells`` (default: every free cell) with a seeded generator."""
+
+    def __init__(self, cells, n_robots, rng):
+        self.cells = np.asarray(cells, np.int32)
+        if self.cells.size == 0:
+            raise InputError("no cells to draw goals from", field="cells", expected="free cells")
+        self.n = int(n_robots)
+        self.rng = rng
+        self.completed = 0
+        self.delivered = 0
+        self._goals = None
+
+    def start(self, planner):
+        self._goals = self.rng.choice(self.cells, self.n).astype(np.int32)
+        return self._goals
+
+    def update(self, planner):
+        fin = np.flatnonzero(planner.finished)
+        if fin.size:
+            self.completed += fin.size
+            self._goals = self._goals.copy()
+            self._goals[fin] = self.rng.choice(self.cells, fin.size)
+        return self._goals
+
+
+class DestinationMix:
+    """A skewed parcel-destination mix.
+
+    Parameters
+    ----------
+    n_destinations : int
+    kind : {"zipf", "721", "uniform"}
+        ``"zipf"``: P(rank r) ~ 1 / r**s. ``"721"`` (TMO benchmark): 70% of parcels go to the top
+        20% of destinations, 20% to the next 30%, 10% to the last 50% (uniform within a band).
+    s : float
+        Zipf exponent.
+
+    Examples
+    --------
+    >>> m = DestinationMix(10, "721")
+    >>> round(float(m.p[:2].sum()), 2), round(float(m.p[2:5].sum()), 2)
+    (0.7, 0.2)
+    """
+
+    def __init__(self, n_destinations, kind="zipf", s=1.0):
+        n = int(n_destinations)
+        if n < 1:
+            raise InputError(f"n_destinations={n_destinations}", field="destinations",
+                             expected="at least 1")
+        if kind not in MIXES:
+            raise InputError(f"mix {kind!r}", field="mix", expected=" or ".join(MIXES))
+        if kind == "uniform":
+            p = np.ones(n)
+        elif kind == "zipf":
+            p = 1.0 / np.arange(1, n + 1) ** float(s)
+        else:
+            a = max(1, round(0.2 * n))
+            b = max(a, min(n, round(0.5 * n)))
+            p = np.zeros(n)
+            bands = [(0, a, 0.7), (a, b, 0.2), (b, n, 0.1)]
+            live = [(lo, hi, w) for lo, hi, w in bands if hi > lo]
+            tot = sum(w for _, _, w in live)
+            for lo, hi, w in live:
+                p[lo:hi] = w / tot / (hi - lo)
+        self.p = p / p.sum()
+        self.cdf = np.cumsum(self.p)
+        self.kind = kind
+
+    def draw(self, rng, size=None):
+        u = rng.random(size)
+        return np.minimum(np.searchsorted(self.cdf, u, side="right"), self.p.size - 1)
+
+
+class ChuteTable:
+    """A plain destination -> chutes table (stand-in for the chute engine).
+
+    ``min(n_chutes, n_destinations * chutes_per_destination)`` chutes spread evenly over the
+    chute list are used (shuffled by ``rng`` if given, so that the busiest destinations do not
+    all sit in one corner); destination *d* gets every *D*-th of them starting at *d* (``D``
+    destinations), and a parcel goes to one of its destination's chutes at random. Any object
+    with ``route(destination, rng) -> chute`` and ``dropped(chute)`` can replace it (e.g. an
+    adapter over ``sorter.Sorter``, so that closing a full chute re-routes robots).
+
+    Examples
+    --------
+    >>> t = ChuteTable(10, 2, chutes_per_destination=2)
+    >>> [c.tolist() for c in t.per_dest]
+    [[0, 6], [3, 9]]
+    """
+
+    def __init__(self, n_chutes, n_destinations, chutes_per_destination=2, rng=None):
+        if not 1 <= n_destinations <= n_chutes:
+            raise InputError(f"{n_destinations} destinations for {n_chutes} chutes",
+                             field="destinations", expected=f"1..{n_chutes}")
+        if int(chutes_per_destination) < 1:
+            raise InputError(f"chutes_per_destination={chutes_per_destination}",
+                             field="chutes_per_destination", expected="an integer >= 1")
+        self.n_chutes = int(n_chutes)
+        self.n_destinations = D = int(n_destinations)
+        used = min(self.n_chutes, D * int(chutes_per_destination))
+        chosen = np.unique(np.linspace(0, self.n_chutes - 1, used).round().astype(np.int64))
+        if rng is not None:
+            chosen = rng.permutation(chosen)     # spread busy destinations over the floor
+        self.per_dest = [chosen[d::D] for d in range(D)]
+        self.drops = np.zeros(n_chutes, np.int64)
+
+    def route(self, destination, rng):
+        c = self.per_dest[int(destination)]
+        return int(c[rng.integers(c.size)]) if c.size > 1 else int(c[0])
+
+    def dropped(self, chute):
+        self.drops[chute] += 1
+
+
+class SortingTasks:
+    """Robots cycle induct -> chute of the parcel's destination -> induct (station goals).
+
+    Parameters
+    ----------
+    floor : Floor
+        With inducts and chutes.
+    n_robots : int
+    rng : numpy.random.Generator
+    n_destinations : int, optional
+        Default: ``min(100, n_chutes)``; RHCR's scenario uses every chute (``mix="uniform"``).
+    mix : {"zipf", "721", "uniform"}
+    router : object, optional
+        ``route(destination, rng) -> chute index`` and ``dropped(chute)``; default
+        :class:`ChuteTable` with ``chutes_per_destination``.
+    chutes_per_destination : int
+        Chutes per destination of the default table.
+    induct_choice : {"nearest", "balanced"}
+    balance_weight : float
+        Cells of detour one robot already heading to an induct is worth (``"balanced"``).
+
+    Notes
+    -----
+    Needs a planner made with ``station_goals=True``; goals handed out are a representative
+    cell of the station (its first cell).
+    """
+
+    def __init__(self, floor, n_robots, rng, *, n_destinations=None, mix="zipf", router=None,
+                 induct_choice="nearest", balance_weight=2.0, chutes_per_destination=2):
+        if not floor.inducts or not floor.chutes:
+            raise InputError(f"floor {floor.name!r} has {len(floor.inducts)} inducts and "
+                             f"{len(floor.chutes)} chutes", path=floor.source, field="stations",
+                             expected="at least one induct and one chute for sorting tasks")
+        if induct_choice not in INDUCT_CHOICES:
+            raise InputError(f"induct_choice {induct_choice!r}", field="induct_choice",
+                             expected=" or ".join(INDUCT_CHOICES))
+        self.floor = floor
+        self.n = int(n_robots)
+        self.rng = rng
+        nd = min(100, len(floor.chutes)) if n_destinations is None else int(n_destinations)
+        self.mix = DestinationMix(nd, mix)
+        self.router = router if router is not None else ChuteTable(
+            len(floor.chutes), nd, chutes_per_destination, rng=rng)
+        self.induct_choice = induct_choice
+        self.balance_weight = float(balance_weight)
+        self.induct_rep = np.array([int(s.cells[0]) for s in floor.inducts], np.int32)
+        # a representative drop cell per chute; the planner maps it back to the chute through
+        # ``floor.station_of_cell`` (a cell shared by two chutes names the lower-numbered one)
+        soc = floor.station_of_cell
+        self.chute_rep = np.array([int(next((c for c in s.cells if soc[c] == s.index), s.cells[0]))
+                                   for s in floor.chutes], np.int32)
+        self.heading = np.zeros(self.n, np.int8)        # 0 to an induct, 1 to a chute
+        self.target = np.full(self.n, -1, np.int64)     # station index
+        self.load = np.zeros(len(floor.inducts), np.int64)
+        self.completed = 0
+        self.delivered = 0
+        self._goals = None
+        self._induct_rows = None
+
+    def _induct_tables(self, planner):
+        if self._induct_rows is None:
+            tabs = planner.tables
+            rows = []
+            for s in self.floor.inducts:
+                key, cells = planner.goal_key(int(s.cells[0]))
+                rows.append(tabs.acquire(key, cells))      # held for the whole run
+            self._induct_rows = np.asarray(rows, np.int64)
+        return self._induct_rows
+
+    def _pick_inducts(self, planner, robots, pos):
+        rows = self._induct_tables(planner)
+        out = np.empty(robots.size, np.int64)
+        for j, (r, c) in enumerate(zip(robots, pos)):
+            fc = planner.graph.fidx[c]
+            d = planner.tables.pool[rows, fc].astype(np.float64)
+            if self.induct_choice == "balanced":
+                d = d + self.balance_weight * self.load
+            k = int(np.argmin(d))
+            out[j] = k
+            self.load[k] += 1
+        return out
+
+    def start(self, planner):
+        robots = np.arange(self.n)
+        k = self._pick_inducts(planner, robots, planner.positions)
+        self.target[:] = k
+        self.heading[:] = 0
+        self._goals = self.induct_rep[k].astype(np.int32)
+        return self._goals
+
+    def update(self, planner):
+        fin = np.flatnonzero(planner.finished)
+        if not fin.size:
+            return self._goals
+        self.completed += fin.size
+        goals = self._goals.copy()
+        at_induct = fin[self.heading[fin] == 0]
+        at_chute = fin[self.heading[fin] == 1]
+        if at_induct.size:
+            np.subtract.at(self.load, self.target[at_induct], 1)
+            dest = self.mix.draw(self.rng, at_induct.size)
+            chutes = np.array([self.router.route(d, self.rng) for d in dest], np.int64)
+            self.target[at_induct] = chutes
+            self.heading[at_induct] = 1
+            goals[at_induct] = self.chute_rep[chutes]
+        if at_chute.size:
+            for c in self.target[at_chute]:
+                self.router.dropped(int(c))
+            self.delivered += at_chute.size
+            k = self._pick_inducts(planner, at_chute, planner.positions[at_chute])
+            self.target[at_chute] = k
+            self.heading[at_chute] = 0
+            goals[at_chute] = self.induct_rep[k]
+        self._goals = goals
+        return goals

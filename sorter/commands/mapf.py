@@ -1,0 +1,183 @@
+"""Plan a lifelong multi-robot run on a grid floor (PIBT) and report its throughput and speed.
+
+FLOOR is a map file (MovingAI / LoRR .map, RHCR .grid or kiva .map, ASCII) or a LoRR problem
+.json (then its agents, tasks and teamSize are the defaults). Tasks, unless given:
+LoRR errands (round-robin) for a .json or --tasks FILE; else robots cycle
+induct -> drop cell of a chute -> induct (parcel destinations from a Zipf mix); on a map with no
+inducts/chutes, goals are drawn from free cells with the seed. Starts: --agents FILE (LoRR
+.agents or MovingAI .scen), else the JSON's, else distinct free cells drawn with the seed
+(travel cells first).
+
+Prints tasks completed (every goal reached: each induct visit and each drop count, as LoRR
+errands and RHCR tasks do), tasks/step, ms/step (p50, p99, max; lazily computed distance tables
+included) and preprocessing seconds. With --out DIR writes paths.npz (positions int32
+[steps+1, robots], cell ids row*width+col, row 0 = starts; width; height) and kpis.json;
+--animate START:STOP writes animation.gif, --heatmap writes heatmap.png. --rotation uses
+LoRR's action model (headings; forward, turn 90 degrees or wait), as the LoRR scores do.
+--guidance: none = plain PIBT; lanes = soft one-way lanes; flow = traffic-flow tie-breaks.
+
+example:
+  sorter mapf ../shared/benchmarks/rhcr/sorting_map.grid --robots 600 --steps 500 --dwell-chute 0 --dwell-induct 0 --mix uniform --destinations 275
+  sorter mapf ../shared/benchmarks/lorr2023/main_round/warehouse.domain/MR23-I-06.json --steps 200 --rotation
+  sorter mapf ../shared/benchmarks/movingai/warehouse-10-20-10-2-1.map --robots 1000 --out runs/wh --heatmap
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(p):
+    p.add_argument("floor", metavar="FLOOR", help="map file (.map, .grid, ASCII) or LoRR problem .json")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--robots", type=int, default=None, metavar="N",
+                     help="number of robots (default: the JSON's teamSize, else 100)")
+    who.add_argument("--agents", default=None, metavar="FILE",
+                     help="start cells: LoRR .agents file or MovingAI .scen")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--tasks", default=None, metavar="FILE", help="LoRR .tasks errand file (round-robin)")
+    what.add_argument("--scenario", choices=("sorting", "random"), default=None,
+                      help="sorting: induct -> chute -> induct; random: random free cells")
+    p.add_argument("--steps", type=int, default=1000, metavar="T", help="timesteps to run")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed")
+    p.add_argument("--out", default=None, metavar="DIR", help="write paths.npz, kpis.json (and figures) here")
+    p.add_argument("--animate", default=None, metavar="START:STOP",
+                   help="with --out: write animation.gif of steps START..STOP")
+    p.add_argument("--heatmap", action="store_true", help="with --out: write heatmap.png (congestion)")
+    p.add_argument("--dwell-chute", type=int, default=None, metavar="K",
+                   help="steps at a drop cell (default 5 on sorting tasks, 0 on errands)")
+    p.add_argument("--dwell-induct", type=int, default=None, metavar="K",
+                   help="steps at an induct (default 1 on sorting tasks, 0 on errands)")
+    p.add_argument("--guidance", choices=("none", "flow", "lanes", "lanes+flow"), default="lanes+flow",
+                   help="none = plain PIBT; lanes = soft one-way lanes; flow = traffic-flow tie-breaking")
+    p.add_argument("--induct-choice", choices=("nearest", "balanced"), default="nearest",
+                   help="which induct an empty robot heads for (sorting tasks)")
+    p.add_argument("--mix", choices=("zipf", "721", "uniform"), default="zipf",
+                   help="parcel destination mix (sorting tasks)")
+    p.add_argument("--destinations", type=int, default=None, metavar="D",
+                   help="number of parcel destinations (sorting tasks; default min(100, chutes))")
+    p.add_argument("--rotation", action="store_true",
+                   help="LoRR action model: headings; forward / turn 90 degrees / wait per step "
+                        "(paths.npz then also holds 'headings')")
+    p.add_argument("--json", action="store_true", help="print the KPIs as one JSON object")
+
+
+def _parse_window(text, steps):
+    from sorter.errors import InputError
+    try:
+        a, b = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise InputError(f"--animate {text!r}", field="animate", expected="START:STOP, two integers") from None
+    if not 0 <= a < b <= steps:
+        raise InputError(f"--animate {text!r} outside 0..{steps}", field="animate",
+                         expected=f"0 <= START < STOP <= {steps}")
+    return a, b
+
+
+def run(args) -> int:
+    import time
+
+    import numpy as np
+
+    from sorter.agv.lifelong import make_run, simulate
+    from sorter.errors import InputError
+    from sorter.layout import load_floor
+
+    path = Path(args.floor)
+    if args.steps < 0:
+        raise InputError(f"--steps {args.steps}", field="steps", expected="an integer >= 0")
+    window = _parse_window(args.animate, args.steps) if args.animate else None
+    if (window or args.heatmap) and not args.out:
+        raise InputError("--animate/--heatmap write files", field="out", expected="--out DIR as well")
+    t0 = time.perf_counter()
+    starts = errands = None
+    n = args.robots
+    if path.suffix.lower() == ".json" and path.exists():
+        from sorter.layout.lorr import load_lorr_problem
+        prob = load_lorr_problem(path)
+        floor = prob.floor
+        if prob.strategy != "roundrobin":
+            raise InputError(f"task assignment {prob.strategy!r} is not supported", path=path,
+                             field="taskAssignmentStrategy", expected="'roundrobin'")
+        errands = prob.tasks
+        if n is None or n <= prob.starts.size:
+            n = prob.team_size if n is None else n
+            starts = prob.starts[:n]
+    else:
+        floor = load_floor(path)
+    if args.agents:
+        apath = Path(args.agents)
+        if apath.suffix.lower() == ".scen":
+            from sorter.layout.movingai import load_scen
+            starts = load_scen(apath, floor).starts
+        else:
+            from sorter.layout.lorr import load_cell_list
+            starts = load_cell_list(apath, floor, field="start")
+        n = int(starts.size)
+        if np.unique(starts).size != n:
+            raise InputError("two agents start on one cell", path=apath, field="start",
+                             expected="distinct start cells")
+    if n is None:
+        n = 100
+    if n < 1:
+        raise InputError(f"--robots {n}", field="robots", expected="a positive integer")
+    if args.tasks:
+        from sorter.layout.lorr import load_cell_list
+        errands = load_cell_list(Path(args.tasks), floor, field="task")
+    kind = "auto"
+    if args.scenario:
+        kind = args.scenario
+    elif errands is not None:
+        kind = "errands"
+    errand_run = kind == "errands" or (kind == "auto" and errands is not None)
+    sorting = kind == "sorting" or (kind == "auto" and not errand_run and floor.inducts and floor.chutes)
+    dc = args.dwell_chute if args.dwell_chute is not None else (5 if sorting else 0)
+    di = args.dwell_induct if args.dwell_induct is not None else (1 if sorting else 0)
+    planner, stream = make_run(floor, n, starts, seed=args.seed, tasks=kind,
+                               errands=errands if kind in ("auto", "errands") else None,
+                               dwell_chute=dc, dwell_induct=di, guidance=args.guidance,
+                               induct_choice=args.induct_choice, mix=args.mix,
+                               n_destinations=args.destinations, rotation=args.rotation)
+    res = simulate(planner, stream, args.steps, record=bool(args.out),
+                   build_s=time.perf_counter() - t0)
+    k = res.kpis()
+    k.update({"floor": floor.name, "seed": args.seed, "guidance": args.guidance,
+              "tasks": type(stream).__name__, "dwell_chute": dc, "dwell_induct": di,
+              "rotation": bool(args.rotation),
+              "width": floor.width, "height": floor.height})
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        extra = {} if res.headings is None else {"headings": res.headings}
+        np.savez_compressed(out / "paths.npz", positions=res.positions.astype(np.int32),
+                            width=np.int64(floor.width), height=np.int64(floor.height), **extra)
+        (out / "kpis.json").write_text(json.dumps(k, indent=2) + "\n")
+        if window or args.heatmap:
+            import matplotlib
+            matplotlib.use("Agg")
+            try:
+                from sorter.layout import draw
+            except ImportError as e:
+                raise InputError(f"drawing is not available ({e})", field="animate") from None
+            if window:
+                draw.animate(floor, res.positions, window[0], window[1] + 1, out / "animation.gif")
+            if args.heatmap:
+                draw.congestion_heatmap(floor, res.positions, out / "heatmap.png")
+    if args.json:
+        print(json.dumps(k))
+    else:
+        print(f"{floor.name}: {n} robots, {args.steps} steps, {k['tasks']}, guidance {args.guidance}, "
+              f"dwell chute/induct {dc}/{di}")
+        print(f"  tasks completed   {k['tasks_completed']}")
+        print(f"  tasks/step        {k['tasks_per_step']:.3f}")
+        if k["parcels_delivered"]:
+            print(f"  parcels delivered {k['parcels_delivered']}")
+        print(f"  ms/step           p50 {k['ms_per_step_p50']:.3f}  p99 {k['ms_per_step_p99']:.3f}  "
+              f"max {k['ms_per_step_max']:.3f}")
+        print(f"  preprocessing     {k['preprocess_s']:.3f} s  (distance tables {k['distance_table_mb']:.1f} MB, "
+              f"{k['distance_tables_computed']} computed)")
+        if args.out:
+            print(f"  wrote {args.out}/paths.npz, kpis.json")
+    return 0

@@ -1,0 +1,219 @@
+"""Plain-Python oracles for the robot planner: BFS distances and a lifelong PIBT.
+
+Written to be obviously correct, not fast: dicts, recursion, no arrays. The deterministic rules
+they share with ``sorter.agv.pibt`` (so the same seed gives identical positions):
+
+* robot priority = (elapsed steps without reaching the goal, hash(seed, robot) >> 44, robot),
+  highest first; elapsed resets to 0 while the robot stands on its goal (or its goal is done);
+* candidate cells = the moves of the robot's cell (east, south, west, north) and waiting, sorted
+  by (distance to goal, 1 if another robot stands there now else 0 [plain] or contra-flow +
+  w_occ * that [flow guidance], hash(step, robot, cell) >> 40);
+* rotation model: moves off the heading become a 90-degree turn (staying); a robot planning to
+  enter the cell of a robot that stays waits (and turns toward its move if off its heading);
+* dwell: a robot reaching its goal on a drop cell (type 3) stays ``dwell_chute`` more steps, on
+  an induct cell (type 2) ``dwell_induct``; the goal is finished when the dwell ends.
+"""
+import heapq
+from collections import deque
+
+M64 = 0xFFFFFFFFFFFFFFFF
+UNREACH = 8388607           # distance cap used for unreachable goals
+
+
+def mix(x):
+    x &= M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & M64
+    return x ^ (x >> 31)
+
+
+def bfs_distances(moves, goal_cells):
+    """Distance from every cell to the nearest goal cell along allowed moves (dict cell -> d)."""
+    preds = {}
+    for c, row in enumerate(moves):
+        for t in row:
+            if t >= 0:
+                preds.setdefault(int(t), []).append(c)
+    dist = {int(g): 0 for g in goal_cells}
+    q = deque(dist)
+    while q:
+        v = q.popleft()
+        for u in preds.get(v, ()):
+            if u not in dist:
+                dist[u] = dist[v] + 1
+                q.append(u)
+    return dist
+
+
+def dijkstra_distances(moves, costs, goal_cells):
+    """Weighted distance (``costs[c][d]`` per move) from every cell to the nearest goal cell."""
+    preds = {}
+    for c, row in enumerate(moves):
+        for d, t in enumerate(row):
+            if t >= 0:
+                preds.setdefault(int(t), []).append((c, int(costs[c][d])))
+    dist = {int(g): 0 for g in goal_cells}
+    pq = [(0, g) for g in dist]
+    while pq:
+        dv, v = heapq.heappop(pq)
+        if dv > dist[v]:
+            continue
+        for u, w in preds.get(v, ()):
+            if dv + w < dist.get(u, float("inf")):
+                dist[u] = dv + w
+                heapq.heappush(pq, (dv + w, u))
+    return dist
+
+
+def turn_toward(h, d):
+    """Heading after one 90-degree turn from ``h`` toward direction ``d`` (CW on a U-turn)."""
+    return (h + 3) % 4 if (d - h) % 4 == 3 else (h + 1) % 4
+
+
+class NaivePIBT:
+    """Lifelong PIBT over a move table (list of 4-lists), goal = one cell or a set of cells.
+
+    ``costs`` (per-move costs) makes the distances weighted, as the planner's ``"lanes"``.
+    """
+
+    def __init__(self, moves, cell_types, starts, seed, dwell_chute=0, dwell_induct=0,
+                 flow=False, w_occ=4, flow_halflife=32, costs=None, rotation=False):
+        self.moves = [[int(t) for t in row] for row in moves]
+        self.types = [int(t) for t in cell_types]
+        self.pos = [int(s) for s in starts]
+        self.n = len(self.pos)
+        self.seedmix = mix(seed)
+        self.dwell_chute, self.dwell_induct = dwell_chute, dwell_induct
+        self.elapsed = [0] * self.n
+        self.dwell = [0] * self.n
+        self.done = [False] * self.n
+        self.goal = [None] * self.n
+        self.dist = [None] * self.n
+        self.step_no = 0
+        self.flow_on, self.w_occ, self.halflife = flow, w_occ, flow_halflife
+        self.flow = {}                    # (cell, direction) -> recent moves
+        self.finished = [False] * self.n
+        self.costs = costs
+        self.rotation = rotation
+        self.heading = [0] * self.n
+
+    def d(self, i, c):
+        return self.dist[i].get(c, UNREACH)
+
+    def set_goal(self, i, key, cells):
+        if self.done[i] and self.goal[i] == key:       # finished: the same goal again is a new task
+            self.done[i] = False
+            self.elapsed[i] = 0
+        elif self.goal[i] != key:
+            self.goal[i] = key
+            self.dist[i] = (bfs_distances(self.moves, cells) if self.costs is None
+                            else dijkstra_distances(self.moves, self.costs, cells))
+            self.done[i] = False
+            self.elapsed[i] = 0
+            self.dwell[i] = 0
+
+    def rotate(self, nxt):
+        """Rotation action model: off-heading moves become turns; blocked followers wait."""
+        staying = set()
+        for i in range(self.n):
+            if nxt[i] != self.pos[i]:
+                d = self.moves[self.pos[i]].index(nxt[i])
+                if d != self.heading[i]:
+                    self.heading[i] = turn_toward(self.heading[i], d)
+                    nxt[i] = self.pos[i]
+                    staying.add(i)
+        changed = True
+        while changed:                       # a robot may not enter the cell of one that stays
+            changed = False
+            for i in range(self.n):
+                if nxt[i] != self.pos[i]:
+                    for j in range(self.n):
+                        if j != i and nxt[j] == self.pos[j] == nxt[i]:
+                            d = self.moves[self.pos[i]].index(nxt[i])
+                            if d != self.heading[i]:
+                                self.heading[i] = turn_toward(self.heading[i], d)
+                            nxt[i] = self.pos[i]
+                            changed = True
+                            break
+
+    def step(self):
+        n = self.n
+        now = {c: i for i, c in enumerate(self.pos)}
+        nxt = [None] * n
+        reserved = {}
+        self.finished = [False] * n
+        for i in range(n):
+            if self.dwell[i] > 0:
+                nxt[i] = self.pos[i]
+                reserved[self.pos[i]] = i
+            if self.done[i] or self.d(i, self.pos[i]) == 0:
+                self.elapsed[i] = 0
+            else:
+                self.elapsed[i] += 1
+        order = sorted(range(n), reverse=True,
+                       key=lambda i: (self.elapsed[i], mix(self.seedmix + i) >> 44, i))
+        stepmix = mix(self.seedmix ^ mix(self.step_no + 0x9E3779B97F4A7C15))
+
+        def candidates(i):
+            v = self.pos[i]
+            base = mix(stepmix + i)
+            cands = []
+            for d, u in enumerate(self.moves[v] + [v]):
+                if u < 0:
+                    continue
+                occ = 1 if (u in now and now[u] != i) else 0
+                if self.flow_on:
+                    contra = min(self.flow.get((u, (d + 2) % 4), 0), 4095) if d < 4 else 0
+                    aux = min(contra + occ * self.w_occ, 16383)
+                else:
+                    aux = occ
+                if self.rotation and d < 4:
+                    turns = (d - self.heading[i]) % 4
+                    aux += 16384 * (1 if turns == 3 else turns)
+                cands.append(((min(self.d(i, u), UNREACH), aux, mix(base + u) >> 40), u))
+            return [u for _, u in sorted(cands)]
+
+        def pibt(i, parent):
+            for u in candidates(i):
+                if u in reserved:
+                    continue
+                if parent is not None and u == self.pos[parent]:
+                    continue
+                reserved[u] = i
+                nxt[i] = u
+                k = now.get(u)
+                if k is not None and k != i and nxt[k] is None:
+                    if not pibt(k, i):
+                        continue
+                return True
+            reserved[self.pos[i]] = i
+            nxt[i] = self.pos[i]
+            return False
+
+        for i in order:
+            if nxt[i] is None:
+                pibt(i, None)
+        if self.rotation:
+            self.rotate(nxt)
+        for i in range(n):
+            if nxt[i] != self.pos[i]:
+                d = self.moves[self.pos[i]].index(nxt[i])
+                if self.flow_on:
+                    self.flow[(self.pos[i], d)] = self.flow.get((self.pos[i], d), 0) + 1
+        self.pos = nxt
+        for i in range(n):
+            if self.dwell[i] > 0:
+                self.dwell[i] -= 1
+                if self.dwell[i] == 0:
+                    self.finished[i] = self.done[i] = True
+            elif not self.done[i] and self.d(i, nxt[i]) == 0:
+                t = self.types[nxt[i]]
+                k = self.dwell_chute if t == 3 else (self.dwell_induct if t == 2 else 0)
+                if k <= 0:
+                    self.finished[i] = self.done[i] = True
+                else:
+                    self.dwell[i] = k
+        self.step_no += 1
+        if self.flow_on and self.halflife and self.step_no % self.halflife == 0:
+            self.flow = {k: v >> 1 for k, v in self.flow.items()}
+        return list(self.pos)

@@ -1,0 +1,143 @@
+"""`sorter mapf`: output files (names, shapes, keys), valid plans on every shared floor, errors."""
+import json
+
+import numpy as np
+import pytest
+
+from sorter.agv.validate import check_paths
+from sorter.cli import main
+from sorter.layout import load_floor
+from sorter.resources import shared_path
+
+FLOOR = """
+I..........I
+..CD..CD..CD
+............
+.DC..DC..DC.
+I..........I
+"""
+
+KPI_KEYS = {"robots", "steps", "tasks_completed", "tasks_per_step", "ms_per_step_p50",
+            "ms_per_step_p99", "preprocess_s"}
+
+
+def _check_outputs(out, floor, robots, steps, starts=None):
+    assert sorted(p.name for p in out.iterdir()) >= ["kpis.json", "paths.npz"]
+    with np.load(out / "paths.npz") as z:
+        assert set(z.files) >= {"positions", "width", "height"}
+        pos = z["positions"]
+        assert pos.dtype == np.int32 and pos.shape == (steps + 1, robots)
+        assert int(z["width"]) == floor.width and int(z["height"]) == floor.height
+    k = json.loads((out / "kpis.json").read_text())
+    assert KPI_KEYS <= set(k)
+    assert k["robots"] == robots and k["steps"] == steps
+    assert k["tasks_per_step"] == pytest.approx(k["tasks_completed"] / steps)
+    if starts is not None:
+        assert np.array_equal(pos[0], starts)
+    check_paths(floor, pos[0], pos)
+    return pos, k
+
+
+def test_mapf_on_an_ascii_floor_writes_the_outputs(tmp_path, capsys):
+    fl = tmp_path / "floor.txt"
+    fl.write_text(FLOOR)
+    out = tmp_path / "run"
+    assert main(["mapf", str(fl), "--robots", "10", "--steps", "60", "--seed", "3",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "tasks completed" in text and "ms/step" in text and "preprocessing" in text
+    pos, k = _check_outputs(out, load_floor(fl), 10, 60)
+    assert k["tasks_completed"] > 0
+    # same seed -> same plan
+    out2 = tmp_path / "run2"
+    main(["mapf", str(fl), "--robots", "10", "--steps", "60", "--seed", "3", "--out", str(out2)])
+    with np.load(out2 / "paths.npz") as z:
+        assert np.array_equal(z["positions"], pos)
+
+
+def test_mapf_figures(tmp_path):
+    fl = tmp_path / "floor.txt"
+    fl.write_text(FLOOR)
+    out = tmp_path / "fig"
+    assert main(["mapf", str(fl), "--robots", "6", "--steps", "12", "--out", str(out),
+                 "--animate", "2:6", "--heatmap"]) == 0
+    assert (out / "animation.gif").stat().st_size > 0
+    assert (out / "heatmap.png").stat().st_size > 0
+
+
+def test_mapf_errors(tmp_path, capsys):
+    fl = tmp_path / "floor.txt"
+    fl.write_text(FLOOR)
+    assert main(["mapf", str(fl), "--robots", "6", "--steps", "10", "--animate", "2:6"]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert main(["mapf", str(fl), "--robots", "6", "--steps", "10", "--animate", "8:3",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert main(["mapf", str(fl), "--robots", "999"]) == 2
+    assert "fit" in capsys.readouterr().err
+    assert main(["mapf", str(tmp_path / "missing.map")]) == 2
+    agents = tmp_path / "a.agents"
+    agents.write_text("2\n0\n0\n")
+    assert main(["mapf", str(fl), "--agents", str(agents), "--steps", "5"]) == 2
+    assert "distinct" in capsys.readouterr().err
+
+
+def _shared_floors():
+    out = []
+    for parts in [("rhcr", "sorting_map.grid"), ("rhcr", "kiva.map"),
+                  ("movingai", "warehouse-10-20-10-2-1.map"),
+                  ("movingai", "warehouse-20-40-10-2-1.map"),
+                  ("lorr2023", "example_instances", "warehouse.domain", "maps", "sortation_large.map"),
+                  ("lorr2023", "example_instances", "warehouse.domain", "maps", "warehouse_large.map"),
+                  ("lorr2023", "example_instances", "warehouse.domain", "EI23-warehouse_small_50.json")]:
+        out.append(pytest.param(parts, id=parts[-1]))
+    return out
+
+
+@pytest.mark.parametrize("parts", _shared_floors())
+def test_mapf_on_shared_benchmark_floors(parts, tmp_path):
+    p = shared_path("benchmarks", *parts)
+    if p is None:
+        pytest.skip(f"../shared/benchmarks/{'/'.join(parts)} not present")
+    out = tmp_path / "o"
+    robots = [] if p.suffix == ".json" else ["--robots", "60"]
+    assert main(["mapf", str(p), *robots, "--steps", "40", "--out", str(out), "--json"]) == 0
+    floor = load_floor(p)
+    n = 50 if p.suffix == ".json" else 60
+    starts = None
+    if p.suffix == ".json":
+        from sorter.layout.lorr import load_lorr_problem
+        starts = load_lorr_problem(p).starts
+    pos, k = _check_outputs(out, floor, n, 40, starts)
+    assert k["tasks_completed"] >= 0
+
+
+def test_mapf_lorr_agents_and_tasks_files(tmp_path):
+    base = shared_path("benchmarks", "lorr2023", "example_instances", "warehouse.domain")
+    if base is None:
+        pytest.skip("../shared/benchmarks/lorr2023 not present")
+    out = tmp_path / "o"
+    assert main(["mapf", str(base / "maps" / "warehouse_small.map"),
+                 "--agents", str(base / "agents" / "warehouse_small_10.agents"),
+                 "--tasks", str(base / "tasks" / "warehouse_small.tasks"),
+                 "--steps", "100", "--out", str(out)]) == 0
+    floor = load_floor(base / "maps" / "warehouse_small.map")
+    pos, k = _check_outputs(out, floor, 10, 100)
+    assert k["tasks_completed"] > 0
+
+
+def test_mapf_rotation_writes_headings(tmp_path):
+    fl = tmp_path / "floor.txt"
+    fl.write_text(FLOOR)
+    out = tmp_path / "rot"
+    assert main(["mapf", str(fl), "--robots", "8", "--steps", "50", "--rotation",
+                 "--out", str(out)]) == 0
+    floor = load_floor(fl)
+    pos, k = _check_outputs(out, floor, 8, 50)
+    with np.load(out / "paths.npz") as z:
+        h = z["headings"]
+    assert h.shape == pos.shape
+    moved = pos[1:] != pos[:-1]
+    # a robot moves only along its heading, and turns only while it stays
+    assert (floor.moves[pos[:-1][moved], h[:-1][moved]] == pos[1:][moved]).all()
+    assert (h[1:][moved] == h[:-1][moved]).all()
+    assert k["rotation"] is True and k["tasks_completed"] > 0

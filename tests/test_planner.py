@@ -1,0 +1,343 @@
+"""The robot planner: distance tables vs a plain BFS, PIBT vs the plain-Python oracle,
+every plan through the independent validator, determinism, liveness on a crowded floor."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from naive_pibt import NaivePIBT, bfs_distances, dijkstra_distances
+from sorter.agv import DistanceTables, MoveGraph, Planner, distance_table
+from sorter.agv.guidance import lane_costs
+from sorter.agv.validate import check_paths
+from sorter.errors import InputError
+from sorter.layout import Floor
+
+ONE_WAY = """
+I.....>>>>>......
+.CD.CD.....CD.CD.
+.................
+.CD.CD.<<<<.CD.CD
+I................
+"""
+
+OPEN = """
+I.......
+.CD..CD.
+........
+.CD..CD.
+.......I
+"""
+
+
+def random_floor(rng, h, w, p_block=0.25, p_oneway=0.2):
+    """A random grid with obstacles and some directed edges removed (one-way moves)."""
+    cells = np.where(rng.random((h, w)) < p_block, 0, 1)
+    f = Floor(cells, check=False)
+    moves = f.moves.copy()
+    drop = (rng.random(moves.shape) < p_oneway) & (moves >= 0)
+    moves[drop] = -1
+    return Floor(cells, moves=moves, check=False)
+
+
+def run_plan(floor, planner, rng, steps, goal_cells=None):
+    """Lifelong run with random goals; returns the positions [steps + 1, n]."""
+    cells = floor.free_cells if goal_cells is None else goal_cells
+    n = planner.n_robots
+    goals = rng.choice(cells, n).astype(np.int32)
+    out = [planner.positions.copy()]
+    for _ in range(steps):
+        out.append(planner.step(goals).copy())
+        fin = np.flatnonzero(planner.finished)
+        goals = goals.copy()
+        goals[fin] = rng.choice(cells, fin.size)
+    return np.array(out)
+
+
+# ---------------------------------------------------------------- distance tables
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), h=st.integers(1, 9), w=st.integers(1, 9),
+       k=st.integers(1, 3))
+def test_distance_table_matches_plain_bfs(seed, h, w, k):
+    rng = np.random.default_rng(seed)
+    f = random_floor(rng, h, w)
+    free = f.free_cells
+    if free.size == 0:
+        return
+    goal = rng.choice(free, min(k, free.size), replace=False)
+    want = bfs_distances(f.moves, goal)
+    got = distance_table(f, goal)
+    for c in range(f.n_cells):
+        assert got[c] == want.get(c, -1), (c, got[c], want.get(c))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), h=st.integers(1, 9), w=st.integers(1, 9),
+       penalty=st.integers(0, 4))
+def test_weighted_tables_match_dijkstra(seed, h, w, penalty):
+    rng = np.random.default_rng(seed)
+    f = random_floor(rng, h, w)
+    free = f.free_cells
+    if free.size == 0:
+        return
+    costs = lane_costs(f, penalty)
+    if rng.random() < 0.5:                       # arbitrary costs too
+        costs = rng.integers(1, 6, size=costs.shape).astype(np.uint8)
+    goal = rng.choice(free, min(2, free.size), replace=False)
+    want = dijkstra_distances(f.moves, costs, goal)
+    got = DistanceTables(f, costs=costs).lookup("g", goal)
+    for c in range(f.n_cells):
+        assert got[c] == want.get(c, -1), (c, got[c], want.get(c))
+
+
+def test_lanes_alternate_on_corridors():
+    f = Floor.from_ascii("""
+    .........
+    .@.@.@.@.
+    .........
+    .@.@.@.@.
+    .........
+    """)
+    c = lane_costs(f, 2)
+    east, west = 0, 2
+    rows = [0, 2, 4]                              # corridor rows alternate east / west
+    pref = ["east" if c[f.cell(r, 4), east] == 1 else "west" for r in rows]
+    assert pref == ["east", "west", "east"]
+    assert all(c[f.cell(r, 4), west if p == "east" else east] == 3 for r, p in zip(rows, pref))
+
+
+def test_distance_pool_lru_evicts_and_recomputes_exactly():
+    rng = np.random.default_rng(3)
+    f = random_floor(rng, 12, 14, p_oneway=0.1)
+    free = f.free_cells
+    # room for ~3 idle tables: eviction happens, answers stay exact
+    tabs = DistanceTables(f, max_mb=3 * free.size * 2 / 2**20)
+    held = [tabs.acquire(("cell", int(c)), [int(c)]) for c in free[:4]]
+    for c in rng.choice(free, 40):
+        want = bfs_distances(f.moves, [int(c)])
+        got = tabs.lookup(("cell", int(c)), [int(c)])
+        assert all(got[x] == want.get(x, -1) for x in range(f.n_cells))
+    # the held tables were never evicted
+    for r, c in zip(held, free[:4]):
+        row = tabs.pool[r]
+        want = bfs_distances(f.moves, [int(c)])
+        g = MoveGraph.of(f)
+        assert all(int(row[g.fidx[x]]) == want.get(x, tabs.unreachable) for x in free)
+    assert tabs.n_cached <= 4 + 4      # bounded: held + the idle allowance (+ rounding)
+
+
+def test_precompute_matches_lazy_tables():
+    f = Floor.from_ascii(ONE_WAY)
+    tabs = DistanceTables(f)
+    goals = {("chute", s.index): s.cells for s in f.chutes}
+    tabs.precompute(goals)
+    for s in f.chutes:
+        want = bfs_distances(f.moves, s.cells)
+        got = tabs.lookup(("chute", s.index), s.cells)
+        assert all(got[x] == want.get(x, -1) for x in range(f.n_cells))
+
+
+# ---------------------------------------------------------------- PIBT vs the oracle
+@pytest.mark.parametrize("layout", [ONE_WAY, OPEN])
+@pytest.mark.parametrize("guidance", ["none", "flow", "lanes+flow"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_planner_matches_naive_pibt(layout, guidance, seed):
+    f = Floor.from_ascii(layout)
+    rng = np.random.default_rng(seed)
+    free = f.free_cells
+    n = int(0.45 * free.size)
+    starts = rng.choice(free, n, replace=False)
+    p = Planner(f, n, starts, seed=seed, dwell_chute=2, dwell_induct=1, guidance=guidance,
+                flow_halflife=8)
+    costs = lane_costs(f, 2) if "lanes" in guidance else None
+    q = NaivePIBT(f.moves, f.cells, starts, seed, 2, 1, flow="flow" in guidance, flow_halflife=8,
+                  costs=costs)
+    goals = rng.choice(free, n).astype(np.int32)
+    path = [p.positions.copy()]
+    for t in range(120):
+        for i in range(n):
+            q.set_goal(i, int(goals[i]), [int(goals[i])])
+        got = p.step(goals)
+        want = q.step()
+        assert got.tolist() == want, f"step {t}"
+        assert p.finished.tolist() == q.finished
+        path.append(got.copy())
+        fin = np.flatnonzero(p.finished)
+        goals = goals.copy()
+        goals[fin] = rng.choice(free, fin.size)
+    assert p.tasks_completed > n
+    check_paths(f, starts, np.array(path))
+
+
+def test_station_goals_match_naive_multi_source():
+    f = Floor.from_ascii(ONE_WAY)
+    rng = np.random.default_rng(5)
+    free = f.free_cells
+    n = 20
+    starts = rng.choice(free, n, replace=False)
+    p = Planner(f, n, starts, seed=5, dwell_chute=3, dwell_induct=1, station_goals=True)
+    q = NaivePIBT(f.moves, f.cells, starts, 5, 3, 1)
+    stations = [("chute", s.index, s.cells) for s in f.chutes] + \
+               [("induct", s.index, s.cells) for s in f.inducts]
+    pick = rng.integers(len(stations), size=n)
+    for t in range(150):
+        goals = np.array([int(stations[k][2][0]) for k in pick], np.int32)
+        for i in range(n):
+            kind, idx, cells = stations[pick[i]]
+            q.set_goal(i, (kind, idx), [int(c) for c in cells])
+        assert p.step(goals).tolist() == q.step(), f"step {t}"
+        fin = np.flatnonzero(p.finished)
+        pick = pick.copy()
+        pick[fin] = rng.integers(len(stations), size=fin.size)
+    assert p.tasks_completed > 0
+
+
+# ---------------------------------------------------------------- validity, determinism
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), density=st.floats(0.1, 0.9))
+def test_plans_are_valid_on_random_floors(seed, density):
+    rng = np.random.default_rng(seed)
+    f = random_floor(rng, 8, 10, p_block=0.2, p_oneway=0.15)
+    free = f.free_cells
+    if free.size < 2:
+        return
+    n = max(1, int(density * free.size))
+    starts = rng.choice(free, n, replace=False)
+    p = Planner(f, n, starts, seed=seed, dwell_chute=0, dwell_induct=0,
+                guidance=["none", "flow", "lanes", "lanes+flow"][seed % 4])
+    check_paths(f, starts, run_plan(f, p, rng, 40))
+
+
+def test_deterministic_for_a_seed_and_seed_matters():
+    f = Floor.from_ascii(OPEN)
+    free = f.free_cells
+    runs = {}
+    for seed in (7, 7, 8, 9):
+        rng = np.random.default_rng(0)              # same starts and goals for every run
+        starts = rng.choice(free, 18, replace=False)
+        p = Planner(f, 18, starts, seed=seed, dwell_chute=1, guidance="flow")
+        runs.setdefault(seed, []).append(run_plan(f, p, rng, 80))
+    assert np.array_equal(runs[7][0], runs[7][1])
+    assert not (np.array_equal(runs[7][0], runs[8][0]) and np.array_equal(runs[7][0], runs[9][0]))
+
+
+# ---------------------------------------------------------------- liveness
+@pytest.mark.parametrize("guidance", ["none", "lanes+flow"])
+def test_no_robot_stuck_forever_on_a_crowded_floor(guidance):
+    f = Floor.from_ascii("""
+    ........
+    .@@..@@.
+    ........
+    .@@..@@.
+    ........
+    """)
+    free = f.free_cells
+    rng = np.random.default_rng(11)
+    n = int(0.7 * free.size)
+    starts = rng.choice(free, n, replace=False)
+    p = Planner(f, n, starts, seed=11, dwell_chute=0, dwell_induct=0, guidance=guidance)
+    goals = rng.choice(free, n).astype(np.int32)
+    done_per_robot = np.zeros(n, np.int64)
+    last_done = np.zeros(n, np.int64)
+    path = [p.positions.copy()]
+    for t in range(1, 1500):
+        path.append(p.step(goals).copy())
+        fin = np.flatnonzero(p.finished)
+        done_per_robot[fin] += 1
+        last_done[fin] = t
+        goals = goals.copy()
+        goals[fin] = rng.choice(free, fin.size)
+    assert (done_per_robot >= 3).all(), done_per_robot.min()
+    assert (1500 - last_done).max() < 500          # nobody idles at the end either
+    check_paths(f, starts, np.array(path))
+
+
+def test_dwell_keeps_a_robot_on_its_drop_cell():
+    f = Floor.from_ascii("I..D\n...C")
+    drop = f.chutes[0].cells[0]
+    p = Planner(f, 1, [f.cell(0, 0)], seed=0, dwell_chute=4, dwell_induct=0)
+    seen = []
+    for _ in range(10):
+        seen.append(int(p.step(np.array([drop]))[0]))
+        if p.finished[0]:
+            break
+    # reach the drop cell after 3 moves, then stay 4 more steps before the goal is done
+    assert seen[2] == drop and seen[-1] == drop and len(seen) == 7
+    assert p.tasks_completed == 1
+
+
+# ---------------------------------------------------------------- boundary
+def test_bad_input_is_rejected():
+    f = Floor.from_ascii("..@..")
+    with pytest.raises(InputError, match="obstacle"):
+        Planner(f, 1, [2])
+    with pytest.raises(InputError, match="distinct"):
+        Planner(f, 2, [0, 0])
+    with pytest.raises(InputError, match="outside"):
+        Planner(f, 1, [99])
+    with pytest.raises(InputError, match="starts"):
+        Planner(f, 2, [0])
+    with pytest.raises(InputError, match="guidance"):
+        Planner(f, 1, [0], guidance="magic")
+    p = Planner(f, 1, [0])
+    with pytest.raises(InputError, match="shape"):
+        p.step(np.array([1, 1]))
+    with pytest.raises(InputError, match="obstacle"):
+        p.step(np.array([2]))
+    with pytest.raises(InputError):
+        distance_table(f, [])
+
+
+def test_unreachable_goal_robot_waits_and_plan_stays_valid():
+    f = Floor.from_ascii("..@..")
+    starts = np.array([0, 4])
+    p = Planner(f, 2, starts, seed=0, dwell_chute=0, dwell_induct=0)
+    path = [p.positions.copy()]
+    for _ in range(5):
+        path.append(p.step(np.array([3, 1])).copy())     # both goals behind the wall
+    assert p.tasks_completed == 0
+    assert p.distance(0) == -1
+    check_paths(f, starts, np.array(path))
+
+
+# ---------------------------------------------------------------- rotation action model
+def check_rotation_plan(floor, paths, headings):
+    """Each step a robot moves one cell along its heading, or stays and turns 90 degrees / waits."""
+    for t in range(1, paths.shape[0]):
+        for i in range(paths.shape[1]):
+            a, b = int(paths[t - 1, i]), int(paths[t, i])
+            h0, h1 = int(headings[t - 1, i]), int(headings[t, i])
+            if a != b:
+                assert floor.moves[a, h0] == b and h1 == h0, (t, i)
+            else:
+                assert (h1 - h0) % 4 in (0, 1, 3), (t, i)
+
+
+@pytest.mark.parametrize("layout", [ONE_WAY, OPEN])
+@pytest.mark.parametrize("guidance", ["none", "lanes+flow"])
+def test_rotation_model_matches_naive_and_is_legal(layout, guidance):
+    f = Floor.from_ascii(layout)
+    rng = np.random.default_rng(4)
+    free = f.free_cells
+    n = int(0.4 * free.size)
+    starts = rng.choice(free, n, replace=False)
+    p = Planner(f, n, starts, seed=4, dwell_chute=1, dwell_induct=0, guidance=guidance,
+                rotation=True, flow_halflife=8)
+    costs = lane_costs(f, 2) if "lanes" in guidance else None
+    q = NaivePIBT(f.moves, f.cells, starts, 4, 1, 0, flow="flow" in guidance, flow_halflife=8,
+                  costs=costs, rotation=True)
+    goals = rng.choice(free, n).astype(np.int32)
+    path, heads = [p.positions.copy()], [p.headings]
+    for t in range(150):
+        for i in range(n):
+            q.set_goal(i, int(goals[i]), [int(goals[i])])
+        got = p.step(goals)
+        assert got.tolist() == q.step(), f"step {t}"
+        assert p.headings.tolist() == q.heading
+        path.append(got.copy())
+        heads.append(p.headings)
+        fin = np.flatnonzero(p.finished)
+        goals = goals.copy()
+        goals[fin] = rng.choice(free, fin.size)
+    assert p.tasks_completed > n // 2
+    path = np.array(path)
+    check_paths(f, starts, path)
+    check_rotation_plan(f, path, np.array(heads))

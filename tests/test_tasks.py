@@ -1,0 +1,165 @@
+"""Lifelong task streams: LoRR errands, sorting floors, destination mixes; tasks keep completing."""
+import numpy as np
+import pytest
+
+from sorter.agv import Planner
+from sorter.agv.lifelong import default_starts, make_run, simulate
+from sorter.agv.tasks import ChuteTable, DestinationMix, ErrandTasks, RandomTasks, SortingTasks
+from sorter.agv.validate import check_paths
+from sorter.errors import InputError
+from sorter.layout import Floor, sortation_floor
+from sorter.resources import shared_path
+
+SMALL = """
+I..........I
+..CD..CD..CD
+............
+.DC..DC..DC.
+I..........I
+"""
+
+
+def test_errands_are_handed_out_round_robin_and_cycle():
+    f = Floor.from_ascii("." * 12 + "\n" + "." * 12)      # two lanes: robots can pass
+    errands = np.array([3, 7, 11, 1, 5])
+    n = 2
+    p = Planner(f, n, [0, 10], seed=0, dwell_chute=0, dwell_induct=0)
+    t = ErrandTasks(errands, n)
+    goals = t.start(p)
+    seen = {0: [int(goals[0])], 1: [int(goals[1])]}
+    for _ in range(200):
+        p.step(goals)
+        goals = t.update(p)
+        for i in np.flatnonzero(p.finished):
+            seen[int(i)].append(int(goals[i]))
+    # robot i's k-th errand is errands[(i + k n) % len]
+    for i in range(n):
+        want = [int(errands[(i + k * n) % errands.size]) for k in range(len(seen[i]))]
+        assert seen[i] == want
+    assert t.completed == p.tasks_completed > 10
+
+
+def test_same_errand_twice_in_a_row_completes_twice():
+    f = Floor.from_ascii("....")
+    p = Planner(f, 1, [0], seed=0, dwell_chute=0, dwell_induct=0)
+    t = ErrandTasks([2, 2, 3], 1)
+    goals = t.start(p)
+    for _ in range(10):
+        p.step(goals)
+        goals = t.update(p)
+    assert t.completed >= 4          # 2, 2, 3, 2, 2, 3 ... never stuck on a repeated errand
+
+
+def test_destination_mixes():
+    m = DestinationMix(10, "721")
+    assert m.p[:2].sum() == pytest.approx(0.7)
+    assert m.p[2:5].sum() == pytest.approx(0.2)
+    assert m.p[5:].sum() == pytest.approx(0.1)
+    z = DestinationMix(50, "zipf", s=1.0)
+    assert np.all(np.diff(z.p) < 0) and z.p.sum() == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    draws = z.draw(rng, 20000)
+    freq = np.bincount(draws, minlength=50) / draws.size
+    assert np.abs(freq - z.p).max() < 0.02
+    assert DestinationMix(7, "uniform").p == pytest.approx(np.full(7, 1 / 7))
+    with pytest.raises(InputError):
+        DestinationMix(5, "pareto")
+
+
+def test_chute_table_covers_every_destination():
+    t = ChuteTable(40, 7, chutes_per_destination=3)
+    rng = np.random.default_rng(1)
+    for d in range(7):
+        assert t.per_dest[d].size >= 2
+        assert t.route(d, rng) in set(t.per_dest[d].tolist())
+    allc = np.concatenate(t.per_dest)
+    assert np.unique(allc).size == allc.size
+    with pytest.raises(InputError):
+        ChuteTable(3, 5)
+
+
+@pytest.mark.parametrize("induct_choice", ["nearest", "balanced"])
+def test_sorting_tasks_alternate_induct_and_chute(induct_choice):
+    f = Floor.from_ascii(SMALL)
+    rng = np.random.default_rng(3)
+    n = 12
+    starts = default_starts(f, n, rng)
+    p = Planner(f, n, starts, seed=3, dwell_chute=2, dwell_induct=1, station_goals=True)
+    t = SortingTasks(f, n, rng, mix="721", induct_choice=induct_choice)
+    goals = t.start(p)
+    assert (f.cells[goals] == 2).all()                 # everyone first fetches a parcel
+    path = [p.positions.copy()]
+    kinds = [[] for _ in range(n)]
+    for _ in range(400):
+        path.append(p.step(goals).copy())
+        for i in np.flatnonzero(p.finished):
+            kinds[i].append(int(f.cells[p.positions[i]]))
+        goals = t.update(p)
+        assert (t.load >= 0).all() and t.load.sum() == (t.heading == 0).sum()
+    for k in kinds:
+        assert len(k) >= 4
+        assert k[0::2] == [2] * len(k[0::2]) and k[1::2] == [3] * len(k[1::2])
+    assert t.delivered == sum(len(k[1::2]) for k in kinds)
+    assert t.completed == p.tasks_completed
+    check_paths(f, starts, np.array(path))
+
+
+def test_lifelong_tasks_keep_completing_on_a_generated_floor():
+    f = sortation_floor(20, 30, 8, 24, seed=2)
+    p, s = make_run(f, 120, seed=2, guidance="lanes+flow")
+    r = simulate(p, s, 600)
+    per_window = [np.diff(r.positions[a:a + 100], axis=0).any(axis=0).sum() for a in range(0, 600, 100)]
+    assert all(w > 0 for w in per_window)
+    assert r.tasks_completed > 120 and r.delivered > 40
+    check_paths(f, r.positions[0], r.positions)
+    # count tasks per 100-step window via a second, identical run: completion never stops
+    p2, s2 = make_run(f, 120, seed=2, guidance="lanes+flow")
+    goals = s2.start(p2)
+    done = []
+    for t in range(600):
+        p2.step(goals)
+        goals = s2.update(p2)
+        done.append(int(p2.finished.sum()))
+    assert s2.completed == r.tasks_completed                      # deterministic
+    assert min(sum(done[a:a + 100]) for a in range(0, 600, 100)) > 0
+
+
+def test_random_tasks_on_a_map_without_roles():
+    f = Floor.from_ascii("""
+    ........
+    .@@..@@.
+    ........
+    """)
+    assert not f.inducts and not f.chutes
+    p, s = make_run(f, 6, seed=4)
+    assert isinstance(s, RandomTasks)
+    r = simulate(p, s, 100)
+    assert r.tasks_completed > 6
+    with pytest.raises(InputError, match="induct"):
+        SortingTasks(f, 6, np.random.default_rng(0))
+
+
+def test_lorr_warehouse_small_errands_complete():
+    path = shared_path("benchmarks", "lorr2023", "example_instances", "warehouse.domain",
+                       "EI23-warehouse_small_50.json")
+    if path is None:
+        pytest.skip("../shared/benchmarks (LoRR 2023) not present")
+    from sorter.layout.lorr import load_lorr_problem
+    prob = load_lorr_problem(path)
+    p, s = make_run(prob.floor, prob.team_size, prob.starts, seed=0, errands=prob.tasks,
+                    dwell_chute=0, dwell_induct=0)
+    r = simulate(p, s, 200)
+    assert r.tasks_completed > prob.team_size
+    # every completed errand is one of the file's cells in round-robin order
+    k = s.k
+    assert k.sum() == r.tasks_completed
+    check_paths(prob.floor, prob.starts, r.positions)
+
+
+def test_default_starts_prefer_travel_cells():
+    f = Floor.from_ascii(SMALL)
+    rng = np.random.default_rng(0)
+    s = default_starts(f, 10, rng)
+    assert (f.cells[s] == 1).all() and np.unique(s).size == 10
+    with pytest.raises(InputError, match="fit"):
+        default_starts(f, f.free_cells.size + 1, rng)
