@@ -24,8 +24,8 @@ COMMANDS = {
 }
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' line breaks; each option's help states its own default."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,7 +21,7 @@ def add_arguments(p):
     p.add_argument("--events", required=True, metavar="EVENTS.csv", help="event stream to replay")
     p.add_argument("--out", required=True, metavar="DECISIONS.csv", help="where to write parcel,chute,reason")
     p.add_argument("--on-error", choices=("fail", "skip"), default="fail",
-                   help="bad rows: stop with an error naming the line, or log and skip them")
+                   help="bad rows: stop with an error naming the line (fail, the default), or log and skip them")
     p.add_argument("--strategy", choices=("fill_first", "round_robin", "least_loaded"), default=None,
                    help="override the plan's strategy")
     p.add_argument("--max-recirculation", type=int, default=None, help="override the plan's limit")
