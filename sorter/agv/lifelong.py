@@ -90,7 +90,8 @@ def default_starts(floor, n_robots, rng):
 
 def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None,
              dwell_chute=5, dwell_induct=1, guidance="none", induct_choice="nearest",
-             mix="zipf", n_destinations=None, max_table_mb=512.0, rotation=False):
+             mix="zipf", n_destinations=None, max_table_mb=512.0, rotation=False,
+             floor_sim=None):
     """Build ``(planner, task_stream)`` for a floor.
 
     Parameters
@@ -106,6 +107,10 @@ def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None
         LoRR errand cells (round-robin).
     dwell_chute, dwell_induct, guidance, rotation : see :class:`Planner`
     induct_choice, mix, n_destinations : see :class:`SortingTasks`
+    floor_sim : FloorSimOptions, optional
+        Sorting tasks only: route parcels through the chute engine (``sorter.Sorter``) with
+        container changes, re-routing and robot faults (:class:`sorter.agv.floor_sim.FloorSim`)
+        instead of the plain destination -> chute table.
 
     Returns
     -------
@@ -131,6 +136,10 @@ def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None
         if errands is None:
             raise InputError("errand tasks need a task file", field="tasks", expected="--tasks FILE")
         stream = ErrandTasks(errands, n_robots)
+    elif tasks == "sorting" and floor_sim is not None:
+        from sorter.agv.floor_sim import FloorSim
+        stream = FloorSim(floor, n_robots, rng, floor_sim, mix=mix, n_destinations=n_destinations,
+                          induct_choice=induct_choice, seed=seed)
     elif tasks == "sorting":
         stream = SortingTasks(floor, n_robots, rng, mix=mix, n_destinations=n_destinations,
                               induct_choice=induct_choice)
@@ -144,7 +153,9 @@ def simulate(planner, stream, steps, *, record=True, progress=None, build_s=0.0)
 
     The first call of ``stream.start`` and the distance tables of the first goals count as
     preprocessing (plus ``build_s``, the caller's time to build the planner), timed apart from
-    the steps.
+    the steps. A stream with a ``pre_step(planner, goals)`` method (robot faults,
+    :class:`~sorter.agv.floor_sim.FloorSim`) has it called before every planner step (timed with
+    the step), and one with ``kpis(steps)`` adds its KPIs to the result's ``extra``.
     """
     steps = int(steps)
     if steps < 0:
@@ -163,8 +174,11 @@ def simulate(planner, stream, steps, *, record=True, progress=None, build_s=0.0)
     pre = time.perf_counter() - t0 + build_s
     ms = np.empty(steps)
     kms = np.empty(steps)
+    pre_step = getattr(stream, "pre_step", None)
     for t in range(steps):
         t1 = time.perf_counter()
+        if pre_step is not None:
+            pre_step(planner, goals)
         p = planner.step(goals)
         goals = stream.update(planner)
         ms[t] = (time.perf_counter() - t1) * 1e3
@@ -175,7 +189,8 @@ def simulate(planner, stream, steps, *, record=True, progress=None, build_s=0.0)
             heads[t + 1] = planner._heading
         if progress is not None:
             progress(t)
+    extra = stream.kpis(steps) if hasattr(stream, "kpis") else {}
     return RunResult(positions=pos, step_ms=ms, tasks_completed=int(stream.completed),
                      delivered=int(stream.delivered), preprocess_s=pre, steps=steps, robots=n,
                      table_mb=planner.tables.nbytes / 2**20, bfs_count=planner.tables.bfs_count,
-                     kernel_ms=kms, headings=heads)
+                     kernel_ms=kms, headings=heads, extra=extra)

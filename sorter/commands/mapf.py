@@ -16,10 +16,23 @@ included) and preprocessing seconds. With --out DIR writes paths.npz (positions 
 LoRR's action model (headings; forward, turn 90 degrees or wait), as the LoRR scores do.
 --guidance: none = plain PIBT; lanes = soft one-way lanes; flow = traffic-flow tie-breaks.
 
+Sorting floor with the chute engine: --scenario sorting (or any of the flags below) routes each
+parcel through a sorter.Sorter: a plan generated from the floor's chute stations (a few become
+reject and overflow chutes; busy destinations get several chutes), or --plan PLAN.csv --chutes
+CHUTES.toml whose chute ids are the floor's chute labels. A chute that fills (--chute-capacity,
+default 50 parcels; 0 = unlimited) closes for --container-change-steps (default 50) and the
+robots heading there are re-routed (alternate, overflow or reject chute). --fault-rate P makes
+each robot fail with probability P per step, blocking its cell for --repair-steps K (mean of
+--repair-dist). The KPIs then add parcels sorted (per hour at --seconds-per-step), per chute,
+by reason, robot utilisation, chute full events, induct-to-drop p50/p95. Without --scenario,
+a floor with stations uses the plain destination -> chute table (RHCR's scenario); --router
+table forces it.
+
 example:
   sorter mapf ../shared/benchmarks/rhcr/sorting_map.grid --robots 600 --steps 500 --dwell-chute 0 --dwell-induct 0 --mix uniform --destinations 275
   sorter mapf ../shared/benchmarks/lorr2023/main_round/warehouse.domain/MR23-I-06.json --steps 200 --rotation
   sorter mapf ../shared/benchmarks/movingai/warehouse-10-20-10-2-1.map --robots 1000 --out runs/wh --heatmap
+  sorter mapf ../shared/benchmarks/rhcr/sorting_map.grid --scenario sorting --robots 600 --mix 721 --fault-rate 0.0005 --repair-steps 100
 """
 from __future__ import annotations
 
@@ -62,6 +75,27 @@ def add_arguments(p):
                    help="LoRR action model: headings; forward / turn 90 degrees / wait per step "
                         "(paths.npz then also holds 'headings')")
     p.add_argument("--json", action="store_true", help="print the KPIs as one JSON object")
+    eng = p.add_argument_group("sorting floor with the chute engine (--scenario sorting)")
+    eng.add_argument("--router", choices=("engine", "table"), default=None,
+                     help="engine: sorter.Sorter (default with --scenario sorting or any flag "
+                          "below); table: the plain destination -> chute table")
+    eng.add_argument("--plan", default=None, metavar="PLAN.csv",
+                     help="sort plan CSV (with --chutes; chute ids = the floor's chute labels)")
+    eng.add_argument("--chutes", default=None, metavar="CHUTES.toml", help="chute table TOML (with --plan)")
+    eng.add_argument("--chute-capacity", type=int, default=None, metavar="N",
+                     help="parcels per container (default 50, or the TOML's; 0 = unlimited)")
+    eng.add_argument("--container-change-steps", type=int, default=None, metavar="M",
+                     help="steps a full chute stays closed (default 50)")
+    eng.add_argument("--fault-rate", type=float, default=None, metavar="P",
+                     help="probability per step that a robot fails (default 0)")
+    eng.add_argument("--repair-steps", type=int, default=None, metavar="K",
+                     help="repair time in steps (mean; default 50)")
+    eng.add_argument("--repair-dist", choices=("fixed", "exp", "uniform"), default=None,
+                     help="repair time distribution (default exp: geometric with mean K)")
+    eng.add_argument("--seconds-per-step", type=float, default=None, metavar="S",
+                     help="seconds per timestep for the per-hour KPIs (default 1)")
+    eng.add_argument("--strategy", choices=("least_loaded", "round_robin", "fill_first"), default=None,
+                     help="chute strategy of the generated plan (default least_loaded)")
 
 
 def _parse_window(text, steps):
@@ -74,6 +108,32 @@ def _parse_window(text, steps):
         raise InputError(f"--animate {text!r} outside 0..{steps}", field="animate",
                          expected=f"0 <= START < STOP <= {steps}")
     return a, b
+
+
+_SIM_FLAGS = ("plan", "chutes", "chute_capacity", "container_change_steps", "fault_rate",
+              "repair_steps", "repair_dist", "seconds_per_step", "strategy")
+
+
+def _floor_sim_options(args, sorting, kind):
+    """FloorSimOptions when the chute engine routes parcels, else None (plain table)."""
+    from sorter.errors import InputError
+    given = [f for f in _SIM_FLAGS if getattr(args, f, None) is not None]
+    router = args.router
+    if router is None:
+        router = "engine" if (kind == "sorting" or given) else "table"
+    if router == "table":
+        if given:
+            raise InputError(f"--{given[0].replace('_', '-')} needs the chute engine", field="router",
+                             expected="--router engine (or no --router)")
+        return None
+    if not sorting:
+        raise InputError("the chute engine routes sorting tasks", field="scenario",
+                         expected="a floor with inducts and chutes, no --tasks/--scenario random")
+    from sorter.agv.floor_sim import FloorSimOptions
+    kw = {f: getattr(args, f) for f in given}
+    kw["plan_csv"] = kw.pop("plan", None)
+    kw["chutes_toml"] = kw.pop("chutes", None)
+    return FloorSimOptions(**kw).validate()
 
 
 def run(args) -> int:
@@ -135,11 +195,13 @@ def run(args) -> int:
     sorting = kind == "sorting" or (kind == "auto" and not errand_run and floor.inducts and floor.chutes)
     dc = args.dwell_chute if args.dwell_chute is not None else (5 if sorting else 0)
     di = args.dwell_induct if args.dwell_induct is not None else (1 if sorting else 0)
+    sim = _floor_sim_options(args, sorting, kind)
     planner, stream = make_run(floor, n, starts, seed=args.seed, tasks=kind,
                                errands=errands if kind in ("auto", "errands") else None,
                                dwell_chute=dc, dwell_induct=di, guidance=args.guidance,
                                induct_choice=args.induct_choice, mix=args.mix,
-                               n_destinations=args.destinations, rotation=args.rotation)
+                               n_destinations=args.destinations, rotation=args.rotation,
+                               floor_sim=sim)
     res = simulate(planner, stream, args.steps, record=bool(args.out),
                    build_s=time.perf_counter() - t0)
     k = res.kpis()
@@ -174,6 +236,15 @@ def run(args) -> int:
         print(f"  tasks/step        {k['tasks_per_step']:.3f}")
         if k["parcels_delivered"]:
             print(f"  parcels delivered {k['parcels_delivered']}")
+        if sim is not None:
+            u = k["robot_utilisation"]
+            print(f"  sorted/hour       {k['sorted_per_hour']:.0f}  ({k['sorted_per_robot_hour']:.1f} per robot-hour, "
+                  f"{k['seconds_per_step']:g} s/step)")
+            print(f"  by reason         " + ", ".join(f"{r} {v}" for r, v in k["parcels_by_reason"].items() if v))
+            print(f"  chute full events {k['chute_full_events']}  re-routes {k['reroutes']}  "
+                  f"robot faults {k['robot_faults']}")
+            print("  utilisation       " + ", ".join(f"{s_} {100 * v:.1f}%" for s_, v in u.items()))
+            print(f"  induct->drop      p50 {k['induct_to_drop_p50']:.0f}  p95 {k['induct_to_drop_p95']:.0f} steps")
         print(f"  ms/step           p50 {k['ms_per_step_p50']:.3f}  p99 {k['ms_per_step_p99']:.3f}  "
               f"max {k['ms_per_step_max']:.3f}")
         print(f"  preprocessing     {k['preprocess_s']:.3f} s  (distance tables {k['distance_table_mb']:.1f} MB, "
