@@ -91,10 +91,11 @@ def test_bad_scenario_is_one_clear_line(tmp_path, capsys):
     assert "missing.toml" in capsys.readouterr().err
 
 
-def test_json_stdout_is_clean_in_a_real_process():
+def test_json_stdout_is_clean_in_a_real_process(tmp_path):
     p = subprocess.run([sys.executable, "-c", "import sys; from sorter.cli import main; "
                         "sys.exit(main())", "run", SMALL, "--json"],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120,
+                       cwd=tmp_path)   # not the repo root: its sorter/ must not shadow the install
     assert p.returncode == 0, p.stderr
     k = json.loads(p.stdout)
     assert k["offered"] > 0 and p.stderr == ""

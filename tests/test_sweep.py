@@ -245,9 +245,10 @@ def test_cli_bad_key_is_one_line(capsys):
     assert main(["sweep", str(SMALL), "--vary", "loop.speed_mps"]) == 2
 
 
-def test_dask_is_imported_only_when_asked():
+def test_dask_is_imported_only_when_asked(tmp_path):
     code = ("import sys; from sorter.sweep import capacity_sweep; "
             f"capacity_sweep({str(SMALL)!r}, {{'loop.speed_mps': [2.0]}}, seeds=1, "
             "overrides={'scenario.shift_hours': 0.05}, n_workers=1); "
             "assert not any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules)")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    # run outside the repo root, whose sorter/ source folder would shadow the installed package
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=tmp_path)
