@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sorter",
         description="sorter: chute assignment, robot-floor path planning and sorter simulation.",
         epilog="examples:\n  sorter run\n  sorter run seeds/scenarios/peak.toml --seed 7 --json\n"
-               "  sorter assign --plan P.csv --chutes C.toml --events E.csv --out D.csv\n\n"
+               "  sorter assign --plan seeds/plan/demo_plan.csv --chutes seeds/plan/demo_chutes.toml \\\n"
+               "      --events seeds/plan/demo_events.csv --out decisions.csv\n\n"
                "`sorter COMMAND --help` explains each command with an example.",
         formatter_class=_Formatter,
     )
@@ -67,6 +68,10 @@ def main(argv=None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except OSError as exc:             # (after BrokenPipeError) a file or socket it could not use
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"sorter {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -170,9 +170,9 @@ class SortPlan:
             raise InputError(f"unknown strategy {self.strategy!r}", path=path, field="strategy",
                              expected=" | ".join(STRATEGIES))
         if (not isinstance(self.max_recirculation, int) or isinstance(self.max_recirculation, bool)
-                or self.max_recirculation < 0):
+                or not 0 <= self.max_recirculation <= 1000):     # the compiled engine holds a C int
             raise InputError(f"bad max_recirculation {self.max_recirculation!r}", path=path,
-                             field="max_recirculation", expected="an integer >= 0")
+                             field="max_recirculation", expected="an integer from 0 to 1000")
         for reason in REJECT_REASONS:
             if reason not in self.reject:
                 raise InputError(f"no reject chute for reason '{reason}'", path=path,
@@ -448,15 +448,54 @@ def _strip_where(exc):
 # --------------------------------------------------------------------------- CSV
 
 
-def _read_text(path):
+#: Largest input file read whole (plans, chute tables, scenarios, volumes): far above any
+#: real one, and it keeps ``/dev/zero`` or a runaway file from eating the machine's memory.
+MAX_INPUT_BYTES = 256 * 1024 * 1024
+
+
+def check_input_file(path, *, field=None, expected=None, limit=MAX_INPUT_BYTES) -> Path:
+    """A readable regular file of at most ``limit`` bytes, or :class:`InputError` naming it.
+
+    Devices (``/dev/zero``), FIFOs and sockets are refused before they are opened (reading
+    one never ends or blocks); so are folders and files over ``limit`` bytes.
+    """
+    import os
+    import stat as _stat
+    p = Path(path)
     try:
-        data = Path(path).read_bytes()
+        st = os.stat(p)
     except FileNotFoundError:
-        raise InputError("file not found", path=path) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, not a file", path=path) from None
+        raise InputError("file not found", path=p, field=field, expected=expected) from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", path=p, field=field,
+                         expected=expected) from None
+    if _stat.S_ISDIR(st.st_mode):
+        raise InputError("is a directory, not a file", path=p, field=field, expected=expected)
+    if not _stat.S_ISREG(st.st_mode):
+        raise InputError("not a regular file (a device, pipe or socket)", path=p, field=field,
+                         expected=expected)
+    if st.st_size > limit:
+        raise InputError(f"file too large ({st.st_size:,} bytes)", path=p, field=field,
+                         expected=f"at most {limit:,} bytes")
+    return p
+
+
+def read_input_bytes(path, *, field=None, expected=None, limit=MAX_INPUT_BYTES) -> bytes:
+    """The bytes of a user's input file, checked by :func:`check_input_file`."""
+    p = check_input_file(path, field=field, expected=expected, limit=limit)
+    try:
+        with open(p, "rb") as fh:
+            data = fh.read(limit + 1)
     except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", path=path) from None
+        raise InputError(f"cannot read: {exc.strerror or exc}", path=p, field=field,
+                         expected=expected) from None
+    if len(data) > limit:            # grew while we read it
+        raise InputError("file too large", path=p, field=field, expected=f"at most {limit:,} bytes")
+    return data
+
+
+def _read_text(path):
+    data = read_input_bytes(path)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -109,6 +109,8 @@ def replay_events(sorter, events_csv, *, on_error="fail", write=None) -> ReplayR
     path = Path(events_csv)
     base = path.parent
     result = ReplayResult()
+    from sorter.plan import check_input_file
+    check_input_file(path, field="events", expected="an events CSV file")     # not /dev/zero
     try:
         fh = open(path, newline="", encoding="utf-8-sig")
     except OSError as exc:
@@ -154,7 +156,13 @@ def replay_events(sorter, events_csv, *, on_error="fail", write=None) -> ReplayR
                     if write is not None:
                         write(parcel, d.chute, d.reason)
                 elif ev == "switch_plan":
-                    sorter.switch_plan(args[0])
+                    try:
+                        sorter.switch_plan(args[0])
+                    except (InputError, OSError) as exc:    # name the events row, then the plan's fault
+                        raise InputError(f"cannot switch plan: {exc}", path=path,
+                                         line=line, field="plan",
+                                         expected="a plan CSV (destination,chutes) that fits the "
+                                                  "chute table, relative to the events file") from None
                 elif ev == "discharged":
                     sorter.discharged(args[0])
                 elif ev == "container_changed":

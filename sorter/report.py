@@ -17,12 +17,112 @@ import base64
 import csv
 import html
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
 __all__ = ["write_outputs", "plot_throughput", "plot_recirculation", "plot_chute_occupancy",
-           "write_html_report"]
+           "write_html_report", "prepare_out_dir", "check_out_file", "occupancy_matrix"]
+
+
+def prepare_out_dir(out_dir, *, field="--out", create=True) -> Path:
+    """Create ``out_dir`` (and its parents) if needed and check it is a writable folder.
+
+    Commands call this with ``create=False`` *before* a long computation, so a bad
+    ``--out`` fails at once with one clear line instead of a traceback after the work is
+    done (and an input error found later leaves no empty folder behind).
+
+    Parameters
+    ----------
+    out_dir : str or Path
+    field : str
+        The option named in errors.
+    create : bool
+        False: only check that the folder exists and is writable, or could be created
+        (its nearest existing ancestor is a writable folder).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ValueError
+        :class:`~sorter.errors.InputError` naming the path: an existing file, a folder
+        that cannot be created or written.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> d = prepare_out_dir(os.path.join(tempfile.mkdtemp(), "a", "b"))
+    >>> d.is_dir()
+    True
+    """
+    from sorter.errors import InputError
+
+    out = Path(out_dir)
+    if str(out_dir).strip() == "":
+        raise InputError("empty output folder name", field=field, expected="a folder path")
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a folder", path=out, field=field,
+                         expected="a folder (created if absent)")
+    target = out
+    if create:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the folder: {exc.strerror or exc}", path=out,
+                             field=field, expected="a writable folder path") from None
+    else:
+        while not target.exists() and target != target.parent:
+            target = target.parent
+        if not target.is_dir():
+            raise InputError(f"cannot create the folder: {str(target)!r} is not a folder",
+                             path=out, field=field, expected="a writable folder path")
+    probe = target / f".sorter-write-test-{os.getpid()}"
+    try:                                # the real test (root passes os.access everywhere)
+        with open(probe, "wb"):
+            pass
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"folder is not writable: {exc.strerror or exc}", path=out, field=field,
+                         expected="a writable folder path") from None
+    return out
+
+
+def check_out_file(path, *, field="--out") -> Path:
+    """Check that ``path`` can be written as a file (its folder is created if needed).
+
+    Raises :class:`~sorter.errors.InputError` naming the path: a folder, or a place that
+    cannot be written.
+    """
+    from sorter.errors import InputError
+
+    p = Path(path)
+    if str(path).strip() == "":
+        raise InputError("empty output file name", field=field, expected="a file path")
+    if p.is_dir():
+        raise InputError("is a folder", path=p, field=field, expected="a file path")
+    parent = p.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the folder {str(parent)!r}: {exc.strerror or exc}", path=p,
+                         field=field, expected="a writable file path") from None
+    existed = p.exists()
+    try:                                # the real test: open it for writing (root passes access())
+        with open(p, "ab"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot write: {exc.strerror or exc}", path=p, field=field,
+                         expected="a writable file path") from None
+    if not existed:
+        try:
+            p.unlink()
+        except OSError:
+            pass
+    return p
 
 
 def _wave_spans(ax, scenario):
@@ -103,13 +203,14 @@ def plot_recirculation(kpis, scenario, path):
     plt.close(fig)
 
 
-def plot_chute_occupancy(result, path):
-    """Heat map: % of each interval each chute could not take parcels (full, in container
-    change or blocked); chutes in loop order along the y axis."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    sc = result.scenario
+def occupancy_matrix(result):
+    """Chutes x intervals: % of each interval each chute could not take parcels.
+
+    Returns ``(matrix, labels, separators)``: chutes in loop order (loop by loop), their
+    labels, and the row index after each loop. Reject chutes take parcels whatever their
+    container does (the simulation's rule), so their rows are 0.
+    """
+    from sorter.constants import KINDS
     rows, labels, seps = [], [], []
     for lr in result.loops:
         n_int = lr.raw["unavail_ticks"].shape[0]
@@ -117,12 +218,23 @@ def plot_chute_occupancy(result, path):
         b[-1] = lr.n_ticks
         ticks = np.maximum(np.diff(b), 1)
         frac = 100.0 * lr.raw["unavail_ticks"] / ticks[:, None]      # interval x chute
+        frac[:, lr.chute_kind == KINDS.index("reject")] = 0.0
         order = np.argsort(lr.spec.layout.chute_positions(), kind="stable")
         rows.append(frac[:, order].T)
         labels.extend(f"{lr.name}:{lr.chute_ids[k]}" if len(result.loops) > 1 else str(lr.chute_ids[k])
                       for k in order)
         seps.append(sum(r.shape[0] for r in rows))
-    m = np.vstack(rows)
+    return np.vstack(rows), labels, seps
+
+
+def plot_chute_occupancy(result, path):
+    """Heat map of :func:`occupancy_matrix`: % of each interval each chute could not take
+    parcels (full, in container change or blocked); chutes in loop order along the y axis."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    sc = result.scenario
+    m, labels, seps = occupancy_matrix(result)
     fig, ax = plt.subplots(figsize=(10, 5.4), dpi=110)
     im = ax.imshow(m, aspect="auto", interpolation="nearest", cmap="magma_r", vmin=0, vmax=100,
                    extent=(0, sc.shift_hours, m.shape[0], 0))
@@ -190,7 +302,7 @@ def write_html_report(kpis, result, out_dir, images) -> Path:
     waves = "".join(
         f"<tr><td>{e(w['name'])}</td><td>{w['start_h']:.2f}-{w['end_h']:.2f}</td>"
         f"<td>{w['offered_per_hour']:,.0f}</td><td>{w['inducted_per_hour']:,.0f}</td>"
-        f"<td>{w['sorted_per_hour']:,.0f}</td><td>{e(', '.join(w['plans'].values()))}</td></tr>"
+        f"<td>{w['sorted_per_hour']:,.0f}</td><td>{e(_plans(w['plans'], k['loops_count']))}</td></tr>"
         for w in k["per_wave"])
     worst = sorted((c for c in k["chutes"] if c["kind"] != "reject"),
                    key=lambda c: -(c["full_pct"] + c["container_change_pct"] + c["blocked_pct"]))[:8]
@@ -281,8 +393,7 @@ def write_outputs(result, kpis, out_dir) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_out_dir(out_dir)
     paths = {}
     p = out / "kpis.json"
     p.write_text(json.dumps(kpis, indent=1, default=_json_default) + "\n", encoding="utf-8")
@@ -318,6 +429,11 @@ def write_outputs(result, kpis, out_dir) -> dict:
     paths.update(images)
     paths["report"] = write_html_report(kpis, result, out, images)
     return paths
+
+
+def _plans(plans, n_loops):
+    """A wave's plan switches: the plan name, or ``loop: plan`` in a hub."""
+    return ", ".join(v if n_loops == 1 else f"{lp}: {v}" for lp, v in plans.items())
 
 
 def _fmt(v):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import sys
 
 
@@ -31,14 +32,32 @@ def run(args) -> int:
     from sorter import Sorter
     from sorter.replay import replay_events
 
+    from sorter.errors import InputError
+    from sorter.report import check_out_file
+
     logging.basicConfig(level=logging.WARNING, format="sorter assign: %(message)s")
+    mr = args.max_recirculation
+    if mr is not None and not 0 <= mr <= 1000:
+        raise InputError(f"bad value {mr}", field="--max-recirculation",
+                         expected="an integer from 0 to 1000")
     sorter = Sorter.from_files(args.plan, args.chutes, strategy=args.strategy,
-                               max_recirculation=args.max_recirculation)
-    with open(args.out, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["parcel", "chute", "reason"])
-        res = replay_events(sorter, args.events, on_error=args.on_error,
-                            write=lambda p, c, r: w.writerow((p, c, r)))
+                               max_recirculation=mr)
+    out = check_out_file(args.out)
+    # write beside the target and rename on success: a failed replay leaves no half file
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["parcel", "chute", "reason"])
+            res = replay_events(sorter, args.events, on_error=args.on_error,
+                                write=lambda p, c, r: w.writerow((p, c, r)))
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise InputError(f"cannot write: {exc.strerror or exc}", path=out, field="--out",
+                         expected="a writable file path") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     print(f"{res.decisions} decisions, {res.events} events applied"
           + (f", {len(res.skipped)} rows skipped" if res.skipped else ""))
     width = max(len(r) for r in res.by_reason)

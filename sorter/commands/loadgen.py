@@ -35,16 +35,37 @@ def add_arguments(p):
 def run(args) -> int:
     from sorter.service.loadgen import format_report, load_destinations, run_load
 
-    if args.rate < 0 or args.seconds <= 0 or args.connections < 1 or args.window < 1:
-        raise ValueError("expected --rate >= 0, --seconds > 0, --connections >= 1, --window >= 1")
+    import math
+
+    from sorter.errors import InputError
+
+    def bad(field, value, expected):
+        raise InputError(f"bad value {value!r}", field=field, expected=expected)
+
+    if not 0 <= args.port <= 65535:
+        bad("--port", args.port, "a TCP port from 0 to 65535")
+    if not (math.isfinite(args.rate) and 0 <= args.rate <= 10_000_000):
+        bad("--rate", args.rate, "scans/s from 0 (as fast as answers come) to 10,000,000")
+    if not (math.isfinite(args.seconds) and 0 < args.seconds <= 86_400):
+        bad("--seconds", args.seconds, "seconds > 0, at most 86,400")
+    if not 1 <= args.connections <= 1000:
+        bad("--connections", args.connections, "an integer from 1 to 1000")
+    if not 1 <= args.window <= 1_000_000:
+        bad("--window", args.window, "an integer from 1 to 1,000,000")
     if not 0 <= args.no_read <= 1:
-        raise ValueError(f"field 'no-read': {args.no_read} (expected a share between 0 and 1)")
+        bad("--no-read", args.no_read, "a share from 0 to 1")
+    if not (math.isfinite(args.warmup) and 0 <= args.warmup < args.seconds):
+        bad("--warmup", args.warmup, "seconds >= 0 and less than --seconds")
+    if args.seed < 0:
+        bad("--seed", args.seed, "an integer >= 0")
     dests = load_destinations(args.plan) if args.plan else None
     try:
         r = run_load(args.host, args.port, rate=args.rate, seconds=args.seconds,
                      connections=args.connections, destinations=dests, seed=args.seed,
                      no_read=args.no_read, window=args.window, warmup=args.warmup)
-    except OSError as exc:
-        raise ValueError(f"cannot reach the service at {args.host}:{args.port}: {exc.strerror or exc}") from None
+    except (OSError, OverflowError) as exc:
+        raise InputError(f"cannot reach the service at {args.host}:{args.port}: "
+                         f"{getattr(exc, 'strerror', None) or exc}", field="--host/--port",
+                         expected="the address of a running `sorter serve`") from None
     print(json.dumps(r) if args.json else format_report(r))
     return 0 if r["errors"] == 0 and r["unanswered"] == 0 else 1

@@ -43,6 +43,9 @@ def run(args) -> int:
     if args.seed is not None and args.seed < 0:
         raise InputError(f"bad seed {args.seed}", field="--seed", expected="an integer >= 0")
     scenario = load_scenario(args.scenario if args.scenario else default_scenario_path())
+    if args.out:                       # a bad --out fails now, not after the simulation
+        from sorter.report import prepare_out_dir
+        prepare_out_dir(args.out, create=False)
     result = simulate(scenario, seed=args.seed, progress=not args.json)
     kpis = compute_kpis(result)
     if args.out:

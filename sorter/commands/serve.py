@@ -19,6 +19,8 @@ example:
   sorter serve --plan seeds/plan/demo_plan.csv --chutes seeds/plan/demo_chutes.toml \\
       --port 7070 --journal sorter.db --durability sync
   printf 'SCAN|1|P1|01422|0|1\\n' | nc -q1 127.0.0.1 7070      # -> DEST|1|P1|C001|ok
+  python -c "import socket; s = socket.create_connection(('127.0.0.1', 7070)); \\
+      s.sendall(b'SCAN|2|P2|01422|0|1\\n'); print(s.recv(100).decode())"   # without nc
 """
 from __future__ import annotations
 

@@ -19,7 +19,8 @@ example:
   sorter sweep seeds/scenarios/small.toml --vary wave.0.rate_per_hour=4000:12000:2000 \\
       --vary loop.speed_mps=2.0,2.5 --seeds 5 --out out/sweep
   sorter sweep seeds/scenarios/peak.toml --vary wave.1.rate_per_hour=14000,18000,22000 \\
-      --set scenario.interval_minutes=5 --dask tcp://scheduler:8786
+      --set scenario.interval_minutes=5 --seeds 3
+  # the same on your Dask cluster (pip install 'sorter[dask]'): add --dask tcp://HOST:8786
 """
 from __future__ import annotations
 
@@ -79,6 +80,10 @@ def run(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise InputError(f"bad --workers {args.workers}", field="--workers",
                          expected="an integer >= 1")
+
+    if args.out:                       # a bad --out fails now, not after the whole sweep
+        from sorter.report import prepare_out_dir
+        prepare_out_dir(args.out, create=False)
 
     client = cluster = None
     try:

@@ -35,7 +35,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from sorter.errors import InputError
+from sorter.errors import InputError, format_location
 from sorter.plan import Chute, ChuteTable, SortPlan, load_chutes
 
 __all__ = ["Induct", "LoopSorter", "INDUCT_KINDS", "DEFAULT_INDUCT_RATE", "generate_loop_plan"]
@@ -44,6 +44,9 @@ __all__ = ["Induct", "LoopSorter", "INDUCT_KINDS", "DEFAULT_INDUCT_RATE", "gener
 INDUCT_KINDS = ("automatic", "manual")
 #: Typical sustained rates (items/h) of one induct station of each kind (FIGURES.md).
 DEFAULT_INDUCT_RATE = {"automatic": 4000.0, "manual": 1500.0}
+# Generated loops: no real loop has more chutes or inducts than this.
+_MAX_CHUTES = 100_000
+_MAX_INDUCTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -294,11 +297,13 @@ class LoopSorter:
         >>> LoopSorter.generate(n_chutes=100).summary()["chutes_by_kind"]
         {'destination': 93, 'overflow': 4, 'reject': 3}
         """
-        for fname, v in (("n_chutes", n_chutes), ("n_overflow", n_overflow),
-                         ("n_reject", n_reject), ("n_inducts", n_inducts), ("capacity", capacity)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+        # upper bounds first: a huge count must fail here, not build a huge tuple of inducts
+        for fname, v, hi in (("n_chutes", n_chutes, _MAX_CHUTES), ("n_overflow", n_overflow, _MAX_CHUTES),
+                             ("n_reject", n_reject, _MAX_CHUTES), ("n_inducts", n_inducts, _MAX_INDUCTS),
+                             ("capacity", capacity, 1_000_000_000)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v <= hi:
                 raise InputError(f"bad value {v!r}", path=path, field=f"loop.{fname}",
-                                 expected="an integer >= 0")
+                                 expected=f"an integer from 0 to {hi:,}")
         if n_reject < 1 or n_inducts < 1 or capacity < 1:
             raise InputError("a loop needs a reject chute, an induct and a container capacity",
                              path=path, field="loop.n_reject",
@@ -360,7 +365,7 @@ class LoopSorter:
                              expected="a [loop] table with length_m, speed_mps, pitch_m, ...")
         known = {"name", "length_m", "speed_mps", "pitch_m", "scanner_m", "chutes", "induct",
                  "chute_width_m", "capacity", "n_chutes", "n_overflow", "n_reject", "n_inducts",
-                 "induct_kind", "induct_rate", "plan", "wave_plans", "n_destinations"}
+                 "induct_kind", "induct_rate", "plan", "n_destinations"}
         for k in doc:
             if k not in known:
                 raise InputError(f"unknown key {k!r}", path=path, field=f"loop.{k}",
@@ -384,10 +389,23 @@ class LoopSorter:
                 gen["induct_rate"] = _num(gen["induct_rate"], path=path, field="loop.induct_rate",
                                           lo=0, lo_open=True, expected="items per hour > 0")
             loop = cls.generate(**geo, **gen, name=name, path=path)
+            clash = [k for k in ("n_inducts", "induct_kind", "induct_rate") if k in doc]
+            if "induct" in doc and clash:    # the [[loop.induct]] tables would win silently
+                raise InputError(f"both {clash[0]!r} and [[loop.induct]] tables", path=path,
+                                 field=f"loop.{clash[0]}",
+                                 expected="either [[loop.induct]] tables or n_inducts/induct_kind/"
+                                          "induct_rate, not both")
             if "induct" in doc or "scanner_m" in doc:
                 loop = replace(loop, inducts=_inducts(doc.get("induct", loop.inducts), path),
                                scanner_m=doc.get("scanner_m", loop.scanner_m))
             return replace(loop, chute_width_m=width) if width != loop.chute_width_m else loop
+        ignored = [k for k in ("n_chutes", "n_overflow", "n_reject", "n_inducts", "induct_kind",
+                               "induct_rate", "n_destinations") if k in doc]
+        if ignored:        # a generator setting next to a chute file would silently do nothing
+            raise InputError(f"{ignored[0]!r} only applies to a generated loop, and this loop "
+                             "reads its chutes from a file", path=path, field=f"loop.{ignored[0]}",
+                             expected="either chutes = \"file.toml\" with [[loop.induct]] tables, "
+                                      "or the generator keys without chutes")
         chutes_path = doc["chutes"]
         if not isinstance(chutes_path, str) or not chutes_path.strip():
             raise InputError(f"bad chutes {chutes_path!r}", path=path, field="loop.chutes",
@@ -405,9 +423,23 @@ class LoopSorter:
         if "scanner_m" not in doc:
             raise InputError("no scanner position", path=path, field="loop.scanner_m",
                              expected="scanner_m = metres along the loop")
-        return cls(length_m=geo["length_m"], speed_mps=geo["speed_mps"], pitch_m=geo["pitch_m"],
-                   inducts=_inducts(doc["induct"], path), scanner_m=doc["scanner_m"], chutes=table,
-                   name=name, chute_width_m=width, path=None if path is None else str(path))
+        inducts = _inducts(doc["induct"], path)
+        try:
+            return cls(length_m=geo["length_m"], speed_mps=geo["speed_mps"], pitch_m=geo["pitch_m"],
+                       inducts=inducts, scanner_m=doc["scanner_m"], chutes=table, name=name,
+                       chute_width_m=width, path=None if path is None else str(path))
+        except InputError as exc:
+            if not (exc.field or "").startswith("chute."):
+                raise
+            # a chute's position or side: the fault is in the chute file, not the scenario
+            text = str(exc)
+            prefix = format_location("", path=exc.path, line=exc.line, field=exc.field)
+            suffix = f" (expected {exc.expected})" if exc.expected else ""
+            if text.startswith(prefix) and text.endswith(suffix):
+                text = text[len(prefix):len(text) - len(suffix)]
+            where = f"loop {name!r}" + (f" of {path}" if path is not None else "")
+            raise InputError(f"{text} ({where})", path=base / chutes_path, field=exc.field,
+                             expected=exc.expected) from None
 
     def __repr__(self):
         return (f"LoopSorter({self.name!r}: {self.length_m:g} m at {self.speed_mps:g} m/s, "

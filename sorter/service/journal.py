@@ -419,6 +419,13 @@ def export(path, out, kinds=None) -> int:
     if ext not in (".parquet", ".csv"):
         raise InputError(f"unknown output format {out.suffix!r}", path=out, field="out",
                          expected="a .parquet or .csv file name")
+    _open_existing(path).close()       # a bad journal fails before the output is created
+    if kinds:
+        bad = [k for k in kinds if k not in KINDS]
+        if bad:
+            raise InputError(f"unknown kind {bad[0]!r}", field="kind", expected=" | ".join(KINDS))
+    from sorter.report import check_out_file
+    check_out_file(out, field="out")
     n = 0
     if ext == ".csv":
         with open(out, "w", newline="") as fh:

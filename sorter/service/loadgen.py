@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import time
 
 import numpy as np
@@ -20,10 +21,31 @@ _perf = time.perf_counter
 
 
 def load_destinations(plan_csv) -> list:
-    """Destination codes of a plan CSV (header ``destination,chutes``)."""
-    with open(plan_csv, newline="", encoding="utf-8-sig") as fh:
-        rows = list(csv.reader(fh))
-    return [r[0].strip() for r in rows[1:] if r and r[0].strip()]
+    """Destination codes of a plan CSV (header ``destination,chutes``).
+
+    Raises :class:`~sorter.errors.InputError` naming the file for a file that cannot be
+    read, a bad header or no usable code (codes must fit a telegram: printable ASCII
+    without ``|``, at most 64 characters; others are left out).
+    """
+    from sorter.errors import InputError
+
+    from sorter.plan import read_input_bytes
+
+    form = "a plan CSV with header destination,chutes"
+    try:
+        text = read_input_bytes(plan_csv, field="--plan", expected=form).decode("utf-8-sig")
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", path=plan_csv,
+                         field="--plan", expected=form) from None
+    if not rows or [h.strip() for h in rows[0][:1]] != ["destination"]:
+        raise InputError(f"bad header {rows[0] if rows else ''!r}", path=plan_csv, line=1,
+                         field="header", expected=form)
+    codes = [r[0].strip() for r in rows[1:] if r and r[0].strip()]
+    codes = [c for c in codes if len(c) <= 64 and c.isascii() and c.isprintable() and "|" not in c]
+    if not codes:
+        raise InputError("no destination codes", path=plan_csv, field="destination", expected=form)
+    return codes
 
 
 class _Client(asyncio.Protocol):

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import signal
 import sys
 import time
@@ -128,9 +129,12 @@ class Service:
         if not deadline_ms > 0:
             raise InputError(f"bad deadline {deadline_ms!r}", field="deadline_ms",
                              expected="a number of milliseconds > 0")
-        if int(snapshot_every) < 1 or int(dedupe_window) < 0:
-            raise InputError("snapshot_every must be >= 1 and dedupe_window >= 0",
-                             field="snapshot_every")
+        if int(snapshot_every) < 1:
+            raise InputError(f"bad snapshot interval {snapshot_every!r}", field="snapshot_every",
+                             expected="journal rows between snapshots, an integer >= 1")
+        if int(dedupe_window) < 0:
+            raise InputError(f"bad de-duplication window {dedupe_window!r}", field="dedupe_window",
+                             expected="telegrams remembered, an integer >= 0")
         self.engine = engine
         self.journal = journal
         self.sync = journal is not None and journal.sync
@@ -240,6 +244,7 @@ class Service:
     def handle_line(self, conn, line, t):
         """The answer (bytes, one line) to one telegram line read at time ``t``."""
         self.n_telegrams += 1
+        raw = line                       # parse_line drops ONE trailing \r itself: a second is a bad_char
         if line[-1:] == b"\r":
             line = line[:-1]
         hit = conn.dedupe.get(line)
@@ -250,7 +255,7 @@ class Service:
                 conn.need = rid
             return hit
         try:
-            tg = parse_line(line)
+            tg = parse_line(raw)
         except TelegramError as e:
             self.n_errors += 1
             return format_err(e.seq, e.code, e.text)
@@ -423,11 +428,41 @@ class Service:
                 conn.transport.close()
 
 
+def _check_chute_ids(engine, chutes_path):
+    """Every chute id must fit a telegram field, or a DEST answer would break the framing."""
+    from sorter.service.protocol import MAX_FIELD
+    for cid in engine.chute_ids:
+        text = str(cid)
+        if not (0 < len(text) <= MAX_FIELD and text.isascii() and text.isprintable()
+                and "|" not in text):
+            raise InputError(f"chute id {text!r} cannot be sent in a telegram", path=chutes_path,
+                             field="chute.id",
+                             expected=f"1..{MAX_FIELD} printable ASCII characters without '|'")
+
+
 def open_service(plan=None, chutes=None, *, journal=None, durability="batch", commit_ms=10.0,
                  deadline_ms=50.0, snapshot_every=10_000, dedupe_window=100_000):
     """Build a :class:`Service`: restore from ``journal`` if it holds a state, else load
     ``plan`` and ``chutes``. Returns ``(service, message)``; ``message`` says which."""
     from sorter.engine import Sorter
+
+    # every setting is checked before the journal is touched (no file made for a typo)
+    for name, value, hi, form in (("deadline_ms", deadline_ms, 3_600_000, "milliseconds"),
+                                  ("commit_ms", commit_ms, 60_000, "milliseconds")):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not (math.isfinite(value) and 0 < value <= hi):
+            raise InputError(f"bad value {value!r}", field=name.replace("_", "-"),
+                             expected=f"{form} > 0, at most {hi:,}")
+    for name, value, lo, hi in (("snapshot_every", snapshot_every, 1, 10**9),
+                                ("dedupe_window", dedupe_window, 0, 10**8)):
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise InputError(f"bad value {value!r}", field=name.replace("_", "-"),
+                             expected=f"an integer from {lo} to {hi:,}")
+    if durability not in ("batch", "sync"):
+        raise InputError(f"bad durability {durability!r}", field="durability", expected="batch | sync")
+    if journal is not None and Path(journal).is_dir():
+        raise InputError("is a folder", path=journal, field="journal",
+                         expected="a SQLite journal file (created if absent)")
 
     restored = None
     if journal is not None and Path(journal).exists() and Path(journal).stat().st_size > 0:
@@ -444,6 +479,7 @@ def open_service(plan=None, chutes=None, *, journal=None, durability="batch", co
                              field="plan", expected="--plan PLAN.csv --chutes CHUTES.toml")
         engine = Sorter.from_files(plan, chutes)
         msg = f"plan {engine.plan_name!r} from {plan}"
+        _check_chute_ids(engine, chutes)
     jr = None
     if journal is not None:
         jr = Journal(journal, durability, commit_ms=commit_ms)
@@ -471,7 +507,17 @@ def run_server(service, host="127.0.0.1", port=7070, *, announce=None) -> int:
     """
     async def main():
         loop = asyncio.get_running_loop()
-        server = await start_server(service, host, port)
+        try:
+            server = await start_server(service, host, port)
+        except (OSError, OverflowError) as exc:     # port taken, unknown host, no permission
+            try:
+                service.shutdown()                   # commit and close the journal cleanly
+            except Exception:                        # pragma: no cover - best effort
+                pass
+            raise InputError(f"cannot listen on {host}:{port}: "
+                             f"{getattr(exc, 'strerror', None) or exc}", field="--host/--port",
+                             expected="a free port (or --port 0) on an address of this "
+                                      "machine") from None
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, lambda s=sig: service.stopped.done()

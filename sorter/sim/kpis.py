@@ -294,7 +294,8 @@ def format_table(kpis: dict) -> str:
     for w in k["per_wave"]:
         add(f"  {w['name'][:16]:16}{w['start_h']:7.2f}{w['end_h']:7.2f}{w['offered_per_hour']:11,.0f}"
             f"{w['inducted_per_hour']:12,.0f}{w['sorted_per_hour']:10,.0f}  "
-            + ", ".join(w["plans"].values()))
+            + ", ".join(v if k["loops_count"] == 1 else f"{lp}: {v}"       # a hub: name the loop
+                        for lp, v in w["plans"].items()))
     if len(k["loops"]) > 1:
         add("")
         add(f"  {'loop':10}{'nameplate/h':>12}{'offered':>9}{'sorted/h':>10}{'recirc %':>9}"

@@ -14,9 +14,9 @@ field and the expected form. The file's tables:
 ``[[wave]]``
     ``name``; ``start_h``/``end_h`` (hours from shift start) or ``start``/``end`` ("HH:MM"
     clock times, with ``shift_start``); ``rate_per_hour`` (offered items/h, whole hub) or,
-    for one loop, ``induct_rates_per_hour`` (a list, one rate per induct); ``arrivals``
+    for one loop, ``induct_rates_per_hour`` (a list, one Poisson rate per induct); ``arrivals``
     (``poisson`` | ``batched``: truck unloads of ``batch_size`` parcels at
-    ``unload_per_hour``); ``plan`` (the plan CSV put in force at the wave's start; for a hub a
+    ``unload_per_hour``, with ``rate_per_hour``); ``plan`` (the plan CSV put in force at the wave's start; for a hub a
     table ``{loop-name = "plan.csv"}``).
 ``[destinations]``
     ``mix`` = ``zipf`` (``zipf_s``), ``split`` (``volume_shares`` to ``destination_shares``:
@@ -34,7 +34,8 @@ field and the expected form. The file's tables:
     every destination chute).
 ``[blockages]``
     ``random_per_hour`` (per loop), ``duration_s`` (a distribution); ``[[blockages.scheduled]]``
-    with ``chute``, ``start_h``, ``duration_s`` and, in a hub, ``loop``.
+    with ``chute`` (a destination or overflow chute: reject chutes always take parcels),
+    ``start_h``, ``duration_s`` and, in a hub, ``loop``.
 ``[hub]``
     ``split = "by_destination"``: each parcel goes to the loop whose first plan serves its
     destination (a destination served by several loops is spread over them).
@@ -54,7 +55,7 @@ import numpy as np
 
 from sorter.errors import InputError
 from sorter.layout.loop import LoopSorter, generate_loop_plan
-from sorter.plan import ChuteTable, SortPlan, load_chutes, load_plan_routes
+from sorter.plan import ChuteTable, SortPlan, load_chutes, load_plan_routes, read_input_bytes
 
 __all__ = ["Distribution", "Wave", "DestinationMix", "ScanRates", "Containers", "Blockage",
            "Blockages", "LoopSpec", "Scenario", "load_scenario", "parse_scenario",
@@ -395,12 +396,7 @@ def load_scenario(path) -> Scenario:
     160.0
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("file not found", path=path, expected="a scenario TOML file") from None
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", path=path) from None
+    data = read_input_bytes(path, expected="a scenario TOML file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -517,6 +513,13 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
         if arrivals not in ARRIVALS:
             raise InputError(f"unknown arrivals {arrivals!r}", path=path, field=f + ".arrivals",
                              expected=" | ".join(ARRIVALS))
+        if rates is not None and (arrivals != "poisson" or "batch_size" in w
+                                  or "unload_per_hour" in w):
+            # per-induct rates are Poisson streams: truck batches would be ignored silently
+            raise InputError("induct_rates_per_hour are Poisson arrivals per induct; truck batches "
+                             "need rate_per_hour", path=path, field=f + ".arrivals",
+                             expected='rate_per_hour with arrivals = "batched", or '
+                                      'induct_rates_per_hour without batches')
         batch = _num(w.get("batch_size", 200), path=path, field=f + ".batch_size", lo=1, hi=1e6,
                      integer=True, expected="parcels per truck, an integer >= 1")
         unload = _num(w.get("unload_per_hour", 6000.0), path=path, field=f + ".unload_per_hour",
@@ -576,7 +579,24 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
         if "volumes" not in d:
             raise InputError("mix = csv needs volumes", path=path, field="destinations.volumes",
                              expected='volumes = "volumes.csv" (header destination,volume)')
-        volumes = _load_volumes(base / str(d["volumes"]))
+        vpath = d["volumes"]
+        if not isinstance(vpath, str) or not vpath.strip():
+            raise InputError(f"bad volumes {vpath!r}", path=path, field="destinations.volumes",
+                             expected='the path of a CSV (header destination,volume), relative '
+                                      'to the scenario')
+        volumes = _load_volumes(base / vpath)
+        served = set()
+        for lp in loops:
+            served.update(lp.plan.routes)
+        for w in waves:
+            for wp in w.plans.values():
+                served.update(wp.routes)
+        if not any(code in served for code, v in volumes.items() if v > 0):
+            raise InputError(f"none of the {len(volumes)} destinations with volume is in a sort "
+                             "plan (every parcel would be an unknown destination)",
+                             path=base / vpath, field="destination",
+                             expected="destination codes of the scenario's plans, e.g. "
+                                      + ", ".join(sorted(served)[:3]))
     unknown = _num(d.get("unknown_rate", 0.0), path=path, field="destinations.unknown_rate",
                    lo=0, hi=1, expected="a share from 0 to 1")
     dmix = DestinationMix(mix, zipf_s, shares[0], shares[1], volumes, unknown)
@@ -633,6 +653,11 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
         if lp.layout.chutes.lookup(e["chute"]) is None:
             raise InputError(f"unknown chute {e['chute']!r}", path=path, field=f + ".chute",
                              expected=f"a chute id of loop {lname!r}")
+        if lp.layout.chutes[e["chute"]].kind == "reject":
+            raise InputError(f"chute {e['chute']!r} is a reject chute: reject chutes always take "
+                             "parcels in the simulation, so a blockage of one would change nothing",
+                             path=path, field=f + ".chute",
+                             expected=f"a destination or overflow chute of loop {lname!r}")
         if "start_h" in e:
             st = _num(e["start_h"], path=path, field=f + ".start_h", lo=0, hi=24 * 7,
                       expected="hours from the shift's start")
@@ -689,12 +714,14 @@ def _loop_plan(raw, layout, *, path, base) -> SortPlan:
 
 def _load_volumes(p: Path) -> dict:
     try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError("file not found", path=p, field="destinations.volumes",
-                         expected="a CSV with header destination,volume") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read: {exc}", path=p, field="destinations.volumes") from None
+        text = read_input_bytes(p, field="destinations.volumes",
+                                expected="a CSV with header destination,volume").decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", path=p, field="destinations.volumes",
+                         expected="a UTF-8 CSV with header destination,volume") from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", path=p, field="destinations.volumes",
+                         expected="a CSV file with header destination,volume") from None
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if header is None or [h.strip() for h in header[:2]] != ["destination", "volume"]:
