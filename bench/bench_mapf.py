@@ -16,7 +16,13 @@ Throughput (long runs, a markdown table on stdout; a few minutes on 2 cores)::
     python bench/bench_mapf.py throughput          # LoRR 2023 instances + RHCR sorting map
     python bench/bench_mapf.py throughput --quick  # 1,000 steps instead of 5,000
     python bench/bench_mapf.py throughput --only=lorr --rotation   # LoRR's action model
+    python bench/bench_mapf.py throughput --only=lorr --rotation --match=MR23 --guidance=lanes+flow
+                                                   # one planner, the main-round instances;
+                                                   # --turn-weight=0 --no-hold: the first
+                                                   # rotation version
     python bench/bench_mapf.py startkit            # LoRR 2024-style E->S tasks, rotation, 500 steps
+    python bench/bench_mapf.py startkit --greedy --sizes=1000,2500   # the same with a greedy
+                                                   # nearest-task scheduler, as the Start-Kit
     python bench/bench_mapf.py validate-all        # sorter mapf, 1,000 robots x 1,000 steps
                                                    # on every shared floor, then the validator
 
@@ -236,16 +242,22 @@ if pytest is not None:
 
 
 # ------------------------------------------------------------------------ throughput (script)
-def _run(floor, n, steps, *, guidance, starts=None, errands=None, dwell=(0, 0), seed=0, **kw):
+def _run(floor, n, steps, *, guidance, starts=None, errands=None, dwell=(0, 0), seed=0,
+         turn_weight=None, hold_on_turn=None, **kw):
     from sorter.agv.lifelong import make_run, simulate
     t0 = time.perf_counter()
     p, s = make_run(floor, n, starts, seed=seed, errands=errands, guidance=guidance,
                     dwell_chute=dwell[0], dwell_induct=dwell[1], **kw)
+    if turn_weight is not None:            # rotation model: 0 = the first version's ordering
+        p.turn_weight = int(turn_weight)
+    if hold_on_turn is not None:           # rotation model: False = the first version
+        p.hold_on_turn = bool(hold_on_turn)
     r = simulate(p, s, steps, record=False, build_s=time.perf_counter() - t0)
     return r.kpis()
 
 
-def throughput(quick=False, only=None, rotation=False, match=None):
+def throughput(quick=False, only=None, rotation=False, match=None, guidances=("none", "lanes+flow"),
+               turn_weight=None, hold_on_turn=None):
     from sorter.layout.lorr import load_lorr_problem
     steps = 1000 if quick else 5000
     rows = []
@@ -269,10 +281,13 @@ def throughput(quick=False, only=None, rotation=False, match=None):
         if p is None or (match and match not in p.stem):
             continue
         prob = load_lorr_problem(p)
-        for g in ("none", "lanes+flow"):
+        for g in guidances:
             k = _run(prob.floor, prob.team_size, steps, guidance=g, starts=prob.starts,
-                     errands=prob.tasks, max_table_mb=2048, rotation=rotation)
-            line(p.stem + (" (rotation)" if rotation else ""), prob.team_size, g, k)
+                     errands=prob.tasks, max_table_mb=2048, rotation=rotation,
+                     turn_weight=turn_weight, hold_on_turn=hold_on_turn)
+            tw = "" if not rotation or turn_weight is None else f", turn weight {turn_weight}"
+            tw += "" if not rotation or hold_on_turn is None else f", hold {hold_on_turn}"
+            line(p.stem + (f" (rotation{tw})" if rotation else ""), prob.team_size, g, k)
     rh = shared_path("benchmarks", "rhcr", "sorting_map.grid")
     if rh is not None and only in (None, "rhcr"):
         from sorter.layout import load_floor
@@ -290,7 +305,84 @@ def throughput(quick=False, only=None, rotation=False, match=None):
     return rows
 
 
-def startkit_like(steps=500, sizes=(1000, 2500, 10000)):
+class GreedyTasks:
+    """LoRR 2024-style tasks with a greedy scheduler (as the Start-Kit's default one does):
+    an open pool of ``pool`` tasks, each a random ``E`` errand then a random ``S`` errand; a free
+    robot takes the open task whose first errand is nearest (Manhattan) and does its errands in
+    order; a finished task is replaced by a new random one (seeded). ``completed`` counts
+    errands, ``delivered`` finished tasks."""
+
+    def __init__(self, floor, n_robots, rng, pool=None):
+        self.E = np.flatnonzero(floor.cells == 2).astype(np.int32)
+        self.S = np.flatnonzero(floor.cells == 3).astype(np.int32)
+        self.w = floor.width
+        self.n = int(n_robots)
+        self.rng = rng
+        self.pool_e = rng.choice(self.E, pool or self.n)
+        self.pool_s = rng.choice(self.S, self.pool_e.size)
+        self.stage = np.zeros(self.n, np.int8)         # 0 free, 1 to E, 2 to S
+        self.task_s = np.zeros(self.n, np.int32)
+        self.completed = 0
+        self.delivered = 0
+        self._goals = None
+
+    def _assign(self, robots, positions):
+        pr, pc = np.divmod(self.pool_e, self.w)
+        for i in robots:
+            r, c = divmod(int(positions[i]), self.w)
+            j = int(np.argmin(np.abs(pr - r) + np.abs(pc - c)))
+            self._goals[i] = self.pool_e[j]
+            self.task_s[i] = self.pool_s[j]
+            self.stage[i] = 1
+            self.pool_e[j] = self.rng.choice(self.E)
+            self.pool_s[j] = self.rng.choice(self.S)
+            pr[j], pc[j] = divmod(int(self.pool_e[j]), self.w)
+
+    def start(self, planner):
+        self._goals = np.empty(self.n, np.int32)
+        self._assign(range(self.n), planner.positions)
+        return self._goals
+
+    def update(self, planner):
+        fin = np.flatnonzero(planner.finished)
+        if fin.size:
+            self.completed += fin.size
+            self._goals = self._goals.copy()
+            to_s = fin[self.stage[fin] == 1]
+            self._goals[to_s] = self.task_s[to_s]
+            self.stage[to_s] = 2
+            free = fin[self.stage[fin] == 2]
+            free = free[~np.isin(free, to_s)]
+            self.delivered += free.size               # tasks finished (their S errand done)
+            self.stage[free] = 0
+            self._assign(free, planner.positions)
+        return self._goals
+
+
+def startkit_greedy(steps=500, sizes=(1000, 2500), turn_weight=None):
+    """The Start-Kit comparison with its kind of task assignment (:class:`GreedyTasks`)."""
+    from sorter.agv.lifelong import default_starts, simulate
+    from sorter.agv.pibt import Planner
+    f = floor_of("sortation_large")
+    if f is None:
+        return
+    print("| robots | steps | planner | tasks (E then S) | tasks/step | ms/step p50 / p99 | "
+          "kernel ms p50 | tables MB |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for n in sizes:
+        starts = default_starts(f, n, np.random.default_rng(0))
+        for g in ("none", "lanes+flow"):
+            p = Planner(f, n, starts, seed=0, dwell_chute=0, dwell_induct=0, guidance=g,
+                        max_table_mb=2048, rotation=True, turn_weight=turn_weight)
+            s = GreedyTasks(f, n, np.random.default_rng(0))
+            k = simulate(p, s, steps, record=False).kpis()
+            print(f"| {n} | {steps} | {g}, greedy | {k['parcels_delivered']} | "
+                  f"{k['parcels_delivered'] / steps:.2f} | {k['ms_per_step_p50']:.2f} / "
+                  f"{k['ms_per_step_p99']:.2f} | {k['kernel_ms_p50']:.2f} | "
+                  f"{k['distance_table_mb']:.0f} |", flush=True)
+
+
+def startkit_like(steps=500, sizes=(1000, 2500, 10000), turn_weight=None):
     """LoRR 2024-style sortation tasks on sortation_large: each task = a random E errand then a
     random S errand, rotation action model, 500 steps (as the issue's Start-Kit figures).
 
@@ -313,7 +405,7 @@ def startkit_like(steps=500, sizes=(1000, 2500, 10000)):
         starts = default_starts(f, n, np.random.default_rng(0))
         for g in ("none", "lanes+flow"):
             k = _run(f, n, steps, guidance=g, starts=starts, errands=errands, rotation=True,
-                     max_table_mb=2048)
+                     max_table_mb=2048, turn_weight=turn_weight)
             print(f"| {n} | {steps} | {g} | {k['tasks_completed'] // 2} | "
                   f"{k['tasks_completed'] / 2 / steps:.2f} | {k['ms_per_step_p50']:.2f} / "
                   f"{k['ms_per_step_p99']:.2f} | {k['kernel_ms_p50']:.2f} | "
@@ -356,8 +448,14 @@ def validate_all(robots=1000, steps=1000):
 
 
 if __name__ == "__main__":
+    tw_arg = next((int(a.split("=")[1]) for a in sys.argv if a.startswith("--turn-weight=")), None)
     if len(sys.argv) > 1 and sys.argv[1] == "startkit":
-        startkit_like()
+        sizes = next((tuple(int(x) for x in a.split("=")[1].split(",")) for a in sys.argv
+                      if a.startswith("--sizes=")), (1000, 2500, 10000))
+        if "--greedy" in sys.argv:
+            startkit_greedy(sizes=sizes, turn_weight=tw_arg)
+        else:
+            startkit_like(sizes=sizes, turn_weight=tw_arg)
         sys.exit(0)
     if len(sys.argv) > 1 and sys.argv[1] == "validate-all":
         validate_all()
@@ -365,7 +463,10 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "throughput":
         only = next((a.split("=")[1] for a in sys.argv if a.startswith("--only=")), None)
         match = next((a.split("=")[1] for a in sys.argv if a.startswith("--match=")), None)
+        gs = next((tuple(a.split("=")[1].split(",")) for a in sys.argv
+                   if a.startswith("--guidance=")), ("none", "lanes+flow"))
         throughput(quick="--quick" in sys.argv, only=only, rotation="--rotation" in sys.argv,
-                   match=match)
+                   match=match, guidances=gs, turn_weight=tw_arg,
+                   hold_on_turn=False if "--no-hold" in sys.argv else None)
     else:
         print(__doc__)

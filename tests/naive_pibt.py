@@ -8,8 +8,13 @@ they share with ``sorter.agv.pibt`` (so the same seed gives identical positions)
 * candidate cells = the moves of the robot's cell (east, south, west, north) and waiting, sorted
   by (distance to goal, 1 if another robot stands there now else 0 [plain] or contra-flow +
   w_occ * that [flow guidance], hash(step, robot, cell) >> 40);
-* rotation model: moves off the heading become a 90-degree turn (staying); a robot planning to
-  enter the cell of a robot that stays waits (and turns toward its move if off its heading);
+* rotation model: a *pushed* robot (one planning by priority inheritance) adds ``turn_weight``
+  per quarter turn to a candidate's distance (so it prefers moving on along its heading, which
+  frees its cell this step, over turning, which makes its pushers wait); moves off the heading
+  become a 90-degree turn (staying); with ``hold_on_turn`` a root robot (planning on its own
+  priority) that picks a cell it does not face also reserves its own cell during planning (it
+  will stay), released if it has to try another candidate; a robot planning to enter the
+  cell of a robot that stays waits (and turns toward its move if off its heading);
 * dwell: a robot reaching its goal on a drop cell (type 3) stays ``dwell_chute`` more steps, on
   an induct cell (type 2) ``dwell_induct``; the goal is finished when the dwell ends.
 """
@@ -77,7 +82,8 @@ class NaivePIBT:
     """
 
     def __init__(self, moves, cell_types, starts, seed, dwell_chute=0, dwell_induct=0,
-                 flow=False, w_occ=4, flow_halflife=32, costs=None, rotation=False):
+                 flow=False, w_occ=4, flow_halflife=32, costs=None, rotation=False,
+                 turn_weight=2, hold_on_turn=True):
         self.moves = [[int(t) for t in row] for row in moves]
         self.types = [int(t) for t in cell_types]
         self.pos = [int(s) for s in starts]
@@ -96,6 +102,8 @@ class NaivePIBT:
         self.costs = costs
         self.rotation = rotation
         self.heading = [0] * self.n
+        self.turn_weight = turn_weight
+        self.hold = rotation and hold_on_turn
 
     def d(self, i, c):
         return self.dist[i].get(c, UNREACH)
@@ -154,7 +162,7 @@ class NaivePIBT:
                        key=lambda i: (self.elapsed[i], mix(self.seedmix + i) >> 44, i))
         stepmix = mix(self.seedmix ^ mix(self.step_no + 0x9E3779B97F4A7C15))
 
-        def candidates(i):
+        def candidates(i, pushed):
             v = self.pos[i]
             base = mix(stepmix + i)
             cands = []
@@ -167,23 +175,34 @@ class NaivePIBT:
                     aux = min(contra + occ * self.w_occ, 16383)
                 else:
                     aux = occ
+                dist = min(self.d(i, u), UNREACH)
                 if self.rotation and d < 4:
                     turns = (d - self.heading[i]) % 4
-                    aux += 16384 * (1 if turns == 3 else turns)
-                cands.append(((min(self.d(i, u), UNREACH), aux, mix(base + u) >> 40), u))
+                    turns = 1 if turns == 3 else turns
+                    aux += 16384 * turns
+                    if pushed and dist < UNREACH:
+                        dist += self.turn_weight * turns
+                cands.append(((dist, aux, mix(base + u) >> 40), u))
             return [u for _, u in sorted(cands)]
 
         def pibt(i, parent):
-            for u in candidates(i):
+            for u in candidates(i, parent is not None):
                 if u in reserved:
                     continue
                 if parent is not None and u == self.pos[parent]:
                     continue
+                v = self.pos[i]
+                held = (self.hold and parent is None and u != v
+                        and self.moves[v][self.heading[i]] != u)
+                if held:
+                    reserved[v] = i                 # it will only turn: keep its cell
                 reserved[u] = i
                 nxt[i] = u
                 k = now.get(u)
                 if k is not None and k != i and nxt[k] is None:
                     if not pibt(k, i):
+                        if held and reserved.get(v) == i:
+                            del reserved[v]
                         continue
                 return True
             reserved[self.pos[i]] = i

@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from naive_pibt import NaivePIBT, bfs_distances, dijkstra_distances
 from sorter.agv import DistanceTables, MoveGraph, Planner, distance_table
-from sorter.agv.guidance import lane_costs
+from sorter.agv.guidance import dock_mask, lane_costs
 from sorter.agv.validate import check_paths
 from sorter.errors import InputError
 from sorter.layout import Floor
@@ -277,6 +277,8 @@ def test_bad_input_is_rejected():
         Planner(f, 2, [0])
     with pytest.raises(InputError, match="guidance"):
         Planner(f, 1, [0], guidance="magic")
+    with pytest.raises(InputError, match="turn_weight"):
+        Planner(f, 1, [0], rotation=True, turn_weight=-1)
     p = Planner(f, 1, [0])
     with pytest.raises(InputError, match="shape"):
         p.step(np.array([1, 1]))
@@ -313,17 +315,18 @@ def check_rotation_plan(floor, paths, headings):
 
 @pytest.mark.parametrize("layout", [ONE_WAY, OPEN])
 @pytest.mark.parametrize("guidance", ["none", "lanes+flow"])
-def test_rotation_model_matches_naive_and_is_legal(layout, guidance):
+@pytest.mark.parametrize("turn_weight,hold", [(0, False), (2, False), (2, True)])
+def test_rotation_model_matches_naive_and_is_legal(layout, guidance, turn_weight, hold):
     f = Floor.from_ascii(layout)
     rng = np.random.default_rng(4)
     free = f.free_cells
     n = int(0.4 * free.size)
     starts = rng.choice(free, n, replace=False)
     p = Planner(f, n, starts, seed=4, dwell_chute=1, dwell_induct=0, guidance=guidance,
-                rotation=True, flow_halflife=8)
+                rotation=True, flow_halflife=8, turn_weight=turn_weight, hold_on_turn=hold)
     costs = lane_costs(f, 2) if "lanes" in guidance else None
     q = NaivePIBT(f.moves, f.cells, starts, 4, 1, 0, flow="flow" in guidance, flow_halflife=8,
-                  costs=costs, rotation=True)
+                  costs=costs, rotation=True, turn_weight=turn_weight, hold_on_turn=hold)
     goals = rng.choice(free, n).astype(np.int32)
     path, heads = [p.positions.copy()], [p.headings]
     for t in range(150):
@@ -341,3 +344,161 @@ def test_rotation_model_matches_naive_and_is_legal(layout, guidance):
     path = np.array(path)
     check_paths(f, starts, path)
     check_rotation_plan(f, path, np.array(heads))
+
+
+def rotation_run(floor, planner, rng, steps, goal_cells=None):
+    """Lifelong run with random goals under the rotation model: (positions, headings)."""
+    cells = floor.free_cells if goal_cells is None else goal_cells
+    n = planner.n_robots
+    goals = rng.choice(cells, n).astype(np.int32)
+    path, heads = [planner.positions.copy()], [planner.headings]
+    for _ in range(steps):
+        path.append(planner.step(goals).copy())
+        heads.append(planner.headings)
+        fin = np.flatnonzero(planner.finished)
+        goals = goals.copy()
+        goals[fin] = rng.choice(cells, fin.size)
+    return np.array(path), np.array(heads)
+
+
+def test_rotation_helper_rejects_illegal_moves():
+    """The heading check itself: a sideways move, a move against the heading, a U-turn in one
+    step are rejected; forward moves and quarter turns pass."""
+    f = Floor.from_ascii("...\n...")
+    c = f.cell
+    ok = np.array([[c(0, 0)], [c(0, 1)], [c(0, 1)], [c(1, 1)]])
+    check_rotation_plan(f, ok, np.array([[0], [0], [1], [1]]))   # E, forward, turn S, forward
+    bad = [(np.array([[c(0, 0)], [c(1, 0)]]), np.array([[0], [0]])),  # sideways (facing E)
+           (np.array([[c(0, 1)], [c(0, 0)]]), np.array([[0], [0]])),  # backward
+           (np.array([[c(0, 0)], [c(0, 0)]]), np.array([[0], [2]])),  # U-turn in one step
+           (np.array([[c(0, 0)], [c(0, 1)]]), np.array([[0], [1]]))]  # move and turn at once
+    for paths, heads in bad:
+        with pytest.raises(AssertionError):
+            check_rotation_plan(f, paths, heads)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), density=st.floats(0.1, 0.7),
+       turn_weight=st.integers(0, 4), hold=st.booleans())
+def test_rotation_plans_are_valid_and_legal_on_random_floors(seed, density, turn_weight, hold):
+    rng = np.random.default_rng(seed)
+    f = random_floor(rng, 7, 9, p_block=0.2, p_oneway=0.1)
+    free = f.free_cells
+    if free.size < 2:
+        return
+    n = max(1, int(density * free.size))
+    starts = rng.choice(free, n, replace=False)
+    heads0 = rng.integers(0, 4, n)
+    guidance = ["none", "flow", "lanes", "lanes+flow"][seed % 4]
+    p = Planner(f, n, starts, seed=seed, dwell_chute=seed % 3, dwell_induct=0, guidance=guidance,
+                rotation=True, headings=heads0, turn_weight=turn_weight, hold_on_turn=hold)
+    path, heads = rotation_run(f, p, rng, 40)
+    assert heads[0].tolist() == heads0.tolist()
+    check_paths(f, starts, path)                  # the validator knows nothing of headings
+    check_rotation_plan(f, path, heads)
+
+
+@pytest.mark.parametrize("turn_weight,hold", [(0, False), (2, True)])
+def test_rotation_no_robot_stuck_forever_on_a_crowded_floor(turn_weight, hold):
+    f = Floor.from_ascii("""
+    ........
+    .@@..@@.
+    ........
+    .@@..@@.
+    ........
+    """)
+    free = f.free_cells
+    rng = np.random.default_rng(12)
+    n = int(0.5 * free.size)
+    starts = rng.choice(free, n, replace=False)
+    p = Planner(f, n, starts, seed=12, dwell_chute=0, dwell_induct=0, guidance="lanes+flow",
+                rotation=True, turn_weight=turn_weight, hold_on_turn=hold)
+    path, heads = rotation_run(f, p, rng, 1500)
+    check_paths(f, starts, path)
+    check_rotation_plan(f, path, heads)
+    moved = path[1:] != path[:-1]
+    last_move = np.array([np.flatnonzero(moved[:, i]).max() for i in range(n)])
+    assert (moved.sum(0) >= 20).all()
+    assert (1500 - last_move).max() < 500
+
+
+def test_turn_weight_makes_pushed_robots_move_on():
+    """A robot pushed from behind, facing east with a free cell ahead (one step farther from
+    its goal) and a free cell beside it (one step nearer): with turn weight 2 it moves on east
+    and its pusher follows this step; with weight 0 it turns toward its goal and both wait."""
+    f = Floor.from_ascii("....\n....")
+    c = f.cell
+    starts = [c(0, 0), c(0, 1)]                   # robot 0 pushes robot 1 (both facing east)
+    goals = np.array([c(0, 2), c(1, 0)], np.int32)   # robot 1's goal is back south-west
+    got = {}
+    for w in (0, 2):
+        p = Planner(f, 2, starts, seed=0, dwell_chute=0, dwell_induct=0, rotation=True,
+                    turn_weight=w, hold_on_turn=False)
+        p.prepare(goals)
+        p._elapsed[0] = 100                        # robot 0 plans first (pushes robot 1)
+        got[w] = p.step(goals).tolist()
+    assert got[2] == [c(0, 1), c(0, 2)]
+    assert got[0] == [c(0, 0), c(0, 1)]
+
+
+def test_hold_on_turn_keeps_a_turning_robot_cell_for_the_others():
+    """Robot 1 (planning first) must turn north toward its goal; robot 0 behind it wants its
+    cell (east; north is as short). Holding: robot 0 sees the cell taken while planning and
+    turns toward its other way at once; without holding it plans to follow and is stopped
+    afterwards (waits facing east)."""
+    f = Floor.from_ascii("...\n...")
+    c = f.cell
+    starts = [c(1, 0), c(1, 1)]
+    goals = np.array([c(0, 2), c(0, 1)], np.int32)   # robot 0: east or north; robot 1: north
+    heads = {}
+    for hold in (False, True):
+        p = Planner(f, 2, starts, seed=0, dwell_chute=0, dwell_induct=0, rotation=True,
+                    hold_on_turn=hold)
+        p.prepare(goals)
+        p._elapsed[1] = 100                        # robot 1 plans first
+        pos = p.step(goals).tolist()
+        assert pos == starts                       # both stay this step
+        heads[hold] = p.headings.tolist()
+    assert heads[False] == [0, 3]                  # robot 0 still faces east
+    assert heads[True] == [3, 3]                   # robot 0 turned north (its detour)
+
+
+def test_dock_mask_marks_moves_along_a_line_of_inducts():
+    f = Floor.from_ascii("""
+    I.I.I.I
+    .......
+    I......
+    .......
+    I......
+    """)
+    m = dock_mask(f)
+    E, S, W, N = 0, 1, 2, 3
+    c = f.cell
+    # along row 0 into an inner induct of the line: marked, from either side
+    assert m[c(0, 1), E] and m[c(0, 3), W] and m[c(0, 3), E] and m[c(0, 5), W]
+    # into a line induct from below (its "dock" side), or leaving one: not marked
+    assert not m[c(1, 2), N] and not m[c(0, 2), E] and not m[c(0, 2), S]
+    # the end cells of a line count (one induct two cells on), the column line too
+    assert m[c(0, 1), W] and m[c(1, 0), S] and m[c(3, 0), N]
+    # nothing else
+    want = {(c(0, 1), E), (c(0, 3), W), (c(0, 3), E), (c(0, 5), W), (c(0, 5), E),
+            (c(0, 1), W), (c(1, 0), S), (c(1, 0), N), (c(3, 0), S), (c(3, 0), N)}
+    assert {(int(a), int(d)) for a, d in zip(*np.nonzero(m))} == want
+    base = lane_costs(f, 2)
+    docked = lane_costs(f, 2, dock_penalty=3)
+    assert (docked - base == np.where(m, 3, 0)).all()
+    with pytest.raises(InputError, match="dock"):
+        lane_costs(f, 2, dock_penalty=-1)
+
+
+def test_docks_only_change_rotation_plans_with_lanes():
+    """dock_penalty shapes the tables of a rotation planner with lanes, never the 4-connected
+    planner (its behaviour and figures stay as they were)."""
+    f = Floor.from_ascii("I.I.I.I\n.......\n.......")
+    for rotation in (False, True):
+        p = Planner(f, 1, [f.cell(2, 0)], guidance="lanes", rotation=rotation)
+        q = Planner(f, 1, [f.cell(2, 0)], guidance="lanes", rotation=rotation, dock_penalty=0)
+        key = ("cell", f.cell(0, 4))
+        same = np.array_equal(p.tables.lookup(key, [f.cell(0, 4)]),
+                              q.tables.lookup(key, [f.cell(0, 4)]))
+        assert same != rotation

@@ -12,6 +12,11 @@ This is the hand-designed "crisscross" guidance graph used as a baseline by Zhan
 highways of Cohen et al. (SoCS 2015), and the static part of the traffic-flow guidance of Chen et
 al. (AAAI 2024).
 
+Docks (rotation model): where induct cells line a row or column every other cell (the ``E.E.E``
+border rows of LoRR ``sortation_large``), moves along that line into an induct cost an extra
+``dock_penalty`` (:func:`dock_mask`): through traffic keeps off the line and robots enter an
+induct from the side, instead of stopping and turning at it in a through lane.
+
 Corridor detection: a cell belongs to a horizontal corridor if its maximal free run along the
 row is at least ``min_run`` cells; a row is a corridor row if at least ``min_share`` of its free
 cells do. Corridor rows are numbered top to bottom and alternate east / west (two adjacent
@@ -23,7 +28,7 @@ import numpy as np
 
 from sorter.errors import InputError
 
-__all__ = ["lane_costs", "lane_directions"]
+__all__ = ["lane_costs", "lane_directions", "dock_mask"]
 
 
 def _runs(free):
@@ -67,7 +72,36 @@ def lane_directions(floor, *, min_run=3, min_share=0.5):
     return H, V
 
 
-def lane_costs(floor, penalty=2, **kw):
+def dock_mask(floor):
+    """Moves that run along a line of induct cells, into one of them (int bool (n_cells, 4)).
+
+    An induct cell ``c`` with another induct two cells away along an axis (``E.E.E`` on a
+    border row) is a *dock*: moves into it along that axis pass through the line of docks,
+    where robots stop and turn.
+
+    Examples
+    --------
+    >>> from sorter.layout import Floor
+    >>> f = Floor.from_ascii("I.I\\n...")
+    >>> dock_mask(f)[f.cell(0, 1)].tolist(), dock_mask(f)[f.cell(1, 0)].tolist()
+    ([True, False, True, False], [False, False, False, False])
+    """
+    h, w = floor.height, floor.width
+    ind = (np.asarray(floor.cells) == 2).reshape(h, w)
+    m = np.asarray(floor.moves)
+    out = np.zeros((floor.n_cells, 4), np.bool_)
+    p = np.zeros((h + 4, w + 4), np.bool_)
+    p[2:-2, 2:-2] = ind
+    horiz = (ind & (p[2:-2, :-4] | p[2:-2, 4:])).ravel()     # an induct two cells left / right
+    vert = (ind & (p[:-4, 2:-2] | p[4:, 2:-2])).ravel()      # ... two cells up / down
+    src, d = np.nonzero(m >= 0)
+    tgt = m[src, d]
+    along = np.where(d % 2 == 0, horiz[tgt], vert[tgt])
+    out[src[along], d[along]] = True
+    return out
+
+
+def lane_costs(floor, penalty=2, *, dock_penalty=0, **kw):
     """Cost of every move: 1 with the lane, ``1 + penalty`` against it.
 
     Parameters
@@ -76,6 +110,10 @@ def lane_costs(floor, penalty=2, **kw):
         Needs ``height``, ``width``, ``cells`` and ``moves``.
     penalty : int
         Extra cost of a move against its lane (0 = no guidance).
+    dock_penalty : int
+        Extra cost of a move along a line of induct cells into one of them (:func:`dock_mask`),
+        so that through traffic keeps off the ``E.E.E`` border rows of LoRR maps and robots
+        enter an induct from the side (used with the rotation model; 0 = off).
 
     Returns
     -------
@@ -108,4 +146,9 @@ def lane_costs(floor, penalty=2, **kw):
     back = m[m[src, d], (d + 2) % 4]
     one_way = back != src
     cost[src[one_way], d[one_way]] = 1
+    if dock_penalty:
+        if int(dock_penalty) != dock_penalty or not 0 <= dock_penalty <= 50:
+            raise InputError(f"dock penalty {dock_penalty}", field="dock_penalty",
+                             expected="an integer 0..50")
+        cost[dock_mask(floor)] += np.uint8(dock_penalty)
     return cost

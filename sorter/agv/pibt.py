@@ -33,7 +33,33 @@ Improvements over plain PIBT (``guidance``), measured against it in ``bench/RESU
 
 Robots stay ``dwell_chute`` steps at a drop cell and ``dwell_induct`` at an induct when they reach
 one as their goal (pinned: nobody pushes them), and report the goal done when the dwell ends.
-``rotation=True`` adds LoRR's action model (headings; forward, turn 90 degrees, wait).
+``rotation=True`` adds LoRR's action model (headings; forward, turn 90 degrees, wait). PIBT plans
+cells; a move off the heading becomes a quarter turn toward it (the robot stays), and robots
+that planned to enter the cell of a robot that stays wait too. Two refinements, measured on the
+10,000-robot LoRR main-round instances (``bench/RESULTS-mapf.md``):
+
+* ``turn_weight`` -- a robot being *pushed* (planning by priority inheritance) adds this per
+  quarter turn to a candidate's distance: it prefers moving on along its heading, which frees
+  its cell in this step, over turning, which would stop the whole chain of robots behind it.
+  Default 2 with lanes (MR23-I-06 +53%, I-10 +27% over 5,000 steps), 0 without: along soft
+  one-way lanes "forward" is with the traffic, on an unguided floor it often is not, and
+  pushing robots straight on then hurts (-40% on I-06).
+* ``hold_on_turn`` -- a root robot (planning on its own priority) that picks a cell it does not
+  face will only turn: it also reserves its own cell while planning, so robots planned after it
+  pick another move at once instead of being stopped afterwards. Default with lanes only
+  (I-10 +8%, I-06 -2% on top of the turn weight; without lanes I-10 -21%).
+* ``dock_penalty`` -- lane design for rotation: on LoRR ``sortation_large`` the ``E`` cells line
+  the border rows (``E.E.E``), so the border rows were lanes where robots stop at their ``E`` cell
+  and turn in the way of the through traffic. Moves along such a line of inducts into one of
+  them cost ``1 + dock_penalty`` (:func:`sorter.agv.guidance.dock_mask`): through traffic keeps
+  to the next rows and robots enter an ``E`` cell from the side, as into a dock. Default 2 with
+  lanes and rotation (MR23-I-06 21.8 -> 25.1 over 5,000 steps; no such lines on
+  ``warehouse_large``).
+
+Tried and dropped (figures in ``bench/RESULTS-mapf.md``): PIBT over the four actions with a
+heading-aware one-step look-ahead cost (pushed robots may only move forward; deadlocks in dense
+areas), roots that turn without pushing the occupant of the cell they turn to, heavier lane
+penalties, turn weights on root robots.
 
 Cost per step: one sort of the priorities (O(n log n)) and O(n) candidate work (inheritance chains
 visit each robot once), in compiled code with no allocation but the sort: measured 0.2 ms for 1,000
@@ -75,7 +101,7 @@ def _mix(x):
 def _pibt_step(fadj, fcells, free_cells, pool, unreach, slot, pos, nxt, elapsed, dwell_left, goal_done,
                finished, occ_now, occ_next, order_key, seedmix, step_no, dwell_chute,
                dwell_induct, flow, use_flow, w_occ, st_a, st_p, st_c, st_n, st_k, rotate,
-               heading):
+               heading, turn_w_push, hold):
     """Plan one timestep in free-cell indexing; writes ``nxt`` and updates robot state.
 
     ``occ_now``/``occ_next`` must be all -1 on entry and are left all -1.
@@ -146,6 +172,8 @@ def _pibt_step(fadj, fcells, free_cells, pool, unreach, slot, pos, nxt, elapsed,
                         if turns == 3:
                             turns = 1
                         aux += np.int64(turns) * 16384
+                        if depth > 0 and dist < 8388607:
+                            dist += np.int64(turns) * turn_w_push
                     key = (dist << 40) | (aux << 24) | np.int64(_mix(base + np.uint64(free_cells[u])) >> np.uint64(40))
                     # insertion sort
                     j = cnt
@@ -165,6 +193,8 @@ def _pibt_step(fadj, fcells, free_cells, pool, unreach, slot, pos, nxt, elapsed,
             parent = st_p[depth]
             descended = False
             ok = False
+            if hold and depth == 0 and occ_next[pos[i]] == i:
+                occ_next[pos[i]] = -1           # a turn that was tried: release the own cell
             while st_k[depth] < st_n[depth]:
                 u = st_c[depth, st_k[depth]]
                 st_k[depth] += 1
@@ -172,6 +202,8 @@ def _pibt_step(fadj, fcells, free_cells, pool, unreach, slot, pos, nxt, elapsed,
                     continue
                 if parent != -1 and u == pos[parent]:
                     continue
+                if hold and depth == 0 and fadj[pos[i], heading[i]] != u and u != pos[i]:
+                    occ_next[pos[i]] = i        # a root that will only turn keeps its cell
                 occ_next[u] = i
                 nxt[i] = u
                 k = occ_now[u]
@@ -289,6 +321,16 @@ class Planner:
         (staying) or waits. PIBT plans cells with turns as a tie-break after distance; a move off
         the heading becomes a turn toward it, and robots that planned to enter the cell of a
         robot that stays wait as well.
+    turn_weight : int, optional
+        Rotation model: distance added per quarter turn to the candidates of a pushed robot.
+        Default 2 with ``"lanes"`` guidance, else 0 (0 = turns only break ties).
+    hold_on_turn : bool, optional
+        Rotation model: a root robot that will only turn keeps its own cell reserved while
+        planning (see the module docstring). Default True with ``"lanes"`` guidance, else
+        False (so ``guidance="none"`` stays plain PIBT).
+    dock_penalty : int
+        Rotation model with ``"lanes"``: extra cost of a move along a line of induct cells into
+        one of them (:func:`sorter.agv.guidance.dock_mask`; 0 = off).
     headings : int array (n_robots,), optional
         Initial headings (default all 0, east).
     tables : DistanceTables, optional
@@ -322,7 +364,8 @@ class Planner:
 
     def __init__(self, floor, n_robots, starts, *, seed=0, dwell_chute=5, dwell_induct=1,
                  station_goals=False, guidance="none", max_table_mb=512.0, flow_halflife=32,
-                 w_occ=4, lane_penalty=2, rotation=False, headings=None, tables=None):
+                 w_occ=4, lane_penalty=2, rotation=False, headings=None, tables=None,
+                 turn_weight=None, hold_on_turn=None, dock_penalty=2):
         self.floor = floor if hasattr(floor, "moves") and not isinstance(floor, MoveGraph) else None
         self.graph = MoveGraph.of(floor)
         g = self.graph
@@ -359,7 +402,8 @@ class Planner:
                     raise InputError("lanes need a Floor", field="guidance",
                                      expected="a sorter.layout.Floor, or guidance 'none'/'flow'")
                 from sorter.agv.guidance import lane_costs
-                costs = lane_costs(self.floor, self.lane_penalty)
+                costs = lane_costs(self.floor, self.lane_penalty,
+                                   dock_penalty=dock_penalty if rotation else 0)
             tables = DistanceTables(g, max_mb=max_table_mb, reserve=n + 64, costs=costs)
         elif (tables.rcost is not None) != self.lanes:
             raise InputError("shared tables were built for another guidance", field="tables")
@@ -384,7 +428,16 @@ class Planner:
         self._st_n = np.empty(n + 1, np.int32)
         self._st_k = np.empty(n + 1, np.int32)
         self._seedmix = np.uint64(tie_hash(self.seed))
+        if turn_weight is None:                         # helps with lanes only (RESULTS)
+            turn_weight = 2 if self.lanes else 0
+        if hold_on_turn is None:
+            hold_on_turn = self.lanes
+        if int(turn_weight) != turn_weight or not 0 <= turn_weight <= 1000:
+            raise InputError(f"turn_weight={turn_weight}", field="turn_weight",
+                             expected="an integer 0..1000")
         self.rotation = bool(rotation)
+        self.turn_weight = int(turn_weight)
+        self.hold_on_turn = bool(hold_on_turn)
         h = np.zeros(n, np.int8) if headings is None else np.asarray(headings)
         if h.shape != (n,) or not np.issubdtype(h.dtype, np.integer) or h.min() < 0 or h.max() > 3:
             raise InputError("headings must be one of 0 east, 1 south, 2 west, 3 north per robot",
@@ -509,12 +562,13 @@ class Planner:
         self.prepare(goals)
         t1 = time.perf_counter()
         tabs = self.tables
-        _pibt_step(self.graph.fadj, self.graph.fcells, self.graph.free_cells, tabs.pool, tabs.unreachable, self._slot,
-                   self._pos, self._nxt, self._elapsed, self._dwell, self._done, self.finished,
-                   self._occ_now, self._occ_next, self._order_key, self._seedmix, self.step_no,
-                   self.dwell_chute, self.dwell_induct, self._flow, self.flow,
-                   self.w_occ, self._st_a, self._st_p, self._st_c, self._st_n, self._st_k,
-                   self.rotation, self._heading)
+        _pibt_step(self.graph.fadj, self.graph.fcells, self.graph.free_cells, tabs.pool,
+                   tabs.unreachable, self._slot, self._pos, self._nxt, self._elapsed,
+                   self._dwell, self._done, self.finished, self._occ_now, self._occ_next,
+                   self._order_key, self._seedmix, self.step_no, self.dwell_chute,
+                   self.dwell_induct, self._flow, self.flow, self.w_occ, self._st_a,
+                   self._st_p, self._st_c, self._st_n, self._st_k, self.rotation,
+                   self._heading, self.turn_weight, self.rotation and self.hold_on_turn)
         self.kernel_ms = (time.perf_counter() - t1) * 1e3
         self.goals_ms = (t1 - t0) * 1e3
         self._pos, self._nxt = self._nxt, self._pos
