@@ -71,6 +71,19 @@ def test_assign_never_raises(junk):
     assert d.reason in ("unknown_destination",)
 
 
+def test_recirculation_values_of_any_type():
+    plan, chutes = _small()
+    s = Sorter(plan, chutes)
+    assert s.assign("A", float("inf")).reason == "max_recirculation"
+    assert s.assign("A", 10**40).reason == "max_recirculation"
+    assert s.assign("A", 3.0).reason == "max_recirculation"
+    assert s.assign("A", -10**40).reason == "ok"
+    assert s.assign("A", float("-inf")).reason == "ok"
+    assert s.assign("A", float("nan")).reason == "ok"
+    import numpy as np
+    assert s.assign("A", np.int64(5)).reason == "max_recirculation"
+
+
 def test_open_reopens_without_emptying_and_discharge_refills():
     plan, chutes = _small()
     s = Sorter(plan, chutes)
@@ -202,26 +215,30 @@ def test_switch_plan_is_atomic_under_threads():
     p1 = {f"D{i}": ("C0", "C1") for i in range(200)}
     p2 = {f"D{i}": ("C2", "C3") for i in range(200)}
     s = Sorter(SortPlan(routes=p1, reject=reject), chutes)
-    stop = threading.Event()
+    done = threading.Event()
 
     def switcher():
-        k = 0
-        while not stop.is_set():
+        import time
+        for k in range(300):
             s.switch_plan(p2 if k % 2 == 0 else p1)
-            k += 1
+            time.sleep(0.0002)           # let the deciding thread in between switches
+        done.set()
 
     t = threading.Thread(target=switcher)
+    ids = s.destination_ids([f"D{i}" for i in range(200)] * 50)
     t.start()
+    batches = 0
     try:
-        ids = s.destination_ids([f"D{i}" for i in range(200)] * 50)
-        for _ in range(50):
+        while not done.is_set() or batches < 5:
             c, r = s.assign_many(ids)
+            batches += 1
             assert set(np.unique(r)) == {0}
-            # one batch, one plan: all chutes from {C0} or all from {C2}
+            # one batch, one plan: all chutes from {C0, C1} or all from {C2, C3}
             assert len(set(np.unique(c)) & {0, 1}) == 0 or len(set(np.unique(c)) & {2, 3}) == 0
+            assert s.assign("D7").chute in ("C0", "C1", "C2", "C3")
     finally:
-        stop.set()
         t.join()
+    assert batches >= 5
 
 
 def test_from_files_and_overrides(tmp_path):

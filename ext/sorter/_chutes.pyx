@@ -25,7 +25,8 @@ cdef int MAX_COUNT = 1 << 30
 
 
 cdef inline int _as_count(object x):
-    """A recirculation count from any object: ints clamp to [0, 2**30]; junk counts as 0."""
+    """A recirculation count from any object: numbers clamp to [0, 2**30] (+inf to the top);
+    junk (NaN, text, None) counts as 0."""
     cdef long v
     cdef int overflow = 0
     if PyLong_Check(x):
@@ -37,7 +38,12 @@ cdef inline int _as_count(object x):
         return <int>v
     try:
         return _as_count(int(x))
-    except Exception:
+    except OverflowError:            # +inf (more laps than can be counted) or -inf
+        try:
+            return MAX_COUNT if x > 0 else 0
+        except Exception:
+            return 0
+    except Exception:                # NaN, text, None, ...: no recirculation to count
         return 0
 
 
