@@ -20,7 +20,7 @@ at once (10.4 s weighted, with lanes) on one core of the 2-core test machine -- 
 lazily: a 10,000-robot sorting run (100 destinations x 2 chutes) holds 820 tables = 87 MB, computed in
 ~0.3 s; LoRR errand runs (31,911 distinct errand cells) use the LRU bound (2 GB in the benchmarks).
 One BFS over that floor takes ~0.25-0.3 ms, one weighted table (Dial's buckets) ~0.65 ms. Figures:
-``bench/RESULTS-mapf.md``.
+``bench/RESULTS.md``.
 """
 from __future__ import annotations
 

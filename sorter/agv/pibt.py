@@ -17,7 +17,7 @@ now, then a hash of ``(seed, step, robot, cell)`` -- deterministic for a seed, a
 reproduce in the plain-Python oracle ``tests/naive_pibt.py``. Robot priorities tie-break by a hash
 of ``(seed, robot)``, then the robot index.
 
-Improvements over plain PIBT (``guidance``), measured against it in ``bench/RESULTS-mapf.md``:
+Improvements over plain PIBT (``guidance``), measured against it in ``bench/RESULTS.md``:
 
 * ``"lanes"`` -- **soft one-way lanes** ("crisscross" guidance, :mod:`sorter.agv.guidance`):
   distance tables become weighted shortest paths where a move against a corridor's lane costs
@@ -36,7 +36,7 @@ one as their goal (pinned: nobody pushes them), and report the goal done when th
 ``rotation=True`` adds LoRR's action model (headings; forward, turn 90 degrees, wait). PIBT plans
 cells; a move off the heading becomes a quarter turn toward it (the robot stays), and robots
 that planned to enter the cell of a robot that stays wait too. Two refinements, measured on the
-10,000-robot LoRR main-round instances (``bench/RESULTS-mapf.md``):
+10,000-robot LoRR main-round instances (``bench/RESULTS.md``):
 
 * ``turn_weight`` -- a robot being *pushed* (planning by priority inheritance) adds this per
   quarter turn to a candidate's distance: it prefers moving on along its heading, which frees
@@ -56,14 +56,14 @@ that planned to enter the cell of a robot that stays wait too. Two refinements, 
   lanes and rotation (MR23-I-06 21.8 -> 25.1 over 5,000 steps; no such lines on
   ``warehouse_large``).
 
-Tried and dropped (figures in ``bench/RESULTS-mapf.md``): PIBT over the four actions with a
+Tried and dropped (figures in ``bench/RESULTS.md``): PIBT over the four actions with a
 heading-aware one-step look-ahead cost (pushed robots may only move forward; deadlocks in dense
 areas), roots that turn without pushing the occupant of the cell they turn to, heavier lane
 penalties, turn weights on root robots.
 
 Cost per step: one sort of the priorities (O(n log n)) and O(n) candidate work (inheritance chains
 visit each robot once), in compiled code with no allocation but the sort: measured 0.2 ms for 1,000
-robots and 2.4-5 ms for 10,000 on LoRR ``sortation_large`` (``bench/RESULTS-mapf.md``).
+robots and 2.4-5 ms for 10,000 on LoRR ``sortation_large`` (``bench/RESULTS.md``).
 """
 from __future__ import annotations
 

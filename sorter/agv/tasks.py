@@ -24,7 +24,7 @@ Streams
 
 Induct choice (``induct_choice``): ``"nearest"`` (plain) or ``"balanced"`` -- the induct with
 the least ``distance + balance_weight * robots already heading there`` (one table per induct), an
-improvement measured in ``bench/RESULTS-mapf.md``.
+improvement measured in ``bench/RESULTS.md``.
 
 Counting: ``completed`` counts every goal completed (each induct visit and each drop, as LoRR
 errands and RHCR tasks are counted); ``delivered`` counts parcels tipped into chutes.
