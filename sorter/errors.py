@@ -5,7 +5,10 @@ callers that only know the standard library still catch it.
 """
 from __future__ import annotations
 
-__all__ = ["SorterError", "InputError", "format_location"]
+import math
+import numbers
+
+__all__ = ["SorterError", "InputError", "format_location", "check_number"]
 
 
 class SorterError(Exception):
@@ -40,3 +43,25 @@ def format_location(message, *, path=None, line=None, field=None, expected=None)
     if expected:
         text += f" (expected {expected})"
     return " ".join(text.split("\n"))
+
+
+def check_number(value, *, path=None, field=None, expected=None, lo=None, hi=None, lo_open=False,
+                 integer=False):
+    """A validated number from user input (int or float; bools refused), else :class:`InputError`.
+
+    ``lo``/``hi`` bound it (``lo_open`` makes the lower bound strict); ``integer`` asks for a
+    whole number. Returns an ``int`` when ``integer`` else a ``float``.
+    """
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok and integer and not float(value).is_integer():
+        ok = False
+    if ok:
+        v = float(value)
+        ok = math.isfinite(v)
+        if ok and lo is not None:
+            ok = v > lo if lo_open else v >= lo
+        if ok and hi is not None:
+            ok = v <= hi
+    if not ok:
+        raise InputError(f"bad value {value!r}", path=path, field=field, expected=expected)
+    return int(value) if integer else float(value)

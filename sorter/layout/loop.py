@@ -36,6 +36,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from sorter.errors import InputError, format_location
+from sorter.errors import check_number as _num
 from sorter.plan import Chute, ChuteTable, SortPlan, load_chutes
 
 __all__ = ["Induct", "LoopSorter", "INDUCT_KINDS", "DEFAULT_INDUCT_RATE", "generate_loop_plan"]
@@ -58,23 +59,6 @@ class Induct:
     position_m: float
     max_rate_per_hour: float
     kind: str = "automatic"
-
-
-def _num(value, *, path, field, expected, lo=None, hi=None, lo_open=False, integer=False):
-    """A validated number from user input, or an InputError naming file and field."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if ok and integer and not float(value).is_integer():
-        ok = False
-    if ok:
-        v = float(value)
-        ok = math.isfinite(v)
-        if ok and lo is not None:
-            ok = v > lo if lo_open else v >= lo
-        if ok and hi is not None:
-            ok = v <= hi
-    if not ok:
-        raise InputError(f"bad value {value!r}", path=path, field=field, expected=expected)
-    return int(value) if integer else float(value)
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ from typing import Mapping
 import numpy as np
 
 from sorter.errors import InputError
+from sorter.errors import check_number as _num
 from sorter.layout.loop import LoopSorter, generate_loop_plan
 from sorter.plan import ChuteTable, SortPlan, load_chutes, load_plan_routes, read_input_bytes
 
@@ -75,21 +76,6 @@ def default_scenario_path() -> Path:
     """The built-in scenario that ``sorter run`` uses without an argument."""
     from sorter.resources import seed_path
     return seed_path("scenarios/default.toml")
-
-
-def _num(value, *, path, field, expected, lo=None, hi=None, lo_open=False, integer=False):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok and integer and not (isinstance(value, int) or float(value).is_integer()):
-        ok = False
-    if ok:
-        ok = math.isfinite(float(value))
-        if ok and lo is not None:
-            ok = value > lo if lo_open else value >= lo
-        if ok and hi is not None:
-            ok = value <= hi
-    if not ok:
-        raise InputError(f"bad value {value!r}", path=path, field=field, expected=expected)
-    return int(value) if integer else float(value)
 
 
 def _keys(doc, allowed, *, path, field, form):
