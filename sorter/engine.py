@@ -49,6 +49,10 @@ class Sorter(ChuteEngine):
     strategy -> ``ok``; else an open overflow chute -> ``overflow``; else
     ``no_chute_available``. Reject chutes always take parcels.
 
+    One engine serves one thread of decisions (as a WCS's scan handler is): a plan switch
+    from another thread is atomic, but decisions made from two threads at once may lose
+    counter increments and round-robin steps.
+
     Examples
     --------
     >>> from sorter import Sorter
