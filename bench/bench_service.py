@@ -16,7 +16,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -27,6 +26,7 @@ from sorter import Sorter
 from sorter.resources import seed_path
 from sorter.service.protocol import parse_line
 from sorter.service.server import Connection, Service
+from service_fakes import ListJournal as _ListJournal
 
 PLAN = seed_path("plan/demo_plan.csv")
 CHUTES = seed_path("plan/demo_chutes.toml")
@@ -43,22 +43,6 @@ class _Transport:
 
     def is_closing(self):
         return False
-
-
-class _ListJournal:
-    sync = False
-    durability = "batch"
-    committed = 0
-    pending = 0
-
-    def __init__(self):
-        self.records = []
-
-    def append(self, rec):
-        self.records.append(rec)
-
-    def append_snapshot(self, upto, state):
-        pass
 
 
 def _lines(seed=1):

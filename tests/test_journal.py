@@ -16,7 +16,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,8 @@ from sorter import Sorter
 from sorter.resources import seed_path
 from sorter.service.journal import Journal, JournalError, export, restore
 from sorter.service.protocol import format_telegram
-from sorter.service.server import Connection, Service, open_service
+from sorter.service.server import Connection, open_service
+from service_fakes import FakeTransport
 
 PLAN = seed_path("plan/demo_plan.csv")
 CHUTES = seed_path("plan/demo_chutes.toml")
@@ -293,26 +293,6 @@ def test_sigkill_mid_stream_then_replay(tmp_path, durability, strategy):
 
 
 # -- in-process journal tests ---------------------------------------------------------------
-class FakeTransport:
-    def __init__(self):
-        self.out = bytearray()
-
-    def write(self, data):
-        self.out += data
-
-    def is_closing(self):
-        return False
-
-    def pause_reading(self):
-        pass
-
-    def resume_reading(self):
-        pass
-
-    def close(self):
-        pass
-
-
 def feed_all(svc, stream, chunk=37):
     conn = Connection(svc)
     conn.connection_made(FakeTransport())

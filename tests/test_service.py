@@ -12,35 +12,12 @@ from sorter.constants import REASONS, STATES
 from sorter.resources import seed_path
 from sorter.service import protocol as P
 from sorter.service.server import Connection, Service, open_service, start_server
+from service_fakes import FakeTransport
 
 PLAN = seed_path("plan/demo_plan.csv")
 WAVE2 = seed_path("plan/demo_plan_wave2.csv")
 CHUTES = seed_path("plan/demo_chutes.toml")
 TIMEOUT = 60.0
-
-
-class FakeTransport:
-    def __init__(self):
-        self.out = bytearray()
-        self.paused = False
-
-    def write(self, data):
-        self.out += data
-
-    def is_closing(self):
-        return False
-
-    def pause_reading(self):
-        self.paused = True
-
-    def resume_reading(self):
-        self.paused = False
-
-    def close(self):
-        pass
-
-    def lines(self):
-        return bytes(self.out).decode().splitlines()
 
 
 def make(deadline_ms=60_000.0, **kw):

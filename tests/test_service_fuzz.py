@@ -22,6 +22,7 @@ from sorter.constants import REASONS, STATES
 from sorter.resources import seed_path
 from sorter.service import protocol as P
 from sorter.service.server import Connection, Service, start_server
+from service_fakes import FakeTransport, ListJournal
 
 PLAN = seed_path("plan/demo_plan.csv")
 CHUTES = seed_path("plan/demo_chutes.toml")
@@ -178,46 +179,6 @@ def test_parser_structured_against_oracle(kind, seq, fields, trim):
 
 
 # -- the live handler (in process) ------------------------------------------------------------
-class FakeTransport:
-    def __init__(self):
-        self.out = bytearray()
-
-    def write(self, data):
-        self.out += data
-
-    def is_closing(self):
-        return False
-
-    def pause_reading(self):
-        pass
-
-    def resume_reading(self):
-        pass
-
-
-class ListJournal:
-    """Stands in for the SQLite journal: keeps the records."""
-    sync = False
-    durability = "batch"
-    committed = 0
-
-    def __init__(self):
-        self.records = []
-
-    def append(self, rec):
-        self.records.append(rec)
-
-    def append_snapshot(self, upto, state):
-        pass
-
-    def kick(self):
-        pass
-
-    @property
-    def pending(self):
-        return 0
-
-
 piece = st.one_of(
     st.integers(0, 10 ** 6).map(lambda i: ("scan", i)),               # a valid scan
     st.binary(max_size=40).map(lambda b: ("bytes", b.replace(b"\n", b""))),

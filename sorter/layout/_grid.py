@@ -168,3 +168,13 @@ def reach(moves: np.ndarray, sources, *, backward: bool = False, rev: np.ndarray
         seen[nxt] = True
         front = nxt
     return seen
+
+
+def char_codes(*, travel: str, obstacle: str, induct: str, drop: str) -> np.ndarray:
+    """Byte -> cell type code table for a text grid format (-1 for characters it doesn't know)."""
+    from sorter.layout.floor import DROP, INDUCT, OBSTACLE, TRAVEL
+    table = np.full(256, -1, dtype=np.int8)
+    for chars, code in ((travel, TRAVEL), (obstacle, OBSTACLE), (induct, INDUCT), (drop, DROP)):
+        for ch in chars:
+            table[ord(ch)] = code
+    return table

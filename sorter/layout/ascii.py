@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from sorter.layout._common import check_floor_reachable, fail, read_text
-from sorter.layout._grid import DC, DR, group_by_block
+from sorter.layout._grid import DC, DR, char_codes, group_by_block
 from sorter.layout.floor import DROP, INDUCT, OBSTACLE, TRAVEL, Floor, Station
 
 __all__ = ["parse_ascii", "load_ascii", "format_ascii", "ASCII_CHARS"]
@@ -38,18 +38,7 @@ _ARROW_OF_DIR = {d: ch for ch, d in _ARROWS.items()}
 _EXPECTED = "one of . @ # T I D C > < ^ v"
 
 
-def _code_table():
-    code = np.full(256, -1, dtype=np.int8)
-    for ch in ".><^v":
-        code[ord(ch)] = TRAVEL
-    for ch in "@#TC":
-        code[ord(ch)] = OBSTACLE
-    code[ord("I")] = INDUCT
-    code[ord("D")] = DROP
-    return code
-
-
-_CODE = _code_table()
+_CODE = char_codes(travel=".><^v", obstacle="@#TC", induct="I", drop="D")
 
 
 def _split_header(lines, path, offset):
@@ -176,7 +165,6 @@ def _locator(first_line, width):
 
 def _build(grid, chars2, *, name, path, where, first_line):
     h, w = grid.shape
-    n = h * w
     locate = _locator(first_line, w)
     body = chars2 == ord("C")
     drop = grid == DROP

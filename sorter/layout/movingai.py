@@ -27,26 +27,15 @@ import numpy as np
 from sorter.layout._common import (
     check_floor_reachable, fail, grid_rows, parse_grid, parse_map_header, read_text, split_lines,
 )
-from sorter.layout._grid import group_by_block
-from sorter.layout.floor import DROP, INDUCT, OBSTACLE, TRAVEL, Floor, Station
+from sorter.layout._grid import char_codes, group_by_block
+from sorter.layout.floor import DROP, INDUCT, OBSTACLE, Floor, Station
 
 __all__ = ["load_movingai_map", "parse_movingai_map", "load_scen", "Scenario", "role_floor"]
 
 _EXPECTED = "one of . G @ O T W E S"
 
 
-def _table():
-    t = np.full(256, -1, dtype=np.int8)
-    for ch in ".G":
-        t[ord(ch)] = TRAVEL
-    for ch in "@OTW":
-        t[ord(ch)] = OBSTACLE
-    t[ord("E")] = INDUCT
-    t[ord("S")] = DROP
-    return t
-
-
-_TABLE = _table()
+_TABLE = char_codes(travel=".G", obstacle="@OTW", induct="E", drop="S")
 
 
 def role_floor(codes, *, name, path, locate, where, induct_prefix="I", check=True):
