@@ -261,7 +261,7 @@ def throughput(quick=False, only=None, rotation=False, match=None, guidances=("n
     from sorter.layout.lorr import load_lorr_problem
     steps = 1000 if quick else 5000
     rows = []
-    print(f"| instance | robots | steps | planner | tasks | tasks/step | ms/step p50 / p99 | "
+    print("| instance | robots | steps | planner | tasks | tasks/step | ms/step p50 / p99 | "
           f"kernel ms p50 | preprocess s | tables MB |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 

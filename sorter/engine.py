@@ -13,7 +13,7 @@ from typing import Mapping
 import numpy as np
 
 from sorter._chutes import ChuteEngine, CompiledPlan
-from sorter.constants import (DEST_NO_READ, KINDS, REASONS, REJECT_REASONS, STATES,
+from sorter.constants import (KINDS, REASONS, REJECT_REASONS, STATES,
                               STRATEGIES, Decision)
 from sorter.errors import InputError
 from sorter.plan import Chute, ChuteTable, SortPlan, load_plan, load_plan_routes

@@ -1,7 +1,6 @@
 """Random sort plans and event streams for the engine tests (seeded NumPy generators)."""
 from __future__ import annotations
 
-import numpy as np
 
 from sorter.constants import REJECT_REASONS, STATES, STRATEGIES
 from sorter.plan import Chute, SortPlan

@@ -240,7 +240,7 @@ def run(args) -> int:
             u = k["robot_utilisation"]
             print(f"  sorted/hour       {k['sorted_per_hour']:.0f}  ({k['sorted_per_robot_hour']:.1f} per robot-hour, "
                   f"{k['seconds_per_step']:g} s/step)")
-            print(f"  by reason         " + ", ".join(f"{r} {v}" for r, v in k["parcels_by_reason"].items() if v))
+            print("  by reason         " + ", ".join(f"{r} {v}" for r, v in k["parcels_by_reason"].items() if v))
             print(f"  chute full events {k['chute_full_events']}  re-routes {k['reroutes']}  "
                   f"robot faults {k['robot_faults']}")
             print("  utilisation       " + ", ".join(f"{s_} {100 * v:.1f}%" for s_, v in u.items()))
