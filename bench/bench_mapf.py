@@ -262,7 +262,7 @@ def throughput(quick=False, only=None, rotation=False, match=None, guidances=("n
     steps = 1000 if quick else 5000
     rows = []
     print("| instance | robots | steps | planner | tasks | tasks/step | ms/step p50 / p99 | "
-          f"kernel ms p50 | preprocess s | tables MB |")
+          "kernel ms p50 | preprocess s | tables MB |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 
     def line(inst, n, g, k):
