@@ -35,6 +35,7 @@ from sorter.errors import InputError
 __all__ = ["MoveGraph", "DistanceTables", "distance_table", "UNREACHABLE16"]
 
 UNREACHABLE16 = np.iinfo(np.uint16).max
+_NONE = np.zeros(0, np.uint8)          # "no blocked cells" for the table kernels
 
 
 @njit(cache=True)
@@ -56,12 +57,19 @@ def _reverse_adjacency(moves, fidx, free_cells):
 
 
 @njit(cache=True)
-def _bfs_into(radj, sources, out, queue, unreach):
-    """Multi-source BFS over reversed edges; writes distances into ``out`` (free-index space)."""
+def _bfs_into(radj, sources, out, queue, unreach, blocked):
+    """Multi-source BFS over reversed edges; writes distances into ``out`` (free-index space).
+
+    Cells with ``blocked[c] != 0`` are neither entered nor left (``blocked`` may have length 0:
+    nothing is blocked).
+    """
     out[:] = unreach
     head = 0
     tail = 0
+    nb = blocked.shape[0]
     for s in sources:
+        if nb and blocked[s]:
+            continue
         if out[s] != 0:
             out[s] = 0
             queue[tail] = s
@@ -72,7 +80,7 @@ def _bfs_into(radj, sources, out, queue, unreach):
         dv = out[v] + 1
         for d in range(4):
             u = radj[v, d]
-            if u >= 0 and out[u] == unreach:
+            if u >= 0 and out[u] == unreach and not (nb and blocked[u]):
                 out[u] = dv
                 queue[tail] = u
                 tail += 1
@@ -80,12 +88,14 @@ def _bfs_into(radj, sources, out, queue, unreach):
 
 
 @njit(cache=True)
-def _dial_into(radj, rcost, sources, out, unreach, maxc, qbuf, qhead, qtail):
+def _dial_into(radj, rcost, sources, out, unreach, maxc, qbuf, qhead, qtail, blocked):
     """Multi-source shortest paths with small integer move costs (Dial's buckets, FIFO rings).
 
     ``rcost[v, k]`` is the cost of the forward move ``radj[v, k] -> v``; bucket ``d % (maxc+1)``
     is a FIFO ring ``qbuf[b]`` (capacity a power of two). Distances saturate at ``unreach - 1``.
+    Cells with ``blocked[c] != 0`` are neither entered nor left (length 0: none blocked).
     """
+    nbl = blocked.shape[0]
     out[:] = unreach
     nb = qhead.shape[0]             # a power of two > maxc
     bmask = nb - 1
@@ -95,6 +105,8 @@ def _dial_into(radj, rcost, sources, out, unreach, maxc, qbuf, qhead, qtail):
         qtail[b] = 0
     pending = 0
     for s in sources:
+        if nbl and blocked[s]:
+            continue
         if out[s] != 0:
             out[s] = 0
             qbuf[0, qtail[0] & mask] = s
@@ -112,7 +124,7 @@ def _dial_into(radj, rcost, sources, out, unreach, maxc, qbuf, qhead, qtail):
                 continue
             for k in range(4):
                 u = radj[v, k]
-                if u >= 0:
+                if u >= 0 and not (nbl and blocked[u]):
                     nd = d + rcost[v, k]
                     if nd > cap:
                         nd = cap
@@ -126,10 +138,11 @@ def _dial_into(radj, rcost, sources, out, unreach, maxc, qbuf, qhead, qtail):
 
 
 @njit(cache=True)
-def _bfs_many(radj, src_ptr, src_idx, rows, pool, queue, unreach):
+def _bfs_many(radj, src_ptr, src_idx, rows, pool, queue, unreach, blocked):
     """Fill ``pool[rows[j]]`` with the table of source set j (CSR ``src_ptr``/``src_idx``)."""
     for j in range(rows.shape[0]):
-        _bfs_into(radj, src_idx[src_ptr[j]:src_ptr[j + 1]], pool[rows[j]], queue, unreach)
+        _bfs_into(radj, src_idx[src_ptr[j]:src_ptr[j + 1]], pool[rows[j]], queue, unreach,
+                  blocked)
 
 
 class MoveGraph:
@@ -235,7 +248,7 @@ def distance_table(floor_or_moves, goal_cells) -> np.ndarray:
     g = MoveGraph.of(floor_or_moves)
     src = _goal_sources(g, goal_cells)
     row = np.empty(g.n_free, np.uint32)
-    _bfs_into(g.radj, src, row, np.empty(g.n_free, np.int32), np.iinfo(np.uint32).max)
+    _bfs_into(g.radj, src, row, np.empty(g.n_free, np.int32), np.iinfo(np.uint32).max, _NONE)
     out = np.full(g.n_cells, -1, np.int32)
     r = row.astype(np.int64)
     r[row == np.iinfo(np.uint32).max] = -1
@@ -345,28 +358,33 @@ class DistanceTables:
         self._high_water = max(self._high_water, row + 1)
         return row
 
-    def _compute(self, key, src) -> int:
+    def _compute(self, key, src, blocked=_NONE) -> int:
         row = self._take_row()
         t0 = time.perf_counter()
-        self._fill(src, self.pool[row])
+        self._fill(src, self.pool[row], blocked)
         self.bfs_seconds += time.perf_counter() - t0
         self.bfs_count += 1
         self._row_of[key] = row
         self._key_of[row] = key
         return row
 
-    def _fill(self, src, row):
+    def _fill(self, src, row, blocked=_NONE):
         if self.rcost is None:
-            _bfs_into(self.graph.radj, src, row, self._queue, self.unreachable)
+            _bfs_into(self.graph.radj, src, row, self._queue, self.unreachable, blocked)
         else:
             _dial_into(self.graph.radj, self.rcost, src, row, self.unreachable, self.max_cost,
-                       self._qbuf, self._qhead, self._qtail)
+                       self._qbuf, self._qhead, self._qtail, blocked)
 
-    def acquire(self, key, cells) -> int:
-        """Pool row of goal ``key`` (cells ``cells``), computing it if absent; adds a reference."""
+    def acquire(self, key, cells, blocked=None) -> int:
+        """Pool row of goal ``key`` (cells ``cells``), computing it if absent; adds a reference.
+
+        ``blocked`` (uint8 per free cell, optional) marks cells the table must route around
+        (e.g. the cells of faulted robots); the caller makes ``key`` tell such tables apart.
+        """
         row = self._row_of.get(key)
         if row is None:
-            row = self._compute(key, _goal_sources(self.graph, cells))
+            row = self._compute(key, _goal_sources(self.graph, cells),
+                                _NONE if blocked is None else blocked)
         elif self._refs[row] == 0:
             self._idle.pop(row, None)
         self._refs[row] += 1
@@ -399,7 +417,7 @@ class DistanceTables:
         t0 = time.perf_counter()
         if self.rcost is None:
             _bfs_many(self.graph.radj, ptr, idx, np.asarray(rows, np.int64), self.pool,
-                      self._queue, self.unreachable)
+                      self._queue, self.unreachable, _NONE)
         else:
             for j, r in enumerate(rows):
                 self._fill(idx[ptr[j]:ptr[j + 1]], self.pool[r])

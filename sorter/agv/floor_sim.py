@@ -32,9 +32,12 @@ before every planner step). Robots cycle induct -> drop cell of a chute -> induc
   per step and stays where it is, blocking its cell, for a repair time drawn from
   ``repair_dist`` (``fixed``: ``repair_steps``; ``exp``: geometric with mean ``repair_steps``;
   ``uniform``: 1 .. 2 * repair_steps - 1). Its parcel stays with it (it may be re-routed meanwhile).
-  The planner (:class:`~sorter.agv.pibt.Planner`) has no fault input, so a faulted robot is held
-  through the planner's dwell mechanism (a pinned robot: it keeps its cell, nobody pushes it,
-  others plan around it as a fixed obstacle); its own remaining dwell is restored on repair.
+  A faulted robot is held by the planner (:meth:`~sorter.agv.pibt.Planner.hold`: it keeps its
+  cell, nobody pushes it, its dwell pauses) and released on repair; robots whose way runs into a
+  faulted robot take a detour (detour tables with the faulted cells blocked) instead of queueing
+  behind it for the whole repair; an empty robot that faulted robots cut off from its induct
+  (no way round) picks another induct (at most every ``REPICK_STEPS`` steps; KPI
+  ``induct_repicks``).
 
 KPIs (:meth:`FloorSim.kpis`): parcels sorted (dropped into any chute), per hour with
 ``seconds_per_step``, per chute, by reason (``ok``, ``overflow`` and the reject reasons),
@@ -61,6 +64,7 @@ __all__ = ["FloorSim", "FloorSimOptions", "floor_plan", "REPAIR_DISTS", "UTIL_ST
 REPAIR_DISTS = ("fixed", "exp", "uniform")
 #: Robot-step categories of the utilisation KPI, in priority order.
 UTIL_STATES = ("faulted", "dwelling", "carrying", "moving_empty", "waiting")
+REPICK_STEPS = 20       # an empty robot cut off from its induct picks another at most this often
 _BIG = 1_000_000_000
 
 
@@ -327,8 +331,9 @@ class FloorSim(SortingTasks):
         self.reason = np.zeros(n, np.int64)
         self.t_loaded = np.zeros(n, np.int64)
         self.fault_left = np.zeros(n, np.int64)
-        self.saved_dwell = np.zeros(n, np.int32)
         self.fault_rng = np.random.default_rng([int(seed), 0xFA17])
+        self._repicked = np.full(n, -REPICK_STEPS, np.int64)
+        self.induct_repicks = 0
         # counters
         self.t = 0
         self.picked = self.dropped = 0
@@ -406,13 +411,8 @@ class FloorSim(SortingTasks):
                     else:
                         rep = r.integers(1, 2 * opt.repair_steps, new.size)
                     self.fault_left[new] = rep
-                    self.saved_dwell[new] = planner._dwell[new]
+                    planner.hold(new)
                     self.faults += int(new.size)
-        f = np.flatnonzero(self.fault_left > 0)
-        if f.size:
-            # pinned like a dwelling robot: the kernel keeps it in its cell, reserves the cell
-            # for it and never pushes it; 2 so the dwell never runs out during the fault
-            planner._dwell[f] = 2
         self._stash(planner)
 
     def update(self, planner):
@@ -426,14 +426,13 @@ class FloorSim(SortingTasks):
                                 np.where(moved, np.where(self._loaded_before, 2, 3), 4)))
         self.util += np.bincount(cat, minlength=len(UTIL_STATES))
         goals = self._goals.copy()
-        # repairs: restore the robot's own dwell (0 if it was travelling)
+        # repairs: the robot resumes (its own remaining dwell, if it was dwelling)
         f = np.flatnonzero(self.fault_left > 0)
         if f.size:
             self.fault_left[f] -= 1
             done = f[self.fault_left[f] == 0]
             if done.size:
-                planner._dwell[done] = self.saved_dwell[done]
-                self.saved_dwell[done] = 0
+                planner.release(done)
                 self.repairs += int(done.size)
         fin = np.flatnonzero(planner.finished)
         if fin.size:
@@ -450,6 +449,16 @@ class FloorSim(SortingTasks):
                 self._route(at_induct, goals)
             if at_chute.size:
                 self._drop(planner, at_chute, goals, t)
+        # an empty robot that faulted robots cut off from its induct goes to another one
+        cut = np.flatnonzero(planner.stranded & (self.heading == 0) & (goals == self._goals)
+                             & (t - self._repicked >= REPICK_STEPS))
+        if cut.size and len(self.floor.inducts) > 1:
+            np.subtract.at(self.load, self.target[cut], 1)
+            k = self._pick_inducts(planner, cut, pos[cut], avoid=self.target[cut])
+            self.target[cut] = k
+            goals[cut] = self.induct_rep[k]
+            self._repicked[cut] = t
+            self.induct_repicks += int(cut.size)
         # containers changed: reopen
         due = np.flatnonzero(self.reopen_at == t)
         for c in due:
@@ -458,8 +467,6 @@ class FloorSim(SortingTasks):
             self.closed[c] = False
             self.reopen_at[c] = -1
             self.container_changes += 1
-        chg = goals != self._goals
-        self.saved_dwell[chg] = 0          # a faulted robot re-routed leaves its old dwell
         self._goals = goals
         return goals
 
@@ -534,9 +541,8 @@ class FloorSim(SortingTasks):
         self.closed[c] = state != "open"
         self.reopen_at[c] = -1                 # an explicit state overrides a pending change
         if state != "open" and self.kind[c] != 2 and self._goals is not None:
-            before = self._goals.copy()
-            self._reroute(np.zeros(0, np.int64), [c], self._goals)     # in place: the
-            self.saved_dwell[self._goals != before] = 0               # caller's goals array
+            # in place: the caller's goals array
+            self._reroute(np.zeros(0, np.int64), [c], self._goals)
 
     # -- KPIs ------------------------------------------------------------------------------
     def latencies(self) -> np.ndarray:
@@ -574,6 +580,7 @@ class FloorSim(SortingTasks):
             "reroutes_by_cause": dict(self.reroutes_by_cause),
             "robot_faults": int(self.faults),
             "robot_repairs": int(self.repairs),
+            "induct_repicks": int(self.induct_repicks),
             "robots_faulted_at_end": int((self.fault_left > 0).sum()),
             "robot_utilisation": {s: float(self.util[i] / tot) for i, s in enumerate(UTIL_STATES)},
             "induct_to_drop_p50": q(50),

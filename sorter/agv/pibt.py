@@ -56,6 +56,13 @@ that planned to enter the cell of a robot that stays wait too. Two refinements, 
   lanes and rotation (MR23-I-06 21.8 -> 25.1 over 5,000 steps; no such lines on
   ``warehouse_large``).
 
+Faults: :meth:`Planner.hold` keeps robots in place (pinned, their dwell paused) until
+:meth:`Planner.release`. Robots whose every way down their table runs into a held robot within
+``detour_horizon`` moves (:mod:`sorter.agv.detour`) switch to a *detour table* computed with
+the held cells blocked, shared per goal; without it they queue behind the held robot for the
+whole repair (RHCR sorting map, ~5% of robots faulted: +52% to +93% parcels per step,
+``bench/RESULTS.md``). Robots with no way round at all are reported by ``stranded``.
+
 Tried and dropped (figures in ``bench/RESULTS.md``): PIBT over the four actions with a
 heading-aware one-step look-ahead cost (pushed robots may only move forward; deadlocks in dense
 areas), roots that turn without pushing the occupant of the cell they turn to, heavier lane
@@ -78,6 +85,7 @@ from sorter.errors import InputError
 __all__ = ["Planner", "GUIDANCE", "tie_hash", "MAX_ROBOTS"]
 
 MAX_ROBOTS = 1 << 20
+
 GUIDANCE = ("none", "flow", "lanes", "lanes+flow")
 _M64 = 0xFFFFFFFFFFFFFFFF
 
@@ -101,10 +109,11 @@ def _mix(x):
 def _pibt_step(fadj, fcells, free_cells, pool, unreach, slot, pos, nxt, elapsed, dwell_left, goal_done,
                finished, occ_now, occ_next, order_key, seedmix, step_no, dwell_chute,
                dwell_induct, flow, use_flow, w_occ, st_a, st_p, st_c, st_n, st_k, rotate,
-               heading, turn_w_push, hold):
+               heading, turn_w_push, hold, held):
     """Plan one timestep in free-cell indexing; writes ``nxt`` and updates robot state.
 
-    ``occ_now``/``occ_next`` must be all -1 on entry and are left all -1.
+    ``occ_now``/``occ_next`` must be all -1 on entry and are left all -1. ``held`` robots
+    (faults) keep their cell like dwelling robots, but their dwell does not count down.
     """
     n = pos.shape[0]
     # 1. occupancy, pinned (dwelling) robots, priorities
@@ -113,10 +122,12 @@ def _pibt_step(fadj, fcells, free_cells, pool, unreach, slot, pos, nxt, elapsed,
         nxt[i] = -1
         finished[i] = False
     for i in range(n):
-        if dwell_left[i] > 0:
+        if dwell_left[i] > 0 or held[i]:
             nxt[i] = pos[i]
             occ_next[pos[i]] = i
-        if goal_done[i] or pool[slot[i], pos[i]] == 0:
+        if held[i]:
+            pass
+        elif goal_done[i] or pool[slot[i], pos[i]] == 0:
             elapsed[i] = 0
         elif elapsed[i] < 4194303:          # 2**22 - 1
             elapsed[i] += 1
@@ -271,6 +282,8 @@ def _pibt_step(fadj, fcells, free_cells, pool, unreach, slot, pos, nxt, elapsed,
                     break
     # 4. arrivals and dwell
     for i in range(n):
+        if held[i]:
+            continue
         if dwell_left[i] > 0:
             dwell_left[i] -= 1
             if dwell_left[i] == 0:
@@ -333,6 +346,10 @@ class Planner:
         one of them (:func:`sorter.agv.guidance.dock_mask`; 0 = off).
     headings : int array (n_robots,), optional
         Initial headings (default all 0, east).
+    detour_horizon : int
+        Faults: a robot that every descending path of its table leads into a held robot's cell
+        within this many moves gets a detour table that routes around the held cells
+        (:mod:`sorter.agv.detour`; see :meth:`hold`). 0 = off: robots queue behind held robots.
     tables : DistanceTables, optional
         Share a table pool between planners of the same floor.
 
@@ -346,7 +363,9 @@ class Planner:
         Goals completed so far.
     kernel_ms, goals_ms : float
         Time of the last step in the compiled PIBT kernel, and in setting new goals (distance
-        tables computed on first use included).
+        tables computed on first use included; detour tables too).
+    detours : int
+        Times a robot was switched to a detour table (see :meth:`hold`).
 
     Raises
     ------
@@ -365,7 +384,7 @@ class Planner:
     def __init__(self, floor, n_robots, starts, *, seed=0, dwell_chute=5, dwell_induct=1,
                  station_goals=False, guidance="none", max_table_mb=512.0, flow_halflife=32,
                  w_occ=4, lane_penalty=2, rotation=False, headings=None, tables=None,
-                 turn_weight=None, hold_on_turn=None, dock_penalty=2):
+                 turn_weight=None, hold_on_turn=None, dock_penalty=2, detour_horizon=12):
         self.floor = floor if hasattr(floor, "moves") and not isinstance(floor, MoveGraph) else None
         self.graph = MoveGraph.of(floor)
         g = self.graph
@@ -435,6 +454,24 @@ class Planner:
         if int(turn_weight) != turn_weight or not 0 <= turn_weight <= 1000:
             raise InputError(f"turn_weight={turn_weight}", field="turn_weight",
                              expected="an integer 0..1000")
+        if int(detour_horizon) != detour_horizon or not 0 <= detour_horizon <= 1000:
+            raise InputError(f"detour_horizon={detour_horizon}", field="detour_horizon",
+                             expected="an integer 0..1000")
+        self.detour_horizon = int(detour_horizon)
+        self._held = np.zeros(n, np.bool_)
+        self._blocked = np.zeros(g.n_free, np.uint8)
+        self._on_detour = np.zeros(n, np.bool_)          # robot uses a detour table
+        self._latest_detour = {}                         # goal key -> newest detour table key
+        self._detour_seq = 0
+        self._epoch = 0                                  # holds + releases so far
+        self._released = []                              # cells released since the last step
+        self._no_way = np.full(n, -1, np.int64)          # goal id with no way around, -1 none
+        self._goal_id = {}                               # goal key -> small int
+        self._seen = np.zeros(g.n_free, np.int64)
+        self._stamp = 0
+        self._buf_a = np.empty(g.n_free, np.int32)
+        self._buf_b = np.empty(g.n_free, np.int32)
+        self.detours = 0
         self.rotation = bool(rotation)
         self.turn_weight = int(turn_weight)
         self.hold_on_turn = bool(hold_on_turn)
@@ -500,6 +537,8 @@ class Planner:
             if self._goal[i] >= 0:
                 tabs.release(int(self._slot[i]))
             self._slot[i] = tabs.acquire(key, cells)
+            self._on_detour[i] = False
+            self._no_way[i] = -1
             self._goal[i] = c
             self._done[i] = False
             self._elapsed[i] = 0
@@ -526,6 +565,165 @@ class Planner:
     def dwelling(self) -> np.ndarray:
         """Robots pinned at a station for their dwell."""
         return self._dwell > 0
+
+    @property
+    def held(self) -> np.ndarray:
+        """Robots held in place (:meth:`hold`)."""
+        return self._held.copy()
+
+    @property
+    def stranded(self) -> np.ndarray:
+        """Robots that held robots cut off from their goal with no way round (see :meth:`hold`):
+        they wait for a release unless the caller gives them another goal."""
+        return self._no_way >= 0
+
+    def _robots(self, robots, field):
+        r = np.atleast_1d(np.asarray(robots))
+        if r.ndim != 1 or (r.size and not (np.issubdtype(r.dtype, np.integer)
+                                           or r.dtype == np.bool_)):
+            raise InputError(f"{field} has shape {r.shape}, dtype {r.dtype}", field=field,
+                             expected="robot indices or a bool mask")
+        if r.dtype == np.bool_:
+            if r.size != self.n_robots:
+                raise InputError(f"mask of {r.size} for {self.n_robots} robots", field=field,
+                                 expected=f"a bool mask of length {self.n_robots}")
+            return np.flatnonzero(r)
+        r = r.astype(np.int64, copy=False)
+        if r.size and (r.min() < 0 or r.max() >= self.n_robots):
+            raise InputError(f"robot {int(r[(r < 0) | (r >= self.n_robots)][0])}", field=field,
+                             expected=f"robot indices in [0, {self.n_robots})")
+        return r
+
+    def hold(self, robots) -> None:
+        """Hold ``robots`` where they are (a fault, a robot taken out of service) until released.
+
+        A held robot stays in its cell, is never pushed, and its dwell and task do not advance
+        (a held robot that was dwelling resumes its remaining dwell when released). The other
+        robots treat its cell as blocked: a robot whose every way down its distance table runs
+        into held cells within ``detour_horizon`` moves switches to a *detour table* for its
+        goal, computed with the cells held at that moment blocked. The goal's newest detour
+        table is shared with later robots that it does not cut off either. A robot drops its
+        detour table when its goal changes or when a robot whose cell the table avoids is
+        released; where no way around exists it waits (and looks again after a release).
+
+        Parameters
+        ----------
+        robots : int array or bool mask
+            Robots to hold (already held ones are ignored).
+        """
+        r = self._robots(robots, "robots")
+        r = r[~self._held[r]]
+        if r.size:
+            self._held[r] = True
+            self._blocked[self._pos[r]] = 1
+            self._epoch += 1
+
+    def release(self, robots) -> None:
+        """Release held ``robots`` (see :meth:`hold`)."""
+        r = self._robots(robots, "robots")
+        r = r[self._held[r]]
+        if r.size:
+            self._held[r] = False
+            self._blocked[self._pos[r]] = 0
+            self._released.extend(self._pos[r].tolist())
+            self._epoch += 1
+
+    def _cut_off(self, robots):
+        from sorter.agv.detour import cut_off
+        tabs = self.tables
+        cut, self._stamp = cut_off(self.graph.fadj, tabs.pool, tabs.unreachable, self._slot,
+                                   self._pos, robots, self._blocked, self.detour_horizon,
+                                   self._seen, self._stamp, self._buf_a, self._buf_b)
+        return cut
+
+    def _switch(self, i, row):
+        self.tables.release(int(self._slot[i]))
+        self._slot[i] = row
+
+    def _shortened(self, rows, cells):
+        """Which table ``rows`` a released cell of ``cells`` would shorten (a neighbour of the
+        cell could then go through it for less: move costs taken as at least 1)."""
+        g, pool = self.graph, self.tables.pool
+        hit = np.zeros(len(rows), np.bool_)
+        big = np.int64(1) << 40
+        for x in cells:
+            outs = g.fadj[x][g.fadj[x] >= 0]
+            ins = g.radj[x][g.radj[x] >= 0]
+            ins = ins[self._blocked[ins] == 0]
+            if not outs.size or not ins.size:
+                continue
+            d_out = pool[rows[:, None], outs[None, :]].astype(np.int64)
+            d_out[d_out == self.tables.unreachable] = big
+            via = d_out.min(axis=1) + 2
+            d_in = pool[rows[:, None], ins[None, :]].astype(np.int64)
+            hit |= (d_in > via[:, None]).any(axis=1)
+        return hit
+
+    def _forget_released(self):
+        """After releases: detour tables that a released cell would shorten are dropped."""
+        tabs = self.tables
+        cells = np.asarray(self._released, np.int64)
+        self._released.clear()
+        on = np.flatnonzero(self._on_detour)
+        if on.size:
+            for i in on[self._shortened(self._slot[on].astype(np.int64), cells)]:
+                key, gcells = self.goal_key(int(self._goal[i]))
+                self._switch(i, tabs.acquire(key, gcells))
+                self._on_detour[i] = False
+        if self._latest_detour:
+            keys = list(self._latest_detour)
+            rows = np.array([tabs._row_of.get(self._latest_detour[k][0], -1) for k in keys])
+            ok = rows >= 0
+            ok[ok] = ~self._shortened(rows[ok], cells)
+            gone = [self._goal_id[k] for k, keep in zip(keys, ok) if not keep]
+            for k, keep in zip(keys, ok):
+                if not keep:
+                    del self._latest_detour[k]
+            if gone:                          # robots told "no way" for these goals look again
+                self._no_way[np.isin(self._no_way, gone)] = -1
+
+    def _route_around_held(self):
+        """Give robots cut off by held cells a detour table (see :meth:`hold`)."""
+        tabs = self.tables
+        if self._released:
+            self._forget_released()
+        cand = np.flatnonzero(~self._held & ~self._done & (self._dwell == 0)
+                              & (self._no_way < 0))
+        if not cand.size:
+            return
+        one = np.zeros(1, np.int64)
+        for i in cand[self._cut_off(cand)]:
+            key, cells = self.goal_key(int(self._goal[i]))
+            last, epoch = self._latest_detour.get(key, (None, -1))
+            if last is not None and last in tabs._row_of:
+                old = int(self._slot[i])
+                row = tabs.acquire(last, cells)
+                if epoch == self._epoch and tabs.pool[row, self._pos[i]] == tabs.unreachable:
+                    tabs.release(row)                  # made for the held cells of now: no way
+                    self._no_way[i] = self._goal_id[key]
+                    continue
+                if tabs.pool[row, self._pos[i]] != tabs.unreachable:
+                    self._slot[i] = row
+                    one[0] = i
+                    if not self._cut_off(one)[0]:      # the goal's newest detour works here too
+                        tabs.release(old)
+                        self._on_detour[i] = True
+                        self.detours += 1
+                        continue
+                    self._slot[i] = old
+                tabs.release(row)
+            dkey = ("detour", self._detour_seq, key)
+            self._detour_seq += 1
+            row = tabs.acquire(dkey, cells, blocked=self._blocked)
+            self._latest_detour[key] = (dkey, self._epoch)
+            self._goal_id.setdefault(key, len(self._goal_id))
+            if tabs.pool[row, self._pos[i]] == tabs.unreachable:
+                tabs.release(row)                      # no way around: wait for a release
+                self._no_way[i] = self._goal_id[key]
+                continue
+            self._switch(i, row)
+            self._on_detour[i] = True
+            self.detours += 1
 
     def distance(self, robot: int) -> int:
         """Table distance from ``robot``'s cell to its goal (-1 unreachable)."""
@@ -560,6 +758,8 @@ class Planner:
         """
         t0 = time.perf_counter()
         self.prepare(goals)
+        if self.detour_horizon and (self._held.any() or self._released):
+            self._route_around_held()
         t1 = time.perf_counter()
         tabs = self.tables
         _pibt_step(self.graph.fadj, self.graph.fcells, self.graph.free_cells, tabs.pool,
@@ -568,7 +768,8 @@ class Planner:
                    self._order_key, self._seedmix, self.step_no, self.dwell_chute,
                    self.dwell_induct, self._flow, self.flow, self.w_occ, self._st_a,
                    self._st_p, self._st_c, self._st_n, self._st_k, self.rotation,
-                   self._heading, self.turn_weight, self.rotation and self.hold_on_turn)
+                   self._heading, self.turn_weight, self.rotation and self.hold_on_turn,
+                   self._held)
         self.kernel_ms = (time.perf_counter() - t1) * 1e3
         self.goals_ms = (t1 - t0) * 1e3
         self._pos, self._nxt = self._nxt, self._pos

@@ -272,7 +272,7 @@ class SortingTasks:
             self._induct_rows = np.asarray(rows, np.int64)
         return self._induct_rows
 
-    def _pick_inducts(self, planner, robots, pos):
+    def _pick_inducts(self, planner, robots, pos, avoid=None):
         rows = self._induct_tables(planner)
         out = np.empty(robots.size, np.int64)
         for j, (r, c) in enumerate(zip(robots, pos)):
@@ -280,6 +280,8 @@ class SortingTasks:
             d = planner.tables.pool[rows, fc].astype(np.float64)
             if self.induct_choice == "balanced":
                 d = d + self.balance_weight * self.load
+            if avoid is not None and d.size > 1:
+                d[avoid[j]] = np.inf
             k = int(np.argmin(d))
             out[j] = k
             self.load[k] += 1

@@ -23,7 +23,8 @@ CHUTES.toml whose chute ids are the floor's chute labels. A chute that fills (--
 default 50 parcels; 0 = unlimited) closes for --container-change-steps (default 50) and the
 robots heading there are re-routed (alternate, overflow or reject chute). --fault-rate P makes
 each robot fail with probability P per step, blocking its cell for --repair-steps K (mean of
---repair-dist). The KPIs then add parcels sorted (per hour at --seconds-per-step), per chute,
+--repair-dist); robots whose way runs into a faulted robot within --detour-horizon H moves
+(default 12) are routed around it. The KPIs then add parcels sorted (per hour at --seconds-per-step), per chute,
 by reason, robot utilisation, chute full events, induct-to-drop p50/p95. Without --scenario,
 a floor with stations uses the plain destination -> chute table (RHCR's scenario); --router
 table forces it.
@@ -92,6 +93,9 @@ def add_arguments(p):
                      help="repair time in steps (mean; default 50)")
     eng.add_argument("--repair-dist", choices=("fixed", "exp", "uniform"), default=None,
                      help="repair time distribution (default exp: geometric with mean K)")
+    eng.add_argument("--detour-horizon", type=int, default=12, metavar="H",
+                     help="robots whose way runs into a faulted robot within H moves take a "
+                          "detour (default 12; 0 = queue behind it)")
     eng.add_argument("--seconds-per-step", type=float, default=None, metavar="S",
                      help="seconds per timestep for the per-hour KPIs (default 1)")
     eng.add_argument("--strategy", choices=("least_loaded", "round_robin", "fill_first"), default=None,
@@ -201,7 +205,7 @@ def run(args) -> int:
                                dwell_chute=dc, dwell_induct=di, guidance=args.guidance,
                                induct_choice=args.induct_choice, mix=args.mix,
                                n_destinations=args.destinations, rotation=args.rotation,
-                               floor_sim=sim)
+                               floor_sim=sim, detour_horizon=args.detour_horizon)
     res = simulate(planner, stream, args.steps, record=bool(args.out),
                    build_s=time.perf_counter() - t0)
     k = res.kpis()
