@@ -60,7 +60,8 @@ Faults: :meth:`Planner.hold` keeps robots in place (pinned, their dwell paused) 
 :meth:`Planner.release`. Robots whose every way down their table runs into a held robot within
 ``detour_horizon`` moves (:mod:`sorter.agv.detour`) switch to a *detour table* computed with
 the held cells blocked, shared per goal; without it they queue behind the held robot for the
-whole repair (RHCR sorting map, ~5% of robots faulted: +52% to +93% parcels per step,
+whole repair (~5% of robots faulted, 5,000 steps: +53% to +97% parcels per step on the RHCR
+sorting map and a generated floor at 100-1,000 robots, +7% on the most crowded case;
 ``bench/RESULTS.md``). Robots with no way round at all are reported by ``stranded``.
 
 Tried and dropped (figures in ``bench/RESULTS.md``): PIBT over the four actions with a
@@ -82,9 +83,10 @@ from numba import njit
 from sorter.agv.distance import DistanceTables, MoveGraph
 from sorter.errors import InputError
 
-__all__ = ["Planner", "GUIDANCE", "tie_hash", "MAX_ROBOTS"]
+__all__ = ["Planner", "GUIDANCE", "tie_hash", "MAX_ROBOTS", "DETOUR_CELLS"]
 
 MAX_ROBOTS = 1 << 20
+DETOUR_CELLS = 1 << 19  # cell visits of new detour tables per step (~16 tables of 32k cells)
 
 GUIDANCE = ("none", "flow", "lanes", "lanes+flow")
 _M64 = 0xFFFFFFFFFFFFFFFF
@@ -461,9 +463,12 @@ class Planner:
         self._held = np.zeros(n, np.bool_)
         self._blocked = np.zeros(g.n_free, np.uint8)
         self._on_detour = np.zeros(n, np.bool_)          # robot uses a detour table
+        self._keys = [None] * n                          # (goal key, cells) per robot
         self._latest_detour = {}                         # goal key -> newest detour table key
         self._detour_seq = 0
         self._epoch = 0                                  # holds + releases so far
+        # new detour tables per step: about DETOUR_CELLS cell visits (all on small floors)
+        self._detour_budget = max(4, DETOUR_CELLS // max(1, g.n_free))
         self._released = []                              # cells released since the last step
         self._no_way = np.full(n, -1, np.int64)          # goal id with no way around, -1 none
         self._goal_id = {}                               # goal key -> small int
@@ -534,6 +539,7 @@ class Planner:
         for i in changed:
             c = int(goals[i])
             key, cells = self.goal_key(c)
+            self._keys[i] = (key, cells)
             if self._goal[i] >= 0:
                 tabs.release(int(self._slot[i]))
             self._slot[i] = tabs.acquire(key, cells)
@@ -602,9 +608,11 @@ class Planner:
         robots treat its cell as blocked: a robot whose every way down its distance table runs
         into held cells within ``detour_horizon`` moves switches to a *detour table* for its
         goal, computed with the cells held at that moment blocked. The goal's newest detour
-        table is shared with later robots that it does not cut off either. A robot drops its
-        detour table when its goal changes or when a robot whose cell the table avoids is
-        released; where no way around exists it waits (and looks again after a release).
+        table is shared with later robots that it does not cut off either. New tables per step
+        are bounded (``DETOUR_CELLS`` cell visits; the longest-waiting robots first, the rest
+        next step). A robot drops its detour table when its goal changes or when a release
+        frees its ordinary way; where no way around exists it waits (``stranded``; it looks
+        again after a release).
 
         Parameters
         ----------
@@ -666,10 +674,19 @@ class Planner:
         self._released.clear()
         on = np.flatnonzero(self._on_detour)
         if on.size:
-            for i in on[self._shortened(self._slot[on].astype(np.int64), cells)]:
-                key, gcells = self.goal_key(int(self._goal[i]))
-                self._switch(i, tabs.acquire(key, gcells))
-                self._on_detour[i] = False
+            back = on[self._shortened(self._slot[on].astype(np.int64), cells)]
+            old = self._slot[back].copy()
+            for i in back:                      # try the ordinary table again
+                key, gcells = self._keys[i]
+                self._slot[i] = tabs.acquire(key, gcells)
+            still = self._cut_off(back) if back.size else np.zeros(0, np.bool_)
+            for i, o, cut in zip(back, old, still):
+                if cut:                         # still cut off: keep the detour
+                    tabs.release(int(self._slot[i]))
+                    self._slot[i] = o
+                else:
+                    tabs.release(int(o))
+                    self._on_detour[i] = False
         if self._latest_detour:
             keys = list(self._latest_detour)
             rows = np.array([tabs._row_of.get(self._latest_detour[k][0], -1) for k in keys])
@@ -691,27 +708,61 @@ class Planner:
                               & (self._no_way < 0))
         if not cand.size:
             return
+        cut = cand[self._cut_off(cand)]
+        if not cut.size:
+            return
+        cut = cut[np.argsort(-self._elapsed[cut], kind="stable")]   # longest-waiting first
+        # 1. the goal's newest detour table, where it works (one batched check)
+        rows = np.full(cut.size, -1, np.int64)
+        now = np.zeros(cut.size, np.bool_)
+        for j, i in enumerate(cut):
+            last, epoch = self._latest_detour.get(self._keys[i][0], (None, -1))
+            if last is not None:
+                rows[j] = tabs._row_of.get(last, -1)
+                now[j] = epoch == self._epoch
+        has = rows >= 0
+        reach = np.zeros(cut.size, np.bool_)
+        reach[has] = tabs.pool[rows[has], self._pos[cut[has]]] != tabs.unreachable
+        for i in cut[has & ~reach & now]:               # made for the held cells of now: no way
+            self._no_way[i] = self._goal_id[self._keys[i][0]]
+        trial = np.flatnonzero(reach)
+        done = has & ~reach & now
+        if trial.size:
+            saved = self._slot[cut[trial]].copy()
+            self._slot[cut[trial]] = rows[trial]
+            works = ~self._cut_off(cut[trial])
+            self._slot[cut[trial]] = saved
+            for j in trial[works]:
+                i = cut[j]
+                self._switch(i, tabs.acquire(self._latest_detour[self._keys[i][0]][0],
+                                             self._keys[i][1]))
+                self._on_detour[i] = True
+                self.detours += 1
+            done[trial[works]] = True
+        # 2. new detour tables, a bounded number per step (the rest wait for the next step)
+        budget = self._detour_budget
         one = np.zeros(1, np.int64)
-        for i in cand[self._cut_off(cand)]:
-            key, cells = self.goal_key(int(self._goal[i]))
+        for i in cut[~done]:
+            key, cells = self._keys[i]
             last, epoch = self._latest_detour.get(key, (None, -1))
-            if last is not None and last in tabs._row_of:
-                old = int(self._slot[i])
-                row = tabs.acquire(last, cells)
-                if epoch == self._epoch and tabs.pool[row, self._pos[i]] == tabs.unreachable:
-                    tabs.release(row)                  # made for the held cells of now: no way
+            if epoch == self._epoch and last in tabs._row_of:   # made in this loop
+                row = tabs._row_of[last]
+                if tabs.pool[row, self._pos[i]] == tabs.unreachable:
                     self._no_way[i] = self._goal_id[key]
                     continue
-                if tabs.pool[row, self._pos[i]] != tabs.unreachable:
-                    self._slot[i] = row
-                    one[0] = i
-                    if not self._cut_off(one)[0]:      # the goal's newest detour works here too
-                        tabs.release(old)
-                        self._on_detour[i] = True
-                        self.detours += 1
-                        continue
+                old = int(self._slot[i])
+                self._slot[i] = row
+                one[0] = i
+                if not self._cut_off(one)[0]:
                     self._slot[i] = old
-                tabs.release(row)
+                    self._switch(i, tabs.acquire(last, cells))
+                    self._on_detour[i] = True
+                    self.detours += 1
+                    continue
+                self._slot[i] = old
+            if budget <= 0:
+                continue                               # no new table this step
+            budget -= 1
             dkey = ("detour", self._detour_seq, key)
             self._detour_seq += 1
             row = tabs.acquire(dkey, cells, blocked=self._blocked)
