@@ -719,11 +719,53 @@ def _seed_list(seeds, base):
                      expected="a number of replications >= 1, or a list of seeds")
 
 
+def _drop_waves_after_shift(doc, settings):
+    """A point that shortens the shift (``scenario.shift_hours``) drops the waves and scheduled
+    blockages that would start after its end (arrivals stop at the shift's end anyway)."""
+    from sorter.sim.scenario import _clock
+    if not any(_is_shift_key(k) for k in settings):
+        return
+    head = doc.get("scenario", {})
+    hours = head.get("shift_hours")
+    if not _is_num(hours):
+        return
+
+    def start(item):
+        if not isinstance(item, dict):
+            return None
+        if _is_num(item.get("start_h")):
+            return item["start_h"]
+        try:
+            t0 = _clock(head.get("shift_start"), path=None, field="", start_h=0.0)
+            return _clock(item.get("start"), path=None, field="", start_h=t0)
+        except InputError:
+            return None                        # malformed: validation names it
+
+    waves = doc.get("wave")
+    if isinstance(waves, list):
+        kept = [w for w in waves if not ((s := start(w)) is not None and s >= hours)]
+        if kept:                               # all gone: let validation say so
+            doc["wave"] = kept
+    sched = doc.get("blockages", {}).get("scheduled") if isinstance(doc.get("blockages"),
+                                                                     dict) else None
+    if isinstance(sched, list):
+        doc["blockages"]["scheduled"] = [b for b in sched
+                                         if not ((s := start(b)) is not None and s >= hours)]
+
+
+def _is_shift_key(key) -> bool:
+    try:
+        return parse_key(key) == ("scenario", "shift_hours")
+    except InputError:
+        return False
+
+
 def _point_scenario(doc, settings, path, base, index=None):
     from sorter.sim import parse_scenario
     d = copy.deepcopy(doc)
     for key, value in settings.items():
         set_key(d, key, value)
+    _drop_waves_after_shift(d, settings)
     try:
         return parse_scenario(d, path=path, base_dir=base)
     except InputError as exc:

@@ -252,3 +252,23 @@ def test_dask_is_imported_only_when_asked(tmp_path):
             "assert not any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules)")
     # run outside the repo root, whose sorter/ source folder would shadow the installed package
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=tmp_path)
+
+
+def test_a_shorter_shift_drops_the_waves_and_blockages_that_start_after_it():
+    """The default shift has four clock-time waves (14:00-22:00) and a blockage at 2 h: a
+    point at 1.5 h keeps the first two waves, runs, and offers only what they offer."""
+    path = seed_path("scenarios/default.toml")
+    res = capacity_sweep(path, {"scenario.shift_hours": [0.25, 1.5]}, seeds=1, n_workers=1)
+    short, longer = res.rows
+    assert short["shift_hours"] == 0.25 and longer["shift_hours"] == 1.5
+    doc = _doc(path)
+    doc["scenario"]["shift_hours"] = 1.5
+    doc["wave"] = doc["wave"][:2]                     # ramp-up 14:00-15:00, peak from 15:00
+    doc["blockages"]["scheduled"] = [b for b in doc["blockages"]["scheduled"]
+                                     if b["start_h"] < 1.5]
+    k = compute_kpis(simulate(parse_scenario(doc, path=path), seed=longer["seed"]))
+    assert longer["offered"] == k["offered"] and longer["sorted"] == k["sorted"]
+    with pytest.raises(InputError, match="starts after the shift ends"):
+        doc = _doc(path)
+        doc["scenario"]["shift_hours"] = 1.5              # a file as written still must agree
+        parse_scenario(doc, path=path)
