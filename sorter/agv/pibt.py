@@ -60,8 +60,8 @@ Faults: :meth:`Planner.hold` keeps robots in place (pinned, their dwell paused) 
 :meth:`Planner.release`. Robots whose every way down their table runs into a held robot within
 ``detour_horizon`` moves (:mod:`sorter.agv.detour`) switch to a *detour table* computed with
 the held cells blocked, shared per goal; without it they queue behind the held robot for the
-whole repair (~5% of robots faulted, 5,000 steps: +53% to +97% parcels per step on the RHCR
-sorting map and a generated floor at 100-1,000 robots, +7% on the most crowded case;
+whole repair (~5% of robots faulted: +23% to +100% parcels per step on the RHCR sorting map
+and a generated floor at 100-1,000 robots, +34% at 10,000 robots on LoRR ``sortation_large``;
 ``bench/RESULTS.md``). Robots with no way round at all are reported by ``stranded``.
 
 Tried and dropped (figures in ``bench/RESULTS.md``): PIBT over the four actions with a
