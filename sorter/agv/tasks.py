@@ -11,8 +11,8 @@ done (``Planner.finished``). One call per timestep::
 Streams
 -------
 * :class:`ErrandTasks` -- League of Robot Runners task files (``roundrobin``: robot *i* gets
-  errands *i*, *i + n*, *i + 2n*, ... of the file, cycling); an errand is done when the robot
-  stands on its cell.
+  errands *i*, *i + n*, *i + 2n*, ... of the file, cycling; ``greedy``: the next errand of the
+  file goes to the next free robot); an errand is done when the robot stands on its cell.
 * :class:`SortingTasks` -- a sorting floor: induct -> drop cell of the chute of the parcel's
   destination -> induct ... Destinations are drawn from a skewed mix (:class:`DestinationMix`:
   Zipf, the TMO "721" split, or uniform) and mapped to a chute by a router (:class:`ChuteTable`,
@@ -36,21 +36,47 @@ import numpy as np
 from sorter.errors import InputError
 
 __all__ = ["ErrandTasks", "SortingTasks", "RandomTasks", "DestinationMix", "ChuteTable",
-           "MIXES", "INDUCT_CHOICES"]
+           "MIXES", "INDUCT_CHOICES", "ERRAND_STRATEGIES"]
 
 MIXES = ("zipf", "721", "uniform")
 INDUCT_CHOICES = ("nearest", "balanced")
 
 
+ERRAND_STRATEGIES = ("roundrobin", "greedy")
+
+
 class ErrandTasks:
-    """LoRR errand stream with round-robin assignment.
+    """LoRR errand stream, assigned as the problem's ``taskAssignmentStrategy`` says.
 
     Parameters
     ----------
     errands : int array
-        Errand cells in file order (the task file).
+        Errand cells in file order (the task file; a multi-errand task's errands in a row).
     n_robots : int
-        Team size *n*: robot *i*'s *k*-th errand is ``errands[(i + k * n) % len(errands)]``.
+        Team size *n*.
+    strategy : {"roundrobin", "greedy"}
+        ``"roundrobin"``: robot *i*'s *k*-th task is task ``(i + k * n) % n_tasks`` of the file.
+        ``"greedy"`` (the LoRR start-kit's queue): the tasks are handed out in file order
+        (cycling) to whichever robots are free, robots of one step in index order; at the
+        start robot *i* gets task *i*.
+    offsets : int array (n_tasks + 1,), optional
+        Multi-errand tasks (the LoRR 2024 files): task *j* is
+        ``errands[offsets[j]:offsets[j + 1]]``, visited in order. Default: every errand is a
+        task of its own.
+
+    Attributes
+    ----------
+    completed : int
+        Errands reached (the LoRR 2023 score; every goal counts).
+    tasks_finished : int
+        Tasks whose last errand was reached (the LoRR 2024 score; = ``completed`` for
+        single-errand tasks).
+
+    Raises
+    ------
+    InputError
+        On an empty or non-integer errand list, bad offsets, a team size below 1 or an unknown
+        strategy.
 
     Examples
     --------
@@ -59,33 +85,83 @@ class ErrandTasks:
     ([5, 6], [7])
     """
 
-    def __init__(self, errands, n_robots):
+    def __init__(self, errands, n_robots, strategy="roundrobin", offsets=None):
         e = np.asarray(errands)
         if e.ndim != 1 or e.size == 0 or not np.issubdtype(e.dtype, np.integer):
             raise InputError("errands must be a non-empty list of cell ids", field="tasks",
                              expected="a 1-D integer array")
+        if strategy not in ERRAND_STRATEGIES:
+            raise InputError(f"strategy {strategy!r}", field="taskAssignmentStrategy",
+                             expected=" or ".join(repr(x) for x in ERRAND_STRATEGIES))
+        if isinstance(n_robots, bool) or int(n_robots) < 1:
+            raise InputError(f"n_robots={n_robots!r}", field="robots", expected="an integer >= 1")
+        if offsets is None:
+            off = np.arange(e.size + 1, dtype=np.int64)
+        else:
+            off = np.asarray(offsets)
+            if (off.ndim != 1 or off.size < 2 or not np.issubdtype(off.dtype, np.integer)
+                    or off[0] != 0 or off[-1] != e.size or (np.diff(off) < 1).any()):
+                raise InputError("offsets do not split the errands into tasks", field="offsets",
+                                 expected=f"0 = offsets[0] < offsets[1] < ... < offsets[-1] = {e.size}")
+            off = off.astype(np.int64)
         self.errands = e.astype(np.int32)
+        self.offsets = off
+        self.n_tasks = int(off.size - 1)
         self.n = int(n_robots)
-        self.k = np.zeros(self.n, np.int64)
+        self.strategy = strategy
+        self.k = np.zeros(self.n, np.int64)            # tasks finished per robot
+        self.task = np.zeros(self.n, np.int64)         # current task of each robot
+        self.step_in_task = np.zeros(self.n, np.int64)
         self.completed = 0
+        self.tasks_finished = 0
         self.delivered = 0
+        self._next = 0                      # greedy: index of the next task of the file
         self._goals = None
 
     def goal_of(self, robots, k):
+        """Round-robin, single-errand tasks: cell of robot's ``k``-th errand (vectorised)."""
         return self.errands[(robots + k * self.n) % self.errands.size]
 
+    def _new_tasks(self, robots):
+        """Give ``robots`` (ascending) their next task; returns the task indices."""
+        if self.strategy == "greedy":
+            idx = (self._next + np.arange(robots.size, dtype=np.int64)) % self.n_tasks
+            self._next = int((self._next + robots.size) % self.n_tasks)
+        else:
+            idx = (robots + self.k[robots] * self.n) % self.n_tasks
+        self.task[robots] = idx
+        self.step_in_task[robots] = 0
+        return idx
+
+    def _goal_cells(self, robots):
+        return self.errands[self.offsets[self.task[robots]] + self.step_in_task[robots]]
+
     def start(self, planner):
-        self._goals = self.goal_of(np.arange(self.n), self.k).astype(np.int32)
+        self._next = 0
+        robots = np.arange(self.n)
+        self._new_tasks(robots)
+        self._goals = self._goal_cells(robots).astype(np.int32)
         return self._goals
 
     def update(self, planner):
-        fin = np.flatnonzero(planner.finished)
+        fin = np.flatnonzero(planner.finished)          # ascending robot index
         if fin.size:
             self.completed += fin.size
-            self.k[fin] += 1
+            self.step_in_task[fin] += 1
+            t = self.task[fin]
+            done = fin[self.offsets[t] + self.step_in_task[fin] >= self.offsets[t + 1]]
+            if done.size:
+                self.tasks_finished += done.size
+                self.k[done] += 1
+                self._new_tasks(done)
             self._goals = self._goals.copy()
-            self._goals[fin] = self.goal_of(fin, self.k[fin])
+            self._goals[fin] = self._goal_cells(fin)
         return self._goals
+
+    def kpis(self, steps):
+        """Extra KPIs of a run: LoRR 2024's score (tasks finished) beside the errands."""
+        return {"errands_completed": int(self.completed), "lorr_tasks_finished": int(self.tasks_finished),
+                "lorr_tasks_per_step": self.tasks_finished / max(1, int(steps))}
 
 
 class RandomTasks:

@@ -9,7 +9,8 @@ inducts/chutes, goals are drawn from free cells with the seed. Starts: --agents 
 (travel cells first).
 
 Prints tasks completed (every goal reached: each induct visit and each drop count, as LoRR
-errands and RHCR tasks do), tasks/step, ms/step (p50, p99, max; lazily computed distance tables
+errands and RHCR tasks do; with a 2024 multi-errand task file kpis.json adds
+lorr_tasks_finished, tasks whose every errand is done), tasks/step, ms/step (p50, p99, max; lazily computed distance tables
 included) and preprocessing seconds. With --out DIR writes paths.npz (positions int32
 [steps+1, robots], cell ids row*width+col, row 0 = starts; width; height) and kpis.json;
 --animate START:STOP writes animation.gif, --heatmap writes heatmap.png. --rotation uses
@@ -51,7 +52,9 @@ def add_arguments(p):
     who.add_argument("--agents", default=None, metavar="FILE",
                      help="start cells: LoRR .agents file or MovingAI .scen")
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--tasks", default=None, metavar="FILE", help="LoRR .tasks errand file (round-robin)")
+    what.add_argument("--tasks", default=None, metavar="FILE",
+                      help="LoRR .tasks file: one errand per line (2023) or comma-separated errands "
+                           "(2024); round-robin")
     what.add_argument("--scenario", choices=("sorting", "random"), default=None,
                       help="sorting: induct -> chute -> induct; random: random free cells")
     p.add_argument("--steps", type=int, default=1000, metavar="T", help="timesteps to run")
@@ -114,6 +117,65 @@ def _parse_window(text, steps):
     return a, b
 
 
+MAX_DWELL = 2**31 - 1            # the planner counts dwell steps in int32
+MAX_STEPS = 100_000_000          # 1.6 GB of per-step timings already; longer runs: split them
+
+
+def _check_distinct(starts, path, first_line):
+    """Two agents on one start cell: an InputError naming the second one's line."""
+    import numpy as np
+
+    from sorter.errors import InputError
+    uniq, first_idx, counts = np.unique(starts, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        dup = np.flatnonzero(np.isin(starts, uniq[counts > 1]))
+        # the earliest agent that repeats an earlier one's cell
+        seen = {}
+        for i in dup:
+            c = int(starts[i])
+            if c in seen:
+                raise InputError(f"agents {seen[c]} and {int(i)} both start on cell {c}", path=path,
+                                 line=first_line + int(i), field="start",
+                                 expected="distinct start cells")
+            seen[c] = int(i)
+
+
+def _looks_like_scen(path):
+    """A MovingAI scenario under another name: a 'version' line or tab-separated fields."""
+    from sorter.layout._common import read_text
+    text = read_text(path)
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    return first.split()[:1] == ["version"] or len(first.split("\t")) == 9
+
+
+def _check_memory(steps, robots, *, record, rotation):
+    """Refuse a run whose recorded arrays cannot fit in memory (before allocating them)."""
+    import os
+
+    from sorter.errors import InputError
+    need = 16 * steps + (record * (steps + 1) * robots * (4 + bool(rotation)))
+    try:
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):      # pragma: no cover - not POSIX
+        return
+    if need > have // 2:
+        raise InputError(f"--steps {steps} with {robots} robots needs {need / 2**30:.1f} GiB for "
+                         f"the recorded paths and timings ({have / 2**30:.1f} GiB of memory)",
+                         field="steps", expected="fewer steps or robots, or no --out")
+
+
+def _finite(obj):
+    """JSON-safe copy: NaN / infinity become null (json.dumps would write invalid JSON)."""
+    import math
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 _SIM_FLAGS = ("plan", "chutes", "chute_capacity", "container_change_steps", "fault_rate",
               "repair_steps", "repair_dist", "seconds_per_step", "strategy")
 
@@ -152,20 +214,33 @@ def run(args) -> int:
     path = Path(args.floor)
     if args.steps < 0:
         raise InputError(f"--steps {args.steps}", field="steps", expected="an integer >= 0")
+    if args.steps > MAX_STEPS:
+        raise InputError(f"--steps {args.steps}", field="steps",
+                         expected=f"an integer <= {MAX_STEPS:,}")
+    if args.seed < 0:
+        raise InputError(f"--seed {args.seed}", field="seed", expected="an integer >= 0")
+    for flag in ("dwell_chute", "dwell_induct"):
+        v = getattr(args, flag)
+        if v is not None and not 0 <= v <= MAX_DWELL:
+            raise InputError(f"--{flag.replace('_', '-')} {v}", field=flag,
+                             expected=f"an integer 0..{MAX_DWELL:,}")
     window = _parse_window(args.animate, args.steps) if args.animate else None
     if (window or args.heatmap) and not args.out:
         raise InputError("--animate/--heatmap write files", field="out", expected="--out DIR as well")
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise InputError(f"--out {args.out!r} is an existing file", path=args.out, field="out",
+                         expected="a directory (created if missing)")
     t0 = time.perf_counter()
-    starts = errands = None
+    starts = errands = offsets = None
+    strategy = "roundrobin"
     n = args.robots
-    if path.suffix.lower() == ".json" and path.exists():
+    from sorter.layout.load import _sniff
+    if path.exists() and _sniff(path) == "lorr":
         from sorter.layout.lorr import load_lorr_problem
         prob = load_lorr_problem(path)
         floor = prob.floor
-        if prob.strategy != "roundrobin":
-            raise InputError(f"task assignment {prob.strategy!r} is not supported", path=path,
-                             field="taskAssignmentStrategy", expected="'roundrobin'")
-        errands = prob.tasks
+        strategy = prob.strategy
+        errands, offsets = prob.tasks, prob.task_offsets
         if n is None or n <= prob.starts.size:
             n = prob.team_size if n is None else n
             starts = prob.starts[:n]
@@ -173,23 +248,22 @@ def run(args) -> int:
         floor = load_floor(path)
     if args.agents:
         apath = Path(args.agents)
-        if apath.suffix.lower() == ".scen":
+        if apath.suffix.lower() == ".scen" or _looks_like_scen(apath):
             from sorter.layout.movingai import load_scen
-            starts = load_scen(apath, floor).starts
+            scen = load_scen(apath, floor)
+            starts, first_line = scen.starts, scen.first_line
         else:
             from sorter.layout.lorr import load_cell_list
-            starts = load_cell_list(apath, floor, field="start")
+            starts, first_line = load_cell_list(apath, floor, field="start"), 2
         n = int(starts.size)
-        if np.unique(starts).size != n:
-            raise InputError("two agents start on one cell", path=apath, field="start",
-                             expected="distinct start cells")
+        _check_distinct(starts, apath, first_line)
     if n is None:
         n = 100
     if n < 1:
         raise InputError(f"--robots {n}", field="robots", expected="a positive integer")
     if args.tasks:
-        from sorter.layout.lorr import load_cell_list
-        errands = load_cell_list(Path(args.tasks), floor, field="task")
+        from sorter.layout.lorr import load_task_list
+        errands, offsets = load_task_list(Path(args.tasks), floor)
     kind = "auto"
     if args.scenario:
         kind = args.scenario
@@ -200,12 +274,16 @@ def run(args) -> int:
     dc = args.dwell_chute if args.dwell_chute is not None else (5 if sorting else 0)
     di = args.dwell_induct if args.dwell_induct is not None else (1 if sorting else 0)
     sim = _floor_sim_options(args, sorting, kind)
+    _check_memory(args.steps, n, record=bool(args.out), rotation=args.rotation)
     planner, stream = make_run(floor, n, starts, seed=args.seed, tasks=kind,
                                errands=errands if kind in ("auto", "errands") else None,
                                dwell_chute=dc, dwell_induct=di, guidance=args.guidance,
                                induct_choice=args.induct_choice, mix=args.mix,
                                n_destinations=args.destinations, rotation=args.rotation,
                                floor_sim=sim, detour_horizon=args.detour_horizon)
+    if (strategy != "roundrobin" or offsets is not None) and type(stream).__name__ == "ErrandTasks":
+        from sorter.agv.tasks import ErrandTasks
+        stream = ErrandTasks(errands, n, strategy=strategy, offsets=offsets)
     res = simulate(planner, stream, args.steps, record=bool(args.out),
                    build_s=time.perf_counter() - t0)
     k = res.kpis()
@@ -213,13 +291,15 @@ def run(args) -> int:
               "tasks": type(stream).__name__, "dwell_chute": dc, "dwell_induct": di,
               "rotation": bool(args.rotation),
               "width": floor.width, "height": floor.height})
+    if type(stream).__name__ == "ErrandTasks":
+        k["task_assignment"] = strategy
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         extra = {} if res.headings is None else {"headings": res.headings}
         np.savez_compressed(out / "paths.npz", positions=res.positions.astype(np.int32),
                             width=np.int64(floor.width), height=np.int64(floor.height), **extra)
-        (out / "kpis.json").write_text(json.dumps(k, indent=2) + "\n")
+        (out / "kpis.json").write_text(json.dumps(_finite(k), indent=2) + "\n")
         if window or args.heatmap:
             import matplotlib
             matplotlib.use("Agg")
@@ -232,7 +312,7 @@ def run(args) -> int:
             if args.heatmap:
                 draw.congestion_heatmap(floor, res.positions, out / "heatmap.png")
     if args.json:
-        print(json.dumps(k))
+        print(json.dumps(_finite(k)))
     else:
         print(f"{floor.name}: {n} robots, {args.steps} steps, {k['tasks']}, guidance {args.guidance}, "
               f"dwell chute/induct {dc}/{di}")
@@ -254,5 +334,7 @@ def run(args) -> int:
         print(f"  preprocessing     {k['preprocess_s']:.3f} s  (distance tables {k['distance_table_mb']:.1f} MB, "
               f"{k['distance_tables_computed']} computed)")
         if args.out:
-            print(f"  wrote {args.out}/paths.npz, kpis.json")
+            names = ["paths.npz", "kpis.json"] + (["animation.gif"] if window else []) \
+                + (["heatmap.png"] if args.heatmap else [])
+            print(f"  wrote {args.out}/" + ", ".join(names))
     return 0

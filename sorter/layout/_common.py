@@ -10,14 +10,36 @@ __all__ = ["read_text", "fail", "check_floor_reachable", "parse_grid", "parse_in
 
 
 def read_text(path) -> str:
-    """Read a text file; a missing or undecodable file is an :class:`InputError`."""
+    """Read a text file; a missing, non-regular or undecodable file is an :class:`InputError`.
+
+    A leading UTF-8 byte-order mark (as some Windows editors write) is dropped. Directories,
+    named pipes and devices are refused before reading (reading a pipe with no writer would
+    block forever).
+    """
+    import os
+    import stat
+
     p = Path(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise InputError("file not found", path=p, expected="an existing file") from None
+    except (OSError, ValueError) as e:          # ValueError: an embedded NUL byte
+        raise InputError(f"cannot read file: {getattr(e, 'strerror', None) or e}", path=p,
+                         expected="a readable file") from None
+    if not stat.S_ISREG(st.st_mode):
+        what = ("a directory" if stat.S_ISDIR(st.st_mode) else
+                "a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else
+                "a device or socket")
+        raise InputError(f"is {what}, not a file", path=p, expected="a regular text file")
     try:
         data = p.read_bytes()
     except FileNotFoundError:
         raise InputError("file not found", path=p, expected="an existing file") from None
     except OSError as e:
         raise InputError(f"cannot read file: {e.strerror}", path=p, expected="a readable file") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -58,6 +80,9 @@ def parse_grid(rows, *, first_line, path, table, expected, width=None):
     if not rows:
         fail("no rows", path=path, line=first_line, expected="rows of cells")
     w = len(rows[0]) if width is None else width
+    if width is not None:
+        # trailing blanks after the header's width (an editor's trailing spaces) are not cells
+        rows = [ln[:w] if len(ln) > w and not ln[w:].strip() else ln for ln in rows]
     for r, ln in enumerate(rows):
         if len(ln) != w:
             what = "the header's width" if width is not None else "the first row"
@@ -160,6 +185,10 @@ def grid_rows(lines, start, height, *, path):
     ``lines`` comes from :func:`split_lines` (no trailing blank lines).
     """
     rows = lines[start:start + height]
+    blank = [i for i, ln in enumerate(rows) if not ln.strip()]
+    if blank:
+        fail("blank line inside the grid", path=path, line=start + blank[0] + 1, field="height",
+             expected=f"{height} rows of cells with no blank lines between them")
     if len(rows) < height:
         fail(f"header says height {height} but the file has {len(rows)} rows", path=path,
              line=max(start + len(rows), 1), field="height", expected=f"{height} rows of cells")

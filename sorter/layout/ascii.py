@@ -16,7 +16,8 @@ One character per cell, one line per row::
 
 An optional MovingAI-style header may come first: ``type ...``, ``height H``, ``width W``
 lines, then ``map``; when given, H and W must agree with the rows. Leading and trailing
-blank lines and a common indentation are ignored (so a triple-quoted string works).
+blank lines, a common indentation, trailing blanks and CRLF line ends are ignored (so a
+triple-quoted string works).
 
 Rules checked, each error naming line and column: rows of equal length, known characters,
 header agreeing with the rows, every chute block has a drop cell, every drop cell touches a
@@ -103,7 +104,8 @@ def parse_ascii(text: str, name: str = "ascii", path=None) -> Floor:
     """
     where = path if path is not None else f"<{name}>"
     raw = text.split("\n")
-    raw = [ln[:-1] if ln.endswith("\r") else ln for ln in raw]
+    # line ends (CRLF) and trailing blanks are not cells (spaces are no cell character)
+    raw = [ln.rstrip(" \t\r") for ln in raw]
     # ignore leading / trailing blank lines, keep the original line numbers
     lo = 0
     while lo < len(raw) and not raw[lo].strip():

@@ -30,12 +30,20 @@ def _sniff(path: Path) -> str:
              expected="a floor file (.map, .grid, .json or ASCII); load scenarios with "
                       "sorter.layout.load_scen")
     text = read_text(path)
+    if not text.strip():
+        fail("empty file", path=path, line=1,
+             expected="a floor: a MovingAI header 'type octile' / 'height H' / 'width W' / 'map' "
+                      "and rows, RHCR kiva 'rows,cols', or rows of ASCII cells")
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    if suffix == ".map" or first.startswith("type "):
-        if first.split()[:1] == ["type"]:
-            return "movingai"
-        if re.fullmatch(r"\d+\s*,\s*\d+", first):
-            return "kiva"
+    # content over a missing or unusual extension (e.g. sorting_map.csv, problem.txt)
+    if first.lower().startswith("grid size"):
+        return "rhcr-grid"
+    if first.startswith("{"):
+        return "lorr"
+    if first.split()[:1] == ["type"]:
+        return "movingai"
+    if re.fullmatch(r"\d+\s*,\s*\d+", first):        # no ASCII row starts with a digit
+        return "kiva"
     return "ascii"
 
 
@@ -46,7 +54,9 @@ def load_floor(path) -> Floor:
     ----------
     path : str or Path
         ``.json`` (LoRR problem: its map), ``.grid`` (RHCR), ``.map`` (MovingAI / LoRR, or
-        RHCR's kiva form when the first line is ``rows,cols``), anything else ASCII.
+        RHCR's kiva form when the first line is ``rows,cols``), anything else ASCII. Under
+        another extension the content decides: a first line ``Grid size`` is RHCR's grid,
+        ``{`` a LoRR problem, ``type ...`` a MovingAI map, ``rows,cols`` a kiva map.
 
     Returns
     -------

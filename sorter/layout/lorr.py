@@ -12,7 +12,10 @@ Problem JSON keys: ``mapFile``, ``agentFile``, ``taskFile`` (paths relative to t
 
 The map is a MovingAI-style ``.map`` (see :mod:`sorter.layout.movingai`: ``E`` inducts, ``S``
 drop cells grouped into chutes). Agents file: first line the count, then one start cell id
-(``row * width + col``) per line; tasks file: the count, then one errand cell per line.
+(``row * width + col``) per line; tasks file: the count, then one task per line: one errand cell
+(2023), or several comma-separated errand cells to visit in order (the 2024 format, e.g. an
+``E`` errand then an ``S`` errand). The 2024 JSONs give ``numTasksReveal`` as a multiplier (a
+float) and no ``taskAssignmentStrategy`` (then ``roundrobin`` applies).
 """
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ from sorter.layout._common import fail, parse_int_lines, read_text, split_lines
 from sorter.layout.floor import OBSTACLE, Floor
 from sorter.layout.movingai import load_movingai_map
 
-__all__ = ["LorrProblem", "load_lorr_problem", "load_lorr_map", "load_cell_list", "STRATEGIES"]
+__all__ = ["LorrProblem", "load_lorr_problem", "load_lorr_map", "load_cell_list", "load_task_list",
+           "STRATEGIES"]
 
 STRATEGIES = ("roundrobin", "greedy")
 
@@ -40,23 +44,28 @@ class LorrProblem:
     floor : Floor
     starts : int32 array (team_size,)
         Start cell of each robot (the first ``teamSize`` lines of the agents file).
-    tasks : int32 array (n_tasks,)
-        Errand cells in file order.
+    tasks : int32 array (n_errands,)
+        Errand cells in file order (a multi-errand task's errands one after another).
     team_size : int
-    num_tasks_reveal : int
+    num_tasks_reveal : int or float
+        (a float multiplier in the 2024 files)
     strategy : str
         ``"roundrobin"`` or ``"greedy"``.
     source : str
         The JSON file.
+    task_offsets : int64 array (n_tasks + 1,) or None
+        Task *j* is ``tasks[task_offsets[j]:task_offsets[j + 1]]``; None when every task is a
+        single errand (the 2023 files).
     """
 
     floor: Floor
     starts: np.ndarray
     tasks: np.ndarray
     team_size: int
-    num_tasks_reveal: int
+    num_tasks_reveal: int | float
     strategy: str
     source: str | None = None
+    task_offsets: np.ndarray | None = None
 
     def task_for(self, robot, k):
         """Cell of the ``k``-th errand (0-based) of ``robot`` under round-robin assignment.
@@ -71,6 +80,10 @@ class LorrProblem:
         if self.strategy != "roundrobin":
             fail(f"task_for needs round-robin assignment, the problem says {self.strategy!r}",
                  path=self.source, field="taskAssignmentStrategy", expected="'roundrobin'")
+        if self.task_offsets is not None:
+            fail("task_for needs single-errand tasks; this task file has multi-errand tasks",
+                 path=self.source, field="taskFile",
+                 expected="sorter.agv.tasks.ErrandTasks(..., offsets=task_offsets)")
         idx = (np.asarray(robot, dtype=np.int64) + np.asarray(k, dtype=np.int64) * self.team_size)
         return self.tasks[idx % self.tasks.size]
 
@@ -98,7 +111,7 @@ def load_cell_list(path, floor: Floor, *, field: str, min_count: int = 1):
                             expected="a non-negative count of the lines that follow")[0]
     body = lines[1:]
     if len(body) != count:
-        fail(f"line 1 says {count} entries but {len(body)} follow", path=p,
+        fail(f"line 1 says {count} {'entry' if count == 1 else 'entries'} but {len(body)} follow", path=p,
              line=min(len(lines), int(count) + 1) if len(body) < count else int(count) + 2,
              field="count", expected=f"{count} lines of cell ids")
     if count < min_count:
@@ -113,6 +126,72 @@ def load_cell_list(path, floor: Floor, *, field: str, min_count: int = 1):
         fail(f"cell {int(vals[i])} (row {r}, col {c}) is an obstacle", path=p, line=i + 2,
              field=field, expected="a free cell of the map")
     return vals.astype(np.int32)
+
+
+def load_task_list(path, floor: Floor):
+    """Read a LoRR tasks file: a count line, then one task per line (errand cells, comma-separated).
+
+    Returns
+    -------
+    errands : int32 array
+        Every errand cell, task after task.
+    offsets : int64 array (n_tasks + 1,) or None
+        Task *j* is ``errands[offsets[j]:offsets[j + 1]]``; None when every line holds one
+        errand (then ``errands`` is what :func:`load_cell_list` returns).
+
+    Raises
+    ------
+    InputError
+        Naming file, line and expected form (count, non-integer, an empty errand, a cell off
+        the map or on an obstacle).
+    """
+    p = Path(path)
+    text = read_text(p)
+    lines = split_lines(text)
+    if not any("," in ln for ln in lines[1:]):
+        return load_cell_list(p, floor, field="task"), None
+    if not lines:                                   # pragma: no cover - "," implies lines
+        fail("empty file", path=p, line=1, field="task", expected="a count on line 1")
+    count = parse_int_lines(lines[:1], first_line=1, path=p, field="count", lo=1,
+                            expected="a positive count of the task lines that follow")[0]
+    body = lines[1:]
+    if len(body) != count:
+        fail(f"line 1 says {count} {'task' if count == 1 else 'tasks'} but {len(body)} follow",
+             path=p, line=min(len(lines), int(count) + 1) if len(body) < count else int(count) + 2,
+             field="count", expected=f"{count} task lines")
+    parts, sizes = [], np.empty(len(body), np.int64)
+    for i, ln in enumerate(body):
+        f = ln.split(",")
+        if any(not x.strip() for x in f):
+            fail(f"task {ln.strip()!r} has an empty errand", path=p, line=i + 2, field="task",
+                 expected="cell ids separated by commas, e.g. '12,345'")
+        parts.extend(f)
+        sizes[i] = len(f)
+    line_of = np.repeat(np.arange(2, len(body) + 2), sizes)
+    expected = f"cell ids row * {floor.width} + col in 0..{floor.n_cells - 1}, comma-separated"
+    try:
+        vals = np.asarray(parts, dtype=np.str_).astype(np.int64)
+    except (ValueError, OverflowError):
+        for k, x in enumerate(parts):
+            try:
+                int(x)
+            except ValueError:
+                fail(f"{x.strip()!r} is not an integer", path=p, line=int(line_of[k]),
+                     field="task", expected=expected)
+        vals = np.array([max(min(int(x), 2 ** 62), -1) for x in parts], np.int64)
+    off = np.flatnonzero((vals < 0) | (vals >= floor.n_cells))
+    if off.size:
+        k = int(off[0])
+        fail(f"{int(vals[k])} is out of range", path=p, line=int(line_of[k]), field="task",
+             expected=expected)
+    blocked = np.flatnonzero(floor.cells[vals] == OBSTACLE)
+    if blocked.size:
+        k = int(blocked[0])
+        r, c = floor.rc(vals[k])
+        fail(f"cell {int(vals[k])} (row {r}, col {c}) is an obstacle", path=p,
+             line=int(line_of[k]), field="task", expected="a free cell of the map")
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return vals.astype(np.int32), offsets
 
 
 def load_lorr_problem(path) -> LorrProblem:
@@ -177,9 +256,12 @@ def load_lorr_problem(path) -> LorrProblem:
         fail(f"teamSize {team}", path=p, line=line_of("teamSize"), field="teamSize",
              expected="a positive number of robots")
     reveal = doc.get("numTasksReveal", 1)
-    if isinstance(reveal, bool) or not isinstance(reveal, int) or reveal < 1:
+    if isinstance(reveal, bool) or not isinstance(reveal, (int, float)) or not reveal > 0 \
+            or reveal == float("inf"):
         fail(f"numTasksReveal {reveal!r}", path=p, line=line_of("numTasksReveal"),
-             field="numTasksReveal", expected="a positive integer")
+             field="numTasksReveal", expected="a positive number (a count, or the 2024 multiplier)")
+    if isinstance(reveal, float) and reveal.is_integer():
+        reveal = int(reveal)
     strategy = doc.get("taskAssignmentStrategy", "roundrobin")
     if strategy not in STRATEGIES:
         fail(f"unknown strategy {strategy!r}", path=p, line=line_of("taskAssignmentStrategy"),
@@ -188,12 +270,19 @@ def load_lorr_problem(path) -> LorrProblem:
     for key, rel in (("mapFile", map_file), ("agentFile", agent_file), ("taskFile", task_file)):
         q = (p.parent / rel)
         try:
-            exists = q.is_file()
+            exists = q.exists()
+            is_file = q.is_file()
         except (OSError, ValueError):       # e.g. an embedded NUL byte in the path
-            exists = False
+            exists = is_file = False
+        if not rel.strip():
+            fail(f"{key} is empty", path=p, line=line_of(key), field=key,
+                 expected="a path relative to the JSON file")
         if not exists:
             fail(f"file {str(q)!r} does not exist", path=p, line=line_of(key), field=key,
                  expected="a path relative to the JSON file")
+        if not is_file:
+            fail(f"{str(q)!r} is not a regular file", path=p, line=line_of(key), field=key,
+                 expected="a path to a file, relative to the JSON file")
         files[key] = q
     floor = load_movingai_map(files["mapFile"])
     agents = load_cell_list(files["agentFile"], floor, field="start")
@@ -208,7 +297,7 @@ def load_lorr_problem(path) -> LorrProblem:
         fail(f"robots {int(dup[0])} and {int(dup[1])} both start on cell {cell}",
              path=files["agentFile"], line=int(dup[1]) + 2, field="start",
              expected="distinct start cells")
-    tasks = load_cell_list(files["taskFile"], floor, field="task")
+    tasks, offsets = load_task_list(files["taskFile"], floor)
     return LorrProblem(floor=floor, starts=np.ascontiguousarray(starts), tasks=tasks,
-                       team_size=int(team), num_tasks_reveal=int(reveal), strategy=strategy,
-                       source=str(p))
+                       team_size=int(team), num_tasks_reveal=reveal, strategy=strategy,
+                       source=str(p), task_offsets=offsets)

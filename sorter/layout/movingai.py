@@ -129,6 +129,8 @@ class Scenario:
     buckets : int32 array (n_agents,)
     optimal_lengths : float64 array (n_agents,) (8-connected octile distances)
     source : str or None
+    first_line : int
+        The file line (1-based) of agent 0; agent ``i`` is on line ``first_line + i``.
     """
 
     map_name: str
@@ -139,6 +141,7 @@ class Scenario:
     buckets: np.ndarray
     optimal_lengths: np.ndarray
     source: str | None = None
+    first_line: int = 1
 
     def __len__(self):
         return int(self.starts.size)
@@ -247,4 +250,4 @@ def load_scen(path, floor: Floor | None = None) -> Scenario:
     return Scenario(map_name=map_name, width=W, height=H, starts=starts, goals=goals,
                     buckets=arr[:, 0].astype(np.int32),
                     optimal_lengths=np.array([r[2] for r in recs], dtype=np.float64),
-                    source=str(p))
+                    source=str(p), first_line=first + 1)
