@@ -397,8 +397,8 @@ class Planner:
             raise InputError(f"guidance={guidance!r}", field="guidance", expected=" or ".join(GUIDANCE))
         for name, val in (("dwell_chute", dwell_chute), ("dwell_induct", dwell_induct),
                           ("flow_halflife", flow_halflife), ("w_occ", w_occ)):
-            if int(val) != val or val < 0:
-                raise InputError(f"{name}={val}", field=name, expected="an integer >= 0")
+            if int(val) != val or not 0 <= val <= 2**31 - 1:
+                raise InputError(f"{name}={val}", field=name, expected="an integer 0..2**31-1")
         starts = self._cells(starts, "starts")
         if starts.size != n:
             raise InputError(f"{starts.size} starts for {n} robots", field="starts",

@@ -2,16 +2,17 @@
 
 FLOOR is a map file (MovingAI / LoRR .map, RHCR .grid or kiva .map, ASCII) or a LoRR problem
 .json (then its agents, tasks and teamSize are the defaults). Tasks, unless given:
-LoRR errands (round-robin) for a .json or --tasks FILE; else robots cycle
+LoRR errands for a .json (as its taskAssignmentStrategy says: roundrobin or greedy) or
+--tasks FILE (round-robin); else robots cycle
 induct -> drop cell of a chute -> induct (parcel destinations from a Zipf mix); on a map with no
 inducts/chutes, goals are drawn from free cells with the seed. Starts: --agents FILE (LoRR
 .agents or MovingAI .scen), else the JSON's, else distinct free cells drawn with the seed
 (travel cells first).
 
 Prints tasks completed (every goal reached: each induct visit and each drop count, as LoRR
-errands and RHCR tasks do; with a 2024 multi-errand task file kpis.json adds
-lorr_tasks_finished, tasks whose every errand is done), tasks/step, ms/step (p50, p99, max; lazily computed distance tables
-included) and preprocessing seconds. With --out DIR writes paths.npz (positions int32
+errands and RHCR tasks do; a LoRR 2024 task file's tasks are comma-separated errands, and
+kpis.json adds lorr_tasks_finished, the tasks whose every errand is done), tasks/step, ms/step
+(p50, p99, max; lazily computed distance tables included) and preprocessing seconds. With --out DIR writes paths.npz (positions int32
 [steps+1, robots], cell ids row*width+col, row 0 = starts; width; height) and kpis.json;
 --animate START:STOP writes animation.gif, --heatmap writes heatmap.png. --rotation uses
 LoRR's action model (headings; forward, turn 90 degrees or wait), as the LoRR scores do.
@@ -46,11 +47,11 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(p):
     p.add_argument("floor", metavar="FLOOR", help="map file (.map, .grid, ASCII) or LoRR problem .json")
-    who = p.add_mutually_exclusive_group()
-    who.add_argument("--robots", type=int, default=None, metavar="N",
-                     help="number of robots (default: the JSON's teamSize, else 100)")
-    who.add_argument("--agents", default=None, metavar="FILE",
-                     help="start cells: LoRR .agents file or MovingAI .scen")
+    p.add_argument("--robots", type=int, default=None, metavar="N",
+                   help="number of robots (default: the JSON's teamSize or all of --agents, else 100)")
+    p.add_argument("--agents", default=None, metavar="FILE",
+                   help="start cells: LoRR .agents file or MovingAI .scen (with --robots N: "
+                        "its first N agents)")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--tasks", default=None, metavar="FILE",
                       help="LoRR .tasks file: one errand per line (2023) or comma-separated errands "
@@ -255,7 +256,13 @@ def run(args) -> int:
         else:
             from sorter.layout.lorr import load_cell_list
             starts, first_line = load_cell_list(apath, floor, field="start"), 2
-        n = int(starts.size)
+        if args.robots is not None and 1 <= args.robots < starts.size:
+            starts = starts[:args.robots]              # MovingAI: the first N agents
+        elif args.robots is not None and args.robots > starts.size:
+            raise InputError(f"--robots {args.robots} but the file lists {starts.size} agents",
+                             path=apath, field="robots",
+                             expected=f"--robots at most {starts.size}, or no --robots")
+        n = int(starts.size) if args.robots is None or args.robots >= 1 else args.robots
         _check_distinct(starts, apath, first_line)
     if n is None:
         n = 100
@@ -274,6 +281,11 @@ def run(args) -> int:
     dc = args.dwell_chute if args.dwell_chute is not None else (5 if sorting else 0)
     di = args.dwell_induct if args.dwell_induct is not None else (1 if sorting else 0)
     sim = _floor_sim_options(args, sorting, kind)
+    if sim is not None and sim.plan_csv is None and len(floor.chutes) < 2:
+        raise InputError(f"the chute engine's generated sort plan needs a reject chute besides the "
+                         f"destinations' chutes; floor {floor.name!r} has {len(floor.chutes)} chute",
+                         path=floor.source, field="chutes",
+                         expected="at least 2 chutes, or --router table (the plain table)")
     _check_memory(args.steps, n, record=bool(args.out), rotation=args.rotation)
     planner, stream = make_run(floor, n, starts, seed=args.seed, tasks=kind,
                                errands=errands if kind in ("auto", "errands") else None,

@@ -38,13 +38,13 @@ def read_text(path) -> str:
         raise InputError("file not found", path=p, expected="an existing file") from None
     except OSError as e:
         raise InputError(f"cannot read file: {e.strerror}", path=p, expected="a readable file") from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+    bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     try:
-        return data.decode("utf-8")
+        return data[bom:].decode("utf-8")
     except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise InputError(f"byte {e.start} is not UTF-8 text", path=p, line=line,
+        at = e.start + bom
+        line = data[:at].count(b"\n") + 1
+        raise InputError(f"byte {at} is not UTF-8 text", path=p, line=line,
                          expected="a UTF-8 (ASCII) text file") from None
 
 
@@ -170,10 +170,10 @@ def parse_map_header(lines, *, path):
 
 
 def split_lines(text):
-    """Lines of a text without line-end characters; trailing blank lines dropped."""
-    lines = text.split("\n")
+    """Lines of a text without line-end characters (LF, CRLF or CR); trailing blank lines dropped."""
     if "\r" in text:
-        lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
     while lines and not lines[-1].strip():
         lines.pop()
     return lines

@@ -103,9 +103,10 @@ def parse_ascii(text: str, name: str = "ascii", path=None) -> Floor:
     (1, [9], True)
     """
     where = path if path is not None else f"<{name}>"
-    raw = text.split("\n")
-    # line ends (CRLF) and trailing blanks are not cells (spaces are no cell character)
-    raw = [ln.rstrip(" \t\r") for ln in raw]
+    if "\r" in text:                                 # CRLF or old-Mac CR line ends
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # trailing blanks are not cells (a space is no cell character)
+    raw = [ln.rstrip(" \t") for ln in text.split("\n")]
     # ignore leading / trailing blank lines, keep the original line numbers
     lo = 0
     while lo < len(raw) and not raw[lo].strip():

@@ -11,10 +11,10 @@ __all__ = ["load_floor", "FLOOR_FORMATS"]
 
 # format name -> one-line description (for --help texts and error messages)
 FLOOR_FORMATS = {
-    "movingai": ".map with a 'type ...' header: MovingAI grid or LoRR map (E inducts, S drop cells)",
-    "lorr": ".json: a League of Robot Runners problem (its map is loaded)",
-    "rhcr-grid": ".grid: RHCR sorting-centre CSV with directed moves",
-    "kiva": ".map starting 'rows,cols': RHCR kiva map (r homes = inducts, e endpoints = drop cells)",
+    "movingai": "a 'type ...' header (.map): MovingAI grid or LoRR map (E inducts, S drop cells)",
+    "lorr": ".json (or text starting '{'): a League of Robot Runners problem (its map is loaded)",
+    "rhcr-grid": ".grid (or text starting 'Grid size'): RHCR sorting-centre CSV with directed moves",
+    "kiva": "first line 'rows,cols': RHCR kiva map (r homes = inducts, e endpoints = drop cells)",
     "ascii": "anything else: the plain ASCII form (see sorter.layout.ascii)",
 }
 
