@@ -618,6 +618,23 @@ class Planner:
         ----------
         robots : int array or bool mask
             Robots to hold (already held ones are ignored).
+
+        Raises
+        ------
+        InputError
+            If ``robots`` is not a list of robot indices or a bool mask over the robots.
+
+        Examples
+        --------
+        Robot 1 fails in the top row of a 2 x 3 floor; robot 0 goes round it below:
+
+        >>> import numpy as np
+        >>> from sorter.layout import Floor
+        >>> p = Planner(Floor(np.ones((2, 3), np.int8)), 2, [0, 1], dwell_chute=0,
+        ...             dwell_induct=0)
+        >>> p.hold([1])
+        >>> [int(p.step(np.array([2, 1]))[0]) for _ in range(4)], bool(p.finished[0])
+        ([3, 4, 5, 2], True)
         """
         r = self._robots(robots, "robots")
         r = r[~self._held[r]]
