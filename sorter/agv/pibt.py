@@ -780,7 +780,7 @@ class Planner:
             if budget <= 0:
                 continue                               # no new table this step
             budget -= 1
-            dkey = ("detour", self._detour_seq, key)
+            dkey = ("detour", id(self), self._detour_seq, key)   # tables may be shared
             self._detour_seq += 1
             row = tabs.acquire(dkey, cells, blocked=self._blocked)
             self._latest_detour[key] = (dkey, self._epoch)
