@@ -154,6 +154,14 @@ def test_ascii_random_floors_parse_or_fail_cleanly_and_round_trip(text):
     assert [s.cells.tolist() for s in back.chutes] == [s.cells.tolist() for s in f.chutes]
 
 
+@pytest.mark.parametrize("text", ["^<\n><", "><\n^<", "v>\n<^"])
+def test_arrow_floors_that_need_a_second_choice_round_trip(text):
+    """The first free arrow choice can be wrong (found by hypothesis): the writer backtracks."""
+    f = parse_ascii(text)
+    back = parse_ascii(f.to_ascii())
+    assert np.array_equal(back.moves, f.moves) and np.array_equal(back.cells, f.cells)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.integers(1, 6), st.integers(1, 6), st.integers(0, 2**32 - 1))
 def test_reachability_check_matches_naive_bfs(h, w, seed):

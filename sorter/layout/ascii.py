@@ -227,6 +227,74 @@ def load_ascii(path) -> Floor:
     return parse_ascii(read_text(p), name=p.stem, path=p)
 
 
+def _assign_arrows(floor: Floor, full) -> np.ndarray:
+    """An arrow direction per cell (-1 none) that forbids exactly the floor's missing moves.
+
+    Forced choices first (a move only one cell can carry), then a free choice is tried in turn
+    with backtracking (depth-first; each branch copies the assignment; at most 20,000 search
+    nodes), so an expressible floor finds its arrows. Raises ``ValueError`` naming the first
+    move no arrow can forbid.
+    """
+    m = floor.moves
+    travel = floor.cells == TRAVEL
+
+    def allowed(arrow, c, e):
+        if not travel[c] or arrow[c] not in (-1, e):
+            return False
+        back = (e + 2) % 4
+        if full[c, back] >= 0 and m[c, back] >= 0:
+            return False
+        t = full[c, e]
+        return t < 0 or m[t, back] != c
+
+    def propagate(arrow, pending):
+        """Apply forced choices; returns the open moves, or the first impossible one."""
+        while True:
+            left, progress = [], False
+            for x, d in pending:
+                e = (d + 2) % 4
+                y = int(full[x, d])
+                if arrow[x] == e or arrow[y] == e:
+                    continue
+                cands = [c for c in (x, y) if allowed(arrow, c, e)]
+                if not cands:
+                    return None, (x, d)
+                if len(cands) == 1:
+                    arrow[cands[0]] = e
+                    progress = True
+                else:
+                    left.append((x, d))
+            pending = left
+            if not progress or not pending:
+                return pending, None
+
+    pending = [(int(x), int(d)) for x, d in np.argwhere((full >= 0) & (m < 0))]
+    stack = [(np.full(floor.n_cells, -1, dtype=np.int64), pending)]
+    first_bad = None
+    budget = 20_000                     # search nodes: a floor this needs more of is refused
+    while stack and budget:
+        budget -= 1
+        arrow, pending = stack.pop()
+        pending, bad = propagate(arrow, pending)
+        if pending is None:
+            first_bad = first_bad or bad
+            continue
+        if not pending:
+            return arrow
+        x, d = pending[0]
+        e = (d + 2) % 4
+        for c in reversed([c for c in (x, int(full[x, d])) if allowed(arrow, c, e)]):
+            a = arrow.copy()
+            a[c] = e
+            stack.append((a, pending[1:]))
+    if first_bad is None:
+        raise ValueError("the floor's one-way moves need too long a search to write as arrows")
+    x, d = first_bad
+    r, col = floor.rc(x)
+    raise ValueError(f"the forbidden move {('east', 'south', 'west', 'north')[d]} "
+                     f"from cell (row {r}, col {col}) is not expressible with arrows")
+
+
 def format_ascii(floor: Floor) -> str:
     """The ASCII form of a floor (one line per row, newline-terminated).
 
@@ -246,49 +314,8 @@ def format_ascii(floor: Floor) -> str:
     full = grid_moves((floor.cells != OBSTACLE).reshape(h, w))
     # Each arrow e on a cell c forbids two moves, both in direction back(e): c's own exit
     # back(e) and the entry into c from its downstream neighbour. So a forbidden move (x, d)
-    # between free neighbours x -> y needs an arrow opp(d) on x or on y. Assign arrows
-    # greedily (forced choices first); the round trip below checks the result.
-    m = floor.moves
-    arrow = np.full(floor.n_cells, -1, dtype=np.int64)
-
-    def allowed(c, e):
-        if floor.cells[c] != TRAVEL or arrow[c] not in (-1, e):
-            return False
-        back = (e + 2) % 4
-        if full[c, back] >= 0 and m[c, back] >= 0:
-            return False
-        t = full[c, e]
-        return t < 0 or m[t, back] != c
-
-    pending = [(int(x), int(d)) for x, d in np.argwhere((full >= 0) & (m < 0))]
-    while pending:
-        left, progress = [], False
-        for x, d in pending:
-            e = (d + 2) % 4
-            y = int(full[x, d])
-            if arrow[x] == e or arrow[y] == e:
-                continue
-            cands = [c for c in (x, y) if allowed(c, e)]
-            if not cands:
-                r, col = floor.rc(x)
-                raise ValueError(f"the forbidden move {('east', 'south', 'west', 'north')[d]} "
-                                 f"from cell (row {r}, col {col}) is not expressible with arrows")
-            if len(cands) == 1:
-                arrow[cands[0]] = e
-                progress = True
-            else:
-                left.append((x, d))
-        if left and not progress:                       # a free choice: take the first
-            x, d = left[0]
-            e = (d + 2) % 4
-            cands = [c for c in (x, int(full[x, d])) if allowed(c, e)]
-            if not cands:
-                r, col = floor.rc(x)
-                raise ValueError(f"the forbidden move {('east', 'south', 'west', 'north')[d]} "
-                                 f"from cell (row {r}, col {col}) is not expressible with arrows")
-            arrow[cands[0]] = e
-            left = left[1:]
-        pending = left
+    # between free neighbours x -> y needs an arrow opp(d) on x or on y, one arrow per cell.
+    arrow = _assign_arrows(floor, full)
     for c in np.flatnonzero(arrow >= 0):
         out[c] = ord(_ARROW_OF_DIR[int(arrow[c])])
     text = "\n".join(out.reshape(h, w).tobytes().decode("ascii")[i * w:(i + 1) * w]
