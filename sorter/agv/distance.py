@@ -390,6 +390,10 @@ class DistanceTables:
         self._refs[row] += 1
         return row
 
+    def cached_row(self, key) -> int:
+        """Pool row of ``key`` if its table is cached (no reference taken), else -1."""
+        return self._row_of.get(key, -1)
+
     def release(self, row: int) -> None:
         """Drop one reference to ``row`` (the table stays cached, idle, until evicted)."""
         if row >= 0 and self._refs[row] > 0:

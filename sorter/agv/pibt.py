@@ -706,7 +706,7 @@ class Planner:
                     self._on_detour[i] = False
         if self._latest_detour:
             keys = list(self._latest_detour)
-            rows = np.array([tabs._row_of.get(self._latest_detour[k][0], -1) for k in keys])
+            rows = np.array([tabs.cached_row(self._latest_detour[k][0]) for k in keys])
             ok = rows >= 0
             ok[ok] = ~self._shortened(rows[ok], cells)
             gone = [self._goal_id[k] for k, keep in zip(keys, ok) if not keep]
@@ -735,7 +735,7 @@ class Planner:
         for j, i in enumerate(cut):
             last, epoch = self._latest_detour.get(self._keys[i][0], (None, -1))
             if last is not None:
-                rows[j] = tabs._row_of.get(last, -1)
+                rows[j] = tabs.cached_row(last)
                 now[j] = epoch == self._epoch
         has = rows >= 0
         reach = np.zeros(cut.size, np.bool_)
@@ -762,8 +762,8 @@ class Planner:
         for i in cut[~done]:
             key, cells = self._keys[i]
             last, epoch = self._latest_detour.get(key, (None, -1))
-            if epoch == self._epoch and last in tabs._row_of:   # made in this loop
-                row = tabs._row_of[last]
+            row = tabs.cached_row(last) if epoch == self._epoch else -1
+            if row >= 0:                                        # made in this loop
                 if tabs.pool[row, self._pos[i]] == tabs.unreachable:
                     self._no_way[i] = self._goal_id[key]
                     continue
