@@ -3,6 +3,7 @@
 Speed (pytest-benchmark; each against a baseline in the same run)::
 
     pytest bench/bench_mapf.py --benchmark-only
+    pytest bench/bench_mapf.py --benchmark-only -k faults     # detours vs queueing (~5% faulted)
 
 * ms per step (median, p99) at 100 / 1,000 / 10,000 robots on RHCR ``sorting_map.grid``, the
   MovingAI warehouse maps and LoRR ``sortation_large`` / ``warehouse_large`` (capped where
@@ -116,6 +117,47 @@ if pytest is not None:
                f"median {st.median * 1e3:.2f} ms (kernel {np.median(kern):.2f} ms), "
                f"p99 {np.percentile(np.array(st.data) * 1e3, 99):.2f} ms"
                + ("" if n_fit == n else f" (capped from {n}: {floor.free_cells.size} free cells)"))
+
+    FAULT_CASES = [("rhcr-sorting", 1000), ("sortation_large", 10000)]
+    _FAULT_STEP = {}
+
+    @pytest.mark.benchmark(group="mapf-faults")
+    @pytest.mark.parametrize("name,n", FAULT_CASES, ids=[f"{f}-{n}" for f, n in FAULT_CASES])
+    @pytest.mark.parametrize("horizon", [0, 12], ids=["queue", "detour"])
+    def test_step_with_faults(benchmark, name, n, horizon):
+        """A sorting floor with ~5% of robots faulted: step time and parcels per step with
+        detours (horizon 12) against queueing behind faulted robots (horizon 0), same run."""
+        from sorter.agv.floor_sim import FloorSimOptions
+        from sorter.agv.lifelong import make_run
+        floor = floor_of(name)
+        if floor is None:
+            pytest.skip(f"../shared/{'/'.join(FLOORS[name])} not present")
+        opt = FloorSimOptions(chute_capacity=0, fault_rate=0.0005, repair_steps=100)
+        p, s = make_run(floor, n, seed=0, tasks="sorting", guidance="lanes+flow", mix="721",
+                        floor_sim=opt, detour_horizon=horizon)
+        state = {"goals": s.start(p)}
+        p.prepare(state["goals"])
+
+        def one():
+            s.pre_step(p, state["goals"])
+            p.step(state["goals"])
+            state["goals"] = s.update(p)
+
+        for _ in range(300):                    # faults build up to ~5% of the fleet
+            one()
+        before = s.dropped
+        rounds = 200
+        benchmark.pedantic(one, rounds=rounds, iterations=1, warmup_rounds=0)
+        med = benchmark.stats.stats.median
+        rate = (s.dropped - before) / rounds
+        benchmark.extra_info.update(parcels_per_step=rate, faulted=int((s.fault_left > 0).sum()))
+        _FAULT_STEP[(name, n, horizon)] = (med, rate)
+        if (name, n, 0) in _FAULT_STEP and (name, n, 12) in _FAULT_STEP:
+            (mq, rq), (md, rd) = _FAULT_STEP[(name, n, 0)], _FAULT_STEP[(name, n, 12)]
+            record(f"faults {name} {n} robots (steps 300-500)",
+                   f"detours vs queueing: {rd:.2f} vs {rq:.2f} parcels/step "
+                   f"(x{rd / max(rq, 1e-9):.2f}), step median {md * 1e3:.2f} vs {mq * 1e3:.2f} ms "
+                   f"(x{md / mq:.2f})")
 
     def _naive_from(p):
         """The plain-Python PIBT in the planner's exact state, reading the planner's tables."""
