@@ -247,3 +247,32 @@ def test_faults_on_a_sorting_floor_cost_less_with_detours():
         got[h] = (st.dropped, pl.detours)
     assert got[0][1] == 0 and got[12][1] > 0
     assert got[12][0] > got[0][0], got
+
+
+def test_an_empty_robot_cut_off_from_its_induct_goes_to_another():
+    from sorter.agv.floor_sim import FloorSimOptions
+    from sorter.agv.lifelong import make_run
+    f = Floor.from_ascii("""
+I..@@@@@@@
+@@.......I
+@@.CD.CD..
+@@........
+""")
+    w = f.width
+    corridor, start = 0 * w + 2, 1 * w + 3           # induct 0 is only reached via (0, 2)
+    got = {}
+    for held in (False, True):
+        pl, st = make_run(f, 2, [corridor, start], seed=0, tasks="sorting",
+                          floor_sim=FloorSimOptions(chute_capacity=0))
+        goals = st.start(pl)
+        assert st.target[1] == 0                      # the nearest induct is the corridor's
+        if held:
+            pl.hold([0])
+        for _ in range(40):
+            st.pre_step(pl, goals)
+            pl.step(goals)
+            goals = st.update(pl)
+        got[held] = (st.induct_repicks, st.picked, bool(pl.stranded[1]))
+    assert got[False][0] == 0
+    repicks, picked, stranded = got[True]
+    assert repicks >= 1 and picked >= 1 and not stranded   # it loaded at the other induct
