@@ -355,11 +355,15 @@ def test_mutated_ascii(tmp_path, text, raw):
         check_contract(f)
 
 
+@pytest.mark.parametrize("name,base", [("m.map", MAP_TEXT), ("m.map", KIVA_TEXT),
+                                       ("m.grid", rhcr_text(ONEWAY))],
+                         ids=["movingai", "kiva", "rhcr-grid"])
 @SETTINGS
-@given(text=mutated(MAP_TEXT))
-def test_mutated_movingai_map(tmp_path, text):
-    p = tmp_path / "m.map"
-    p.write_text(text)
+@given(data=st.data())
+def test_mutated_map_files(tmp_path, name, base, data):
+    """Mutated MovingAI, kiva and RHCR floors load or fail with a one-line error."""
+    p = tmp_path / name
+    p.write_text(data.draw(mutated(base)))
     f = _expect_clean(load_floor, p, [p])
     if f is not None:
         check_contract(f)
@@ -376,26 +380,6 @@ def test_mutated_scen(tmp_path, text):
     s = _expect_clean(lambda q: load_scen(q, floor), p, [p])
     if s is not None:
         assert (floor.cells[s.starts] != OBSTACLE).all()
-
-
-@SETTINGS
-@given(text=mutated(KIVA_TEXT))
-def test_mutated_kiva(tmp_path, text):
-    p = tmp_path / "m.map"
-    p.write_text(text)
-    f = _expect_clean(load_floor, p, [p])
-    if f is not None:
-        check_contract(f)
-
-
-@SETTINGS
-@given(text=mutated(rhcr_text(ONEWAY)))
-def test_mutated_rhcr_grid(tmp_path, text):
-    p = tmp_path / "m.grid"
-    p.write_text(text)
-    f = _expect_clean(load_floor, p, [p])
-    if f is not None:
-        check_contract(f)
 
 
 @SETTINGS
