@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from naive_pibt import NaivePIBT, bfs_distances, dijkstra_distances
 from sorter.agv import DistanceTables, MoveGraph, Planner, distance_table
-from sorter.agv.guidance import dock_mask, lane_costs
+from sorter.agv.guidance import dock_mask, lane_costs, lane_directions
 from sorter.agv.validate import check_paths
 from sorter.errors import InputError
 from sorter.layout import Floor
@@ -102,6 +102,52 @@ def test_lanes_alternate_on_corridors():
     pref = ["east" if c[f.cell(r, 4), east] == 1 else "west" for r in rows]
     assert pref == ["east", "west", "east"]
     assert all(c[f.cell(r, 4), west if p == "east" else east] == 3 for r, p in zip(rows, pref))
+
+
+def test_carriageways_group_adjacent_corridor_rows():
+    """An open band of six rows becomes two 3-row carriageways; the streets between blocks
+    below it still alternate one by one; columns likewise."""
+    f = Floor.from_ascii("\n".join(["." * 11] * 6 + [".@.@.@.@.@.", "." * 11,
+                                                       ".@.@.@.@.@.", "." * 11]))
+    h1, _ = lane_directions(f)
+    h4, v4 = lane_directions(f, carriageway=4)
+    rows = lambda h: ["EW"[int(h[f.cell(r, 4)] == 2)] for r in range(f.height)]
+    assert "".join(rows(h1)) == "EWEWEWWEEW"          # every corridor row alternates
+    assert "".join(rows(h4)) == "EEEWWWWEEW"          # band 3 + 3, then streets alternate
+    cols = ["SN"[int(v4[f.cell(0, c)] == 3)] for c in range(f.width)]
+    assert "".join(cols) == "SSSSNNNNSSS"             # 11 corridor columns: 4 + 4 + 3
+    with pytest.raises(InputError, match="carriageway"):
+        lane_directions(f, carriageway=0)
+    with pytest.raises(InputError, match="carriageway"):
+        Planner(f, 1, [0], guidance="lanes", carriageway=2.5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.booleans(), min_size=1, max_size=30), st.integers(1, 5))
+def test_carriageway_groups_properties(corr, k):
+    """Direction groups: inside a run of m adjacent corridor lines, groups of at most
+    min(k, ceil(m/2)) lines, consecutive groups alternate; k = 1 is the plain alternation."""
+    from sorter.agv.guidance import _group_index
+    corr = np.array(corr, bool)
+    g = _group_index(corr, k)
+    plain = np.cumsum(corr) - 1
+    if k == 1:
+        first = np.argmax(corr) if corr.any() else corr.size
+        assert g[first:].tolist() == plain[first:].tolist()
+    r = 0
+    while r < corr.size:
+        if not corr[r]:
+            assert g[r] == (g[r - 1] if r else 0)          # follows the last group
+            r += 1
+            continue
+        e = r
+        while e < corr.size and corr[e]:
+            e += 1
+        run = g[r:e]
+        assert all(b - a in (0, 1) for a, b in zip(run, run[1:]))
+        sizes = np.unique(run, return_counts=True)[1]
+        assert sizes.max() <= max(1, min(k, (e - r + 1) // 2))
+        r = e
 
 
 def test_distance_pool_lru_evicts_and_recomputes_exactly():
@@ -324,7 +370,7 @@ def test_rotation_model_matches_naive_and_is_legal(layout, guidance, turn_weight
     starts = rng.choice(free, n, replace=False)
     p = Planner(f, n, starts, seed=4, dwell_chute=1, dwell_induct=0, guidance=guidance,
                 rotation=True, flow_halflife=8, turn_weight=turn_weight, hold_on_turn=hold)
-    costs = lane_costs(f, 2) if "lanes" in guidance else None
+    costs = lane_costs(f, 2, carriageway=4) if "lanes" in guidance else None   # rotation default
     q = NaivePIBT(f.moves, f.cells, starts, 4, 1, 0, flow="flow" in guidance, flow_halflife=8,
                   costs=costs, rotation=True, turn_weight=turn_weight, hold_on_turn=hold)
     goals = rng.choice(free, n).astype(np.int32)

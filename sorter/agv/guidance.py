@@ -21,6 +21,15 @@ Corridor detection: a cell belongs to a horizontal corridor if its maximal free 
 row is at least ``min_run`` cells; a row is a corridor row if at least ``min_share`` of its free
 cells do. Corridor rows are numbered top to bottom and alternate east / west (two adjacent
 corridor rows form a two-lane road); columns likewise alternate south / north.
+
+Carriageways (``carriageway=k``): where several corridor rows lie side by side (an open band,
+such as the five open rows along the ``E`` border of LoRR ``sortation_large``), alternating
+every row makes every lane change a move into the opposite traffic. With ``k > 1`` each run of
+``m`` adjacent corridor rows is cut into groups of ``min(k, ceil(m / 2))`` rows that share a
+direction -- a two-way road of multi-lane carriageways -- while isolated corridor rows (streets
+between blocks) still alternate one by one. Columns likewise. Used with the rotation model,
+where a robot changing lane must stop and turn: 4 there (MR23-I-06 +13%, I-10 +11% over 5,000
+steps, ``bench/RESULTS.md``); 1 (every row alternates) elsewhere.
 """
 from __future__ import annotations
 
@@ -50,21 +59,72 @@ def _runs(free):
     return out
 
 
-def lane_directions(floor, *, min_run=3, min_share=0.5):
+def _group_index(corr, carriageway):
+    """Direction group of every line: corridor lines are numbered in order, except that a run
+    of ``m`` adjacent corridor lines is cut into groups of ``min(carriageway, ceil(m / 2))``
+    lines sharing one number; lines between corridors follow the last group (0 before any).
+
+    Examples
+    --------
+    >>> _group_index(np.array([1, 1, 1, 1, 1, 1, 0, 1, 0, 1], bool), 3).tolist()
+    [0, 0, 0, 1, 1, 1, 1, 2, 2, 3]
+    >>> _group_index(np.array([1, 1, 1, 1, 1, 1, 0, 1, 0, 1], bool), 1).tolist()
+    [0, 1, 2, 3, 4, 5, 5, 6, 6, 7]
+    """
+    out = np.zeros(corr.size, np.int64)
+    gid = -1
+    r = 0
+    while r < corr.size:
+        if not corr[r]:
+            out[r] = max(gid, 0)
+            r += 1
+            continue
+        e = r
+        while e < corr.size and corr[e]:
+            e += 1
+        g = max(1, min(carriageway, (e - r + 1) // 2))
+        for k in range(e - r):
+            if k % g == 0:
+                gid += 1
+            out[r + k] = gid
+        r = e
+    return out
+
+
+def lane_directions(floor, *, min_run=3, min_share=0.5, carriageway=1):
     """Preferred horizontal and vertical direction of every cell.
+
+    ``carriageway``: at most this many adjacent corridor lines share a direction (see the
+    module docstring); 1 = every corridor line alternates.
 
     Returns
     -------
     (hdir, vdir) : int8 arrays (n_cells,)
         ``hdir``: 0 east / 2 west; ``vdir``: 1 south / 3 north (direction codes of the floor).
+
+    Examples
+    --------
+    >>> from sorter.layout import Floor
+    >>> f = Floor.from_ascii("\\n".join(["....."] * 6))
+    >>> h1, _ = lane_directions(f)
+    >>> h3, _ = lane_directions(f, carriageway=3)
+    >>> h1[::5].tolist(), h3[::5].tolist()     # one cell per row: 0 east, 2 west
+    ([0, 2, 0, 2, 0, 2], [0, 0, 0, 2, 2, 2])
     """
+    if int(carriageway) != carriageway or not 1 <= carriageway <= 64:
+        raise InputError(f"carriageway {carriageway}", field="carriageway",
+                         expected="an integer 1..64")
     free = (floor.cells != 0).reshape(floor.height, floor.width)
     hrun = _runs(free)
     vrun = _runs(free.T).T
     hcorr = ((hrun >= min_run).sum(1) >= min_share * np.maximum(1, free.sum(1))) & free.any(1)
     vcorr = ((vrun >= min_run).sum(0) >= min_share * np.maximum(1, free.sum(0))) & free.any(0)
-    hk = np.cumsum(hcorr) - 1            # corridor-row index (rows between corridors follow the last)
-    vk = np.cumsum(vcorr) - 1
+    if carriageway == 1:
+        hk = np.cumsum(hcorr) - 1        # corridor-row index (rows between corridors follow the last)
+        vk = np.cumsum(vcorr) - 1
+    else:
+        hk = _group_index(hcorr, int(carriageway))
+        vk = _group_index(vcorr, int(carriageway))
     hdir = np.where(hk % 2 == 0, 0, 2).astype(np.int8)          # east, west, east, ...
     vdir = np.where(vk % 2 == 0, 1, 3).astype(np.int8)          # south, north, ...
     H = np.repeat(hdir[:, None], floor.width, axis=1).ravel()
