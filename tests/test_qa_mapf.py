@@ -383,3 +383,19 @@ def test_scenario_sorting_on_a_one_chute_floor_suggests_the_table(tmp_path, caps
     assert "f.txt" in line and "'chutes'" in line and "--router table" in line
     assert main(["mapf", str(fl), "--robots", "2", "--steps", "2", "--scenario", "sorting",
                  "--router", "table"]) == 0
+
+
+# ---------------------------------------------------------------- flags that would do nothing
+def test_sorting_flags_outside_sorting_runs_are_refused(tmp_path, capsys):
+    # was: --destinations / --mix were silently ignored on errand and random-goal runs
+    m = tmp_path / "open.map"
+    m.write_text(MAP)
+    line = _err(capsys, ["mapf", str(m), "--robots", "2", "--steps", "3", "--destinations", "5"])
+    assert "--destinations" in line and "sorting" in line and "random goals" in line
+    p = _lorr_problem(tmp_path)
+    line = _err(capsys, ["mapf", str(p), "--steps", "3", "--mix", "721"])
+    assert "--mix" in line and "LoRR errands" in line
+    fl = tmp_path / "f.txt"
+    fl.write_text(FLOOR)                     # inducts and chutes: sorting tasks, flags apply
+    assert main(["mapf", str(fl), "--robots", "1", "--steps", "3", "--mix", "721",
+                 "--destinations", "1"]) == 0

@@ -72,8 +72,8 @@ def add_arguments(p):
                    help="none = plain PIBT; lanes = soft one-way lanes; flow = traffic-flow tie-breaking")
     p.add_argument("--induct-choice", choices=("nearest", "balanced"), default="nearest",
                    help="which induct an empty robot heads for (sorting tasks)")
-    p.add_argument("--mix", choices=("zipf", "721", "uniform"), default="zipf",
-                   help="parcel destination mix (sorting tasks)")
+    p.add_argument("--mix", choices=("zipf", "721", "uniform"), default=None,
+                   help="parcel destination mix (sorting tasks; default zipf)")
     p.add_argument("--destinations", type=int, default=None, metavar="D",
                    help="number of parcel destinations (sorting tasks; default min(100, chutes))")
     p.add_argument("--rotation", action="store_true",
@@ -278,6 +278,14 @@ def run(args) -> int:
         kind = "errands"
     errand_run = kind == "errands" or (kind == "auto" and errands is not None)
     sorting = kind == "sorting" or (kind == "auto" and not errand_run and floor.inducts and floor.chutes)
+    if not sorting:
+        given = [f for f in ("mix", "destinations") if getattr(args, f) is not None]
+        if given:
+            raise InputError(f"--{given[0]} applies to sorting tasks (parcels to chutes); this run "
+                             f"has {'LoRR errands' if errand_run else 'random goals'}",
+                             field=given[0],
+                             expected="--scenario sorting on a floor with inducts and chutes, "
+                                      f"or no --{given[0]}")
     dc = args.dwell_chute if args.dwell_chute is not None else (5 if sorting else 0)
     di = args.dwell_induct if args.dwell_induct is not None else (1 if sorting else 0)
     sim = _floor_sim_options(args, sorting, kind)
@@ -290,7 +298,7 @@ def run(args) -> int:
     planner, stream = make_run(floor, n, starts, seed=args.seed, tasks=kind,
                                errands=errands if kind in ("auto", "errands") else None,
                                dwell_chute=dc, dwell_induct=di, guidance=args.guidance,
-                               induct_choice=args.induct_choice, mix=args.mix,
+                               induct_choice=args.induct_choice, mix=args.mix or "zipf",
                                n_destinations=args.destinations, rotation=args.rotation,
                                floor_sim=sim, detour_horizon=args.detour_horizon)
     if (strategy != "roundrobin" or offsets is not None) and type(stream).__name__ == "ErrandTasks":
