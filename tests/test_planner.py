@@ -116,8 +116,9 @@ def test_carriageways_group_adjacent_corridor_rows():
     assert "".join(rows(h4)) == "EEEWWWWEEW"          # band 3 + 3, then streets alternate
     cols = ["SN"[int(v4[f.cell(0, c)] == 3)] for c in range(f.width)]
     assert "".join(cols) == "SSSSNNNNSSS"             # 11 corridor columns: 4 + 4 + 3
-    with pytest.raises(InputError, match="carriageway"):
-        lane_directions(f, carriageway=0)
+    for bad in (0, 65, 2.5, "3", True):
+        with pytest.raises(InputError, match="carriageway"):
+            lane_directions(f, carriageway=bad)
     with pytest.raises(InputError, match="carriageway"):
         Planner(f, 1, [0], guidance="lanes", carriageway=2.5)
 

@@ -111,7 +111,8 @@ def lane_directions(floor, *, min_run=3, min_share=0.5, carriageway=1):
     >>> h1[::5].tolist(), h3[::5].tolist()     # one cell per row: 0 east, 2 west
     ([0, 2, 0, 2, 0, 2], [0, 0, 0, 2, 2, 2])
     """
-    if int(carriageway) != carriageway or not 1 <= carriageway <= 64:
+    if (isinstance(carriageway, bool) or not isinstance(carriageway, (int, np.integer))
+            or not 1 <= carriageway <= 64):
         raise InputError(f"carriageway {carriageway}", field="carriageway",
                          expected="an integer 1..64")
     free = (floor.cells != 0).reshape(floor.height, floor.width)

@@ -404,7 +404,8 @@ class Planner:
         n = int(n_robots)
         if not 1 <= n <= MAX_ROBOTS:
             raise InputError(f"n_robots={n_robots}", field="n_robots", expected=f"1..{MAX_ROBOTS}")
-        if carriageway is not None and (not isinstance(carriageway, (int, np.integer))
+        if carriageway is not None and (isinstance(carriageway, bool)
+                                        or not isinstance(carriageway, (int, np.integer))
                                         or not 1 <= carriageway <= 64):
             raise InputError(f"carriageway={carriageway!r}", field="carriageway",
                              expected="an integer 1..64")
