@@ -18,10 +18,27 @@ from sorter.constants import (KINDS, REASONS, REJECT_REASONS, STATES,
 from sorter.errors import InputError
 from sorter.plan import Chute, ChuteTable, SortPlan, load_plan, load_plan_routes
 
-__all__ = ["Sorter", "Decision"]
+__all__ = ["Sorter", "Decision", "PreparedPlan"]
 
 _STATE_CODE = {s: i for i, s in enumerate(STATES)}
 _STATE_VERSION = 1
+
+
+class PreparedPlan:
+    """A plan read, checked and laid out by :meth:`Sorter.prepare_plan`, not yet in force.
+
+    ``plan`` is the checked :class:`SortPlan`; pass the object to :meth:`Sorter.switch_plan`.
+    """
+
+    __slots__ = ("plan", "table", "layout")
+
+    def __init__(self, plan, table, layout):
+        self.plan = plan
+        self.table = table
+        self.layout = layout
+
+    def __repr__(self):
+        return f"PreparedPlan({self.plan.name!r}, destinations={len(self.plan.routes)})"
 
 
 class Sorter(ChuteEngine):
@@ -90,19 +107,32 @@ class Sorter(ChuteEngine):
         plan, table = load_plan(plan_csv, chutes_toml, **overrides)
         return cls(plan, table)
 
-    def _compile(self, plan: SortPlan, rr_cursor=None) -> CompiledPlan:
+    def _layout(self, plan: SortPlan) -> tuple:
+        """The routes as arrays in plan order: ``(codes, lengths, chute indices)``.
+
+        Reads only the chute table (never the engine's state): safe in a worker thread."""
+        index = self.chute_table.index
+        routes = list(plan.routes.values())
+        lengths = np.fromiter(map(len, routes), dtype=np.int64, count=len(routes))
+        flat = np.fromiter((index(c) for r in routes for c in r), dtype=np.int32,
+                           count=int(lengths.sum()))
+        return list(plan.routes), lengths, flat
+
+    def _compile(self, plan: SortPlan, rr_cursor=None, layout=None) -> CompiledPlan:
         table = self.chute_table
-        dests = list(plan.routes)
-        ids = self._intern(dests)
+        codes, lengths_in_plan, flat_in_plan = self._layout(plan) if layout is None else layout
+        ids = self._intern(codes)
         n_dest = len(self._dest_codes())
         lengths = np.zeros(n_dest, dtype=np.int64)
-        for d, code in zip(ids, dests):
-            lengths[d] = len(plan.routes[code])
+        lengths[ids] = lengths_in_plan
         ptr = np.zeros(n_dest + 1, dtype=np.int32)
         np.cumsum(lengths, out=ptr[1:])
-        flat = np.empty(int(ptr[-1]), dtype=np.int32)
-        for d, code in zip(ids, dests):
-            flat[ptr[d]:ptr[d + 1]] = [table.index(c) for c in plan.routes[code]]
+        # each destination's chutes, moved from plan order to interned-id order
+        owner = np.repeat(np.arange(len(codes)), lengths_in_plan)
+        first = np.cumsum(lengths_in_plan) - lengths_in_plan
+        flat = np.empty(len(flat_in_plan), dtype=np.int32)
+        flat[ptr[ids].astype(np.int64)[owner] + np.arange(len(flat_in_plan)) - first[owner]] = \
+            flat_in_plan
         reject = np.zeros(len(REASONS), dtype=np.int32)
         for r, cid in plan.reject.items():
             reject[REASONS.index(r)] = table.index(cid)
@@ -117,17 +147,54 @@ class Sorter(ChuteEngine):
     def switch_plan(self, new_plan) -> None:
         """Put a new plan in force between waves, atomically.
 
-        ``new_plan`` is a :class:`SortPlan`, a path to a plan CSV, or a mapping
-        destination -> chutes. With a CSV or a mapping only the routes change;
-        overflow, reject chutes, strategy and max recirculation carry over. Chute
-        states and container fill always carry over; round-robin positions restart.
-        Raises ``ValueError`` (naming the file) if the new plan does not fit the
-        chute table; the old plan then stays in force.
+        ``new_plan`` is a :class:`SortPlan`, a path to a plan CSV, a mapping
+        destination -> chutes, or a :class:`PreparedPlan` from :meth:`prepare_plan`. With a
+        CSV or a mapping only the routes change; overflow, reject chutes, strategy and max
+        recirculation carry over. Chute states and container fill always carry over;
+        round-robin positions restart. Raises ``ValueError`` (naming the file) if the new
+        plan does not fit the chute table; the old plan then stays in force.
+        """
+        prepared = new_plan if isinstance(new_plan, PreparedPlan) else self.prepare_plan(new_plan)
+        if prepared.table is not self.chute_table:
+            raise InputError("the plan was prepared for another chute table", field="plan",
+                             expected="a plan prepared by this engine's prepare_plan()")
+        compiled = self._compile(prepared.plan, layout=prepared.layout)
+        self.sort_plan = prepared.plan
+        self._set_plan(compiled)
+
+    def prepare_plan(self, new_plan) -> "PreparedPlan":
+        """Read and check a plan for :meth:`switch_plan` without putting it in force.
+
+        Everything slow about a plan switch happens here: reading the CSV, checking every
+        route against the chute table, laying the routes out as arrays. Only the chute
+        table and the settings of the plan in force are read, never the engine's state, so
+        a service calls this in a worker thread while the engine keeps deciding; the
+        switch itself then only interns the destination codes.
+
+        Parameters
+        ----------
+        new_plan : SortPlan, path or mapping
+            As for :meth:`switch_plan`.
+
+        Returns
+        -------
+        PreparedPlan
+
+        Raises
+        ------
+        ValueError
+            (:class:`~sorter.errors.InputError`) naming the file, line and field when the
+            plan does not fit the chute table; ``OSError`` when it cannot be read.
+
+        Examples
+        --------
+        >>> s = Sorter.from_files("seeds/plan/demo_plan.csv", "seeds/plan/demo_chutes.toml")  # doctest: +SKIP
+        >>> s.switch_plan(s.prepare_plan("seeds/plan/demo_plan_wave2.csv"))  # doctest: +SKIP
         """
         cur = self.sort_plan
+        path = None
         if isinstance(new_plan, SortPlan):
             plan = new_plan
-            path = None
         elif isinstance(new_plan, (str, Path)):
             path = new_plan
             routes = load_plan_routes(new_plan, self.chute_table)
@@ -135,7 +202,6 @@ class Sorter(ChuteEngine):
                             strategy=cur.strategy, max_recirculation=cur.max_recirculation,
                             name=Path(new_plan).stem)
         elif isinstance(new_plan, Mapping):
-            path = None
             plan = SortPlan(routes={k: tuple(v) for k, v in new_plan.items()},
                             reject=dict(cur.reject), overflow=tuple(cur.overflow),
                             strategy=cur.strategy, max_recirculation=cur.max_recirculation,
@@ -143,11 +209,10 @@ class Sorter(ChuteEngine):
         else:
             raise TypeError("new_plan must be a SortPlan, a plan CSV path or a mapping, "
                             f"not {type(new_plan).__name__}")
-        plan.validate(self.chute_table, path=path)
-        plan.routes = {d: tuple(self.chute_table[c].id for c in r) for d, r in plan.routes.items()}
-        compiled = self._compile(plan)
-        self.sort_plan = plan
-        self._set_plan(compiled)
+        table = self.chute_table
+        plan.validate(table, path=path)
+        plan.routes = {d: tuple(table[c].id for c in r) for d, r in plan.routes.items()}
+        return PreparedPlan(plan, table, self._layout(plan))
 
     # -- decisions ----------------------------------------------------------------
     # assign(destination, recirculation=0, sortable=True) -> Decision is inherited from the

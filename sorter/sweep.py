@@ -760,12 +760,12 @@ def _is_shift_key(key) -> bool:
         return False
 
 
-def _point_scenario(doc, settings, path, base, index=None):
+def _point_scenario(doc, settings, path, base, index=None, overrides=()):
     from sorter.sim import parse_scenario
     d = copy.deepcopy(doc)
     for key, value in settings.items():
         set_key(d, key, value)
-    _drop_waves_after_shift(d, settings)
+    _drop_waves_after_shift(d, [*settings, *overrides])    # a fixed override shortens it too
     try:
         return parse_scenario(d, path=path, base_dir=base)
     except InputError as exc:
@@ -855,7 +855,7 @@ def capacity_sweep(scenario, vary, *, seeds=5, overrides=None, base_dir=None, cl
         raise InputError(f"bad client {type(client).__name__}", field="client",
                          expected="a dask.distributed.Client (or None for local processes)")
     try:                                   # a bad fixed override fails here, once
-        base_sc = _point_scenario(doc, {}, path, base)
+        base_sc = _point_scenario(doc, {}, path, base, overrides=overrides)
     except InputError as exc:
         if not overrides:
             raise
@@ -871,8 +871,8 @@ def capacity_sweep(scenario, vary, *, seeds=5, overrides=None, base_dir=None, cl
     for key in keys:
         parts = parse_key(key)
         if not _has_key(doc, parts):
-            _point_scenario(doc, {key: vary[key][0]}, path, base)
-    scenarios = [_point_scenario(doc, p, path, base, i) for i, p in enumerate(points)]
+            _point_scenario(doc, {key: vary[key][0]}, path, base, overrides=overrides)
+    scenarios = [_point_scenario(doc, p, path, base, i, overrides) for i, p in enumerate(points)]
 
     tasks = [(i * len(seed_list) + j, sc, s) for i, sc in enumerate(scenarios)
              for j, s in enumerate(seed_list)]

@@ -68,6 +68,8 @@ class Connection(asyncio.Protocol):
         self.long_prefix = b""
         self.need = 0                 # highest journal id an answer of ours waits for
         self.pending = deque()        # (need, payload, t_read) held until committed
+        self.held = None              # while our PLAN loads: (bytes, t_read) read after it
+        self.write_paused = False
         self.closing = False
 
     # asyncio callbacks ---------------------------------------------------------------
@@ -79,7 +81,7 @@ class Connection(asyncio.Protocol):
         self.service.feed(self, data)
 
     def eof_received(self):
-        if self.pending:              # keep the socket to send held answers, then close
+        if self.pending or self.held is not None:   # keep the socket to answer, then close
             self.closing = True
             return True
         return None
@@ -90,10 +92,13 @@ class Connection(asyncio.Protocol):
         self.pending.clear()
 
     def pause_writing(self):          # the client does not read: stop reading from it
+        self.write_paused = True
         self.transport.pause_reading()
 
     def resume_writing(self):
-        self.transport.resume_reading()
+        self.write_paused = False
+        if self.held is None:         # (a PLAN still loading resumes reading when done)
+            self.transport.resume_reading()
 
     # output -------------------------------------------------------------------------
     def send(self, payload, t_read):
@@ -163,6 +168,7 @@ class Service:
         self.n_replayed = 0
         self.n_events = 0
         self.t_started = _now()
+        self.journal_fresh = False     # open_service created the journal file (nothing restored)
         if restored is not None:
             for rid, client, seq, kind, parcel, chute, detail, telegram in restored.recent:
                 ans = (f"DEST|{seq}|{parcel}|{chute}|{detail}\n".encode() if kind == "scan"
@@ -205,6 +211,9 @@ class Service:
         """
         if t is None:
             t = _perf()
+        if conn.held is not None:     # a PLAN of this connection is loading: after it, in order
+            conn.held.append((data, t))
+            return
         out = []
         if conn.discarding:
             i = data.find(b"\n")
@@ -220,26 +229,34 @@ class Service:
             data = conn.buf + data
         lines = data.split(b"\n")
         tail = lines.pop()
-        if len(tail) > MAX_LINE:
-            conn.discarding = True
-            conn.long_prefix = tail[:64]
-            conn.buf = b""
-        else:
-            conn.buf = tail
         handle = self.handle_line
-        for line in lines:
-            out.append(handle(conn, line, t))
-        if not out:
-            return
-        payload = b"".join(out)
+        for i, line in enumerate(lines):
+            answer = handle(conn, line, t)
+            if answer is None:        # a PLAN went to a worker thread: the rest waits for it
+                conn.held.append((b"\n".join(lines[i + 1:] + [tail]), t))
+                conn.buf = b""
+                break
+            out.append(answer)
+        else:
+            if len(tail) > MAX_LINE:
+                conn.discarding = True
+                conn.long_prefix = tail[:64]
+                conn.buf = b""
+            else:
+                conn.buf = tail
+        if out:
+            self._deliver(conn, b"".join(out), t)
+        if self.next_id - 1 - self._snap_id >= self.snapshot_every and self.journal is not None:
+            self.snapshot()
+
+    def _deliver(self, conn, payload, t):
+        """Send answers now, or (``sync``) once the journal rows they answer are committed."""
         if self.sync and (conn.need > self.committed or conn.pending):
             conn.pending.append((conn.need, payload, t))
             self._waiting.add(conn)
             self.journal.kick()
         else:
             conn.send(payload, t)
-        if self.next_id - 1 - self._snap_id >= self.snapshot_every and self.journal is not None:
-            self.snapshot()
 
     def handle_line(self, conn, line, t):
         """The answer (bytes, one line) to one telegram line read at time ``t``."""
@@ -275,20 +292,32 @@ class Service:
                     self.journal.append((rid, _now(), conn.client, seq, "scan", tg[1], tg[2], tg[3],
                                          1 if tg[4] else 0, str(d[0]), d[1], line, None))
             else:
+                if tg.__class__ is PlanSwitch and self._loop is not None:
+                    self._load_plan(conn, tg, line, t)
+                    return None           # answered when the plan file is read (off the loop)
                 kind, rec, answer = self._other(conn, tg)
                 if kind is None:
                     return answer
-                self.n_events += 1
-                seq = tg.seq
-                rid = self.next_id
-                self.next_id = rid + 1
-                if self.journal is not None:
-                    self.journal.append((rid, _now(), conn.client, seq, kind) + rec[:6]
-                                        + (line, rec[6]))
+                return self._applied(conn, tg.seq, kind, rec, line, answer)
         except Exception as exc:          # never let one telegram take the service down
             log.exception("telegram %r", line[:80])
             self.n_errors += 1
             return format_err(tg.seq, "internal", f"{type(exc).__name__}: {exc}")
+        self._remember_answer(conn, line, seq, rid, answer)
+        return answer
+
+    def _applied(self, conn, seq, kind, rec, line, answer):
+        """Journal an applied chute event or plan switch; returns its answer."""
+        self.n_events += 1
+        rid = self.next_id
+        self.next_id = rid + 1
+        if self.journal is not None:
+            self.journal.append((rid, _now(), conn.client, seq, kind) + rec[:6] + (line, rec[6]))
+        self._remember_answer(conn, line, seq, rid, answer)
+        return answer
+
+    def _remember_answer(self, conn, line, seq, rid, answer):
+        """Keep the answer for replays, the client's last seq, what the answer waits for."""
         if self.dedupe_window:
             conn.dedupe[line] = answer
             conn.dedupe_rid[line] = rid
@@ -300,7 +329,50 @@ class Service:
         if seq > ls.get(conn.client, -1):
             ls[conn.client] = seq
         conn.need = rid
-        return answer
+
+    # plan switches: the file is read in a worker thread ----------------------------------
+    def _load_plan(self, conn, tg, line, t):
+        """Read ``PLAN``'s file off the event loop. Other connections go on deciding under
+        the plan in force; this connection's later telegrams wait for the switch (answers
+        stay in order; their deadlines still count from when they were read)."""
+        fut = self._loop.run_in_executor(None, _prepare_plan, self.engine, tg.path)
+        conn.held = deque()
+        if conn.transport is not None and not conn.transport.is_closing():
+            conn.transport.pause_reading()
+        fut.add_done_callback(lambda f: self._plan_read(conn, tg, line, t, f))
+
+    def _plan_read(self, conn, tg, line, t, fut):
+        """Back on the loop: put the plan in force, answer, then the telegrams held back."""
+        if self.stopped is not None and self.stopped.done():
+            return                    # shutting down: unanswered, so the client re-sends it
+        try:
+            prepared, plan_json = fut.result()
+            self.engine.switch_plan(prepared)
+        except (ValueError, OSError, TypeError) as exc:
+            self.n_errors += 1
+            answer = format_err(tg.seq, "bad_plan", str(exc))
+        except Exception as exc:      # never let one telegram take the service down
+            log.exception("telegram %r", line[:80])
+            self.n_errors += 1
+            answer = format_err(tg.seq, "internal", f"{type(exc).__name__}: {exc}")
+        else:
+            answer = self._applied(conn, tg.seq, "plan", (None, None, None, None, None, tg.path,
+                                                          plan_json), line, format_ack(tg.seq))
+        self._deliver(conn, answer, t)
+        held, conn.held = conn.held, None
+        while held:
+            data, t_read = held.popleft()
+            self.feed(conn, data, t_read)
+            if conn.held is not None:          # another PLAN: the rest waits behind it
+                conn.held.extend(held)
+                return
+        tr = conn.transport
+        if tr is None or tr.is_closing():
+            return
+        if conn.closing and not conn.pending:
+            tr.close()
+        elif not conn.write_paused:
+            tr.resume_reading()
 
     def _other(self, conn, tg):
         """Everything but scans: ``(kind, record fields, answer)``; kind None = not journalled."""
@@ -356,7 +428,7 @@ class Service:
                 conn.send(payload, t)
             if not pend:
                 self._waiting.discard(conn)
-                if conn.closing and conn.transport is not None:
+                if conn.closing and conn.held is None and conn.transport is not None:
                     conn.transport.close()
 
     def on_journal_failure(self, exc):
@@ -428,6 +500,12 @@ class Service:
                 conn.transport.close()
 
 
+def _prepare_plan(engine, path):
+    """Worker thread: the plan file read, checked and laid out, and its journal JSON."""
+    prepared = engine.prepare_plan(path)
+    return prepared, _plan_to_json(prepared.plan)
+
+
 def _check_chute_ids(engine, chutes_path):
     """Every chute id must fit a telegram field, or a DEST answer would break the framing."""
     from sorter.service.protocol import MAX_FIELD
@@ -465,6 +543,7 @@ def open_service(plan=None, chutes=None, *, journal=None, durability="batch", co
                          expected="a SQLite journal file (created if absent)")
 
     restored = None
+    fresh = journal is not None and not Path(journal).exists()
     if journal is not None and Path(journal).exists() and Path(journal).stat().st_size > 0:
         restored = restore(journal, recent=dedupe_window)
     if restored is not None:
@@ -485,6 +564,7 @@ def open_service(plan=None, chutes=None, *, journal=None, durability="batch", co
         jr = Journal(journal, durability, commit_ms=commit_ms)
     svc = Service(engine, journal=jr, deadline_ms=deadline_ms, snapshot_every=snapshot_every,
                   dedupe_window=dedupe_window, restored=restored)
+    svc.journal_fresh = fresh
     if jr is not None:                 # a base snapshot, so the next restart is quick
         svc.snapshot()
         if not jr.flush(30.0):
@@ -498,6 +578,15 @@ async def start_server(service, host="127.0.0.1", port=7070):
     service.attach(loop)
     return await loop.create_server(lambda: Connection(service), host, port,
                                     reuse_address=True, backlog=128)
+
+
+def _remove_journal(path):
+    """Delete a SQLite journal and its WAL side files (best effort)."""
+    for p in (Path(path), *(Path(f"{path}{s}") for s in ("-wal", "-shm", "-journal"))):
+        try:
+            p.unlink()
+        except OSError:
+            pass
 
 
 def run_server(service, host="127.0.0.1", port=7070, *, announce=None) -> int:
@@ -514,6 +603,10 @@ def run_server(service, host="127.0.0.1", port=7070, *, announce=None) -> int:
                 service.shutdown()                   # commit and close the journal cleanly
             except Exception:                        # pragma: no cover - best effort
                 pass
+            if service.journal_fresh:
+                # a journal made for this start holds only the base snapshot of --plan: left
+                # behind, the next start would restore it and ignore a corrected --plan
+                _remove_journal(service.journal.path)
             raise InputError(f"cannot listen on {host}:{port}: "
                              f"{getattr(exc, 'strerror', None) or exc}", field="--host/--port",
                              expected="a free port (or --port 0) on an address of this "
