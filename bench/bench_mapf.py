@@ -356,7 +356,7 @@ class GreedyTasks:
     order; a finished task is replaced by a new random one (seeded). ``completed`` counts
     errands, ``delivered`` finished tasks."""
 
-    def __init__(self, floor, n_robots, rng, pool=None):
+    def __init__(self, floor, n_robots, rng, pool=None, prefetch=False):
         self.E = np.flatnonzero(floor.cells == 2).astype(np.int32)
         self.S = np.flatnonzero(floor.cells == 3).astype(np.int32)
         self.w = floor.width
@@ -369,6 +369,7 @@ class GreedyTasks:
         self.completed = 0
         self.delivered = 0
         self._goals = None
+        self.prefetch = prefetch            # S tables computed ahead on a second thread
 
     def _assign(self, robots, positions):
         pr, pc = np.divmod(self.pool_e, self.w)
@@ -385,6 +386,8 @@ class GreedyTasks:
     def start(self, planner):
         self._goals = np.empty(self.n, np.int32)
         self._assign(range(self.n), planner.positions)
+        if self.prefetch:                       # the S errand of every task taken
+            planner.prefetch(self.task_s)
         return self._goals
 
     def update(self, planner):
@@ -400,11 +403,13 @@ class GreedyTasks:
             self.delivered += free.size               # tasks finished (their S errand done)
             self.stage[free] = 0
             self._assign(free, planner.positions)
+            if self.prefetch and free.size:
+                planner.prefetch(self.task_s[free])
         return self._goals
 
 
 def startkit_greedy(steps=500, sizes=(1000, 2500), turn_weight=None, precompute=False,
-                    guidances=("none", "lanes+flow")):
+                    guidances=("none", "lanes+flow"), prefetch=False):
     """The Start-Kit comparison with its kind of task assignment (:class:`GreedyTasks`).
 
     ``precompute``: compute the tables of the ``E`` cells, then of as many ``S`` cells as the
@@ -427,9 +432,10 @@ def startkit_greedy(steps=500, sizes=(1000, 2500), turn_weight=None, precompute=
             if precompute:                  # E cells first (every task visits one), then S
                 cells = np.concatenate([np.flatnonzero(f.cells == 2), np.flatnonzero(f.cells == 3)])
                 p.tables.precompute({("cell", int(c)): (int(c),) for c in cells})
-            s = GreedyTasks(f, n, np.random.default_rng(0))
+            s = GreedyTasks(f, n, np.random.default_rng(0), prefetch=prefetch)
             k = simulate(p, s, steps, record=False, build_s=time.perf_counter() - t0).kpis()
             pre = f", tables precomputed in {k['preprocess_s']:.1f} s" if precompute else ""
+            pre += ", S tables prefetched (2nd thread)" if prefetch else ""
             print(f"| {n} | {steps} | {g}, greedy{pre} | {k['parcels_delivered']} | "
                   f"{k['parcels_delivered'] / steps:.2f} | {k['ms_per_step_p50']:.2f} / "
                   f"{k['ms_per_step_p99']:.2f} | {k['kernel_ms_p50']:.2f} | "
@@ -510,6 +516,7 @@ if __name__ == "__main__":
             gs = next((tuple(a.split("=")[1].split(",")) for a in sys.argv
                        if a.startswith("--guidance=")), ("none", "lanes+flow"))
             startkit_greedy(sizes=sizes, turn_weight=tw_arg, precompute="--precompute" in sys.argv,
+                            prefetch="--prefetch" in sys.argv,
                             guidances=gs)
         else:
             startkit_like(sizes=sizes, turn_weight=tw_arg)

@@ -21,11 +21,17 @@ lazily: a 10,000-robot sorting run (100 destinations x 2 chutes) holds 820 table
 ~0.3 s; LoRR errand runs (31,911 distinct errand cells) use the LRU bound (2 GB in the benchmarks).
 One BFS over that floor takes ~0.25-0.3 ms, one weighted table (Dial's buckets) ~0.65 ms. Figures:
 ``bench/RESULTS.md``.
+
+Prefetching: when the next goal of a robot is known ahead (LoRR errand files), its table can be
+computed by a background thread while the planner steps (:meth:`DistanceTables.prefetch`): the
+table kernels release the GIL, so on a second core the step no longer waits for them. Tables
+are exact whoever computes them, so plans do not change, only where the time goes.
 """
 from __future__ import annotations
 
+import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 import numpy as np
 from numba import njit
@@ -56,7 +62,7 @@ def _reverse_adjacency(moves, fidx, free_cells):
     return fadj, radj
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _bfs_into(radj, sources, out, queue, unreach, blocked):
     """Multi-source BFS over reversed edges; writes distances into ``out`` (free-index space).
 
@@ -87,7 +93,7 @@ def _bfs_into(radj, sources, out, queue, unreach, blocked):
     return tail
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _dial_into(radj, rcost, sources, out, unreach, maxc, qbuf, qhead, qtail, blocked):
     """Multi-source shortest paths with small integer move costs (Dial's buckets, FIFO rings).
 
@@ -137,7 +143,7 @@ def _dial_into(radj, rcost, sources, out, unreach, maxc, qbuf, qhead, qtail, blo
         d += 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _bfs_many(radj, src_ptr, src_idx, rows, pool, queue, unreach, blocked):
     """Fill ``pool[rows[j]]`` with the table of source set j (CSR ``src_ptr``/``src_idx``)."""
     for j in range(rows.shape[0]):
@@ -336,6 +342,16 @@ class DistanceTables:
         self._high_water = 0
         self.bfs_count = 0
         self.bfs_seconds = 0.0
+        # prefetching (background thread): pending jobs, their keys, the thread
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._jobs = deque()
+        self._inflight = set()
+        self._worker = None
+        self.prefetch_limit = 1024          # pending jobs at most; later requests are dropped
+        self.prefetch_idle_s = 1.0          # the thread ends after this long without work
+        self.prefetched = 0                 # tables the background thread added
+        self.prefetch_seconds = 0.0
 
     # -- pool management -------------------------------------------------------------
     def _grow(self):
@@ -381,6 +397,10 @@ class DistanceTables:
         ``blocked`` (uint8 per free cell, optional) marks cells the table must route around
         (e.g. the cells of faulted robots); the caller makes ``key`` tell such tables apart.
         """
+        with self._lock:
+            return self._acquire(key, cells, blocked)
+
+    def _acquire(self, key, cells, blocked):
         row = self._row_of.get(key)
         if row is None:
             row = self._compute(key, _goal_sources(self.graph, cells),
@@ -392,14 +412,94 @@ class DistanceTables:
 
     def cached_row(self, key) -> int:
         """Pool row of ``key`` if its table is cached (no reference taken), else -1."""
-        return self._row_of.get(key, -1)
+        with self._lock:
+            return self._row_of.get(key, -1)
 
     def release(self, row: int) -> None:
         """Drop one reference to ``row`` (the table stays cached, idle, until evicted)."""
-        if row >= 0 and self._refs[row] > 0:
-            self._refs[row] -= 1
-            if self._refs[row] == 0:
+        with self._lock:
+            if row >= 0 and self._refs[row] > 0:
+                self._refs[row] -= 1
+                if self._refs[row] == 0:
+                    self._idle[row] = None
+
+    def prefetch(self, key, cells) -> bool:
+        """Have a background thread compute the table of ``key`` (cells ``cells``) ahead of use.
+
+        For goals known in advance (a robot's next errand): the table is added to the cache
+        (idle, most recently used) while the caller goes on, and a later :meth:`acquire` finds
+        it. Returns False when nothing was queued: the table is cached or queued already, or
+        ``prefetch_limit`` jobs are pending (the goal is then computed on first use, as
+        without prefetching). The thread ends after a second without work.
+
+        Raises
+        ------
+        InputError
+            If a goal cell is outside the grid or an obstacle (checked here, not in the thread).
+        """
+        with self._lock:
+            if key in self._row_of or key in self._inflight or len(self._jobs) >= self.prefetch_limit:
+                return False
+            self._jobs.append((key, _goal_sources(self.graph, cells)))
+            self._inflight.add(key)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="sorter-tables",
+                                                daemon=True)
+                self._worker.start()
+            else:
+                self._wake.notify()
+        return True
+
+    def wait_prefetched(self, timeout=None) -> bool:
+        """Block until every queued prefetch is done (tests, benchmarks); False on timeout."""
+        t_end = None if timeout is None else time.perf_counter() + timeout
+        while True:
+            with self._lock:
+                if not self._jobs and not self._inflight:
+                    return True
+            if t_end is not None and time.perf_counter() > t_end:
+                return False
+            time.sleep(0.001)
+
+    def _work(self):
+        """The prefetch thread: compute queued tables into a private row, then file them."""
+        nf = self.graph.n_free
+        buf = np.empty(nf, self.dtype)
+        queue = np.empty(nf, np.int32)
+        dial = None
+        if self.rcost is not None:
+            dial = (np.empty_like(self._qbuf), np.zeros_like(self._qhead), np.zeros_like(self._qtail))
+        while True:
+            with self._lock:
+                if not self._jobs:
+                    self._wake.wait(timeout=self.prefetch_idle_s)
+                    if not self._jobs:
+                        self._worker = None
+                        return
+                key, src = self._jobs.popleft()
+                if key in self._row_of:
+                    self._inflight.discard(key)
+                    continue
+            t0 = time.perf_counter()
+            if dial is None:
+                _bfs_into(self.graph.radj, src, buf, queue, self.unreachable, _NONE)
+            else:
+                _dial_into(self.graph.radj, self.rcost, src, buf, self.unreachable, self.max_cost,
+                           dial[0], dial[1], dial[2], _NONE)
+            dt = time.perf_counter() - t0
+            with self._lock:
+                self._inflight.discard(key)
+                self.prefetch_seconds += dt
+                if key in self._row_of:               # computed on demand meanwhile
+                    continue
+                if len(self._row_of) >= self.max_rows and not self._idle:
+                    continue                          # every cached table is in use: no room
+                row = self._take_row()
+                self.pool[row] = buf
+                self._row_of[key] = row
+                self._key_of[row] = key
                 self._idle[row] = None
+                self.prefetched += 1
 
     def precompute(self, goals) -> float:
         """Compute the tables of ``goals`` (a dict ``key -> cells``) ahead of use.
@@ -407,6 +507,10 @@ class DistanceTables:
         Returns the seconds spent. Keys already cached are skipped; the new tables stay cached
         (idle) as long as the LRU bound allows (at most ``max_mb`` worth are computed).
         """
+        with self._lock:
+            return self._precompute(goals)
+
+    def _precompute(self, goals) -> float:
         todo = [(k, _goal_sources(self.graph, c)) for k, c in goals.items() if k not in self._row_of]
         todo = todo[:max(0, self.max_rows - len(self._row_of))]
         if not todo:

@@ -113,7 +113,7 @@ def _mix(x):
     return x ^ (x >> np.uint64(31))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pibt_step(fadj, fcells, free_cells, pool, unreach, slot, pos, nxt, elapsed, dwell_left, goal_done,
                finished, occ_now, occ_next, order_key, seedmix, step_no, dwell_chute,
                dwell_induct, flow, use_flow, w_occ, st_a, st_p, st_c, st_n, st_k, rotate,
@@ -543,6 +543,27 @@ class Planner:
                 if t == 2:
                     return ("induct", s), self._station_cells[("induct", s)]
         return ("cell", int(cell)), (int(cell),)
+
+    def prefetch(self, cells) -> int:
+        """Compute the tables of goals coming next (``cells``) in a background thread.
+
+        For task streams that know a robot's next goal in advance (LoRR errand files): its
+        table is then ready when the goal is set, instead of being computed inside that
+        step (:meth:`DistanceTables.prefetch`). Plans do not change. Returns how many tables
+        were queued.
+
+        Raises
+        ------
+        InputError
+            If a cell is outside the grid or an obstacle.
+        """
+        a = self._cells(cells, "prefetch")
+        tabs = self.tables
+        n = 0
+        for c in np.unique(a):
+            key, gcells = self.goal_key(int(c))
+            n += tabs.prefetch(key, gcells)
+        return n
 
     def _set_goals(self, goals):
         if not np.issubdtype(goals.dtype, np.integer):

@@ -63,6 +63,10 @@ class ErrandTasks:
         Multi-errand tasks (the LoRR 2024 files): task *j* is
         ``errands[offsets[j]:offsets[j + 1]]``, visited in order. Default: every errand is a
         task of its own.
+    prefetch : bool
+        When a robot gets an errand, have the planner compute the table of the errand after it
+        in a background thread (:meth:`sorter.agv.pibt.Planner.prefetch`) where that one is
+        known; plans are the same either way.
 
     Attributes
     ----------
@@ -85,7 +89,7 @@ class ErrandTasks:
     ([5, 6], [7])
     """
 
-    def __init__(self, errands, n_robots, strategy="roundrobin", offsets=None):
+    def __init__(self, errands, n_robots, strategy="roundrobin", offsets=None, prefetch=True):
         e = np.asarray(errands)
         if e.ndim != 1 or e.size == 0 or not np.issubdtype(e.dtype, np.integer):
             raise InputError("errands must be a non-empty list of cell ids", field="tasks",
@@ -117,6 +121,7 @@ class ErrandTasks:
         self.delivered = 0
         self._next = 0                      # greedy: index of the next task of the file
         self._goals = None
+        self.prefetch = bool(prefetch)
 
     def goal_of(self, robots, k):
         """Round-robin, single-errand tasks: cell of robot's ``k``-th errand (vectorised)."""
@@ -141,7 +146,27 @@ class ErrandTasks:
         robots = np.arange(self.n)
         self._new_tasks(robots)
         self._goals = self._goal_cells(robots).astype(np.int32)
+        self._prefetch(planner, robots)
         return self._goals
+
+    def _following(self, robots):
+        """The errand after the current one of ``robots`` where it is known (-1 where not:
+        a greedy strategy hands out the next task only when the robot is free)."""
+        t = self.task[robots]
+        nxt = self.offsets[t] + self.step_in_task[robots] + 1
+        out = np.full(robots.size, -1, np.int64)
+        inside = nxt < self.offsets[t + 1]
+        out[inside] = self.errands[nxt[inside]]
+        if self.strategy == "roundrobin":
+            last = robots[~inside]
+            idx = (last + (self.k[last] + 1) * self.n) % self.n_tasks
+            out[~inside] = self.errands[self.offsets[idx]]
+        return out
+
+    def _prefetch(self, planner, robots):
+        if self.prefetch and robots.size and hasattr(planner, "prefetch"):
+            nxt = self._following(robots)
+            planner.prefetch(nxt[nxt >= 0])
 
     def update(self, planner):
         fin = np.flatnonzero(planner.finished)          # ascending robot index
@@ -156,6 +181,7 @@ class ErrandTasks:
                 self._new_tasks(done)
             self._goals = self._goals.copy()
             self._goals[fin] = self._goal_cells(fin)
+            self._prefetch(planner, fin)
         return self._goals
 
     def kpis(self, steps):

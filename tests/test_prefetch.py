@@ -1,0 +1,131 @@
+"""Distance tables computed ahead by the background thread (DistanceTables.prefetch).
+
+The oracle is the table computed on demand on the caller's thread (itself checked against plain
+BFS / Dijkstra in test_planner.py): a prefetched table must be identical, whatever the eviction
+pressure, and a planner fed by a prefetching task stream must make the very same moves.
+"""
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from sorter.agv import DistanceTables, Planner
+from sorter.agv.guidance import lane_costs
+from sorter.agv.tasks import ErrandTasks
+from sorter.agv.validate import check_paths
+from sorter.errors import InputError
+from sorter.layout import Floor
+
+
+def random_floor(seed, h, w, density=0.2):
+    rng = np.random.default_rng(seed)
+    grid = np.where(rng.random((h, w)) < density, "@", ".")
+    return Floor.from_ascii("\n".join("".join(r) for r in grid))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(3, 12), st.integers(3, 12), st.booleans(),
+       st.integers(1, 8))
+def test_prefetched_tables_equal_tables_computed_on_demand(seed, h, w, weighted, max_rows):
+    f = random_floor(seed, h, w)
+    free = f.free_cells
+    if free.size < 2:
+        return
+    costs = lane_costs(f, 2) if weighted else None
+    row_mb = free.size * 2 / 2**20
+    tabs = DistanceTables(f, costs=costs, max_mb=row_mb * max_rows)   # eviction pressure
+    ref = DistanceTables(f, costs=costs)
+    rng = np.random.default_rng(seed)
+    goals = rng.choice(free, min(free.size, 12), replace=False)
+    for c in goals:
+        tabs.prefetch(("cell", int(c)), [int(c)])
+    held = []
+    for c in goals[::2]:                  # acquire some while the thread works
+        held.append(tabs.acquire(("cell", int(c)), [int(c)]))
+    assert tabs.wait_prefetched(timeout=30)
+    for c in goals:
+        key = ("cell", int(c))
+        row = tabs.acquire(key, [int(c)])
+        want = ref.pool[ref.acquire(key, [int(c)])]
+        assert np.array_equal(tabs.pool[row], want), int(c)
+        tabs.release(row)
+    for r in held:
+        tabs.release(r)
+
+
+def test_prefetch_skips_known_keys_and_refuses_bad_cells():
+    f = Floor.from_ascii("....\n.@..\n....")
+    tabs = DistanceTables(f)
+    assert tabs.prefetch(("cell", 0), [0]) is True
+    assert tabs.prefetch(("cell", 0), [0]) is False          # queued or cached already
+    assert tabs.wait_prefetched(timeout=10)
+    assert tabs.cached_row(("cell", 0)) >= 0 and tabs.prefetched == 1
+    assert tabs.prefetch(("cell", 0), [0]) is False          # cached
+    with pytest.raises(InputError, match="obstacle"):
+        tabs.prefetch(("cell", 5), [5])
+    p = Planner(f, 1, [0])
+    with pytest.raises(InputError, match="obstacle"):
+        p.prefetch([5])
+
+
+def test_prefetch_thread_ends_when_idle():
+    f = Floor.from_ascii("....\n....")
+    tabs = DistanceTables(f)
+    tabs.prefetch_idle_s = 0.05
+    tabs.prefetch(("cell", 3), [3])
+    assert tabs.wait_prefetched(timeout=10)
+    t_end = time.perf_counter() + 10
+    while tabs._worker is not None and time.perf_counter() < t_end:
+        time.sleep(0.01)
+    assert tabs._worker is None
+    assert tabs.prefetch(("cell", 4), [4])                   # a new thread starts
+    assert tabs.wait_prefetched(timeout=10) and tabs.cached_row(("cell", 4)) >= 0
+
+
+@pytest.mark.parametrize("rotation", [False, True])
+def test_errand_run_with_prefetching_makes_the_same_moves(rotation):
+    f = random_floor(3, 14, 18, density=0.15)
+    free = f.free_cells
+    rng = np.random.default_rng(3)
+    n = 40
+    starts = rng.choice(free, n, replace=False)
+    errands = rng.choice(free, 400)
+    paths = []
+    for prefetch in (False, True):
+        p = Planner(f, n, starts, seed=3, dwell_chute=0, dwell_induct=0, guidance="lanes+flow",
+                    rotation=rotation, max_table_mb=free.size * 2 * 30 / 2**20)
+        s = ErrandTasks(errands, n, prefetch=prefetch)
+        goals = s.start(p)
+        path = [p.positions.copy()]
+        for _ in range(120):
+            path.append(p.step(goals).copy())
+            goals = s.update(p)
+        paths.append(np.array(path))
+        if prefetch:
+            assert p.tables.prefetched > 0
+    assert np.array_equal(paths[0], paths[1])
+    check_paths(f, starts, paths[1])
+
+
+def test_following_errand_is_the_next_one_the_robot_will_get():
+    """_following (what is prefetched) against the errands the stream then really hands out."""
+    errands = np.arange(100, 111)
+    offsets = np.array([0, 2, 3, 6, 7, 9, 11])              # 6 tasks of 2, 1, 3, 1, 2, 2 errands
+    for strategy in ("roundrobin", "greedy"):
+        t = ErrandTasks(errands, 3, strategy=strategy, offsets=offsets)
+
+        class P:                                             # a planner stand-in
+            finished = np.zeros(3, bool)
+        p = P()
+        t.prefetch = False
+        t.start(p)
+        for _ in range(12):
+            robots = np.arange(3)
+            want = t._following(robots)
+            p.finished = np.ones(3, bool)
+            got = t.update(p)
+            known = want >= 0
+            assert np.array_equal(got[known], want[known]), strategy
+            if strategy == "roundrobin":
+                assert known.all()
