@@ -129,3 +129,30 @@ def test_following_errand_is_the_next_one_the_robot_will_get():
             assert np.array_equal(got[known], want[known]), strategy
             if strategy == "roundrobin":
                 assert known.all()
+
+
+def test_prefetching_with_held_robots_makes_the_same_moves():
+    """Detours peek at cached tables: the prefetch thread must not change them meanwhile."""
+    f = random_floor(5, 12, 16, density=0.12)
+    free = f.free_cells
+    rng = np.random.default_rng(5)
+    n = 35
+    starts = rng.choice(free, n, replace=False)
+    errands = rng.choice(free, 500)
+    paths = []
+    for prefetch in (False, True):
+        p = Planner(f, n, starts, seed=5, dwell_chute=0, dwell_induct=0, guidance="lanes+flow",
+                    max_table_mb=free.size * 2 * 25 / 2**20)
+        s = ErrandTasks(errands, n, prefetch=prefetch)
+        goals = s.start(p)
+        path = [p.positions.copy()]
+        for t in range(150):
+            if t == 20:
+                p.hold(np.arange(0, n, 5))
+            if t == 90:
+                p.release(np.arange(0, n, 5))
+            path.append(p.step(goals).copy())
+            goals = s.update(p)
+        paths.append(np.array(path))
+    assert np.array_equal(paths[0], paths[1])
+    check_paths(f, starts, paths[1])

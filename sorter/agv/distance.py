@@ -450,6 +450,11 @@ class DistanceTables:
                 self._wake.notify()
         return True
 
+    def frozen(self):
+        """Context manager: while inside, the prefetch thread adds and evicts nothing, so rows
+        looked up with :meth:`cached_row` (no reference taken) keep their tables."""
+        return self._lock
+
     def wait_prefetched(self, timeout=None) -> bool:
         """Block until every queued prefetch is done (tests, benchmarks); False on timeout."""
         t_end = None if timeout is None else time.perf_counter() + timeout

@@ -867,7 +867,8 @@ class Planner:
         t0 = time.perf_counter()
         self.prepare(goals)
         if self.detour_horizon and (self._held.any() or self._released):
-            self._route_around_held()
+            with self.tables.frozen():        # it peeks at cached tables it holds no reference to
+                self._route_around_held()
         t1 = time.perf_counter()
         tabs = self.tables
         _pibt_step(self.graph.fadj, self.graph.fcells, self.graph.free_cells, tabs.pool,
