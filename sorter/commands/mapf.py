@@ -352,7 +352,9 @@ def run(args) -> int:
         print(f"  ms/step           p50 {k['ms_per_step_p50']:.3f}  p99 {k['ms_per_step_p99']:.3f}  "
               f"max {k['ms_per_step_max']:.3f}")
         print(f"  preprocessing     {k['preprocess_s']:.3f} s  (distance tables {k['distance_table_mb']:.1f} MB, "
-              f"{k['distance_tables_computed']} computed)")
+              f"{k['distance_tables_computed']} computed"
+              + (f", {k['distance_tables_prefetched']} ahead on a 2nd thread"
+                 if k.get("distance_tables_prefetched") else "") + ")")
         if args.out:
             names = ["paths.npz", "kpis.json"] + (["animation.gif"] if window else []) \
                 + (["heatmap.png"] if args.heatmap else [])
