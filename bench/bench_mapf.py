@@ -118,6 +118,39 @@ if pytest is not None:
                f"p99 {np.percentile(np.array(st.data) * 1e3, 99):.2f} ms"
                + ("" if n_fit == n else f" (capped from {n}: {floor.free_cells.size} free cells)"))
 
+    _PREFETCH_STEP = {}
+
+    @pytest.mark.benchmark(group="mapf-prefetch")
+    @pytest.mark.parametrize("prefetch", [False, True], ids=["on-demand", "prefetch"])
+    def test_errand_step_prefetch(benchmark, prefetch):
+        """LoRR MR23-I-06 errands, 10,000 robots, rotation: step time with the next errands'
+        tables computed on a second thread against on demand (same run; same plans)."""
+        from sorter.agv.lifelong import make_run
+        from sorter.layout.lorr import load_lorr_problem
+        path = shared_path(*LORR, "main_round", "warehouse.domain", "MR23-I-06.json")
+        if path is None:
+            pytest.skip("../shared/benchmarks/lorr2023 not present")
+        prob = load_lorr_problem(path)
+        p, s = make_run(prob.floor, prob.team_size, prob.starts, seed=0, errands=prob.tasks,
+                        guidance="lanes+flow", dwell_chute=0, dwell_induct=0,
+                        max_table_mb=2048, rotation=True)
+        s.prefetch = prefetch
+        state = {"goals": s.start(p)}
+
+        def one():
+            p.step(state["goals"])
+            state["goals"] = s.update(p)
+
+        for _ in range(100):                    # past the first tables of every robot
+            one()
+        benchmark.pedantic(one, rounds=200, iterations=1, warmup_rounds=0)
+        _PREFETCH_STEP[prefetch] = (benchmark.stats.stats.median, s.completed)
+        if len(_PREFETCH_STEP) == 2:
+            (m0, c0), (m1, c1) = _PREFETCH_STEP[False], _PREFETCH_STEP[True]
+            record("prefetch MR23-I-06 10000 robots rotation (steps 100-300)",
+                   f"step median {m1 * 1e3:.2f} vs {m0 * 1e3:.2f} ms on demand (x{m0 / m1:.2f}); "
+                   f"errands done {c1} vs {c0}")
+
     FAULT_CASES = [("rhcr-sorting", 1000), ("sortation_large", 10000)]
     _FAULT_STEP = {}
 
