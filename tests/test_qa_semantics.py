@@ -39,6 +39,28 @@ def test_sweep_fixed_shorter_shift_drops_the_waves_after_it():
     assert fixed.rows[0]["offered"] > 0
 
 
+# -- sorter run: offered volume is bounded before parcels are drawn ----------------------
+
+def test_a_flood_of_offered_parcels_is_refused_before_it_is_drawn(tmp_path, capsys):
+    """A wave at 1,000,000 items/h over 24 h drew all 24 million parcels (7 GB, 52 s) and
+    1e7/h for a week would exhaust memory; now one line names the field and the bound."""
+    from sorter.sim.scenario import MAX_OFFERED
+    text = seed_path("scenarios/default.toml").read_text()
+    head = text[:text.index("[[wave]]")].replace("shift_hours = 8", "shift_hours = 24")
+    for rel in ("../plan/demo_chutes.toml", "../plan/demo_plan.csv"):
+        head = head.replace(f'"{rel}"', f'"{seed_path(rel[3:]).as_posix()}"')
+    sc = tmp_path / "flood.toml"
+    sc.write_text(head + '[[wave]]\nname = "flood"\nstart_h = 0\nend_h = 24\n'
+                  'rate_per_hour = 1000000\n')
+    assert main(["run", str(sc)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "wave.rate_per_hour" in err[0] and "24,000,000" in err[0]
+    assert f"{MAX_OFFERED:,}" in err[0]
+    sc.write_text(sc.read_text().replace("rate_per_hour = 1000000", "rate_per_hour = 800000"))
+    from sorter.sim.scenario import load_scenario
+    assert load_scenario(sc).offered_per_hour * 24 <= MAX_OFFERED     # at the bound: accepted
+
+
 # -- sorter serve: PLAN is read off the event loop ---------------------------------------
 
 def test_plan_file_is_read_off_the_event_loop_and_answers_stay_in_order(tmp_path, monkeypatch):

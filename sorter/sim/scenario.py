@@ -62,6 +62,7 @@ __all__ = ["Distribution", "Wave", "DestinationMix", "ScanRates", "Containers", 
            "Blockages", "LoopSpec", "Scenario", "load_scenario", "parse_scenario",
            "default_scenario_path", "DISTRIBUTIONS", "ARRIVALS", "MIXES"]
 
+MAX_OFFERED = 20_000_000     # parcels offered per run: each costs ~300 B while simulated
 DISTRIBUTIONS = ("const", "uniform", "exponential", "normal", "lognormal", "triangular")
 ARRIVALS = ("poisson", "batched")
 MIXES = ("zipf", "split", "uniform", "csv")
@@ -333,6 +334,14 @@ class Scenario:
                 if lname not in names:
                     raise InputError(f"unknown loop {lname!r}", path=path, field=f + ".plan",
                                      expected="a loop name: " + ", ".join(names))
+        offered = self.offered_per_hour * self.shift_hours
+        if offered > MAX_OFFERED:
+            raise InputError(f"the waves offer {offered:,.0f} parcels over the "
+                             f"{self.shift_hours:g} h shift", path=path,
+                             field="wave.rate_per_hour",
+                             expected=f"at most {MAX_OFFERED:,} parcels per run (rate_per_hour x "
+                                      "hours, summed over the waves; simulate a longer period "
+                                      "as several shifts)")
         for b in self.blockages.scheduled:
             lp = next((lp for lp in self.loops if lp.name == b.loop), None)
             if lp is None:
