@@ -308,3 +308,27 @@ def test_edge_scenarios_conserve_parcels_and_reject_with_reasons(tmp_path, name,
     again = compute_kpis(simulate(sc))
     assert {x: v for x, v in again.items() if x != "wall_s"} == \
         {x: v for x, v in k.items() if x != "wall_s"}
+
+
+# -- KPIs: waiting at the inducts under overload -------------------------------------------
+
+def test_induct_wait_p95_counts_the_parcels_still_queued_at_the_end():
+    """induct_wait_s_p95 left out the parcels still waiting at the end of the shift, so an
+    overloaded shift looked better the worse it got; now they count with the time waited so
+    far (recomputed here from the per-parcel columns)."""
+    import numpy as np
+
+    from sorter.sim import compute_kpis, load_scenario, simulate
+    from dataclasses import replace
+    sc = load_scenario(seed_path("scenarios/default.toml"))
+    sc = replace(sc, shift_hours=1.0, waves=[replace(sc.waves[0], start_s=0.0, end_s=3600.0,
+                                                     rate_per_hour=30000.0,
+                                                     induct_rates_per_hour=None)])
+    res = simulate(sc, seed=2)
+    k = compute_kpis(res)
+    cols = res.parcel_columns()
+    queued = cols["status"] == "queued"
+    assert queued.sum() > 1000                        # overloaded: 30,000/h on a 15,000/h loop
+    wait = np.where(queued, sc.shift_s, cols["induct_t"]) - cols["arrival_t"]
+    assert k["induct_wait_s_p95"] == pytest.approx(np.percentile(wait, 95), rel=1e-9)
+    assert k["induct_wait_s_p95"] > np.percentile(wait[~queued], 95)

@@ -13,6 +13,9 @@ Definitions (counts are parcels):
   passes of the assigned chute (1 + recirculations).
 * ``induct_blocking_pct``: share of the shift an induct had a parcel ready but the passing
   carrier was taken; ``induct_starvation_pct``: share it was free with no parcel waiting.
+* ``induct_wait_s_p95``: seconds from arrival at an induct to placement on a carrier, over
+  every offered parcel; a parcel still queued at the shift's end counts the time it has waited
+  so far (a lower bound), so an overloaded shift shows its queue instead of hiding it.
 * ``carrier_fill_pct``: mean share of carriers loaded.
 * ``induct_to_chute_s_*``: seconds from placement on a carrier to discharge.
 * per chute: % of the shift full (waiting for the operator), in container change, blocked.
@@ -161,7 +164,8 @@ def compute_kpis(result) -> dict:
     reason = cols["reason"]
     rejects = {r: int(np.sum((status == "rejected") & (reason == r))) for r in REJECT_REASONS}
     t_ic = (cols["discharge_t"] - cols["induct_t"])[done]
-    wait = (cols["induct_t"] - cols["arrival_t"])[status != "queued"]
+    queued = status == "queued"                 # still waiting: waited until the shift's end
+    wait = np.where(queued, sc.shift_s, cols["induct_t"]) - cols["arrival_t"]
     loops = [_loop_kpis(lr, p, shift_h) for lr in result.loops]
     n_ticks_ind = sum(lr.n_ticks * len(lr.spec.layout.inducts) for lr in result.loops)
     carrier_ticks = sum(lr.n_ticks * lr.spec.layout.n_carriers for lr in result.loops)
