@@ -46,3 +46,34 @@ class ListJournal:
 
     def kick(self):
         pass
+
+
+def serve_on_taken_port(capsys, journal):
+    """``sorter serve`` on a port another socket holds: exit code 2, one error line naming the
+    address (returned), no traceback. Undoes what ``run_server`` tunes for latency."""
+    import asyncio
+    import gc
+    import socket
+    import sys
+
+    from sorter.cli import main
+    from sorter.resources import seed_path
+    switch = sys.getswitchinterval()
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            port = s.getsockname()[1]
+            code = main(["serve", "--plan", str(seed_path("plan/demo_plan.csv")),
+                         "--chutes", str(seed_path("plan/demo_chutes.toml")), "--port", str(port),
+                         "--journal", str(journal)])
+    finally:                   # run_server tunes the process for latency: undo it for other tests
+        gc.unfreeze()
+        sys.setswitchinterval(switch)
+        asyncio.set_event_loop(asyncio.new_event_loop())     # run_server closed its loop
+    err = capsys.readouterr().err
+    errors = [ln for ln in err.strip().splitlines() if ln.startswith("sorter serve: error: ")]
+    assert code == 2 and "Traceback" not in err, err
+    assert len(errors) == 1 and errors[0] == err.strip().splitlines()[-1], err   # (after "plan ...")
+    assert f"127.0.0.1:{port}" in errors[0]
+    return errors[0]

@@ -83,29 +83,39 @@ def test_prefetch_thread_ends_when_idle():
     assert tabs.wait_prefetched(timeout=10) and tabs.cached_row(("cell", 4)) >= 0
 
 
-@pytest.mark.parametrize("rotation", [False, True])
-def test_errand_run_with_prefetching_makes_the_same_moves(rotation):
-    f = random_floor(3, 14, 18, density=0.15)
+def errand_paths(seed, n, steps, *, rotation=False, hold=None, release=None, cached=30):
+    """The positions of one errand run with and without prefetching (same floor, same seed);
+    ``hold`` robots are held from step ``hold[0]`` to ``release``."""
+    f = random_floor(seed, 12 + seed % 3, 16 + seed % 3, density=0.12)
     free = f.free_cells
-    rng = np.random.default_rng(3)
-    n = 40
+    rng = np.random.default_rng(seed)
     starts = rng.choice(free, n, replace=False)
-    errands = rng.choice(free, 400)
+    errands = rng.choice(free, 12 * n)
     paths = []
     for prefetch in (False, True):
-        p = Planner(f, n, starts, seed=3, dwell_chute=0, dwell_induct=0, guidance="lanes+flow",
-                    rotation=rotation, max_table_mb=free.size * 2 * 30 / 2**20)
+        p = Planner(f, n, starts, seed=seed, dwell_chute=0, dwell_induct=0, guidance="lanes+flow",
+                    rotation=rotation, max_table_mb=free.size * 2 * cached / 2**20)
         s = ErrandTasks(errands, n, prefetch=prefetch)
         goals = s.start(p)
         path = [p.positions.copy()]
-        for _ in range(120):
+        for t in range(steps):
+            if hold is not None and t == hold[0]:
+                p.hold(hold[1])
+            if hold is not None and t == release:
+                p.release(hold[1])
             path.append(p.step(goals).copy())
             goals = s.update(p)
         paths.append(np.array(path))
         if prefetch:
             assert p.tables.prefetched > 0
-    assert np.array_equal(paths[0], paths[1])
     check_paths(f, starts, paths[1])
+    return paths
+
+
+@pytest.mark.parametrize("rotation", [False, True])
+def test_errand_run_with_prefetching_makes_the_same_moves(rotation):
+    without, with_ = errand_paths(3, 40, 120, rotation=rotation)
+    assert np.array_equal(without, with_)
 
 
 def test_following_errand_is_the_next_one_the_robot_will_get():
@@ -133,26 +143,6 @@ def test_following_errand_is_the_next_one_the_robot_will_get():
 
 def test_prefetching_with_held_robots_makes_the_same_moves():
     """Detours peek at cached tables: the prefetch thread must not change them meanwhile."""
-    f = random_floor(5, 12, 16, density=0.12)
-    free = f.free_cells
-    rng = np.random.default_rng(5)
-    n = 35
-    starts = rng.choice(free, n, replace=False)
-    errands = rng.choice(free, 500)
-    paths = []
-    for prefetch in (False, True):
-        p = Planner(f, n, starts, seed=5, dwell_chute=0, dwell_induct=0, guidance="lanes+flow",
-                    max_table_mb=free.size * 2 * 25 / 2**20)
-        s = ErrandTasks(errands, n, prefetch=prefetch)
-        goals = s.start(p)
-        path = [p.positions.copy()]
-        for t in range(150):
-            if t == 20:
-                p.hold(np.arange(0, n, 5))
-            if t == 90:
-                p.release(np.arange(0, n, 5))
-            path.append(p.step(goals).copy())
-            goals = s.update(p)
-        paths.append(np.array(path))
-    assert np.array_equal(paths[0], paths[1])
-    check_paths(f, starts, paths[1])
+    without, with_ = errand_paths(5, 35, 150, hold=(20, np.arange(0, 35, 5)), release=90,
+                                  cached=25)
+    assert np.array_equal(without, with_)

@@ -182,20 +182,8 @@ def test_journal_export_of_a_missing_journal_makes_no_output(tmp_path, capsys):
 # -- sorter serve -------------------------------------------------------------------------
 
 def test_serve_port_in_use_is_one_line(tmp_path, capsys):
-    import gc
-    import sys
-    switch = sys.getswitchinterval()
-    try:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            s.listen()
-            port = s.getsockname()[1]
-            one_error_line(capsys, ["serve", "--plan", PLAN, "--chutes", CHUTES, "--port", str(port),
-                                    "--journal", str(tmp_path / "j.db")], f"127.0.0.1:{port}")
-    finally:                   # run_server tunes the process for latency: undo it for other tests
-        gc.unfreeze()
-        sys.setswitchinterval(switch)
-        asyncio.set_event_loop(asyncio.new_event_loop())     # run_server closed its loop
+    from service_fakes import serve_on_taken_port
+    serve_on_taken_port(capsys, tmp_path / "j.db")
     assert not list(tmp_path.glob("j.db*"))     # the fresh journal is not left behind
 
 

@@ -16,6 +16,7 @@ from sorter import Sorter
 from sorter.cli import main
 from sorter.resources import seed_path
 from sorter.service.server import open_service, start_server
+from service_fakes import serve_on_taken_port
 
 PLAN = seed_path("plan/demo_plan.csv")
 CHUTES = seed_path("plan/demo_chutes.toml")
@@ -164,30 +165,12 @@ def test_plan_errors_and_back_to_back_plans_keep_one_answer_each_in_order(tmp_pa
 
 # -- sorter serve: a port error leaves no fresh journal -----------------------------------
 
-def _serve_on_taken_port(capsys, journal):
-    switch = sys.getswitchinterval()
-    try:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            s.listen()
-            port = s.getsockname()[1]
-            code = main(["serve", "--plan", str(PLAN), "--chutes", str(CHUTES), "--port", str(port),
-                         "--journal", str(journal)])
-    finally:                   # run_server tunes the process for latency: undo it for other tests
-        gc.unfreeze()
-        sys.setswitchinterval(switch)
-        asyncio.set_event_loop(asyncio.new_event_loop())
-    err = capsys.readouterr().err
-    assert code == 2 and f"127.0.0.1:{port}" in err and "Traceback" not in err
-    return err
-
-
 def test_port_error_leaves_no_fresh_journal_but_keeps_an_existing_one(tmp_path, capsys):
     """`sorter serve --journal new.db` on a taken port left new.db behind (holding the base
     snapshot of --plan): the next start restored it and ignored a corrected --plan. A fresh
     journal is now removed; an existing journal is kept and restores as before."""
     fresh = tmp_path / "new.db"
-    _serve_on_taken_port(capsys, fresh)
+    serve_on_taken_port(capsys, fresh)
     assert not list(tmp_path.glob("new.db*"))
 
     kept = tmp_path / "kept.db"
@@ -195,7 +178,7 @@ def test_port_error_leaves_no_fresh_journal_but_keeps_an_existing_one(tmp_path, 
     svc.feed(_fake_conn(svc), b"SCAN|1|P1|01422|0|1\nDISCHARGED|2|P1|C001\nCHUTE|3|C002|blocked\n")
     svc.shutdown()
     before = svc.engine.counters()
-    _serve_on_taken_port(capsys, kept)
+    serve_on_taken_port(capsys, kept)
     assert kept.exists()
     again, msg = open_service(None, None, journal=str(kept))
     assert msg.startswith("restored") and again.engine.counters() == before
