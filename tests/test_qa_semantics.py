@@ -315,3 +315,23 @@ def test_induct_wait_p95_counts_the_parcels_still_queued_at_the_end():
     wait = np.where(queued, sc.shift_s, cols["induct_t"]) - cols["arrival_t"]
     assert k["induct_wait_s_p95"] == pytest.approx(np.percentile(wait, 95), rel=1e-9)
     assert k["induct_wait_s_p95"] > np.percentile(wait[~queued], 95)
+
+
+def test_chutes_unavailable_series_agrees_with_the_not_open_kpi():
+    """The time series counted reject chutes in a container change as unavailable while
+    chute_not_open_pct_mean (and the heat map) leave reject chutes out; both now describe the
+    destination and overflow chutes: the time-weighted mean of the series equals the KPI."""
+    import numpy as np
+
+    from sorter.sim import compute_kpis, default_scenario_path, simulate
+    from sorter.sim.kpis import time_series
+    res = simulate(default_scenario_path(), seed=1)
+    ts, k = time_series(res), compute_kpis(res)
+    edges = np.append(ts["start_s"], res.scenario.shift_s)
+    w = np.diff(edges)
+    served = sum(int((np.asarray(lr.chute_kind) != 2).sum()) for lr in res.loops)
+    mean_share = float((ts["chutes_unavailable"] * w).sum() / w.sum() / served)
+    assert mean_share * 100 == pytest.approx(k["chute_not_open_pct_mean"], rel=1e-3, abs=1e-6)
+    rejects_busy = sum(int(lr.raw["unavail_ticks"][:, np.asarray(lr.chute_kind) == 2].sum())
+                       for lr in res.loops)
+    assert rejects_busy > 0               # the case that differed: reject chutes were changed

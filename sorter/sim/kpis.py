@@ -45,7 +45,8 @@ def time_series(result) -> dict:
     ``inducted``, ``sorted``, ``rejected``, ``recirculations``, ``*_per_hour`` rates,
     ``queued_at_inducts_end`` (parcels waiting at the interval's end), ``carrier_fill_pct``,
     ``chute_full_events``, ``container_changes``,
-    ``chutes_unavailable`` (mean chutes not open), ``induct_blocking_pct``.
+    ``chutes_unavailable`` (mean destination and overflow chutes not open: full, container
+    change or blocked), ``induct_blocking_pct``.
     """
     sc = result.scenario
     n_int = result.n_intervals
@@ -71,7 +72,8 @@ def time_series(result) -> dict:
         ticks_safe = np.maximum(ticks, 1)
         carriers += lr.spec.layout.n_carriers
         fill += lr.raw["series"][:, 4] / ticks_safe
-        unavailable += lr.raw["unavail_ticks"].sum(1) / ticks_safe
+        served = np.asarray(lr.chute_kind) != 2          # reject chutes are left out, as in
+        unavailable += lr.raw["unavail_ticks"][:, served].sum(1) / ticks_safe   # not_open
         blocked += lr.raw["induct_blocked"].sum(1) / ticks_safe
         n_ind += len(lr.spec.layout.inducts)
     cols["queued_at_inducts_end"] = np.cumsum(cols["offered"]) - np.cumsum(cols["inducted"])
