@@ -37,8 +37,9 @@ field and the expected form. The file's tables:
     with ``chute`` (a destination or overflow chute: reject chutes always take parcels),
     ``start_h``, ``duration_s`` and, in a hub, ``loop``.
 ``[hub]``
-    ``split = "by_destination"``: each parcel goes to the loop whose first plan serves its
-    destination (a destination served by several loops is spread over them).
+    ``split = "by_destination"``: each parcel goes to a loop whose plans (its own plan or any
+    wave's plan for it) serve its destination (a destination served by several loops is
+    spread over them).
 """
 from __future__ import annotations
 
