@@ -436,10 +436,10 @@ class FloorSim(SortingTasks):
                 self.repairs += int(done.size)
         fin = np.flatnonzero(planner.finished)
         if fin.size:
-            self.completed += fin.size
             at_induct = fin[self.heading[fin] == 0]
             at_chute = fin[self.heading[fin] == 1]
             if at_induct.size:
+                self.completed += int(at_induct.size)
                 np.subtract.at(self.load, self.target[at_induct], 1)
                 self.pdest[at_induct] = self.mix.draw(self.rng, at_induct.size)
                 self.recirc[at_induct] = 0
@@ -507,6 +507,9 @@ class FloorSim(SortingTasks):
             self._lat.append(t - self.t_loaded[dr])
             self.dropped += int(dr.size)
             self.delivered += int(dr.size)
+            # a task is an induct visit or a drop; a robot that found its chute full on
+            # arrival (re-routed below) has not completed one
+            self.completed += int(dr.size)
             self.chute[dr] = -1
             self.pdest[dr] = -1
             k = self._pick_inducts(planner, dr, planner.positions[dr])

@@ -145,7 +145,8 @@ def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None
         stream = SortingTasks(floor, n_robots, rng, mix=mix, n_destinations=n_destinations,
                               induct_choice=induct_choice)
     else:
-        stream = RandomTasks(floor.free_cells, n_robots, rng)
+        stream = RandomTasks(floor.free_cells, n_robots, rng,
+                             moves=getattr(floor, "moves", None))
     return planner, stream
 
 

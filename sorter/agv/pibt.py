@@ -325,7 +325,8 @@ class Planner:
     station_goals : bool
         If True, a goal cell that belongs to a station (``floor.station_of_cell``) stands for the
         whole station: the robot heads for the nearest of its cells and any of them completes the
-        goal (one multi-source table per station). If False, the goal is the exact cell.
+        goal (one multi-source table per station); a drop cell of a chute that has no drop cell
+        of its own (all shared) stands for itself. If False, the goal is the exact cell.
     guidance : {"none", "flow", "lanes", "lanes+flow"}
         ``"none"`` = plain PIBT; see the module docstring for the others (``"lanes"`` needs a
         ``Floor``).
@@ -508,11 +509,19 @@ class Planner:
         self.tasks_completed = 0
         self.kernel_ms = self.goals_ms = 0.0
         self._station_cells = {}
+        self._shared_drop = None
         if self.station_goals:
             f = self.floor
             for kind, lst, code in (("induct", f.inducts, 2), ("chute", f.chutes, 3)):
                 for st in lst:
                     self._station_cells[(kind, int(st.index))] = np.asarray(st.cells, np.int64)
+            # a chute whose every drop cell ``station_of_cell`` names after another chute (all
+            # shared with lower-numbered ones) can only be named by one of its cells itself
+            self._shared_drop = np.zeros(f.n_cells, np.bool_)
+            soc = f.station_of_cell
+            for st in f.chutes:
+                if not (soc[st.cells] == st.index).any():
+                    self._shared_drop[st.cells] = True
 
     # -- boundary helpers --------------------------------------------------------------
     def _cells(self, cells, field):
@@ -532,13 +541,18 @@ class Planner:
         return a
 
     def goal_key(self, cell: int):
-        """The table key of goal ``cell``: its station if ``station_goals``, else the cell."""
+        """The table key of goal ``cell``: its station if ``station_goals``, else the cell.
+
+        A drop cell of a chute whose every drop cell is shared with lower-numbered chutes (so
+        ``station_of_cell`` never names it) stands for itself: the goal is that very cell,
+        beside that chute (it cannot say which chute is meant).
+        """
         if self.station_goals:
             f = self.floor
             s = int(f.station_of_cell[cell])
             if s >= 0:
                 t = int(f.cells[cell])
-                if t == 3:
+                if t == 3 and not self._shared_drop[cell]:
                     return ("chute", s), self._station_cells[("chute", s)]
                 if t == 2:
                     return ("induct", s), self._station_cells[("induct", s)]
@@ -620,8 +634,10 @@ class Planner:
     @property
     def stranded(self) -> np.ndarray:
         """Robots that held robots cut off from their goal with no way round (see :meth:`hold`):
-        they wait for a release unless the caller gives them another goal."""
-        return self._no_way >= 0
+        they wait for a release unless the caller gives them another goal. A robot standing on
+        its goal (dwelling there, or its goal just done) is not stranded."""
+        at_goal = self.tables.pool[self._slot, self._pos] == 0
+        return (self._no_way >= 0) & (self._dwell == 0) & ~self._done & ~at_goal
 
     def _robots(self, robots, field):
         r = np.atleast_1d(np.asarray(robots))

@@ -20,7 +20,8 @@ Streams
   the same two-method interface). The goal at a chute is the chute itself (the planner's
   station goal: its nearest drop cell, any drop cell completes). RHCR's SORTING scenario is
   ``SortingTasks(..., mix="uniform")`` with every eject station a destination.
-* :class:`RandomTasks` -- goals drawn uniformly from free cells (MovingAI maps without roles).
+* :class:`RandomTasks` -- goals drawn uniformly from free cells (MovingAI maps without roles),
+  from the robot's own connected part of the floor where walls split it.
 
 Induct choice (``induct_choice``): ``"nearest"`` (plain) or ``"balanced"`` -- the induct with
 the least ``distance + balance_weight * robots already heading there`` (one table per induct), an
@@ -191,9 +192,23 @@ class ErrandTasks:
 
 
 class RandomTasks:
-    """Goals drawn uniformly from ``cells`` (default: every free cell) with a seeded generator."""
+    """Goals drawn uniformly from ``cells`` (default: every free cell) with a seeded generator.
 
-    def __init__(self, cells, n_robots, rng):
+    Parameters
+    ----------
+    cells : int array
+        Cells to draw goals from.
+    n_robots : int
+    rng : numpy.random.Generator
+    moves : int array (n_cells, 4), optional
+        The floor's move table. Given, and when ``cells`` fall into several connected parts of
+        the floor (a MovingAI map with walled-off pockets), each robot's goals are drawn from
+        the cells of its own part only: a goal it cannot reach would never be completed and the
+        robot would wander for the rest of the run. Parts are those of the moves taken both
+        ways (exact on two-way floors). A floor in one part draws exactly as without ``moves``.
+    """
+
+    def __init__(self, cells, n_robots, rng, *, moves=None):
         self.cells = np.asarray(cells, np.int32)
         if self.cells.size == 0:
             raise InputError("no cells to draw goals from", field="cells", expected="free cells")
@@ -202,9 +217,31 @@ class RandomTasks:
         self.completed = 0
         self.delivered = 0
         self._goals = None
+        self._part = None
+        if moves is not None:
+            part = _parts(np.asarray(moves))
+            lab = part[self.cells]
+            if np.unique(lab).size > 1:
+                order = np.argsort(lab, kind="stable")
+                self.cells = self.cells[order]
+                lab = lab[order]
+                self._part = part
+                self._lo = np.searchsorted(lab, np.arange(part.size))
+                self._size = np.searchsorted(lab, np.arange(part.size), side="right") - self._lo
+
+    def _draw(self, planner, robots):
+        if self._part is None:
+            return self.rng.choice(self.cells, robots.size)
+        p = self._part[np.asarray(planner.positions)[robots]]
+        size = self._size[p]
+        out = np.empty(robots.size, np.int64)
+        own = size > 0
+        out[own] = self.cells[self._lo[p[own]] + self.rng.integers(0, size[own])]
+        out[~own] = self.rng.choice(self.cells, int((~own).sum()))
+        return out
 
     def start(self, planner):
-        self._goals = self.rng.choice(self.cells, self.n).astype(np.int32)
+        self._goals = self._draw(planner, np.arange(self.n)).astype(np.int32)
         return self._goals
 
     def update(self, planner):
@@ -212,8 +249,26 @@ class RandomTasks:
         if fin.size:
             self.completed += fin.size
             self._goals = self._goals.copy()
-            self._goals[fin] = self.rng.choice(self.cells, fin.size)
+            self._goals[fin] = self._draw(planner, fin)
         return self._goals
+
+
+def _parts(moves):
+    """Connected part of every cell of a move table, moves taken both ways (label = the smallest
+    cell id of the part; obstacles are parts of their own)."""
+    n = moves.shape[0]
+    lab = np.arange(n, dtype=np.int64)
+    src, d = np.nonzero(moves >= 0)
+    dst = moves[src, d].astype(np.int64)
+    while True:
+        m = np.minimum(lab[src], lab[dst])
+        new = lab.copy()
+        np.minimum.at(new, src, m)
+        np.minimum.at(new, dst, m)
+        new = new[new]                                   # pointer jumping
+        if np.array_equal(new, lab):
+            return lab
+        lab = new
 
 
 class DestinationMix:
@@ -352,7 +407,10 @@ class SortingTasks:
         self.balance_weight = float(balance_weight)
         self.induct_rep = np.array([int(s.cells[0]) for s in floor.inducts], np.int32)
         # a representative drop cell per chute; the planner maps it back to the chute through
-        # ``floor.station_of_cell`` (a cell shared by two chutes names the lower-numbered one)
+        # ``floor.station_of_cell`` (an own cell of the chute); a chute whose every drop cell is
+        # shared with another chute is represented by its first cell, which the planner takes
+        # as that exact cell (was: the lower-numbered chute's station, so the robot tipped the
+        # parcel at a cell of the other chute)
         soc = floor.station_of_cell
         self.chute_rep = np.array([int(next((c for c in s.cells if soc[c] == s.index), s.cells[0]))
                                    for s in floor.chutes], np.int32)

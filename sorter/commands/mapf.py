@@ -5,9 +5,10 @@ FLOOR is a map file (MovingAI / LoRR .map, RHCR .grid or kiva .map, ASCII) or a 
 LoRR errands for a .json (as its taskAssignmentStrategy says: roundrobin or greedy) or
 --tasks FILE (round-robin); else robots cycle
 induct -> drop cell of a chute -> induct (parcel destinations from a Zipf mix); on a map with no
-inducts/chutes, goals are drawn from free cells with the seed. Starts: --agents FILE (LoRR
-.agents or MovingAI .scen), else the JSON's, else distinct free cells drawn with the seed
-(travel cells first).
+inducts/chutes, goals are drawn from free cells with the seed (each robot's from the part of
+the map it can reach). Starts: --agents FILE (LoRR .agents or MovingAI .scen), else the JSON's
+(--robots beyond its agents: the extra robots start on free cells drawn with the seed), else
+distinct free cells drawn with the seed (travel cells first).
 
 Prints tasks completed (every goal reached: each induct visit and each drop count, as LoRR
 errands and RHCR tasks do; a LoRR 2024 task file's tasks are comma-separated errands, and
@@ -203,6 +204,31 @@ def _floor_sim_options(args, sorting, kind):
     return FloorSimOptions(**kw).validate()
 
 
+def _extend_starts(floor, starts, n, seed):
+    """``starts`` followed by ``n - len(starts)`` distinct other free cells (travel cells first),
+    drawn with ``seed``."""
+    import numpy as np
+    from sorter.agv.lifelong import default_starts
+    free = np.asarray(floor.free_cells)
+    if n > free.size:
+        raise InputError(f"--robots {n} do not fit on {free.size} free cells", path=floor.source,
+                         field="robots", expected=f"at most {free.size}")
+    taken = np.zeros(floor.n_cells, bool)
+    taken[starts] = True
+    rest = default_starts(_Without(floor, taken), n - starts.size, np.random.default_rng(seed))
+    return np.concatenate([np.asarray(starts, np.int32), rest.astype(np.int32)])
+
+
+class _Without:
+    """A floor's free cells less ``taken`` (for :func:`default_starts`)."""
+
+    def __init__(self, floor, taken):
+        import numpy as np
+        self.free_cells = np.asarray(floor.free_cells)[~taken[np.asarray(floor.free_cells)]]
+        self.cells = floor.cells
+        self.source = floor.source
+
+
 def run(args) -> int:
     import time
 
@@ -245,6 +271,15 @@ def run(args) -> int:
         if n is None or n <= prob.starts.size:
             n = prob.team_size if n is None else n
             starts = prob.starts[:n]
+        elif not args.agents:
+            # more robots than the problem's agents: its agents keep their starts (row 0 of the
+            # paths), the extra robots start on distinct free cells drawn with the seed (was:
+            # every start replaced by a random one); errands round-robin over the N robots
+            starts = _extend_starts(floor, prob.starts, n, args.seed)
+            import sys
+            print(f"note: {path.name} has {prob.starts.size} agents; robots "
+                  f"{prob.starts.size}..{n - 1} start on free cells drawn with seed {args.seed}",
+                  file=sys.stderr)
     else:
         floor = load_floor(path)
     if args.agents:
