@@ -99,3 +99,13 @@ def test_json_stdout_is_clean_in_a_real_process(tmp_path):
     assert p.returncode == 0, p.stderr
     k = json.loads(p.stdout)
     assert k["offered"] > 0 and p.stderr == ""
+
+
+def test_python_dash_m_sorter_is_the_sorter_command(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "sorter", "--version"], capture_output=True,
+                       text=True, timeout=120, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().startswith("sorter ")
+    p = subprocess.run([sys.executable, "-m", "sorter", "run", "--no-such-flag"],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert p.returncode == 2 and "--no-such-flag" in p.stderr
