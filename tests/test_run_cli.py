@@ -109,3 +109,19 @@ def test_python_dash_m_sorter_is_the_sorter_command(tmp_path):
     p = subprocess.run([sys.executable, "-m", "sorter", "run", "--no-such-flag"],
                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert p.returncode == 2 and "--no-such-flag" in p.stderr
+
+
+def test_source_folder_takes_the_compiled_modules_of_the_installed_copy(tmp_path, monkeypatch):
+    # Python started in the repository root after a plain `pip install .` imports the source
+    # folder, which has no compiled engine: the installed copy's `_chutes` must be found
+    import importlib.util
+    import sorter
+    inst = tmp_path / "site" / "sorter"
+    inst.mkdir(parents=True)
+    (inst / "_chutes.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "elsewhere"), str(tmp_path / "site")])
+    monkeypatch.setattr(sorter, "__path__", list(sorter.__path__))
+    before = list(sorter.__path__)
+    sorter._compiled_from_installed_copy()
+    assert sorter.__path__ == before + [str(inst)]

@@ -14,7 +14,7 @@ Scenario files: see seeds/scenarios/ and `sorter.sim.scenario`.
 example:
   sorter run
   sorter run seeds/scenarios/peak.toml --seed 7 --json
-  sorter run seeds/scenarios/hub.toml --out out/hub && xdg-open out/hub/report.html
+  sorter run seeds/scenarios/hub.toml --out out/hub     # then open out/hub/report.html in a browser
 """
 from __future__ import annotations
 
