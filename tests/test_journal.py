@@ -428,3 +428,24 @@ def test_journal_rejects_bad_arguments(tmp_path):
         Journal(tmp_path / "j.db", "batch", commit_ms=0)
     with pytest.raises(ValueError, match="--plan and --chutes"):
         open_service(None, None, journal=tmp_path / "fresh.db")
+
+
+def test_restart_keeps_the_journals_durability_unless_told(tmp_path):
+    """`sorter serve --journal J` after a `--durability sync` run stays sync (was: batch)."""
+    from sorter.service.journal import journal_durability
+    db = tmp_path / "j.db"
+    assert journal_durability(db) is None
+    svc, _ = open_service(PLAN, CHUTES, journal=db, durability="sync")
+    svc.journal.close()
+    assert journal_durability(db) == "sync"
+    svc, _ = open_service(None, None, journal=db)             # the short restart command
+    assert svc.journal.durability == "sync"
+    svc.journal.close()
+    svc, _ = open_service(None, None, journal=db, durability="batch")   # told otherwise
+    assert svc.journal.durability == "batch"
+    svc.journal.close()
+    assert journal_durability(db) == "batch"
+    db2 = tmp_path / "fresh.db"
+    svc, _ = open_service(PLAN, CHUTES, journal=db2)           # a new journal: batch
+    assert svc.journal.durability == "batch"
+    svc.journal.close()

@@ -37,8 +37,9 @@ def add_arguments(p):
                         "without it nothing survives a crash")
     p.add_argument("--deadline-ms", type=float, default=50.0,
                    help="answer deadline per scan, from when its line was read")
-    p.add_argument("--durability", choices=("batch", "sync"), default="batch",
-                   help="sync: answer after the journal batch is fsynced; batch: answer at once")
+    p.add_argument("--durability", choices=("batch", "sync"), default=None,
+                   help="sync: answer after the journal batch is fsynced; batch: answer at once "
+                        "(default: the mode the journal was last written with, else batch)")
     p.add_argument("--commit-ms", type=float, default=10.0, help="batch mode: journal commit interval")
     p.add_argument("--snapshot-every", type=int, default=10_000,
                    help="journal rows between two engine snapshots")
@@ -60,7 +61,7 @@ def run(args) -> int:
         print("sorter serve: warning: no --journal: decisions are not durable", file=sys.stderr)
 
     def announce(host, port):
-        j = f"journal {args.journal} ({args.durability})" if args.journal else "no journal"
+        j = f"journal {args.journal} ({svc.journal.durability})" if args.journal else "no journal"
         print(f"sorter serve: listening on {host}:{port}, deadline {args.deadline_ms:g} ms, {j}",
               flush=True)
 

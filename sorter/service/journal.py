@@ -40,7 +40,8 @@ from sorter.errors import InputError, SorterError
 from sorter.plan import SortPlan
 
 __all__ = ["Journal", "JournalError", "RestoreResult", "RECORD_COLUMNS", "KINDS",
-           "DURABILITY", "restore", "apply_record", "read_records", "export", "journal_info"]
+           "DURABILITY", "restore", "apply_record", "read_records", "export", "journal_info",
+           "journal_durability"]
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +276,7 @@ class Journal:
         with con:
             con.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (str(time.time()),))
             con.execute("INSERT OR REPLACE INTO meta VALUES ('format', '1')")
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('durability', ?)", (durability,))
         self.committed = con.execute("SELECT COALESCE(MAX(id), 0) FROM journal").fetchone()[0]
         con.close()
         self._thread = threading.Thread(target=self._run, name="sorter-journal", daemon=True)
@@ -488,6 +490,24 @@ def export(path, out, kinds=None) -> int:
         if n == 0:
             writer.write_table(schema.empty_table())
     return n
+
+
+def journal_durability(path):
+    """The durability mode the journal at ``path`` was last written with (``'batch'`` /
+    ``'sync'``), or None (no such file, or written before the mode was kept)."""
+    if not Path(path).is_file() or Path(path).stat().st_size == 0:
+        return None
+    try:
+        con = _open_existing(path)
+    except (JournalError, InputError, sqlite3.DatabaseError):
+        return None
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key='durability'").fetchone()
+    except sqlite3.DatabaseError:
+        row = None
+    finally:
+        con.close()
+    return row[0] if row and row[0] in DURABILITY else None
 
 
 def journal_info(path) -> dict:

@@ -518,10 +518,14 @@ def _check_chute_ids(engine, chutes_path):
                              expected=f"1..{MAX_FIELD} printable ASCII characters without '|'")
 
 
-def open_service(plan=None, chutes=None, *, journal=None, durability="batch", commit_ms=10.0,
+def open_service(plan=None, chutes=None, *, journal=None, durability=None, commit_ms=10.0,
                  deadline_ms=50.0, snapshot_every=10_000, dedupe_window=100_000):
     """Build a :class:`Service`: restore from ``journal`` if it holds a state, else load
-    ``plan`` and ``chutes``. Returns ``(service, message)``; ``message`` says which."""
+    ``plan`` and ``chutes``. Returns ``(service, message)``; ``message`` says which.
+
+    ``durability`` (``'batch'`` / ``'sync'``): None = the mode the journal was last written
+    with (the journal keeps it, so a restart with the short command stays ``sync``), else
+    ``'batch'``."""
     from sorter.engine import Sorter
 
     # every setting is checked before the journal is touched (no file made for a typo)
@@ -536,7 +540,7 @@ def open_service(plan=None, chutes=None, *, journal=None, durability="batch", co
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise InputError(f"bad value {value!r}", field=name.replace("_", "-"),
                              expected=f"an integer from {lo} to {hi:,}")
-    if durability not in ("batch", "sync"):
+    if durability not in (None, "batch", "sync"):
         raise InputError(f"bad durability {durability!r}", field="durability", expected="batch | sync")
     if journal is not None and Path(journal).is_dir():
         raise InputError("is a folder", path=journal, field="journal",
@@ -561,6 +565,9 @@ def open_service(plan=None, chutes=None, *, journal=None, durability="batch", co
         _check_chute_ids(engine, chutes)
     jr = None
     if journal is not None:
+        if durability is None:
+            from sorter.service.journal import journal_durability
+            durability = journal_durability(journal) or "batch"
         jr = Journal(journal, durability, commit_ms=commit_ms)
     svc = Service(engine, journal=jr, deadline_ms=deadline_ms, snapshot_every=snapshot_every,
                   dedupe_window=dedupe_window, restored=restored)
