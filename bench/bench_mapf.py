@@ -21,6 +21,7 @@ Throughput (long runs, a markdown table on stdout; a few minutes on 2 cores)::
                                                    # one planner, the main-round instances;
                                                    # --turn-weight=0 --no-hold: the first
                                                    # rotation version
+    python bench/bench_mapf.py bound               # errands/step if robots never waited or turned
     python bench/bench_mapf.py startkit            # LoRR 2024-style E->S tasks, rotation, 500 steps
     python bench/bench_mapf.py startkit --greedy --sizes=1000,2500   # the same with a greedy
                                                    # nearest-task scheduler, as the Start-Kit
@@ -540,6 +541,25 @@ def validate_all(robots=1000, steps=1000):
               f"{'valid' if v is None and rc == 0 else v} |", flush=True)
 
 
+def distance_bound(instances=("MR23-I-06", "MR23-I-10"), sample=300, seed=0):
+    """Mean exact (4-connected) distance between a robot's first two errands, and the
+    errands per step that bound gives: no waits, no turns, no lane detours."""
+    from sorter.agv.distance import distance_table
+    from sorter.layout.lorr import load_lorr_problem
+    for inst in instances:
+        p = shared_path(*LORR, "main_round", "warehouse.domain", inst + ".json")
+        if p is None:
+            print(f"{inst}: ../shared absent, skipped")
+            continue
+        prob = load_lorr_problem(p)
+        robots = np.random.default_rng(seed).choice(prob.team_size, sample, replace=False)
+        d = np.array([distance_table(prob.floor, [prob.task_for(r, 1)])[prob.task_for(r, 0)]
+                      for r in robots], dtype=np.float64)
+        print(f"{inst}: mean errand {d.mean():.1f} cells (median {np.median(d):.0f}, "
+              f"{sample} robots) -> at most {prob.team_size / d.mean():.1f} errands per step "
+              f"for {prob.team_size} robots", flush=True)
+
+
 if __name__ == "__main__":
     tw_arg = next((int(a.split("=")[1]) for a in sys.argv if a.startswith("--turn-weight=")), None)
     if len(sys.argv) > 1 and sys.argv[1] == "startkit":
@@ -553,6 +573,9 @@ if __name__ == "__main__":
                             guidances=gs)
         else:
             startkit_like(sizes=sizes, turn_weight=tw_arg)
+        sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "bound":
+        distance_bound()
         sys.exit(0)
     if len(sys.argv) > 1 and sys.argv[1] == "validate-all":
         validate_all()
