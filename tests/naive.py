@@ -126,3 +126,59 @@ def replay(naive, events_csv):
             else:
                 naive.set_state(row["chute"], ev)
     return out
+
+
+class NaiveNearestTasks:
+    """The LoRR 2024 Start-Kit-style scheduler ("nearest"), one robot and one task at a time.
+
+    ``tasks``: list of tasks, each a list of errand cells. At the start ``max(n, ceil(reveal *
+    n))`` tasks of the file are revealed (cycling); each finished task reveals the next one. A
+    free robot (robots of one step in index order) takes the revealed, unassigned task with the
+    least Manhattan distance from its cell to the task's first errand plus the Manhattan lengths
+    between the task's consecutive errands; the earliest revealed wins ties.
+    """
+
+    def __init__(self, tasks, n, width, reveal=1.0):
+        import math
+        self.tasks, self.n, self.w = [list(t) for t in tasks], n, width
+        self.pool, self.next = [], 0
+        self.task, self.step = [None] * n, [0] * n
+        self.finished = 0
+        self._reveal(max(n, math.ceil(reveal * n)))
+
+    def _reveal(self, k):
+        for _ in range(k):
+            self.pool.append(self.next % len(self.tasks))
+            self.next += 1
+
+    def _dist(self, a, b):
+        return abs(a // self.w - b // self.w) + abs(a % self.w - b % self.w)
+
+    def _cost(self, cell, t):
+        e = self.tasks[t]
+        return self._dist(cell, e[0]) + sum(self._dist(e[i], e[i + 1]) for i in range(len(e) - 1))
+
+    def _take(self, robot, cell):
+        best = min(range(len(self.pool)), key=lambda j: (self._cost(cell, self.pool[j]), j))
+        self.task[robot], self.step[robot] = self.pool.pop(best), 0
+
+    def start(self, cells):
+        for i in range(self.n):
+            self._take(i, cells[i])
+        return self.goals()
+
+    def goals(self):
+        return [self.tasks[self.task[i]][self.step[i]] for i in range(self.n)]
+
+    def update(self, finished_robots, cells):
+        """``finished_robots``: robots that reached their current errand (standing on ``cells``)."""
+        done = []
+        for i in sorted(finished_robots):
+            self.step[i] += 1
+            if self.step[i] == len(self.tasks[self.task[i]]):
+                done.append(i)
+        self.finished += len(done)
+        self._reveal(len(done))
+        for i in done:
+            self._take(i, cells[i])
+        return self.goals()

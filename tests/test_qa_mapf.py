@@ -299,6 +299,45 @@ def test_lorr_2024_problem_multi_errand_tasks_and_float_reveal(tmp_path, capsys)
     assert _is_subsequence([2, 7, 6, 1, 0], pos[:, 0].tolist())
 
 
+def test_lorr_2024_files_with_version_lines_get_the_nearest_scheduler(tmp_path, capsys):
+    # was: "field 'count': '# version for LoRR 2024' is not an integer" (the Start-Kit's files)
+    doc = json.loads(_lorr_problem(tmp_path).read_text())
+    del doc["taskAssignmentStrategy"]
+    doc.update(version="2024 LoRR", numTasksReveal=2, taskFile="tasks/t24.tasks")
+    p = tmp_path / "p24.json"
+    p.write_text(json.dumps(doc))
+    (tmp_path / "agents" / "a.agents").write_text("# version for LoRR 2024\n2\n0\n1\n")
+    (tmp_path / "tasks" / "t24.tasks").write_text("# version for LoRR 2024\n3\n7,3\n1,2\n6,5\n")
+    prob = load_lorr_problem(p)
+    assert prob.starts.tolist() == [0, 1] and prob.strategy == "nearest"
+    assert prob.task_offsets.tolist() == [0, 2, 4, 6]
+    out = tmp_path / "o"
+    assert main(["mapf", str(p), "--steps", "40", "--out", str(out)]) == 0
+    assert "LoRR tasks done" in capsys.readouterr().out
+    k = json.loads((out / "kpis.json").read_text())
+    assert k["task_assignment"] == "nearest" and k["lorr_tasks_finished"] > 0
+    with np.load(out / "paths.npz") as z:
+        pos = z["positions"]
+    assert validate(prob.floor, pos[0], pos) is None
+    # robot 0 on cell 0 takes the task starting next to it, [1, 2], not the file's first
+    assert _is_subsequence([1, 2], pos[:, 0].tolist()) and pos[1, 0] == 1
+    assert main(["mapf", str(p), "--steps", "40", "--assign", "roundrobin", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["task_assignment"] == "roundrobin"
+    # an error after the comment line names the file's own line number
+    (tmp_path / "tasks" / "t24.tasks").write_text("# version for LoRR 2024\n2\n7,3\n1,x\n")
+    with pytest.raises(InputError, match=r"t24.tasks:4: field 'task': 'x' is not an integer"):
+        load_lorr_problem(p)
+    (tmp_path / "agents" / "a.agents").write_text("# v\n# w\n2\n0\n")
+    with pytest.raises(InputError, match=r"a.agents:4: .*line 3 says 2 entries but 1 follow"):
+        load_lorr_problem(p)
+    (tmp_path / "agents" / "a.agents").write_text("# only a comment\n")
+    with pytest.raises(InputError, match=r"a.agents:2: .*no count line"):
+        load_lorr_problem(p)
+    fl = tmp_path / "maps" / "m.map"
+    line = _err(capsys, ["mapf", str(fl), "--robots", "2", "--steps", "1", "--assign", "nearest"])
+    assert "--assign applies to LoRR errands" in line
+
+
 def test_task_list_errors_name_the_line(tmp_path):
     from sorter.layout.lorr import load_task_list
     fl = tmp_path / "m.map"

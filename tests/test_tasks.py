@@ -1,6 +1,7 @@
 """Lifelong task streams: LoRR errands, sorting floors, destination mixes; tasks keep completing."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from sorter.agv import Planner
 from sorter.agv.lifelong import default_starts, make_run, simulate
@@ -163,3 +164,63 @@ def test_default_starts_prefer_travel_cells():
     assert (f.cells[s] == 1).all() and np.unique(s).size == 10
     with pytest.raises(InputError, match="fit"):
         default_starts(f, f.free_cells.size + 1, rng)
+
+
+class _FakePlanner:
+    """Stands in for a Planner: positions and the robots that finished an errand."""
+
+    def __init__(self, positions):
+        self.positions = np.asarray(positions, np.int32)
+        self.finished = np.zeros(self.positions.size, bool)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_nearest_assignment_matches_plain_python_scheduler(data):
+    from naive import NaiveNearestTasks
+    w = data.draw(st.integers(1, 9))
+    h = data.draw(st.integers(1, 9))
+    cells = st.integers(0, w * h - 1)
+    tasks = data.draw(st.lists(st.lists(cells, min_size=1, max_size=3), min_size=1, max_size=12))
+    n = data.draw(st.integers(1, 6))
+    reveal = data.draw(st.sampled_from([1, 1.5, 2, 3]))
+    pos = data.draw(st.lists(cells, min_size=n, max_size=n))
+    errands = np.array([c for t in tasks for c in t])
+    offsets = np.concatenate([[0], np.cumsum([len(t) for t in tasks])])
+    t = ErrandTasks(errands, n, strategy="nearest", offsets=offsets, width=w, reveal=reveal,
+                    prefetch=False)
+    fake = _FakePlanner(pos)
+    oracle = NaiveNearestTasks(tasks, n, w, reveal)
+    assert t.start(fake).tolist() == oracle.start(pos)
+    for _ in range(data.draw(st.integers(1, 8))):
+        fin = data.draw(st.lists(st.integers(0, n - 1), unique=True, max_size=n))
+        goals = t._goals
+        fake.finished[:] = False
+        fake.finished[fin] = True
+        new_pos = fake.positions.copy()
+        new_pos[fin] = goals[fin]                  # a robot that finishes stands on its errand
+        fake.positions = new_pos
+        assert t.update(fake).tolist() == oracle.update(fin, new_pos.tolist())
+        assert t.tasks_finished == oracle.finished
+
+
+def test_nearest_assignment_takes_short_near_tasks_on_a_floor():
+    # a robot at the west end takes the task that starts near it and is short, not file order
+    f = Floor.from_ascii("." * 10 + "\n" + "." * 10)
+    far_long, near_short = [9, 19, 0], [1, 2]
+    errands = np.array(far_long + near_short)
+    t = ErrandTasks(errands, 1, strategy="nearest", offsets=[0, 3, 5], width=10, reveal=2)
+    p = Planner(f, 1, [0], seed=0, dwell_chute=0, dwell_induct=0)
+    goals = t.start(p)
+    assert goals.tolist() == [1]
+    for _ in range(60):
+        p.step(goals)
+        goals = t.update(p)
+    assert t.tasks_finished >= 3 and t.completed >= 7
+
+
+def test_nearest_needs_width_and_reveal():
+    with pytest.raises(InputError, match="width"):
+        ErrandTasks([1, 2], 1, strategy="nearest")
+    with pytest.raises(InputError, match="numTasksReveal"):
+        ErrandTasks([1, 2], 1, strategy="nearest", width=4, reveal=0.5)

@@ -12,7 +12,9 @@ Streams
 -------
 * :class:`ErrandTasks` -- League of Robot Runners task files (``roundrobin``: robot *i* gets
   errands *i*, *i + n*, *i + 2n*, ... of the file, cycling; ``greedy``: the next errand of the
-  file goes to the next free robot); an errand is done when the robot stands on its cell.
+  file goes to the next free robot; ``nearest``: a free robot takes the revealed task it can
+  finish soonest, as the 2024 Start-Kit's default scheduler does); an errand is done when the
+  robot stands on its cell.
 * :class:`SortingTasks` -- a sorting floor: induct -> drop cell of the chute of the parcel's
   destination -> induct ... Destinations are drawn from a skewed mix (:class:`DestinationMix`:
   Zipf, the TMO "721" split, or uniform) and mapped to a chute by a router (:class:`ChuteTable`,
@@ -34,6 +36,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from numba import njit
+
 from sorter.errors import InputError
 
 __all__ = ["ErrandTasks", "SortingTasks", "RandomTasks", "DestinationMix", "ChuteTable",
@@ -43,7 +47,28 @@ MIXES = ("zipf", "721", "uniform")
 INDUCT_CHOICES = ("nearest", "balanced")
 
 
-ERRAND_STRATEGIES = ("roundrobin", "greedy")
+ERRAND_STRATEGIES = ("roundrobin", "greedy", "nearest")
+
+
+@njit(cache=True)
+def _assign_nearest(rr, rc, pr, pc, plen, taken, out):
+    """For each free robot in order (cell row ``rr[i]``, col ``rc[i]``) take the untaken pool
+    task of least ``|dr| + |dc| + plen`` (first errand's row/col ``pr``/``pc``), the earliest
+    in the pool on ties; writes pool indices to ``out`` (-1 when none is left)."""
+    m = pr.shape[0]
+    for i in range(rr.shape[0]):
+        best = -1
+        bc = np.int64(0)
+        for j in range(m):
+            if taken[j]:
+                continue
+            c = abs(np.int64(pr[j]) - rr[i]) + abs(np.int64(pc[j]) - rc[i]) + plen[j]
+            if best < 0 or c < bc:
+                best = j
+                bc = c
+        out[i] = best
+        if best >= 0:
+            taken[best] = True
 
 
 class ErrandTasks:
@@ -55,11 +80,17 @@ class ErrandTasks:
         Errand cells in file order (the task file; a multi-errand task's errands in a row).
     n_robots : int
         Team size *n*.
-    strategy : {"roundrobin", "greedy"}
+    strategy : {"roundrobin", "greedy", "nearest"}
         ``"roundrobin"``: robot *i*'s *k*-th task is task ``(i + k * n) % n_tasks`` of the file.
-        ``"greedy"`` (the LoRR start-kit's queue): the tasks are handed out in file order
+        ``"greedy"`` (the LoRR 2023 start-kit's queue): the tasks are handed out in file order
         (cycling) to whichever robots are free, robots of one step in index order; at the
         start robot *i* gets task *i*.
+        ``"nearest"`` (the LoRR 2024 start-kit's default scheduler, with Manhattan instead of
+        exact distances): ``ceil(reveal * n)`` tasks of the file are revealed at the start and
+        one more (the next of the file, cycling) each time a task is finished; each free robot,
+        in index order, takes the revealed task it would finish soonest: least Manhattan
+        distance from its cell to the first errand plus along the task's errands (the earliest
+        revealed on ties). Needs ``width``.
     offsets : int array (n_tasks + 1,), optional
         Multi-errand tasks (the LoRR 2024 files): task *j* is
         ``errands[offsets[j]:offsets[j + 1]]``, visited in order. Default: every errand is a
@@ -68,6 +99,10 @@ class ErrandTasks:
         When a robot gets an errand, have the planner compute the table of the errand after it
         in a background thread (:meth:`sorter.agv.pibt.Planner.prefetch`) where that one is
         known; plans are the same either way.
+    width : int, optional
+        Grid width (cell id = ``row * width + col``); needed by ``"nearest"``.
+    reveal : float
+        ``"nearest"``: revealed tasks per robot (the LoRR 2024 ``numTasksReveal``), at least 1.
 
     Attributes
     ----------
@@ -90,7 +125,8 @@ class ErrandTasks:
     ([5, 6], [7])
     """
 
-    def __init__(self, errands, n_robots, strategy="roundrobin", offsets=None, prefetch=True):
+    def __init__(self, errands, n_robots, strategy="roundrobin", offsets=None, prefetch=True,
+                 width=None, reveal=1.0):
         e = np.asarray(errands)
         if e.ndim != 1 or e.size == 0 or not np.issubdtype(e.dtype, np.integer):
             raise InputError("errands must be a non-empty list of cell ids", field="tasks",
@@ -120,17 +156,50 @@ class ErrandTasks:
         self.completed = 0
         self.tasks_finished = 0
         self.delivered = 0
-        self._next = 0                      # greedy: index of the next task of the file
+        self._next = 0                      # greedy / nearest: index of the next task of the file
         self._goals = None
         self.prefetch = bool(prefetch)
+        if strategy == "nearest":
+            if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+                raise InputError(f"width={width!r}", field="width",
+                                 expected="the grid width (a positive integer) for 'nearest'")
+            if isinstance(reveal, bool) or not isinstance(reveal, (int, float, np.integer, np.floating)) \
+                    or not 1 <= reveal < 1e6:
+                raise InputError(f"reveal={reveal!r}", field="numTasksReveal",
+                                 expected="revealed tasks per robot, a number from 1")
+            self.width = int(width)
+            self.reveal = float(reveal)
+            r, c = self.errands // self.width, self.errands % self.width
+            hop = np.abs(np.diff(r.astype(np.int64))) + np.abs(np.diff(c.astype(np.int64)))
+            inside = np.ones(e.size - 1, bool)
+            inside[off[1:-1] - 1] = False               # no hop from a task's last errand
+            csum = np.concatenate([[0], np.cumsum(np.where(inside, hop, 0))])
+            self._task_len = csum[off[1:] - 1] - csum[off[:-1]]   # Manhattan along each task
+            self._task_r = r[off[:-1]].astype(np.int32)
+            self._task_c = c[off[:-1]].astype(np.int32)
+            self._pool = np.zeros(0, np.int64)          # revealed, unassigned task indices
 
     def goal_of(self, robots, k):
         """Round-robin, single-errand tasks: cell of robot's ``k``-th errand (vectorised)."""
         return self.errands[(robots + k * self.n) % self.errands.size]
 
-    def _new_tasks(self, robots):
+    def _reveal(self, count):
+        ids = (self._next + np.arange(count, dtype=np.int64)) % self.n_tasks
+        self._next = int((self._next + count) % self.n_tasks)
+        self._pool = np.concatenate([self._pool, ids])
+
+    def _new_tasks(self, robots, planner=None):
         """Give ``robots`` (ascending) their next task; returns the task indices."""
-        if self.strategy == "greedy":
+        if self.strategy == "nearest":
+            cells = np.asarray(planner.positions[robots], np.int64)
+            taken = np.zeros(self._pool.size, np.bool_)
+            pick = np.empty(robots.size, np.int64)
+            pt = self._pool
+            _assign_nearest(cells // self.width, cells % self.width, self._task_r[pt],
+                            self._task_c[pt], self._task_len[pt], taken, pick)
+            idx = pt[pick]                              # the pool holds >= robots.size tasks
+            self._pool = pt[~taken]
+        elif self.strategy == "greedy":
             idx = (self._next + np.arange(robots.size, dtype=np.int64)) % self.n_tasks
             self._next = int((self._next + robots.size) % self.n_tasks)
         else:
@@ -145,7 +214,10 @@ class ErrandTasks:
     def start(self, planner):
         self._next = 0
         robots = np.arange(self.n)
-        self._new_tasks(robots)
+        if self.strategy == "nearest":
+            self._pool = np.zeros(0, np.int64)
+            self._reveal(max(self.n, int(np.ceil(self.reveal * self.n))))
+        self._new_tasks(robots, planner)
         self._goals = self._goal_cells(robots).astype(np.int32)
         self._prefetch(planner, robots)
         return self._goals
@@ -179,7 +251,9 @@ class ErrandTasks:
             if done.size:
                 self.tasks_finished += done.size
                 self.k[done] += 1
-                self._new_tasks(done)
+                if self.strategy == "nearest":
+                    self._reveal(done.size)
+                self._new_tasks(done, planner)
             self._goals = self._goals.copy()
             self._goals[fin] = self._goal_cells(fin)
             self._prefetch(planner, fin)

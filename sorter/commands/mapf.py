@@ -2,8 +2,9 @@
 
 FLOOR is a map file (MovingAI / LoRR .map, RHCR .grid or kiva .map, ASCII) or a LoRR problem
 .json (then its agents, tasks and teamSize are the defaults). Tasks, unless given:
-LoRR errands for a .json (as its taskAssignmentStrategy says: roundrobin or greedy) or
---tasks FILE (round-robin); else robots cycle
+LoRR errands for a .json (as its taskAssignmentStrategy says: roundrobin or greedy; a 2024
+problem names none: nearest, a free robot takes the revealed task it finishes soonest, as the 2024
+Start-Kit's scheduler; --assign overrides) or --tasks FILE (round-robin); else robots cycle
 induct -> drop cell of a chute -> induct (parcel destinations from a Zipf mix); on a map with no
 inducts/chutes, goals are drawn from free cells with the seed (each robot's from the part of
 the map it can reach). Starts: --agents FILE (LoRR .agents or MovingAI .scen), else the JSON's
@@ -77,6 +78,9 @@ def add_arguments(p):
                    help="parcel destination mix (sorting tasks; default zipf)")
     p.add_argument("--destinations", type=int, default=None, metavar="D",
                    help="number of parcel destinations (sorting tasks; default min(100, chutes))")
+    p.add_argument("--assign", choices=("roundrobin", "greedy", "nearest"), default=None,
+                   help="LoRR errands: task assignment (default: the JSON's taskAssignmentStrategy; "
+                        "2024 problems nearest; --tasks FILE roundrobin)")
     p.add_argument("--rotation", action="store_true",
                    help="LoRR action model: headings; forward / turn 90 degrees / wait per step "
                         "(paths.npz then also holds 'headings')")
@@ -260,13 +264,14 @@ def run(args) -> int:
     t0 = time.perf_counter()
     starts = errands = offsets = None
     strategy = "roundrobin"
+    reveal = 1.0
     n = args.robots
     from sorter.layout.load import _sniff
     if path.exists() and _sniff(path) == "lorr":
         from sorter.layout.lorr import load_lorr_problem
         prob = load_lorr_problem(path)
         floor = prob.floor
-        strategy = prob.strategy
+        strategy, reveal = prob.strategy, float(max(1, prob.num_tasks_reveal))
         errands, offsets = prob.tasks, prob.task_offsets
         if n is None or n <= prob.starts.size:
             n = prob.team_size if n is None else n
@@ -313,6 +318,12 @@ def run(args) -> int:
         kind = "errands"
     errand_run = kind == "errands" or (kind == "auto" and errands is not None)
     sorting = kind == "sorting" or (kind == "auto" and not errand_run and floor.inducts and floor.chutes)
+    if args.assign is not None:
+        if not errand_run:
+            raise InputError(f"--assign applies to LoRR errands; this run has "
+                             f"{'sorting tasks' if sorting else 'random goals'}", field="assign",
+                             expected="a LoRR .json or --tasks FILE, or no --assign")
+        strategy = args.assign
     if not sorting:
         given = [f for f in ("mix", "destinations") if getattr(args, f) is not None]
         if given:
@@ -338,7 +349,8 @@ def run(args) -> int:
                                floor_sim=sim, detour_horizon=args.detour_horizon)
     if (strategy != "roundrobin" or offsets is not None) and type(stream).__name__ == "ErrandTasks":
         from sorter.agv.tasks import ErrandTasks
-        stream = ErrandTasks(errands, n, strategy=strategy, offsets=offsets)
+        stream = ErrandTasks(errands, n, strategy=strategy, offsets=offsets, width=floor.width,
+                             reveal=reveal)
     res = simulate(planner, stream, args.steps, record=bool(args.out),
                    build_s=time.perf_counter() - t0)
     k = res.kpis()
@@ -373,6 +385,9 @@ def run(args) -> int:
               f"dwell chute/induct {dc}/{di}")
         print(f"  tasks completed   {k['tasks_completed']}")
         print(f"  tasks/step        {k['tasks_per_step']:.3f}")
+        if offsets is not None and "lorr_tasks_finished" in k:
+            print(f"  LoRR tasks done   {k['lorr_tasks_finished']}  "
+                  f"({k['lorr_tasks_per_step']:.3f}/step; {strategy} assignment)")
         if k["parcels_delivered"]:
             print(f"  parcels delivered {k['parcels_delivered']}")
         if sim is not None:

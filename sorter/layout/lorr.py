@@ -32,7 +32,7 @@ from sorter.layout.movingai import load_movingai_map
 __all__ = ["LorrProblem", "load_lorr_problem", "load_lorr_map", "load_cell_list", "load_task_list",
            "STRATEGIES"]
 
-STRATEGIES = ("roundrobin", "greedy")
+STRATEGIES = ("roundrobin", "greedy", "nearest")
 
 
 @dataclass(eq=False)
@@ -50,7 +50,9 @@ class LorrProblem:
     num_tasks_reveal : int or float
         (a float multiplier in the 2024 files)
     strategy : str
-        ``"roundrobin"`` or ``"greedy"``.
+        ``"roundrobin"``, ``"greedy"`` or ``"nearest"`` (the JSON's ``taskAssignmentStrategy``;
+        without it ``"nearest"`` for a 2024 problem -- ``"version": "2024 LoRR"``, where the
+        entrant schedules -- else ``"roundrobin"``; see :class:`sorter.agv.tasks.ErrandTasks`).
     source : str
         The JSON file.
     task_offsets : int64 array (n_tasks + 1,) or None
@@ -96,6 +98,8 @@ def load_lorr_map(path) -> Floor:
 def load_cell_list(path, floor: Floor, *, field: str, min_count: int = 1):
     """Read a LoRR agents / tasks file: a count line, then one cell id per line.
 
+    Leading ``#`` lines are skipped (the 2024 files begin with ``# version for LoRR 2024``).
+
     Every cell must be a free cell of ``floor``. Returns an int32 array of the listed cells.
 
     Raises
@@ -105,31 +109,48 @@ def load_cell_list(path, floor: Floor, *, field: str, min_count: int = 1):
     """
     p = Path(path)
     lines = split_lines(read_text(p))
+    k = _comment_lines(lines)
+    return _cell_list(p, lines[k:], k, floor, field=field, min_count=min_count)
+
+
+def _comment_lines(lines) -> int:
+    """Number of leading ``#`` lines (the 2024 files start with ``# version for LoRR 2024``)."""
+    k = 0
+    while k < len(lines) and lines[k].lstrip().startswith("#"):
+        k += 1
+    return k
+
+
+def _cell_list(p, lines, k, floor, *, field, min_count=1):
+    """:func:`load_cell_list` on ``lines`` = the file's lines after ``k`` comment lines."""
     if not lines:
-        fail("empty file", path=p, line=1, field=field, expected="a count on line 1")
-    count = parse_int_lines(lines[:1], first_line=1, path=p, field="count", lo=0,
+        fail("empty file" if k == 0 else "no count line after the comment lines", path=p,
+             line=k + 1, field=field, expected=f"a count on line {k + 1}")
+    count = parse_int_lines(lines[:1], first_line=k + 1, path=p, field="count", lo=0,
                             expected="a non-negative count of the lines that follow")[0]
     body = lines[1:]
     if len(body) != count:
-        fail(f"line 1 says {count} {'entry' if count == 1 else 'entries'} but {len(body)} follow", path=p,
-             line=min(len(lines), int(count) + 1) if len(body) < count else int(count) + 2,
+        fail(f"line {k + 1} says {count} {'entry' if count == 1 else 'entries'} but {len(body)} follow",
+             path=p, line=k + (min(len(lines), int(count) + 1) if len(body) < count else int(count) + 2),
              field="count", expected=f"{count} lines of cell ids")
     if count < min_count:
-        fail(f"{count} entries", path=p, line=1, field="count",
+        fail(f"{count} entries", path=p, line=k + 1, field="count",
              expected=f"at least {min_count}")
-    vals = parse_int_lines(body, first_line=2, path=p, field=field, lo=0, hi=floor.n_cells,
+    vals = parse_int_lines(body, first_line=k + 2, path=p, field=field, lo=0, hi=floor.n_cells,
                            expected=f"a cell id row * {floor.width} + col in 0..{floor.n_cells - 1}")
     blocked = np.flatnonzero(floor.cells[vals] == OBSTACLE)
     if blocked.size:
         i = int(blocked[0])
         r, c = floor.rc(vals[i])
-        fail(f"cell {int(vals[i])} (row {r}, col {c}) is an obstacle", path=p, line=i + 2,
+        fail(f"cell {int(vals[i])} (row {r}, col {c}) is an obstacle", path=p, line=k + i + 2,
              field=field, expected="a free cell of the map")
     return vals.astype(np.int32)
 
 
 def load_task_list(path, floor: Floor):
     """Read a LoRR tasks file: a count line, then one task per line (errand cells, comma-separated).
+
+    Leading ``#`` lines are skipped, as in :func:`load_cell_list`.
 
     Returns
     -------
@@ -148,26 +169,26 @@ def load_task_list(path, floor: Floor):
     p = Path(path)
     text = read_text(p)
     lines = split_lines(text)
+    k = _comment_lines(lines)
+    lines = lines[k:]
     if not any("," in ln for ln in lines[1:]):
-        return load_cell_list(p, floor, field="task"), None
-    if not lines:                                   # pragma: no cover - "," implies lines
-        fail("empty file", path=p, line=1, field="task", expected="a count on line 1")
-    count = parse_int_lines(lines[:1], first_line=1, path=p, field="count", lo=1,
+        return _cell_list(p, lines, k, floor, field="task"), None
+    count = parse_int_lines(lines[:1], first_line=k + 1, path=p, field="count", lo=1,
                             expected="a positive count of the task lines that follow")[0]
     body = lines[1:]
     if len(body) != count:
-        fail(f"line 1 says {count} {'task' if count == 1 else 'tasks'} but {len(body)} follow",
-             path=p, line=min(len(lines), int(count) + 1) if len(body) < count else int(count) + 2,
+        fail(f"line {k + 1} says {count} {'task' if count == 1 else 'tasks'} but {len(body)} follow",
+             path=p, line=k + (min(len(lines), int(count) + 1) if len(body) < count else int(count) + 2),
              field="count", expected=f"{count} task lines")
     parts, sizes = [], np.empty(len(body), np.int64)
     for i, ln in enumerate(body):
         f = ln.split(",")
         if any(not x.strip() for x in f):
-            fail(f"task {ln.strip()!r} has an empty errand", path=p, line=i + 2, field="task",
+            fail(f"task {ln.strip()!r} has an empty errand", path=p, line=k + i + 2, field="task",
                  expected="cell ids separated by commas, e.g. '12,345'")
         parts.extend(f)
         sizes[i] = len(f)
-    line_of = np.repeat(np.arange(2, len(body) + 2), sizes)
+    line_of = np.repeat(np.arange(k + 2, k + len(body) + 2), sizes)
     expected = f"cell ids row * {floor.width} + col in 0..{floor.n_cells - 1}, comma-separated"
     try:
         vals = np.asarray(parts, dtype=np.str_).astype(np.int64)
@@ -262,7 +283,10 @@ def load_lorr_problem(path) -> LorrProblem:
              field="numTasksReveal", expected="a positive number (a count, or the 2024 multiplier)")
     if isinstance(reveal, float) and reveal.is_integer():
         reveal = int(reveal)
-    strategy = doc.get("taskAssignmentStrategy", "roundrobin")
+    # 2024 problems name no strategy (the entrant schedules): our "nearest" scheduler then,
+    # as the 2024 Start-Kit's default one; a 2023 problem without the key: round robin
+    v2024 = "2024" in str(doc.get("version", ""))
+    strategy = doc.get("taskAssignmentStrategy", "nearest" if v2024 else "roundrobin")
     if strategy not in STRATEGIES:
         fail(f"unknown strategy {strategy!r}", path=p, line=line_of("taskAssignmentStrategy"),
              field="taskAssignmentStrategy", expected=" or ".join(repr(s) for s in STRATEGIES))
