@@ -63,16 +63,20 @@ def _reverse_adjacency(moves, fidx, free_cells):
 
 
 @njit(cache=True, nogil=True)
-def _bfs_into(radj, sources, out, queue, unreach, blocked):
+def _bfs_into(radj, sources, out, queue, unreach, blocked, near=-1, slack=0, unsettled=0):
     """Multi-source BFS over reversed edges; writes distances into ``out`` (free-index space).
 
     Cells with ``blocked[c] != 0`` are neither entered nor left (``blocked`` may have length 0:
-    nothing is blocked).
+    nothing is blocked). With ``near >= 0`` the search stops at distance ``limit = d + slack +
+    d // 2`` where ``d`` is the distance of cell ``near``: cells farther than ``limit`` are then
+    set to ``unsettled`` and the return value is -1 (a bounded table); else the number of
+    cells reached.
     """
     out[:] = unreach
     head = 0
     tail = 0
     nb = blocked.shape[0]
+    limit = -1
     for s in sources:
         if nb and blocked[s]:
             continue
@@ -80,8 +84,13 @@ def _bfs_into(radj, sources, out, queue, unreach, blocked):
             out[s] = 0
             queue[tail] = s
             tail += 1
+            if s == near:
+                limit = slack
     while head < tail:
         v = queue[head]
+        if limit >= 0 and out[v] > limit:
+            _unsettle(out, limit, unsettled)
+            return -1
         head += 1
         dv = out[v] + 1
         for d in range(4):
@@ -90,16 +99,28 @@ def _bfs_into(radj, sources, out, queue, unreach, blocked):
                 out[u] = dv
                 queue[tail] = u
                 tail += 1
+                if u == near:
+                    limit = dv + slack + dv // 2
     return tail
 
 
 @njit(cache=True, nogil=True)
-def _dial_into(radj, rcost, sources, out, unreach, maxc, qbuf, qhead, qtail, blocked):
+def _unsettle(out, limit, unsettled):
+    for c in range(out.shape[0]):
+        if out[c] > limit:
+            out[c] = unsettled
+
+
+@njit(cache=True, nogil=True)
+def _dial_into(radj, rcost, sources, out, unreach, maxc, qbuf, qhead, qtail, blocked,
+               near=-1, slack=0, unsettled=0):
     """Multi-source shortest paths with small integer move costs (Dial's buckets, FIFO rings).
 
     ``rcost[v, k]`` is the cost of the forward move ``radj[v, k] -> v``; bucket ``d % (maxc+1)``
-    is a FIFO ring ``qbuf[b]`` (capacity a power of two). Distances saturate at ``unreach - 1``.
+    is a FIFO ring ``qbuf[b]`` (capacity a power of two). Distances saturate at ``unreach - 2``.
     Cells with ``blocked[c] != 0`` are neither entered nor left (length 0: none blocked).
+    ``near``/``slack``/``unsettled``: a bounded table, as in :func:`_bfs_into` (returns -1 then,
+    else 0).
     """
     nbl = blocked.shape[0]
     out[:] = unreach
@@ -119,8 +140,12 @@ def _dial_into(radj, rcost, sources, out, unreach, maxc, qbuf, qhead, qtail, blo
             qtail[0] += 1
             pending += 1
     d = 0
-    cap = unreach - 1
+    cap = unreach - 2
+    limit = -1
     while pending > 0 and d <= cap:
+        if limit >= 0 and d > limit:
+            _unsettle(out, limit, unsettled)
+            return -1
         b = d & bmask
         while qhead[b] < qtail[b]:
             v = qbuf[b, qhead[b] & mask]
@@ -128,6 +153,8 @@ def _dial_into(radj, rcost, sources, out, unreach, maxc, qbuf, qhead, qtail, blo
             pending -= 1
             if out[v] != d:
                 continue
+            if v == near:
+                limit = d + slack + d // 2
             for k in range(4):
                 u = radj[v, k]
                 if u >= 0 and not (nbl and blocked[u]):
@@ -141,6 +168,7 @@ def _dial_into(radj, rcost, sources, out, unreach, maxc, qbuf, qhead, qtail, blo
                         qtail[bb] += 1
                         pending += 1
         d += 1
+    return 0
 
 
 @njit(cache=True, nogil=True)
@@ -312,6 +340,14 @@ class DistanceTables:
     A goal is identified by a hashable ``key`` (``("cell", c)`` or ``("chute", k)``) and given
     by its cells the first time. ``acquire`` returns the pool row and counts a reference;
     ``release`` drops it. ``pool`` is a 2-D array ``[rows, n_free]`` the planner kernel reads.
+
+    **Bounded tables** (``acquire(..., near=v)``, while ``bounded`` is True): the search from
+    the goal stops once every cell up to ``d + slack + d // 2`` is settled, ``d`` being the
+    distance of the robot's cell ``v``; farther cells hold ``unsettled``. A robot near its goal
+    (a nearest-task scheduler's errand) then costs a few hundred cells instead of the whole
+    floor. The exact values a planner reads are the same: :class:`sorter.agv.pibt.Planner`
+    completes a bounded table (:meth:`complete`) before any robot reads an unsettled cell (its
+    cell or a neighbour), and :meth:`lookup` returns complete tables.
     """
 
     def __init__(self, floor_or_moves, *, max_mb: float = 512.0, reserve: int = 16, costs=None):
@@ -327,6 +363,9 @@ class DistanceTables:
             self._qtail = np.zeros(nb, np.int64)
         self.dtype = np.uint16 if nf < UNREACHABLE16 else np.uint32
         self.unreachable = int(np.iinfo(self.dtype).max)
+        self.unsettled = self.unreachable - 1       # beyond a bounded table's radius
+        self.bounded = True                         # acquire(..., near=) may bound tables
+        self.slack = 16 if costs is None else 8 + 2 * self.max_cost
         self.row_bytes = nf * np.dtype(self.dtype).itemsize
         self.max_rows = max(1, int(max_mb * 2**20 // max(1, self.row_bytes)))
         # rows are reserved (virtual memory, untouched pages are not resident) so that the pool
@@ -338,6 +377,8 @@ class DistanceTables:
         self._key_of = {}                   # row -> key
         self._idle = OrderedDict()          # rows no robot uses, least recently used first
         self._refs = np.zeros(cap, np.int64)
+        self.partial = np.zeros(cap, np.bool_)      # rows holding a bounded table
+        self._src = {}                              # bounded row -> its goal's sources
         self._free_rows = list(range(cap - 1, -1, -1))
         self._high_water = 0
         self.bfs_count = 0
@@ -361,12 +402,15 @@ class DistanceTables:
         pool[:old] = self.pool
         self.pool = pool
         self._refs = np.concatenate([self._refs, np.zeros(new - old, np.int64)])
+        self.partial = np.concatenate([self.partial, np.zeros(new - old, np.bool_)])
         self._free_rows.extend(range(new - 1, old - 1, -1))
 
     def _take_row(self):
         if self._idle and len(self._row_of) >= self.max_rows:
             row, _ = self._idle.popitem(last=False)          # evict the least recently used
             del self._row_of[self._key_of.pop(row)]
+            self.partial[row] = False
+            self._src.pop(row, None)
             return row
         if not self._free_rows:
             self._grow()
@@ -374,39 +418,83 @@ class DistanceTables:
         self._high_water = max(self._high_water, row + 1)
         return row
 
-    def _compute(self, key, src, blocked=_NONE) -> int:
+    def _compute(self, key, src, blocked=_NONE, near=-1) -> int:
         row = self._take_row()
         t0 = time.perf_counter()
-        self._fill(src, self.pool[row], blocked)
+        part = self._fill(src, self.pool[row], blocked, near)
         self.bfs_seconds += time.perf_counter() - t0
         self.bfs_count += 1
         self._row_of[key] = row
         self._key_of[row] = key
+        self.partial[row] = part
+        if part:
+            self._src[row] = src
         return row
 
-    def _fill(self, src, row, blocked=_NONE):
+    def _fill(self, src, row, blocked=_NONE, near=-1, queue=None, dial=None) -> bool:
+        """Compute a table into ``row``; True if it is bounded (``near`` >= 0 and stopped early)."""
+        queue = self._queue if queue is None else queue
         if self.rcost is None:
-            _bfs_into(self.graph.radj, src, row, self._queue, self.unreachable, blocked)
+            r = _bfs_into(self.graph.radj, src, row, queue, self.unreachable, blocked, near,
+                          self.slack, self.unsettled)
         else:
-            _dial_into(self.graph.radj, self.rcost, src, row, self.unreachable, self.max_cost,
-                       self._qbuf, self._qhead, self._qtail, blocked)
+            q = (self._qbuf, self._qhead, self._qtail) if dial is None else dial
+            r = _dial_into(self.graph.radj, self.rcost, src, row, self.unreachable, self.max_cost,
+                           q[0], q[1], q[2], blocked, near, self.slack, self.unsettled)
+        return r < 0
 
-    def acquire(self, key, cells, blocked=None) -> int:
+    def complete(self, row: int) -> None:
+        """Make the bounded table in ``row`` complete (no-op for a complete one)."""
+        with self._lock:
+            if self.partial[row]:
+                t0 = time.perf_counter()
+                self._fill(self._src.pop(row), self.pool[row])
+                self.bfs_seconds += time.perf_counter() - t0
+                self.bfs_count += 1
+                self.partial[row] = False
+
+    def widen(self, row: int, near: int) -> None:
+        """Recompute the bounded table in ``row`` around free cell ``near`` (a cell outside it:
+        the new bound is farther than the old one, so every settled cell stays settled)."""
+        with self._lock:
+            if self.partial[row]:
+                t0 = time.perf_counter()
+                self.partial[row] = self._fill(self._src[row], self.pool[row], _NONE, near)
+                if not self.partial[row]:
+                    del self._src[row]
+                self.bfs_seconds += time.perf_counter() - t0
+                self.bfs_count += 1
+
+    def complete_all(self) -> None:
+        """Complete every bounded table, and bound no more (e.g. before detour planning, which
+        reads tables far from the robots)."""
+        with self._lock:
+            self.bounded = False
+            for row in list(self._src):
+                self.complete(row)
+
+    def acquire(self, key, cells, blocked=None, near=None) -> int:
         """Pool row of goal ``key`` (cells ``cells``), computing it if absent; adds a reference.
 
         ``blocked`` (uint8 per free cell, optional) marks cells the table must route around
         (e.g. the cells of faulted robots); the caller makes ``key`` tell such tables apart.
+        ``near`` (a free-cell index, optional): a new table may be bounded around that cell
+        (see Notes); without it the table returned is complete.
         """
         with self._lock:
-            return self._acquire(key, cells, blocked)
+            return self._acquire(key, cells, blocked, near)
 
-    def _acquire(self, key, cells, blocked):
+    def _acquire(self, key, cells, blocked, near=None):
         row = self._row_of.get(key)
         if row is None:
             row = self._compute(key, _goal_sources(self.graph, cells),
-                                _NONE if blocked is None else blocked)
-        elif self._refs[row] == 0:
-            self._idle.pop(row, None)
+                                _NONE if blocked is None else blocked,
+                                -1 if near is None or not self.bounded else int(near))
+        else:
+            if near is None and self.partial[row]:
+                self.complete(row)              # without near: a complete table
+            if self._refs[row] == 0:
+                self._idle.pop(row, None)
         self._refs[row] += 1
         return row
 
@@ -423,14 +511,15 @@ class DistanceTables:
                 if self._refs[row] == 0:
                     self._idle[row] = None
 
-    def prefetch(self, key, cells) -> bool:
+    def prefetch(self, key, cells, near=None) -> bool:
         """Have a background thread compute the table of ``key`` (cells ``cells``) ahead of use.
 
         For goals known in advance (a robot's next errand): the table is added to the cache
         (idle, most recently used) while the caller goes on, and a later :meth:`acquire` finds
         it. Returns False when nothing was queued: the table is cached or queued already, or
         ``prefetch_limit`` jobs are pending (the goal is then computed on first use, as
-        without prefetching). The thread ends after a second without work.
+        without prefetching). The thread ends after a second without work. ``near``: as in
+        :meth:`acquire` (the cell the robot will stand on when it takes this goal).
 
         Raises
         ------
@@ -440,7 +529,8 @@ class DistanceTables:
         with self._lock:
             if key in self._row_of or key in self._inflight or len(self._jobs) >= self.prefetch_limit:
                 return False
-            self._jobs.append((key, _goal_sources(self.graph, cells)))
+            self._jobs.append((key, _goal_sources(self.graph, cells),
+                               -1 if near is None or not self.bounded else int(near)))
             self._inflight.add(key)
             if self._worker is None:
                 self._worker = threading.Thread(target=self._work, name="sorter-tables",
@@ -481,16 +571,14 @@ class DistanceTables:
                     if not self._jobs:
                         self._worker = None
                         return
-                key, src = self._jobs.popleft()
+                key, src, near = self._jobs.popleft()
+                if not self.bounded:
+                    near = -1
                 if key in self._row_of:
                     self._inflight.discard(key)
                     continue
             t0 = time.perf_counter()
-            if dial is None:
-                _bfs_into(self.graph.radj, src, buf, queue, self.unreachable, _NONE)
-            else:
-                _dial_into(self.graph.radj, self.rcost, src, buf, self.unreachable, self.max_cost,
-                           dial[0], dial[1], dial[2], _NONE)
+            part = self._fill(src, buf, _NONE, near, queue, dial)
             dt = time.perf_counter() - t0
             with self._lock:
                 self._inflight.discard(key)
@@ -499,10 +587,15 @@ class DistanceTables:
                     continue
                 if len(self._row_of) >= self.max_rows and not self._idle:
                     continue                          # every cached table is in use: no room
+                if part and not self.bounded:
+                    continue                          # bounding was switched off meanwhile
                 row = self._take_row()
                 self.pool[row] = buf
                 self._row_of[key] = row
                 self._key_of[row] = key
+                self.partial[row] = part
+                if part:
+                    self._src[row] = src
                 self._idle[row] = None
                 self.prefetched += 1
 
@@ -546,6 +639,7 @@ class DistanceTables:
     def lookup(self, key, cells) -> np.ndarray:
         """The table of ``key`` as int32 per grid cell (-1 unreachable), for inspection."""
         row = self.acquire(key, cells)
+        self.complete(row)
         try:
             t = self.pool[row].astype(np.int64)
         finally:

@@ -307,6 +307,24 @@ def _pibt_step(fadj, fcells, free_cells, pool, unreach, slot, pos, nxt, elapsed,
                 dwell_left[i] = k
 
 
+@njit(cache=True)
+def _unsettled_rows(fadj, pool, slot, pos, partial, unsettled, flag):
+    """For each bounded table row in which some robot's cell or a neighbour is unsettled, set
+    ``flag[row]`` to such a robot's cell (the others stay -1)."""
+    for i in range(pos.shape[0]):
+        r = slot[i]
+        if not partial[r]:
+            continue
+        v = pos[i]
+        bad = pool[r, v] == unsettled
+        for d in range(4):
+            u = fadj[v, d]
+            if u >= 0 and pool[r, u] == unsettled:
+                bad = True
+        if bad:
+            flag[r] = v
+
+
 class Planner:
     """Lifelong PIBT planner on a grid floor: ``step(goals)`` once per timestep.
 
@@ -558,13 +576,14 @@ class Planner:
                     return ("induct", s), self._station_cells[("induct", s)]
         return ("cell", int(cell)), (int(cell),)
 
-    def prefetch(self, cells) -> int:
+    def prefetch(self, cells, near=None) -> int:
         """Compute the tables of goals coming next (``cells``) in a background thread.
 
         For task streams that know a robot's next goal in advance (LoRR errand files): its
         table is then ready when the goal is set, instead of being computed inside that
         step (:meth:`DistanceTables.prefetch`). Plans do not change. Returns how many tables
-        were queued.
+        were queued. ``near`` (cells aligned with ``cells``, optional): where the robot will
+        stand when it takes that goal (its current goal), so the table may be bounded there.
 
         Raises
         ------
@@ -573,10 +592,19 @@ class Planner:
         """
         a = self._cells(cells, "prefetch")
         tabs = self.tables
+        if near is None:
+            at = np.full(a.size, -1, np.int64)
+        else:
+            b = self._cells(near, "near")
+            if b.size != a.size:
+                raise InputError(f"near has {b.size} cells for {a.size} goals", field="near",
+                                 expected="one cell per goal")
+            at = self.graph.fidx[b].astype(np.int64)
         n = 0
-        for c in np.unique(a):
-            key, gcells = self.goal_key(int(c))
-            n += tabs.prefetch(key, gcells)
+        uniq, first = np.unique(a, return_index=True)
+        for c, j in zip(uniq.tolist(), first.tolist()):
+            key, gcells = self.goal_key(c)
+            n += tabs.prefetch(key, gcells, near=at[j] if key[0] == "cell" and at[j] >= 0 else None)
         return n
 
     def _set_goals(self, goals):
@@ -596,7 +624,10 @@ class Planner:
             self._keys[i] = (key, cells)
             if self._goal[i] >= 0:
                 tabs.release(int(self._slot[i]))
-            self._slot[i] = tabs.acquire(key, cells)
+            # single-cell goals get tables bounded around the robot (completed in step() if
+            # a robot ever needs a cell beyond them): the same values where robots read them
+            self._slot[i] = tabs.acquire(key, cells,
+                                         near=self._pos[i] if key[0] == "cell" else None)
             self._on_detour[i] = False
             self._no_way[i] = -1
             self._goal[i] = c
@@ -699,6 +730,7 @@ class Planner:
         r = self._robots(robots, "robots")
         r = r[~self._held[r]]
         if r.size:
+            self.tables.complete_all()      # detours read tables far from the robots
             self._held[r] = True
             self._blocked[self._pos[r]] = 1
             self._epoch += 1
@@ -855,8 +887,12 @@ class Planner:
 
     def distance(self, robot: int) -> int:
         """Table distance from ``robot``'s cell to its goal (-1 unreachable)."""
-        d = int(self.tables.pool[self._slot[robot], self._pos[robot]])
-        return -1 if d == self.tables.unreachable else d
+        tabs = self.tables
+        row = int(self._slot[robot])
+        if tabs.pool[row, self._pos[robot]] == tabs.unsettled and tabs.partial[row]:
+            tabs.complete(row)
+        d = int(tabs.pool[row, self._pos[robot]])
+        return -1 if d == tabs.unreachable else d
 
     def prepare(self, goals) -> None:
         """Set ``goals`` and compute their distance tables without moving (preprocessing)."""
@@ -889,8 +925,22 @@ class Planner:
         if self.detour_horizon and (self._held.any() or self._released):
             with self.tables.frozen():        # it peeks at cached tables it holds no reference to
                 self._route_around_held()
-        t1 = time.perf_counter()
         tabs = self.tables
+        for rnd in range(4):                  # bounded tables: widen those a robot outgrew
+            if not tabs._src:
+                break
+            flag = np.full(tabs.partial.size, -1, np.int64)
+            _unsettled_rows(self.graph.fadj, tabs.pool, self._slot, self._pos, tabs.partial,
+                            tabs.unsettled, flag)
+            rows = np.flatnonzero(flag >= 0)
+            if not rows.size:
+                break
+            for row in rows.tolist():
+                if rnd < 3:
+                    tabs.widen(row, int(flag[row]))
+                else:
+                    tabs.complete(row)
+        t1 = time.perf_counter()
         _pibt_step(self.graph.fadj, self.graph.fcells, self.graph.free_cells, tabs.pool,
                    tabs.unreachable, self._slot, self._pos, self._nxt, self._elapsed,
                    self._dwell, self._done, self.finished, self._occ_now, self._occ_next,

@@ -239,7 +239,8 @@ class ErrandTasks:
     def _prefetch(self, planner, robots):
         if self.prefetch and robots.size and hasattr(planner, "prefetch"):
             nxt = self._following(robots)
-            planner.prefetch(nxt[nxt >= 0])
+            known = nxt >= 0
+            planner.prefetch(nxt[known], near=self._goals[robots[known]])
 
     def update(self, planner):
         fin = np.flatnonzero(planner.finished)          # ascending robot index

@@ -1,0 +1,117 @@
+"""Bounded distance tables (DistanceTables.acquire(..., near=v)) and the planner that widens them.
+
+Oracles: plain-Python BFS / Dijkstra (tests/naive_pibt.py) for the values inside the bound, and the
+planner with complete tables for the moves: bounding must never change a plan.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from naive_pibt import bfs_distances, dijkstra_distances
+from sorter.agv import DistanceTables, Planner
+from sorter.agv.guidance import lane_costs
+from sorter.agv.tasks import ErrandTasks
+from sorter.agv.validate import check_paths
+from sorter.layout import Floor
+
+
+def random_floor(seed, h, w, density=0.2):
+    rng = np.random.default_rng(seed)
+    grid = np.where(rng.random((h, w)) < density, "@", ".")
+    return Floor.from_ascii("\n".join("".join(r) for r in grid))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 14), st.integers(2, 14), st.booleans(),
+       st.sampled_from([0, 1, 3, 16]))
+def test_bounded_table_is_exact_inside_its_bound(seed, h, w, weighted, slack):
+    f = random_floor(seed, h, w)
+    free = f.free_cells
+    if free.size < 2:
+        return
+    rng = np.random.default_rng(seed)
+    goal, near = (int(c) for c in rng.choice(free, 2, replace=False))
+    costs = lane_costs(f, 2) if weighted else None
+    want = (dijkstra_distances(f.moves, costs, [goal]) if weighted
+            else bfs_distances(f.moves, [goal]))
+    tabs = DistanceTables(f, costs=costs)
+    tabs.slack = slack
+    g = tabs.graph
+    row = tabs.acquire(("cell", goal), [goal], near=g.fidx[near])
+    got = tabs.pool[row]
+    if tabs.partial[row]:
+        d = want[near]
+        limit = d + slack + d // 2
+        for c in free:
+            v = got[g.fidx[c]]
+            if want.get(int(c), np.inf) <= limit:
+                assert v == want[int(c)], int(c)
+            else:
+                assert v == tabs.unsettled, int(c)
+    tabs.release(row)
+    # without near, the same key gives the complete table
+    row = tabs.acquire(("cell", goal), [goal])
+    assert not tabs.partial[row]
+    for c in free:
+        assert tabs.pool[row, g.fidx[c]] == want.get(int(c), tabs.unreachable)
+
+
+def errand_run(seed, n, steps, *, bounded, slack, rotation, hold_at=None):
+    f = random_floor(seed, 10 + seed % 4, 14 + seed % 5, density=0.12)
+    free = f.free_cells
+    rng = np.random.default_rng(seed)
+    starts = rng.choice(free, n, replace=False)
+    errands = rng.choice(free, 8 * n)
+    offsets = np.arange(0, errands.size + 1, 2)                  # two-errand tasks
+    p = Planner(f, n, starts, seed=seed, dwell_chute=0, dwell_induct=0, guidance="lanes+flow",
+                rotation=rotation)
+    p.tables.bounded, p.tables.slack = bounded, slack
+    s = ErrandTasks(errands, n, strategy="nearest", offsets=offsets, width=f.width, reveal=2)
+    goals = s.start(p)
+    path = [p.positions.copy()]
+    partial_seen = 0
+    for t in range(steps):
+        if hold_at is not None and t == hold_at:
+            p.hold([0])
+        partial_seen += int(p.tables.partial.sum())
+        path.append(p.step(goals).copy())
+        goals = s.update(p)
+    p.tables.wait_prefetched(timeout=30)
+    check_paths(f, starts, np.array(path))
+    return np.array(path), partial_seen, s.tasks_finished
+
+
+@pytest.mark.parametrize("seed, rotation, slack", [(1, False, 0), (2, True, 0), (3, True, 4),
+                                                   (4, False, 16)])
+def test_bounded_tables_make_the_same_moves(seed, rotation, slack):
+    n = 45                                                       # crowded: pushes leave bounds
+    full, _, done = errand_run(seed, n, 150, bounded=False, slack=slack, rotation=rotation)
+    part, seen, done_b = errand_run(seed, n, 150, bounded=True, slack=slack, rotation=rotation)
+    assert seen > 0                                              # bounded tables were in use
+    assert np.array_equal(full, part) and done == done_b > 0
+
+
+def test_holding_a_robot_completes_bounded_tables_and_stops_bounding():
+    full, _, _ = errand_run(5, 30, 80, bounded=False, slack=0, rotation=False, hold_at=40)
+    part, _, _ = errand_run(5, 30, 80, bounded=True, slack=0, rotation=False, hold_at=40)
+    assert np.array_equal(full, part)
+    f = Floor.from_ascii("." * 30)
+    p = Planner(f, 1, [0], seed=0, dwell_chute=0, dwell_induct=0)
+    p.tables.slack = 0
+    p.step(np.array([3]))
+    assert p.tables.partial.any()
+    p.hold([0])
+    assert not p.tables.partial.any() and not p.tables.bounded
+
+
+def test_widened_table_keeps_what_was_settled():
+    f = Floor.from_ascii("." * 40)
+    tabs = DistanceTables(f)
+    tabs.slack = 0
+    row = tabs.acquire(("cell", 0), [0], near=3)                 # bound 3 + 0 + 1 = 4
+    assert tabs.partial[row] and tabs.pool[row, :6].tolist() == [0, 1, 2, 3, 4, tabs.unsettled]
+    tabs.widen(row, 10)                                          # bound 10 + 5 = 15
+    assert tabs.pool[row, :16].tolist() == list(range(16))
+    assert tabs.pool[row, 16] == tabs.unsettled
+    tabs.complete(row)
+    assert tabs.pool[row].tolist() == list(range(40)) and not tabs.partial[row]
