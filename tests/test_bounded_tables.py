@@ -21,33 +21,51 @@ def random_floor(seed, h, w, density=0.2):
     return Floor.from_ascii("\n".join("".join(r) for r in grid))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.integers(0, 10_000), st.integers(2, 14), st.integers(2, 14), st.booleans(),
-       st.sampled_from([0, 1, 3, 16]))
-def test_bounded_table_is_exact_inside_its_bound(seed, h, w, weighted, slack):
+       st.sampled_from([0, 1, 3, 16]), st.booleans())
+def test_bounded_table_is_exact_inside_its_bound(seed, h, w, weighted, slack, grid):
     f = random_floor(seed, h, w)
     free = f.free_cells
     if free.size < 2:
         return
     rng = np.random.default_rng(seed)
-    goal, near = (int(c) for c in rng.choice(free, 2, replace=False))
     costs = lane_costs(f, 2) if weighted else None
+    if not grid:        # a bare moves table: cells with no move at all count as obstacles
+        free = free[(f.moves[free] >= 0).any(axis=1) | np.isin(free, f.moves[f.moves >= 0])]
+        if free.size < 2:
+            return
+    goal, near = (int(c) for c in rng.choice(free, 2, replace=False))
     want = (dijkstra_distances(f.moves, costs, [goal]) if weighted
             else bfs_distances(f.moves, [goal]))
-    tabs = DistanceTables(f, costs=costs)
+    # grid: the A* band (the floor's geometry known); else the disc of 1.5 d + slack
+    tabs = DistanceTables(f if grid else f.moves, costs=costs)
     tabs.slack = slack
     g = tabs.graph
+    assert (g.rows is not None) == grid
     row = tabs.acquire(("cell", goal), [goal], near=g.fidx[near])
     got = tabs.pool[row]
+    if near not in want:                                         # unreachable: searched out
+        assert not tabs.partial[row]
     if tabs.partial[row]:
         d = want[near]
-        limit = d + slack + d // 2
+
+        def kept(c):
+            if grid:                                             # f = g + Manhattan to near
+                r0, c0 = divmod(int(c), f.width)
+                r1, c1 = divmod(near, f.width)
+                return want[int(c)] + abs(r0 - r1) + abs(c0 - c1) <= d + slack
+            return want[int(c)] <= d + slack + d // 2
         for c in free:
             v = got[g.fidx[c]]
-            if want.get(int(c), np.inf) <= limit:
+            if int(c) in want and kept(c):
                 assert v == want[int(c)], int(c)
             else:
                 assert v == tabs.unsettled, int(c)
+        assert tabs.glim[row] == max(want[int(c)] for c in free if int(c) in want and kept(c))
+    else:
+        for c in free:
+            assert got[g.fidx[c]] == want.get(int(c), tabs.unreachable)
     tabs.release(row)
     # without near, the same key gives the complete table
     row = tabs.acquire(("cell", goal), [goal])
@@ -108,10 +126,20 @@ def test_widened_table_keeps_what_was_settled():
     f = Floor.from_ascii("." * 40)
     tabs = DistanceTables(f)
     tabs.slack = 0
-    row = tabs.acquire(("cell", 0), [0], near=3)                 # bound 3 + 0 + 1 = 4
-    assert tabs.partial[row] and tabs.pool[row, :6].tolist() == [0, 1, 2, 3, 4, tabs.unsettled]
-    tabs.widen(row, 10)                                          # bound 10 + 5 = 15
-    assert tabs.pool[row, :16].tolist() == list(range(16))
-    assert tabs.pool[row, 16] == tabs.unsettled
+    row = tabs.acquire(("cell", 0), [0], near=3)                 # A* band: g + |c - 3| <= 3
+    assert tabs.partial[row] and tabs.pool[row, :5].tolist() == [0, 1, 2, 3, tabs.unsettled]
+    tabs.widen(row, 10)                          # one user: a new band around cell 10
+    assert tabs.pool[row, :12].tolist() == list(range(11)) + [tabs.unsettled]
+    assert tabs.glim[row] == 10
+    tabs.acquire(("cell", 0), [0], near=5)                       # a second user, inside it
+    tabs.widen(row, 20)                          # shared: a disc of max(20 + 10, 10) = 30
+    assert tabs.pool[row, :32].tolist() == list(range(31)) + [tabs.unsettled]
     tabs.complete(row)
     assert tabs.pool[row].tolist() == list(range(40)) and not tabs.partial[row]
+    # a cached bounded table nobody uses is re-bounded around its next robot
+    tabs.release(row)
+    tabs.release(row)
+    row2 = tabs.acquire(("cell", 39), [39], near=36)
+    tabs.release(row2)
+    assert tabs.acquire(("cell", 39), [39], near=2) == row2
+    assert tabs.pool[row2, 2] == 37 and tabs.partial[row2]

@@ -63,14 +63,15 @@ def _reverse_adjacency(moves, fidx, free_cells):
 
 
 @njit(cache=True, nogil=True)
-def _bfs_into(radj, sources, out, queue, unreach, blocked, near=-1, slack=0, unsettled=0):
+def _bfs_into(radj, sources, out, queue, unreach, blocked, near=-1, slack=0, unsettled=0,
+              min_limit=0):
     """Multi-source BFS over reversed edges; writes distances into ``out`` (free-index space).
 
     Cells with ``blocked[c] != 0`` are neither entered nor left (``blocked`` may have length 0:
     nothing is blocked). With ``near >= 0`` the search stops at distance ``limit = d + slack +
-    d // 2`` where ``d`` is the distance of cell ``near``: cells farther than ``limit`` are then
-    set to ``unsettled`` and the return value is -1 (a bounded table); else the number of
-    cells reached.
+    d // 2`` (at least ``min_limit``) where ``d`` is the distance of cell ``near``: cells
+    farther than ``limit`` are then set to ``unsettled`` and the return value is -1 (a bounded
+    table); else the number of cells reached.
     """
     out[:] = unreach
     head = 0
@@ -85,7 +86,7 @@ def _bfs_into(radj, sources, out, queue, unreach, blocked, near=-1, slack=0, uns
             queue[tail] = s
             tail += 1
             if s == near:
-                limit = slack
+                limit = max(slack, min_limit)
     while head < tail:
         v = queue[head]
         if limit >= 0 and out[v] > limit:
@@ -100,7 +101,7 @@ def _bfs_into(radj, sources, out, queue, unreach, blocked, near=-1, slack=0, uns
                 queue[tail] = u
                 tail += 1
                 if u == near:
-                    limit = dv + slack + dv // 2
+                    limit = max(dv + slack + dv // 2, min_limit)
     return tail
 
 
@@ -113,7 +114,7 @@ def _unsettle(out, limit, unsettled):
 
 @njit(cache=True, nogil=True)
 def _dial_into(radj, rcost, sources, out, unreach, maxc, qbuf, qhead, qtail, blocked,
-               near=-1, slack=0, unsettled=0):
+               near=-1, slack=0, unsettled=0, min_limit=0):
     """Multi-source shortest paths with small integer move costs (Dial's buckets, FIFO rings).
 
     ``rcost[v, k]`` is the cost of the forward move ``radj[v, k] -> v``; bucket ``d % (maxc+1)``
@@ -154,7 +155,7 @@ def _dial_into(radj, rcost, sources, out, unreach, maxc, qbuf, qhead, qtail, blo
             if out[v] != d:
                 continue
             if v == near:
-                limit = d + slack + d // 2
+                limit = max(d + slack + d // 2, min_limit)
             for k in range(4):
                 u = radj[v, k]
                 if u >= 0 and not (nbl and blocked[u]):
@@ -169,6 +170,76 @@ def _dial_into(radj, rcost, sources, out, unreach, maxc, qbuf, qhead, qtail, blo
                         pending += 1
         d += 1
     return 0
+
+
+@njit(cache=True, nogil=True)
+def _astar_into(radj, rcost, src, out, unreach, qbuf, qhead, qtail, near, rr, cc, slack,
+                unsettled, closed, glim):
+    """A bounded table of one goal cell ``src`` around the way to cell ``near``.
+
+    A* from the goal toward ``near`` with the Manhattan heuristic (consistent: every move costs
+    at least 1 and changes it by 1; ``rr``/``cc`` = row/col per free cell), over Dial buckets of
+    ``f = g + h`` (ring size > max cost + 1). It expands every cell with ``f <= d(near) +
+    slack``: the cells on ways from ``near`` at most ``slack`` longer than the shortest, each
+    with its exact distance; the others are set to ``unsettled``, ``glim[0]`` to the largest
+    distance kept, and -1 is returned. If the search runs out first the table is complete
+    (0 returned).
+    """
+    out[:] = unreach
+    closed[:] = 0
+    nb = qhead.shape[0]
+    bmask = nb - 1
+    mask = qbuf.shape[1] - 1
+    for b in range(nb):
+        qhead[b] = 0
+        qtail[b] = 0
+    nr = np.int64(rr[near])
+    nc = np.int64(cc[near])
+    out[src] = 0
+    f = abs(np.int64(rr[src]) - nr) + abs(np.int64(cc[src]) - nc)
+    qbuf[f & bmask, qtail[f & bmask] & mask] = src
+    qtail[f & bmask] += 1
+    pending = 1
+    flimit = -1
+    cap = np.int64(unreach) - 2
+    while pending > 0:
+        if flimit >= 0 and f > flimit:
+            break
+        b = f & bmask
+        while qhead[b] < qtail[b]:
+            v = qbuf[b, qhead[b] & mask]
+            qhead[b] += 1
+            pending -= 1
+            if closed[v] or np.int64(out[v]) + abs(np.int64(rr[v]) - nr) + abs(np.int64(cc[v]) - nc) != f:
+                continue                        # stale entry
+            closed[v] = 1
+            if v == near:
+                flimit = f + slack
+            for k in range(4):
+                u = radj[v, k]
+                if u >= 0 and not closed[u]:
+                    ng = np.int64(out[v]) + np.int64(rcost[v, k])
+                    if ng > cap:
+                        ng = cap
+                    if ng < out[u]:
+                        out[u] = ng
+                        fu = ng + abs(np.int64(rr[u]) - nr) + abs(np.int64(cc[u]) - nc)
+                        bb = fu & bmask
+                        qbuf[bb, qtail[bb] & mask] = u
+                        qtail[bb] += 1
+                        pending += 1
+        f += 1
+    if pending == 0:
+        return 0
+    g = np.int64(0)
+    for c in range(out.shape[0]):
+        if closed[c]:
+            if out[c] > g:
+                g = np.int64(out[c])
+        else:
+            out[c] = unsettled
+    glim[0] = g
+    return -1
 
 
 @njit(cache=True, nogil=True)
@@ -233,6 +304,21 @@ class MoveGraph:
         self.fadj, self.radj = _reverse_adjacency(moves, self.fidx, self.free_cells)
         self.n_free = int(self.free_cells.size)
         self.fcells = cells[self.free_cells]          # cell type per free index
+        self.rows = self.cols = None                  # grid row / col per free index, if known
+
+    def set_width(self, width) -> None:
+        """Give the grid width: if every move is one step on the grid (cell id ``row * width +
+        col``), ``rows``/``cols`` per free cell are set (Manhattan guidance for bounded tables)."""
+        w = int(width)
+        if w < 1 or self.n_cells % w:
+            return
+        src = np.repeat(np.arange(self.n_cells), 4).reshape(-1, 4)
+        ok = self.moves >= 0
+        dr = np.abs(self.moves[ok] // w - src[ok] // w)
+        dc = np.abs(self.moves[ok] % w - src[ok] % w)
+        if (dr + dc == 1).all():
+            self.rows = (self.free_cells // w).astype(np.int32)
+            self.cols = (self.free_cells % w).astype(np.int32)
 
     @classmethod
     def of(cls, floor_or_moves):
@@ -244,6 +330,8 @@ class MoveGraph:
             return g
         if hasattr(floor_or_moves, "moves"):
             g = cls(floor_or_moves.moves, getattr(floor_or_moves, "cells", None))
+            if getattr(floor_or_moves, "width", None) is not None:
+                g.set_width(floor_or_moves.width)
             try:
                 floor_or_moves._sorter_move_graph = g      # reuse across planners of one floor
             except AttributeError:
@@ -354,13 +442,19 @@ class DistanceTables:
         self.graph = MoveGraph.of(floor_or_moves)
         nf = self.graph.n_free
         self.rcost = None
+        self.max_cost = 1
         if costs is not None:
             self.rcost, self.max_cost = _reverse_costs(self.graph, costs)
-            ring = 1 << int(np.ceil(np.log2(5 * nf + 1)))
-            nb = 1 << int(np.ceil(np.log2(self.max_cost + 1)))
-            self._qbuf = np.empty((nb, ring), np.int32)
-            self._qhead = np.zeros(nb, np.int64)
-            self._qtail = np.zeros(nb, np.int64)
+        # bucket rings for Dial (weighted tables) and bounded A* (both kinds): nb > max cost + 1
+        ring = 1 << int(np.ceil(np.log2(5 * nf + 1)))
+        nb = 1 << int(np.ceil(np.log2(self.max_cost + 2)))
+        self._qbuf = np.empty((nb, ring), np.int32)
+        self._qhead = np.zeros(nb, np.int64)
+        self._qtail = np.zeros(nb, np.int64)
+        self._acost = self.rcost if self.rcost is not None else \
+            (self.graph.radj >= 0).astype(np.uint8)       # unit costs for A* on a plain table
+        self._closed = np.empty(nf, np.uint8)
+        self._glim = np.zeros(1, np.int64)
         self.dtype = np.uint16 if nf < UNREACHABLE16 else np.uint32
         self.unreachable = int(np.iinfo(self.dtype).max)
         self.unsettled = self.unreachable - 1       # beyond a bounded table's radius
@@ -378,6 +472,7 @@ class DistanceTables:
         self._idle = OrderedDict()          # rows no robot uses, least recently used first
         self._refs = np.zeros(cap, np.int64)
         self.partial = np.zeros(cap, np.bool_)      # rows holding a bounded table
+        self.glim = np.zeros(cap, np.int64)         # a bounded row: the largest distance kept
         self._src = {}                              # bounded row -> its goal's sources
         self._free_rows = list(range(cap - 1, -1, -1))
         self._high_water = 0
@@ -403,6 +498,7 @@ class DistanceTables:
         self.pool = pool
         self._refs = np.concatenate([self._refs, np.zeros(new - old, np.int64)])
         self.partial = np.concatenate([self.partial, np.zeros(new - old, np.bool_)])
+        self.glim = np.concatenate([self.glim, np.zeros(new - old, np.int64)])
         self._free_rows.extend(range(new - 1, old - 1, -1))
 
     def _take_row(self):
@@ -421,7 +517,7 @@ class DistanceTables:
     def _compute(self, key, src, blocked=_NONE, near=-1) -> int:
         row = self._take_row()
         t0 = time.perf_counter()
-        part = self._fill(src, self.pool[row], blocked, near)
+        part, self.glim[row] = self._fill(src, self.pool[row], blocked, near)
         self.bfs_seconds += time.perf_counter() - t0
         self.bfs_count += 1
         self._row_of[key] = row
@@ -431,17 +527,37 @@ class DistanceTables:
             self._src[row] = src
         return row
 
-    def _fill(self, src, row, blocked=_NONE, near=-1, queue=None, dial=None) -> bool:
-        """Compute a table into ``row``; True if it is bounded (``near`` >= 0 and stopped early)."""
-        queue = self._queue if queue is None else queue
+    def _bufs(self):
+        """Work arrays of one thread: BFS queue, bucket rings, A*'s closed set and its bound."""
+        return (np.empty(self.graph.n_free, np.int32), np.empty_like(self._qbuf),
+                np.zeros_like(self._qhead), np.zeros_like(self._qtail),
+                np.empty(self.graph.n_free, np.uint8), np.zeros(1, np.int64))
+
+    def _fill(self, src, row, blocked=_NONE, near=-1, bufs=None, min_limit=0, disc=False):
+        """Compute a table into ``row``. Returns ``(bounded, largest distance kept)``.
+
+        ``near < 0``: the complete table. Else a bounded one: for a single-cell goal on a grid
+        (and not ``disc``) the A* band around the ways from ``near`` (:func:`_astar_into`), else
+        every cell up to ``1.5 d(near) + slack`` (at least ``min_limit``).
+        """
+        if bufs is None:
+            bufs = (self._queue, self._qbuf, self._qhead, self._qtail, self._closed, self._glim)
+        queue, qbuf, qhead, qtail, closed, glim = bufs
+        g = self.graph
+        if near >= 0 and not disc and src.size == 1 and g.rows is not None and blocked.size == 0:
+            r = _astar_into(g.radj, self._acost, int(src[0]), row, self.unreachable, qbuf, qhead,
+                            qtail, near, g.rows, g.cols, self.slack, self.unsettled, closed, glim)
+            return r < 0, int(glim[0]) if r < 0 else 0
         if self.rcost is None:
-            r = _bfs_into(self.graph.radj, src, row, queue, self.unreachable, blocked, near,
-                          self.slack, self.unsettled)
+            r = _bfs_into(g.radj, src, row, queue, self.unreachable, blocked, near, self.slack,
+                          self.unsettled, min_limit)
         else:
-            q = (self._qbuf, self._qhead, self._qtail) if dial is None else dial
-            r = _dial_into(self.graph.radj, self.rcost, src, row, self.unreachable, self.max_cost,
-                           q[0], q[1], q[2], blocked, near, self.slack, self.unsettled)
-        return r < 0
+            r = _dial_into(g.radj, self.rcost, src, row, self.unreachable, self.max_cost, qbuf,
+                           qhead, qtail, blocked, near, self.slack, self.unsettled, min_limit)
+        if r >= 0:
+            return False, 0
+        kept = row[row < self.unsettled]
+        return True, int(kept.max()) if kept.size else 0
 
     def complete(self, row: int) -> None:
         """Make the bounded table in ``row`` complete (no-op for a complete one)."""
@@ -454,12 +570,18 @@ class DistanceTables:
                 self.partial[row] = False
 
     def widen(self, row: int, near: int) -> None:
-        """Recompute the bounded table in ``row`` around free cell ``near`` (a cell outside it:
-        the new bound is farther than the old one, so every settled cell stays settled)."""
+        """Recompute the bounded table in ``row`` to hold free cell ``near`` (a cell outside
+        it): with one user, a new bounded table around ``near``; shared, one that also holds
+        every cell it held (all cells up to ``max(1.5 d(near) + slack, the largest distance it
+        held)``)."""
         with self._lock:
-            if self.partial[row]:
+            if self.partial[row] and self._refs[row] <= 1:
+                self._rebound(row, near)            # its one user: a new band around it
+            elif self.partial[row]:
                 t0 = time.perf_counter()
-                self.partial[row] = self._fill(self._src[row], self.pool[row], _NONE, near)
+                self.partial[row], self.glim[row] = self._fill(
+                    self._src[row], self.pool[row], _NONE, near, min_limit=int(self.glim[row]),
+                    disc=True)
                 if not self.partial[row]:
                     del self._src[row]
                 self.bfs_seconds += time.perf_counter() - t0
@@ -484,8 +606,25 @@ class DistanceTables:
         with self._lock:
             return self._acquire(key, cells, blocked, near)
 
+    def _covers(self, row, near) -> bool:
+        """Does the (bounded) table in ``row`` hold cell ``near`` and its neighbours?"""
+        p, u = self.pool[row], self.unsettled
+        return p[near] != u and all(p[v] != u for v in self.graph.fadj[near] if v >= 0)
+
+    def _rebound(self, row, near) -> None:
+        """Recompute the bounded table in ``row`` (no one uses it) around ``near``."""
+        t0 = time.perf_counter()
+        self.partial[row], self.glim[row] = self._fill(self._src[row], self.pool[row], _NONE, near)
+        if not self.partial[row]:
+            del self._src[row]
+        self.bfs_seconds += time.perf_counter() - t0
+        self.bfs_count += 1
+
     def _acquire(self, key, cells, blocked, near=None):
         row = self._row_of.get(key)
+        if (row is not None and near is not None and self.partial[row] and self._refs[row] == 0
+                and self.bounded and not self._covers(row, int(near))):
+            self._rebound(row, int(near))           # a cached bounded table of another robot
         if row is None:
             row = self._compute(key, _goal_sources(self.graph, cells),
                                 _NONE if blocked is None else blocked,
@@ -558,12 +697,8 @@ class DistanceTables:
 
     def _work(self):
         """The prefetch thread: compute queued tables into a private row, then file them."""
-        nf = self.graph.n_free
-        buf = np.empty(nf, self.dtype)
-        queue = np.empty(nf, np.int32)
-        dial = None
-        if self.rcost is not None:
-            dial = (np.empty_like(self._qbuf), np.zeros_like(self._qhead), np.zeros_like(self._qtail))
+        buf = np.empty(self.graph.n_free, self.dtype)
+        bufs = self._bufs()
         while True:
             with self._lock:
                 if not self._jobs:
@@ -578,7 +713,7 @@ class DistanceTables:
                     self._inflight.discard(key)
                     continue
             t0 = time.perf_counter()
-            part = self._fill(src, buf, _NONE, near, queue, dial)
+            part, glim = self._fill(src, buf, _NONE, near, bufs)
             dt = time.perf_counter() - t0
             with self._lock:
                 self._inflight.discard(key)
@@ -594,6 +729,7 @@ class DistanceTables:
                 self._row_of[key] = row
                 self._key_of[row] = key
                 self.partial[row] = part
+                self.glim[row] = glim
                 if part:
                     self._src[row] = src
                 self._idle[row] = None
