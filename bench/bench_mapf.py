@@ -22,6 +22,7 @@ Throughput (long runs, a markdown table on stdout; a few minutes on 2 cores)::
                                                    # --turn-weight=0 --no-hold: the first
                                                    # rotation version
     python bench/bench_mapf.py bound               # errands/step if robots never waited or turned
+    python bench/bench_mapf.py rhcr-one-cell       # RHCR's task model: one access cell per eject
     python bench/bench_mapf.py startkit            # LoRR 2024-style E->S tasks, rotation, 500 steps
     python bench/bench_mapf.py startkit --greedy --sizes=1000,2500   # the same with a greedy
                                                    # nearest-task scheduler, as the Start-Kit
@@ -560,6 +561,63 @@ def distance_bound(instances=("MR23-I-06", "MR23-I-10"), sample=300, seed=0):
               f"for {prob.team_size} robots", flush=True)
 
 
+def rhcr_one_cell(sizes=(200, 400, 600, 800, 1000), steps=1000, seed=0, balance_weight=None,
+                  guidance="none"):
+    """RHCR's SORTING task model exactly: each eject visit goes to ONE access cell of the
+    station, drawn at random (RHCR: a uniform eject station, then one of its cells), not to
+    the station (any of its cells). Plain PIBT, no dwell; nearest induct, or with
+    ``balance_weight`` RHCR's choice (distance + weight x robots heading there; RHCR uses 8)."""
+    from sorter.agv.lifelong import default_starts, simulate
+    from sorter.agv.pibt import Planner
+    from sorter.agv.tasks import SortingTasks
+    from sorter.layout import load_floor
+    rh = shared_path("benchmarks", "rhcr", "sorting_map.grid")
+    if rh is None:
+        print("../shared absent: skipped")
+        return
+    f = load_floor(rh)
+    chute_cells = [np.asarray(c.cells, np.int32) for c in f.chutes]
+
+    class OneCell(SortingTasks):
+        def _one_cell(self, goals):
+            goals = goals.copy()
+            new = np.flatnonzero((self.heading == 1) & (self.target != self._drawn_for))
+            for i in new:
+                cells = chute_cells[int(self.target[i])]
+                self._cell[i] = cells[self.rng.integers(cells.size)]
+            self._drawn_for[new] = self.target[new]
+            to_chute = self.heading == 1
+            goals[to_chute] = self._cell[to_chute]
+            return goals
+
+        def start(self, planner):
+            self._drawn_for = np.full(self.n, -1, np.int64)
+            self._cell = np.zeros(self.n, np.int32)
+            return self._one_cell(super().start(planner))
+
+        def update(self, planner):
+            fin = planner.finished
+            self._drawn_for[fin] = -1            # a new trip draws a new cell
+            return self._one_cell(super().update(planner))
+
+    print("| robots | steps | tasks/step, one access cell (RHCR's model) | tasks/step, station goal | ms/step p50 |")
+    print("| --- | --- | --- | --- | --- |")
+    for n in sizes:
+        out = []
+        for one in (True, False):
+            rng = np.random.default_rng(seed)
+            starts = default_starts(f, n, rng)
+            p = Planner(f, n, starts, seed=seed, dwell_chute=0, dwell_induct=0,
+                        station_goals=not one, guidance=guidance)
+            cls = OneCell if one else SortingTasks
+            ic = "nearest" if balance_weight is None else "balanced"
+            t = cls(f, n, rng, mix="uniform", n_destinations=len(f.chutes), induct_choice=ic,
+                    balance_weight=2.0 if balance_weight is None else balance_weight)
+            out.append(simulate(p, t, steps, record=False).kpis())
+        print(f"| {n} | {steps} | {out[0]['tasks_per_step']:.2f} | {out[1]['tasks_per_step']:.2f} | "
+              f"{out[0]['ms_per_step_p50']:.2f} |", flush=True)
+
+
 if __name__ == "__main__":
     tw_arg = next((int(a.split("=")[1]) for a in sys.argv if a.startswith("--turn-weight=")), None)
     if len(sys.argv) > 1 and sys.argv[1] == "startkit":
@@ -573,6 +631,13 @@ if __name__ == "__main__":
                             guidances=gs)
         else:
             startkit_like(sizes=sizes, turn_weight=tw_arg)
+        sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "rhcr-one-cell":
+        bw = next((float(a.split("=")[1]) for a in sys.argv if a.startswith("--balance=")), None)
+        rhcr_one_cell(steps=int(next((a.split("=")[1] for a in sys.argv if a.startswith("--steps=")),
+                                     1000)), balance_weight=bw,
+                      guidance=next((a.split("=")[1] for a in sys.argv if a.startswith("--guidance=")),
+                                    "none"))
         sys.exit(0)
     if len(sys.argv) > 1 and sys.argv[1] == "bound":
         distance_bound()
