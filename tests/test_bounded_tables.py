@@ -13,12 +13,7 @@ from sorter.agv.guidance import lane_costs
 from sorter.agv.tasks import ErrandTasks
 from sorter.agv.validate import check_paths
 from sorter.layout import Floor
-
-
-def random_floor(seed, h, w, density=0.2):
-    rng = np.random.default_rng(seed)
-    grid = np.where(rng.random((h, w)) < density, "@", ".")
-    return Floor.from_ascii("\n".join("".join(r) for r in grid))
+from test_prefetch import random_floor
 
 
 @settings(max_examples=80, deadline=None)

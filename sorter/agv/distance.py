@@ -786,6 +786,11 @@ class DistanceTables:
         return out
 
     @property
+    def n_bounded(self) -> int:
+        """Number of cached tables that are bounded (see Notes)."""
+        return len(self._src)
+
+    @property
     def n_cached(self) -> int:
         return len(self._row_of)
 

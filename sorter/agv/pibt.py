@@ -526,6 +526,7 @@ class Planner:
         self.step_no = 0
         self.tasks_completed = 0
         self.kernel_ms = self.goals_ms = 0.0
+        self._flag = np.zeros(0, np.int64)           # bounded tables to widen (step)
         self._station_cells = {}
         self._shared_drop = None
         if self.station_goals:
@@ -885,6 +886,28 @@ class Planner:
             self._on_detour[i] = True
             self.detours += 1
 
+    def _widen_bounded_tables(self):
+        """Before the kernel reads them: widen every bounded table in which a robot's cell or a
+        neighbour lies beyond the bound (three rounds, then complete what is left)."""
+        tabs = self.tables
+        for rnd in range(4):
+            if not tabs.n_bounded:
+                return
+            if self._flag.size < tabs.partial.size:
+                self._flag = np.full(tabs.partial.size, -1, np.int64)
+            flag = self._flag
+            _unsettled_rows(self.graph.fadj, tabs.pool, self._slot, self._pos, tabs.partial,
+                            tabs.unsettled, flag)
+            rows = np.flatnonzero(flag >= 0)
+            if not rows.size:
+                return
+            for row in rows.tolist():
+                if rnd < 3:
+                    tabs.widen(row, int(flag[row]))
+                else:
+                    tabs.complete(row)
+            flag[rows] = -1
+
     def distance(self, robot: int) -> int:
         """Table distance from ``robot``'s cell to its goal (-1 unreachable)."""
         tabs = self.tables
@@ -926,20 +949,7 @@ class Planner:
             with self.tables.frozen():        # it peeks at cached tables it holds no reference to
                 self._route_around_held()
         tabs = self.tables
-        for rnd in range(4):                  # bounded tables: widen those a robot outgrew
-            if not tabs._src:
-                break
-            flag = np.full(tabs.partial.size, -1, np.int64)
-            _unsettled_rows(self.graph.fadj, tabs.pool, self._slot, self._pos, tabs.partial,
-                            tabs.unsettled, flag)
-            rows = np.flatnonzero(flag >= 0)
-            if not rows.size:
-                break
-            for row in rows.tolist():
-                if rnd < 3:
-                    tabs.widen(row, int(flag[row]))
-                else:
-                    tabs.complete(row)
+        self._widen_bounded_tables()
         t1 = time.perf_counter()
         _pibt_step(self.graph.fadj, self.graph.fcells, self.graph.free_cells, tabs.pool,
                    tabs.unreachable, self._slot, self._pos, self._nxt, self._elapsed,
