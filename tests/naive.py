@@ -131,8 +131,8 @@ def replay(naive, events_csv):
 class NaiveNearestTasks:
     """The LoRR 2024 Start-Kit-style scheduler ("nearest"), one robot and one task at a time.
 
-    ``tasks``: list of tasks, each a list of errand cells. At the start ``max(n, ceil(reveal *
-    n))`` tasks of the file are revealed (cycling); each finished task reveals the next one. A
+    ``tasks``: list of tasks, each a list of errand cells. At the start ``ceil(reveal * n)`` tasks
+    of the file are revealed (cycling), but no more than the file holds and no fewer than n; each finished task reveals the next one. A
     free robot (robots of one step in index order) takes the revealed, unassigned task with the
     least Manhattan distance from its cell to the task's first errand plus the Manhattan lengths
     between the task's consecutive errands; the earliest revealed wins ties.
@@ -144,7 +144,7 @@ class NaiveNearestTasks:
         self.pool, self.next = [], 0
         self.task, self.step = [None] * n, [0] * n
         self.finished = 0
-        self._reveal(max(n, math.ceil(reveal * n)))
+        self._reveal(max(n, min(math.ceil(reveal * n), len(self.tasks))))
 
     def _reveal(self, k):
         for _ in range(k):

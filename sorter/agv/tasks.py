@@ -86,8 +86,9 @@ class ErrandTasks:
         (cycling) to whichever robots are free, robots of one step in index order; at the
         start robot *i* gets task *i*.
         ``"nearest"`` (the LoRR 2024 start-kit's default scheduler, with Manhattan instead of
-        exact distances): ``ceil(reveal * n)`` tasks of the file are revealed at the start and
-        one more (the next of the file, cycling) each time a task is finished; each free robot,
+        exact distances): ``ceil(reveal * n)`` tasks of the file are revealed at the start (but
+        not more than the file holds, and at least ``n``) and one more (the next of the file,
+        cycling) each time a task is finished; each free robot,
         in index order, takes the revealed task it would finish soonest: least Manhattan
         distance from its cell to the first errand plus along the task's errands (the earliest
         revealed on ties). Needs ``width``.
@@ -216,7 +217,9 @@ class ErrandTasks:
         robots = np.arange(self.n)
         if self.strategy == "nearest":
             self._pool = np.zeros(0, np.int64)
-            self._reveal(max(self.n, int(np.ceil(self.reveal * self.n))))
+            # at most the whole file at once (more would only repeat its tasks), at least a
+            # task per robot
+            self._reveal(max(self.n, min(int(np.ceil(self.reveal * self.n)), self.n_tasks)))
         self._new_tasks(robots, planner)
         self._goals = self._goal_cells(robots).astype(np.int32)
         self._prefetch(planner, robots)
