@@ -138,3 +138,16 @@ def test_widened_table_keeps_what_was_settled():
     tabs.release(row2)
     assert tabs.acquire(("cell", 39), [39], near=2) == row2
     assert tabs.pool[row2, 2] == 37 and tabs.partial[row2]
+
+
+def test_a_second_robot_elsewhere_gets_a_bounded_table_of_its_own():
+    f = Floor.from_ascii("." * 40)
+    tabs = DistanceTables(f)
+    tabs.slack = 0
+    a = tabs.acquire(("cell", 20), [20], near=17)               # band: cells 17..20
+    b = tabs.acquire(("cell", 20), [20], near=30)               # outside it, a in use
+    assert a != b and tabs.partial[a] and tabs.partial[b]
+    assert tabs.pool[a, 17] == 3 and tabs.pool[a, 30] == tabs.unsettled
+    assert tabs.pool[b, 30] == 10 and tabs.pool[b, 17] == tabs.unsettled
+    assert tabs.acquire(("cell", 20), [20], near=18) == a       # inside the first: shared
+    assert tabs.lookup(("cell", 20), [20])[:40].tolist() == [abs(c - 20) for c in range(40)]

@@ -622,9 +622,15 @@ class DistanceTables:
 
     def _acquire(self, key, cells, blocked, near=None):
         row = self._row_of.get(key)
-        if (row is not None and near is not None and self.partial[row] and self._refs[row] == 0
-                and self.bounded and not self._covers(row, int(near))):
-            self._rebound(row, int(near))           # a cached bounded table of another robot
+        if (row is not None and near is not None and self.partial[row] and self.bounded
+                and not self._covers(row, int(near))):
+            if self._refs[row] == 0:
+                self._rebound(row, int(near))       # a cached bounded table of another robot
+            else:
+                # in use by a robot elsewhere: a bounded table of its own for this one (two
+                # small tables, not one wide one)
+                key = (key, "near", int(near))
+                row = self._row_of.get(key)
         if row is None:
             row = self._compute(key, _goal_sources(self.graph, cells),
                                 _NONE if blocked is None else blocked,

@@ -890,14 +890,15 @@ class Planner:
         """Before the kernel reads them: widen every bounded table in which a robot's cell or a
         neighbour lies beyond the bound (three rounds, then complete what is left)."""
         tabs = self.tables
+        slot, pos = self._slot, self._pos
         for rnd in range(4):
             if not tabs.n_bounded:
                 return
             if self._flag.size < tabs.partial.size:
                 self._flag = np.full(tabs.partial.size, -1, np.int64)
             flag = self._flag
-            _unsettled_rows(self.graph.fadj, tabs.pool, self._slot, self._pos, tabs.partial,
-                            tabs.unsettled, flag)
+            _unsettled_rows(self.graph.fadj, tabs.pool, slot, pos, tabs.partial, tabs.unsettled,
+                            flag)
             rows = np.flatnonzero(flag >= 0)
             if not rows.size:
                 return
@@ -907,6 +908,8 @@ class Planner:
                 else:
                     tabs.complete(row)
             flag[rows] = -1
+            again = np.isin(slot, rows)           # only their robots need another look
+            slot, pos = slot[again], pos[again]
 
     def distance(self, robot: int) -> int:
         """Table distance from ``robot``'s cell to its goal (-1 unreachable)."""
