@@ -151,3 +151,15 @@ def test_a_second_robot_elsewhere_gets_a_bounded_table_of_its_own():
     assert tabs.pool[b, 30] == 10 and tabs.pool[b, 17] == tabs.unsettled
     assert tabs.acquire(("cell", 20), [20], near=18) == a       # inside the first: shared
     assert tabs.lookup(("cell", 20), [20])[:40].tolist() == [abs(c - 20) for c in range(40)]
+
+
+def test_prefetch_for_a_robot_outside_a_cached_bounded_table_is_found_by_acquire():
+    f = Floor.from_ascii("." * 40)
+    tabs = DistanceTables(f)
+    tabs.slack = 0
+    a = tabs.acquire(("cell", 20), [20], near=17)               # in use, band 17..20
+    assert tabs.prefetch(("cell", 20), [20], near=30)          # a table of its own, ahead
+    assert tabs.wait_prefetched(timeout=30)
+    before = tabs.bfs_count
+    b = tabs.acquire(("cell", 20), [20], near=30)
+    assert b != a and tabs.bfs_count == before and tabs.pool[b, 30] == 10

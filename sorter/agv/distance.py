@@ -624,13 +624,15 @@ class DistanceTables:
         row = self._row_of.get(key)
         if (row is not None and near is not None and self.partial[row] and self.bounded
                 and not self._covers(row, int(near))):
-            if self._refs[row] == 0:
+            alt = (key, "near", int(near))          # a bounded table of its own, maybe prefetched
+            if alt in self._row_of:
+                key, row = alt, self._row_of[alt]
+            elif self._refs[row] == 0:
                 self._rebound(row, int(near))       # a cached bounded table of another robot
             else:
                 # in use by a robot elsewhere: a bounded table of its own for this one (two
                 # small tables, not one wide one)
-                key = (key, "near", int(near))
-                row = self._row_of.get(key)
+                key, row = alt, None
         if row is None:
             row = self._compute(key, _goal_sources(self.graph, cells),
                                 _NONE if blocked is None else blocked,
@@ -672,6 +674,10 @@ class DistanceTables:
             If a goal cell is outside the grid or an obstacle (checked here, not in the thread).
         """
         with self._lock:
+            row = self._row_of.get(key)
+            if (row is not None and near is not None and self.bounded and self.partial[row]
+                    and not self._covers(row, int(near))):
+                key = (key, "near", int(near))      # as acquire(..., near) will look it up
             if key in self._row_of or key in self._inflight or len(self._jobs) >= self.prefetch_limit:
                 return False
             self._jobs.append((key, _goal_sources(self.graph, cells),
