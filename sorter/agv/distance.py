@@ -26,6 +26,13 @@ Prefetching: when the next goal of a robot is known ahead (LoRR errand files), i
 computed by a background thread while the planner steps (:meth:`DistanceTables.prefetch`): the
 table kernels release the GIL, so on a second core the step no longer waits for them. Tables
 are exact whoever computes them, so plans do not change, only where the time goes.
+
+Bounded tables: where errands land anywhere on the floor (the LoRR 2024 files) nearly every errand
+is a new table. A single-cell goal's table is then searched only over the cells on ways from the
+robot at most ``slack`` longer than the shortest (A* from the goal toward the robot, Manhattan
+heuristic; ``unsettled`` beyond), typically a few thousand of the 54,320 cells; the planner widens
+it before any robot reads past it, so plans stay those of complete tables
+(:meth:`DistanceTables.acquire`, ``near=``). The row is still a full row (memory is unchanged).
 """
 from __future__ import annotations
 
