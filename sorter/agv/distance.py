@@ -523,16 +523,22 @@ class DistanceTables:
 
     def _compute(self, key, src, blocked=_NONE, near=-1) -> int:
         row = self._take_row()
-        t0 = time.perf_counter()
-        part, self.glim[row] = self._fill(src, self.pool[row], blocked, near)
-        self.bfs_seconds += time.perf_counter() - t0
-        self.bfs_count += 1
+        self._src[row] = src
+        self._fill_row(row, blocked, near)
         self._row_of[key] = row
         self._key_of[row] = key
-        self.partial[row] = part
-        if part:
-            self._src[row] = src
         return row
+
+    def _fill_row(self, row, blocked=_NONE, near=-1, **kw) -> None:
+        """(Re)compute the table in ``row`` from its goal's sources ``_src[row]`` (kept while
+        the table is bounded), timed; ``partial``/``glim`` follow."""
+        t0 = time.perf_counter()
+        self.partial[row], self.glim[row] = self._fill(self._src[row], self.pool[row], blocked,
+                                                       near, **kw)
+        if not self.partial[row]:
+            del self._src[row]
+        self.bfs_seconds += time.perf_counter() - t0
+        self.bfs_count += 1
 
     def _bufs(self):
         """Work arrays of one thread: BFS queue, bucket rings, A*'s closed set and its bound."""
@@ -570,11 +576,7 @@ class DistanceTables:
         """Make the bounded table in ``row`` complete (no-op for a complete one)."""
         with self._lock:
             if self.partial[row]:
-                t0 = time.perf_counter()
-                self._fill(self._src.pop(row), self.pool[row])
-                self.bfs_seconds += time.perf_counter() - t0
-                self.bfs_count += 1
-                self.partial[row] = False
+                self._fill_row(row)
 
     def widen(self, row: int, near: int) -> None:
         """Recompute the bounded table in ``row`` to hold free cell ``near`` (a cell outside
@@ -583,16 +585,9 @@ class DistanceTables:
         held)``)."""
         with self._lock:
             if self.partial[row] and self._refs[row] <= 1:
-                self._rebound(row, near)            # its one user: a new band around it
+                self._fill_row(row, _NONE, near)    # its one user: a new band around it
             elif self.partial[row]:
-                t0 = time.perf_counter()
-                self.partial[row], self.glim[row] = self._fill(
-                    self._src[row], self.pool[row], _NONE, near, min_limit=int(self.glim[row]),
-                    disc=True)
-                if not self.partial[row]:
-                    del self._src[row]
-                self.bfs_seconds += time.perf_counter() - t0
-                self.bfs_count += 1
+                self._fill_row(row, _NONE, near, min_limit=int(self.glim[row]), disc=True)
 
     def complete_all(self) -> None:
         """Complete every bounded table, and bound no more (e.g. before detour planning, which
@@ -618,15 +613,6 @@ class DistanceTables:
         p, u = self.pool[row], self.unsettled
         return p[near] != u and all(p[v] != u for v in self.graph.fadj[near] if v >= 0)
 
-    def _rebound(self, row, near) -> None:
-        """Recompute the bounded table in ``row`` (no one uses it) around ``near``."""
-        t0 = time.perf_counter()
-        self.partial[row], self.glim[row] = self._fill(self._src[row], self.pool[row], _NONE, near)
-        if not self.partial[row]:
-            del self._src[row]
-        self.bfs_seconds += time.perf_counter() - t0
-        self.bfs_count += 1
-
     def _acquire(self, key, cells, blocked, near=None):
         row = self._row_of.get(key)
         if (row is not None and near is not None and self.partial[row] and self.bounded
@@ -635,7 +621,7 @@ class DistanceTables:
             if alt in self._row_of:
                 key, row = alt, self._row_of[alt]
             elif self._refs[row] == 0:
-                self._rebound(row, int(near))       # a cached bounded table of another robot
+                self._fill_row(row, _NONE, int(near))   # a cached bounded table of another robot
             else:
                 # in use by a robot elsewhere: a bounded table of its own for this one (two
                 # small tables, not one wide one)

@@ -39,6 +39,7 @@ import numpy as np
 from numba import njit
 
 from sorter.errors import InputError
+from sorter.layout.lorr import STRATEGIES as ERRAND_STRATEGIES
 
 __all__ = ["ErrandTasks", "SortingTasks", "RandomTasks", "DestinationMix", "ChuteTable",
            "MIXES", "INDUCT_CHOICES", "ERRAND_STRATEGIES"]
@@ -47,7 +48,6 @@ MIXES = ("zipf", "721", "uniform")
 INDUCT_CHOICES = ("nearest", "balanced")
 
 
-ERRAND_STRATEGIES = ("roundrobin", "greedy", "nearest")
 
 
 @njit(cache=True)
@@ -189,7 +189,7 @@ class ErrandTasks:
         self._next = int((self._next + count) % self.n_tasks)
         self._pool = np.concatenate([self._pool, ids])
 
-    def _new_tasks(self, robots, planner=None):
+    def _new_tasks(self, robots, planner):
         """Give ``robots`` (ascending) their next task; returns the task indices."""
         if self.strategy == "nearest":
             cells = np.asarray(planner.positions[robots], np.int64)

@@ -44,6 +44,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sorter.layout.lorr import STRATEGIES
+
 __all__ = ["add_arguments", "run"]
 
 
@@ -78,7 +80,7 @@ def add_arguments(p):
                    help="parcel destination mix (sorting tasks; default zipf)")
     p.add_argument("--destinations", type=int, default=None, metavar="D",
                    help="number of parcel destinations (sorting tasks; default min(100, chutes))")
-    p.add_argument("--assign", choices=("roundrobin", "greedy", "nearest"), default=None,
+    p.add_argument("--assign", choices=STRATEGIES, default=None,
                    help="LoRR errands: task assignment (default: the JSON's taskAssignmentStrategy; "
                         "2024 problems nearest; --tasks FILE roundrobin)")
     p.add_argument("--rotation", action="store_true",

@@ -121,6 +121,16 @@ def _comment_lines(lines) -> int:
     return k
 
 
+def _check_count(p, lines, k, count, nouns, what):
+    """The count on line ``k + 1`` must match the lines after it; else an error at the last
+    line (too few) or the first extra one (too many)."""
+    body = len(lines) - 1
+    if body != count:
+        fail(f"line {k + 1} says {count} {nouns[int(count != 1)]} but {body} follow", path=p,
+             line=k + (min(len(lines), int(count) + 1) if body < count else int(count) + 2),
+             field="count", expected=f"{count} {what}")
+
+
 def _cell_list(p, lines, k, floor, *, field, min_count=1):
     """:func:`load_cell_list` on ``lines`` = the file's lines after ``k`` comment lines."""
     if not lines:
@@ -129,10 +139,7 @@ def _cell_list(p, lines, k, floor, *, field, min_count=1):
     count = parse_int_lines(lines[:1], first_line=k + 1, path=p, field="count", lo=0,
                             expected="a non-negative count of the lines that follow")[0]
     body = lines[1:]
-    if len(body) != count:
-        fail(f"line {k + 1} says {count} {'entry' if count == 1 else 'entries'} but {len(body)} follow",
-             path=p, line=k + (min(len(lines), int(count) + 1) if len(body) < count else int(count) + 2),
-             field="count", expected=f"{count} lines of cell ids")
+    _check_count(p, lines, k, count, ("entry", "entries"), "lines of cell ids")
     if count < min_count:
         fail(f"{count} entries", path=p, line=k + 1, field="count",
              expected=f"at least {min_count}")
@@ -176,10 +183,7 @@ def load_task_list(path, floor: Floor):
     count = parse_int_lines(lines[:1], first_line=k + 1, path=p, field="count", lo=1,
                             expected="a positive count of the task lines that follow")[0]
     body = lines[1:]
-    if len(body) != count:
-        fail(f"line {k + 1} says {count} {'task' if count == 1 else 'tasks'} but {len(body)} follow",
-             path=p, line=k + (min(len(lines), int(count) + 1) if len(body) < count else int(count) + 2),
-             field="count", expected=f"{count} task lines")
+    _check_count(p, lines, k, count, ("task", "tasks"), "task lines")
     parts, sizes = [], np.empty(len(body), np.int64)
     for i, ln in enumerate(body):
         f = ln.split(",")
