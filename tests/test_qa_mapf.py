@@ -338,6 +338,13 @@ def test_lorr_2024_files_with_version_lines_get_the_nearest_scheduler(tmp_path, 
     assert "--assign applies to LoRR errands" in line
 
 
+def test_more_robots_than_free_cells_on_a_lorr_problem_is_a_clear_error(tmp_path, capsys):
+    # was: NameError (InputError not imported) when --robots exceeded the problem's agents
+    p = _lorr_problem(tmp_path)
+    line = _err(capsys, ["mapf", str(p), "--robots", "50", "--steps", "1"])
+    assert "--robots 50 do not fit on 8 free cells" in line
+
+
 def test_task_list_errors_name_the_line(tmp_path):
     from sorter.layout.lorr import load_task_list
     fl = tmp_path / "m.map"

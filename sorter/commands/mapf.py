@@ -215,6 +215,7 @@ def _extend_starts(floor, starts, n, seed):
     drawn with ``seed``."""
     import numpy as np
     from sorter.agv.lifelong import default_starts
+    from sorter.errors import InputError
     free = np.asarray(floor.free_cells)
     if n > free.size:
         raise InputError(f"--robots {n} do not fit on {free.size} free cells", path=floor.source,
