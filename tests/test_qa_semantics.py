@@ -5,9 +5,6 @@ Each test names the input, what happened before the fix and what must happen.
 from __future__ import annotations
 
 import asyncio
-import gc
-import socket
-import sys
 import threading
 
 import pytest
