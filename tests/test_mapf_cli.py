@@ -141,3 +141,24 @@ def test_mapf_rotation_writes_headings(tmp_path):
     assert (floor.moves[pos[:-1][moved], h[:-1][moved]] == pos[1:][moved]).all()
     assert (h[1:][moved] == h[:-1][moved]).all()
     assert k["rotation"] is True and k["tasks_completed"] > 0
+
+
+def test_mapf_table_mb_bounds_the_cache_and_reports_memory(tmp_path, capsys):
+    fl = tmp_path / "floor.txt"
+    fl.write_text(FLOOR)
+    ks = []
+    for mb in ("512", "0"):
+        out = tmp_path / f"mb{mb}"
+        assert main(["mapf", str(fl), "--robots", "6", "--steps", "80", "--seed", "1",
+                     "--scenario", "random", "--table-mb", mb, "--out", str(out)]) == 0
+        assert "peak memory" in capsys.readouterr().out
+        pos, k = _check_outputs(out, load_floor(fl), 6, 80)
+        ks.append((pos, k))
+    (p1, k1), (p0, k0) = ks
+    assert k1["table_mb_bound"] == 512 and k0["table_mb_bound"] == 0
+    assert k0["peak_rss_mb"] > 0
+    assert np.array_equal(p1, p0)              # the cache bound changes time, never moves
+    assert k0["distance_tables_computed"] > k1["distance_tables_computed"]   # recomputed
+    for bad in ("-1", "nan", "inf"):
+        assert main(["mapf", str(fl), "--robots", "6", "--steps", "5", "--table-mb", bad]) == 2
+        assert "table_mb" in capsys.readouterr().err

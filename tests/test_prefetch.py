@@ -146,3 +146,49 @@ def test_prefetching_with_held_robots_makes_the_same_moves():
     without, with_ = errand_paths(5, 35, 150, hold=(20, np.arange(0, 35, 5)), release=90,
                                   cached=25)
     assert np.array_equal(without, with_)
+
+
+def _wait(tabs):
+    assert tabs.wait_prefetched(timeout=30)
+
+
+def test_prefetched_table_waits_for_its_robot_under_lru_pressure():
+    # LRU room for one table: every new table evicts an idle one; a prefetched table is
+    # promised to a robot and must survive until it is acquired (was: evicted by the next
+    # table computed, so at 10,000 robots nearly every prefetched table was computed again)
+    f = random_floor(3, 8, 10, density=0.1)
+    free = [int(c) for c in f.free_cells]
+    tabs = DistanceTables(f, max_mb=free.__len__() * 2 / 2**20)
+    assert tabs.max_rows == 1
+    tabs.prefetch(("cell", free[0]), [free[0]])
+    _wait(tabs)
+    for c in free[1:6]:                        # five other goals come and go
+        tabs.release(tabs.acquire(("cell", c), [c]))
+    assert tabs.cached_row(("cell", free[0])) >= 0
+    before = tabs.bfs_count
+    row = tabs.acquire(("cell", free[0]), [free[0]])
+    assert tabs.bfs_count == before            # served by the prefetched table
+    assert tabs.pool[row][tabs.graph.fidx[free[0]]] == 0
+    tabs.release(row)                          # now an ordinary idle table: evictable
+    for c in free[7:9]:
+        tabs.release(tabs.acquire(("cell", c), [c]))
+    assert tabs.cached_row(("cell", free[0])) == -1
+
+
+def test_prefetched_tables_wait_in_a_bounded_number():
+    f = random_floor(4, 8, 10, density=0.1)
+    free = [int(c) for c in f.free_cells]
+    tabs = DistanceTables(f)
+    tabs.pin_limit = 2
+    for c in free[:3]:
+        tabs.prefetch(("cell", c), [c])
+        _wait(tabs)
+    assert tabs.prefetched == 2 and tabs.prefetch_dropped == 1
+    assert tabs.cached_row(("cell", free[2])) == -1
+    # a promised table nobody took for 4 x pin_limit acquisitions stops being promised
+    for c in free[10:19]:
+        tabs.release(tabs.acquire(("cell", c), [c]))
+    tabs.prefetch(("cell", free[2]), [free[2]])
+    _wait(tabs)
+    assert tabs.cached_row(("cell", free[2])) >= 0 and tabs.prefetch_dropped == 1
+    assert len(tabs._pinned) == 2 and tabs.cached_row(("cell", free[0])) >= 0

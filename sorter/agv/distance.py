@@ -192,7 +192,7 @@ def _astar_into(radj, rcost, src, out, unreach, qbuf, qhead, qtail, near, rr, cc
     distance kept, and -1 is returned. If the search runs out first the table is complete
     (0 returned).
     """
-    out[:] = unreach
+    out[:] = unsettled          # untouched cells lie beyond the band (fixed up if it is not one)
     closed[:] = 0
     nb = qhead.shape[0]
     bmask = nb - 1
@@ -200,6 +200,7 @@ def _astar_into(radj, rcost, src, out, unreach, qbuf, qhead, qtail, near, rr, cc
     for b in range(nb):
         qhead[b] = 0
         qtail[b] = 0
+    g = np.int64(0)             # the largest distance settled
     nr = np.int64(rr[near])
     nc = np.int64(cc[near])
     out[src] = 0
@@ -220,6 +221,8 @@ def _astar_into(radj, rcost, src, out, unreach, qbuf, qhead, qtail, near, rr, cc
             if closed[v] or np.int64(out[v]) + abs(np.int64(rr[v]) - nr) + abs(np.int64(cc[v]) - nc) != f:
                 continue                        # stale entry
             closed[v] = 1
+            if out[v] > g:
+                g = np.int64(out[v])
             if v == near:
                 flimit = f + slack
             for k in range(4):
@@ -236,17 +239,32 @@ def _astar_into(radj, rcost, src, out, unreach, qbuf, qhead, qtail, near, rr, cc
                         qtail[bb] += 1
                         pending += 1
         f += 1
-    if pending == 0:
+    if pending == 0:            # the search ran out: a complete table
+        for c in range(out.shape[0]):
+            if not closed[c]:
+                out[c] = unreach
         return 0
-    g = np.int64(0)
-    for c in range(out.shape[0]):
-        if closed[c]:
-            if out[c] > g:
-                g = np.int64(out[c])
-        else:
-            out[c] = unsettled
+    # cells reached but not settled are the ones still queued: beyond the band as well (no
+    # pass over the whole floor: the band is typically a few thousand of its cells)
+    for b in range(nb):
+        for j in range(qhead[b], qtail[b]):
+            v = qbuf[b, j & mask]
+            if not closed[v]:
+                out[v] = unsettled
     glim[0] = g
     return -1
+
+
+@njit(cache=True)
+def _covers(pool, fadj, row, v, unsettled):
+    """Are cell ``v`` and its neighbours settled in table row ``row``?"""
+    if pool[row, v] == unsettled:
+        return False
+    for d in range(4):
+        u = fadj[v, d]
+        if u >= 0 and pool[row, u] == unsettled:
+            return False
+    return True
 
 
 @njit(cache=True, nogil=True)
@@ -386,6 +404,10 @@ def distance_table(floor_or_moves, goal_cells) -> np.ndarray:
 
 
 def _goal_sources(g: MoveGraph, goal_cells) -> np.ndarray:
+    if type(goal_cells) is tuple and len(goal_cells) == 1 and type(goal_cells[0]) is int:
+        c = goal_cells[0]                   # one cell (the planner's keys): no array checks
+        if 0 <= c < g.n_cells and g.fidx[c] >= 0:
+            return np.array([g.fidx[c]], np.int32)
     cells = np.atleast_1d(np.asarray(goal_cells))
     if cells.size == 0 or not np.issubdtype(cells.dtype, np.integer):
         raise InputError("empty or non-integer goal", field="goal_cells", expected="cell ids")
@@ -477,6 +499,9 @@ class DistanceTables:
         self._row_of = {}                   # key -> row
         self._key_of = {}                   # row -> key
         self._idle = OrderedDict()          # rows no robot uses, least recently used first
+        self._pinned = OrderedDict()        # prefetched rows not acquired yet -> acquires then
+        self._acquires = 0
+        self.pin_limit = max(64, int(reserve))      # prefetched rows waiting at most
         self._refs = np.zeros(cap, np.int64)
         self.partial = np.zeros(cap, np.bool_)      # rows holding a bounded table
         self.glim = np.zeros(cap, np.int64)         # a bounded row: the largest distance kept
@@ -494,6 +519,7 @@ class DistanceTables:
         self.prefetch_limit = 1024          # pending jobs at most; later requests are dropped
         self.prefetch_idle_s = 1.0          # the thread ends after this long without work
         self.prefetched = 0                 # tables the background thread added
+        self.prefetch_dropped = 0           # ... and dropped (pin_limit rows were waiting)
         self.prefetch_seconds = 0.0
 
     # -- pool management -------------------------------------------------------------
@@ -610,10 +636,10 @@ class DistanceTables:
 
     def _covers(self, row, near) -> bool:
         """Does the (bounded) table in ``row`` hold cell ``near`` and its neighbours?"""
-        p, u = self.pool[row], self.unsettled
-        return p[near] != u and all(p[v] != u for v in self.graph.fadj[near] if v >= 0)
+        return _covers(self.pool, self.graph.fadj, row, near, self.unsettled)
 
     def _acquire(self, key, cells, blocked, near=None):
+        self._acquires += 1
         row = self._row_of.get(key)
         if (row is not None and near is not None and self.partial[row] and self.bounded
                 and not self._covers(row, int(near))):
@@ -635,6 +661,7 @@ class DistanceTables:
                 self.complete(row)              # without near: a complete table
             if self._refs[row] == 0:
                 self._idle.pop(row, None)
+                self._pinned.pop(row, None)
         self._refs[row] += 1
         return row
 
@@ -655,10 +682,14 @@ class DistanceTables:
         """Have a background thread compute the table of ``key`` (cells ``cells``) ahead of use.
 
         For goals known in advance (a robot's next errand): the table is added to the cache
-        (idle, most recently used) while the caller goes on, and a later :meth:`acquire` finds
-        it. Returns False when nothing was queued: the table is cached or queued already, or
-        ``prefetch_limit`` jobs are pending (the goal is then computed on first use, as
-        without prefetching). The thread ends after a second without work. ``near``: as in
+        while the caller goes on, and a later :meth:`acquire` finds it. Until then it is
+        *pinned*, not evicted by the LRU bound (at 10,000 robots the tables in use alone fill
+        it, and an idle prefetched table would be evicted by the next new one): at most
+        ``pin_limit`` (default ``reserve``) wait; further ones are dropped, unless the oldest
+        has waited for ``4 x pin_limit`` acquisitions (then it becomes an ordinary cached
+        table). Returns False when nothing was queued: the table is cached or queued
+        already, or ``prefetch_limit`` jobs are pending (the goal is then computed on first
+        use, as without prefetching). The thread ends after a second without work. ``near``: as in
         :meth:`acquire` (the cell the robot will stand on when it takes this goal).
 
         Raises
@@ -725,8 +756,13 @@ class DistanceTables:
                 self.prefetch_seconds += dt
                 if key in self._row_of:               # computed on demand meanwhile
                     continue
-                if len(self._row_of) >= self.max_rows and not self._idle:
-                    continue                          # every cached table is in use: no room
+                if len(self._pinned) >= self.pin_limit:
+                    old, when = next(iter(self._pinned.items()))
+                    if self._acquires - when <= 4 * self.pin_limit:
+                        self.prefetch_dropped += 1    # computed on first use instead
+                        continue
+                    del self._pinned[old]             # unused that long: cached, evictable
+                    self._idle[old] = None
                 if part and not self.bounded:
                     continue                          # bounding was switched off meanwhile
                 row = self._take_row()
@@ -737,7 +773,7 @@ class DistanceTables:
                 self.glim[row] = glim
                 if part:
                     self._src[row] = src
-                self._idle[row] = None
+                self._pinned[row] = self._acquires    # promised: kept until acquired
                 self.prefetched += 1
 
     def precompute(self, goals) -> float:

@@ -14,7 +14,8 @@ distinct free cells drawn with the seed (travel cells first).
 Prints tasks completed (every goal reached: each induct visit and each drop count, as LoRR
 errands and RHCR tasks do; a LoRR 2024 task file's tasks are comma-separated errands, and
 kpis.json adds lorr_tasks_finished, the tasks whose every errand is done), tasks/step, ms/step
-(p50, p99, max; lazily computed distance tables included) and preprocessing seconds. With --out DIR writes paths.npz (positions int32
+(p50, p99, max; lazily computed distance tables included), preprocessing seconds and peak
+memory (--table-mb bounds the cache of distance tables no robot uses now). With --out DIR writes paths.npz (positions int32
 [steps+1, robots], cell ids row*width+col, row 0 = starts; width; height) and kpis.json;
 --animate START:STOP writes animation.gif, --heatmap writes heatmap.png. --rotation uses
 LoRR's action model (headings; forward, turn 90 degrees or wait), as the LoRR scores do.
@@ -42,6 +43,8 @@ example:
 from __future__ import annotations
 
 import json
+import math
+import sys
 from pathlib import Path
 
 from sorter.layout.lorr import STRATEGIES
@@ -86,6 +89,10 @@ def add_arguments(p):
     p.add_argument("--rotation", action="store_true",
                    help="LoRR action model: headings; forward / turn 90 degrees / wait per step "
                         "(paths.npz then also holds 'headings')")
+    p.add_argument("--table-mb", type=float, default=512.0, metavar="MB",
+                   help="memory for cached distance tables that no robot uses now (LRU; default "
+                        "512). Tables in use are kept whatever the bound: less memory, more "
+                        "tables computed again")
     p.add_argument("--json", action="store_true", help="print the KPIs as one JSON object")
     eng = p.add_argument_group("sorting floor with the chute engine (--scenario sorting)")
     eng.add_argument("--router", choices=("engine", "table"), default=None,
@@ -172,6 +179,16 @@ def _check_memory(steps, robots, *, record, rotation):
                          field="steps", expected="fewer steps or robots, or no --out")
 
 
+def _peak_rss_mb():
+    """Peak resident memory of this process in MB (None where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:                     # not on Windows
+        return None
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 2**20 if sys.platform == "darwin" else r / 2**10     # bytes on macOS, else KB
+
+
 def _finite(obj):
     """JSON-safe copy: NaN / infinity become null (json.dumps would write invalid JSON)."""
     import math
@@ -253,6 +270,9 @@ def run(args) -> int:
                          expected=f"an integer <= {MAX_STEPS:,}")
     if args.seed < 0:
         raise InputError(f"--seed {args.seed}", field="seed", expected="an integer >= 0")
+    if not (args.table_mb >= 0 and math.isfinite(args.table_mb)):
+        raise InputError(f"--table-mb {args.table_mb}", field="table_mb",
+                         expected="a number of MB >= 0 (0 = no idle tables cached)")
     for flag in ("dwell_chute", "dwell_induct"):
         v = getattr(args, flag)
         if v is not None and not 0 <= v <= MAX_DWELL:
@@ -284,7 +304,6 @@ def run(args) -> int:
             # paths), the extra robots start on distinct free cells drawn with the seed (was:
             # every start replaced by a random one); errands round-robin over the N robots
             starts = _extend_starts(floor, prob.starts, n, args.seed)
-            import sys
             print(f"note: {path.name} has {prob.starts.size} agents; robots "
                   f"{prob.starts.size}..{n - 1} start on free cells drawn with seed {args.seed}",
                   file=sys.stderr)
@@ -349,7 +368,8 @@ def run(args) -> int:
                                dwell_chute=dc, dwell_induct=di, guidance=args.guidance,
                                induct_choice=args.induct_choice, mix=args.mix or "zipf",
                                n_destinations=args.destinations, rotation=args.rotation,
-                               floor_sim=sim, detour_horizon=args.detour_horizon)
+                               floor_sim=sim, detour_horizon=args.detour_horizon,
+                               max_table_mb=args.table_mb)
     if (strategy != "roundrobin" or offsets is not None) and type(stream).__name__ == "ErrandTasks":
         from sorter.agv.tasks import ErrandTasks
         stream = ErrandTasks(errands, n, strategy=strategy, offsets=offsets, width=floor.width,
@@ -360,7 +380,10 @@ def run(args) -> int:
     k.update({"floor": floor.name, "seed": args.seed, "guidance": args.guidance,
               "tasks": type(stream).__name__, "dwell_chute": dc, "dwell_induct": di,
               "rotation": bool(args.rotation),
-              "width": floor.width, "height": floor.height})
+              "width": floor.width, "height": floor.height, "table_mb_bound": args.table_mb})
+    rss = _peak_rss_mb()
+    if rss is not None:
+        k["peak_rss_mb"] = rss
     if type(stream).__name__ == "ErrandTasks":
         k["task_assignment"] = strategy
     if args.out:
@@ -408,6 +431,9 @@ def run(args) -> int:
               f"{k['distance_tables_computed']} computed"
               + (f", {k['distance_tables_prefetched']} ahead on a 2nd thread"
                  if k.get("distance_tables_prefetched") else "") + ")")
+        if rss is not None:
+            print(f"  peak memory       {rss:.0f} MB  (resident; distance-table LRU bound "
+                  f"{args.table_mb:g} MB)")
         if args.out:
             names = ["paths.npz", "kpis.json"] + (["animation.gif"] if window else []) \
                 + (["heatmap.png"] if args.heatmap else [])
