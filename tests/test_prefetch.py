@@ -192,3 +192,27 @@ def test_prefetched_tables_wait_in_a_bounded_number():
     _wait(tabs)
     assert tabs.cached_row(("cell", free[2])) >= 0 and tabs.prefetch_dropped == 1
     assert len(tabs._pinned) == 2 and tabs.cached_row(("cell", free[0])) >= 0
+
+
+def test_errand_stream_asks_for_the_next_table_shortly_before_it_is_needed():
+    # one robot in a corridor: its errand is 100 cells away, the one after it at cell 5. The
+    # next table is asked for only once the robot is prefetch_ahead (48) from its errand, and
+    # is ready before it gets there
+    f = Floor.from_ascii("." * 120)
+    p = Planner(f, 1, [0], seed=0, dwell_chute=0, dwell_induct=0)
+    s = ErrandTasks(np.array([100, 5, 110]), 1)
+    goals = s.start(p)
+    asked_at = None
+    for t in range(100):
+        p.step(goals)
+        goals = s.update(p)
+        left = int(p.distance_left()[0])
+        cached = p.tables.cached_row(("cell", 5)) >= 0 or ("cell", 5) in p.tables._inflight
+        if asked_at is None and cached:
+            asked_at = left
+        if left > s.prefetch_ahead:
+            assert not cached, left
+        if int(p.positions[0]) == 100:
+            break
+    assert asked_at is not None and 0 < asked_at <= s.prefetch_ahead
+    assert p.tables.wait_prefetched(timeout=30) and p.tables.prefetched == 1

@@ -290,7 +290,7 @@ def test_same_seed_same_bytes_and_kpis_and_figures_agree_with_positions(tmp_path
     same = [(tmp_path / x / "paths.npz").read_bytes() for x in "ab"]
     assert same[0] == same[1]
     timing = {"ms_per_step_p50", "ms_per_step_p99", "ms_per_step_max", "kernel_ms_p50",
-              "kernel_ms_p99", "preprocess_s"}
+              "kernel_ms_p99", "preprocess_s", "peak_rss_mb"}   # measurements
     ka, kb = ({x: v for x, v in r[1].items() if x not in timing} for r in runs[:2])
     assert ka == kb
     assert not np.array_equal(runs[0][0]["positions"], runs[2][0]["positions"])

@@ -492,8 +492,9 @@ class DistanceTables:
         self.row_bytes = nf * np.dtype(self.dtype).itemsize
         self.max_rows = max(1, int(max_mb * 2**20 // max(1, self.row_bytes)))
         # rows are reserved (virtual memory, untouched pages are not resident) so that the pool
-        # rarely has to grow by copying
-        cap = max(16, int(reserve) + min(self.max_rows, 200_000))
+        # rarely has to grow by copying (a copy holds old and new pool at once): room for the
+        # tables in use, the prefetched ones waiting (pin_limit) and the LRU bound
+        cap = max(16, 2 * max(64, int(reserve)) + min(self.max_rows, 200_000))
         self.pool = np.empty((cap, nf), self.dtype)
         self._queue = np.empty(nf, np.int32)
         self._row_of = {}                   # key -> row

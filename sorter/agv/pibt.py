@@ -577,6 +577,17 @@ class Planner:
                     return ("induct", s), self._station_cells[("induct", s)]
         return ("cell", int(cell)), (int(cell),)
 
+    def distance_left(self, robots=None) -> np.ndarray:
+        """Table distance (move costs: moves where there are no lanes) from each robot in
+        ``robots`` (default all) to the goal of its last step (int64; -1 before any goal).
+
+        Task streams use it to ask for a robot's next table shortly before it needs it
+        (:meth:`prefetch`)."""
+        r = np.arange(self.n_robots) if robots is None else np.asarray(robots, np.int64)
+        out = self.tables.pool[self._slot[r], self._pos[r]].astype(np.int64)
+        out[self._goal[r] < 0] = -1
+        return out
+
     def prefetch(self, cells, near=None) -> int:
         """Compute the tables of goals coming next (``cells``) in a background thread.
 

@@ -97,9 +97,11 @@ class ErrandTasks:
         ``errands[offsets[j]:offsets[j + 1]]``, visited in order. Default: every errand is a
         task of its own.
     prefetch : bool
-        When a robot gets an errand, have the planner compute the table of the errand after it
-        in a background thread (:meth:`sorter.agv.pibt.Planner.prefetch`) where that one is
-        known; plans are the same either way.
+        When a robot comes within ``prefetch_ahead`` (in its table's distance) of its errand,
+        have the planner compute the table of the errand after it in a background thread
+        (:meth:`sorter.agv.pibt.Planner.prefetch`) where that one is known; plans are the same
+        either way. Asked shortly before it is needed, the thread works on the tables needed
+        soonest, and few computed tables wait for their robot (memory).
     width : int, optional
         Grid width (cell id = ``row * width + col``); needed by ``"nearest"``.
     reveal : float
@@ -160,6 +162,8 @@ class ErrandTasks:
         self._next = 0                      # greedy / nearest: index of the next task of the file
         self._goals = None
         self.prefetch = bool(prefetch)
+        self.prefetch_ahead = 48
+        self._asked = np.zeros(self.n, np.bool_)       # the next errand's table was asked for
         if strategy == "nearest":
             if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
                 raise InputError(f"width={width!r}", field="width",
@@ -222,7 +226,7 @@ class ErrandTasks:
             self._reveal(max(self.n, min(int(np.ceil(self.reveal * self.n)), self.n_tasks)))
         self._new_tasks(robots, planner)
         self._goals = self._goal_cells(robots).astype(np.int32)
-        self._prefetch(planner, robots)
+        self._asked[:] = False
         return self._goals
 
     def _following(self, robots):
@@ -239,10 +243,23 @@ class ErrandTasks:
             out[~inside] = self.errands[self.offsets[idx]]
         return out
 
-    def _prefetch(self, planner, robots):
-        if self.prefetch and robots.size and hasattr(planner, "prefetch"):
-            nxt = self._following(robots)
-            known = nxt >= 0
+    def _prefetch(self, planner):
+        """Ask for the next errand's table of the robots now near their errand (among those
+        whose planner has their current goal: not the ones given a new goal this step)."""
+        if not (self.prefetch and hasattr(planner, "prefetch")
+                and hasattr(planner, "distance_left")):
+            return
+        robots = np.flatnonzero(~self._asked & (planner.goals == self._goals))
+        if robots.size == 0:
+            return
+        left = planner.distance_left(robots)
+        robots = robots[(left >= 0) & (left <= self.prefetch_ahead)]
+        if robots.size == 0:
+            return
+        self._asked[robots] = True
+        nxt = self._following(robots)
+        known = nxt >= 0
+        if known.any():
             planner.prefetch(nxt[known], near=self._goals[robots[known]])
 
     def update(self, planner):
@@ -260,7 +277,8 @@ class ErrandTasks:
                 self._new_tasks(done, planner)
             self._goals = self._goals.copy()
             self._goals[fin] = self._goal_cells(fin)
-            self._prefetch(planner, fin)
+            self._asked[fin] = False
+        self._prefetch(planner)
         return self._goals
 
     def kpis(self, steps):
