@@ -25,7 +25,9 @@ One BFS over that floor takes ~0.25-0.3 ms, one weighted table (Dial's buckets) 
 Prefetching: when the next goal of a robot is known ahead (LoRR errand files), its table can be
 computed by a background thread while the planner steps (:meth:`DistanceTables.prefetch`): the
 table kernels release the GIL, so on a second core the step no longer waits for them. Tables
-are exact whoever computes them, so plans do not change, only where the time goes.
+are exact whoever computes them, so plans do not change, only where the time goes. A prefetched
+table is pinned (not evicted by the LRU bound) until its robot acquires it, at most
+``pin_limit`` of them; task streams ask for it shortly before it is needed.
 
 Bounded tables: where errands land anywhere on the floor (the LoRR 2024 files) nearly every errand
 is a new table. A single-cell goal's table is then searched only over the cells on ways from the
