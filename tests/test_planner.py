@@ -554,17 +554,17 @@ def test_docks_only_change_rotation_plans_with_lanes():
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 60), st.integers(0, 2**32), st.lists(st.floats(0, 1), min_size=1, max_size=12))
 def test_incremental_priority_order_is_argsort(n, seed, reset_rates):
-    # the kernel's O(n) order (previous order merged with the robots whose elapsed did not
+    # the kernel's O(n) order (previous order merged with the robots whose wait did not
     # just grow by one) against a plain argsort of the keys, over steps of random resets
     from sorter.agv.pibt import _priority_order
     rng = np.random.default_rng(seed)
-    elapsed = rng.integers(0, 50, n)
+    waited = rng.integers(0, 50, n)
     h = rng.integers(0, 2**20, n)
     ost = np.empty((3, n), np.int64)
     ost[1] = -2
     for rate in reset_rates:
-        key = (elapsed << 40) | (h << 20) | np.arange(n)
-        assert _priority_order(key, elapsed, ost).tolist() == np.argsort(key).tolist()
-        elapsed = np.where(rng.random(n) < rate, rng.integers(0, 3, n), elapsed + 1)
-        elapsed[rng.random(n) < rate / 4] -= 1            # held: no growth
-        elapsed = np.maximum(elapsed, 0)
+        key = (waited << 40) | (h << 20) | np.arange(n)
+        assert _priority_order(key, waited, ost).tolist() == np.argsort(key).tolist()
+        waited = np.where(rng.random(n) < rate, rng.integers(0, 3, n), waited + 1)
+        waited[rng.random(n) < rate / 4] -= 1            # held: no growth
+        waited = np.maximum(waited, 0)
