@@ -10,9 +10,9 @@ Memory design
 * Entries are ``uint16`` (``65535`` = unreachable) while the floor has fewer than 65,535 free
   cells, else ``uint32``.
 * Tables are **per goal** (a station or a single cell), computed **lazily on first use** and kept
-  in a pool with **LRU eviction** of tables no robot currently heads for (``max_mb`` bounds the
-  cached-but-unused part; tables in use are never evicted, so the pool grows if every robot has a
-  distinct goal).
+  in a pool with **LRU eviction** of tables no robot currently heads for (beyond ``max_mb`` in the
+  pool, idle tables are evicted; tables in use are never evicted, so the pool grows if every
+  robot has a distinct goal).
 
 At LoRR ``sortation_large`` size (140 x 500, 54,320 free cells) one table is 54,320 x 2 B = 106 KB.
 All 16,236 station tables (620 ``E`` inducts + 15,616 chutes) would take 1.68 GB and 8.2 s to compute
@@ -445,8 +445,10 @@ class DistanceTables:
     floor_or_moves : Floor, MoveGraph or moves array
         The floor.
     max_mb : float
-        Memory bound for tables that no robot currently uses (the LRU part). Tables in use are
-        never evicted: the pool grows beyond ``max_mb`` if the goals in use need it.
+        Memory bound of the pool: once it holds this much, a new table evicts the least
+        recently used table that no robot uses (idle). Tables in use, and prefetched tables
+        waiting for their robot, are never evicted: the pool grows beyond ``max_mb`` if they
+        need it (so at 10,000 robots with distinct goals the idle cache is empty).
     reserve : int
         Rows reserved up front (virtual memory; untouched rows cost no RAM).
     costs : int array (n_cells, 4), optional

@@ -621,8 +621,8 @@ class Planner:
         return ("cell", int(cell)), (int(cell),)
 
     def distance_left(self, robots=None) -> np.ndarray:
-        """Table distance (move costs: moves where there are no lanes) from each robot in
-        ``robots`` (default all) to the goal of its last step (int64; -1 before any goal).
+        """Distance from each robot in ``robots`` (default all) to the goal of its last step,
+        read from its table (move costs; moves without lanes), int64; -1 before any goal.
 
         Task streams use it to ask for a robot's next table shortly before it needs it
         (:meth:`prefetch`)."""

@@ -90,9 +90,9 @@ def add_arguments(p):
                    help="LoRR action model: headings; forward / turn 90 degrees / wait per step "
                         "(paths.npz then also holds 'headings')")
     p.add_argument("--table-mb", type=float, default=512.0, metavar="MB",
-                   help="memory for cached distance tables that no robot uses now (LRU; default "
-                        "512). Tables in use are kept whatever the bound: less memory, more "
-                        "tables computed again")
+                   help="memory bound of the distance-table cache (default 512): beyond it, "
+                        "tables no robot uses now are evicted (LRU); tables in use are kept "
+                        "whatever the bound. Less memory, more tables computed again")
     p.add_argument("--json", action="store_true", help="print the KPIs as one JSON object")
     eng = p.add_argument_group("sorting floor with the chute engine (--scenario sorting)")
     eng.add_argument("--router", choices=("engine", "table"), default=None,
