@@ -216,3 +216,42 @@ def test_errand_stream_asks_for_the_next_table_shortly_before_it_is_needed():
             break
     assert asked_at is not None and 0 < asked_at <= s.prefetch_ahead
     assert p.tables.wait_prefetched(timeout=30) and p.tables.prefetched == 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(4, 14), st.integers(4, 14), st.booleans(),
+       st.integers(0, 6))
+def test_acquire_many_gives_the_tables_acquire_gives(seed, h, w, weighted, busy):
+    # many new goals at once, split between this thread and the prefetch thread (which may
+    # be busy with prefetch jobs): every row holds the table a plain acquire computes, with
+    # one reference each (duplicates and cached keys included; bounded around `near`)
+    f = random_floor(seed, h, w)
+    free = [int(c) for c in f.free_cells]
+    if len(free) < 4:
+        return
+    costs = lane_costs(f, 2) if weighted else None
+    tabs = DistanceTables(f, costs=costs)
+    ref = DistanceTables(f, costs=costs)
+    rng = np.random.default_rng(seed)
+    for c in rng.choice(free, min(busy, len(free)), replace=False):
+        tabs.prefetch(("cell", int(c)), [int(c)])
+    goals = [int(c) for c in rng.choice(free, 8)]           # with repeats
+    tabs.release(tabs.acquire(("cell", goals[0]), [goals[0]]))   # one cached already
+    nears = [int(tabs.graph.fidx[c]) for c in rng.choice(free, 8)]     # free-cell indices
+    jobs = [(("cell", g), (g,), v if k % 2 else None) for k, (g, v) in enumerate(zip(goals, nears))]
+    rows = tabs.acquire_many(jobs)
+    assert len(rows) == len(jobs)
+    for (key, cells, v), row in zip(jobs, rows):
+        want = ref.pool[ref.acquire(key, cells)]
+        got = tabs.pool[row]
+        if v is None:
+            assert np.array_equal(got, want)
+        else:                                       # bounded: exact wherever it is settled
+            settled = got != tabs.unsettled
+            assert settled[v]
+            assert np.array_equal(got[settled], want[settled])
+    for row in rows:
+        assert tabs._refs[row] >= 1
+        tabs.release(row)
+    assert (tabs._refs == 0).all()
+    assert tabs.wait_prefetched(timeout=30)
