@@ -8,8 +8,8 @@ Start-Kit's scheduler; --assign overrides) or --tasks FILE (round-robin); else r
 induct -> drop cell of a chute -> induct (parcel destinations from a Zipf mix); on a map with no
 inducts/chutes, goals are drawn from free cells with the seed (each robot's from the part of
 the map it can reach). Starts: --agents FILE (LoRR .agents or MovingAI .scen), else the JSON's
-(--robots beyond its agents: the extra robots start on free cells drawn with the seed), else
-distinct free cells drawn with the seed (travel cells first).
+(--robots beyond teamSize: the agents file's next agents, then free cells drawn with the
+seed), else distinct free cells drawn with the seed (travel cells first).
 
 Prints tasks completed (every goal reached: each induct visit and each drop count, as LoRR
 errands and RHCR tasks do; a LoRR 2024 task file's tasks are comma-separated errands, and
@@ -77,8 +77,8 @@ def add_arguments(p):
                    help="steps at an induct (default 1 on sorting tasks, 0 on errands)")
     p.add_argument("--guidance", choices=("none", "flow", "lanes", "lanes+flow"), default="lanes+flow",
                    help="none = plain PIBT; lanes = soft one-way lanes; flow = traffic-flow tie-breaking")
-    p.add_argument("--induct-choice", choices=("nearest", "balanced"), default="nearest",
-                   help="which induct an empty robot heads for (sorting tasks)")
+    p.add_argument("--induct-choice", choices=("nearest", "balanced"), default=None,
+                   help="which induct an empty robot heads for (sorting tasks; default nearest)")
     p.add_argument("--mix", choices=("zipf", "721", "uniform"), default=None,
                    help="parcel destination mix (sorting tasks; default zipf)")
     p.add_argument("--destinations", type=int, default=None, metavar="D",
@@ -156,11 +156,14 @@ def _check_distinct(starts, path, first_line):
 
 
 def _looks_like_scen(path):
-    """A MovingAI scenario under another name: a 'version' line or tab-separated fields."""
+    """A MovingAI scenario under another name: a 'version' line or nine fields, tab- or
+    space-separated as :func:`~sorter.layout.movingai.load_scen` reads them (a LoRR agents
+    file starts with a count or a '#' line)."""
     from sorter.layout._common import read_text
     text = read_text(path)
     first = next((ln for ln in text.splitlines() if ln.strip()), "")
-    return first.split()[:1] == ["version"] or len(first.split("\t")) == 9
+    return (first.split()[:1] == ["version"] or len(first.split("\t")) == 9
+            or len(first.split()) == 9)
 
 
 def _check_memory(steps, robots, *, record, rotation):
@@ -296,17 +299,22 @@ def run(args) -> int:
         floor = prob.floor
         strategy, reveal = prob.strategy, float(max(1, prob.num_tasks_reveal))
         errands, offsets = prob.tasks, prob.task_offsets
+        listed = prob.agents if prob.agents is not None else prob.starts
         if n is None or n <= prob.starts.size:
             n = prob.team_size if n is None else n
             starts = prob.starts[:n]
         elif not args.agents:
-            # more robots than the problem's agents: its agents keep their starts (row 0 of the
-            # paths), the extra robots start on distinct free cells drawn with the seed (was:
-            # every start replaced by a random one); errands round-robin over the N robots
-            starts = _extend_starts(floor, prob.starts, n, args.seed)
-            print(f"note: {path.name} has {prob.starts.size} agents; robots "
-                  f"{prob.starts.size}..{n - 1} start on free cells drawn with seed {args.seed}",
-                  file=sys.stderr)
+            # more robots than teamSize: the agents file's next agents (was: ignored), then,
+            # past the file, its agents keep their starts (row 0 of the paths) and the extra
+            # robots start on distinct free cells drawn with the seed; errands round-robin
+            # over the N robots
+            starts = listed[:n]
+            _check_distinct(starts, prob.agent_file, prob.agent_first_line)
+            if n > listed.size:
+                starts = _extend_starts(floor, listed, n, args.seed)
+                print(f"note: {path.name}'s agents file lists {listed.size} agents; robots "
+                      f"{listed.size}..{n - 1} start on free cells drawn with seed {args.seed}",
+                      file=sys.stderr)
     else:
         floor = load_floor(path)
     if args.agents:
@@ -316,8 +324,8 @@ def run(args) -> int:
             scen = load_scen(apath, floor)
             starts, first_line = scen.starts, scen.first_line
         else:
-            from sorter.layout.lorr import load_cell_list
-            starts, first_line = load_cell_list(apath, floor, field="start"), 2
+            from sorter.layout.lorr import _read_cell_list
+            starts, first_line = _read_cell_list(apath, floor, field="start")
         if args.robots is not None and 1 <= args.robots < starts.size:
             starts = starts[:args.robots]              # MovingAI: the first N agents
         elif args.robots is not None and args.robots > starts.size:
@@ -347,15 +355,22 @@ def run(args) -> int:
                              expected="a LoRR .json or --tasks FILE, or no --assign")
         strategy = args.assign
     if not sorting:
-        given = [f for f in ("mix", "destinations") if getattr(args, f) is not None]
+        given = [f for f in ("mix", "destinations", "induct_choice")
+                 if getattr(args, f) is not None]
         if given:
-            raise InputError(f"--{given[0]} applies to sorting tasks (parcels to chutes); this run "
+            flag = "--" + given[0].replace("_", "-")
+            raise InputError(f"{flag} applies to sorting tasks (parcels to chutes); this run "
                              f"has {'LoRR errands' if errand_run else 'random goals'}",
                              field=given[0],
                              expected="--scenario sorting on a floor with inducts and chutes, "
-                                      f"or no --{given[0]}")
+                                      f"or no {flag}")
     dc = args.dwell_chute if args.dwell_chute is not None else (5 if sorting else 0)
     di = args.dwell_induct if args.dwell_induct is not None else (1 if sorting else 0)
+    if kind == "sorting" and not (floor.inducts and floor.chutes):
+        # before the chute engine's checks: their hint (--router table) would not help here
+        raise InputError(f"floor {floor.name!r} has {len(floor.inducts)} inducts and "
+                         f"{len(floor.chutes)} chutes", path=floor.source, field="stations",
+                         expected="at least one induct and one chute for sorting tasks")
     sim = _floor_sim_options(args, sorting, kind)
     if sim is not None and sim.plan_csv is None and len(floor.chutes) < 2:
         raise InputError(f"the chute engine's generated sort plan needs a reject chute besides the "
@@ -366,7 +381,7 @@ def run(args) -> int:
     planner, stream = make_run(floor, n, starts, seed=args.seed, tasks=kind,
                                errands=errands if kind in ("auto", "errands") else None,
                                dwell_chute=dc, dwell_induct=di, guidance=args.guidance,
-                               induct_choice=args.induct_choice, mix=args.mix or "zipf",
+                               induct_choice=args.induct_choice or "nearest", mix=args.mix or "zipf",
                                n_destinations=args.destinations, rotation=args.rotation,
                                floor_sim=sim, detour_horizon=args.detour_horizon,
                                max_table_mb=args.table_mb)
@@ -374,6 +389,14 @@ def run(args) -> int:
         from sorter.agv.tasks import ErrandTasks
         stream = ErrandTasks(errands, n, strategy=strategy, offsets=offsets, width=floor.width,
                              reveal=reveal)
+    if args.out:
+        # make it before the run, not after it (a file on the way lost the whole run)
+        try:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cannot make directory --out {args.out!r}: {e.strerror or e}",
+                             path=args.out, field="out",
+                             expected="a directory that can be made (created if missing)") from None
     res = simulate(planner, stream, args.steps, record=bool(args.out),
                    build_s=time.perf_counter() - t0)
     k = res.kpis()

@@ -19,6 +19,21 @@ FLOOR_FORMATS = {
 }
 
 
+_ASCII_ONLY = frozenset("#IDC><^v")      # cells of the ASCII form that no MovingAI map has
+_MOVINGAI_ONLY = frozenset("GOWES")
+
+
+def _ascii_cells_after_header(text: str) -> bool:
+    """True when the rows after a ``map`` header line use the ASCII form's own cell letters
+    (``I D C # > < ^ v``) and none of MovingAI's (``G O W E S``)."""
+    lines = text.splitlines()
+    at = next((i for i, ln in enumerate(lines) if ln.strip() == "map"), None)
+    if at is None:
+        return False
+    cells = set("".join(lines[at + 1:]))
+    return bool(cells & _ASCII_ONLY) and not cells & _MOVINGAI_ONLY
+
+
 def _sniff(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix == ".json":
@@ -29,6 +44,10 @@ def _sniff(path: Path) -> str:
         fail("this is a MovingAI scenario, not a floor", path=path,
              expected="a floor file (.map, .grid, .json or ASCII); load scenarios with "
                       "sorter.layout.load_scen")
+    if suffix in (".agents", ".tasks"):
+        fail(f"this is a LoRR {suffix[1:]} file, not a floor", path=path,
+             expected="a floor file (.map, .grid, .json or ASCII); pass it as --agents / --tasks "
+                      "FILE (sorter mapf) with its map or problem .json as the floor")
     text = read_text(path)
     if not text.strip():
         fail("empty file", path=path, line=1,
@@ -40,8 +59,10 @@ def _sniff(path: Path) -> str:
         return "rhcr-grid"
     if first.startswith("{"):
         return "lorr"
-    if first.split()[:1] == ["type"]:
-        return "movingai"
+    if [w.lower() for w in first.split()[:1]] == ["type"]:
+        # the ASCII form may carry the same header: its own cell letters tell it apart
+        # ('Type octile' too goes to the MovingAI reader: its header error beats an ASCII one)
+        return "ascii" if _ascii_cells_after_header(text) else "movingai"
     if re.fullmatch(r"\d+\s*,\s*\d+", first):        # no ASCII row starts with a digit
         return "kiva"
     return "ascii"
@@ -56,7 +77,8 @@ def load_floor(path) -> Floor:
         ``.json`` (LoRR problem: its map), ``.grid`` (RHCR), ``.map`` (MovingAI / LoRR, or
         RHCR's kiva form when the first line is ``rows,cols``), anything else ASCII. Under
         another extension the content decides: a first line ``Grid size`` is RHCR's grid,
-        ``{`` a LoRR problem, ``type ...`` a MovingAI map, ``rows,cols`` a kiva map.
+        ``{`` a LoRR problem, ``type ...`` a MovingAI map (the ASCII form when its rows use
+        ``I D C # > < ^ v`` and none of ``G O W E S``), ``rows,cols`` a kiva map.
 
     Returns
     -------

@@ -58,6 +58,14 @@ class LorrProblem:
     task_offsets : int64 array (n_tasks + 1,) or None
         Task *j* is ``tasks[task_offsets[j]:task_offsets[j + 1]]``; None when every task is a
         single errand (the 2023 files).
+    agents : int32 array (n_listed,) or None
+        Every start cell the agents file lists (``starts`` is its first ``team_size``; more
+        robots than ``team_size`` start on the next ones). Not checked for repeats past
+        ``team_size``.
+    agent_file : str or None
+        The agents file.
+    agent_first_line : int
+        The file line of agent 0 (after any ``#`` lines and the count line).
     """
 
     floor: Floor
@@ -68,6 +76,9 @@ class LorrProblem:
     strategy: str
     source: str | None = None
     task_offsets: np.ndarray | None = None
+    agents: np.ndarray | None = None
+    agent_file: str | None = None
+    agent_first_line: int = 2
 
     def task_for(self, robot, k):
         """Cell of the ``k``-th errand (0-based) of ``robot`` under round-robin assignment.
@@ -107,10 +118,16 @@ def load_cell_list(path, floor: Floor, *, field: str, min_count: int = 1):
     InputError
         Naming file, line and expected form.
     """
+    return _read_cell_list(path, floor, field=field, min_count=min_count)[0]
+
+
+def _read_cell_list(path, floor, *, field, min_count=1):
+    """:func:`load_cell_list` and the file line of the first cell (after the ``#`` lines and
+    the count line), for errors that name an entry's line."""
     p = Path(path)
     lines = split_lines(read_text(p))
     k = _comment_lines(lines)
-    return _cell_list(p, lines[k:], k, floor, field=field, min_count=min_count)
+    return _cell_list(p, lines[k:], k, floor, field=field, min_count=min_count), k + 2
 
 
 def _comment_lines(lines) -> int:
@@ -207,7 +224,8 @@ def load_task_list(path, floor: Floor):
     off = np.flatnonzero((vals < 0) | (vals >= floor.n_cells))
     if off.size:
         k = int(off[0])
-        fail(f"{int(vals[k])} is out of range", path=p, line=int(line_of[k]), field="task",
+        # the number as written (a huge one is clamped in ``vals``)
+        fail(f"{parts[k].strip()} is out of range", path=p, line=int(line_of[k]), field="task",
              expected=expected)
     blocked = np.flatnonzero(floor.cells[vals] == OBSTACLE)
     if blocked.size:
@@ -313,19 +331,20 @@ def load_lorr_problem(path) -> LorrProblem:
                  expected="a path to a file, relative to the JSON file")
         files[key] = q
     floor = load_movingai_map(files["mapFile"])
-    agents = load_cell_list(files["agentFile"], floor, field="start")
+    agents, first = _read_cell_list(files["agentFile"], floor, field="start")
     if agents.size < team:
         fail(f"{agents.size} agents listed but teamSize is {team}", path=files["agentFile"],
-             line=1, field="count", expected=f"at least {team} agents")
+             line=first - 1, field="count", expected=f"at least {team} agents")
     starts = agents[:team]
     uniq, first_idx, counts = np.unique(starts, return_index=True, return_counts=True)
     if (counts > 1).any():
         cell = int(uniq[np.flatnonzero(counts > 1)[0]])
         dup = np.flatnonzero(starts == cell)
         fail(f"robots {int(dup[0])} and {int(dup[1])} both start on cell {cell}",
-             path=files["agentFile"], line=int(dup[1]) + 2, field="start",
+             path=files["agentFile"], line=first + int(dup[1]), field="start",
              expected="distinct start cells")
     tasks, offsets = load_task_list(files["taskFile"], floor)
     return LorrProblem(floor=floor, starts=np.ascontiguousarray(starts), tasks=tasks,
                        team_size=int(team), num_tasks_reveal=reveal, strategy=strategy,
-                       source=str(p), task_offsets=offsets)
+                       source=str(p), task_offsets=offsets, agents=agents,
+                       agent_file=str(files["agentFile"]), agent_first_line=first)
