@@ -75,17 +75,47 @@ class RunResult:
 
 
 def default_starts(floor, n_robots, rng):
-    """``n_robots`` distinct free cells drawn with ``rng``, travel cells first."""
+    """``n_robots`` distinct free cells drawn with ``rng``: travel cells first, and cells
+    from which robots can work first (on a floor walled into parts: the parts holding an
+    induct and a chute, or on a floor without stations the parts of two cells or more; a
+    robot started in a pocket with neither would idle the whole run). A floor in one part
+    draws as if there were no parts."""
     free = np.asarray(floor.free_cells)
     if n_robots > free.size:
         raise InputError(f"{n_robots} robots do not fit on {free.size} free cells",
                          path=floor.source, field="robots", expected=f"at most {free.size}")
-    travel = free[floor.cells[free] == 1]
-    if n_robots <= travel.size:
-        return rng.choice(travel, n_robots, replace=False).astype(np.int32)
-    other = free[floor.cells[free] != 1]
-    extra = rng.choice(other, n_robots - travel.size, replace=False)
-    return np.concatenate([travel, extra]).astype(np.int32)
+    travel = floor.cells[free] == 1
+    useful = _working_cells(floor, free)
+    pools = [free[travel & useful], free[~travel & useful], free[travel & ~useful],
+             free[~travel & ~useful]]
+    out, need = [], n_robots
+    for pool in pools:
+        if need <= pool.size:
+            out.append(rng.choice(pool, need, replace=False))
+            break
+        out.append(pool)                            # all of it, then draw from the next
+        need -= pool.size
+    return np.concatenate(out).astype(np.int32)
+
+
+def _working_cells(floor, free):
+    """Which ``free`` cells lie in a part of the floor (moves taken both ways) where robots
+    can work: one holding an induct and a chute cell, or without stations two cells or more."""
+    from sorter.agv.tasks import _parts
+    moves = getattr(floor, "moves", None)
+    if moves is None:
+        return np.ones(free.size, np.bool_)
+    part = _parts(np.asarray(moves))
+    lab = part[free]
+    if np.unique(lab).size == 1:
+        return np.ones(free.size, np.bool_)
+    inducts, chutes = getattr(floor, "inducts", ()), getattr(floor, "chutes", ())
+    if inducts and chutes:
+        a = np.unique(part[np.concatenate([np.asarray(s.cells) for s in inducts])])
+        b = np.unique(part[np.concatenate([np.asarray(s.cells) for s in chutes])])
+        return np.isin(lab, np.intersect1d(a, b))
+    labels, counts = np.unique(lab, return_counts=True)
+    return np.isin(lab, labels[counts >= 2])
 
 
 def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None,

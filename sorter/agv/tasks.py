@@ -302,6 +302,11 @@ class RandomTasks:
         the cells of its own part only: a goal it cannot reach would never be completed and the
         robot would wander for the rest of the run. Parts are those of the moves taken both
         ways (exact on two-way floors). A floor in one part draws exactly as without ``moves``.
+
+    A goal drawn on the robot's own cell is replaced by the next goal cell of its part (no
+    extra draw, so the stream stays that of the seed): reaching it would count a task without
+    a move. A robot whose only goal cell is its own (alone in a one-cell pocket) completes
+    nothing.
     """
 
     def __init__(self, cells, n_robots, rng, *, moves=None):
@@ -325,25 +330,44 @@ class RandomTasks:
                 self._lo = np.searchsorted(lab, np.arange(part.size))
                 self._size = np.searchsorted(lab, np.arange(part.size), side="right") - self._lo
 
-    def _draw(self, planner, robots):
+    def _span(self, at):
+        """First index in ``cells`` and number of goal cells of the part of each cell ``at``."""
         if self._part is None:
-            return self.rng.choice(self.cells, robots.size)
-        p = self._part[np.asarray(planner.positions)[robots]]
-        size = self._size[p]
-        out = np.empty(robots.size, np.int64)
-        own = size > 0
-        out[own] = self.cells[self._lo[p[own]] + self.rng.integers(0, size[own])]
-        out[~own] = self.rng.choice(self.cells, int((~own).sum()))
+            return np.zeros(at.size, np.int64), np.full(at.size, self.cells.size, np.int64)
+        p = self._part[at]
+        return self._lo[p], self._size[p]
+
+    def _draw(self, planner, robots):
+        at = np.asarray(planner.positions)[robots]
+        lo, size = self._span(at)
+        if self._part is None:
+            out = self.rng.choice(self.cells, robots.size)
+        else:
+            out = np.empty(robots.size, np.int64)
+            own = size > 0
+            out[own] = self.cells[lo[own] + self.rng.integers(0, size[own])]
+            out[~own] = self.rng.choice(self.cells, int((~own).sum()))
+            size = np.where(own, size, 0)
+        same = np.flatnonzero((out == at) & (size > 1))
+        if same.size:                    # not the own cell: the next one of its part instead
+            if not hasattr(self, "_index"):
+                self._index = np.full(int(self.cells.max()) + 1, -1, np.int64)
+                self._index[self.cells] = np.arange(self.cells.size)
+            k = self._index[out[same]] - lo[same]
+            out[same] = self.cells[lo[same] + (k + 1) % size[same]]
         return out
 
     def start(self, planner):
         self._goals = self._draw(planner, np.arange(self.n)).astype(np.int32)
+        at = np.asarray(planner.positions)
+        lo, size = self._span(at)
+        self._alone = (size == 1) & (self.cells[np.minimum(lo, self.cells.size - 1)] == at)
         return self._goals
 
     def update(self, planner):
         fin = np.flatnonzero(planner.finished)
         if fin.size:
-            self.completed += fin.size
+            self.completed += int((~self._alone[fin]).sum())
             self._goals = self._goals.copy()
             self._goals[fin] = self._draw(planner, fin)
         return self._goals
