@@ -710,55 +710,15 @@ class DistanceTables:
             if key in self._row_of or key in self._inflight or len(self._jobs) >= self.prefetch_limit:
                 return False
             self._jobs.append((key, _goal_sources(self.graph, cells),
-                               -1 if near is None or not self.bounded else int(near), False))
+                               -1 if near is None or not self.bounded else int(near)))
             self._inflight.add(key)
-            self._kick()
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="sorter-tables",
+                                                daemon=True)
+                self._worker.start()
+            else:
+                self._wake.notify()
         return True
-
-    def _kick(self):
-        """Start the prefetch thread, or wake it (with the lock held)."""
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._work, name="sorter-tables",
-                                            daemon=True)
-            self._worker.start()
-        else:
-            self._wake.notify_all()
-
-    def acquire_many(self, jobs) -> list:
-        """:meth:`acquire` for many goals at once: ``jobs`` is a list of ``(key, cells, near)``.
-
-        The tables that are not cached are computed on this thread and, where it is idle, on
-        the prefetch thread at the same time (both take them from the front of its queue),
-        so a step that hands out many new goals waits about half as long. Returns the rows,
-        one reference each, in the order of ``jobs``; the tables are those :meth:`acquire`
-        gives one by one.
-        """
-        with self._lock:
-            seen = set()
-            todo = []
-            for key, cells, near in jobs:
-                if key in self._row_of or key in self._inflight or key in seen:
-                    continue
-                seen.add(key)
-                todo.append((key, _goal_sources(self.graph, cells),
-                             -1 if near is None or not self.bounded else int(near), True))
-            if len(todo) > 1:
-                for job in reversed(todo):
-                    self._jobs.appendleft(job)
-                    self._inflight.add(job[0])
-                self._kick()
-        while len(todo) > 1:
-            with self._lock:
-                if not (self._jobs and self._jobs[0][3]):
-                    break
-                key, src, near, _ = self._jobs.popleft()
-                self._inflight.discard(key)
-                row = self._compute(key, src, _NONE, near)
-                self._pinned[row] = self._acquires        # until acquired below
-        with self._wake:
-            while any(job[0] in self._inflight for job in todo):
-                self._wake.wait(0.005)
-        return [self.acquire(key, cells, near=near) for key, cells, near in jobs]
 
     def frozen(self):
         """Context manager: while inside, the prefetch thread adds and evicts nothing, so rows
@@ -787,7 +747,7 @@ class DistanceTables:
                     if not self._jobs:
                         self._worker = None
                         return
-                key, src, near, urgent = self._jobs.popleft()
+                key, src, near = self._jobs.popleft()
                 if not self.bounded:
                     near = -1
                 if key in self._row_of:
@@ -798,13 +758,10 @@ class DistanceTables:
             dt = time.perf_counter() - t0
             with self._lock:
                 self._inflight.discard(key)
-                if urgent:
-                    self._wake.notify_all()           # acquire_many waits for it
-                else:
-                    self.prefetch_seconds += dt
+                self.prefetch_seconds += dt
                 if key in self._row_of:               # computed on demand meanwhile
                     continue
-                if len(self._pinned) >= self.pin_limit and not urgent:
+                if len(self._pinned) >= self.pin_limit:
                     old, when = next(iter(self._pinned.items()))
                     if self._acquires - when <= 4 * self.pin_limit:
                         self.prefetch_dropped += 1    # computed on first use instead
@@ -822,11 +779,7 @@ class DistanceTables:
                 if part:
                     self._src[row] = src
                 self._pinned[row] = self._acquires    # promised: kept until acquired
-                if urgent:                            # a table asked for now (acquire_many)
-                    self.bfs_count += 1
-                    self.bfs_seconds += dt
-                else:
-                    self.prefetched += 1
+                self.prefetched += 1
 
     def precompute(self, goals) -> float:
         """Compute the tables of ``goals`` (a dict ``key -> cells``) ahead of use.

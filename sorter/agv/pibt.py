@@ -673,19 +673,16 @@ class Planner:
         self._done[again] = False
         self._elapsed[again] = 0
         tabs = self.tables
-        jobs = []
         for i in changed:
-            key, cells = self.goal_key(int(goals[i]))
+            c = int(goals[i])
+            key, cells = self.goal_key(c)
             self._keys[i] = (key, cells)
             if self._goal[i] >= 0:
                 tabs.release(int(self._slot[i]))
             # single-cell goals get tables bounded around the robot (completed in step() if
             # a robot ever needs a cell beyond them): the same values where robots read them
-            jobs.append((key, cells, int(self._pos[i]) if key[0] == "cell" else None))
-        rows = tabs.acquire_many(jobs)              # new tables on both threads at once
-        for i, row in zip(changed.tolist(), rows):
-            c = int(goals[i])
-            self._slot[i] = row
+            self._slot[i] = tabs.acquire(key, cells,
+                                         near=self._pos[i] if key[0] == "cell" else None)
             self._on_detour[i] = False
             self._no_way[i] = -1
             self._goal[i] = c
