@@ -62,7 +62,8 @@ def add_arguments(p):
     what = p.add_mutually_exclusive_group()
     what.add_argument("--tasks", default=None, metavar="FILE",
                       help="LoRR .tasks file: one errand per line (2023) or comma-separated errands "
-                           "(2024); round-robin")
+                           "(2024); round-robin (with a LoRR .json: in place of its tasks file, "
+                           "assigned as the JSON says; --assign overrides)")
     what.add_argument("--scenario", choices=("sorting", "random"), default=None,
                       help="sorting: induct -> chute -> induct; random: random free cells")
     p.add_argument("--steps", type=int, default=1000, metavar="T", help="timesteps to run")
