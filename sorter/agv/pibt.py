@@ -155,12 +155,14 @@ def _priority_order(order_key, elapsed, ost):
 
 
 @njit(cache=True, nogil=True)
-def _pibt_step(fadj, fcells, free_cells, pool, unreach, slot, pos, nxt, elapsed, dwell_left, goal_done,
+def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwell_left, goal_done,
                finished, occ_now, occ_next, order_key, ostate, seedmix, step_no, dwell_chute,
                dwell_induct, flow, use_flow, w_occ, st_a, st_p, st_c, st_n, st_k, rotate,
                heading, turn_w_push, hold, held):
     """Plan one timestep in free-cell indexing; writes ``nxt`` and updates robot state.
 
+    ``local[i]`` holds robot i's table distances at its neighbours (directions 0-3) and at its
+    cell (4), gathered by :func:`_gather`: the only table values a PIBT step reads.
     ``occ_now``/``occ_next`` must be all -1 on entry and are left all -1. ``held`` robots
     (faults) keep their cell like dwelling robots, but their dwell does not count down.
     """
@@ -176,7 +178,7 @@ def _pibt_step(fadj, fcells, free_cells, pool, unreach, slot, pos, nxt, elapsed,
             occ_next[pos[i]] = i
         if held[i]:
             pass
-        elif goal_done[i] or pool[slot[i], pos[i]] == 0:
+        elif goal_done[i] or local[i, 4] == 0:
             elapsed[i] = 0
         elif elapsed[i] < 4194303:          # 2**22 - 1
             elapsed[i] += 1
@@ -201,7 +203,6 @@ def _pibt_step(fadj, fcells, free_cells, pool, unreach, slot, pos, nxt, elapsed,
                 # candidates of robot i sorted by (distance, aux, hash)
                 build = False
                 v = pos[i]
-                row = slot[i]
                 base = _mix(stepmix + np.uint64(i))
                 cnt = 0
                 for dd in range(5):
@@ -211,7 +212,7 @@ def _pibt_step(fadj, fcells, free_cells, pool, unreach, slot, pos, nxt, elapsed,
                             continue
                     else:
                         u = v
-                    dist = np.int64(pool[row, u])
+                    dist = np.int64(local[i, dd])
                     if dist == unreach or dist > 8388607:     # 2**23 - 1
                         dist = 8388607
                     o = occ_now[u]
@@ -338,7 +339,7 @@ def _pibt_step(fadj, fcells, free_cells, pool, unreach, slot, pos, nxt, elapsed,
             if dwell_left[i] == 0:
                 finished[i] = True
                 goal_done[i] = True
-        elif not goal_done[i] and pool[slot[i], nxt[i]] == 0:
+        elif not goal_done[i] and _local_at(fadj, local, i, pos[i], nxt[i]) == 0:
             t = fcells[nxt[i]]
             k = dwell_chute if t == 3 else (dwell_induct if t == 2 else 0)
             if k <= 0:
@@ -348,21 +349,38 @@ def _pibt_step(fadj, fcells, free_cells, pool, unreach, slot, pos, nxt, elapsed,
                 dwell_left[i] = k
 
 
-@njit(cache=True)
-def _unsettled_rows(fadj, pool, slot, pos, partial, unsettled, flag):
-    """For each bounded table row in which some robot's cell or a neighbour is unsettled, set
-    ``flag[row]`` to such a robot's cell (the others stay -1)."""
-    for i in range(pos.shape[0]):
+@njit(cache=True, inline="always")
+def _local_at(fadj, local, i, v, u):
+    """Robot ``i``'s table distance at ``u``, its cell ``v`` or a neighbour of it."""
+    if u == v:
+        return local[i, 4]
+    for d in range(4):
+        if fadj[v, d] == u:
+            return local[i, d]
+    return local[i, 4]
+
+
+@njit(cache=True, nogil=True)
+def _gather(fadj, pool, slot, pos, robots, partial, unsettled, flag, local):
+    """Copy each robot's table distances at its cell and neighbours into ``local[i]``
+    (directions 0-3, then the cell itself), so that the kernel reads 5 numbers per robot
+    instead of scattered rows of the table pool; and for each bounded row in which some
+    robot's cell or a neighbour is unsettled, set ``flag[row]`` to such a robot's cell."""
+    for k in range(robots.shape[0]):
+        i = robots[k]
         r = slot[i]
-        if not partial[r]:
-            continue
         v = pos[i]
-        bad = pool[r, v] == unsettled
+        x = pool[r, v]
+        local[i, 4] = x
+        bad = x == unsettled
         for d in range(4):
             u = fadj[v, d]
-            if u >= 0 and pool[r, u] == unsettled:
-                bad = True
-        if bad:
+            if u >= 0:
+                x = pool[r, u]
+                local[i, d] = x
+                if x == unsettled:
+                    bad = True
+        if bad and partial[r]:
             flag[r] = v
 
 
@@ -570,6 +588,7 @@ class Planner:
         self.tasks_completed = 0
         self.kernel_ms = self.goals_ms = 0.0
         self._flag = np.zeros(0, np.int64)           # bounded tables to widen (step)
+        self._local = np.zeros((n, 5), tables.dtype)    # table distances around each robot
         self._station_cells = {}
         self._shared_drop = None
         if self.station_goals:
@@ -940,21 +959,21 @@ class Planner:
             self._on_detour[i] = True
             self.detours += 1
 
-    def _widen_bounded_tables(self):
-        """Before the kernel reads them: widen every bounded table in which a robot's cell or a
+    def _gather_local(self):
+        """Before the kernel: copy every robot's table distances around it into ``_local``
+        (what the kernel reads), widening every bounded table in which a robot's cell or a
         neighbour lies beyond the bound (three rounds, then complete what is left)."""
         tabs = self.tables
-        slot, pos = self._slot, self._pos
-        for rnd in range(4):
-            if not tabs.n_bounded:
-                return
-            if self._flag.size < tabs.partial.size:
-                self._flag = np.full(tabs.partial.size, -1, np.int64)
-            flag = self._flag
-            _unsettled_rows(self.graph.fadj, tabs.pool, slot, pos, tabs.partial, tabs.unsettled,
-                            flag)
+        robots = np.arange(self.n_robots)
+        if self._flag.size < tabs.partial.size:
+            self._flag = np.full(tabs.partial.size, -1, np.int64)
+        flag = self._flag
+        for rnd in range(5):
+            _gather(self.graph.fadj, tabs.pool, self._slot, self._pos, robots, tabs.partial,
+                    tabs.unsettled, flag, self._local)
             rows = np.flatnonzero(flag >= 0)
-            if not rows.size:
+            if not rows.size or rnd == 4:
+                flag[rows] = -1
                 return
             for row in rows.tolist():
                 if rnd < 3:
@@ -962,8 +981,7 @@ class Planner:
                 else:
                     tabs.complete(row)
             flag[rows] = -1
-            again = np.isin(slot, rows)           # only their robots need another look
-            slot, pos = slot[again], pos[again]
+            robots = robots[np.isin(self._slot[robots], rows)]   # their robots: gather again
 
     def distance(self, robot: int) -> int:
         """Table distance from ``robot``'s cell to its goal (-1 unreachable)."""
@@ -1006,10 +1024,10 @@ class Planner:
             with self.tables.frozen():        # it peeks at cached tables it holds no reference to
                 self._route_around_held()
         tabs = self.tables
-        self._widen_bounded_tables()
+        self._gather_local()
         t1 = time.perf_counter()
-        _pibt_step(self.graph.fadj, self.graph.fcells, self.graph.free_cells, tabs.pool,
-                   tabs.unreachable, self._slot, self._pos, self._nxt, self._elapsed,
+        _pibt_step(self.graph.fadj, self.graph.fcells, self.graph.free_cells, self._local,
+                   tabs.unreachable, self._pos, self._nxt, self._elapsed,
                    self._dwell, self._done, self.finished, self._occ_now, self._occ_next,
                    self._order_key, self._ostate, self._seedmix, self.step_no, self.dwell_chute,
                    self.dwell_induct, self._flow, self.flow, self.w_occ, self._st_a,
