@@ -641,13 +641,16 @@ class Planner:
 
     def distance_left(self, robots=None) -> np.ndarray:
         """Distance from each robot in ``robots`` (default all) to the goal of its last step,
-        read from its table (move costs; moves without lanes), int64; -1 before any goal.
+        as its table gave it at the start of that step (move costs; moves without lanes: at
+        most one move more than now), int64; -1 before any step.
 
         Task streams use it to ask for a robot's next table shortly before it needs it
-        (:meth:`prefetch`)."""
+        (:meth:`prefetch`); it reads the values the last step gathered, not the tables."""
         r = np.arange(self.n_robots) if robots is None else np.asarray(robots, np.int64)
-        out = self.tables.pool[self._slot[r], self._pos[r]].astype(np.int64)
+        out = self._local[r, 4].astype(np.int64)
         out[self._goal[r] < 0] = -1
+        if self.step_no == 0:
+            out[:] = -1
         return out
 
     def prefetch(self, cells, near=None) -> int:
