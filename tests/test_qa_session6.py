@@ -284,3 +284,25 @@ def test_default_starts_prefer_the_part_with_stations(tmp_path):
     travel = free[g.cells[free] == 1]
     assert default_starts(g, 5, np.random.default_rng(7)).tolist() == \
         np.random.default_rng(7).choice(travel, 5, replace=False).tolist()
+
+
+def test_errands_or_robots_cut_off_from_each_other_are_refused(tmp_path, capsys):
+    # was: a robot sent to an errand in a walled-off part (or starting in one) waited for the
+    # rest of the run, without a word
+    for d in ("maps", "agents", "tasks"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "maps" / "m.map").write_text("type octile\nheight 3\nwidth 5\nmap\n"
+                                             ".....\n@@@@@\n..E.S\n")
+    (tmp_path / "agents" / "a.agents").write_text("2\n0\n1\n")
+    prob = tmp_path / "p.json"
+    prob.write_text(json.dumps({"mapFile": "maps/m.map", "agentFile": "agents/a.agents",
+                                "taskFile": "tasks/t.tasks", "teamSize": 2,
+                                "numTasksReveal": 1, "taskAssignmentStrategy": "roundrobin"}))
+    (tmp_path / "tasks" / "t.tasks").write_text("3\n2\n3\n12\n")      # cell 12: below the wall
+    line = _err(capsys, ["mapf", str(prob), "--steps", "5"])
+    assert "task 2" in line and "cell 12 (row 2, col 2)" in line and "'task'" in line
+    (tmp_path / "tasks" / "t.tasks").write_text("3\n2\n3\n4\n")
+    assert main(["mapf", str(prob), "--steps", "5"]) == 0
+    (tmp_path / "agents" / "a.agents").write_text("2\n0\n11\n")        # robot 1 below the wall
+    line = _err(capsys, ["mapf", str(prob), "--steps", "5"])
+    assert "robot 1" in line and "cell 11" in line and "'start'" in line

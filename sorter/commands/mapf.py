@@ -183,6 +183,33 @@ def _check_memory(steps, robots, *, record, rotation):
                          field="steps", expected="fewer steps or robots, or no --out")
 
 
+def _check_connected(floor, starts, errands, offsets, source):
+    """Every errand cell and every start in one part of the floor (moves taken both ways):
+    an errand no robot can reach, or a robot cut off from the errands, would stall that
+    robot for the rest of the run."""
+    import numpy as np
+
+    from sorter.agv.tasks import _parts
+    from sorter.errors import InputError
+    part = _parts(np.asarray(floor.moves))
+    home = np.bincount(part[starts]).argmax()          # the part most robots start in
+    w = floor.width
+    away = np.flatnonzero(part[starts] != home)
+    if away.size:
+        c = int(starts[away[0]])
+        raise InputError(f"robot {int(away[0])} starts on cell {c} (row {c // w}, col {c % w}), "
+                         f"cut off from where the other robots start", path=source,
+                         field="start", expected="starts connected to each other and to the errands")
+    off = np.flatnonzero(part[errands] != home)
+    if off.size:
+        k = int(off[0])
+        task = int(np.searchsorted(offsets, k, side="right") - 1)
+        c = int(errands[k])
+        raise InputError(f"task {task} (0-based, in file order) has errand cell {c} (row {c // w}, "
+                         f"col {c % w}), which no robot can reach", path=source, field="task",
+                         expected="errand cells connected to the robots' starts")
+
+
 def _peak_rss_mb():
     """Peak resident memory of this process in MB (None where the OS does not say)."""
     try:
@@ -390,6 +417,9 @@ def run(args) -> int:
         from sorter.agv.tasks import ErrandTasks
         stream = ErrandTasks(errands, n, strategy=strategy, offsets=offsets, width=floor.width,
                              reveal=reveal)
+    if type(stream).__name__ == "ErrandTasks":
+        _check_connected(floor, np.asarray(planner.positions), np.asarray(stream.errands),
+                         stream.offsets, args.tasks or str(path))
     if args.out:
         # make it before the run, not after it (a file on the way lost the whole run)
         try:
