@@ -702,23 +702,33 @@ class DistanceTables:
         InputError
             If a goal cell is outside the grid or an obstacle (checked here, not in the thread).
         """
+        return self.prefetch_many([(key, cells, near)]) == 1
+
+    def prefetch_many(self, jobs) -> int:
+        """:meth:`prefetch` for a list of ``(key, cells, near)``, under one lock and with one
+        wake-up of the thread; returns how many were queued."""
+        n = 0
         with self._lock:
-            row = self._row_of.get(key)
-            if (row is not None and near is not None and self.bounded and self.partial[row]
-                    and not self._covers(row, int(near))):
-                key = (key, "near", int(near))      # as acquire(..., near) will look it up
-            if key in self._row_of or key in self._inflight or len(self._jobs) >= self.prefetch_limit:
-                return False
-            self._jobs.append((key, _goal_sources(self.graph, cells),
-                               -1 if near is None or not self.bounded else int(near)))
-            self._inflight.add(key)
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name="sorter-tables",
-                                                daemon=True)
-                self._worker.start()
-            else:
-                self._wake.notify()
-        return True
+            for key, cells, near in jobs:
+                row = self._row_of.get(key)
+                if (row is not None and near is not None and self.bounded and self.partial[row]
+                        and not self._covers(row, int(near))):
+                    key = (key, "near", int(near))  # as acquire(..., near) will look it up
+                if (key in self._row_of or key in self._inflight
+                        or len(self._jobs) >= self.prefetch_limit):
+                    continue
+                self._jobs.append((key, _goal_sources(self.graph, cells),
+                                   -1 if near is None or not self.bounded else int(near)))
+                self._inflight.add(key)
+                n += 1
+            if n:
+                if self._worker is None:
+                    self._worker = threading.Thread(target=self._work, name="sorter-tables",
+                                                    daemon=True)
+                    self._worker.start()
+                else:
+                    self._wake.notify()
+        return n
 
     def frozen(self):
         """Context manager: while inside, the prefetch thread adds and evicts nothing, so rows

@@ -677,12 +677,13 @@ class Planner:
                 raise InputError(f"near has {b.size} cells for {a.size} goals", field="near",
                                  expected="one cell per goal")
             at = self.graph.fidx[b].astype(np.int64)
-        n = 0
+        jobs = []
         uniq, first = np.unique(a, return_index=True)
         for c, j in zip(uniq.tolist(), first.tolist()):
             key, gcells = self.goal_key(c)
-            n += tabs.prefetch(key, gcells, near=at[j] if key[0] == "cell" and at[j] >= 0 else None)
-        return n
+            v = int(at[j])
+            jobs.append((key, gcells, v if key[0] == "cell" and v >= 0 else None))
+        return tabs.prefetch_many(jobs)
 
     def _set_goals(self, goals):
         if not np.issubdtype(goals.dtype, np.integer):
