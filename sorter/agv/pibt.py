@@ -696,22 +696,24 @@ class Planner:
         self._done[again] = False
         self._elapsed[again] = 0
         tabs = self.tables
-        for i in changed:
-            c = int(goals[i])
+        slots = []
+        for i, c, old, row, at in zip(changed.tolist(), goals[changed].tolist(),
+                                      self._goal[changed].tolist(), self._slot[changed].tolist(),
+                                      self._pos[changed].tolist()):
             key, cells = self.goal_key(c)
             self._keys[i] = (key, cells)
-            if self._goal[i] >= 0:
-                tabs.release(int(self._slot[i]))
+            if old >= 0:
+                tabs.release(row)
             # single-cell goals get tables bounded around the robot (completed in step() if
             # a robot ever needs a cell beyond them): the same values where robots read them
-            self._slot[i] = tabs.acquire(key, cells,
-                                         near=self._pos[i] if key[0] == "cell" else None)
-            self._on_detour[i] = False
-            self._no_way[i] = -1
-            self._goal[i] = c
-            self._done[i] = False
-            self._elapsed[i] = 0
-            self._dwell[i] = 0
+            slots.append(tabs.acquire(key, cells, near=at if key[0] == "cell" else None))
+        self._slot[changed] = slots
+        self._on_detour[changed] = False
+        self._no_way[changed] = -1
+        self._goal[changed] = goals[changed]
+        self._done[changed] = False
+        self._elapsed[changed] = 0
+        self._dwell[changed] = 0
         return changed.size
 
     # -- public --------------------------------------------------------------------------
