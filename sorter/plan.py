@@ -545,6 +545,12 @@ def parse_plan_csv(text, chutes=None, *, path=None):
             if len(row) < 2:
                 raise InputError("missing chutes column", path=path, line=line, field="chutes",
                                  expected="destination,chute;chute;...")
+            if any(c.strip() for c in row[max(2, len(header)):]):
+                # e.g. "X1,C001,C002": the alternate would be lost without a column
+                raise InputError(f"{len(row)} fields, the header has {len(header)}", path=path,
+                                 line=line, field="chutes",
+                                 expected="destination,chutes with the chute ids separated by "
+                                          "';' (e.g. X1,C001;C002)")
             dest = row[0].strip()
             if not dest:
                 raise InputError("empty destination", path=path, line=line, field="destination",

@@ -143,7 +143,8 @@ def replay_events(sorter, events_csv, *, on_error="fail", write=None) -> ReplayR
             if not raw or all(not c.strip() for c in raw):
                 continue
             try:
-                if len(raw) < len(header):
+                if len(raw) < len(header) or any(c.strip() for c in raw[len(header):]):
+                    # more fields than the header: an unquoted ',' shifted the columns
                     raise InputError(f"{len(raw)} fields, header has {len(header)}", path=path,
                                      line=line, field="row", expected=",".join(EVENT_COLUMNS))
                 row = {c: raw[i] for c, i in col.items()}

@@ -43,6 +43,14 @@ def run(args) -> int:
     sorter = Sorter.from_files(args.plan, args.chutes, strategy=args.strategy,
                                max_recirculation=mr)
     out = check_out_file(args.out)
+    for flag, src in (("--plan", args.plan), ("--chutes", args.chutes), ("--events", args.events)):
+        try:
+            same = out.exists() and os.path.samefile(out, src)
+        except OSError:
+            same = False
+        if same:    # the rename at the end would replace an input with the decisions
+            raise InputError(f"--out is the {flag} file", path=out, field="--out",
+                             expected="a decisions file other than the input files")
     # write beside the target and rename on success: a failed replay leaves no half file
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:

@@ -22,7 +22,7 @@ field and the expected form. The file's tables:
     ``mix`` = ``zipf`` (``zipf_s``), ``split`` (``volume_shares`` to ``destination_shares``:
     the default 70/20/10 sends 70% of parcels to the first 20% of destinations, 20% to the
     next 30%, 10% to the last 50%), ``uniform`` or ``csv`` (``volumes`` = a CSV with header
-    ``destination,volume``); ``unknown_rate`` (share of parcels for codes no plan knows).
+    ``destination,volume``; the default mix when ``volumes`` is given); ``unknown_rate`` (share of parcels for codes no plan knows).
     Destinations are ranked in plan order (busiest first).
 ``[scan]``
     ``no_read_rate``, ``not_sortable_rate``.
@@ -491,6 +491,12 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
         if "end" in w and "end_h" not in w and times[1] <= times[0]:
             times[1] += 24
         rates = w.get("induct_rates_per_hour")
+        if rates is not None and "rate_per_hour" in w:
+            # one of the two would be ignored without a word
+            raise InputError(f"wave {wname!r} has both rate_per_hour and induct_rates_per_hour",
+                             path=path, field=f + ".induct_rates_per_hour",
+                             expected="either rate_per_hour (items/h over all inducts) or "
+                                      "induct_rates_per_hour (one rate per induct), not both")
         if rates is not None:
             if not isinstance(rates, list) or not rates:
                 raise InputError(f"bad induct_rates_per_hour {rates!r}", path=path,
@@ -548,7 +554,8 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
     d = doc.get("destinations", {})
     _keys(d, {"mix", "zipf_s", "volume_shares", "destination_shares", "volumes", "unknown_rate"},
           path=path, field="destinations", form="[destinations] with mix = zipf|split|uniform|csv")
-    mix = d.get("mix", "zipf")
+    # volumes without a mix mean the volumes (the default mix, zipf, would ignore them)
+    mix = d.get("mix", "csv" if "volumes" in d else "zipf")
     if mix not in MIXES:
         raise InputError(f"unknown mix {mix!r}", path=path, field="destinations.mix",
                          expected=" | ".join(MIXES))
@@ -718,19 +725,28 @@ def _load_volumes(p: Path) -> dict:
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", path=p, field="destinations.volumes",
                          expected="a CSV file with header destination,volume") from None
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None or [h.strip() for h in header[:2]] != ["destination", "volume"]:
-        raise InputError(f"bad header {header!r}", path=p, line=1, field="header",
-                         expected="'destination,volume'")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header[:2]] != ["destination", "volume"]:
+            raise InputError(f"bad header {header!r}", path=p, line=1, field="header",
+                             expected="'destination,volume'")
+        rows = [(reader.line_num, row) for row in reader]
+    except csv.Error as exc:
+        raise InputError(f"bad CSV: {exc}", path=p, line=reader.line_num,
+                         expected="a CSV with header destination,volume") from None
     vols = {}
-    for row in reader:
-        line = reader.line_num
+    for line, row in rows:
         if not row or not any(x.strip() for x in row):
             continue
         if len(row) < 2 or not row[0].strip():
             raise InputError("expected two columns", path=p, line=line, field="destination",
                              expected="destination,volume")
+        if any(x.strip() for x in row[max(2, len(header)):]):
+            # e.g. "X1,1,000": a thousands separator would silently make the volume 1
+            raise InputError(f"{len(row)} fields, the header has {len(header)}", path=p, line=line,
+                             field="volume", expected="destination,volume with a plain number "
+                                                      "(no thousands separator), e.g. X1,1000")
         try:
             v = float(row[1])
         except ValueError:
