@@ -207,3 +207,16 @@ def test_volumes_without_a_mix_are_used(floor):
     # an explicit other mix stays allowed (a sweep may vary mix over csv and zipf)
     (floor / "sc.toml").write_text(SCENARIO.replace('mix = "csv"', 'mix = "zipf"'))
     assert main(["run", str(floor / "sc.toml"), "--json"]) == 0
+
+
+def test_sweep_seeds_beyond_the_cap_are_refused(capsys):
+    # was: --seeds 100000000 started a sweep that would run for years, silently with
+    # --no-progress
+    from sorter.commands.sweep import MAX_SEEDS
+    capsys.readouterr()
+    from pathlib import Path
+    small = Path(__file__).resolve().parent.parent / "seeds" / "scenarios" / "small.toml"
+    assert main(["sweep", str(small), "--vary", "loop.speed_mps=2.0",
+                 "--seeds", str(MAX_SEEDS + 1), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--seeds" in err[0] and f"1..{MAX_SEEDS:,}" in err[0]

@@ -29,6 +29,8 @@ import sys
 
 __all__ = ["add_arguments", "run"]
 
+MAX_SEEDS = 100_000      # replications per point: more is a typo, not a sweep (hours per 1,000)
+
 
 def add_arguments(p):
     p.add_argument("scenario", metavar="SCENARIO", help="scenario TOML")
@@ -75,8 +77,9 @@ def run(args) -> int:
         key, value = _pair(text, "--set")
         vals = parse_values(value, key=key)
         overrides[key] = vals[0] if len(vals) == 1 else vals
-    if args.seeds < 1:
-        raise InputError(f"bad --seeds {args.seeds}", field="--seeds", expected="an integer >= 1")
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        raise InputError(f"bad --seeds {args.seeds}", field="--seeds",
+                         expected=f"an integer 1..{MAX_SEEDS:,} (replications per point)")
     if args.workers is not None and args.workers < 1:
         raise InputError(f"bad --workers {args.workers}", field="--workers",
                          expected="an integer >= 1")
