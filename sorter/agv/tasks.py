@@ -329,6 +329,8 @@ class RandomTasks:
                 self._part = part
                 self._lo = np.searchsorted(lab, np.arange(part.size))
                 self._size = np.searchsorted(lab, np.arange(part.size), side="right") - self._lo
+        self._order = np.argsort(self.cells, kind="stable")   # cells -> index in ``cells``
+        self._sorted = self.cells[self._order]
 
     def _span(self, at):
         """First index in ``cells`` and number of goal cells of the part of each cell ``at``."""
@@ -350,10 +352,8 @@ class RandomTasks:
             size = np.where(own, size, 0)
         same = np.flatnonzero((out == at) & (size > 1))
         if same.size:                    # not the own cell: the next one of its part instead
-            if not hasattr(self, "_index"):
-                self._index = np.full(int(self.cells.max()) + 1, -1, np.int64)
-                self._index[self.cells] = np.arange(self.cells.size)
-            k = self._index[out[same]] - lo[same]
+            k = np.searchsorted(self._sorted, out[same])      # position in ``cells``
+            k = self._order[k] - lo[same]
             out[same] = self.cells[lo[same] + (k + 1) % size[same]]
         return out
 
