@@ -216,3 +216,59 @@ def test_errand_stream_asks_for_the_next_table_shortly_before_it_is_needed():
             break
     assert asked_at is not None and 0 < asked_at <= s.prefetch_ahead
     assert p.tables.wait_prefetched(timeout=30) and p.tables.prefetched == 1
+
+
+def test_prefetch_of_a_cached_idle_table_keeps_it_for_its_robot():
+    # the goal's table is cached but idle when its robot's next errand is asked for: it must
+    # then wait (pinned) like a computed one, not be evicted by the next new table
+    f = random_floor(5, 8, 10, density=0.1)
+    free = [int(c) for c in f.free_cells]
+    tabs = DistanceTables(f, max_mb=len(free) * 2 / 2**20)        # LRU room for one table
+    tabs.release(tabs.acquire(("cell", free[0]), [free[0]]))       # cached, idle
+    assert tabs.prefetch(("cell", free[0]), [free[0]]) is False    # nothing to compute
+    for c in free[1:6]:
+        tabs.release(tabs.acquire(("cell", c), [c]))
+    assert tabs.cached_row(("cell", free[0])) >= 0
+    before = tabs.bfs_count
+    tabs.release(tabs.acquire(("cell", free[0]), [free[0]]))
+    assert tabs.bfs_count == before
+
+
+def test_urgent_prefetches_go_before_the_queued_ones():
+    f = random_floor(6, 8, 10, density=0.1)
+    free = [int(c) for c in f.free_cells]
+    tabs = DistanceTables(f)
+    with tabs.frozen():                        # the thread cannot take jobs meanwhile
+        tabs.prefetch_many([(("cell", c), [c], None) for c in free[:3]])
+        tabs.prefetch_many([(("cell", c), [c], None) for c in free[3:5]], urgent=True)
+        order = [key[1] for key, _, _ in tabs._jobs]
+    assert order == free[3:5] + free[:3]
+    _wait(tabs)
+    assert tabs.prefetched == 5
+
+
+def test_pick_ahead_serves_new_tasks_from_prefetched_tables():
+    # "nearest" with pick-ahead: the first errand of a robot's next task is computed by the
+    # background thread, so the caller's thread computes far fewer tables; the plan is valid
+    f = random_floor(7, 14, 20, density=0.1)
+    free = f.free_cells
+    rng = np.random.default_rng(7)
+    n = 12
+    starts = rng.choice(free, n, replace=False)
+    errands = rng.choice(free, 400)
+    offsets = np.arange(0, errands.size + 1, 2)
+    counts = []
+    for ahead in (-1, 2):
+        p = Planner(f, n, starts, seed=1, dwell_chute=0, dwell_induct=0)
+        s = ErrandTasks(errands, n, strategy="nearest", offsets=offsets, width=f.width, reveal=2)
+        s.pick_ahead = ahead
+        goals = s.start(p)
+        path = [p.positions.copy()]
+        for _ in range(200):
+            path.append(p.step(goals).copy())
+            goals = s.update(p)
+            p.tables.wait_prefetched(timeout=30)   # the thread keeps up (as on a spare core)
+        check_paths(f, starts, np.array(path))
+        assert s.tasks_finished > 20
+        counts.append(p.tables.bfs_count - n)      # beyond the first goals' tables
+    assert counts[1] < counts[0] / 2, counts

@@ -51,6 +51,7 @@ __all__ = ["MoveGraph", "DistanceTables", "distance_table", "UNREACHABLE16"]
 
 UNREACHABLE16 = np.iinfo(np.uint16).max
 _NONE = np.zeros(0, np.uint8)          # "no blocked cells" for the table kernels
+_ROW0 = np.zeros(1, np.int64)          # row 0 of a one-row pool
 
 
 @njit(cache=True)
@@ -255,6 +256,19 @@ def _astar_into(radj, rcost, src, out, unreach, qbuf, qhead, qtail, near, rr, cc
                 out[v] = unsettled
     glim[0] = g
     return -1
+
+
+@njit(cache=True, nogil=True)
+def _astar_batch(radj, rcost, srcs, nears, pool, rows, unreach, qbuf, qhead, qtail, rr, cc,
+                 slack, unsettled, closed, glims):
+    """:func:`_astar_into` for goal ``srcs[j]`` around ``nears[j]`` into ``pool[rows[j]]``,
+    for every j, in one call (the prefetch thread takes the GIL once per batch, not twice per
+    table); ``glims[j]`` = the largest distance kept, -1 where the table came out complete."""
+    for j in range(srcs.shape[0]):
+        r = _astar_into(radj, rcost, srcs[j], pool[rows[j]], unreach, qbuf, qhead, qtail,
+                        nears[j], rr, cc, slack, unsettled, closed, glims[j:j + 1])
+        if r >= 0:
+            glims[j] = -1
 
 
 @njit(cache=True)
@@ -523,6 +537,7 @@ class DistanceTables:
         self._worker = None
         self.prefetch_limit = 1024          # pending jobs at most; later requests are dropped
         self.prefetch_idle_s = 1.0          # the thread ends after this long without work
+        self.prefetch_batch = 16            # jobs the thread takes at once
         self.prefetched = 0                 # tables the background thread added
         self.prefetch_dropped = 0           # ... and dropped (pin_limit rows were waiting)
         self.prefetch_seconds = 0.0
@@ -589,9 +604,12 @@ class DistanceTables:
         queue, qbuf, qhead, qtail, closed, glim = bufs
         g = self.graph
         if near >= 0 and not disc and src.size == 1 and g.rows is not None and blocked.size == 0:
-            r = _astar_into(g.radj, self._acost, int(src[0]), row, self.unreachable, qbuf, qhead,
-                            qtail, near, g.rows, g.cols, self.slack, self.unsettled, closed, glim)
-            return r < 0, int(glim[0]) if r < 0 else 0
+            # through the batch kernel the prefetch thread uses (one compiled function: it is
+            # compiled, or loaded from the cache, here on the caller's first table)
+            _astar_batch(g.radj, self._acost, np.array([src[0]], np.int64),
+                         np.array([near], np.int64), row[None], _ROW0, self.unreachable, qbuf,
+                         qhead, qtail, g.rows, g.cols, self.slack, self.unsettled, closed, glim)
+            return bool(glim[0] >= 0), max(int(glim[0]), 0)
         if self.rcost is None:
             r = _bfs_into(g.radj, src, row, queue, self.unreachable, blocked, near, self.slack,
                           self.unsettled, min_limit)
@@ -704,23 +722,35 @@ class DistanceTables:
         """
         return self.prefetch_many([(key, cells, near)]) == 1
 
-    def prefetch_many(self, jobs) -> int:
+    def prefetch_many(self, jobs, urgent=False) -> int:
         """:meth:`prefetch` for a list of ``(key, cells, near)``, under one lock and with one
-        wake-up of the thread; returns how many were queued."""
+        wake-up of the thread; returns how many were queued. ``urgent``: the jobs go before
+        the ones queued already (needed within a step or two), in their order."""
         n = 0
+        first = []
         with self._lock:
             for key, cells, near in jobs:
                 row = self._row_of.get(key)
                 if (row is not None and near is not None and self.bounded and self.partial[row]
                         and not self._covers(row, int(near))):
                     key = (key, "near", int(near))  # as acquire(..., near) will look it up
-                if (key in self._row_of or key in self._inflight
-                        or len(self._jobs) >= self.prefetch_limit):
+                row = self._row_of.get(key)
+                if row is not None:
+                    if row in self._idle and len(self._pinned) < self.pin_limit:
+                        del self._idle[row]     # cached: kept (pinned) until acquired
+                        self._pinned[row] = self._acquires
                     continue
-                self._jobs.append((key, _goal_sources(self.graph, cells),
-                                   -1 if near is None or not self.bounded else int(near)))
+                if key in self._inflight or len(self._jobs) >= self.prefetch_limit:
+                    continue
+                job = (key, _goal_sources(self.graph, cells),
+                       -1 if near is None or not self.bounded else int(near))
+                if urgent:
+                    first.append(job)
+                else:
+                    self._jobs.append(job)
                 self._inflight.add(key)
                 n += 1
+            self._jobs.extendleft(reversed(first))
             if n:
                 if self._worker is None:
                     self._worker = threading.Thread(target=self._work, name="sorter-tables",
@@ -747,49 +777,83 @@ class DistanceTables:
             time.sleep(0.001)
 
     def _work(self):
-        """The prefetch thread: compute queued tables into a private row, then file them."""
-        buf = np.empty(self.graph.n_free, self.dtype)
+        """The prefetch thread: take up to ``prefetch_batch`` queued jobs and a pool row for
+        each (under the lock), compute them into those rows without the lock (the single-cell
+        bounded ones in one compiled call, without the GIL), then file them (pinned)."""
+        g = self.graph
+        nb = self.prefetch_batch
         bufs = self._bufs()
+        glims = np.zeros(nb, np.int64)
         while True:
+            batch = []
             with self._lock:
                 if not self._jobs:
                     self._wake.wait(timeout=self.prefetch_idle_s)
                     if not self._jobs:
                         self._worker = None
                         return
-                key, src, near = self._jobs.popleft()
-                if not self.bounded:
-                    near = -1
-                if key in self._row_of:
-                    self._inflight.discard(key)
-                    continue
+                while self._jobs and len(batch) < nb:
+                    key, src, near = self._jobs.popleft()
+                    if not self.bounded:
+                        near = -1
+                    if key in self._row_of:
+                        self._inflight.discard(key)
+                        continue
+                    if len(self._pinned) + len(batch) >= self.pin_limit and not self._unpin_stale():
+                        self._inflight.discard(key)
+                        self.prefetch_dropped += 1      # computed on first use instead
+                        continue
+                    batch.append((key, src, near, self._take_row()))
+                pool = self.pool
+            if not batch:
+                continue
             t0 = time.perf_counter()
-            part, glim = self._fill(src, buf, _NONE, near, bufs)
+            band = [j for j, (_, src, near, _) in enumerate(batch)
+                    if near >= 0 and src.size == 1 and g.rows is not None]
+            done = [None] * len(batch)          # per job: (bounded, largest distance kept)
+            if band:
+                k = len(band)
+                srcs = np.array([batch[j][1][0] for j in band], np.int64)
+                nears = np.array([batch[j][2] for j in band], np.int64)
+                rows = np.array([batch[j][3] for j in band], np.int64)
+                _astar_batch(g.radj, self._acost, srcs, nears, pool, rows, self.unreachable,
+                             bufs[1], bufs[2], bufs[3], g.rows, g.cols, self.slack,
+                             self.unsettled, bufs[4], glims[:k])
+                for i, j in enumerate(band):
+                    done[j] = (bool(glims[i] >= 0), max(int(glims[i]), 0))
+            for j, (_, src, near, row) in enumerate(batch):
+                if done[j] is None:             # other kinds, one at a time
+                    done[j] = self._fill(src, pool[row], _NONE, near, bufs)
             dt = time.perf_counter() - t0
             with self._lock:
-                self._inflight.discard(key)
                 self.prefetch_seconds += dt
-                if key in self._row_of:               # computed on demand meanwhile
-                    continue
-                if len(self._pinned) >= self.pin_limit:
-                    old, when = next(iter(self._pinned.items()))
-                    if self._acquires - when <= 4 * self.pin_limit:
-                        self.prefetch_dropped += 1    # computed on first use instead
-                        continue
-                    del self._pinned[old]             # unused that long: cached, evictable
-                    self._idle[old] = None
-                if part and not self.bounded:
-                    continue                          # bounding was switched off meanwhile
-                row = self._take_row()
-                self.pool[row] = buf
-                self._row_of[key] = row
-                self._key_of[row] = key
-                self.partial[row] = part
-                self.glim[row] = glim
-                if part:
-                    self._src[row] = src
-                self._pinned[row] = self._acquires    # promised: kept until acquired
-                self.prefetched += 1
+                for (key, src, _, row), (part, glim) in zip(batch, done):
+                    self._inflight.discard(key)
+                    if self.pool is not pool:   # the pool grew (by copying) meanwhile
+                        self.pool[row] = pool[row]
+                    if key in self._row_of or (part and not self.bounded):
+                        self._free_rows.append(row)     # computed on demand meanwhile, or
+                        continue                        # bounding was switched off
+                    self._row_of[key] = row
+                    self._key_of[row] = key
+                    self.partial[row] = part
+                    self.glim[row] = glim
+                    if part:
+                        self._src[row] = src
+                    self._pinned[row] = self._acquires  # promised: kept until acquired
+                    self.prefetched += 1
+
+    def _unpin_stale(self) -> bool:
+        """Make the oldest pinned table an ordinary cached one if it has waited more than
+        ``4 x pin_limit`` acquisitions; False if it has not."""
+        if not self._pinned:
+            return False
+        old, when = next(iter(self._pinned.items()))
+        if self._acquires - when <= 4 * self.pin_limit:
+            return False
+        del self._pinned[old]                   # unused that long: cached, evictable
+        self._idle[old] = None
+        return True
 
     def precompute(self, goals) -> float:
         """Compute the tables of ``goals`` (a dict ``key -> cells``) ahead of use.
