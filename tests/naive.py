@@ -143,6 +143,7 @@ class NaiveNearestTasks:
         self.tasks, self.n, self.w = [list(t) for t in tasks], n, width
         self.pool, self.next = [], 0
         self.task, self.step = [None] * n, [0] * n
+        self.queued = [None] * n                        # next task, taken ahead
         self.finished = 0
         self._reveal(max(n, min(math.ceil(reveal * n), len(self.tasks))))
 
@@ -170,8 +171,15 @@ class NaiveNearestTasks:
     def goals(self):
         return [self.tasks[self.task[i]][self.step[i]] for i in range(self.n)]
 
-    def update(self, finished_robots, cells):
-        """``finished_robots``: robots that reached their current errand (standing on ``cells``)."""
+    def update(self, finished_robots, cells, near=()):
+        """``finished_robots``: robots that reached their current errand (standing on ``cells``).
+
+        ``near``: robots now close to their errand (pick-ahead). Each of them, in index order,
+        whose errand is its task's last, whose goal did not change in this update and who has
+        no next task yet, takes its next task now, as if standing on that errand, while the pool
+        has tasks; on finishing its task it starts that one instead of choosing.
+        """
+        before = self.goals()
         done = []
         for i in sorted(finished_robots):
             self.step[i] += 1
@@ -180,5 +188,15 @@ class NaiveNearestTasks:
         self.finished += len(done)
         self._reveal(len(done))
         for i in done:
-            self._take(i, cells[i])
-        return self.goals()
+            if self.queued[i] is not None:
+                self.task[i], self.step[i], self.queued[i] = self.queued[i], 0, None
+            else:
+                self._take(i, cells[i])
+        after = self.goals()
+        for i in sorted(near):
+            t = self.tasks[self.task[i]]
+            if (self.step[i] == len(t) - 1 and before[i] == after[i] and self.queued[i] is None
+                    and self.pool):
+                best = min(range(len(self.pool)), key=lambda j: (self._cost(t[-1], self.pool[j]), j))
+                self.queued[i] = self.pool.pop(best)
+        return after

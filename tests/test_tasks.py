@@ -204,6 +204,63 @@ def test_nearest_assignment_matches_plain_python_scheduler(data):
         assert t.tasks_finished == oracle.finished
 
 
+class _NearPlanner(_FakePlanner):
+    """A stand-in with what pick-ahead reads: goals, distances left, and prefetch requests."""
+
+    def __init__(self, positions):
+        super().__init__(positions)
+        self.goals = np.full(self.positions.size, -1, np.int32)
+        self.left = np.full(self.positions.size, -1, np.int64)
+        self.asked = []
+
+    def distance_left(self, robots):
+        return self.left[robots]
+
+    def prefetch(self, cells, near=None, urgent=False):
+        self.asked.append((np.asarray(cells).tolist(), urgent))
+        return len(cells)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_pick_ahead_matches_plain_python_scheduler(data):
+    # robots within pick_ahead of their task's last errand take their next task early, as from
+    # that errand; on finishing they start it (the oracle: naive.NaiveNearestTasks, near=)
+    from naive import NaiveNearestTasks
+    w = data.draw(st.integers(1, 9))
+    h = data.draw(st.integers(1, 9))
+    cells = st.integers(0, w * h - 1)
+    tasks = data.draw(st.lists(st.lists(cells, min_size=1, max_size=3), min_size=1, max_size=12))
+    n = data.draw(st.integers(1, 6))
+    reveal = data.draw(st.sampled_from([1, 1.5, 2, 3]))
+    pos = data.draw(st.lists(cells, min_size=n, max_size=n))
+    errands = np.array([c for t in tasks for c in t])
+    offsets = np.concatenate([[0], np.cumsum([len(t) for t in tasks])])
+    t = ErrandTasks(errands, n, strategy="nearest", offsets=offsets, width=w, reveal=reveal)
+    fake = _NearPlanner(pos)
+    oracle = NaiveNearestTasks(tasks, n, w, reveal)
+    goals = t.start(fake)
+    assert goals.tolist() == oracle.start(pos)
+    for _ in range(data.draw(st.integers(1, 10))):
+        fin = data.draw(st.lists(st.integers(0, n - 1), unique=True, max_size=n))
+        fake.goals = goals.copy()                  # the planner steered to these
+        fake.left = np.array(data.draw(st.lists(st.integers(-1, 4), min_size=n, max_size=n)))
+        fake.finished[:] = False
+        fake.finished[fin] = True
+        new_pos = fake.positions.copy()
+        new_pos[fin] = goals[fin]
+        fake.positions = new_pos
+        near = [i for i in range(n) if 0 <= fake.left[i] <= t.pick_ahead]
+        goals = t.update(fake)
+        assert goals.tolist() == oracle.update(fin, new_pos.tolist(), near)
+        assert t.tasks_finished == oracle.finished
+        queued = [int(q) if q >= 0 else None for q in t._queued]
+        assert queued == oracle.queued
+    for cells_asked, urgent in fake.asked:
+        if urgent:                                 # a task taken ahead: its first errand
+            assert all(c in errands for c in cells_asked)
+
+
 def test_nearest_assignment_takes_short_near_tasks_on_a_floor():
     # a robot at the west end takes the task that starts near it and is short, not file order
     f = Floor.from_ascii("." * 10 + "\n" + "." * 10)

@@ -653,7 +653,7 @@ class Planner:
             out[:] = -1
         return out
 
-    def prefetch(self, cells, near=None) -> int:
+    def prefetch(self, cells, near=None, urgent=False) -> int:
         """Compute the tables of goals coming next (``cells``) in a background thread.
 
         For task streams that know a robot's next goal in advance (LoRR errand files): its
@@ -661,6 +661,7 @@ class Planner:
         step (:meth:`DistanceTables.prefetch`). Plans do not change. Returns how many tables
         were queued. ``near`` (cells aligned with ``cells``, optional): where the robot will
         stand when it takes that goal (its current goal), so the table may be bounded there.
+        ``urgent``: needed within a step or two, so computed before the ones queued already.
 
         Raises
         ------
@@ -683,7 +684,7 @@ class Planner:
             key, gcells = self.goal_key(c)
             v = int(at[j])
             jobs.append((key, gcells, v if key[0] == "cell" and v >= 0 else None))
-        return tabs.prefetch_many(jobs)
+        return tabs.prefetch_many(jobs, urgent=urgent)
 
     def _set_goals(self, goals):
         if not np.issubdtype(goals.dtype, np.integer):

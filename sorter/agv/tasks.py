@@ -50,20 +50,31 @@ INDUCT_CHOICES = ("nearest", "balanced")
 
 
 
+_SEQ_BITS = 40             # a pool key is (task length << _SEQ_BITS) | reveal number
+
+
 @njit(cache=True)
-def _assign_nearest(rr, rc, pr, pc, plen, taken, out):
+def _assign_nearest(rr, rc, pool_key, pool_task, task_r, task_c, taken, out):
     """For each free robot in order (cell row ``rr[i]``, col ``rc[i]``) take the untaken pool
-    task of least ``|dr| + |dc| + plen`` (first errand's row/col ``pr``/``pc``), the earliest
-    in the pool on ties; writes pool indices to ``out`` (-1 when none is left)."""
-    m = pr.shape[0]
+    task of least ``|dr| + |dc| + length`` (first errand's row/col ``task_r``/``task_c``), the
+    earliest revealed on ties; writes pool indices to ``out`` (-1 when none is left).
+
+    The pool is sorted by ``pool_key`` = (length, reveal number): a task's cost is at least its
+    length, so the scan stops at the first length above the best cost found."""
+    m = pool_key.shape[0]
+    seq = (np.int64(1) << _SEQ_BITS) - 1
     for i in range(rr.shape[0]):
         best = -1
         bc = np.int64(0)
         for j in range(m):
+            if best >= 0 and (pool_key[j] >> _SEQ_BITS) > bc:
+                break
             if taken[j]:
                 continue
-            c = abs(np.int64(pr[j]) - rr[i]) + abs(np.int64(pc[j]) - rc[i]) + plen[j]
-            if best < 0 or c < bc:
+            t = pool_task[j]
+            c = (abs(np.int64(task_r[t]) - rr[i]) + abs(np.int64(task_c[t]) - rc[i])
+                 + (pool_key[j] >> _SEQ_BITS))
+            if best < 0 or c < bc or (c == bc and (pool_key[j] & seq) < (pool_key[best] & seq)):
                 best = j
                 bc = c
         out[i] = best
@@ -91,7 +102,11 @@ class ErrandTasks:
         cycling) each time a task is finished; each free robot,
         in index order, takes the revealed task it would finish soonest: least Manhattan
         distance from its cell to the first errand plus along the task's errands (the earliest
-        revealed on ties). Needs ``width``.
+        revealed on ties). Needs ``width``. With ``prefetch``, a robot takes its next task
+        already when it is within ``pick_ahead`` (default 2, table distance) of its task's
+        last errand, chosen as from that errand, so that the table of the new task's first
+        errand is computed ahead as well; the choice differs from one made on arrival only by
+        the tasks revealed or taken in between (``pick_ahead = -1``: choose on arrival).
     offsets : int array (n_tasks + 1,), optional
         Multi-errand tasks (the LoRR 2024 files): task *j* is
         ``errands[offsets[j]:offsets[j + 1]]``, visited in order. Default: every errand is a
@@ -164,6 +179,8 @@ class ErrandTasks:
         self.prefetch = bool(prefetch)
         self.prefetch_ahead = 48
         self._asked = np.zeros(self.n, np.bool_)       # the next errand's table was asked for
+        self.pick_ahead = 2
+        self._queued = np.full(self.n, -1, np.int64)   # "nearest": next task, taken ahead
         if strategy == "nearest":
             if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
                 raise InputError(f"width={width!r}", field="width",
@@ -180,9 +197,15 @@ class ErrandTasks:
             inside[off[1:-1] - 1] = False               # no hop from a task's last errand
             csum = np.concatenate([[0], np.cumsum(np.where(inside, hop, 0))])
             self._task_len = csum[off[1:] - 1] - csum[off[:-1]]   # Manhattan along each task
+            if self._task_len.max() >= 1 << (62 - _SEQ_BITS):
+                raise InputError(f"a task of Manhattan length {int(self._task_len.max())}",
+                                 field="tasks", expected=f"tasks shorter than {1 << (62 - _SEQ_BITS)}")
             self._task_r = r[off[:-1]].astype(np.int32)
             self._task_c = c[off[:-1]].astype(np.int32)
-            self._pool = np.zeros(0, np.int64)          # revealed, unassigned task indices
+            # revealed, unassigned tasks, sorted by (length, reveal number) = _pool_key
+            self._pool = np.zeros(0, np.int64)
+            self._pool_key = np.zeros(0, np.int64)
+            self._revealed = 0
 
     def goal_of(self, robots, k):
         """Round-robin, single-errand tasks: cell of robot's ``k``-th errand (vectorised)."""
@@ -191,19 +214,23 @@ class ErrandTasks:
     def _reveal(self, count):
         ids = (self._next + np.arange(count, dtype=np.int64)) % self.n_tasks
         self._next = int((self._next + count) % self.n_tasks)
-        self._pool = np.concatenate([self._pool, ids])
+        key = ((self._task_len[ids].astype(np.int64) << _SEQ_BITS)
+               | (self._revealed + np.arange(count, dtype=np.int64)))
+        self._revealed += count
+        order = np.argsort(key)
+        ids, key = ids[order], key[order]
+        at = np.searchsorted(self._pool_key, key)       # both ascending: stays sorted
+        self._pool = np.insert(self._pool, at, ids)
+        self._pool_key = np.insert(self._pool_key, at, key)
 
     def _new_tasks(self, robots, planner):
         """Give ``robots`` (ascending) their next task; returns the task indices."""
         if self.strategy == "nearest":
-            cells = np.asarray(planner.positions[robots], np.int64)
-            taken = np.zeros(self._pool.size, np.bool_)
-            pick = np.empty(robots.size, np.int64)
-            pt = self._pool
-            _assign_nearest(cells // self.width, cells % self.width, self._task_r[pt],
-                            self._task_c[pt], self._task_len[pt], taken, pick)
-            idx = pt[pick]                              # the pool holds >= robots.size tasks
-            self._pool = pt[~taken]
+            idx = self._queued[robots]
+            self._queued[robots] = -1
+            free = idx < 0                              # not taken ahead: choose now
+            if free.any():
+                idx[free] = self._pick(planner.positions[robots[free]])
         elif self.strategy == "greedy":
             idx = (self._next + np.arange(robots.size, dtype=np.int64)) % self.n_tasks
             self._next = int((self._next + robots.size) % self.n_tasks)
@@ -213,6 +240,18 @@ class ErrandTasks:
         self.step_in_task[robots] = 0
         return idx
 
+    def _pick(self, cells):
+        """"nearest": take a pool task for robots standing on ``cells`` (in order)."""
+        cells = np.asarray(cells, np.int64)
+        taken = np.zeros(self._pool.size, np.bool_)
+        pick = np.empty(cells.size, np.int64)
+        pt = self._pool
+        _assign_nearest(cells // self.width, cells % self.width, self._pool_key, pt,
+                        self._task_r, self._task_c, taken, pick)
+        self._pool = pt[~taken]
+        self._pool_key = self._pool_key[~taken]
+        return pt[pick]                                 # the pool holds >= cells.size tasks
+
     def _goal_cells(self, robots):
         return self.errands[self.offsets[self.task[robots]] + self.step_in_task[robots]]
 
@@ -221,9 +260,12 @@ class ErrandTasks:
         robots = np.arange(self.n)
         if self.strategy == "nearest":
             self._pool = np.zeros(0, np.int64)
+            self._pool_key = np.zeros(0, np.int64)
+            self._revealed = 0
             # at most the whole file at once (more would only repeat its tasks), at least a
             # task per robot
             self._reveal(max(self.n, min(int(np.ceil(self.reveal * self.n)), self.n_tasks)))
+        self._queued[:] = -1
         self._new_tasks(robots, planner)
         self._goals = self._goal_cells(robots).astype(np.int32)
         self._asked[:] = False
@@ -249,7 +291,10 @@ class ErrandTasks:
         if not (self.prefetch and hasattr(planner, "prefetch")
                 and hasattr(planner, "distance_left")):
             return
-        robots = np.flatnonzero(~self._asked & (planner.goals == self._goals))
+        current = planner.goals == self._goals
+        if self.strategy == "nearest" and self.pick_ahead >= 0:
+            self._pick_ahead(planner, current)
+        robots = np.flatnonzero(~self._asked & current)
         if robots.size == 0:
             return
         left = planner.distance_left(robots)
@@ -261,6 +306,23 @@ class ErrandTasks:
         known = nxt >= 0
         if known.any():
             planner.prefetch(nxt[known], near=self._goals[robots[known]])
+
+    def _pick_ahead(self, planner, current):
+        """"nearest": robots within ``pick_ahead`` of their task's last errand take their next
+        task now (as from that errand; while the pool has tasks: at least one task per robot
+        taken on arrival stays), and its first errand's table is asked for first."""
+        t = self.task
+        last = self.offsets[t] + self.step_in_task + 1 >= self.offsets[t + 1]
+        robots = np.flatnonzero(last & current & (self._queued < 0))
+        if robots.size == 0 or self._pool.size == 0:
+            return
+        left = planner.distance_left(robots)
+        robots = robots[(left >= 0) & (left <= self.pick_ahead)][:self._pool.size]
+        if robots.size == 0:
+            return
+        at = self._goals[robots]
+        self._queued[robots] = q = self._pick(at)
+        planner.prefetch(self.errands[self.offsets[q]], near=at, urgent=True)
 
     def update(self, planner):
         fin = np.flatnonzero(planner.finished)          # ascending robot index
