@@ -445,3 +445,23 @@ def test_sorting_flags_outside_sorting_runs_are_refused(tmp_path, capsys):
     fl.write_text(FLOOR)                     # inducts and chutes: sorting tasks, flags apply
     assert main(["mapf", str(fl), "--robots", "1", "--steps", "3", "--mix", "721",
                  "--destinations", "1"]) == 0
+
+
+@pytest.mark.parametrize("key, want", [("taskAssignmentStratgy", "taskAssignmentStrategy"),
+                                       ("numtasksreveal", "numTasksReveal"),
+                                       ("Version", "version")])
+def test_lorr_misspelt_key_is_refused_not_ignored(tmp_path, key, want):
+    # was: a misspelt optional key was ignored, so the run silently used round robin / one
+    # revealed task instead of what the file meant; keys unlike ours stay allowed
+    doc = json.loads(_lorr_problem(tmp_path).read_text())
+    doc.pop(want, None)
+    doc[key] = "greedy" if "Strat" in key else 2
+    doc["comment"] = "made by hand"
+    p = tmp_path / "typo.json"
+    p.write_text(json.dumps(doc, indent=1))
+    with pytest.raises(InputError, match=rf"typo.json:\d+: field '{key}': unknown key '{key}' "
+                                         rf"\(did you mean '{want}'\?\)"):
+        load_lorr_problem(p)
+    doc[want] = doc.pop(key)
+    p.write_text(json.dumps(doc, indent=1))
+    assert load_lorr_problem(p).team_size == doc["teamSize"]

@@ -19,6 +19,7 @@ float) and no ``taskAssignmentStrategy`` (then ``roundrobin`` applies).
 """
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,6 +292,17 @@ def load_lorr_problem(path) -> LorrProblem:
             fail(f"{v!r} is not a string", path=p, line=line_of(key), field=key, expected=expected)
         return v
 
+    # a misspelt optional key would silently change the run (round robin instead of the named
+    # strategy, one revealed task instead of several): refuse keys that look like one of ours
+    known = ("mapFile", "agentFile", "taskFile", "teamSize", "numTasksReveal",
+             "taskAssignmentStrategy", "version")
+    for key in doc:
+        if key not in known:
+            near = difflib.get_close_matches(str(key).lower(), [k.lower() for k in known], 1, 0.8)
+            if near:
+                want = next(k for k in known if k.lower() == near[0])
+                fail(f"unknown key {key!r} (did you mean {want!r}?)", path=p,
+                     line=line_of(key), field=str(key), expected=", ".join(known))
     map_file = get("mapFile", str, "a path to the .map file, relative to the JSON")
     agent_file = get("agentFile", str, "a path to the .agents file, relative to the JSON")
     task_file = get("taskFile", str, "a path to the .tasks file, relative to the JSON")
