@@ -241,8 +241,10 @@ def test_urgent_prefetches_go_before_the_queued_ones():
     with tabs.frozen():                        # the thread cannot take jobs meanwhile
         tabs.prefetch_many([(("cell", c), [c], None) for c in free[:3]])
         tabs.prefetch_many([(("cell", c), [c], None) for c in free[3:5]], urgent=True)
+        # one already queued as an ordinary job moves to the front when asked for urgently
+        tabs.prefetch_many([(("cell", free[1]), [free[1]], None)], urgent=True)
         order = [key[1] for key, _, _ in tabs._jobs]
-    assert order == free[3:5] + free[:3]
+    assert order == [free[1]] + free[3:5] + [free[0], free[2]]
     _wait(tabs)
     assert tabs.prefetched == 5
 

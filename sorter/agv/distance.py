@@ -740,7 +740,15 @@ class DistanceTables:
                         del self._idle[row]     # cached: kept (pinned) until acquired
                         self._pinned[row] = self._acquires
                     continue
-                if key in self._inflight or len(self._jobs) >= self.prefetch_limit:
+                if key in self._inflight:
+                    if urgent:                  # queued (not started) as an ordinary job
+                        for j, job in enumerate(self._jobs):
+                            if job[0] == key:
+                                del self._jobs[j]
+                                first.append(job)
+                                break
+                    continue
+                if len(self._jobs) >= self.prefetch_limit:
                     continue
                 job = (key, _goal_sources(self.graph, cells),
                        -1 if near is None or not self.bounded else int(near))
