@@ -185,6 +185,57 @@ if pytest is not None:
                    f"incremental {_ORDER['incremental'] * 1e3:.3f} ms vs argsort "
                    f"{_ORDER['argsort'] * 1e3:.3f} ms (x{_ORDER['argsort'] / _ORDER['incremental']:.2f})")
 
+    _PICK = {}
+
+    @pytest.mark.benchmark(group="mapf-nearest")
+    @pytest.mark.parametrize("how", ["numpy-scan", "sorted-pool"])
+    def test_nearest_pick(benchmark, how):
+        """The "nearest" scheduler choosing for 40 robots among 10,000 revealed two-errand
+        tasks on a 140 x 500 grid (the LoRR 2024 10,000-robot rate): a NumPy scan of the whole
+        pool per robot against ErrandTasks' pool sorted by task length (same choices)."""
+        from sorter.agv.tasks import ErrandTasks
+        rng = np.random.default_rng(0)
+        w, h, n_tasks, n = 500, 140, 50_000, 5_000
+        errands = rng.integers(0, w * h, 2 * n_tasks)
+        offsets = np.arange(0, 2 * n_tasks + 1, 2)
+        t = ErrandTasks(errands, n, strategy="nearest", offsets=offsets, width=w, reveal=3,
+                        prefetch=False)
+
+        class P:
+            positions = rng.integers(0, w * h, n)
+        t.start(P)
+        pool, key = t._pool.copy(), t._pool_key.copy()
+        cells = rng.integers(0, w * h, 40)
+
+        def scan():
+            pt = pool.copy()
+            length = t._task_len[pt]
+            pr, pc = t._task_r[pt].astype(np.int64), t._task_c[pt].astype(np.int64)
+            seq = key & ((1 << 40) - 1)
+            taken = np.zeros(pt.size, bool)
+            out = []
+            for c in cells.tolist():
+                cost = np.abs(pr - c // w) + np.abs(pc - c % w) + length
+                cost[taken] = np.iinfo(np.int64).max
+                best = np.flatnonzero(cost == cost.min())
+                j = best[np.argmin(seq[best])]
+                taken[j] = True
+                out.append(int(pt[j]))
+            return out
+
+        def sorted_pool():
+            t._pool, t._pool_key = pool.copy(), key.copy()
+            return t._pick(cells).tolist()
+
+        assert scan() == sorted_pool()
+        benchmark.pedantic(scan if how == "numpy-scan" else sorted_pool, rounds=100,
+                           iterations=1, warmup_rounds=3)
+        _PICK[how] = benchmark.stats.stats.median
+        if len(_PICK) == 2:
+            record("nearest scheduler: 40 robots among 10,000 revealed tasks",
+                   f"sorted pool {_PICK['sorted-pool'] * 1e3:.3f} ms vs NumPy scan "
+                   f"{_PICK['numpy-scan'] * 1e3:.3f} ms (x{_PICK['numpy-scan'] / _PICK['sorted-pool']:.1f})")
+
     FAULT_CASES = [("rhcr-sorting", 1000), ("sortation_large", 10000)]
     _FAULT_STEP = {}
 
