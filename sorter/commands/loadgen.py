@@ -5,6 +5,8 @@ when more than one is due) and times every DEST answer from the moment its teleg
 written. --rate 0 sends as fast as the service answers (at most --window in flight per
 connection) to find the maximum. Reports sustained scans/s and p50/p99/p99.9 latency.
 A 40,000 items/h sorter makes 11.1 scans/s; 10x = 111, 100x = 1,111.
+Exit code 1 when a scan got an error or no answer, or the service closed a connection
+before the run ended (the report then says CUT SHORT).
 
 example:
   sorter serve --plan seeds/plan/demo_plan.csv --chutes seeds/plan/demo_chutes.toml --port 7070 &
@@ -33,7 +35,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from sorter.service.loadgen import format_report, load_destinations, run_load
+    from sorter.service.loadgen import MAX_SCANS, format_report, load_destinations, run_load
 
     import math
 
@@ -48,6 +50,9 @@ def run(args) -> int:
         bad("--rate", args.rate, "scans/s from 0 (as fast as answers come) to 10,000,000")
     if not (math.isfinite(args.seconds) and 0 < args.seconds <= 86_400):
         bad("--seconds", args.seconds, "seconds > 0, at most 86,400")
+    if args.rate * args.seconds > MAX_SCANS:       # each scan's timing is kept in memory
+        bad("--rate/--seconds", f"{args.rate:g} x {args.seconds:g}",
+            f"at most {MAX_SCANS:,} scans in one run (rate x seconds)")
     if not 1 <= args.connections <= 1000:
         bad("--connections", args.connections, "an integer from 1 to 1000")
     if not 1 <= args.window <= 1_000_000:
@@ -68,4 +73,4 @@ def run(args) -> int:
                          f"{getattr(exc, 'strerror', None) or exc}", field="--host/--port",
                          expected="the address of a running `sorter serve`") from None
     print(json.dumps(r) if args.json else format_report(r))
-    return 0 if r["errors"] == 0 and r["unanswered"] == 0 else 1
+    return 0 if r["errors"] == 0 and r["unanswered"] == 0 and not r["closed_by_service"] else 1

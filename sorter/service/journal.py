@@ -67,8 +67,37 @@ _INSERT = "INSERT INTO journal VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _KEEP_SNAPSHOTS = 3
 
 
-class JournalError(SorterError):
-    """The journal cannot be written, or replaying it does not reproduce its decisions."""
+class JournalError(SorterError, ValueError):
+    """The journal cannot be read or written, or replaying it does not reproduce its
+    decisions. A ``ValueError``, so the command line reports it in one line."""
+
+
+def _lock_journal(path):
+    """An exclusive lock on the journal file, held while a :class:`Journal` writes it.
+
+    Two services on one journal would both append rows with the same ids (and decide from
+    two diverging engines): the second is refused at start-up. ``flock`` locks are
+    independent of SQLite's own (``fcntl``) locks and are dropped by the kernel when the
+    process dies, so a restart after a crash is never blocked. Returns the file
+    descriptor to close (None where ``flock`` does not exist).
+    """
+    try:
+        import fcntl
+    except ImportError:             # pragma: no cover - not POSIX: no lock
+        return None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise InputError(f"cannot open journal: {exc.strerror or exc}", path=path, field="journal",
+                         expected="a writable SQLite file") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise InputError("in use by another running `sorter serve`", path=path, field="journal",
+                         expected="a journal no other service is writing: stop that one first, "
+                                  "or give another --journal") from None
+    return fd
 
 
 def _yield_to_event_loop():
@@ -104,8 +133,12 @@ def _open_existing(path):
     p = Path(path)
     if not p.exists():
         raise InputError("no such journal", path=p, expected="a journal written by `sorter serve`")
+    if not p.is_file():                # a folder, device or pipe (opening a pipe would block)
+        raise InputError("not a regular file", path=p, expected="a journal written by `sorter serve`")
     try:
-        con = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+        # as_uri() escapes '#', '?' and '%': in a raw "file:" URI they would cut the name short
+        # (a journal 'shift#2.db' could not be restored and an empty 'shift' was created)
+        con = sqlite3.connect(p.absolute().as_uri() + "?mode=ro", uri=True)
         con.execute("SELECT id FROM journal LIMIT 1")
         con.execute("SELECT upto FROM snapshot LIMIT 1")
     except sqlite3.DatabaseError as exc:
@@ -191,12 +224,19 @@ def restore(path, *, recent=0):
         if row is None:
             return None
         upto, state = row
-        engine = Sorter.from_state(json.loads(state))
+        try:
+            engine = Sorter.from_state(json.loads(state))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise JournalError(f"{path}: the snapshot after journal row {upto} cannot be "
+                               f"loaded: {exc}") from None
         n = 0
         cur = con.execute("SELECT id, kind, destination, recirculation, sortable, chute, detail, "
                           "data FROM journal WHERE id > ? ORDER BY id", (upto,))
         for rid, kind, dest, rc, so, chute, detail, data in cur:
-            d = apply_record(engine, kind, dest, rc, so, chute, detail, data)
+            try:
+                d = apply_record(engine, kind, dest, rc, so, chute, detail, data)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise JournalError(f"{path}: journal row {rid} cannot be re-applied: {exc}") from None
             if d is not None and (str(d.chute) != chute or d.reason != detail):
                 raise JournalError(f"{path}: journal row {rid}: replay gives {d.chute}/{d.reason}, "
                                    f"journal says {chute}/{detail}")
@@ -210,8 +250,15 @@ def restore(path, *, recent=0):
                                "FROM journal WHERE id > ? ORDER BY id",
                                (last_id - recent,)).fetchall()
         return RestoreResult(engine, last_id, upto, n, last_seq, rows)
+    except sqlite3.DatabaseError as exc:     # a damaged file (power cut, disk fault)
+        raise _damaged(path, exc) from None
     finally:
         con.close()
+
+
+def _damaged(path, exc):
+    return JournalError(f"{path}: the journal cannot be read ({exc}); it is damaged: restore it "
+                        "from a backup or start a new journal")
 
 
 # -- the writer ---------------------------------------------------------------------------
@@ -234,6 +281,12 @@ class Journal:
     on_failure : callable, optional
         Called from the writer thread as ``on_failure(exc)`` if a commit fails; the
         writer then stops.
+
+    Raises
+    ------
+    InputError
+        The file cannot be opened, or another ``Journal`` (another running service) holds
+        it: one writer per journal, locked until :meth:`close`.
 
     Notes
     -----
@@ -268,9 +321,11 @@ class Journal:
         self._wake = threading.Event()
         self._done_cond = threading.Condition()
         self._stopping = False
+        self._lock_fd = _lock_journal(self.path)      # before anything is written
         try:
             con = _connect(self.path, durability)
         except sqlite3.DatabaseError as exc:
+            self._unlock()
             raise InputError(f"cannot open journal ({exc})", path=self.path,
                              expected="a writable SQLite file") from None
         with con:
@@ -393,7 +448,14 @@ class Journal:
         self._stopping = True
         self._wake.set()
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._unlock()
         return ok
+
+    def _unlock(self):
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 # -- reading and export ------------------------------------------------------------------
@@ -416,12 +478,15 @@ def read_records(path, kinds=None, *, chunk=50_000):
                 raise InputError(f"unknown kind {bad[0]!r}", field="kind", expected=" | ".join(KINDS))
             sql += " WHERE kind IN (" + ",".join("?" * len(kinds)) + ")"
             args = tuple(kinds)
-        cur = con.execute(sql + " ORDER BY id", args)
-        while True:
-            rows = cur.fetchmany(chunk)
-            if not rows:
-                break
-            yield rows
+        try:
+            cur = con.execute(sql + " ORDER BY id", args)
+            while True:
+                rows = cur.fetchmany(chunk)
+                if not rows:
+                    break
+                yield rows
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(path, exc) from None
     finally:
         con.close()
 
@@ -445,6 +510,9 @@ def export(path, out, kinds=None) -> int:
         raise InputError(f"unknown output format {out.suffix!r}", path=out, field="out",
                          expected="a .parquet or .csv file name")
     _open_existing(path).close()       # a bad journal fails before the output is created
+    if out.exists() and os.path.samefile(out, path):    # opening --out for writing empties it
+        raise InputError("is the journal itself", path=out, field="out",
+                         expected="an output file other than the journal")
     if kinds:
         bad = [k for k in kinds if k not in KINDS]
         if bad:
@@ -523,6 +591,8 @@ def journal_info(path) -> dict:
             "clients": dict(con.execute("SELECT client, MAX(seq) FROM journal GROUP BY client")),
             "snapshots": [r[0] for r in con.execute("SELECT upto FROM snapshot ORDER BY id")],
         }
+    except sqlite3.DatabaseError as exc:
+        raise _damaged(path, exc) from None
     finally:
         con.close()
     return info

@@ -15,9 +15,28 @@ import time
 
 import numpy as np
 
-__all__ = ["load_destinations", "run_load", "format_report"]
+__all__ = ["MAX_SCANS", "load_destinations", "run_load", "format_report", "scans_per_connection"]
 
 _perf = time.perf_counter
+
+#: Most scans a paced run (``rate * seconds``) may send: every scan keeps two float64
+#: timings, so this bounds the run's memory (16 bytes a scan, 800 MB at most).
+MAX_SCANS = 50_000_000
+#: ``rate=0``: scans recorded over all connections (at most 2,000,000 per connection).
+_MAX_SCANS_CLOSED = 20_000_000
+#: Destinations drawn per connection; scan ``i`` sends draw ``i % _DRAW_BLOCK``.
+_DRAW_BLOCK = 1 << 14
+
+
+def scans_per_connection(rate, seconds, connections) -> int:
+    """How many scans each connection may send (the size of its timing arrays).
+
+    ``rate * seconds`` shared out for a paced run; for ``rate=0`` 2,000,000 per connection,
+    at most 20,000,000 over all of them, so memory stays bounded whatever the options.
+    """
+    if rate > 0:
+        return int(np.ceil(rate / connections * seconds))
+    return max(1, min(2_000_000, _MAX_SCANS_CLOSED // connections))
 
 
 def load_destinations(plan_csv) -> list:
@@ -48,6 +67,15 @@ def load_destinations(plan_csv) -> list:
     return codes
 
 
+def _seq(text, n):
+    """The index of an answer's seq field if it names one of ``n`` telegrams, else None."""
+    if text.isdigit() and len(text) < 19:
+        i = int(text)
+        if i < n:
+            return i
+    return None
+
+
 class _Client(asyncio.Protocol):
     def __init__(self, n):
         self.send_t = np.zeros(n, dtype=np.float64)
@@ -59,6 +87,7 @@ class _Client(asyncio.Protocol):
         self.transport = None
         self.progress = asyncio.Event()
         self.closed = asyncio.get_running_loop().create_future()
+        self.closed_by_service = False
 
     def connection_made(self, transport):
         self.transport = transport
@@ -71,17 +100,23 @@ class _Client(asyncio.Protocol):
         self.buf = lines.pop()
         lat = self.lat
         send_t = self.send_t
+        n = len(lat)
         for line in lines:
             f = line.split(b"|")
             # an echo server's answer (the SCAN line itself) counts too, so the same run
             # against a raw asyncio echo server gives the baseline round trip
             if (f[0] == b"DEST" and len(f) == 5) or (f[0] == b"SCAN" and len(f) == 6):
-                i = int(f[1])
+                i = _seq(f[1], n)
+                if i is None:
+                    self.errors += 1
+                    continue
                 lat[i] = t - send_t[i]
                 if f[-1] == b"late":
                     self.late += 1
             else:
                 self.errors += 1
+                if f[0] != b"ERR" or len(f) < 4 or _seq(f[1], n) is None:
+                    continue          # not an answer to a telegram of ours (a wrong port?)
             self.answered += 1
         self.progress.set()
 
@@ -95,6 +130,7 @@ async def _one_connection(host, port, c, n, rate_c, seconds, codes, tag, window,
     loop = asyncio.get_running_loop()
     _, cl = await loop.create_connection(lambda: _Client(n), host, port)
     dest = codes
+    nd = len(dest)
     sent = 0
     write = cl.transport.write
     send_t = cl.send_t
@@ -104,7 +140,7 @@ async def _one_connection(host, port, c, n, rate_c, seconds, codes, tag, window,
             now = _perf()
             due = min(n, int((now - t0) * rate_c) + 1)
             if due > sent:
-                write("".join([f"SCAN|{i}|{prefix}{i}|{dest[i]}|0|1\n" for i in range(sent, due)])
+                write("".join([f"SCAN|{i}|{prefix}{i}|{dest[i % nd]}|0|1\n" for i in range(sent, due)])
                       .encode())
                 send_t[sent:due] = now
                 sent = due
@@ -118,7 +154,7 @@ async def _one_connection(host, port, c, n, rate_c, seconds, codes, tag, window,
                 break
             upto = min(n, cl.answered + window)
             if upto > sent:
-                write("".join([f"SCAN|{i}|{prefix}{i}|{dest[i]}|0|1\n" for i in range(sent, upto)])
+                write("".join([f"SCAN|{i}|{prefix}{i}|{dest[i % nd]}|0|1\n" for i in range(sent, upto)])
                       .encode())
                 send_t[sent:upto] = now
                 sent = upto
@@ -132,6 +168,7 @@ async def _one_connection(host, port, c, n, rate_c, seconds, codes, tag, window,
             await asyncio.wait_for(cl.progress.wait(), 0.5)
         except asyncio.TimeoutError:
             pass
+    cl.closed_by_service = cl.closed.done()   # before our close: the run was cut short
     cl.transport.close()
     return cl, sent
 
@@ -163,19 +200,24 @@ def run_load(host="127.0.0.1", port=7070, *, rate=1000.0, seconds=5.0, connectio
     -------
     dict
         ``sent``, ``answered``, ``elapsed_s``, ``scans_per_s``, ``p50_us``, ``p99_us``,
-        ``p999_us``, ``max_us``, ``late``, ``errors``, plus the arguments.
+        ``p999_us``, ``max_us``, ``late``, ``errors``, ``unanswered``,
+        ``closed_by_service`` (connections the service closed before the run ended: it was
+        cut short), plus the arguments.
     """
     if rate < 0 or seconds <= 0 or connections < 1 or window < 1:
         raise ValueError("rate must be >= 0, seconds > 0, connections >= 1, window >= 1")
+    if rate * seconds > MAX_SCANS:
+        raise ValueError(f"rate x seconds = {rate * seconds:,.0f} scans; at most {MAX_SCANS:,}")
     if destinations is None:
         from sorter.resources import seed_path
         destinations = load_destinations(seed_path("plan/demo_plan.csv"))
     rng = np.random.default_rng(seed)
     codes = np.array(list(destinations) + [""], dtype=object)
     rate_c = rate / connections
-    n = int(np.ceil(rate_c * seconds)) if rate > 0 else 2_000_000
-    picks = rng.integers(0, len(codes) - 1, size=(connections, n))
-    picks[rng.random((connections, n)) < no_read] = len(codes) - 1
+    n = scans_per_connection(rate, seconds, connections)
+    nd = min(n, _DRAW_BLOCK)          # drawn once, used in turn: memory does not grow with n
+    picks = rng.integers(0, len(codes) - 1, size=(connections, nd))
+    picks[rng.random((connections, nd)) < no_read] = len(codes) - 1
     tag = np.base_repr(time.time_ns() // 1000, 36)     # distinct parcel ids per run
 
     async def main():
@@ -197,22 +239,30 @@ def run_load(host="127.0.0.1", port=7070, *, rate=1000.0, seconds=5.0, connectio
         lats.append(cl.lat[:s][keep])
     lat = np.concatenate(lats) if lats else np.empty(0)
     lat = lat[~np.isnan(lat)] * 1e6
-    q = (np.percentile(lat, [50, 99, 99.9]) if lat.size else [np.nan] * 3)
+    # no answer timed: None (JSON null), not NaN, which `--json` would print and JSON does not allow
+    q = ([round(float(x), 1) for x in np.percentile(lat, [50, 99, 99.9])] if lat.size
+         else [None] * 3)
     return {
         "rate": rate, "seconds": seconds, "connections": connections,
         "sent": int(sent), "answered": int(answered), "elapsed_s": round(float(elapsed), 3),
         "scans_per_s": round(answered / elapsed, 1),
-        "p50_us": round(float(q[0]), 1), "p99_us": round(float(q[1]), 1),
-        "p999_us": round(float(q[2]), 1), "max_us": round(float(lat.max()), 1) if lat.size else None,
+        "p50_us": q[0], "p99_us": q[1],
+        "p999_us": q[2], "max_us": round(float(lat.max()), 1) if lat.size else None,
         "late": int(sum(cl.late for cl, _ in res)), "errors": int(sum(cl.errors for cl, _ in res)),
         "unanswered": int(sent - answered),
+        "closed_by_service": int(sum(cl.closed_by_service for cl, _ in res)),
     }
 
 
 def format_report(r) -> str:
     """One line of figures."""
     target = "max" if not r["rate"] else f"{r['rate']:g}/s"
+
+    def us(x):
+        return "-" if x is None else f"{x:.0f}"
     return (f"target {target:>10}  conns {r['connections']}  sent {r['sent']}  answered {r['answered']}"
-            f"  -> {r['scans_per_s']:,.0f} scans/s  latency p50 {r['p50_us']:.0f} us  "
-            f"p99 {r['p99_us']:.0f} us  p99.9 {r['p999_us']:.0f} us  max {r['max_us']} us  "
-            f"late {r['late']}  errors {r['errors']}  unanswered {r['unanswered']}")
+            f"  -> {r['scans_per_s']:,.0f} scans/s  latency p50 {us(r['p50_us'])} us  "
+            f"p99 {us(r['p99_us'])} us  p99.9 {us(r['p999_us'])} us  max {r['max_us']} us  "
+            f"late {r['late']}  errors {r['errors']}  unanswered {r['unanswered']}"
+            + (f"  CUT SHORT: the service closed {r['closed_by_service']} connection(s)"
+               if r.get("closed_by_service") else ""))
