@@ -449,3 +449,25 @@ def test_restart_keeps_the_journals_durability_unless_told(tmp_path):
     svc, _ = open_service(PLAN, CHUTES, journal=db2)           # a new journal: batch
     assert svc.journal.durability == "batch"
     svc.journal.close()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+def test_sighup_stops_the_service_cleanly_with_the_journal_committed(tmp_path):
+    # was: SIGHUP (the terminal that started `sorter serve` closed) ended it like a crash,
+    # without the final commit of a batch-durability journal
+    db = tmp_path / "hup.db"
+    proc, port = start_service(tmp_path, db, CHUTES, "batch", extra=("--commit-ms", "60000"))
+    try:
+        cl = Client(port)
+        assert cl.request(b"HELLO|1|plc\n").startswith("HELLO|1|plc")
+        answer = cl.request(b"SCAN|2|P1|01422|0|1\n")
+        assert answer.startswith("DEST|2|P1|")
+        cl.close()
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(TIMEOUT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(TIMEOUT)
+    rows = journal_rows(db, "plc")
+    assert [r[0] for r in rows] == [2] and rows[0][1] == "scan"

@@ -597,7 +597,7 @@ def _remove_journal(path):
 
 
 def run_server(service, host="127.0.0.1", port=7070, *, announce=None) -> int:
-    """Serve until SIGINT/SIGTERM (or a journal failure); returns an exit code.
+    """Serve until SIGINT/SIGTERM/SIGHUP (or a journal failure); returns an exit code.
 
     ``announce(host, port)`` is called once listening (the port may have been 0).
     """
@@ -618,7 +618,11 @@ def run_server(service, host="127.0.0.1", port=7070, *, announce=None) -> int:
                              f"{getattr(exc, 'strerror', None) or exc}", field="--host/--port",
                              expected="a free port (or --port 0) on an address of this "
                                       "machine") from None
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP too: closing the terminal that started the service stops it cleanly (journal
+        # committed) instead of ending it like a crash
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is None:             # pragma: no cover - not POSIX
+                continue
             try:
                 loop.add_signal_handler(sig, lambda s=sig: service.stopped.done()
                                         or service.stopped.set_result(s.name))
