@@ -162,3 +162,25 @@ def test_mapf_table_mb_bounds_the_cache_and_reports_memory(tmp_path, capsys):
     for bad in ("-1", "nan", "inf"):
         assert main(["mapf", str(fl), "--robots", "6", "--steps", "5", "--table-mb", bad]) == 2
         assert "table_mb" in capsys.readouterr().err
+
+
+def test_mapf_default_table_bound_is_0_for_multi_errand_tasks(tmp_path, capsys):
+    # LoRR 2024-style task files (several errands per task, anywhere on the floor): no idle
+    # tables kept by default; single-errand files and other runs keep the 512 MB default
+    fl = tmp_path / "floor.txt"
+    fl.write_text(FLOOR)
+    floor = load_floor(fl)
+    free = [int(c) for c in floor.free_cells]
+    multi = tmp_path / "multi.tasks"
+    multi.write_text("3\n" + "\n".join(f"{free[i]},{free[-1 - i]}" for i in range(3)) + "\n")
+    single = tmp_path / "single.tasks"
+    single.write_text("3\n" + "\n".join(str(free[i]) for i in range(3)) + "\n")
+    bounds = {}
+    for name, tasks in (("multi", multi), ("single", single)):
+        assert main(["mapf", str(fl), "--robots", "2", "--steps", "5", "--tasks", str(tasks),
+                     "--json"]) == 0
+        bounds[name] = json.loads(capsys.readouterr().out)["table_mb_bound"]
+    assert bounds == {"multi": 0, "single": 512}
+    assert main(["mapf", str(fl), "--robots", "2", "--steps", "5", "--tasks", str(multi),
+                 "--table-mb", "64", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["table_mb_bound"] == 64
