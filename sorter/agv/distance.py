@@ -425,8 +425,9 @@ def _goal_sources(g: MoveGraph, goal_cells) -> np.ndarray:
         if 0 <= c < g.n_cells and g.fidx[c] >= 0:
             return np.array([g.fidx[c]], np.int32)
     cells = np.atleast_1d(np.asarray(goal_cells))
-    if cells.size == 0 or not np.issubdtype(cells.dtype, np.integer):
-        raise InputError("empty or non-integer goal", field="goal_cells", expected="cell ids")
+    if cells.ndim != 1 or cells.size == 0 or not np.issubdtype(cells.dtype, np.integer):
+        raise InputError(f"goal cells of shape {cells.shape}, dtype {cells.dtype}",
+                         field="goal_cells", expected="a non-empty 1-D list of integer cell ids")
     if cells.min() < 0 or cells.max() >= g.n_cells:
         raise InputError("goal cell outside the grid", field="goal_cells",
                          expected=f"cell ids in [0, {g.n_cells})")
@@ -462,7 +463,8 @@ class DistanceTables:
         Memory bound of the pool: once it holds this much, a new table evicts the least
         recently used table that no robot uses (idle). Tables in use, and prefetched tables
         waiting for their robot, are never evicted: the pool grows beyond ``max_mb`` if they
-        need it (so at 10,000 robots with distinct goals the idle cache is empty).
+        need it (so at 10,000 robots with distinct goals the idle cache is empty). At least 0;
+        ``inf``: no bound (InputError on NaN or a negative bound).
     reserve : int
         Rows reserved up front (virtual memory; untouched rows cost no RAM).
     costs : int array (n_cells, 4), optional
@@ -488,6 +490,13 @@ class DistanceTables:
     def __init__(self, floor_or_moves, *, max_mb: float = 512.0, reserve: int = 16, costs=None):
         self.graph = MoveGraph.of(floor_or_moves)
         nf = self.graph.n_free
+        try:
+            max_mb = float(max_mb)
+        except (TypeError, ValueError):
+            max_mb = float("nan")
+        if not max_mb >= 0:                     # NaN, negative, not a number
+            raise InputError(f"max_mb={max_mb!r}", field="max_mb",
+                             expected="a number of megabytes >= 0 (inf: no bound)")
         self.rcost = None
         self.max_cost = 1
         if costs is not None:
@@ -508,7 +517,8 @@ class DistanceTables:
         self.bounded = True                         # acquire(..., near=) may bound tables
         self.slack = 16 if costs is None else 8 + 2 * self.max_cost
         self.row_bytes = nf * np.dtype(self.dtype).itemsize
-        self.max_rows = max(1, int(max_mb * 2**20 // max(1, self.row_bytes)))
+        self.max_rows = 1 << 62 if max_mb == np.inf else \
+            max(1, int(max_mb * 2**20 // max(1, self.row_bytes)))
         # rows are reserved (virtual memory, untouched pages are not resident) so that the pool
         # rarely has to grow by copying (a copy holds old and new pool at once): room for the
         # tables in use, the prefetched ones waiting (pin_limit) and the LRU bound
@@ -654,6 +664,16 @@ class DistanceTables:
         ``near`` (a free-cell index, optional): a new table may be bounded around that cell
         (see Notes); without it the table returned is complete.
         """
+        if blocked is not None and not (isinstance(blocked, np.ndarray)
+                                        and blocked.dtype == np.uint8
+                                        and blocked.shape == (self.graph.n_free,)):
+            b = np.asarray(blocked)                 # checked once per call: O(1) when right
+            if b.shape != (self.graph.n_free,) or not (np.issubdtype(b.dtype, np.integer)
+                                                       or b.dtype == np.bool_):
+                raise InputError(f"blocked has shape {b.shape}, dtype {b.dtype}", field="blocked",
+                                 expected=f"a uint8 array of shape ({self.graph.n_free},), "
+                                          "one flag per free cell")
+            blocked = (b != 0).astype(np.uint8)
         with self._lock:
             return self._acquire(key, cells, blocked, near)
 

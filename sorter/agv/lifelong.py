@@ -146,6 +146,9 @@ def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None
     -------
     (Planner, task stream)
     """
+    if (isinstance(n_robots, (bool, np.bool_)) or not isinstance(n_robots, (int, np.integer))
+            or n_robots < 1):
+        raise InputError(f"n_robots={n_robots!r}", field="n_robots", expected="an integer >= 1")
     rng = np.random.default_rng(seed)
     if starts is None:
         starts = default_starts(floor, n_robots, rng)

@@ -98,6 +98,11 @@ GUIDANCE = ("none", "flow", "lanes", "lanes+flow")
 _M64 = 0xFFFFFFFFFFFFFFFF
 
 
+def _is_int(x) -> bool:
+    """A Python or NumPy integer (not a bool, float or string)."""
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
 def tie_hash(x: int) -> int:
     """splitmix64 finaliser on a Python int (the same mix the kernel uses)."""
     x &= _M64
@@ -408,7 +413,8 @@ class Planner:
         ``"none"`` = plain PIBT; see the module docstring for the others (``"lanes"`` needs a
         ``Floor``).
     max_table_mb : float
-        LRU bound of cached, unused distance tables (:class:`DistanceTables`).
+        LRU bound of cached, unused distance tables (:class:`DistanceTables`; >= 0, ``inf``
+        = no bound).
     flow_halflife : int
         Every this many steps the traffic counts are halved (``"flow"``).
     w_occ : int
@@ -479,6 +485,11 @@ class Planner:
         self.floor = floor if hasattr(floor, "moves") and not isinstance(floor, MoveGraph) else None
         self.graph = MoveGraph.of(floor)
         g = self.graph
+        if not _is_int(n_robots):
+            raise InputError(f"n_robots={n_robots!r}", field="n_robots",
+                             expected=f"an integer 1..{MAX_ROBOTS}")
+        if not _is_int(seed):
+            raise InputError(f"seed={seed!r}", field="seed", expected="an integer")
         n = int(n_robots)
         if not 1 <= n <= MAX_ROBOTS:
             raise InputError(f"n_robots={n_robots}", field="n_robots", expected=f"1..{MAX_ROBOTS}")
@@ -531,6 +542,7 @@ class Planner:
         self._pos = g.fidx[starts].astype(np.int32)
         self._nxt = np.empty(n, np.int32)
         self._goal = np.full(n, -1, np.int64)          # goal cell per robot (grid id)
+        self._no_goal = True                           # no goals set yet (prepare)
         self._slot = np.zeros(n, np.int32)
         self._elapsed = np.zeros(n, np.int32)
         self._dwell = np.zeros(n, np.int32)
@@ -645,10 +657,11 @@ class Planner:
         most one move more than now), int64; -1 before any step.
 
         Task streams use it to ask for a robot's next table shortly before it needs it
-        (:meth:`prefetch`); it reads the values the last step gathered, not the tables."""
-        r = np.arange(self.n_robots) if robots is None else np.asarray(robots, np.int64)
+        (:meth:`prefetch`); it reads the values the last step gathered, not the tables.
+        -1 where the goal is unreachable. ``robots``: indices or a bool mask (as :meth:`hold`)."""
+        r = np.arange(self.n_robots) if robots is None else self._robots(robots, "robots")
         out = self._local[r, 4].astype(np.int64)
-        out[self._goal[r] < 0] = -1
+        out[(self._goal[r] < 0) | (out == self.tables.unreachable)] = -1
         if self.step_no == 0:
             out[:] = -1
         return out
@@ -991,7 +1004,19 @@ class Planner:
             robots = robots[np.isin(self._slot[robots], rows)]   # their robots: gather again
 
     def distance(self, robot: int) -> int:
-        """Table distance from ``robot``'s cell to its goal (-1 unreachable)."""
+        """Table distance from ``robot``'s cell to its goal (-1 unreachable, or before the
+        robot has a goal).
+
+        Raises
+        ------
+        InputError
+            If ``robot`` is not a robot index in ``[0, n_robots)``.
+        """
+        if not _is_int(robot) or not 0 <= robot < self.n_robots:
+            raise InputError(f"robot {robot!r}", field="robot",
+                             expected=f"a robot index in [0, {self.n_robots})")
+        if self._goal[robot] < 0:
+            return -1
         tabs = self.tables
         row = int(self._slot[robot])
         if tabs.pool[row, self._pos[robot]] == tabs.unsettled and tabs.partial[row]:
@@ -1005,8 +1030,11 @@ class Planner:
         if goals.shape != (self.n_robots,):
             raise InputError(f"goals has shape {goals.shape}", field="goals",
                              expected=f"shape ({self.n_robots},)")
+        if self._no_goal:                      # first goals: -1 (= unset) is not a goal
+            self._cells(goals, "goals")
         if self._done.any() or not np.array_equal(goals, self._goal):
             self._set_goals(goals)
+        self._no_goal = False
 
     def step(self, goals) -> np.ndarray:
         """Advance one timestep toward ``goals``; return the new positions.

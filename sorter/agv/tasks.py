@@ -53,6 +53,32 @@ INDUCT_CHOICES = ("nearest", "balanced")
 _SEQ_BITS = 40             # a pool key is (task length << _SEQ_BITS) | reveal number
 
 
+def _generator(rng):
+    """``rng`` as a Generator: a Generator as is, an integer as its seed."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_)):
+        return np.random.default_rng(rng)
+    raise InputError(f"rng={rng!r}", field="rng",
+                     expected="a numpy.random.Generator (np.random.default_rng(seed)) or an integer seed")
+
+
+def _team(n_robots):
+    """The team size as an int, checked (an integer >= 1)."""
+    if (isinstance(n_robots, (bool, np.bool_)) or not isinstance(n_robots, (int, np.integer))
+            or n_robots < 1):
+        raise InputError(f"n_robots={n_robots!r}", field="robots", expected="an integer >= 1")
+    return int(n_robots)
+
+
+def _check_team(stream, planner):
+    """A task stream for ``n`` robots started with a planner of another team size."""
+    n = getattr(planner, "n_robots", None)          # (duck-typed planners may not say)
+    if n is not None and n != stream.n:
+        raise InputError(f"a task stream for {stream.n} robots, a planner of {n}",
+                         field="n_robots", expected="the planner's n_robots")
+
+
 @njit(cache=True)
 def _assign_nearest(rr, rc, pool_key, pool_task, task_r, task_c, taken, out):
     """For each free robot in order (cell row ``rr[i]``, col ``rc[i]``) take the untaken pool
@@ -152,8 +178,7 @@ class ErrandTasks:
         if strategy not in ERRAND_STRATEGIES:
             raise InputError(f"strategy {strategy!r}", field="taskAssignmentStrategy",
                              expected=" or ".join(repr(x) for x in ERRAND_STRATEGIES))
-        if isinstance(n_robots, bool) or int(n_robots) < 1:
-            raise InputError(f"n_robots={n_robots!r}", field="robots", expected="an integer >= 1")
+        _team(n_robots)
         if offsets is None:
             off = np.arange(e.size + 1, dtype=np.int64)
         else:
@@ -256,6 +281,7 @@ class ErrandTasks:
         return self.errands[self.offsets[self.task[robots]] + self.step_in_task[robots]]
 
     def start(self, planner):
+        _check_team(self, planner)
         self._next = 0
         robots = np.arange(self.n)
         if self.strategy == "nearest":
@@ -357,7 +383,8 @@ class RandomTasks:
     cells : int array
         Cells to draw goals from.
     n_robots : int
-    rng : numpy.random.Generator
+    rng : numpy.random.Generator or int
+        The generator, or an integer seed of one.
     moves : int array (n_cells, 4), optional
         The floor's move table. Given, and when ``cells`` fall into several connected parts of
         the floor (a MovingAI map with walled-off pockets), each robot's goals are drawn from
@@ -375,8 +402,8 @@ class RandomTasks:
         self.cells = np.asarray(cells, np.int32)
         if self.cells.size == 0:
             raise InputError("no cells to draw goals from", field="cells", expected="free cells")
-        self.n = int(n_robots)
-        self.rng = rng
+        self.n = _team(n_robots)
+        self.rng = _generator(rng)
         self.completed = 0
         self.delivered = 0
         self._goals = None
@@ -420,6 +447,7 @@ class RandomTasks:
         return out
 
     def start(self, planner):
+        _check_team(self, planner)
         self._goals = self._draw(planner, np.arange(self.n)).astype(np.int32)
         at = np.asarray(planner.positions)
         lo, size = self._span(at)
@@ -550,7 +578,8 @@ class SortingTasks:
     floor : Floor
         With inducts and chutes.
     n_robots : int
-    rng : numpy.random.Generator
+    rng : numpy.random.Generator or int
+        The generator, or an integer seed of one.
     n_destinations : int, optional
         Default: ``min(100, n_chutes)``; RHCR's scenario uses every chute (``mix="uniform"``).
     mix : {"zipf", "721", "uniform"}
@@ -579,8 +608,8 @@ class SortingTasks:
             raise InputError(f"induct_choice {induct_choice!r}", field="induct_choice",
                              expected=" or ".join(INDUCT_CHOICES))
         self.floor = floor
-        self.n = int(n_robots)
-        self.rng = rng
+        self.n = _team(n_robots)
+        self.rng = rng = _generator(rng)
         nd = min(100, len(floor.chutes)) if n_destinations is None else int(n_destinations)
         self.mix = DestinationMix(nd, mix)
         self.router = router if router is not None else ChuteTable(
@@ -630,6 +659,7 @@ class SortingTasks:
         return out
 
     def start(self, planner):
+        _check_team(self, planner)
         robots = np.arange(self.n)
         k = self._pick_inducts(planner, robots, planner.positions)
         self.target[:] = k

@@ -105,7 +105,11 @@ def draw_floor(floor, ax=None, robots=None, *, arrows=None, robot_size=None, tit
             ax.quiver(c, r, u, v, color="#888888", scale=1.6, scale_units="xy", width=0.002,
                       headwidth=4, pivot="middle")
     if robots is not None:
-        rob = np.asarray(robots, dtype=np.int64).ravel()
+        rob = np.asarray(robots)
+        if rob.size and (rob.dtype == np.bool_ or not np.issubdtype(rob.dtype, np.integer)):
+            raise InputError(f"robots has dtype {rob.dtype}", field="robots",
+                             expected="integer cell ids (row * width + col), not a mask")
+        rob = rob.astype(np.int64).ravel()
         if rob.size and (rob.min() < 0 or rob.max() >= floor.n_cells):
             raise InputError("robots holds a cell id outside the floor", field="robots",
                              expected=f"cell ids in 0..{floor.n_cells - 1}")
@@ -158,6 +162,8 @@ def animate(floor, positions, start, stop, path, *, fps=5, dpi=80):
     if not (0 <= start < stop <= pos.shape[0]):
         raise InputError(f"window {start}..{stop} of {pos.shape[0]} rows", field="start, stop",
                          expected=f"0 <= start < stop <= {pos.shape[0]}")
+    if not (isinstance(fps, (int, float, np.integer, np.floating)) and 0 < fps < 1000):
+        raise InputError(f"fps={fps!r}", field="fps", expected="frames per second, 0 < fps < 1000")
     out = Path(path)
     if out.suffix.lower() != ".gif":
         raise InputError(f"cannot write {out.suffix!r} animations", path=out, field="path",

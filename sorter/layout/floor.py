@@ -223,6 +223,9 @@ class Floor:
 
     def rc(self, cell: int) -> tuple[int, int]:
         """(row, col) of a cell id."""
+        if not 0 <= int(cell) < self.n_cells:
+            raise InputError(f"cell {cell} is off the {self.height} x {self.width} floor",
+                             field="cell", expected=f"a cell id in [0, {self.n_cells})")
         r, c = divmod(int(cell), self.width)
         return r, c
 
@@ -245,6 +248,9 @@ class Floor:
 
     def neighbours(self, cell: int) -> list[int]:
         """Cells reachable from ``cell`` in one move (not counting waiting)."""
+        if not 0 <= int(cell) < self.n_cells:
+            raise InputError(f"cell {cell} is off the {self.height} x {self.width} floor",
+                             field="cell", expected=f"a cell id in [0, {self.n_cells})")
         return [int(t) for t in self.moves[int(cell)] if t >= 0]
 
     def __repr__(self):
