@@ -327,3 +327,22 @@ def test_floor_plan_properties(k, d, kind, cap, seed):
         routes = [r[:-1] if len(r) > 1 and r[-1] != r[0] else r for r in routes]
     assert {c for r in routes for c in r} == dest_chutes
     assert all(c.capacity == (cap or 1_000_000_000) for c in table if c.kind != "reject")
+
+
+def test_floor_sim_takes_an_integer_seed_like_the_other_task_streams():
+    # was: AttributeError ('int' object has no attribute 'permutation') before the run began
+    from sorter.agv.pibt import Planner
+    paths = []
+    for rng in (5, np.random.default_rng(5)):
+        st = FloorSim(FLOOR, 8, rng, FloorSimOptions(chute_capacity=6))
+        p = Planner(FLOOR, 8, FLOOR.free_cells[:8], seed=1, station_goals=True)
+        goals = st.start(p)
+        path = [p.positions.copy()]
+        for _ in range(60):
+            st.pre_step(p, goals)
+            path.append(p.step(goals).copy())
+            goals = st.update(p)
+        paths.append((np.array(path), st.picked, st.dropped))
+    assert np.array_equal(paths[0][0], paths[1][0]) and paths[0][1:] == paths[1][1:]
+    with pytest.raises(InputError, match="rng"):
+        FloorSim(FLOOR, 8, 2.5)

@@ -241,8 +241,8 @@ class FloorSim(SortingTasks):
     floor : Floor
         With inducts and chutes.
     n_robots : int
-    rng : numpy.random.Generator
-        Parcel destinations (and the plan's station shuffle).
+    rng : numpy.random.Generator or int
+        Parcel destinations (and the plan's station shuffle); an integer seeds a Generator.
     options : FloorSimOptions
     n_destinations : int, optional
         Generated plan: default ``min(100, chutes)``; loaded plan: the first ``n`` destinations
@@ -271,7 +271,9 @@ class FloorSim(SortingTasks):
     def __init__(self, floor, n_robots, rng, options=None, *, n_destinations=None, mix="zipf",
                  induct_choice="nearest", balance_weight=2.0, seed=0):
         from sorter import Sorter
+        from sorter.agv.tasks import _generator
 
+        rng = _generator(rng)           # an integer seeds one, as in the other task streams
         opt = (options or FloorSimOptions()).validate()
         self.options = opt
         labels = [s.label for s in floor.chutes]
