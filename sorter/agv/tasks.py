@@ -155,6 +155,12 @@ class ErrandTasks:
     tasks_finished : int
         Tasks whose last errand was reached (the LoRR 2024 score; = ``completed`` for
         single-errand tasks).
+    prefetch_ahead : int
+        With ``prefetch``: the next errand's table is asked for within this table distance
+        of the current errand (default 48).
+    pick_ahead : int
+        ``"nearest"`` with ``prefetch``: a robot takes its next task within this table
+        distance of its task's last errand (default 2; -1: on arrival).
 
     Raises
     ------
