@@ -7,12 +7,13 @@ parcel all end in the reject chute configured for that reason.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
-from sorter._chutes import ChuteEngine, CompiledPlan
+from sorter._chutes import ChuteEngine, CompiledPlan, recirculation_count
 from sorter.constants import (KINDS, REASONS, REJECT_REASONS, STATES,
                               STRATEGIES, Decision)
 from sorter.errors import InputError
@@ -22,6 +23,28 @@ __all__ = ["Sorter", "Decision", "PreparedPlan"]
 
 _STATE_CODE = {s: i for i, s in enumerate(STATES)}
 _STATE_VERSION = 1
+
+
+def _own_copy(plan: SortPlan, table: ChuteTable, *, path=None, **changes) -> SortPlan:
+    """``plan`` (with ``changes``) checked against ``table``, as a copy of its own: later
+    edits to the caller's plan change neither the decisions nor :meth:`Sorter.state_dict`."""
+    plan = dataclasses.replace(plan, **changes).validate(table, path=path)
+    plan.routes = {d: tuple(r) for d, r in plan.routes.items()}
+    plan.reject = dict(plan.reject)
+    plan.overflow = tuple(plan.overflow)
+    return plan
+
+
+def _state_counts(state, key, n, top) -> np.ndarray:
+    """``state[key]`` as ``n`` integers from 0 to ``top``, or :class:`InputError` naming it."""
+    try:
+        a = np.asarray(state[key])
+    except (ValueError, TypeError, OverflowError):     # ragged or junk
+        a = np.zeros(())
+    if a.shape != (n,) or (n and (a.dtype.kind not in "iu" or a.min() < 0 or a.max() > top)):
+        raise InputError(f"bad {key} in the sorter state", field=key,
+                         expected=f"{n} integers from 0 to {top} (as state_dict() writes them)")
+    return a
 
 
 class PreparedPlan:
@@ -82,14 +105,8 @@ class Sorter(ChuteEngine):
         if not isinstance(plan, SortPlan):
             raise TypeError(f"plan must be a SortPlan, not {type(plan).__name__}")
         table = chutes if isinstance(chutes, ChuteTable) else ChuteTable(list(chutes))
-        if strategy is not None or max_recirculation is not None:
-            plan = SortPlan(routes=dict(plan.routes), reject=dict(plan.reject),
-                            overflow=tuple(plan.overflow),
-                            strategy=plan.strategy if strategy is None else strategy,
-                            max_recirculation=(plan.max_recirculation if max_recirculation is None
-                                               else max_recirculation),
-                            name=plan.name)
-        plan.validate(table)
+        overrides = {"strategy": strategy, "max_recirculation": max_recirculation}
+        plan = _own_copy(plan, table, **{k: v for k, v in overrides.items() if v is not None})
         self.chute_table = table
         self.sort_plan = plan
         self._install_chutes(table.ids, [KINDS.index(c.kind) for c in table],
@@ -202,7 +219,7 @@ class Sorter(ChuteEngine):
                             strategy=cur.strategy, max_recirculation=cur.max_recirculation,
                             name=Path(new_plan).stem)
         elif isinstance(new_plan, Mapping):
-            plan = SortPlan(routes={k: tuple(v) for k, v in new_plan.items()},
+            plan = SortPlan(routes=dict(new_plan),            # checked by validate() below
                             reject=dict(cur.reject), overflow=tuple(cur.overflow),
                             strategy=cur.strategy, max_recirculation=cur.max_recirculation,
                             name=cur.name)
@@ -210,7 +227,7 @@ class Sorter(ChuteEngine):
             raise TypeError("new_plan must be a SortPlan, a plan CSV path or a mapping, "
                             f"not {type(new_plan).__name__}")
         table = self.chute_table
-        plan.validate(table, path=path)
+        plan = _own_copy(plan, table, path=path)
         plan.routes = {d: tuple(table[c].id for c in r) for d, r in plan.routes.items()}
         return PreparedPlan(plan, table, self._layout(plan))
 
@@ -237,7 +254,8 @@ class Sorter(ChuteEngine):
         dest_ids : array_like of int
             From :meth:`destination_ids` (-1 unknown, -2 no-read).
         recirculation : int or array_like of int
-            Per parcel, or one value for all. Negative values count as 0.
+            Per parcel, or one value for all, read as :meth:`assign` reads it: negative
+            values and NaN count as 0, values past the limit (or +inf) as over it.
         sortable : None or array_like of bool
             ``None``: all sortable.
 
@@ -253,14 +271,18 @@ class Sorter(ChuteEngine):
             raise ValueError(f"dest_ids must be 1-D, got shape {d.shape}")
         if d.size and not np.issubdtype(d.dtype, np.integer):
             raise TypeError(f"dest_ids must be integers, got dtype {d.dtype}")
+        if d.dtype != np.int32:         # ids beyond int32 are unknown, not wrapped onto others
+            d = np.clip(d, np.iinfo(np.int32).min, np.iinfo(np.int32).max)
         d = np.ascontiguousarray(d, dtype=np.int32)
         n = d.shape[0]
         rc = np.asarray(recirculation)
-        if rc.ndim == 0:
-            rc = np.full(n, max(int(rc), 0), dtype=np.int32)
+        if rc.ndim == 0:                # one value for all, read as assign() reads it
+            rc = np.full(n, recirculation_count(recirculation), dtype=np.int32)
         elif rc.shape != (n,):
             raise ValueError(f"recirculation must be a scalar or shape ({n},), got {rc.shape}")
         else:
+            if rc.dtype.kind == "f":    # as assign(): NaN counts as 0, +inf as the most
+                rc = np.nan_to_num(rc, nan=0.0, posinf=1 << 30, neginf=0.0)
             rc = np.ascontiguousarray(np.clip(rc, 0, 1 << 30), dtype=np.int32)
         if sortable is None:
             sv = np.ones(n, dtype=np.int8)
@@ -387,18 +409,20 @@ class Sorter(ChuteEngine):
             self._install_chutes(table.ids, [KINDS.index(c.kind) for c in table],
                                  [c.capacity for c in table])
             self._intern(list(state["destinations"]))
+            self._intern(list(plan.routes))         # (state_dict() lists them all already)
             n = len(table)
-            arrays = [state["fill"], state["assigned"], state["discharged"]]
-            if any(len(x) != n for x in arrays) or len(state["state"]) != n:
-                raise InputError("per-chute arrays do not match the chute table", field="fill")
+            if len(state["state"]) != n:
+                raise InputError("per-chute arrays do not match the chute table", field="state")
             codes = [_STATE_CODE[s] for s in state["state"]]
-            self._load_state(codes, state["fill"], state["assigned"], state["discharged"],
-                             state["reason_count"])
-            cursor = np.asarray(state["rr_cursor"], dtype=np.int32)
-            if cursor.shape != (len(state["destinations"]),):
-                raise InputError("rr_cursor does not match destinations", field="rr_cursor")
+            # the compiled engine trusts these arrays (no bounds checks): check them here
+            i32, i64 = (1 << 31) - 1, (1 << 63) - 1
+            self._load_state(codes, _state_counts(state, "fill", n, i32),
+                             _state_counts(state, "assigned", n, i64),
+                             _state_counts(state, "discharged", n, i64),
+                             _state_counts(state, "reason_count", len(REASONS), i64))
+            cursor = _state_counts(state, "rr_cursor", len(self._dest_codes()), i32)
             self._set_plan(self._compile(plan, rr_cursor=cursor))
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"incomplete sorter state: {exc!r}", field="state",
                              expected="a dict from Sorter.state_dict()") from None
         return self

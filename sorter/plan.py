@@ -166,6 +166,15 @@ class SortPlan:
 
     def validate(self, chutes: ChuteTable, *, path=None):
         """Check the plan against ``chutes``; raises :class:`~sorter.errors.InputError`."""
+        if not isinstance(self.routes, Mapping):
+            raise InputError(f"routes is a {type(self.routes).__name__}", path=path, field="routes",
+                             expected="a mapping {destination: [chute id, ...]}")
+        if not isinstance(self.reject, Mapping):
+            raise InputError(f"reject is a {type(self.reject).__name__}", path=path, field="reject",
+                             expected="a mapping {reason: reject chute id}")
+        if not _is_ordered(self.overflow):
+            raise InputError(f"overflow is a {type(self.overflow).__name__}", path=path,
+                             field="overflow", expected="a list of chute ids, e.g. ['OV1']")
         if self.strategy not in STRATEGIES:
             raise InputError(f"unknown strategy {self.strategy!r}", path=path, field="strategy",
                              expected=" | ".join(STRATEGIES))
@@ -203,10 +212,20 @@ def _known_chute(chutes, cid, path, line, fieldname):
     return chutes.chutes[i]
 
 
+def _is_ordered(x):
+    """A list, tuple or array of chute ids (not one string, not an unordered set)."""
+    return (not isinstance(x, (str, bytes, set, frozenset, Mapping))
+            and hasattr(x, "__len__") and hasattr(x, "__iter__"))
+
+
 def _check_route(dest, route, chutes, path, line):
     if not isinstance(dest, str) or not dest.strip():
         raise InputError(f"bad destination {dest!r}", path=path, line=line, field="destination",
                          expected="a non-empty destination code")
+    if not _is_ordered(route):
+        raise InputError(f"the chutes of destination {dest!r} are a {type(route).__name__}",
+                         path=path, line=line, field="chutes",
+                         expected="a list of chute ids, primary first (e.g. ['C001', 'C002'])")
     if len(route) == 0:
         raise InputError(f"destination {dest!r} has no chutes", path=path, line=line,
                          field="chutes", expected="one or more chute ids separated by ';'")
@@ -599,6 +618,8 @@ def load_plan(plan_csv, chutes_toml, **overrides) -> tuple[SortPlan, ChuteTable]
         if key not in ("strategy", "max_recirculation", "name", "overflow"):
             raise TypeError(f"unknown override {key!r} (expected strategy, max_recirculation, "
                             "name or overflow)")
-        setattr(plan, key, tuple(value) if key == "overflow" else value)
+        if key == "overflow":       # one chute id alone, as the TOML's overflow = "OV1"
+            value = (value,) if isinstance(value, (str, int)) else tuple(value)
+        setattr(plan, key, value)
     plan.validate(table, path=chutes_toml)
     return plan, table

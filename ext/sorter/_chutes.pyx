@@ -47,6 +47,11 @@ cdef inline int _as_count(object x):
         return 0
 
 
+def recirculation_count(x):
+    """The recirculation count :meth:`ChuteEngine.assign` reads from ``x`` (any object)."""
+    return _as_count(x)
+
+
 cdef inline bint _as_flag(object x):
     """Sortable flag from any object; anything that is not clearly false is sortable."""
     if x is True:
@@ -243,6 +248,12 @@ cdef class ChuteEngine:
                 out_reason[i] = <int8_t>reason
 
     def _discharged(self, int chute, int n):
+        # a container holds at most 2**31 - 1 items: a count past that stops there instead
+        # of wrapping negative (a WCS sending running totals instead of increments)
+        cdef int room = 2147483647 - self.fill[chute]
+        if n > room:
+            self.discharged_count[chute] += n - room
+            n = room
         self.discharge(chute, n)
 
     def _set_state_code(self, int chute, int code):
