@@ -268,3 +268,26 @@ def test_loadgen_memory_is_bounded_whatever_the_options(capsys):
         assert 1 <= total * 16 <= 400e6          # two float64 timings per scan
     assert scans_per_connection(0, 5, 1) == 2_000_000      # one connection: as before
     assert scans_per_connection(1111, 10, 4) == 2778        # paced: rate x seconds, shared
+
+
+def test_port_0_on_a_host_with_several_addresses_listens_on_one_port():
+    # was: `--host '' --port 0` (or a name with IPv4 and IPv6 addresses) opened each address
+    # on a free port of its own and announced only the first
+    import asyncio
+
+    from sorter.resources import seed_path
+    from sorter.service.server import open_service, start_server
+    svc, _ = open_service(seed_path("plan/demo_plan.csv"), seed_path("plan/demo_chutes.toml"))
+
+    async def ports():
+        srv = await start_server(svc, "", 0)
+        try:
+            return [sock.getsockname()[1] for sock in srv.sockets]
+        finally:
+            srv.close()
+            await srv.wait_closed()
+
+    got = asyncio.run(ports())
+    if len(got) < 2:
+        pytest.skip("this machine listens on one address family only")
+    assert len(set(got)) == 1, got

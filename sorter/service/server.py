@@ -580,11 +580,27 @@ def open_service(plan=None, chutes=None, *, journal=None, durability=None, commi
 
 
 async def start_server(service, host="127.0.0.1", port=7070):
-    """Start listening; returns the :class:`asyncio.Server` (the service attached)."""
+    """Start listening; returns the :class:`asyncio.Server` (the service attached).
+
+    With ``port`` 0 and a host name with several addresses (``localhost``: IPv4 and IPv6)
+    every address listens on the same free port, the one announced (each used to get a
+    port of its own, and only the first was printed)."""
     loop = asyncio.get_running_loop()
     service.attach(loop)
-    return await loop.create_server(lambda: Connection(service), host, port,
-                                    reuse_address=True, backlog=128)
+    server = await loop.create_server(lambda: Connection(service), host, port,
+                                      reuse_address=True, backlog=128)
+    ports = {sock.getsockname()[1] for sock in server.sockets}
+    if port == 0 and len(ports) > 1:
+        first = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()
+        try:
+            server = await loop.create_server(lambda: Connection(service), host, first,
+                                              reuse_address=True, backlog=128)
+        except OSError:             # taken meanwhile on another address: ports of their own
+            server = await loop.create_server(lambda: Connection(service), host, 0,
+                                              reuse_address=True, backlog=128)
+    return server
 
 
 def _remove_journal(path):
