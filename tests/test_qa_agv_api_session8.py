@@ -200,7 +200,6 @@ def test_floor_rc_and_neighbours_off_the_floor():
 def test_draw_rejects_masks_and_float_robots():
     """Floor.draw(robots=planner.held) (a bool mask) drew dots on cells 0 and 1 for every robot;
     float cell ids were truncated silently."""
-    pytest.importorskip("matplotlib")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -216,7 +215,6 @@ def test_draw_rejects_masks_and_float_robots():
 
 def test_animate_fps_zero(tmp_path):
     """animate(..., fps=0) raised ZeroDivisionError from the GIF writer."""
-    pytest.importorskip("matplotlib")
     from sorter.layout.draw import animate
     f = Floor.from_ascii("I...\n.CD.\n....")
     pos = np.array([[0, 3], [1, 7]], np.int32)

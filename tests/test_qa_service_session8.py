@@ -20,22 +20,12 @@ from sorter.resources import seed_path
 from sorter.service.journal import JournalError, restore
 from sorter.service.server import Connection, open_service
 from service_fakes import FakeTransport
+from test_qa_regressions import one_error_line
 
 PLAN = str(seed_path("plan/demo_plan.csv"))
 CHUTES = str(seed_path("plan/demo_chutes.toml"))
 
 
-def one_error_line(capsys, argv, *needles):
-    """Run the CLI; it must fail with exit 2 and ONE error line (no traceback) naming every needle."""
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert "Traceback" not in err
-    errors = [ln for ln in err.splitlines() if ln.startswith(f"sorter {argv[0]}: error: ")]
-    assert len(errors) == 1 and errors[0] == err.splitlines()[-1], err
-    for n in needles:
-        assert n in errors[0], (n, err)
-    return errors[0]
 
 
 def journal_with_scans(path, n=5):

@@ -174,10 +174,9 @@ class _FakePlanner:
         self.finished = np.zeros(self.positions.size, bool)
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.data())
-def test_nearest_assignment_matches_plain_python_scheduler(data):
-    from naive import NaiveNearestTasks
+def _nearest_case(data):
+    """A small grid (width w), 1-12 tasks of 1-3 errands, 1-6 robots, a reveal factor, the
+    robots' cells, and the tasks as ErrandTasks takes them (errands, offsets)."""
     w = data.draw(st.integers(1, 9))
     h = data.draw(st.integers(1, 9))
     cells = st.integers(0, w * h - 1)
@@ -187,6 +186,14 @@ def test_nearest_assignment_matches_plain_python_scheduler(data):
     pos = data.draw(st.lists(cells, min_size=n, max_size=n))
     errands = np.array([c for t in tasks for c in t])
     offsets = np.concatenate([[0], np.cumsum([len(t) for t in tasks])])
+    return w, tasks, n, reveal, pos, errands, offsets
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_nearest_assignment_matches_plain_python_scheduler(data):
+    from naive import NaiveNearestTasks
+    w, tasks, n, reveal, pos, errands, offsets = _nearest_case(data)
     t = ErrandTasks(errands, n, strategy="nearest", offsets=offsets, width=w, reveal=reveal,
                     prefetch=False)
     fake = _FakePlanner(pos)
@@ -227,15 +234,7 @@ def test_pick_ahead_matches_plain_python_scheduler(data):
     # robots within pick_ahead of their task's last errand take their next task early, as from
     # that errand; on finishing they start it (the oracle: naive.NaiveNearestTasks, near=)
     from naive import NaiveNearestTasks
-    w = data.draw(st.integers(1, 9))
-    h = data.draw(st.integers(1, 9))
-    cells = st.integers(0, w * h - 1)
-    tasks = data.draw(st.lists(st.lists(cells, min_size=1, max_size=3), min_size=1, max_size=12))
-    n = data.draw(st.integers(1, 6))
-    reveal = data.draw(st.sampled_from([1, 1.5, 2, 3]))
-    pos = data.draw(st.lists(cells, min_size=n, max_size=n))
-    errands = np.array([c for t in tasks for c in t])
-    offsets = np.concatenate([[0], np.cumsum([len(t) for t in tasks])])
+    w, tasks, n, reveal, pos, errands, offsets = _nearest_case(data)
     t = ErrandTasks(errands, n, strategy="nearest", offsets=offsets, width=w, reveal=reveal)
     fake = _NearPlanner(pos)
     oracle = NaiveNearestTasks(tasks, n, w, reveal)
