@@ -288,10 +288,11 @@ class LoopSorter:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v <= hi:
                 raise InputError(f"bad value {v!r}", path=path, field=f"loop.{fname}",
                                  expected=f"an integer from 0 to {hi:,}")
-        if n_reject < 1 or n_inducts < 1 or capacity < 1:
-            raise InputError("a loop needs a reject chute, an induct and a container capacity",
-                             path=path, field="loop.n_reject",
-                             expected="n_reject >= 1, n_inducts >= 1, capacity >= 1")
+        for fname, v in (("n_reject", n_reject), ("n_inducts", n_inducts), ("capacity", capacity)):
+            if v < 1:        # name the count that is 0 (n_inducts = 0 used to blame n_reject)
+                raise InputError("a loop needs a reject chute, an induct and a container "
+                                 f"capacity: {fname} = 0", path=path, field=f"loop.{fname}",
+                                 expected=f"{fname} >= 1")
         n_dest = n_chutes - n_overflow - n_reject
         if n_dest < 1:
             raise InputError(f"{n_chutes} chutes leave no destination chute", path=path,
@@ -492,6 +493,9 @@ def generate_loop_plan(chutes: ChuteTable, n_destinations: int, *, name="generat
     if not isinstance(n_destinations, (int, np.integer)) or not 1 <= n_destinations <= len(dest_chutes):
         raise InputError(f"bad n_destinations {n_destinations!r}", field="loop.n_destinations",
                          expected=f"an integer from 1 to {len(dest_chutes)} (the destination chutes)")
+    # a numpy integer (or 2.0) is a count like any other; SortPlan wants a plain int
+    max_recirculation = _num(max_recirculation, field="max_recirculation", lo=0, hi=1000,
+                             integer=True, expected="an integer from 0 to 1000")
     rng = np.random.default_rng(seed)
     order = [dest_chutes[i] for i in rng.permutation(len(dest_chutes))]
     n_busy = int(round(busy * n_destinations))

@@ -8,15 +8,16 @@ once per progress step, never per parcel.
 """
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from sorter._loop import SERIES, LoopKernel
 from sorter.constants import KINDS, REASONS
 from sorter.engine import Sorter
-from sorter.errors import InputError
+from sorter.errors import InputError, check_number
 from sorter.sim.arrivals import Parcels, draw_floor_events, draw_parcels
 from sorter.sim.scenario import LoopSpec, Scenario, load_scenario
 
@@ -190,7 +191,10 @@ def simulate(scenario, *, seed=None, progress=False, step_minutes=15.0) -> Shift
     Raises
     ------
     ValueError
-        (:class:`~sorter.errors.InputError`) for a bad scenario file or seed.
+        (:class:`~sorter.errors.InputError`) for a bad scenario (file, or a
+        :class:`Scenario` built or changed in code: it is validated again here) or seed.
+    TypeError
+        If ``scenario`` is neither a :class:`Scenario` nor a path.
 
     Examples
     --------
@@ -202,7 +206,20 @@ def simulate(scenario, *, seed=None, progress=False, step_minutes=15.0) -> Shift
     True
     """
     if not isinstance(scenario, Scenario):
+        if not isinstance(scenario, (str, os.PathLike)):
+            raise TypeError(f"scenario is a {type(scenario).__name__}: expected a "
+                            "sorter.sim.Scenario or the path of a scenario TOML")
         scenario = load_scenario(scenario)
+    else:
+        # checked again (on a copy): a setting may have been changed since it was built. A
+        # shift shortened in code drops the waves that start after it, as `sorter sweep` does.
+        try:
+            kept = [w for w in scenario.waves if not w.start_s >= scenario.shift_s]
+        except (TypeError, AttributeError):     # refused with its field by validate
+            kept = []
+        scenario = replace(scenario, waves=kept or scenario.waves)
+    step_minutes = check_number(step_minutes, field="step_minutes", lo=0, lo_open=True,
+                                expected="simulated minutes between progress updates, > 0")
     if seed is None:
         seed = scenario.seed
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:

@@ -171,6 +171,18 @@ class Distribution:
         return self.dist + "(" + ", ".join(f"{k}={v:g}" for k, v in self.params.items()) + ")"
 
 
+def _check_dist(value, *, path, field) -> Distribution:
+    """A :class:`Distribution` built in code (or a number, or a table) re-validated as
+    :meth:`Distribution.parse` checks a file's (``Distribution("const", {"value": nan})``
+    is refused)."""
+    if isinstance(value, Distribution):
+        if not isinstance(value.params, Mapping):
+            raise InputError(f"bad parameters {value.params!r}", path=path, field=field,
+                             expected=_DIST_FORM)
+        value = {**value.params, "dist": value.dist}
+    return Distribution.parse(value, path=path, field=field)
+
+
 @dataclass(frozen=True)
 class Wave:
     """A period of the shift with its own arrival rate and (optionally) sort plan."""
@@ -298,7 +310,11 @@ class Scenario:
         return total / self.shift_hours
 
     def validate(self) -> "Scenario":
+        """Check the scenario (also one built or changed in code) as :func:`load_scenario`
+        checks a file, and normalise its numbers to plain ``int``/``float``; raises
+        :class:`~sorter.errors.InputError` naming the field."""
         path = self.path
+        self._check_settings()
         if not self.loops:
             raise InputError("no loop", path=path, field="loop", expected="a [loop] table")
         names = [lp.name for lp in self.loops]
@@ -354,6 +370,176 @@ class Scenario:
                                  field="blockages.scheduled.chute",
                                  expected=f"a chute id of loop {b.loop!r}")
         return self
+
+    def _check_settings(self):
+        """The numeric settings :func:`parse_scenario` checks in a file, checked again for a
+        scenario built or changed in code (numpy scalars become plain numbers)."""
+        path = self.path
+        if isinstance(self.loops, (str, bytes)) or not isinstance(self.loops, (list, tuple)):
+            raise InputError(f"loops is a {type(self.loops).__name__}", path=path, field="loop",
+                             expected="a list of LoopSpec")
+        if isinstance(self.waves, (str, bytes)) or not isinstance(self.waves, (list, tuple)):
+            raise InputError(f"waves is a {type(self.waves).__name__}", path=path, field="wave",
+                             expected="a list of Wave")
+        for i, lp in enumerate(self.loops):
+            if not isinstance(lp, LoopSpec):
+                raise InputError(f"loop #{i + 1} is a {type(lp).__name__}", path=path,
+                                 field=f"loop[{i}]", expected="a LoopSpec(layout, plan)")
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise InputError(f"bad name {self.name!r}", path=path, field="scenario.name",
+                             expected="a non-empty string")
+        self.seed = _num(self.seed, path=path, field="scenario.seed", lo=0, hi=2**63 - 1,
+                         integer=True, expected="an integer >= 0")
+        self.shift_hours = _num(self.shift_hours, path=path, field="scenario.shift_hours", lo=0,
+                                lo_open=True, hi=24 * 7, expected="hours, > 0 and at most 168")
+        self.interval_minutes = _num(self.interval_minutes, path=path,
+                                     field="scenario.interval_minutes", lo=1, hi=24 * 60,
+                                     expected="minutes from 1 to 1440")
+        if self.max_recirculation is not None:
+            self.max_recirculation = _num(self.max_recirculation, path=path,
+                                          field="scenario.max_recirculation", lo=0, hi=1000,
+                                          integer=True, expected="an integer from 0 to 1000")
+        waves = []
+        for i, w in enumerate(self.waves):
+            f = f"wave[{i}]"
+            if not isinstance(w, Wave):
+                raise InputError(f"wave #{i + 1} is a {type(w).__name__}", path=path, field=f,
+                                 expected="a Wave(name, start_s, end_s, rate_per_hour, ...)")
+            start = _num(w.start_s, path=path, field=f + ".start_s", lo=0,
+                         expected="seconds from the shift's start, >= 0")
+            end = _num(w.end_s, path=path, field=f + ".end_s", lo=0,
+                       expected="seconds from the shift's start, a finite number")
+            if w.arrivals not in ARRIVALS:
+                raise InputError(f"unknown arrivals {w.arrivals!r}", path=path,
+                                 field=f + ".arrivals", expected=" | ".join(ARRIVALS))
+            rate = _num(w.rate_per_hour, path=path, field=f + ".rate_per_hour", lo=0, hi=1e7,
+                        expected="offered items per hour from 0 to 10,000,000")
+            rates = w.induct_rates_per_hour
+            if rates is not None:
+                if isinstance(rates, (str, bytes, Mapping)) or not hasattr(rates, "__len__") \
+                        or len(rates) == 0:
+                    raise InputError(f"bad induct_rates_per_hour {rates!r}", path=path,
+                                     field=f + ".induct_rates_per_hour",
+                                     expected="a list of items/h, one per induct")
+                rates = tuple(_num(r, path=path, field=f + ".induct_rates_per_hour", lo=0, hi=1e6,
+                                   expected="items per hour >= 0") for r in rates)
+                if w.arrivals != "poisson":
+                    raise InputError("induct_rates_per_hour are Poisson arrivals per induct; "
+                                     "truck batches need rate_per_hour", path=path,
+                                     field=f + ".arrivals", expected='arrivals = "poisson"')
+                if rate and abs(rate - sum(rates)) > 1e-6 * max(1.0, rate):
+                    raise InputError(f"wave {w.name!r} has rate_per_hour {rate:g} and "
+                                     f"induct_rates_per_hour summing to {sum(rates):g}",
+                                     path=path, field=f + ".rate_per_hour",
+                                     expected="rate_per_hour = 0 (or their sum) beside "
+                                              "induct_rates_per_hour")
+                rate = float(sum(rates))     # what is offered, as a file's wave reports it
+            batch = _num(w.batch_size, path=path, field=f + ".batch_size", lo=1, hi=1e6,
+                         integer=True, expected="parcels per truck, an integer >= 1")
+            unload = _num(w.unload_per_hour, path=path, field=f + ".unload_per_hour", lo=0,
+                          lo_open=True, hi=1e7, expected="items per hour > 0")
+            if not isinstance(w.plans, Mapping):
+                raise InputError(f"bad plans {w.plans!r}", path=path, field=f + ".plan",
+                                 expected="a mapping {loop name: SortPlan}")
+            waves.append(replace(w, start_s=start, end_s=end, rate_per_hour=rate,
+                                 batch_size=batch, unload_per_hour=unload,
+                                 induct_rates_per_hour=rates))
+        self.waves = waves
+
+        d = self.destinations
+        if not isinstance(d, DestinationMix):
+            raise InputError(f"destinations is a {type(d).__name__}", path=path,
+                             field="destinations", expected="a DestinationMix")
+        if d.mix not in MIXES:
+            raise InputError(f"unknown mix {d.mix!r}", path=path, field="destinations.mix",
+                             expected=" | ".join(MIXES))
+        zipf_s = _num(d.zipf_s, path=path, field="destinations.zipf_s", lo=0, hi=10,
+                      expected="an exponent from 0 to 10")
+        shares = []
+        for key in ("volume_shares", "destination_shares"):
+            v = getattr(d, key)
+            if isinstance(v, (str, bytes, Mapping)) or not hasattr(v, "__len__") or not len(v):
+                raise InputError(f"bad {key} {v!r}", path=path, field=f"destinations.{key}",
+                                 expected="a list of shares summing to 1, e.g. [0.7, 0.2, 0.1]")
+            v = tuple(_num(x, path=path, field=f"destinations.{key}", lo=0, hi=1,
+                           expected="shares from 0 to 1") for x in v)
+            if abs(sum(v) - 1) > 1e-6:
+                raise InputError(f"{key} sum to {sum(v):g}", path=path,
+                                 field=f"destinations.{key}", expected="shares summing to 1")
+            shares.append(v)
+        if len(shares[0]) != len(shares[1]):
+            raise InputError("volume_shares and destination_shares differ in length", path=path,
+                             field="destinations.destination_shares",
+                             expected="as many destination shares as volume shares")
+        volumes = d.volumes
+        if d.mix == "csv":
+            if not isinstance(volumes, Mapping) or not volumes:
+                raise InputError(f"mix = csv needs volumes, got {volumes!r}", path=path,
+                                 field="destinations.volumes",
+                                 expected="a mapping {destination code: volume >= 0}")
+            volumes = {str(c): _num(v, path=path, field=f"destinations.volumes[{c!r}]", lo=0,
+                                    expected="a volume >= 0") for c, v in volumes.items()}
+            served = {code for lp in self.loops for code in lp.plan.routes}
+            served.update(code for w in waves for p in w.plans.values() for code in p.routes)
+            if not any(code in served for code, v in volumes.items() if v > 0):
+                raise InputError(f"none of the {len(volumes)} destinations with volume is in a "
+                                 "sort plan (every parcel would be an unknown destination)",
+                                 path=path, field="destinations.volumes",
+                                 expected="destination codes of the scenario's plans, e.g. "
+                                          + ", ".join(sorted(served)[:3]))
+        unknown = _num(d.unknown_rate, path=path, field="destinations.unknown_rate", lo=0, hi=1,
+                       expected="a share from 0 to 1")
+        self.destinations = DestinationMix(d.mix, zipf_s, shares[0], shares[1], volumes, unknown)
+
+        s = self.scan
+        if not isinstance(s, ScanRates):
+            raise InputError(f"scan is a {type(s).__name__}", path=path, field="scan",
+                             expected="a ScanRates(no_read_rate, not_sortable_rate)")
+        self.scan = ScanRates(*(_num(getattr(s, k), path=path, field=f"scan.{k}", lo=0, hi=1,
+                                     expected="a share from 0 to 1")
+                                for k in ("no_read_rate", "not_sortable_rate")))
+
+        c = self.containers
+        if not isinstance(c, Containers):
+            raise InputError(f"containers is a {type(c).__name__}", path=path, field="containers",
+                             expected="a Containers(change_time_s, reaction_time_s, capacity)")
+        cap = c.capacity
+        if cap is not None:
+            cap = _num(cap, path=path, field="containers.capacity", lo=1, hi=1e9, integer=True,
+                       expected="items per container, an integer >= 1")
+            # the capacity of every destination chute (as a file's [containers] capacity)
+            loops = []
+            for lp in self.loops:
+                chutes = lp.layout.chutes
+                if any(ch.kind == "destination" and ch.capacity != cap for ch in chutes):
+                    table = ChuteTable([replace(ch, capacity=cap) if ch.kind == "destination"
+                                        else ch for ch in chutes])
+                    lp = LoopSpec(replace(lp.layout, chutes=table), lp.plan)
+                loops.append(lp)
+            self.loops = loops
+        self.containers = Containers(
+            _check_dist(c.change_time_s, path=path, field="containers.change_time_s"),
+            _check_dist(c.reaction_time_s, path=path, field="containers.reaction_time_s"), cap)
+
+        b = self.blockages
+        if not isinstance(b, Blockages):
+            raise InputError(f"blockages is a {type(b).__name__}", path=path, field="blockages",
+                             expected="a Blockages(random_per_hour, duration_s, scheduled)")
+        sched = []
+        for i, e in enumerate(b.scheduled):
+            f = f"blockages.scheduled[{i}]"
+            if not isinstance(e, Blockage):
+                raise InputError(f"scheduled blockage #{i + 1} is a {type(e).__name__}",
+                                 path=path, field=f, expected="a Blockage(loop, chute, start_s, "
+                                                              "duration_s)")
+            start = _num(e.start_s, path=path, field=f + ".start_s", lo=0,
+                         expected="seconds from the shift's start")
+            dur = _check_dist(e.duration_s, path=path, field=f + ".duration_s")
+            sched.append(replace(e, start_s=start, duration_s=dur))
+        self.blockages = Blockages(
+            _num(b.random_per_hour, path=path, field="blockages.random_per_hour", lo=0, hi=1e4,
+                 expected="blockages per hour per loop, >= 0"),
+            _check_dist(b.duration_s, path=path, field="blockages.duration_s"), tuple(sched))
 
     def plan_for(self, loop: LoopSpec, plan: SortPlan) -> SortPlan:
         """``plan`` with the scenario's ``max_recirculation`` override applied."""
@@ -507,7 +693,7 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
             rate = float(sum(rates))
         elif "rate_per_hour" in w:
             rate = _num(w["rate_per_hour"], path=path, field=f + ".rate_per_hour", lo=0, hi=1e7,
-                        expected="offered items per hour >= 0")
+                        expected="offered items per hour from 0 to 10,000,000")
         else:
             raise InputError(f"wave {wname!r} has no rate", path=path, field=f + ".rate_per_hour",
                              expected="rate_per_hour = items/h (or induct_rates_per_hour = [...])")
