@@ -38,6 +38,7 @@ it before any robot reads past it, so plans stay those of complete tables
 """
 from __future__ import annotations
 
+import mmap
 import threading
 import time
 from collections import OrderedDict, deque
@@ -52,6 +53,16 @@ __all__ = ["MoveGraph", "DistanceTables", "distance_table", "UNREACHABLE16"]
 UNREACHABLE16 = np.iinfo(np.uint16).max
 _NONE = np.zeros(0, np.uint8)          # "no blocked cells" for the table kernels
 _ROW0 = np.zeros(1, np.int64)          # row 0 of a one-row pool
+
+
+def _rings(nb, ring):
+    """Bucket rings of the Dial / A* searches: ``nb`` rows of ``ring`` int32, uninitialised.
+
+    A search touches only the start of each row. NumPy puts arrays of 4 MB and more on 2 MB
+    transparent huge pages, where each row would then cost 2 MB of memory (16 MB per set of
+    rings with lane costs); anonymous memory mapped here stays on 4 KB pages, so only the
+    touched part is resident (-22 MB at 1,000 robots on sortation_large, two sets)."""
+    return np.frombuffer(mmap.mmap(-1, nb * ring * 4), np.int32).reshape(nb, ring)
 
 
 @njit(cache=True)
@@ -504,7 +515,7 @@ class DistanceTables:
         # bucket rings for Dial (weighted tables) and bounded A* (both kinds): nb > max cost + 1
         ring = 1 << int(np.ceil(np.log2(5 * nf + 1)))
         nb = 1 << int(np.ceil(np.log2(self.max_cost + 2)))
-        self._qbuf = np.empty((nb, ring), np.int32)
+        self._qbuf = _rings(nb, ring)
         self._qhead = np.zeros(nb, np.int64)
         self._qtail = np.zeros(nb, np.int64)
         self._acost = self.rcost if self.rcost is not None else \
@@ -598,7 +609,7 @@ class DistanceTables:
 
     def _bufs(self):
         """Work arrays of one thread: BFS queue, bucket rings, A*'s closed set and its bound."""
-        return (np.empty(self.graph.n_free, np.int32), np.empty_like(self._qbuf),
+        return (np.empty(self.graph.n_free, np.int32), _rings(*self._qbuf.shape),
                 np.zeros_like(self._qhead), np.zeros_like(self._qtail),
                 np.empty(self.graph.n_free, np.uint8), np.zeros(1, np.int64))
 
