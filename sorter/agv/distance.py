@@ -613,6 +613,10 @@ class DistanceTables:
                 np.zeros_like(self._qhead), np.zeros_like(self._qtail),
                 np.empty(self.graph.n_free, np.uint8), np.zeros(1, np.int64))
 
+    def _band(self, src, near) -> bool:
+        """Is this a job for the A* band: one goal cell on a grid, bounded around ``near``?"""
+        return near >= 0 and src.size == 1 and self.graph.rows is not None
+
     def _fill(self, src, row, blocked=_NONE, near=-1, bufs=None, min_limit=0, disc=False):
         """Compute a table into ``row``. Returns ``(bounded, largest distance kept)``.
 
@@ -624,7 +628,7 @@ class DistanceTables:
             bufs = (self._queue, self._qbuf, self._qhead, self._qtail, self._closed, self._glim)
         queue, qbuf, qhead, qtail, closed, glim = bufs
         g = self.graph
-        if near >= 0 and not disc and src.size == 1 and g.rows is not None and blocked.size == 0:
+        if not disc and blocked.size == 0 and self._band(src, near):
             # through the batch kernel the prefetch thread uses (one compiled function: it is
             # compiled, or loaded from the cache, here on the caller's first table)
             _astar_batch(g.radj, self._acost, np.array([src[0]], np.int64),
@@ -847,8 +851,7 @@ class DistanceTables:
             if not batch:
                 continue
             t0 = time.perf_counter()
-            band = [j for j, (_, src, near, _) in enumerate(batch)
-                    if near >= 0 and src.size == 1 and g.rows is not None]
+            band = [j for j, (_, src, near, _) in enumerate(batch) if self._band(src, near)]
             done = [None] * len(batch)          # per job: (bounded, largest distance kept)
             if band:
                 k = len(band)

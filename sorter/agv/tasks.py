@@ -184,7 +184,6 @@ class ErrandTasks:
         if strategy not in ERRAND_STRATEGIES:
             raise InputError(f"strategy {strategy!r}", field="taskAssignmentStrategy",
                              expected=" or ".join(repr(x) for x in ERRAND_STRATEGIES))
-        _team(n_robots)
         if offsets is None:
             off = np.arange(e.size + 1, dtype=np.int64)
         else:
@@ -197,7 +196,7 @@ class ErrandTasks:
         self.errands = e.astype(np.int32)
         self.offsets = off
         self.n_tasks = int(off.size - 1)
-        self.n = int(n_robots)
+        self.n = _team(n_robots)
         self.strategy = strategy
         self.k = np.zeros(self.n, np.int64)            # tasks finished per robot
         self.task = np.zeros(self.n, np.int64)         # current task of each robot
