@@ -8,6 +8,7 @@ uninterrupted run of the same stream through an in-process engine.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -183,6 +184,25 @@ def start_service(tmp_path, journal, chutes, durability, extra=()):
     return proc, port
 
 
+@contextlib.contextmanager
+def service(tmp_path, journal, chutes, durability, extra=()):
+    """A `sorter serve` subprocess for the block: ``(proc, port)``, killed if still running
+    at the block's end."""
+    proc, port = start_service(tmp_path, journal, chutes, durability, extra)
+    try:
+        yield proc, port
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(TIMEOUT)
+
+
+def stop_service(proc, sig=signal.SIGTERM):
+    """Send ``sig`` and wait: the service's exit code."""
+    proc.send_signal(sig)
+    return proc.wait(TIMEOUT)
+
+
 def chutes_with(tmp_path, strategy):
     text = Path(CHUTES).read_text().replace('strategy = "least_loaded"', f'strategy = "{strategy}"')
     p = tmp_path / f"chutes_{strategy}.toml"
@@ -216,8 +236,7 @@ def test_sigkill_mid_stream_then_replay(tmp_path, durability, strategy):
     expected, ref = reference_run(stream, chutes)
     journalled = {seq for seq, _, op in stream if op[0] != "hb"}
 
-    proc, port = start_service(tmp_path, db, chutes, durability)
-    try:
+    with service(tmp_path, db, chutes, durability) as (proc, port):
         cl = Client(port)
         assert cl.request(b"HELLO|0|plc\n") == "HELLO|0|plc|-"
         kill_at = len(stream) * 2 // 5
@@ -228,10 +247,6 @@ def test_sigkill_mid_stream_then_replay(tmp_path, durability, strategy):
 
         acked = run_stream(cl, stream, stop_after=kill_at, on_stop=kill)
         cl.close()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(TIMEOUT)
     assert proc.returncode == -signal.SIGKILL
     assert kill_at <= len(acked) < len(stream)
     # acknowledged answers are those of the uninterrupted run
@@ -252,8 +267,7 @@ def test_sigkill_mid_stream_then_replay(tmp_path, durability, strategy):
     print(f"\n{durability}: killed after {len(acked)} acks (last acked seq {last_acked}); journal "
           f"holds {len(in_journal)} rows (seqs up to {top}); acknowledged but lost: {len(lost)}")
 
-    proc, port = start_service(tmp_path, db, chutes, durability)
-    try:
+    with service(tmp_path, db, chutes, durability) as (proc, port):
         cl = Client(port)
         hello = cl.request(b"HELLO|0|plc\n").split("|")
         last = -1 if hello[3] == "-" else int(hello[3])
@@ -268,12 +282,7 @@ def test_sigkill_mid_stream_then_replay(tmp_path, durability, strategy):
         replayed = int(status.split("replayed=")[1].split(";")[0])
         assert replayed >= len([s for s, _, o in rest if s <= top and o[0] != "hb"])
         cl.close()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(TIMEOUT) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(TIMEOUT)
+        assert stop_service(proc) == 0
 
     # every telegram exactly once, every acknowledged decision as acknowledged
     rows = journal_rows(db, "plc")
@@ -456,18 +465,12 @@ def test_sighup_stops_the_service_cleanly_with_the_journal_committed(tmp_path):
     # was: SIGHUP (the terminal that started `sorter serve` closed) ended it like a crash,
     # without the final commit of a batch-durability journal
     db = tmp_path / "hup.db"
-    proc, port = start_service(tmp_path, db, CHUTES, "batch", extra=("--commit-ms", "60000"))
-    try:
+    with service(tmp_path, db, CHUTES, "batch", extra=("--commit-ms", "60000")) as (proc, port):
         cl = Client(port)
         assert cl.request(b"HELLO|1|plc\n").startswith("HELLO|1|plc")
         answer = cl.request(b"SCAN|2|P1|01422|0|1\n")
         assert answer.startswith("DEST|2|P1|")
         cl.close()
-        proc.send_signal(signal.SIGHUP)
-        assert proc.wait(TIMEOUT) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(TIMEOUT)
+        assert stop_service(proc, signal.SIGHUP) == 0
     rows = journal_rows(db, "plc")
     assert [r[0] for r in rows] == [2] and rows[0][1] == "scan"
