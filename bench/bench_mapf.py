@@ -48,7 +48,7 @@ from sorter.resources import shared_path  # noqa: E402
 
 try:
     import pytest
-    from conftest import record
+    from conftest import record, record_pair
 except ImportError:                           # run as a script
     pytest = None
 
@@ -179,11 +179,8 @@ if pytest is not None:
 
         one()
         benchmark.pedantic(one, rounds=300, iterations=1, warmup_rounds=5)
-        _ORDER[how] = benchmark.stats.stats.median
-        if len(_ORDER) == 2:
-            record("priority order 10000 robots (incl. key building)",
-                   f"incremental {_ORDER['incremental'] * 1e3:.3f} ms vs argsort "
-                   f"{_ORDER['argsort'] * 1e3:.3f} ms (x{_ORDER['argsort'] / _ORDER['incremental']:.2f})")
+        record_pair("priority order 10000 robots (incl. key building)", _ORDER, how,
+                    benchmark.stats.stats.median, "incremental", "argsort")
 
     _PICK = {}
 
@@ -230,11 +227,8 @@ if pytest is not None:
         assert scan() == sorted_pool()
         benchmark.pedantic(scan if how == "numpy-scan" else sorted_pool, rounds=100,
                            iterations=1, warmup_rounds=3)
-        _PICK[how] = benchmark.stats.stats.median
-        if len(_PICK) == 2:
-            record("nearest scheduler: 40 robots among 10,000 revealed tasks",
-                   f"sorted pool {_PICK['sorted-pool'] * 1e3:.3f} ms vs NumPy scan "
-                   f"{_PICK['numpy-scan'] * 1e3:.3f} ms (x{_PICK['numpy-scan'] / _PICK['sorted-pool']:.1f})")
+        record_pair("nearest scheduler: 40 robots among 10,000 revealed tasks", _PICK, how,
+                    benchmark.stats.stats.median, "sorted-pool", "numpy-scan")
 
     FAULT_CASES = [("rhcr-sorting", 1000), ("sortation_large", 10000)]
     _FAULT_STEP = {}

@@ -22,3 +22,13 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("sorter benchmark summary (ratios measured in this run)")
         for name, text in RATIOS:
             terminalreporter.write_line(f"{name}: {text}")
+
+
+def record_pair(name: str, store: dict, key: str, median: float, new: str, old: str) -> None:
+    """Keep ``median`` (seconds) under ``key``; once both ``new`` and ``old`` are in ``store``,
+    record "new x ms vs old y ms (x old/new)"."""
+    store[key] = median
+    if new in store and old in store:
+        a, b = store[new], store[old]
+        record(name, f"{new} {a * 1e3:.3f} ms vs {old} {b * 1e3:.3f} ms (x{b / a:.2f})")
+
