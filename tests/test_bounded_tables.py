@@ -39,7 +39,7 @@ def test_bounded_table_is_exact_inside_its_bound(seed, h, w, weighted, slack, gr
     g = tabs.graph
     assert (g.rows is not None) == grid
     row = tabs.acquire(("cell", goal), [goal], near=g.fidx[near])
-    got = tabs.pool[row]
+    got = tabs.values(row)
     if near not in want:                                         # unreachable: searched out
         assert not tabs.partial[row]
     if tabs.partial[row]:
@@ -66,7 +66,7 @@ def test_bounded_table_is_exact_inside_its_bound(seed, h, w, weighted, slack, gr
     row = tabs.acquire(("cell", goal), [goal])
     assert not tabs.partial[row]
     for c in free:
-        assert tabs.pool[row, g.fidx[c]] == want.get(int(c), tabs.unreachable)
+        assert tabs.values(row)[g.fidx[c]] == want.get(int(c), tabs.unreachable)
 
 
 def errand_run(seed, n, steps, *, bounded, slack, rotation, hold_at=None):
@@ -122,34 +122,37 @@ def test_widened_table_keeps_what_was_settled():
     tabs = DistanceTables(f)
     tabs.slack = 0
     row = tabs.acquire(("cell", 0), [0], near=3)                 # A* band: g + |c - 3| <= 3
-    assert tabs.partial[row] and tabs.pool[row, :5].tolist() == [0, 1, 2, 3, tabs.unsettled]
-    tabs.widen(row, 10)                          # one user: a new band around cell 10
-    assert tabs.pool[row, :12].tolist() == list(range(11)) + [tabs.unsettled]
-    assert tabs.glim[row] == 10
+    assert tabs.partial[row] and tabs.values(row)[:5].tolist() == [0, 1, 2, 3, tabs.unsettled]
+    tabs.widen(row, 10)             # its search goes on until 10 and its neighbours are settled
+    assert tabs.values(row)[:13].tolist() == list(range(12)) + [tabs.unsettled]
+    assert tabs.glim[row] == 11 and tabs.resumed == 1
     tabs.acquire(("cell", 0), [0], near=5)                       # a second user, inside it
-    tabs.widen(row, 20)                          # shared: a disc of max(20 + 10, 10) = 30
-    assert tabs.pool[row, :32].tolist() == list(range(31)) + [tabs.unsettled]
+    tabs.widen(row, 20)                                          # shared: the same
+    assert tabs.values(row)[:23].tolist() == list(range(22)) + [tabs.unsettled]
     tabs.complete(row)
-    assert tabs.pool[row].tolist() == list(range(40)) and not tabs.partial[row]
+    assert tabs.values(row).tolist() == list(range(40)) and not tabs.partial[row]
     # a cached bounded table nobody uses is re-bounded around its next robot
     tabs.release(row)
     tabs.release(row)
     row2 = tabs.acquire(("cell", 39), [39], near=36)
     tabs.release(row2)
     assert tabs.acquire(("cell", 39), [39], near=2) == row2
-    assert tabs.pool[row2, 2] == 37 and tabs.partial[row2]
+    assert tabs.values(row2)[2] == 37 and tabs.partial[row2]
 
 
-def test_a_second_robot_elsewhere_gets_a_bounded_table_of_its_own():
+def test_a_second_robot_elsewhere_widens_the_band_toward_it():
     f = Floor.from_ascii("." * 40)
     tabs = DistanceTables(f)
     tabs.slack = 0
     a = tabs.acquire(("cell", 20), [20], near=17)               # band: cells 17..20
+    assert tabs.values(a)[30] == tabs.unsettled
+    searched = tabs.cells_searched
     b = tabs.acquire(("cell", 20), [20], near=30)               # outside it, a in use
-    assert a != b and tabs.partial[a] and tabs.partial[b]
-    assert tabs.pool[a, 17] == 3 and tabs.pool[a, 30] == tabs.unsettled
-    assert tabs.pool[b, 30] == 10 and tabs.pool[b, 17] == tabs.unsettled
-    assert tabs.acquire(("cell", 20), [20], near=18) == a       # inside the first: shared
+    assert a == b and tabs.partial[a] and tabs.resumed == 1
+    assert tabs.values(a)[17] == 3 and tabs.values(a)[29:32].tolist() == [9, 10, 11]
+    assert tabs.values(a)[12] == tabs.unsettled                   # not a disc: only toward 30
+    assert tabs.cells_searched - searched == 11                 # cells 21..31, nothing again
+    assert tabs.acquire(("cell", 20), [20], near=18) == a       # inside it: shared
     assert tabs.lookup(("cell", 20), [20])[:40].tolist() == [abs(c - 20) for c in range(40)]
 
 
@@ -162,4 +165,71 @@ def test_prefetch_for_a_robot_outside_a_cached_bounded_table_is_found_by_acquire
     assert tabs.wait_prefetched(timeout=30)
     before = tabs.bfs_count
     b = tabs.acquire(("cell", 20), [20], near=30)
-    assert b != a and tabs.bfs_count == before and tabs.pool[b, 30] == 10
+    assert b != a and tabs.bfs_count == before and tabs.values(b)[30] == 10
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 14), st.integers(2, 14), st.booleans(),
+       st.sampled_from([0, 1, 3]), st.integers(1, 6), st.booleans())
+def test_widening_a_band_goes_on_with_its_search_and_stays_exact(seed, h, w, weighted, slack,
+                                                                 n_widen, shared):
+    """Each widening that goes on with the band's search (the robot's cell moved beyond the
+    band) settles that cell and its neighbours and keeps every value the band held; whichever
+    way a table is widened, every settled value is the exact distance (plain-Python Dijkstra /
+    BFS), and a band searched out becomes a complete table."""
+    f = random_floor(seed, h, w)
+    free = f.free_cells
+    if free.size < 3:
+        return
+    rng = np.random.default_rng(seed)
+    costs = lane_costs(f, 2) if weighted else None
+    goal, near = (int(c) for c in rng.choice(free, 2, replace=False))
+    want = (dijkstra_distances(f.moves, costs, [goal]) if weighted
+            else bfs_distances(f.moves, [goal]))
+    tabs = DistanceTables(f, costs=costs)
+    tabs.slack = slack
+    g = tabs.graph
+    row = tabs.acquire(("cell", goal), [goal], near=g.fidx[near])
+    if shared:
+        tabs.acquire(("cell", goal), [goal])    # a second user: widening never starts anew
+    for v in rng.choice(free, n_widen):
+        before = tabs.values(row).copy()
+        settled = before < tabs.unsettled
+        vi = int(g.fidx[v])
+        resumed = tabs.resumed
+        if tabs.partial[row] and not tabs._covers(row, vi):
+            tabs.widen(row, vi)
+        resumed = tabs.resumed > resumed
+        got = tabs.values(row)
+        if resumed:
+            assert np.array_equal(got[settled], before[settled])   # nothing settled is lost
+        for c in free:
+            x = int(got[g.fidx[c]])
+            if x == tabs.unsettled:
+                assert tabs.partial[row]
+            elif int(c) in want:
+                assert x == want[int(c)], (int(c), x, want[int(c)])
+            else:
+                assert x == tabs.unreachable
+        if resumed and tabs.partial[row]:
+            assert tabs._covers(row, vi)
+
+
+def test_widening_searches_only_beyond_the_band():
+    """One cell beside a long band: going on with the search costs a fraction of a new band."""
+    f = Floor.from_ascii("\n".join(["." * 60] * 9))
+    tabs = DistanceTables(f)
+    tabs.slack = 4
+    g = tabs.graph
+    goal, near = 4 * 60 + 2, 4 * 60 + 57                       # one row, 55 cells apart
+    row = tabs.acquire(("cell", goal), [goal], near=g.fidx[near])
+    first = tabs.cells_searched
+    v = int(g.fidx[1 * 60 + 40])                                # 3 rows off the band's middle
+    assert not tabs._covers(row, v)
+    tabs.widen(row, v)
+    assert tabs._covers(row, v) and tabs.resumed == 1
+    assert 0 < tabs.cells_searched - first < first / 2
+    fresh = DistanceTables(f)
+    fresh.slack = 4
+    fresh.acquire(("cell", goal), [goal], near=v)               # what a new band would cost
+    assert tabs.cells_searched - first < fresh.cells_searched

@@ -39,7 +39,7 @@ def table(tabs, goal, blocked_cells):
     mask = np.zeros(g.n_free, np.uint8)
     mask[g.fidx[np.asarray(blocked_cells, np.int64)]] = 1
     row = tabs.acquire(("t", tuple(goal), tuple(blocked_cells)), goal, blocked=mask)
-    t = tabs.pool[row].astype(np.int64)
+    t = tabs.values(row).astype(np.int64)
     out = np.full(g.n_cells, -1, np.int64)
     out[g.free_cells] = np.where(t == tabs.unreachable, -1, t)
     return out
@@ -103,7 +103,7 @@ def test_cut_off_matches_plain_walk_enumeration(seed, h, w, horizon):
     cut, stamp = cut_off(g.fadj, tabs.pool, tabs.unreachable, slot, pos, np.arange(n), blocked,
                          horizon, np.zeros(n, np.int64), 0, np.empty(n, np.int32),
                          np.empty(n, np.int32))
-    dist = tabs.pool[row]
+    dist = tabs.values(row)
     for v in range(n):
         assert cut[v] == naive_cut_off(g.fadj, dist, tabs.unreachable, v, blocked, horizon), v
     assert stamp >= 0

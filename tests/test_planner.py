@@ -164,7 +164,7 @@ def test_distance_pool_lru_evicts_and_recomputes_exactly():
         assert all(got[x] == want.get(x, -1) for x in range(f.n_cells))
     # the held tables were never evicted
     for r, c in zip(held, free[:4]):
-        row = tabs.pool[r]
+        row = tabs.values(r)
         want = bfs_distances(f.moves, [int(c)])
         g = MoveGraph.of(f)
         assert all(int(row[g.fidx[x]]) == want.get(x, tabs.unreachable) for x in free)

@@ -47,8 +47,8 @@ def test_prefetched_tables_equal_tables_computed_on_demand(seed, h, w, weighted,
     for c in goals:
         key = ("cell", int(c))
         row = tabs.acquire(key, [int(c)])
-        want = ref.pool[ref.acquire(key, [int(c)])]
-        assert np.array_equal(tabs.pool[row], want), int(c)
+        want = ref.values(ref.acquire(key, [int(c)]))
+        assert np.array_equal(tabs.values(row), want), int(c)
         tabs.release(row)
     for r in held:
         tabs.release(r)
@@ -168,7 +168,7 @@ def test_prefetched_table_waits_for_its_robot_under_lru_pressure():
     before = tabs.bfs_count
     row = tabs.acquire(("cell", free[0]), [free[0]])
     assert tabs.bfs_count == before            # served by the prefetched table
-    assert tabs.pool[row][tabs.graph.fidx[free[0]]] == 0
+    assert tabs.values(row)[tabs.graph.fidx[free[0]]] == 0
     tabs.release(row)                          # now an ordinary idle table: evictable
     for c in free[7:9]:
         tabs.release(tabs.acquire(("cell", c), [c]))

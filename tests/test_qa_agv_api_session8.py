@@ -131,7 +131,7 @@ def test_acquire_checks_the_blocked_mask():
     b[1] = True
     row = t.acquire("k2", [0], blocked=b)
     oracle = distance_table(Floor.from_ascii(".#..\n.#..\n...."), [0])   # cell 1 a wall
-    got = t.pool[row].astype(np.int64)
+    got = t.values(row).astype(np.int64)
     got[got == t.unreachable] = -1
     keep = t.graph.free_cells != 1
     assert got[keep].tolist() == oracle[t.graph.free_cells[keep]].tolist()

@@ -35,6 +35,10 @@ robot at most ``slack`` longer than the shortest (A* from the goal toward the ro
 heuristic; ``unsettled`` beyond), typically a few thousand of the 54,320 cells; the planner widens
 it before any robot reads past it, so plans stay those of complete tables
 (:meth:`DistanceTables.acquire`, ``near=``). The row is still a full row (memory is unchanged).
+A band keeps its search's frontier (a few hundred cells and their tentative distances), so
+widening it goes on with the same search, toward the robot's new cell (:func:`_astar_run`),
+instead of starting anew: only cells beyond the band are searched, and the margin ``slack``
+can be small (``bench/RESULTS.md``).
 """
 from __future__ import annotations
 
@@ -53,6 +57,7 @@ __all__ = ["MoveGraph", "DistanceTables", "distance_table", "UNREACHABLE16"]
 UNREACHABLE16 = np.iinfo(np.uint16).max
 _NONE = np.zeros(0, np.uint8)          # "no blocked cells" for the table kernels
 _ROW0 = np.zeros(1, np.int64)          # row 0 of a one-row pool
+_NONE32 = np.zeros(0, np.int32)        # "recompute from the settled cells" (A* frontier)
 
 
 def _rings(nb, ring):
@@ -193,103 +198,225 @@ def _dial_into(radj, rcost, sources, out, unreach, maxc, qbuf, qhead, qtail, blo
     return 0
 
 
-@njit(cache=True, nogil=True)
-def _astar_into(radj, rcost, src, out, unreach, qbuf, qhead, qtail, near, rr, cc, slack,
-                unsettled, closed, glim):
-    """A bounded table of one goal cell ``src`` around the way to cell ``near``.
+@njit(cache=True, nogil=True, inline="always")
+def _h(v, rr, cc, nr, nc):
+    return abs(np.int64(rr[v]) - nr) + abs(np.int64(cc[v]) - nc)
 
-    A* from the goal toward ``near`` with the Manhattan heuristic (consistent: every move costs
-    at least 1 and changes it by 1; ``rr``/``cc`` = row/col per free cell), over Dial buckets of
-    ``f = g + h`` (ring size > max cost + 1). It expands every cell with ``f <= d(near) +
-    slack``: the cells on ways from ``near`` at most ``slack`` longer than the shortest, each
-    with its exact distance; the others are set to ``unsettled``, ``glim[0]`` to the largest
-    distance kept, and -1 is returned. If the search runs out first the table is complete
-    (0 returned).
+
+@njit(cache=True, nogil=True, inline="always")
+def _at(out, span, v, unsettled):
+    """``out[v]``, or ``unsettled`` outside the row's written span."""
+    return out[v] if span[0] <= v < span[1] else unsettled
+
+
+@njit(cache=True, nogil=True)
+def _astar_run(radj, fadj, rcost, out, span, unreach, qbuf, qhead, qtail, front_c, front_g, near,
+               rr, cc, dr4, dc4, slack, unsettled, targets, fcells, fpos, res):
+    """A* toward cell ``near`` from a frontier: ``front_c`` with tentative distances
+    ``front_g`` (the goal cell at 0 for a new table), ``out`` holding exact distances at the
+    cells settled already and ``unsettled`` at all others. An empty ``front_g``: each frontier
+    cell's tentative distance is recomputed from its settled neighbours (``fadj``: forward
+    moves), as the search that settled them left it.
+
+    Only ``out[span[0]:span[1]]`` is written (and read): cells outside it count as
+    ``unsettled``, and the span grows, filled with ``unsettled``, as the search reaches
+    cells beyond it. A band then touches about a quarter of the row's memory pages.
+
+    Expands cells in increasing ``f = g + h`` (``h``: Manhattan distance to ``near``;
+    ``rr``/``cc`` = row/col per free cell, ``dr4``/``dc4`` the row/col step of each direction
+    of ``radj``), over Dial buckets (ring size > max cost + 1; frontier cells join when ``f``
+    reaches theirs), until every cell of ``targets`` (-1 entries ignored) is settled, then on
+    to ``slack`` past that ``f``. The heuristic is consistent (every move costs at least 1 and
+    changes it by 1), so an expanded cell's distance is final, whatever ``near`` the cells
+    settled before were searched toward: no closed set is kept, a settled cell is never
+    improved again, and a queued entry is stale when ``out + h`` no longer matches its bucket.
+
+    Bounded result: ``res[0]`` = the last ``f`` expanded, ``res[1]`` = the largest distance
+    settled, ``res[2]`` = the number of frontier cells (reached, not settled; set back to
+    ``unsettled``) written to ``fcells[fpos:]``, or -1 if they did not fit there. Complete (the
+    search ran out): ``res[0] = -1``, the span is the whole row and cells never reached are
+    ``unreach``. ``res[3]``: the number of cells expanded.
     """
-    out[:] = unsettled          # untouched cells lie beyond the band (fixed up if it is not one)
-    closed[:] = 0
     nb = qhead.shape[0]
     bmask = nb - 1
     mask = qbuf.shape[1] - 1
     for b in range(nb):
         qhead[b] = 0
         qtail[b] = 0
-    g = np.int64(0)             # the largest distance settled
     nr = np.int64(rr[near])
     nc = np.int64(cc[near])
-    out[src] = 0
-    f = abs(np.int64(rr[src]) - nr) + abs(np.int64(cc[src]) - nc)
-    qbuf[f & bmask, qtail[f & bmask] & mask] = src
-    qtail[f & bmask] += 1
-    pending = 1
-    flimit = -1
+    lo = span[0]
+    hi = span[1]
+    nfront = front_c.shape[0]
+    fkey = np.empty(nfront, np.int64)
     cap = np.int64(unreach) - 2
-    while pending > 0:
+    given = front_g.shape[0] == nfront
+    for j in range(nfront):
+        u = front_c[j]
+        if given:
+            gu = np.int64(front_g[j])
+        else:
+            gu = cap
+            for d in range(4):
+                v = fadj[u, d]
+                if v >= lo and v < hi and out[v] != unsettled:    # settled: it relaxed u
+                    x = np.int64(out[v]) + np.int64(rcost[v, (d + 2) % 4])
+                    if x < gu:
+                        gu = x
+        if u < lo:
+            out[u:lo] = unsettled
+            lo = u
+        elif u >= hi:
+            out[hi:u + 1] = unsettled
+            hi = u + 1
+        out[u] = gu
+        fkey[j] = gu + _h(u, rr, cc, nr, nc)
+    order = np.argsort(fkey)
+    nxt = 0                     # next frontier cell (in order of f) to join the buckets
+    f = fkey[order[0]] if nfront else 0
+    pending = 0
+    g = np.int64(0)
+    flimit = -1
+    expanded = 0
+    while pending > 0 or nxt < nfront:
         if flimit >= 0 and f > flimit:
             break
+        if pending == 0 and fkey[order[nxt]] > f:
+            f = fkey[order[nxt]]            # nothing queued before the next frontier cell
+            if flimit >= 0 and f > flimit:
+                break
+        while nxt < nfront and fkey[order[nxt]] == f:
+            v = front_c[order[nxt]]
+            nxt += 1
+            bb = f & bmask
+            qbuf[bb, qtail[bb] & mask] = v
+            qtail[bb] += 1
+            pending += 1
         b = f & bmask
         while qhead[b] < qtail[b]:
             v = qbuf[b, qhead[b] & mask]
             qhead[b] += 1
             pending -= 1
-            if closed[v] or np.int64(out[v]) + abs(np.int64(rr[v]) - nr) + abs(np.int64(cc[v]) - nc) != f:
-                continue                        # stale entry
-            closed[v] = 1
-            if out[v] > g:
-                g = np.int64(out[v])
-            if v == near:
-                flimit = f + slack
+            gv = np.int64(out[v])
+            vr = np.int64(rr[v]) - nr
+            vc = np.int64(cc[v]) - nc
+            if gv + abs(vr) + abs(vc) != f:
+                continue                        # stale entry: a better one came first
+            expanded += 1
+            if gv > g:
+                g = gv
             for k in range(4):
                 u = radj[v, k]
-                if u >= 0 and not closed[u]:
-                    ng = np.int64(out[v]) + np.int64(rcost[v, k])
+                if u >= 0:
+                    if u < lo:
+                        out[u:lo] = unsettled
+                        lo = u
+                    elif u >= hi:
+                        out[hi:u + 1] = unsettled
+                        hi = u + 1
+                    ng = gv + np.int64(rcost[v, k])
                     if ng > cap:
                         ng = cap
                     if ng < out[u]:
                         out[u] = ng
-                        fu = ng + abs(np.int64(rr[u]) - nr) + abs(np.int64(cc[u]) - nc)
+                        fu = ng + abs(vr + dr4[k]) + abs(vc + dc4[k])
                         bb = fu & bmask
                         qbuf[bb, qtail[bb] & mask] = u
                         qtail[bb] += 1
                         pending += 1
+        if flimit < 0:
+            done = True
+            for t in targets:
+                if t >= 0 and (t < lo or t >= hi or out[t] == unsettled
+                               or np.int64(out[t]) + _h(t, rr, cc, nr, nc) > f):
+                    done = False
+                    break
+            if done:
+                flimit = f + slack
         f += 1
-    if pending == 0:            # the search ran out: a complete table
-        for c in range(out.shape[0]):
-            if not closed[c]:
+    res[1] = g
+    res[3] = expanded
+    if pending == 0 and nxt == nfront:      # the search ran out: a complete table
+        out[:lo] = unreach
+        out[hi:] = unreach
+        for c in range(lo, hi):
+            if out[c] == unsettled:
                 out[c] = unreach
-        return 0
-    # cells reached but not settled are the ones still queued: beyond the band as well (no
-    # pass over the whole floor: the band is typically a few thousand of its cells)
-    for b in range(nb):
-        for j in range(qhead[b], qtail[b]):
-            v = qbuf[b, j & mask]
-            if not closed[v]:
+        span[0] = 0
+        span[1] = out.shape[0]
+        res[0] = -1
+        return
+    span[0] = lo
+    span[1] = hi
+    # the new frontier: cells reached but not settled, queued or not joined yet (each once;
+    # stale duplicates skipped), set back to unsettled (their tentative distances follow from
+    # their settled neighbours)
+    n = 0
+    room = fcells.shape[0] - fpos
+    for b in range(nb + 1):
+        lo_ = nxt if b == nb else qhead[b]
+        hi_ = nfront if b == nb else qtail[b]
+        for j in range(lo_, hi_):
+            v = front_c[order[j]] if b == nb else qbuf[b, j & mask]
+            x = out[v]
+            if x != unsettled and np.int64(x) + _h(v, rr, cc, nr, nc) > flimit:
+                if n < room:
+                    fcells[fpos + n] = v
+                n += 1
                 out[v] = unsettled
-    glim[0] = g
-    return -1
+    res[0] = flimit
+    res[2] = n if n <= room else -1
 
 
 @njit(cache=True, nogil=True)
-def _astar_batch(radj, rcost, srcs, nears, pool, rows, unreach, qbuf, qhead, qtail, rr, cc,
-                 slack, unsettled, closed, glims):
-    """:func:`_astar_into` for goal ``srcs[j]`` around ``nears[j]`` into ``pool[rows[j]]``,
-    for every j, in one call (the prefetch thread takes the GIL once per batch, not twice per
-    table); ``glims[j]`` = the largest distance kept, -1 where the table came out complete."""
+def _astar_into(radj, fadj, rcost, src, out, span, unreach, qbuf, qhead, qtail, near, rr, cc,
+                dr4, dc4, slack, unsettled, fcells, fpos, res):
+    """A bounded table of one goal cell ``src`` around the way to cell ``near``, in a row
+    whose old content is ignored (its span starts empty).
+
+    A* from the goal toward ``near`` (:func:`_astar_run`): it expands every cell with
+    ``f <= d(near) + slack``, the cells on ways from ``near`` at most ``slack`` longer than the
+    shortest, each with its exact distance; the others count as ``unsettled``. ``res`` and
+    the frontier as in :func:`_astar_run` (``res[0] = -1``: the search ran out first and the
+    table is complete).
+    """
+    span[0] = src
+    span[1] = src + 1
+    start = np.empty(1, np.int32)
+    start[0] = src
+    zero = np.zeros(1, np.int32)
+    targets = np.empty(1, np.int64)
+    targets[0] = near
+    _astar_run(radj, fadj, rcost, out, span, unreach, qbuf, qhead, qtail, start, zero, near, rr,
+               cc, dr4, dc4, slack, unsettled, targets, fcells, fpos, res)
+
+
+@njit(cache=True, nogil=True)
+def _astar_batch(radj, fadj, rcost, srcs, nears, pool, rows, spans, unreach, qbuf, qhead, qtail,
+                 rr, cc, dr4, dc4, slack, unsettled, fcells, fptr, out_res):
+    """:func:`_astar_into` for goal ``srcs[j]`` around ``nears[j]`` into ``pool[rows[j]]`` (its
+    span into ``spans[j]``), for every j, in one call (the prefetch thread takes the GIL once
+    per batch, not twice per table). Per job: ``out_res[j]`` = ``res`` of :func:`_astar_run`;
+    its frontier is ``fcells[fptr[j]:fptr[j + 1]]`` (an empty range where it did not fit)."""
+    res = np.zeros(4, np.int64)
+    fptr[0] = 0
     for j in range(srcs.shape[0]):
-        r = _astar_into(radj, rcost, srcs[j], pool[rows[j]], unreach, qbuf, qhead, qtail,
-                        nears[j], rr, cc, slack, unsettled, closed, glims[j:j + 1])
-        if r >= 0:
-            glims[j] = -1
+        res[2] = 0
+        _astar_into(radj, fadj, rcost, srcs[j], pool[rows[j]], spans[j], unreach, qbuf, qhead,
+                    qtail, nears[j], rr, cc, dr4, dc4, slack, unsettled, fcells, fptr[j], res)
+        for k in range(4):
+            out_res[j, k] = res[k]
+        fptr[j + 1] = fptr[j] + (res[2] if res[0] >= 0 and res[2] > 0 else 0)
 
 
 @njit(cache=True)
-def _covers(pool, fadj, row, v, unsettled):
+def _covers(pool, spans, fadj, row, v, unsettled):
     """Are cell ``v`` and its neighbours settled in table row ``row``?"""
-    if pool[row, v] == unsettled:
+    if _at(pool[row], spans[row], v, unsettled) == unsettled:
         return False
     for d in range(4):
         u = fadj[v, d]
-        if u >= 0 and pool[row, u] == unsettled:
+        if u >= 0 and _at(pool[row], spans[row], u, unsettled) == unsettled:
             return False
     return True
 
@@ -357,6 +484,7 @@ class MoveGraph:
         self.n_free = int(self.free_cells.size)
         self.fcells = cells[self.free_cells]          # cell type per free index
         self.rows = self.cols = None                  # grid row / col per free index, if known
+        self.dr4 = self.dc4 = None                    # ... and the step of each direction
 
     def set_width(self, width) -> None:
         """Give the grid width: if every move is one step on the grid (cell id ``row * width +
@@ -368,9 +496,24 @@ class MoveGraph:
         ok = self.moves >= 0
         dr = np.abs(self.moves[ok] // w - src[ok] // w)
         dc = np.abs(self.moves[ok] % w - src[ok] % w)
-        if (dr + dc == 1).all():
-            self.rows = (self.free_cells // w).astype(np.int32)
-            self.cols = (self.free_cells % w).astype(np.int32)
+        if not (dr + dc == 1).all():
+            return
+        rows = (self.free_cells // w).astype(np.int32)
+        cols = (self.free_cells % w).astype(np.int32)
+        # the row / col step of each direction of radj, the same for every cell (A* computes
+        # its heuristic from the expanded cell's)
+        dr4 = np.zeros(4, np.int64)
+        dc4 = np.zeros(4, np.int64)
+        for k in range(4):
+            v = np.flatnonzero(self.radj[:, k] >= 0)
+            if v.size == 0:
+                continue
+            a = rows[self.radj[v, k]].astype(np.int64) - rows[v]
+            b = cols[self.radj[v, k]].astype(np.int64) - cols[v]
+            if (a != a[0]).any() or (b != b[0]).any():
+                return
+            dr4[k], dc4[k] = a[0], b[0]
+        self.rows, self.cols, self.dr4, self.dc4 = rows, cols, dr4, dc4
 
     @classmethod
     def of(cls, floor_or_moves):
@@ -463,6 +606,60 @@ def _reverse_costs(g: MoveGraph, costs):
     return rcost, int(rcost.max())
 
 
+class _FrontStore:
+    """The frontiers of the A* bands (their cells; the tentative distances follow from the
+    settled neighbours), one slice of a shared array per table row: no allocation per table
+    (thousands of small arrays made and freed per second fragment the heap of a two-threaded
+    process: +10-15 MB at 1,000 robots). Freed slices are reclaimed by compacting when the
+    array fills up; it grows when three quarters are live."""
+
+    def __init__(self, cap=1 << 16):
+        self.cells = np.empty(cap, np.int32)
+        self.top = 0                    # first unused entry
+        self.live = 0                   # entries in use
+        self.at = {}                    # row -> (offset, length)
+
+    def put(self, row, cells) -> None:
+        self.drop(row)
+        n = cells.shape[0]
+        if self.top + n > self.cells.size:
+            self._make_room(n)
+        self.cells[self.top:self.top + n] = cells
+        self.at[row] = (self.top, n)
+        self.top += n
+        self.live += n
+
+    def drop(self, row) -> None:
+        x = self.at.pop(row, None)
+        if x is not None:
+            self.live -= x[1]
+
+    def get(self, row):
+        """The frontier cells of ``row`` (a view, valid until the next :meth:`put`) or None."""
+        x = self.at.get(row)
+        if x is None:
+            return None
+        o, n = x
+        return self.cells[o:o + n]
+
+    def _make_room(self, n) -> None:
+        cap = self.cells.size
+        while 4 * (self.live + n) > 3 * cap:
+            cap *= 2
+        cells = self.cells if cap == self.cells.size else np.empty(cap, np.int32)
+        top = 0                         # slices moved down in offset order (no big temporaries)
+        for row, (o, m) in sorted(self.at.items(), key=lambda x: x[1][0]):
+            cells[top:top + m] = self.cells[o:o + m]
+            self.at[row] = (top, m)
+            top += m
+        self.cells = cells
+        self.top = top
+
+    @property
+    def nbytes(self) -> int:
+        return self.cells.nbytes
+
+
 class DistanceTables:
     """A pool of per-goal distance tables in free-cell indexing, computed on first use (LRU).
 
@@ -489,9 +686,11 @@ class DistanceTables:
     by its cells the first time. ``acquire`` returns the pool row and counts a reference;
     ``release`` drops it. ``pool`` is a 2-D array ``[rows, n_free]`` the planner kernel reads.
 
-    **Bounded tables** (``acquire(..., near=v)``, while ``bounded`` is True): the search from
-    the goal stops once every cell up to ``d + slack + d // 2`` is settled, ``d`` being the
-    distance of the robot's cell ``v``; farther cells hold ``unsettled``. A robot near its goal
+    **Bounded tables** (``acquire(..., near=v)``, while ``bounded`` is True): for a single
+    goal cell on a grid, the A* band of the cells on ways from ``v`` at most ``slack`` longer
+    than the shortest (:func:`_astar_into`; :meth:`widen` goes on with its search); for other
+    goals the search stops once every cell up to ``d + slack + d // 2`` is settled, ``d`` being
+    the distance of the robot's cell ``v``. Farther cells hold ``unsettled``. A robot near its goal
     (a nearest-task scheduler's errand) then costs a few hundred cells instead of the whole
     floor. The exact values a planner reads are the same: :class:`sorter.agv.pibt.Planner`
     completes a bounded table (:meth:`complete`) before any robot reads an unsettled cell (its
@@ -520,13 +719,14 @@ class DistanceTables:
         self._qtail = np.zeros(nb, np.int64)
         self._acost = self.rcost if self.rcost is not None else \
             (self.graph.radj >= 0).astype(np.uint8)       # unit costs for A* on a plain table
-        self._closed = np.empty(nf, np.uint8)
-        self._glim = np.zeros(1, np.int64)
+        self._fc = np.empty(nf, np.int32)           # frontier out of an A* band (main thread)
+        self._res = np.zeros(4, np.int64)
+        self.cells_searched = 0                     # cells the A* bands expanded (both threads)
         self.dtype = np.uint16 if nf < UNREACHABLE16 else np.uint32
         self.unreachable = int(np.iinfo(self.dtype).max)
         self.unsettled = self.unreachable - 1       # beyond a bounded table's radius
         self.bounded = True                         # acquire(..., near=) may bound tables
-        self.slack = 16 if costs is None else 8 + 2 * self.max_cost
+        self.slack = 4                              # margin of a band (widened on demand)
         self.row_bytes = nf * np.dtype(self.dtype).itemsize
         self.max_rows = 1 << 62 if max_mb == np.inf else \
             max(1, int(max_mb * 2**20 // max(1, self.row_bytes)))
@@ -534,7 +734,10 @@ class DistanceTables:
         # rarely has to grow by copying (a copy holds old and new pool at once): room for the
         # tables in use, the prefetched ones waiting (pin_limit) and the LRU bound
         cap = max(16, 2 * max(64, int(reserve)) + min(self.max_rows, 200_000))
-        self.pool = np.empty((cap, nf), self.dtype)
+        self._map, self.pool = self._new_pool(cap)
+        # the written part of each row: a band touches only its span's memory pages (the rest
+        # of the row is never read, and given back to the system when the row is reused)
+        self.span = np.zeros((cap, 2), np.int64)
         self._queue = np.empty(nf, np.int32)
         self._row_of = {}                   # key -> row
         self._key_of = {}                   # row -> key
@@ -546,6 +749,8 @@ class DistanceTables:
         self.partial = np.zeros(cap, np.bool_)      # rows holding a bounded table
         self.glim = np.zeros(cap, np.int64)         # a bounded row: the largest distance kept
         self._src = {}                              # bounded row -> its goal's sources
+        self._front = _FrontStore()                 # A* band row -> its search's frontier
+        self.resumed = 0                            # widenings that went on with a search
         self._free_rows = list(range(cap - 1, -1, -1))
         self._high_water = 0
         self.bfs_count = 0
@@ -564,12 +769,39 @@ class DistanceTables:
         self.prefetch_seconds = 0.0
 
     # -- pool management -------------------------------------------------------------
+    def _new_pool(self, cap):
+        """Rows of the pool in anonymous memory mapped here (4 KB pages: a row's pages outside
+        its span can be given back one by one, :meth:`_release`)."""
+        m = mmap.mmap(-1, max(1, cap * self.row_bytes))
+        return m, np.frombuffer(m, self.dtype, cap * self.graph.n_free).reshape(cap, -1)
+
+    def _release(self, row) -> None:
+        """Give the memory pages inside the span of ``row`` back (its content is dropped)."""
+        lo, hi = (int(x) for x in self.span[row])
+        if hi > lo:
+            isz = self.pool.itemsize
+            a = -(-(row * self.row_bytes + lo * isz) // mmap.PAGESIZE) * mmap.PAGESIZE
+            b = (row * self.row_bytes + hi * isz) // mmap.PAGESIZE * mmap.PAGESIZE
+            if b > a:
+                self._map.madvise(mmap.MADV_DONTNEED, a, b - a)
+            self.span[row] = 0
+
+    def values(self, row) -> np.ndarray:
+        """A copy of table row ``row`` (``unsettled`` outside its span), for inspection."""
+        lo, hi = (int(x) for x in self.span[row])
+        out = np.full(self.graph.n_free, self.unsettled, self.dtype)
+        out[lo:hi] = self.pool[row, lo:hi]
+        return out
+
     def _grow(self):
         old = self.pool.shape[0]
         new = old * 2
-        pool = np.empty((new, self.graph.n_free), self.dtype)
-        pool[:old] = self.pool
-        self.pool = pool
+        m, pool = self._new_pool(new)
+        for r in np.flatnonzero(self.span[:, 1] > self.span[:, 0]).tolist():
+            lo, hi = self.span[r]
+            pool[r, lo:hi] = self.pool[r, lo:hi]
+        self._map, self.pool = m, pool
+        self.span = np.concatenate([self.span, np.zeros((new - old, 2), np.int64)])
         self._refs = np.concatenate([self._refs, np.zeros(new - old, np.int64)])
         self.partial = np.concatenate([self.partial, np.zeros(new - old, np.bool_)])
         self.glim = np.concatenate([self.glim, np.zeros(new - old, np.int64)])
@@ -581,10 +813,13 @@ class DistanceTables:
             del self._row_of[self._key_of.pop(row)]
             self.partial[row] = False
             self._src.pop(row, None)
+            self._front.drop(row)
+            self._release(row)
             return row
         if not self._free_rows:
             self._grow()
         row = self._free_rows.pop()
+        self._release(row)
         self._high_water = max(self._high_water, row + 1)
         return row
 
@@ -600,51 +835,82 @@ class DistanceTables:
         """(Re)compute the table in ``row`` from its goal's sources ``_src[row]`` (kept while
         the table is bounded), timed; ``partial``/``glim`` follow."""
         t0 = time.perf_counter()
-        self.partial[row], self.glim[row] = self._fill(self._src[row], self.pool[row], blocked,
-                                                       near, **kw)
-        if not self.partial[row]:
-            del self._src[row]
+        self.partial[row], self.glim[row], front = self._fill(self._src[row], self.pool[row],
+                                                              self.span[row], blocked, near,
+                                                              **kw)
+        self._keep_front(row, front)
         self.bfs_seconds += time.perf_counter() - t0
         self.bfs_count += 1
 
+    def _keep_front(self, row, front) -> None:
+        """After ``row`` was (re)computed: drop its sources once it is complete, keep the
+        frontier of an A* band (for :meth:`widen`) or forget an old one."""
+        if not self.partial[row]:
+            self._src.pop(row, None)
+        if front is None:
+            self._front.drop(row)
+        else:
+            fc, lo, hi = front
+            self._front.put(row, fc[lo:hi])
+
     def _bufs(self):
-        """Work arrays of one thread: BFS queue, bucket rings, A*'s closed set and its bound."""
-        return (np.empty(self.graph.n_free, np.int32), _rings(*self._qbuf.shape),
-                np.zeros_like(self._qhead), np.zeros_like(self._qtail),
-                np.empty(self.graph.n_free, np.uint8), np.zeros(1, np.int64))
+        """Work arrays of one thread: BFS queue, bucket rings, and the frontier cells out of A*
+        bands (a batch's frontiers share it)."""
+        nf = self.graph.n_free
+        return (np.empty(nf, np.int32), _rings(*self._qbuf.shape), np.zeros_like(self._qhead),
+                np.zeros_like(self._qtail), np.empty(nf, np.int32))
+
+    @staticmethod
+    def _front_of(fc, lo, hi, res):
+        """Where the frontier of a search is (``fc[lo:hi]``, a thread's buffer), to be
+        kept by :meth:`_keep_front`; None where there is none to keep (complete, or it did not
+        fit)."""
+        if res[0] < 0 or res[2] < 0:
+            return None
+        return fc, int(lo), int(hi)
 
     def _band(self, src, near) -> bool:
         """Is this a job for the A* band: one goal cell on a grid, bounded around ``near``?"""
         return near >= 0 and src.size == 1 and self.graph.rows is not None
 
-    def _fill(self, src, row, blocked=_NONE, near=-1, bufs=None, min_limit=0, disc=False):
-        """Compute a table into ``row``. Returns ``(bounded, largest distance kept)``.
+    def _fill(self, src, row, span, blocked=_NONE, near=-1, bufs=None, min_limit=0, disc=False):
+        """Compute a table into ``row``, its written part into ``span`` (caller's thread).
+        Returns ``(bounded, largest distance kept, frontier)``; the frontier (see
+        :meth:`_front_of`) only for an A* band.
 
         ``near < 0``: the complete table. Else a bounded one: for a single-cell goal on a grid
         (and not ``disc``) the A* band around the ways from ``near`` (:func:`_astar_into`), else
-        every cell up to ``1.5 d(near) + slack`` (at least ``min_limit``).
+        every cell up to ``1.5 d(near) + slack`` (at least ``min_limit``). ``bufs``: the work
+        arrays of the calling thread (:meth:`_bufs`; default the caller's own).
         """
         if bufs is None:
-            bufs = (self._queue, self._qbuf, self._qhead, self._qtail, self._closed, self._glim)
-        queue, qbuf, qhead, qtail, closed, glim = bufs
+            bufs = (self._queue, self._qbuf, self._qhead, self._qtail, self._fc)
+        queue, qbuf, qhead, qtail, fc = bufs
         g = self.graph
         if not disc and blocked.size == 0 and self._band(src, near):
             # through the batch kernel the prefetch thread uses (one compiled function: it is
             # compiled, or loaded from the cache, here on the caller's first table)
-            _astar_batch(g.radj, self._acost, np.array([src[0]], np.int64),
-                         np.array([near], np.int64), row[None], _ROW0, self.unreachable, qbuf,
-                         qhead, qtail, g.rows, g.cols, self.slack, self.unsettled, closed, glim)
-            return bool(glim[0] >= 0), max(int(glim[0]), 0)
+            res = np.zeros((1, 4), np.int64)
+            fptr = np.zeros(2, np.int64)
+            _astar_batch(g.radj, g.fadj, self._acost, np.array([src[0]], np.int64),
+                         np.array([near], np.int64), row[None], _ROW0, span[None],
+                         self.unreachable,
+                         qbuf, qhead, qtail, g.rows, g.cols, g.dr4, g.dc4, self.slack,
+                         self.unsettled, fc, fptr, res)
+            self.cells_searched += int(res[0, 3])
+            return (bool(res[0, 0] >= 0), int(res[0, 1]),
+                    self._front_of(fc, 0, fptr[1], res[0]))
         if self.rcost is None:
             r = _bfs_into(g.radj, src, row, queue, self.unreachable, blocked, near, self.slack,
                           self.unsettled, min_limit)
         else:
             r = _dial_into(g.radj, self.rcost, src, row, self.unreachable, self.max_cost, qbuf,
                            qhead, qtail, blocked, near, self.slack, self.unsettled, min_limit)
+        span[0], span[1] = 0, row.shape[0]             # these write the whole row
         if r >= 0:
-            return False, 0
+            return False, 0, None
         kept = row[row < self.unsettled]
-        return True, int(kept.max()) if kept.size else 0
+        return True, (int(kept.max()) if kept.size else 0), None
 
     def complete(self, row: int) -> None:
         """Make the bounded table in ``row`` complete (no-op for a complete one)."""
@@ -653,15 +919,43 @@ class DistanceTables:
                 self._fill_row(row)
 
     def widen(self, row: int, near: int) -> None:
-        """Recompute the bounded table in ``row`` to hold free cell ``near`` (a cell outside
-        it): with one user, a new bounded table around ``near``; shared, one that also holds
-        every cell it held (all cells up to ``max(1.5 d(near) + slack, the largest distance it
-        held)``)."""
+        """Widen the bounded table in ``row`` to hold free cell ``near`` (a cell outside it)
+        and its neighbours. An A* band goes on with its search (:meth:`_resume`) unless
+        ``near`` is far beyond it and the table has one user; otherwise it is recomputed: with
+        one user, a new bounded table around ``near``; shared, one that also holds every cell
+        it held (all cells up to ``max(1.5 d(near) + slack, the largest distance it held)``)."""
         with self._lock:
-            if self.partial[row] and self._refs[row] <= 1:
+            if not self.partial[row]:
+                return
+            front = self._front.get(row)
+            if front is not None:
+                self._resume(row, int(near), front)
+            elif self._refs[row] <= 1:
                 self._fill_row(row, _NONE, near)    # its one user: a new band around it
-            elif self.partial[row]:
+            else:
                 self._fill_row(row, _NONE, near, min_limit=int(self.glim[row]), disc=True)
+
+    def _resume(self, row, v, front) -> None:
+        """Widen the A* band in ``row`` to cell ``v`` and its neighbours by going on with its
+        search from its frontier, now toward ``v`` (:func:`_astar_run`): only cells beyond the
+        band are searched, on the ways from ``v`` at most ``slack`` longer than the shortest."""
+        g = self.graph
+        t0 = time.perf_counter()
+        targets = np.full(5, -1, np.int64)
+        targets[0] = v
+        targets[1:] = g.fadj[v]
+        res = self._res
+        res[2] = 0
+        _astar_run(g.radj, g.fadj, self._acost, self.pool[row], self.span[row], self.unreachable,
+                   self._qbuf, self._qhead, self._qtail, front, _NONE32, v, g.rows, g.cols,
+                   g.dr4, g.dc4, self.slack, self.unsettled, targets, self._fc, 0, res)
+        self.partial[row] = res[0] >= 0
+        self.glim[row] = max(int(self.glim[row]), int(res[1]))
+        self._keep_front(row, self._front_of(self._fc, 0, max(int(res[2]), 0), res))
+        self.bfs_seconds += time.perf_counter() - t0
+        self.bfs_count += 1
+        self.resumed += 1
+        self.cells_searched += int(res[3])
 
     def complete_all(self) -> None:
         """Complete every bounded table, and bound no more (e.g. before detour planning, which
@@ -694,7 +988,7 @@ class DistanceTables:
 
     def _covers(self, row, near) -> bool:
         """Does the (bounded) table in ``row`` hold cell ``near`` and its neighbours?"""
-        return _covers(self.pool, self.graph.fadj, row, near, self.unsettled)
+        return _covers(self.pool, self.span, self.graph.fadj, row, near, self.unsettled)
 
     def _acquire(self, key, cells, blocked, near=None):
         self._acquires += 1
@@ -702,8 +996,11 @@ class DistanceTables:
         if (row is not None and near is not None and self.partial[row] and self.bounded
                 and not self._covers(row, int(near))):
             alt = (key, "near", int(near))          # a bounded table of its own, maybe prefetched
+            front = self._front.get(row)
             if alt in self._row_of:
                 key, row = alt, self._row_of[alt]
+            elif front is not None:
+                self._resume(row, int(near), front)     # widened to take this robot in too
             elif self._refs[row] == 0:
                 self._fill_row(row, _NONE, int(near))   # a cached bounded table of another robot
             else:
@@ -826,7 +1123,8 @@ class DistanceTables:
         g = self.graph
         nb = self.prefetch_batch
         bufs = self._bufs()
-        glims = np.zeros(nb, np.int64)
+        res = np.zeros((nb, 4), np.int64)
+        fptr = np.zeros(nb + 1, np.int64)
         while True:
             batch = []
             with self._lock:
@@ -852,27 +1150,34 @@ class DistanceTables:
                 continue
             t0 = time.perf_counter()
             band = [j for j, (_, src, near, _) in enumerate(batch) if self._band(src, near)]
-            done = [None] * len(batch)          # per job: (bounded, largest distance kept)
+            done = [None] * len(batch)  # per job: (bounded, largest distance kept, frontier)
+            spans = np.zeros((len(batch), 2), np.int64)     # filed with the rows, under the lock
             if band:
                 k = len(band)
                 srcs = np.array([batch[j][1][0] for j in band], np.int64)
                 nears = np.array([batch[j][2] for j in band], np.int64)
                 rows = np.array([batch[j][3] for j in band], np.int64)
-                _astar_batch(g.radj, self._acost, srcs, nears, pool, rows, self.unreachable,
-                             bufs[1], bufs[2], bufs[3], g.rows, g.cols, self.slack,
-                             self.unsettled, bufs[4], glims[:k])
+                bspans = np.zeros((k, 2), np.int64)
+                _astar_batch(g.radj, g.fadj, self._acost, srcs, nears, pool, rows, bspans,
+                             self.unreachable, bufs[1], bufs[2], bufs[3], g.rows, g.cols, g.dr4,
+                             g.dc4, self.slack, self.unsettled, bufs[4], fptr, res[:k])
                 for i, j in enumerate(band):
-                    done[j] = (bool(glims[i] >= 0), max(int(glims[i]), 0))
+                    spans[j] = bspans[i]
+                    done[j] = (bool(res[i, 0] >= 0), int(res[i, 1]),
+                               self._front_of(bufs[4], fptr[i], fptr[i + 1], res[i]))
             for j, (_, src, near, row) in enumerate(batch):
                 if done[j] is None:             # other kinds, one at a time
-                    done[j] = self._fill(src, pool[row], _NONE, near, bufs)
+                    done[j] = self._fill(src, pool[row], spans[j], _NONE, near, bufs)
             dt = time.perf_counter() - t0
             with self._lock:
                 self.prefetch_seconds += dt
-                for (key, src, _, row), (part, glim) in zip(batch, done):
+                if band:
+                    self.cells_searched += int(res[:len(band), 3].sum())
+                for (key, src, _, row), (part, glim, front), (lo, hi) in zip(batch, done, spans):
                     self._inflight.discard(key)
                     if self.pool is not pool:   # the pool grew (by copying) meanwhile
-                        self.pool[row] = pool[row]
+                        self.pool[row, lo:hi] = pool[row, lo:hi]
+                    self.span[row] = lo, hi
                     if key in self._row_of or (part and not self.bounded):
                         self._free_rows.append(row)     # computed on demand meanwhile, or
                         continue                        # bounding was switched off
@@ -882,6 +1187,7 @@ class DistanceTables:
                     self.glim[row] = glim
                     if part:
                         self._src[row] = src
+                    self._keep_front(row, front)
                     self._pinned[row] = self._acquires  # promised: kept until acquired
                     self.prefetched += 1
 
@@ -922,9 +1228,10 @@ class DistanceTables:
         if self.rcost is None:
             _bfs_many(self.graph.radj, ptr, idx, np.asarray(rows, np.int64), self.pool,
                       self._queue, self.unreachable, _NONE)
+            self.span[rows] = 0, self.graph.n_free
         else:
             for j, r in enumerate(rows):
-                self._fill(idx[ptr[j]:ptr[j + 1]], self.pool[r])
+                self._fill(idx[ptr[j]:ptr[j + 1]], self.pool[r], self.span[r])
         dt = time.perf_counter() - t0
         for (k, _), r in zip(todo, rows):
             self._row_of[k] = r
@@ -958,5 +1265,7 @@ class DistanceTables:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of table rows ever written (resident memory of the pool)."""
-        return int(self._high_water * self.row_bytes)
+        """Bytes of the tables' written spans (resident memory of the pool), and of the
+        bands' frontiers."""
+        w = self.span[:self._high_water]
+        return int((w[:, 1] - w[:, 0]).sum()) * self.pool.itemsize + self._front.nbytes

@@ -366,22 +366,25 @@ def _local_at(fadj, local, i, v, u):
 
 
 @njit(cache=True, nogil=True)
-def _gather(fadj, pool, slot, pos, robots, partial, unsettled, flag, local):
+def _gather(fadj, pool, span, slot, pos, robots, partial, unsettled, flag, local):
     """Copy each robot's table distances at its cell and neighbours into ``local[i]``
     (directions 0-3, then the cell itself), so that the kernel reads 5 numbers per robot
     instead of scattered rows of the table pool; and for each bounded row in which some
-    robot's cell or a neighbour is unsettled, set ``flag[row]`` to such a robot's cell."""
+    robot's cell or a neighbour is unsettled, set ``flag[row]`` to such a robot's cell.
+    ``span[r]``: the written part of row r (cells outside it are unsettled)."""
     for k in range(robots.shape[0]):
         i = robots[k]
         r = slot[i]
         v = pos[i]
-        x = pool[r, v]
+        lo = span[r, 0]
+        hi = span[r, 1]
+        x = pool[r, v] if lo <= v < hi else unsettled
         local[i, 4] = x
         bad = x == unsettled
         for d in range(4):
             u = fadj[v, d]
             if u >= 0:
-                x = pool[r, u]
+                x = pool[r, u] if lo <= u < hi else unsettled
                 local[i, d] = x
                 if x == unsettled:
                     bad = True
@@ -989,8 +992,8 @@ class Planner:
             self._flag = np.full(tabs.partial.size, -1, np.int64)
         flag = self._flag
         for rnd in range(5):
-            _gather(self.graph.fadj, tabs.pool, self._slot, self._pos, robots, tabs.partial,
-                    tabs.unsettled, flag, self._local)
+            _gather(self.graph.fadj, tabs.pool, tabs.span, self._slot, self._pos, robots,
+                    tabs.partial, tabs.unsettled, flag, self._local)
             rows = np.flatnonzero(flag >= 0)
             if not rows.size or rnd == 4:
                 flag[rows] = -1
@@ -1019,7 +1022,9 @@ class Planner:
             return -1
         tabs = self.tables
         row = int(self._slot[robot])
-        if tabs.pool[row, self._pos[robot]] == tabs.unsettled and tabs.partial[row]:
+        v = int(self._pos[robot])
+        lo, hi = tabs.span[row]
+        if tabs.partial[row] and not (lo <= v < hi and tabs.pool[row, v] != tabs.unsettled):
             tabs.complete(row)
         d = int(tabs.pool[row, self._pos[robot]])
         return -1 if d == tabs.unreachable else d
