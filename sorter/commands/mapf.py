@@ -185,7 +185,7 @@ def _check_memory(steps, robots, *, record, rotation):
                          field="steps", expected="fewer steps or robots, or no --out")
 
 
-def _check_connected(floor, starts, errands, offsets, source):
+def _check_connected(floor, starts, errands, offsets, source, start_src=None, task_file=None):
     """Every errand cell and every start in one part of the floor (moves taken both ways):
     an errand no robot can reach, or a robot cut off from the errands, would stall that
     robot for the rest of the run."""
@@ -199,17 +199,102 @@ def _check_connected(floor, starts, errands, offsets, source):
     away = np.flatnonzero(part[starts] != home)
     if away.size:
         c = int(starts[away[0]])
+        where, line = _start_place(int(away[0]), start_src, source)
         raise InputError(f"robot {int(away[0])} starts on cell {c} (row {c // w}, col {c % w}), "
-                         f"cut off from where the other robots start", path=source,
+                         f"cut off from where the other robots start", path=where, line=line,
                          field="start", expected="starts connected to each other and to the errands")
     off = np.flatnonzero(part[errands] != home)
     if off.size:
         k = int(off[0])
         task = int(np.searchsorted(offsets, k, side="right") - 1)
         c = int(errands[k])
+        where, line = _task_place(task, task_file, source)
         raise InputError(f"task {task} (0-based, in file order) has errand cell {c} (row {c // w}, "
-                         f"col {c % w}), which no robot can reach", path=source, field="task",
+                         f"col {c % w}), which no robot can reach", path=where, line=line,
+                         field="task",
                          expected="errand cells connected to the robots' starts")
+
+
+def _task_place(task, task_file, source):
+    """(path, line) naming task ``task`` (0-based): its line of the tasks file when known (after
+    the leading ``#`` lines and the count line), else ``source`` and no line."""
+    if task_file is None:
+        return source, None
+    from sorter.layout._common import read_text, split_lines
+    from sorter.layout.lorr import _comment_lines
+    return task_file, _comment_lines(split_lines(read_text(task_file))) + 2 + int(task)
+
+
+def _start_place(i, start_src, source):
+    """(path, line) naming robot ``i``'s start: its line of the agents file when it came from
+    one (``start_src = (path, first_line, n_listed)``), else ``source`` and no line."""
+    if start_src is not None and i < start_src[2]:
+        return start_src[0], start_src[1] + i
+    return source, None
+
+
+def _check_starts_reach_inducts(floor, starts, start_src):
+    """Sorting run: every start given in a file must be able to reach an induct (inducts and
+    chutes reach each other, checked on loading), else that robot never works: a start in a
+    walled-off pocket, or in a one-way trap with no way out."""
+    import numpy as np
+
+    from sorter.errors import InputError
+    from sorter.layout._grid import reach
+    ind = np.concatenate([np.asarray(s.cells) for s in floor.inducts])
+    ok = reach(np.asarray(floor.moves), ind, backward=True, rev=floor.reverse_moves)
+    bad = np.flatnonzero(~ok[np.asarray(starts)])
+    if bad.size:
+        i = int(bad[0])
+        c = int(starts[i])
+        path, line = _start_place(i, start_src, floor.source)
+        raise InputError(f"robot {i} starts on cell {c} (row {c // floor.width}, col "
+                         f"{c % floor.width}), from where no induct can be reached", path=path,
+                         line=line, field="start",
+                         expected="start cells from which the inducts and chutes can be reached")
+
+
+def _check_directed_errands(floor, starts, errands, offsets, source, start_src, task_file=None):
+    """On a floor with one-way moves: every errand cell must reach every other one and back
+    (one strongly connected part), and every start must reach them. The both-ways check of
+    :func:`_check_connected` misses an errand in a one-way trap (a robot sent there never
+    leaves) and a start that can only move away from the errands."""
+    import numpy as np
+
+    from sorter.errors import InputError
+    from sorter.layout._grid import reach
+    moves, rev, w = np.asarray(floor.moves), floor.reverse_moves, floor.width
+    errands = np.asarray(errands)
+    _, first = np.unique(errands, return_index=True)
+    cand = errands[np.sort(first)[:3]]          # the first few distinct errand cells
+    best = None
+    for c in cand:                              # the part holding most errands is the home
+        fwd = reach(moves, [int(c)])
+        bwd = reach(moves, [int(c)], backward=True, rev=rev)
+        inside = int((fwd[errands] & bwd[errands]).sum())
+        if best is None or inside > best[0]:
+            best = (inside, fwd, bwd)
+    _, fwd, bwd = best
+    off = np.flatnonzero(~(fwd[errands] & bwd[errands]))
+    if off.size:
+        k = int(off[0])
+        task = int(np.searchsorted(offsets, k, side="right") - 1)
+        c = int(errands[k])
+        why = ("cannot be reached from the other errands" if not fwd[c] else
+               "has no way back to the other errands (a one-way trap)")
+        where, line = _task_place(task, task_file, source)
+        raise InputError(f"task {task} (0-based, in file order) has errand cell {c} (row {c // w}, "
+                         f"col {c % w}), which {why}", path=where, line=line, field="task",
+                         expected="errand cells that can reach each other along the one-way moves")
+    bad = np.flatnonzero(~bwd[np.asarray(starts)])
+    if bad.size:
+        i = int(bad[0])
+        c = int(starts[i])
+        path, line = _start_place(i, start_src, source)
+        raise InputError(f"robot {i} starts on cell {c} (row {c // w}, col {c % w}), from where "
+                         f"the errands cannot be reached along the one-way moves", path=path,
+                         line=line, field="start",
+                         expected="start cells from which the errand cells can be reached")
 
 
 def _peak_rss_mb():
@@ -322,6 +407,8 @@ def run(args) -> int:
     strategy = "roundrobin"
     reveal = 1.0
     n = args.robots
+    start_src = None          # (file, line of agent 0, agents listed) when starts come from a file
+    task_file = None          # the tasks file, to name a bad task's line
     from sorter.layout.load import _sniff
     if path.exists() and _sniff(path) == "lorr":
         from sorter.layout.lorr import load_lorr_problem
@@ -330,6 +417,9 @@ def run(args) -> int:
         strategy, reveal = prob.strategy, float(max(1, prob.num_tasks_reveal))
         errands, offsets = prob.tasks, prob.task_offsets
         listed = prob.agents if prob.agents is not None else prob.starts
+        from sorter.layout._common import read_text
+        task_file = path.parent / json.loads(read_text(path))["taskFile"]
+        start_src = (prob.agent_file, prob.agent_first_line, int(listed.size))
         if n is None or n <= prob.starts.size:
             n = prob.team_size if n is None else n
             starts = prob.starts[:n]
@@ -364,6 +454,7 @@ def run(args) -> int:
                              expected=f"--robots at most {starts.size}, or no --robots")
         n = int(starts.size) if args.robots is None or args.robots >= 1 else args.robots
         _check_distinct(starts, apath, first_line)
+        start_src = (apath, first_line, int(starts.size))
     if n is None:
         n = 100
     if n < 1:
@@ -371,6 +462,7 @@ def run(args) -> int:
     if args.tasks:
         from sorter.layout.lorr import load_task_list
         errands, offsets = load_task_list(Path(args.tasks), floor)
+        task_file = Path(args.tasks)
     kind = "auto"
     if args.scenario:
         kind = args.scenario
@@ -401,6 +493,8 @@ def run(args) -> int:
         raise InputError(f"floor {floor.name!r} has {len(floor.inducts)} inducts and "
                          f"{len(floor.chutes)} chutes", path=floor.source, field="stations",
                          expected="at least one induct and one chute for sorting tasks")
+    if sorting and start_src is not None and starts is not None:
+        _check_starts_reach_inducts(floor, starts, start_src)
     sim = _floor_sim_options(args, sorting, kind)
     if sim is not None and sim.plan_csv is None and len(floor.chutes) < 2:
         raise InputError(f"the chute engine's generated sort plan needs a reject chute besides the "
@@ -426,7 +520,11 @@ def run(args) -> int:
                              reveal=reveal)
     if type(stream).__name__ == "ErrandTasks":
         _check_connected(floor, np.asarray(planner.positions), np.asarray(stream.errands),
-                         stream.offsets, args.tasks or str(path))
+                         stream.offsets, args.tasks or str(path), start_src, task_file)
+        if floor.is_directed:
+            _check_directed_errands(floor, np.asarray(planner.positions),
+                                    np.asarray(stream.errands), stream.offsets,
+                                    args.tasks or str(path), start_src, task_file)
     if args.out:
         # make it before the run, not after it (a file on the way lost the whole run)
         try:

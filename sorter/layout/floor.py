@@ -34,6 +34,31 @@ OBSTACLE, TRAVEL, INDUCT, DROP = 0, 1, 2, 3
 EAST, SOUTH, WEST, NORTH = 0, 1, 2, 3
 DIRECTIONS = ("east", "south", "west", "north")
 _KIND_NAMES = {OBSTACLE: "obstacle", TRAVEL: "travel", INDUCT: "induct", DROP: "drop"}
+_INT32 = (-(2 ** 31), 2 ** 31 - 1)
+
+
+def _int_ids(values, *, field, what):
+    """``values`` as an int64 array of whole numbers in the int32 range, else an InputError
+    (a float id was truncated, a bool mask read as ids 0/1, a huge id wrapped or overflowed)."""
+    arr = np.asarray(values)
+    if arr.size == 0:
+        return np.zeros(arr.shape, dtype=np.int64)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise InputError(f"{what} have dtype {arr.dtype}", field=field,
+                         expected="integer cell ids (row * width + col)")
+    if arr.min() < _INT32[0] or arr.max() > _INT32[1]:
+        raise InputError(f"{what} hold a value outside the int32 range", field=field,
+                         expected="cell ids that fit in int32")
+    return arr.astype(np.int64)
+
+
+def _index(value, name):
+    """A Python int from an integer scalar (int or NumPy integer, not bool or float)."""
+    import numbers
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise InputError(f"{name} {value!r} is not an integer", field=name,
+                         expected="an integer (int or NumPy integer)")
+    return int(value)
 
 
 @dataclass(eq=False)
@@ -49,7 +74,8 @@ class Station:
     kind : str
         ``"induct"`` or ``"chute"``.
     cells : int32 array
-        Induct cells (an induct) or drop cells (a chute), sorted cell ids.
+        Induct cells (an induct) or drop cells (a chute), sorted cell ids. Given as integers
+        (a float, a bool mask or an id beyond int32 is an InputError, not truncated).
     """
 
     index: int
@@ -61,7 +87,8 @@ class Station:
         if self.kind not in ("induct", "chute"):
             raise InputError(f"station kind {self.kind!r} is unknown", field="kind",
                              expected="'induct' or 'chute'")
-        self.cells = np.ascontiguousarray(np.asarray(self.cells, dtype=np.int32).ravel())
+        ids = _int_ids(self.cells, field="cells", what=f"{self.kind} {self.label!r} cells")
+        self.cells = np.ascontiguousarray(ids.astype(np.int32).ravel())
 
     def __repr__(self):
         return (f"Station(index={self.index}, label={self.label!r}, kind={self.kind!r}, "
@@ -132,6 +159,7 @@ class Floor:
             if m.shape != (n, 4):
                 raise InputError(f"moves has shape {m.shape}", field="moves",
                                  expected=f"shape ({n}, 4)")
+            m = _int_ids(m, field="moves", what="moves")      # no float truncation, no wrap
             self.moves = np.ascontiguousarray(m, dtype=np.int32)
             full = grid_moves(free2d)
             bad = (self.moves != -1) & (self.moves != full)
@@ -215,15 +243,17 @@ class Floor:
         return np.flatnonzero(self.cells == DROP).astype(np.int32)
 
     def cell(self, row: int, col: int) -> int:
-        """Cell id of (row, col)."""
+        """Cell id of (row, col); an InputError off the floor or for a non-integer."""
+        row, col = _index(row, "row"), _index(col, "col")
         if not (0 <= row < self.height and 0 <= col < self.width):
             raise InputError(f"cell (row {row}, col {col}) is off the {self.height} x "
                              f"{self.width} floor", field="cell", expected="a cell on the floor")
         return int(row) * self.width + int(col)
 
     def rc(self, cell: int) -> tuple[int, int]:
-        """(row, col) of a cell id."""
-        if not 0 <= int(cell) < self.n_cells:
+        """(row, col) of a cell id; an InputError off the floor or for a non-integer."""
+        cell = _index(cell, "cell")
+        if not 0 <= cell < self.n_cells:
             raise InputError(f"cell {cell} is off the {self.height} x {self.width} floor",
                              field="cell", expected=f"a cell id in [0, {self.n_cells})")
         r, c = divmod(int(cell), self.width)
@@ -248,7 +278,8 @@ class Floor:
 
     def neighbours(self, cell: int) -> list[int]:
         """Cells reachable from ``cell`` in one move (not counting waiting)."""
-        if not 0 <= int(cell) < self.n_cells:
+        cell = _index(cell, "cell")
+        if not 0 <= cell < self.n_cells:
             raise InputError(f"cell {cell} is off the {self.height} x {self.width} floor",
                              field="cell", expected=f"a cell id in [0, {self.n_cells})")
         return [int(t) for t in self.moves[int(cell)] if t >= 0]

@@ -39,6 +39,34 @@ def _pair(name, v, lo):
     return _check_int(name, a, lo), _check_int(name, b, lo)
 
 
+def _check_sides(drop_sides):
+    if not isinstance(drop_sides, str) or not drop_sides or set(drop_sides) - set("nesw") \
+            or len(set(drop_sides)) != len(drop_sides):
+        raise InputError(f"drop_sides = {drop_sides!r}", field="drop_sides",
+                         expected="a non-empty subset of 'nesw', e.g. 'ew'")
+    return drop_sides
+
+
+def _check_seed(seed):
+    """A Generator, or a non-negative integer seed of one (None, a float or a string would
+    give a different floor each call or NumPy's own error)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed = {seed!r}", field="seed",
+                         expected="an integer >= 0 or a numpy.random.Generator")
+    return np.random.default_rng(int(seed))
+
+
+MAX_CELLS = 2 ** 31 - 1        # cell ids are int32
+
+
+def _check_size(rows, cols):
+    if rows * cols > MAX_CELLS:
+        raise InputError(f"rows x cols = {rows} x {cols} = {rows * cols:,} cells", field="rows",
+                         expected=f"at most {MAX_CELLS:,} cells (cell ids are int32)")
+
+
 def _lattice(rows, cols, margin, block, gap, sides):
     """Top-left corners of the chute bodies that fit, row-major."""
     bh, bw = block
@@ -63,9 +91,19 @@ def _lattice(rows, cols, margin, block, gap, sides):
 
 
 def lattice_capacity(rows, cols, *, margin=1, block=(1, 1), gap=1, drop_sides="nesw") -> int:
-    """How many chutes fit on a ``rows`` x ``cols`` floor with these settings."""
-    return int(_lattice(rows, cols, margin, _pair("block", block, 1), _pair("gap", gap, 0),
-                        drop_sides).shape[0])
+    """How many chutes fit on a ``rows`` x ``cols`` floor with these settings.
+
+    Raises
+    ------
+    InputError
+        On the settings :func:`sortation_floor` refuses (sizes below 3, a negative margin or
+        gap, a block below 1, drop sides outside ``"nesw"``).
+    """
+    rows = _check_int("rows", rows, 3)
+    cols = _check_int("cols", cols, 3)
+    _check_size(rows, cols)
+    return int(_lattice(rows, cols, _check_int("margin", margin, 0), _pair("block", block, 1),
+                        _pair("gap", gap, 0), _check_sides(drop_sides)).shape[0])
 
 
 def sortation_floor(rows, cols, n_inducts, n_chutes, *, seed=0, margin=1, block=(1, 1), gap=1,
@@ -80,7 +118,7 @@ def sortation_floor(rows, cols, n_inducts, n_chutes, *, seed=0, margin=1, block=
         Inducts on the outer ring (at most its non-corner cells).
     n_chutes : int
         Chutes in the lattice (at most :func:`lattice_capacity`).
-    seed : int or numpy.random.Generator
+    seed : int >= 0 or numpy.random.Generator
         Picks the inducts' offset around the ring and, when the lattice has spare slots,
         which slots hold chutes. Same seed, same floor.
     margin : int
@@ -102,7 +140,8 @@ def sortation_floor(rows, cols, n_inducts, n_chutes, *, seed=0, margin=1, block=
     ------
     InputError
         Naming the parameter and the allowed range (too many chutes or inducts for the size,
-        bad sides, sizes below the minimum).
+        bad sides, sizes below the minimum, more than 2**31 - 1 cells, a seed that is not an
+        integer >= 0 or a Generator).
 
     Examples
     --------
@@ -117,10 +156,9 @@ def sortation_floor(rows, cols, n_inducts, n_chutes, *, seed=0, margin=1, block=
     margin = _check_int("margin", margin, 0)
     block = _pair("block", block, 1)
     gap = _pair("gap", gap, 0)
-    if not isinstance(drop_sides, str) or not drop_sides or set(drop_sides) - set("nesw") \
-            or len(set(drop_sides)) != len(drop_sides):
-        raise InputError(f"drop_sides = {drop_sides!r}", field="drop_sides",
-                         expected="a non-empty subset of 'nesw', e.g. 'ew'")
+    _check_sides(drop_sides)
+    _check_size(rows, cols)
+    rng = _check_seed(seed)
     # perimeter ring, clockwise from (0, 1), corners excluded
     top = [(0, c) for c in range(1, cols - 1)]
     right = [(r, cols - 1) for r in range(1, rows - 1)]
@@ -130,7 +168,6 @@ def sortation_floor(rows, cols, n_inducts, n_chutes, *, seed=0, margin=1, block=
     if n_inducts > ring.shape[0]:
         raise InputError(f"n_inducts = {n_inducts} does not fit on the ring of a {rows} x {cols} "
                          f"floor", field="n_inducts", expected=f"at most {ring.shape[0]}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     slots = _lattice(rows, cols, margin, block, gap, drop_sides)
     if n_chutes > slots.shape[0]:
         raise InputError(f"n_chutes = {n_chutes} does not fit: a {rows} x {cols} floor holds "

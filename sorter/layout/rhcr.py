@@ -17,6 +17,8 @@
     (row = y, col = x) frame the columns ``weight_to_NORTH, _WEST, _SOUTH, _EAST`` are the moves
     to ``y + 1`` (our south), ``x - 1`` (west), ``y - 1`` (north) and ``x + 1`` (east). The
     header's compass names do not match the geometry; the offsets are what matter.
+    ``weight_for_WAIT`` must be finite on free cells (our robots may wait anywhere; a file that
+    forbids waiting somewhere is refused rather than silently ignored).
 
     Chute bodies (for drawing) are the obstacle cells touching a chute's Eject cells.
 
@@ -150,10 +152,15 @@ def parse_rhcr_grid(text: str, *, name: str = "grid", path=None) -> Floor:
                          line=lineno, field=_FIELDS[5 + k], expected="inf at the grid's edge")
                 allowed[c, _COL_DIR[k]] = True
         try:
-            _parse_weight(f[9])
+            wait = _parse_weight(f[9])
         except ValueError:
             fail(f"{f[9]!r} is not a weight", path=where, line=lineno, field=_FIELDS[9],
                  expected="a positive number or inf")
+        if code != OBSTACLE and not math.isfinite(wait):
+            # our robots may always wait; a cell where they may not cannot be honoured
+            fail(f"waiting is forbidden (inf) in this {typ} cell", path=where, line=lineno,
+                 field=_FIELDS[9], expected="a finite weight_for_WAIT on every free cell "
+                                           "(robots may wait anywhere)")
     grid = cells.reshape(height, width)
     # allowed moves into obstacles
     from sorter.layout._grid import grid_moves
