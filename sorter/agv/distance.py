@@ -726,7 +726,7 @@ class DistanceTables:
         self.unreachable = int(np.iinfo(self.dtype).max)
         self.unsettled = self.unreachable - 1       # beyond a bounded table's radius
         self.bounded = True                         # acquire(..., near=) may bound tables
-        self.slack = 4                              # margin of a band (widened on demand)
+        self.slack = 8                              # margin of a band (widened on demand)
         self.row_bytes = nf * np.dtype(self.dtype).itemsize
         self.max_rows = 1 << 62 if max_mb == np.inf else \
             max(1, int(max_mb * 2**20 // max(1, self.row_bytes)))
@@ -738,6 +738,7 @@ class DistanceTables:
         # the written part of each row: a band touches only its span's memory pages (the rest
         # of the row is never read, and given back to the system when the row is reused)
         self.span = np.zeros((cap, 2), np.int64)
+        self._touched = np.zeros((cap, 2), np.int64)    # pages written since the last release
         self._queue = np.empty(nf, np.int32)
         self._row_of = {}                   # key -> row
         self._key_of = {}                   # row -> key
@@ -776,15 +777,27 @@ class DistanceTables:
         return m, np.frombuffer(m, self.dtype, cap * self.graph.n_free).reshape(cap, -1)
 
     def _release(self, row) -> None:
-        """Give the memory pages inside the span of ``row`` back (its content is dropped)."""
+        """Drop the content of ``row`` for its next table. The pages its tables wrote since
+        the last release (an interval of the row) stay resident while they span at most half
+        the row: a table whose span falls inside them writes no fresh page (a fresh page costs
+        a page fault, about as much as searching a few hundred cells). Past half, they are
+        given back to the system, so a row costs about half of its full size on average."""
         lo, hi = (int(x) for x in self.span[row])
-        if hi > lo:
+        if hi <= lo:
+            return
+        t = self._touched[row]
+        if t[1] > t[0]:
+            lo, hi = min(lo, int(t[0])), max(hi, int(t[1]))
+        if 2 * (hi - lo) > self.graph.n_free:
             isz = self.pool.itemsize
             a = -(-(row * self.row_bytes + lo * isz) // mmap.PAGESIZE) * mmap.PAGESIZE
             b = (row * self.row_bytes + hi * isz) // mmap.PAGESIZE * mmap.PAGESIZE
             if b > a:
                 self._map.madvise(mmap.MADV_DONTNEED, a, b - a)
-            self.span[row] = 0
+            t[:] = 0
+        else:
+            t[0], t[1] = lo, hi
+        self.span[row] = 0
 
     def values(self, row) -> np.ndarray:
         """A copy of table row ``row`` (``unsettled`` outside its span), for inspection."""
@@ -802,6 +815,7 @@ class DistanceTables:
             pool[r, lo:hi] = self.pool[r, lo:hi]
         self._map, self.pool = m, pool
         self.span = np.concatenate([self.span, np.zeros((new - old, 2), np.int64)])
+        self._touched = np.zeros((new, 2), np.int64)   # the new pool's pages: only the spans
         self._refs = np.concatenate([self._refs, np.zeros(new - old, np.int64)])
         self.partial = np.concatenate([self.partial, np.zeros(new - old, np.bool_)])
         self.glim = np.concatenate([self.glim, np.zeros(new - old, np.int64)])
@@ -1265,7 +1279,11 @@ class DistanceTables:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the tables' written spans (resident memory of the pool), and of the
-        bands' frontiers."""
-        w = self.span[:self._high_water]
-        return int((w[:, 1] - w[:, 0]).sum()) * self.pool.itemsize + self._front.nbytes
+        """Bytes of the pool's resident rows (the tables' spans, and the pages kept from
+        earlier tables of the same rows), and of the bands' frontiers."""
+        s, t = self.span[:self._high_water], self._touched[:self._high_water]
+        hs, ht = s[:, 1] > s[:, 0], t[:, 1] > t[:, 0]
+        lo = np.where(hs & ht, np.minimum(s[:, 0], t[:, 0]), np.where(hs, s[:, 0], t[:, 0]))
+        hi = np.where(hs & ht, np.maximum(s[:, 1], t[:, 1]), np.where(hs, s[:, 1], t[:, 1]))
+        width = np.where(hs | ht, hi - lo, 0)
+        return int(width.sum()) * self.pool.itemsize + self._front.nbytes
