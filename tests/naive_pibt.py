@@ -83,7 +83,7 @@ class NaivePIBT:
 
     def __init__(self, moves, cell_types, starts, seed, dwell_chute=0, dwell_induct=0,
                  flow=False, w_occ=4, flow_halflife=32, costs=None, rotation=False,
-                 turn_weight=2, hold_on_turn=True):
+                 turn_weight=2, hold_on_turn=True, swap=True):
         self.moves = [[int(t) for t in row] for row in moves]
         self.types = [int(t) for t in cell_types]
         self.pos = [int(s) for s in starts]
@@ -104,6 +104,46 @@ class NaivePIBT:
         self.heading = [0] * self.n
         self.turn_weight = turn_weight
         self.hold = rotation and hold_on_turn
+        self.swap = swap
+
+    # -- the swap of PIBT+ (two robots that must pass each other in a corridor) ----------------
+    def ways_on(self, came, v, now):
+        """Cells to go on to from ``v`` (entered from ``came``), leaving out ``came`` and any
+        dead-end cell (one move out) with a robot in it."""
+        out = []
+        for u in self.moves[v]:
+            if u < 0 or u == came:
+                continue
+            if u in now and sum(1 for x in self.moves[u] if x >= 0) == 1:
+                continue
+            out.append(u)
+        return out
+
+    def swap_required(self, i, j, vi, vj, now):
+        if vi not in self.moves[vj] or self.d(j, vi) >= self.d(j, vj):
+            return False                          # j does not want i's cell
+        vp, vq = vi, vj
+        while self.d(i, vq) < self.d(i, vp):
+            ways = self.ways_on(vp, vq, now)
+            if len(ways) >= 2:
+                return False                      # they can pass at a branching cell
+            if not ways:
+                return True                       # a dead end ahead of i
+            vp, vq = vq, ways[-1]
+        return False
+
+    def swap_possible(self, vp0, vq0, now):
+        vp, vq = vp0, vq0
+        for _ in range(self.n + 8):
+            ways = self.ways_on(vp, vq, now)
+            if len(ways) >= 2:
+                return True
+            if not ways:
+                return False
+            vp, vq = vq, ways[-1]
+            if vq == vp0:
+                return False
+        return False
 
     def d(self, i, c):
         return self.dist[i].get(c, UNREACH)
@@ -183,10 +223,24 @@ class NaivePIBT:
                     if pushed and dist < UNREACH:
                         dist += self.turn_weight * turns
                 cands.append(((dist, aux, mix(base + u) >> 40), u))
-            return [u for _, u in sorted(cands)]
+            return sorted(cands)
 
         def pibt(i, parent):
-            for u in candidates(i, parent is not None):
+            ranked = candidates(i, parent is not None)
+            cands = [u for _, u in ranked]
+            w = None
+            v0 = self.pos[i]
+            if self.swap and cands[0] != v0:
+                j = now.get(cands[0])
+                if (j is not None and j != i and nxt[j] is None
+                        and self.swap_required(i, j, v0, cands[0], now)
+                        and self.swap_possible(cands[0], v0, now)):
+                    w = j                       # i backs off, pulling j after it
+                    m = sum(1 for key, _ in ranked if key[0] < UNREACH)
+                    # farthest first; equal distances keep their order (fewest turns first)
+                    back = sorted(range(m), key=lambda x: (-ranked[x][0][0], x))
+                    cands[:m] = [cands[x] for x in back]
+            for idx, u in enumerate(cands):
                 if u in reserved:
                     continue
                 if parent is not None and u == self.pos[parent]:
@@ -204,6 +258,9 @@ class NaivePIBT:
                         if held and reserved.get(v) == i:
                             del reserved[v]
                         continue
+                if w is not None and idx == 0 and nxt[w] is None and u != v and v not in reserved:
+                    nxt[w] = v
+                    reserved[v] = w
                 return True
             reserved[self.pos[i]] = i
             nxt[i] = self.pos[i]

@@ -7,6 +7,7 @@ from hypothesis import given, settings, strategies as st
 from naive_pibt import NaivePIBT, bfs_distances, dijkstra_distances
 from sorter.agv import DistanceTables, MoveGraph, Planner, distance_table
 from sorter.agv.guidance import dock_mask, lane_costs, lane_directions
+from sorter.agv.lifelong import make_run, simulate
 from sorter.agv.validate import check_paths
 from sorter.errors import InputError
 from sorter.layout import Floor
@@ -182,18 +183,31 @@ def test_precompute_matches_lazy_tables():
         assert all(got[x] == want.get(x, -1) for x in range(f.n_cells))
 
 
+# dead ends and one-wide corridors, where robots must swap (PIBT+'s swap, on by default)
+DEAD_ENDS = """
+..@....@..
+.@@.@@.@@.
+....@.....
+@@.@@.@@.@
+..........
+"""
+
+
 # ---------------------------------------------------------------- PIBT vs the oracle
-@pytest.mark.parametrize("layout", [ONE_WAY, OPEN])
+@pytest.mark.parametrize("layout", [ONE_WAY, OPEN, DEAD_ENDS])
 @pytest.mark.parametrize("guidance", ["none", "flow", "lanes+flow"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_planner_matches_naive_pibt(layout, guidance, seed):
     f = Floor.from_ascii(layout)
     rng = np.random.default_rng(seed)
     free = f.free_cells
-    n = int(0.45 * free.size)
+    n = int((0.3 if layout is DEAD_ENDS else 0.45) * free.size)
     starts = rng.choice(free, n, replace=False)
     p = Planner(f, n, starts, seed=seed, dwell_chute=2, dwell_induct=1, guidance=guidance,
                 flow_halflife=8)
+    plain = Planner(f, n, starts, seed=seed, dwell_chute=2, dwell_induct=1, guidance=guidance,
+                    flow_halflife=8, swap=False)
+    differs = False
     costs = lane_costs(f, 2) if "lanes" in guidance else None
     q = NaivePIBT(f.moves, f.cells, starts, seed, 2, 1, flow="flow" in guidance, flow_halflife=8,
                   costs=costs)
@@ -205,12 +219,16 @@ def test_planner_matches_naive_pibt(layout, guidance, seed):
         got = p.step(goals)
         want = q.step()
         assert got.tolist() == want, f"step {t}"
+        if not differs:                 # until the swap first changes a move
+            differs = plain.step(goals).tolist() != want
         assert p.finished.tolist() == q.finished
         path.append(got.copy())
         fin = np.flatnonzero(p.finished)
         goals = goals.copy()
         goals[fin] = rng.choice(free, fin.size)
-    assert p.tasks_completed > n
+    assert p.tasks_completed > n // 2
+    if layout is DEAD_ENDS:
+        assert differs                  # the swap was used, the same way as the oracle's
     check_paths(f, starts, np.array(path))
 
 
@@ -568,3 +586,36 @@ def test_incremental_priority_order_is_argsort(n, seed, reset_rates):
         waited = np.where(rng.random(n) < rate, rng.integers(0, 3, n), waited + 1)
         waited[rng.random(n) < rate / 4] -= 1            # held: no growth
         waited = np.maximum(waited, 0)
+
+
+# ---------------------------------------------------------------- swaps in dead ends
+ALCOVE = """
+I......
+.......
+@@.@@@@
+@@.@@@@
+@@D@@@@
+@@C@@@@
+"""
+
+
+@pytest.mark.parametrize("guidance", ["none", "lanes+flow"])
+@pytest.mark.parametrize("rotation", [False, True])
+def test_robots_pass_each_other_in_a_dead_end_alcove(guidance, rotation):
+    """A drop cell at the end of a one-wide alcove: the robot leaving it and the one coming in
+    must swap. Plain PIBT forbids swaps and the pair waits for ever (checked: it stops after
+    a few tasks); with the swap both keep working, and the plan stays valid."""
+    f = Floor.from_ascii(ALCOVE)
+    done = {}
+    for swap in (False, True):
+        planner, stream = make_run(f, 2, seed=0, guidance=guidance, rotation=rotation)
+        planner.swap = swap
+        res = simulate(planner, stream, 400)
+        check_paths(f, res.positions[0], res.positions)
+        if rotation:
+            check_rotation_plan(f, res.positions, res.headings)
+        done[swap] = res.tasks_completed
+        last = np.flatnonzero((res.positions[1:] != res.positions[:-1]).any(axis=1))
+        if swap:
+            assert last.size and last[-1] > 350            # still moving at the end
+    assert done[False] <= 6 and done[True] >= 20, done

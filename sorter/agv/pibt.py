@@ -159,11 +159,100 @@ def _priority_order(order_key, elapsed, ost):
     return prev
 
 
+@njit(cache=True, inline="always")
+def _dist(pool, span, slot, i, c, unsettled):
+    """Robot ``i``'s table distance at cell ``c`` (``unsettled`` outside a bounded table)."""
+    r = slot[i]
+    return np.int64(pool[r, c]) if span[r, 0] <= c < span[r, 1] else np.int64(unsettled)
+
+
+@njit(cache=True)
+def _way_on(fadj, occ_now, came, v):
+    """Ways on from cell ``v`` entered from ``came``: ``(count, one of them)``, not counting
+    ``came`` nor a dead-end cell with a robot in it (no room to pass there: that robot can
+    only come out)."""
+    n = 0
+    nxt = -1
+    for d in range(4):
+        u = fadj[v, d]
+        if u < 0 or u == came:
+            continue
+        if occ_now[u] >= 0:
+            deg = 0
+            for e in range(4):
+                if fadj[u, e] >= 0:
+                    deg += 1
+            if deg == 1:
+                continue
+        n += 1
+        nxt = u
+    return n, nxt
+
+
+@njit(cache=True)
+def _swap_required(fadj, occ_now, local, pool, span, slot, unsettled, i, j, vi, vj):
+    """Robot ``i`` (at ``vi``) wants the cell ``vj`` of robot ``j``, and ``j`` wants ``vi``
+    (its table, gathered in ``local``): walking on from ``vj`` while ``i``'s distance falls,
+    does the corridor end in a dead end with no branching cell before it? Then one of them
+    must back off the whole corridor. (Elsewhere plain PIBT lets robots pass: it reaches
+    every goal on floors where every cell lies on a cycle. ``i``'s distances along the walk
+    are exact even in a bounded table: a cell nearer the goal next to a settled one is
+    settled.)"""
+    dj = -1
+    for d in range(4):
+        if fadj[vj, d] == vi:
+            dj = d
+    if dj < 0 or local[j, dj] >= local[j, 4]:
+        return False                    # j does not want i's cell
+    n, u = _way_on(fadj, occ_now, vi, vj)
+    if n != 1:                          # (i wants vj: its first step goes down its table)
+        return n == 0                   # a dead end right behind j / a branching cell at j
+    vp = vj
+    vq = u
+    while _dist(pool, span, slot, i, vq, unsettled) < _dist(pool, span, slot, i, vp, unsettled):
+        n, u = _way_on(fadj, occ_now, vp, vq)
+        if n >= 2:
+            return False                # a branching cell: PIBT lets them pass there
+        if n <= 0:
+            return True                 # a dead end: only a swap lets them pass
+        vp = vq
+        vq = u
+    return False                        # i's way leaves the corridor: PIBT alone will do
+
+
+@njit(cache=True)
+def _swap_possible(fadj, occ_now, vp0, vq0, limit):
+    """Can the robot at ``vq0`` back off, pulling the one at ``vp0`` after it, until a
+    branching cell where they can pass each other?"""
+    vp = vp0
+    vq = vq0
+    for _ in range(limit):
+        n, u = _way_on(fadj, occ_now, vp, vq)
+        if n >= 2:
+            return True
+        if n <= 0:
+            return False
+        vp = vq
+        vq = u
+        if vq == vp0:
+            return False                # around a loop
+    return False
+
+
+@njit(cache=True, inline="always")
+def _pull(w, k, i, pos, nxt, occ_next):
+    """After robot ``i`` backed off onto its first (reversed) candidate (``k`` = 1 tried), the
+    swap partner ``w`` follows into ``i``'s cell if it is still unplanned and the cell free."""
+    if w >= 0 and k == 1 and nxt[w] == -1 and nxt[i] != pos[i] and occ_next[pos[i]] == -1:
+        nxt[w] = pos[i]
+        occ_next[pos[i]] = w
+
+
 @njit(cache=True, nogil=True)
 def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwell_left, goal_done,
                finished, occ_now, occ_next, order_key, ostate, seedmix, step_no, dwell_chute,
                dwell_induct, flow, use_flow, w_occ, st_a, st_p, st_c, st_n, st_k, rotate,
-               heading, turn_w_push, hold, held):
+               heading, turn_w_push, hold, held, pool, span, slot, unsettled, st_w, swap):
     """Plan one timestep in free-cell indexing; writes ``nxt`` and updates robot state.
 
     ``local[i]`` holds robot i's table distances at its neighbours (directions 0-3) and at its
@@ -192,6 +281,7 @@ def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwel
     order = _priority_order(order_key, elapsed, ostate)
     stepmix = _mix(seedmix ^ _mix(np.uint64(step_no) + np.uint64(0x9E3779B97F4A7C15)))
     keys = np.empty(5, np.int64)
+    rev = np.empty(5, np.int32)
     # 2. plan robots in decreasing priority
     for oi in range(n - 1, -1, -1):
         root = order[oi]
@@ -252,7 +342,37 @@ def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwel
                     cnt += 1
                 st_n[depth] = cnt
                 st_k[depth] = 0
+                # the swap of PIBT+ (Okumura 2023): in a corridor where i and the robot in its
+                # way must pass each other, i backs off (its candidates reversed) and pulls
+                # that robot into its cell, until a branching cell lets them pass
+                st_w[depth] = -1
+                c0 = st_c[depth, 0]
+                if swap and c0 != v:
+                    j = occ_now[c0]
+                    if (j >= 0 and j != i and nxt[j] == -1
+                            and _swap_required(fadj, occ_now, local, pool, span, slot,
+                                               unsettled, i, j, v, c0)
+                            and _swap_possible(fadj, occ_now, c0, v, pos.shape[0] + 8)):
+                        st_w[depth] = j
+                        # reversed by distance (the candidates it can reach its goal from;
+                        # equal distances keep their tie-break order: fewest turns first)
+                        m = 0
+                        while m < cnt and (keys[m] >> 40) < 8388607:
+                            m += 1
+                        w = 0
+                        a = m
+                        while a > 0:
+                            b = a - 1
+                            while b > 0 and (keys[b - 1] >> 40) == (keys[a - 1] >> 40):
+                                b -= 1
+                            for x in range(b, a):
+                                rev[w] = st_c[depth, x]
+                                w += 1
+                            a = b
+                        for x in range(m):
+                            st_c[depth, x] = rev[x]
             elif ret == 1:
+                _pull(st_w[depth], st_k[depth], i, pos, nxt, occ_next)
                 depth -= 1          # child moved away: this robot keeps its reservation
                 continue
             # try the next candidate (first try, or the child pushed last time failed)
@@ -285,6 +405,7 @@ def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwel
             if descended:
                 continue
             if ok:
+                _pull(st_w[depth], st_k[depth], i, pos, nxt, occ_next)
                 ret = 1
             else:
                 occ_next[pos[i]] = i
@@ -451,6 +572,12 @@ class Planner:
         (:mod:`sorter.agv.detour`; see :meth:`hold`). 0 = off: robots queue behind held robots.
     tables : DistanceTables, optional
         Share a table pool between planners of the same floor.
+    swap : bool
+        The swap of PIBT+ (Okumura, "Improving LaCAM for Scalable Eventually Optimal Multi-Agent
+        Pathfinding", IJCAI 2023): two robots that must pass each other in a corridor or a
+        dead end (a drop cell at the end of an alcove) do so, the one planning backing off and
+        pulling the other after it until a branching cell. Plain PIBT forbids swaps, and such
+        a pair waits for ever. Default True (False: plain PIBT, the benchmarks' baseline).
 
     Attributes
     ----------
@@ -484,7 +611,7 @@ class Planner:
                  station_goals=False, guidance="none", max_table_mb=512.0, flow_halflife=32,
                  w_occ=4, lane_penalty=2, rotation=False, headings=None, tables=None,
                  turn_weight=None, hold_on_turn=None, dock_penalty=2, detour_horizon=12,
-                 carriageway=None):
+                 carriageway=None, swap=True):
         self.floor = floor if hasattr(floor, "moves") and not isinstance(floor, MoveGraph) else None
         self.graph = MoveGraph.of(floor)
         g = self.graph
@@ -562,6 +689,7 @@ class Planner:
         self._st_c = np.empty((n + 1, 5), np.int32)
         self._st_n = np.empty(n + 1, np.int32)
         self._st_k = np.empty(n + 1, np.int32)
+        self._st_w = np.empty(n + 1, np.int32)
         self._seedmix = np.uint64(tie_hash(self.seed))
         if turn_weight is None:                         # helps with lanes only (RESULTS)
             turn_weight = 2 if self.lanes else 0
@@ -594,6 +722,9 @@ class Planner:
         self.rotation = bool(rotation)
         self.turn_weight = int(turn_weight)
         self.hold_on_turn = bool(hold_on_turn)
+        if not isinstance(swap, (bool, np.bool_)):
+            raise InputError(f"swap={swap!r}", field="swap", expected="True or False")
+        self.swap = bool(swap)
         h = np.zeros(n, np.int8) if headings is None else np.asarray(headings)
         if h.shape != (n,) or not np.issubdtype(h.dtype, np.integer) or h.min() < 0 or h.max() > 3:
             raise InputError("headings must be one of 0 east, 1 south, 2 west, 3 north per robot",
@@ -1073,7 +1204,8 @@ class Planner:
                    self.dwell_induct, self._flow, self.flow, self.w_occ, self._st_a,
                    self._st_p, self._st_c, self._st_n, self._st_k, self.rotation,
                    self._heading, self.turn_weight, self.rotation and self.hold_on_turn,
-                   self._held)
+                   self._held, tabs.pool, tabs.span, self._slot, tabs.unsettled, self._st_w,
+                   self.swap)
         self.kernel_ms = (time.perf_counter() - t1) * 1e3
         self.goals_ms = (t1 - t0) * 1e3
         self._pos, self._nxt = self._nxt, self._pos
