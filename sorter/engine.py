@@ -87,7 +87,14 @@ class Sorter(ChuteEngine):
     ``""``) -> ``no_read``; recirculation > max -> ``max_recirculation``; unknown
     destination -> ``unknown_destination``; an open chute of the destination by
     strategy -> ``ok``; else an open overflow chute -> ``overflow``; else
-    ``no_chute_available``. Reject chutes always take parcels.
+    ``no_chute_available``. Every other reason goes to its reject chute in the plan's
+    ``reject`` table. A reject chute that is not open (``full`` at capacity, ``blocked``,
+    ``disabled``, in ``container_change``) is passed over: the parcel goes, its reason
+    kept, to the first open chute of ``reject`` taken in the order of
+    :data:`~sorter.constants.REJECT_REASONS`; when none is open, to the reason's own
+    chute all the same (a decision always names a chute, so the reject chutes are the
+    last resort, as the end of a real sorter's line is). :meth:`reject` follows the same
+    rule.
 
     One engine serves one thread of decisions (as a WCS's scan handler is): a plan switch
     from another thread is atomic, but decisions made from two threads at once may lose
@@ -169,7 +176,9 @@ class Sorter(ChuteEngine):
         CSV or a mapping only the routes change; overflow, reject chutes, strategy and max
         recirculation carry over. Chute states and container fill always carry over;
         round-robin positions restart. Raises ``ValueError`` (naming the file) if the new
-        plan does not fit the chute table; the old plan then stays in force.
+        plan does not fit the chute table or has no destinations (``{}``, like a plan CSV
+        without rows, is refused: it would reject every parcel); the old plan then stays in
+        force.
         """
         prepared = new_plan if isinstance(new_plan, PreparedPlan) else self.prepare_plan(new_plan)
         if prepared.table is not self.chute_table:
@@ -324,7 +333,8 @@ class Sorter(ChuteEngine):
         self._container_changed(self._chute(chute))
 
     def reject(self, reason) -> Decision:
-        """The (counted) decision sending a parcel to the reject chute of ``reason``.
+        """The (counted) decision sending a parcel to the reject chute of ``reason``
+        (while that chute is not open, another open reject chute: see the class notes).
 
         Used for parcels the engine never saw in time (``late``).
         """

@@ -169,6 +169,10 @@ class SortPlan:
         if not isinstance(self.routes, Mapping):
             raise InputError(f"routes is a {type(self.routes).__name__}", path=path, field="routes",
                              expected="a mapping {destination: [chute id, ...]}")
+        if not self.routes:      # as a plan CSV without rows: every parcel would be rejected
+            raise InputError("no destinations", path=path, field="routes",
+                             expected="one or more destinations with their chutes, "
+                                      "e.g. {'10115': ['C001', 'C002']}")
         if not isinstance(self.reject, Mapping):
             raise InputError(f"reject is a {type(self.reject).__name__}", path=path, field="reject",
                              expected="a mapping {reason: reject chute id}")

@@ -75,9 +75,25 @@ class NaiveSorter:
                 chute = next((c for c in self.overflow if self.is_open(c)), None)
                 reason = "overflow" if chute is not None else "no_chute_available"
         if chute is None:
-            chute = self.reject[reason]
+            chute = self.reject_chute(reason)
         self.by_reason[reason] += 1
         return chute, reason
+
+    def reject_chute(self, reason):
+        """The reason's reject chute if open; else the plan's first open reject chute, the
+        reasons taken in REASONS order; else (none open) the reason's own chute anyway."""
+        own = self.reject[reason]
+        if self.is_open(own):
+            return own
+        for r in REASONS[2:]:
+            if self.is_open(self.reject[r]):
+                return self.reject[r]
+        return own
+
+    def reject_decision(self, reason):
+        """A parcel sent to reject for ``reason`` without a decision (``late``)."""
+        self.by_reason[reason] += 1
+        return self.reject_chute(reason), reason
 
     def discharged(self, chute, n=1):
         self.fill[chute] += n

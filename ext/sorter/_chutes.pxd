@@ -72,6 +72,7 @@ cdef class ChuteEngine:
 
     cdef int decide(self, CompiledPlan p, int dest, int recirculation, bint sortable,
                     int* reason) noexcept nogil
+    cdef int reject_chute(self, CompiledPlan p, int r) noexcept nogil
     cdef void discharge(self, int chute, int n) noexcept nogil
     cdef void change_state(self, int chute, int new_state) noexcept nogil
     cdef void empty_container(self, int chute) noexcept nogil

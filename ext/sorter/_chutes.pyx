@@ -186,10 +186,24 @@ cdef class ChuteEngine:
                         break
                 r = REASON_OVERFLOW if c >= 0 else REASON_NO_CHUTE_AVAILABLE
         if r != REASON_OK and r != REASON_OVERFLOW:
-            c = p.reject[r]
+            c = self.reject_chute(p, r)
         self.reason_count[r] += 1
         self.assigned[c] += 1
         reason[0] = r
+        return c
+
+    cdef int reject_chute(self, CompiledPlan p, int r) noexcept nogil:
+        """The chute for a parcel rejected for reason ``r``: the reason's reject chute if it
+        is open; else the plan's first open reject chute, the reasons taken in code order
+        (no_read, unknown_destination, max_recirculation, no_chute_available, not_sortable,
+        late); else, none open, the reason's own chute all the same (a decision always names
+        a chute; the reject chutes are the last resort)."""
+        cdef int c = p.reject[r], i
+        if self.state[c] == STATE_OPEN:
+            return c
+        for i in range(REASON_NO_READ, N_REASONS):
+            if self.state[p.reject[i]] == STATE_OPEN:
+                return p.reject[i]
         return c
 
     cdef void discharge(self, int chute, int n) noexcept nogil:
@@ -232,7 +246,7 @@ cdef class ChuteEngine:
         """The decision that sends a parcel to the reject chute of ``reason`` (e.g. ``"late"``),
         counted like any other decision."""
         cdef int r = REASONS.index(reason)
-        cdef int chute = self.plan.reject[r]
+        cdef int chute = self.reject_chute(self.plan, r)
         self.reason_count[r] += 1
         self.assigned[chute] += 1
         return self.decisions[chute * N_REASONS + r]

@@ -5,8 +5,9 @@
 Export columns: id, time (UTC), client, seq, kind (scan, chute, discharged, container,
 plan), parcel, destination (empty = no-read), recirculation, sortable, chute, reason
 (scans), state (chute events), plan (plan switches), telegram (as received).
-`--kind scan` exports decisions only. `show` prints row counts by kind and reason and
-the chute fill counts the journal restores to.
+`--kind scan` exports decisions only. The export is written whole or not at all (a journal
+damaged part-way leaves no partial file; an earlier file at --out is kept). `show` prints
+row counts by kind and reason and the chute fill counts the journal restores to.
 
 example:
   sorter journal export sorter.db --out decisions.parquet --kind scan

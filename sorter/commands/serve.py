@@ -7,6 +7,8 @@ Telegrams (one per line, ASCII, `|`-separated; every one gets exactly one answer
   HELLO|seq|client                                    -> HELLO|seq|client|last-seq
   STATUS|seq                                          -> STATUS|seq|key=value;...
   anything malformed                                  -> ERR|seq|code|text
+Answers echo seq as sent (leading zeros kept). A last line without its newline when the
+client closes its side may be cut off: answered ERR|seq|unterminated|..., not applied.
 A scan not answered within --deadline-ms of being read gets the `late` reject chute.
 With --journal every decision and chute event goes to SQLite; after a crash the same
 command restores plan, chute states and fill counts from the journal (then --plan and

@@ -503,6 +503,10 @@ def export(path, out, kinds=None) -> int:
     Columns: id, time (UTC), client, seq, kind, parcel, destination (empty = no-read),
     recirculation, sortable, chute, reason (scans), state (chute events), plan (plan
     switches: the path), telegram (as received).
+
+    The file is written beside ``out`` and renamed into place once complete: an export
+    that fails part-way (a journal damaged in later pages: :class:`JournalError`) leaves
+    no partial file, and a file already at ``out`` stays as it was.
     """
     out = Path(out)
     ext = out.suffix.lower()
@@ -519,6 +523,22 @@ def export(path, out, kinds=None) -> int:
             raise InputError(f"unknown kind {bad[0]!r}", field="kind", expected=" | ".join(KINDS))
     from sorter.report import check_out_file
     check_out_file(out, field="out")
+    # written beside the target and renamed on success: a journal found damaged part-way
+    # leaves no half-written export (and an earlier export at --out stays as it was)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        n = _write_export(path, tmp, ext, kinds)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise InputError(f"cannot write: {exc.strerror or exc}", path=out, field="out",
+                         expected="a writable file path") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return n
+
+
+def _write_export(path, out, ext, kinds) -> int:
     n = 0
     if ext == ".csv":
         with open(out, "w", newline="") as fh:

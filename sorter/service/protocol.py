@@ -2,7 +2,13 @@
 
 One telegram per line, ASCII, fields separated by ``|``, terminated by ``\\n`` (a
 trailing ``\\r`` is dropped). Every telegram carries a sequence number ``seq`` (a
-decimal integer, 0 <= seq < 10**18) that its answer echoes.
+decimal integer, 0 <= seq < 10**18) that its answer echoes exactly as received: leading
+zeros are kept (``SCAN|018|...`` is answered ``DEST|018|...``, see :func:`echo_seq`),
+so a client may match answers to requests by the seq text or by its value. ``seq`` is
+journalled and compared as a number (``last`` in a ``HELLO`` answer is that number, in
+plain decimal). A last line without its ``\\n`` when the client closes its side is not
+a telegram (it may have been cut off): it is answered ``ERR|seq|unterminated|...`` and
+not applied.
 
 =========================================  ===========================================
 telegram (client -> service)               answer (service -> client)
@@ -38,8 +44,8 @@ from sorter.constants import STATES
 __all__ = [
     "MAX_LINE", "MAX_FIELD", "MAX_PATH", "MAX_SEQ", "ERR_CODES", "TELEGRAMS",
     "TelegramError", "Scan", "ChuteState", "Discharged", "Container", "PlanSwitch",
-    "Heartbeat", "Hello", "Status", "parse_line", "peek_seq", "format_dest", "format_ack",
-    "format_err", "format_hello", "format_status", "format_telegram", "parse_answer",
+    "Heartbeat", "Hello", "Status", "parse_line", "peek_seq", "echo_seq", "format_dest",
+    "format_ack", "format_err", "format_hello", "format_status", "format_telegram", "parse_answer",
 ]
 
 #: Longest accepted line in bytes, without the newline.
@@ -71,6 +77,8 @@ ERR_CODES = {
     "unknown_chute": "the chute is not in the chute table (service)",
     "bad_plan": "the plan file cannot be loaded or does not fit the chutes (service)",
     "internal": "unexpected service error; the telegram had no effect (service)",
+    "unterminated": "the client closed its side after a line without its newline: the line "
+                    "may be cut off, so it is not applied (service)",
 }
 
 Scan = namedtuple("Scan", "seq parcel destination recirculation sortable")
@@ -109,17 +117,37 @@ def _seq_of(text):
     return None
 
 
-def peek_seq(line) -> int | None:
-    """Best effort: the seq of a line that will not parse (for the ``ERR`` answer)."""
+def echo_seq(line, *, cut=False) -> str | None:
+    """The seq field of ``line`` exactly as received (leading zeros kept), for the answer
+    to echo; None if the line has no valid seq (the answer then says ``-``).
+
+    ``cut``: ``line`` is only the start of a longer line, so a seq field that runs to its
+    end may be cut short and is not trusted. Never raises.
+
+    Examples
+    --------
+    >>> echo_seq(b"SCAN|018|P1|10115|0|1"), echo_seq("HB|7"), echo_seq(b"HB|x")
+    ('018', '7', None)
+    """
     try:
         if isinstance(line, str):
             line = line.encode("ascii", "replace")
-        parts = bytes(line[:64]).split(b"|", 2)
-        if len(parts) < 2:
+        line = bytes(line)
+        if line[-1:] == b"\r" and not cut:
+            line = line[:-1]
+        parts = line.split(b"|", 2)
+        if len(parts) < 2 or (cut and len(parts) < 3):
             return None
-        return _seq_of(parts[1].decode("ascii"))
+        text = parts[1].decode("ascii")
+        return text if _seq_of(text) is not None else None
     except Exception:       # never let error reporting fail
         return None
+
+
+def peek_seq(line) -> int | None:
+    """Best effort: the seq of a line that will not parse (for the ``ERR`` answer)."""
+    text = echo_seq(line)
+    return None if text is None else int(text)
 
 
 def _field(text, code, what, seq, *, empty_ok=False, limit=MAX_FIELD):
@@ -229,7 +257,8 @@ def parse_line(line):
 
 # -- answers ------------------------------------------------------------------------
 def format_dest(seq, parcel, chute, reason) -> bytes:
-    """``DEST|seq|parcel|chute|reason\\n``."""
+    """``DEST|seq|parcel|chute|reason\\n``. In every ``format_*``, ``seq`` is an int or the
+    seq text as received (:func:`echo_seq`)."""
     return f"DEST|{seq}|{parcel}|{chute}|{reason}\n".encode()
 
 

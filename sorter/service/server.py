@@ -43,8 +43,8 @@ from sorter.errors import InputError
 from sorter.service.journal import Journal, _plan_to_json, restore
 from sorter.service.protocol import (MAX_LINE, ChuteState, Container, Discharged, Heartbeat,
                                      Hello, PlanSwitch, Scan, Status, TelegramError,
-                                     format_ack, format_err, format_hello, format_status,
-                                     parse_line, peek_seq)
+                                     echo_seq, format_ack, format_err, format_hello,
+                                     format_status, parse_line)
 
 __all__ = ["Service", "Connection", "start_server", "run_server", "open_service"]
 
@@ -71,6 +71,7 @@ class Connection(asyncio.Protocol):
         self.held = None              # while our PLAN loads: (bytes, t_read) read after it
         self.write_paused = False
         self.closing = False
+        self.eof = False              # the client closed its side (no more bytes will come)
 
     # asyncio callbacks ---------------------------------------------------------------
     def connection_made(self, transport):
@@ -81,6 +82,8 @@ class Connection(asyncio.Protocol):
         self.service.feed(self, data)
 
     def eof_received(self):
+        self.eof = True
+        self.service.end_of_input(self)   # a last line without its newline gets its answer
         if self.pending or self.held is not None:   # keep the socket to answer, then close
             self.closing = True
             return True
@@ -171,10 +174,11 @@ class Service:
         self.journal_fresh = False     # open_service created the journal file (nothing restored)
         if restored is not None:
             for rid, client, seq, kind, parcel, chute, detail, telegram in restored.recent:
-                ans = (f"DEST|{seq}|{parcel}|{chute}|{detail}\n".encode() if kind == "scan"
-                       else format_ack(seq))
                 if isinstance(telegram, str):
                     telegram = telegram.encode("ascii", "replace")
+                seq = echo_seq(telegram) or seq           # the answer echoes seq as received
+                ans = (f"DEST|{seq}|{parcel}|{chute}|{detail}\n".encode() if kind == "scan"
+                       else format_ack(seq))
                 self._dedupe_table(client)
                 self._remember(client, bytes(telegram), ans, rid)
 
@@ -221,7 +225,7 @@ class Service:
                 return
             self.n_telegrams += 1
             self.n_errors += 1
-            out.append(format_err(peek_seq(conn.long_prefix), "too_long",
+            out.append(format_err(echo_seq(conn.long_prefix, cut=True), "too_long",
                                   f"line longer than {MAX_LINE} bytes"))
             conn.discarding = False
             data = data[i + 1:]
@@ -249,6 +253,37 @@ class Service:
         if self.next_id - 1 - self._snap_id >= self.snapshot_every and self.journal is not None:
             self.snapshot()
 
+    def end_of_input(self, conn, t=None):
+        """The client closed its side: answer what is left after the last newline.
+
+        A line cut off by the end of the input may be a truncated telegram (``...|0|`` for
+        ``...|0|0``), so it is not applied; it is answered ``ERR|seq|unterminated|...``
+        (``seq`` only when the field is complete, i.e. followed by ``|``, else ``-``) and
+        logged. An over-long line still being dropped gets its ``too_long`` answer. Nothing
+        or a lone ``\\r`` after the last newline is no telegram. While a ``PLAN`` of this
+        connection loads, this waits for the telegrams held behind it.
+        """
+        if conn.held is not None:    # _plan_read calls again once the held bytes are answered
+            return
+        if t is None:
+            t = _perf()
+        tail, conn.buf = conn.buf, b""
+        if conn.discarding:
+            conn.discarding = False
+            answer = format_err(echo_seq(conn.long_prefix, cut=True), "too_long",
+                                f"line longer than {MAX_LINE} bytes")
+        elif tail and tail != b"\r":
+            log.warning("client closed its side after a line without a newline, not applied: %r",
+                        tail[:80])
+            answer = format_err(echo_seq(tail, cut=True), "unterminated",
+                                "no newline before the client closed its side: the line may be "
+                                "cut off and was not applied")
+        else:
+            return
+        self.n_telegrams += 1
+        self.n_errors += 1
+        self._deliver(conn, answer, t)
+
     def _deliver(self, conn, payload, t):
         """Send answers now, or (``sync``) once the journal rows they answer are committed."""
         if self.sync and (conn.need > self.committed or conn.pending):
@@ -275,7 +310,7 @@ class Service:
             tg = parse_line(raw)
         except TelegramError as e:
             self.n_errors += 1
-            return format_err(e.seq, e.code, e.text)
+            return format_err(None if e.seq is None else echo_seq(raw) or e.seq, e.code, e.text)
         try:
             if tg.__class__ is Scan:
                 self.n_scans += 1
@@ -285,7 +320,9 @@ class Service:
                 else:
                     d = self.engine.assign(tg[2], tg[3], tg[4])
                 seq = tg[0]
-                answer = f"DEST|{seq}|{tg[1]}|{d[0]}|{d[1]}\n".encode()
+                # the answer echoes seq as received: its text if it has leading zeros
+                st = seq if line[5] != 48 else echo_seq(line)     # (line = b"SCAN|seq|...")
+                answer = f"DEST|{st}|{tg[1]}|{d[0]}|{d[1]}\n".encode()
                 rid = self.next_id
                 self.next_id = rid + 1
                 if self.journal is not None:
@@ -295,14 +332,14 @@ class Service:
                 if tg.__class__ is PlanSwitch and self._loop is not None:
                     self._load_plan(conn, tg, line, t)
                     return None           # answered when the plan file is read (off the loop)
-                kind, rec, answer = self._other(conn, tg)
+                kind, rec, answer = self._other(conn, tg, _seq_echo(line, tg.seq))
                 if kind is None:
                     return answer
                 return self._applied(conn, tg.seq, kind, rec, line, answer)
         except Exception as exc:          # never let one telegram take the service down
             log.exception("telegram %r", line[:80])
             self.n_errors += 1
-            return format_err(tg.seq, "internal", f"{type(exc).__name__}: {exc}")
+            return format_err(_seq_echo(line, tg.seq), "internal", f"{type(exc).__name__}: {exc}")
         self._remember_answer(conn, line, seq, rid, answer)
         return answer
 
@@ -345,19 +382,20 @@ class Service:
         """Back on the loop: put the plan in force, answer, then the telegrams held back."""
         if self.stopped is not None and self.stopped.done():
             return                    # shutting down: unanswered, so the client re-sends it
+        st = _seq_echo(line, tg.seq)
         try:
             prepared, plan_json = fut.result()
             self.engine.switch_plan(prepared)
         except (ValueError, OSError, TypeError) as exc:
             self.n_errors += 1
-            answer = format_err(tg.seq, "bad_plan", str(exc))
+            answer = format_err(st, "bad_plan", str(exc))
         except Exception as exc:      # never let one telegram take the service down
             log.exception("telegram %r", line[:80])
             self.n_errors += 1
-            answer = format_err(tg.seq, "internal", f"{type(exc).__name__}: {exc}")
+            answer = format_err(st, "internal", f"{type(exc).__name__}: {exc}")
         else:
             answer = self._applied(conn, tg.seq, "plan", (None, None, None, None, None, tg.path,
-                                                          plan_json), line, format_ack(tg.seq))
+                                                          plan_json), line, format_ack(st))
         self._deliver(conn, answer, t)
         held, conn.held = conn.held, None
         while held:
@@ -366,6 +404,8 @@ class Service:
             if conn.held is not None:          # another PLAN: the rest waits behind it
                 conn.held.extend(held)
                 return
+        if conn.eof:                           # the client's side closed meanwhile
+            self.end_of_input(conn)
         tr = conn.transport
         if tr is None or tr.is_closing():
             return
@@ -374,12 +414,13 @@ class Service:
         elif not conn.write_paused:
             tr.resume_reading()
 
-    def _other(self, conn, tg):
-        """Everything but scans: ``(kind, record fields, answer)``; kind None = not journalled."""
+    def _other(self, conn, tg, st):
+        """Everything but scans: ``(kind, record fields, answer)``; kind None = not journalled.
+        ``st``: the seq as received, for the answer."""
         cls = tg.__class__
         eng = self.engine
         if cls is Heartbeat:
-            return None, None, format_ack(tg.seq)
+            return None, None, format_ack(st)
         if cls in (ChuteState, Discharged, Container):
             try:
                 if cls is ChuteState:
@@ -390,28 +431,28 @@ class Service:
                     eng.container_changed(tg.chute)
             except InputError:
                 self.n_errors += 1
-                return None, None, format_err(tg.seq, "unknown_chute",
+                return None, None, format_err(st, "unknown_chute",
                                               f"chute {tg.chute!r} is not in the chute table")
             if cls is ChuteState:
-                return "chute", (None, None, None, None, tg.chute, tg.state, None), format_ack(tg.seq)
+                return "chute", (None, None, None, None, tg.chute, tg.state, None), format_ack(st)
             if cls is Discharged:
                 return ("discharged", (tg.parcel or None, None, None, None, tg.chute, None, None),
-                        format_ack(tg.seq))
-            return "container", (None, None, None, None, tg.chute, None, None), format_ack(tg.seq)
+                        format_ack(st))
+            return "container", (None, None, None, None, tg.chute, None, None), format_ack(st)
         if cls is PlanSwitch:
             try:
                 eng.switch_plan(tg.path)
             except (ValueError, OSError, TypeError) as exc:
                 self.n_errors += 1
-                return None, None, format_err(tg.seq, "bad_plan", str(exc))
+                return None, None, format_err(st, "bad_plan", str(exc))
             return ("plan", (None, None, None, None, None, tg.path, _plan_to_json(eng.sort_plan)),
-                    format_ack(tg.seq))
+                    format_ack(st))
         if cls is Hello:
             conn.client = tg.client
             conn.dedupe, conn.dedupe_rid = self._dedupe_table(tg.client)
-            return None, None, format_hello(tg.seq, tg.client, self.last_seq.get(tg.client))
+            return None, None, format_hello(st, tg.client, self.last_seq.get(tg.client))
         if cls is Status:
-            return None, None, format_status(tg.seq, self.stats())
+            return None, None, format_status(st, self.stats())
         raise TypeError(f"no handler for {cls.__name__}")   # pragma: no cover
 
     # journal callbacks (loop thread) --------------------------------------------------------
@@ -498,6 +539,12 @@ class Service:
         for conn in list(self.conns):
             if conn.transport is not None:
                 conn.transport.close()
+
+
+def _seq_echo(line, seq):
+    """The seq of a parsed telegram ``line`` as the answer echoes it: ``seq`` itself, or its
+    text as received when that has leading zeros (``HB|007`` -> ``'007'``)."""
+    return seq if line[line.index(b"|") + 1] != 48 else echo_seq(line)
 
 
 def _prepare_plan(engine, path):

@@ -34,7 +34,7 @@ field and the expected form. The file's tables:
     every destination chute).
 ``[blockages]``
     ``random_per_hour`` (per loop), ``duration_s`` (a distribution); ``[[blockages.scheduled]]``
-    with ``chute`` (a destination or overflow chute: reject chutes always take parcels),
+    with ``chute`` (a destination or overflow chute: reject chutes are not blocked),
     ``start_h``, ``duration_s`` and, in a hub, ``loop``.
 ``[hub]``
     ``split = "by_destination"``: each parcel goes to a loop whose plans (its own plan or any
@@ -109,7 +109,8 @@ class Distribution:
     @classmethod
     def parse(cls, value, *, path, field) -> "Distribution":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            v = _num(value, path=path, field=field, lo=0, expected=_DIST_FORM)
+            # (at most 1e7 s, as a {dist = "const", value = ...} table)
+            v = _num(value, path=path, field=field, lo=0, hi=1e7, expected=_DIST_FORM)
             return cls("const", {"value": v})
         if not isinstance(value, Mapping):
             raise InputError(f"bad distribution {value!r}", path=path, field=field, expected=_DIST_FORM)
@@ -372,8 +373,9 @@ class Scenario:
         return self
 
     def _check_settings(self):
-        """The numeric settings :func:`parse_scenario` checks in a file, checked again for a
-        scenario built or changed in code (numpy scalars become plain numbers)."""
+        """Check and normalise the settings (numpy scalars become plain numbers). The checks
+        are the section functions below the class; :func:`parse_scenario` calls the same
+        functions on a file's values, at the point it reads each table."""
         path = self.path
         if isinstance(self.loops, (str, bytes)) or not isinstance(self.loops, (list, tuple)):
             raise InputError(f"loops is a {type(self.loops).__name__}", path=path, field="loop",
@@ -385,167 +387,198 @@ class Scenario:
             if not isinstance(lp, LoopSpec):
                 raise InputError(f"loop #{i + 1} is a {type(lp).__name__}", path=path,
                                  field=f"loop[{i}]", expected="a LoopSpec(layout, plan)")
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise InputError(f"bad name {self.name!r}", path=path, field="scenario.name",
-                             expected="a non-empty string")
-        self.seed = _num(self.seed, path=path, field="scenario.seed", lo=0, hi=2**63 - 1,
-                         integer=True, expected="an integer >= 0")
-        self.shift_hours = _num(self.shift_hours, path=path, field="scenario.shift_hours", lo=0,
-                                lo_open=True, hi=24 * 7, expected="hours, > 0 and at most 168")
-        self.interval_minutes = _num(self.interval_minutes, path=path,
-                                     field="scenario.interval_minutes", lo=1, hi=24 * 60,
-                                     expected="minutes from 1 to 1440")
-        if self.max_recirculation is not None:
-            self.max_recirculation = _num(self.max_recirculation, path=path,
-                                          field="scenario.max_recirculation", lo=0, hi=1000,
-                                          integer=True, expected="an integer from 0 to 1000")
-        waves = []
-        for i, w in enumerate(self.waves):
-            f = f"wave[{i}]"
-            if not isinstance(w, Wave):
-                raise InputError(f"wave #{i + 1} is a {type(w).__name__}", path=path, field=f,
-                                 expected="a Wave(name, start_s, end_s, rate_per_hour, ...)")
-            start = _num(w.start_s, path=path, field=f + ".start_s", lo=0,
-                         expected="seconds from the shift's start, >= 0")
-            end = _num(w.end_s, path=path, field=f + ".end_s", lo=0,
-                       expected="seconds from the shift's start, a finite number")
-            if w.arrivals not in ARRIVALS:
-                raise InputError(f"unknown arrivals {w.arrivals!r}", path=path,
-                                 field=f + ".arrivals", expected=" | ".join(ARRIVALS))
-            rate = _num(w.rate_per_hour, path=path, field=f + ".rate_per_hour", lo=0, hi=1e7,
-                        expected="offered items per hour from 0 to 10,000,000")
-            rates = w.induct_rates_per_hour
-            if rates is not None:
-                if isinstance(rates, (str, bytes, Mapping)) or not hasattr(rates, "__len__") \
-                        or len(rates) == 0:
-                    raise InputError(f"bad induct_rates_per_hour {rates!r}", path=path,
-                                     field=f + ".induct_rates_per_hour",
-                                     expected="a list of items/h, one per induct")
-                rates = tuple(_num(r, path=path, field=f + ".induct_rates_per_hour", lo=0, hi=1e6,
-                                   expected="items per hour >= 0") for r in rates)
-                if w.arrivals != "poisson":
-                    raise InputError("induct_rates_per_hour are Poisson arrivals per induct; "
-                                     "truck batches need rate_per_hour", path=path,
-                                     field=f + ".arrivals", expected='arrivals = "poisson"')
-                if rate and abs(rate - sum(rates)) > 1e-6 * max(1.0, rate):
-                    raise InputError(f"wave {w.name!r} has rate_per_hour {rate:g} and "
-                                     f"induct_rates_per_hour summing to {sum(rates):g}",
-                                     path=path, field=f + ".rate_per_hour",
-                                     expected="rate_per_hour = 0 (or their sum) beside "
-                                              "induct_rates_per_hour")
-                rate = float(sum(rates))     # what is offered, as a file's wave reports it
-            batch = _num(w.batch_size, path=path, field=f + ".batch_size", lo=1, hi=1e6,
-                         integer=True, expected="parcels per truck, an integer >= 1")
-            unload = _num(w.unload_per_hour, path=path, field=f + ".unload_per_hour", lo=0,
-                          lo_open=True, hi=1e7, expected="items per hour > 0")
-            if not isinstance(w.plans, Mapping):
-                raise InputError(f"bad plans {w.plans!r}", path=path, field=f + ".plan",
-                                 expected="a mapping {loop name: SortPlan}")
-            waves.append(replace(w, start_s=start, end_s=end, rate_per_hour=rate,
-                                 batch_size=batch, unload_per_hour=unload,
-                                 induct_rates_per_hour=rates))
-        self.waves = waves
-
-        d = self.destinations
-        if not isinstance(d, DestinationMix):
-            raise InputError(f"destinations is a {type(d).__name__}", path=path,
-                             field="destinations", expected="a DestinationMix")
-        if d.mix not in MIXES:
-            raise InputError(f"unknown mix {d.mix!r}", path=path, field="destinations.mix",
-                             expected=" | ".join(MIXES))
-        zipf_s = _num(d.zipf_s, path=path, field="destinations.zipf_s", lo=0, hi=10,
-                      expected="an exponent from 0 to 10")
-        shares = []
-        for key in ("volume_shares", "destination_shares"):
-            v = getattr(d, key)
-            if isinstance(v, (str, bytes, Mapping)) or not hasattr(v, "__len__") or not len(v):
-                raise InputError(f"bad {key} {v!r}", path=path, field=f"destinations.{key}",
-                                 expected="a list of shares summing to 1, e.g. [0.7, 0.2, 0.1]")
-            v = tuple(_num(x, path=path, field=f"destinations.{key}", lo=0, hi=1,
-                           expected="shares from 0 to 1") for x in v)
-            if abs(sum(v) - 1) > 1e-6:
-                raise InputError(f"{key} sum to {sum(v):g}", path=path,
-                                 field=f"destinations.{key}", expected="shares summing to 1")
-            shares.append(v)
-        if len(shares[0]) != len(shares[1]):
-            raise InputError("volume_shares and destination_shares differ in length", path=path,
-                             field="destinations.destination_shares",
-                             expected="as many destination shares as volume shares")
-        volumes = d.volumes
-        if d.mix == "csv":
-            if not isinstance(volumes, Mapping) or not volumes:
-                raise InputError(f"mix = csv needs volumes, got {volumes!r}", path=path,
-                                 field="destinations.volumes",
-                                 expected="a mapping {destination code: volume >= 0}")
-            volumes = {str(c): _num(v, path=path, field=f"destinations.volumes[{c!r}]", lo=0,
-                                    expected="a volume >= 0") for c, v in volumes.items()}
-            served = {code for lp in self.loops for code in lp.plan.routes}
-            served.update(code for w in waves for p in w.plans.values() for code in p.routes)
-            if not any(code in served for code, v in volumes.items() if v > 0):
-                raise InputError(f"none of the {len(volumes)} destinations with volume is in a "
-                                 "sort plan (every parcel would be an unknown destination)",
-                                 path=path, field="destinations.volumes",
-                                 expected="destination codes of the scenario's plans, e.g. "
-                                          + ", ".join(sorted(served)[:3]))
-        unknown = _num(d.unknown_rate, path=path, field="destinations.unknown_rate", lo=0, hi=1,
-                       expected="a share from 0 to 1")
-        self.destinations = DestinationMix(d.mix, zipf_s, shares[0], shares[1], volumes, unknown)
-
-        s = self.scan
-        if not isinstance(s, ScanRates):
-            raise InputError(f"scan is a {type(s).__name__}", path=path, field="scan",
-                             expected="a ScanRates(no_read_rate, not_sortable_rate)")
-        self.scan = ScanRates(*(_num(getattr(s, k), path=path, field=f"scan.{k}", lo=0, hi=1,
-                                     expected="a share from 0 to 1")
-                                for k in ("no_read_rate", "not_sortable_rate")))
-
-        c = self.containers
-        if not isinstance(c, Containers):
-            raise InputError(f"containers is a {type(c).__name__}", path=path, field="containers",
-                             expected="a Containers(change_time_s, reaction_time_s, capacity)")
-        cap = c.capacity
-        if cap is not None:
-            cap = _num(cap, path=path, field="containers.capacity", lo=1, hi=1e9, integer=True,
-                       expected="items per container, an integer >= 1")
-            # the capacity of every destination chute (as a file's [containers] capacity)
-            loops = []
-            for lp in self.loops:
-                chutes = lp.layout.chutes
-                if any(ch.kind == "destination" and ch.capacity != cap for ch in chutes):
-                    table = ChuteTable([replace(ch, capacity=cap) if ch.kind == "destination"
-                                        else ch for ch in chutes])
-                    lp = LoopSpec(replace(lp.layout, chutes=table), lp.plan)
-                loops.append(lp)
-            self.loops = loops
-        self.containers = Containers(
-            _check_dist(c.change_time_s, path=path, field="containers.change_time_s"),
-            _check_dist(c.reaction_time_s, path=path, field="containers.reaction_time_s"), cap)
-
-        b = self.blockages
-        if not isinstance(b, Blockages):
-            raise InputError(f"blockages is a {type(b).__name__}", path=path, field="blockages",
-                             expected="a Blockages(random_per_hour, duration_s, scheduled)")
-        sched = []
-        for i, e in enumerate(b.scheduled):
-            f = f"blockages.scheduled[{i}]"
-            if not isinstance(e, Blockage):
-                raise InputError(f"scheduled blockage #{i + 1} is a {type(e).__name__}",
-                                 path=path, field=f, expected="a Blockage(loop, chute, start_s, "
-                                                              "duration_s)")
-            start = _num(e.start_s, path=path, field=f + ".start_s", lo=0,
-                         expected="seconds from the shift's start")
-            dur = _check_dist(e.duration_s, path=path, field=f + ".duration_s")
-            sched.append(replace(e, start_s=start, duration_s=dur))
-        self.blockages = Blockages(
-            _num(b.random_per_hour, path=path, field="blockages.random_per_hour", lo=0, hi=1e4,
-                 expected="blockages per hour per loop, >= 0"),
-            _check_dist(b.duration_s, path=path, field="blockages.duration_s"), tuple(sched))
+        (self.name, self.seed, self.shift_hours, self.interval_minutes,
+         self.max_recirculation) = _check_head(self.name, self.seed, self.shift_hours,
+                                               self.interval_minutes, self.max_recirculation,
+                                               path=path)
+        self.waves = waves = [_check_wave(w, i, path=path) for i, w in enumerate(self.waves)]
+        served = {code for lp in self.loops for code in lp.plan.routes}
+        served.update(code for w in waves for p in w.plans.values() for code in p.routes)
+        self.destinations = _check_mix(self.destinations, served, path=path)
+        self.scan = _check_scan(self.scan, path=path)
+        self.containers, self.loops = _check_containers(self.containers, self.loops, path=path)
+        self.blockages = _check_blockages(self.blockages, path=path)
 
     def plan_for(self, loop: LoopSpec, plan: SortPlan) -> SortPlan:
         """``plan`` with the scenario's ``max_recirculation`` override applied."""
         if self.max_recirculation is None or plan.max_recirculation == self.max_recirculation:
             return plan
         return replace(plan, max_recirculation=self.max_recirculation)
+
+
+# --------------------------------------------------------------------------- settings
+# One check per setting, shared by Scenario (a scenario built or changed in code) and
+# parse_scenario (a file, whose key names these fields are). Each returns the values
+# normalised to plain int / float / tuple.
+
+def _check_head(name, seed, shift_hours, interval_minutes, max_recirculation, *, path):
+    """``[scenario]``: name, seed, shift_hours, interval_minutes, max_recirculation."""
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(f"bad name {name!r}", path=path, field="scenario.name",
+                         expected="a non-empty string")
+    seed = _num(seed, path=path, field="scenario.seed", lo=0, hi=2**63 - 1, integer=True,
+                expected="an integer >= 0")
+    shift_hours = _num(shift_hours, path=path, field="scenario.shift_hours", lo=0,
+                       lo_open=True, hi=24 * 7, expected="hours, > 0 and at most 168")
+    interval_minutes = _num(interval_minutes, path=path, field="scenario.interval_minutes",
+                            lo=1, hi=24 * 60, expected="minutes from 1 to 1440")
+    if max_recirculation is not None:
+        max_recirculation = _num(max_recirculation, path=path,
+                                 field="scenario.max_recirculation", lo=0, hi=1000,
+                                 integer=True, expected="an integer from 0 to 1000")
+    return name, seed, shift_hours, interval_minutes, max_recirculation
+
+
+def _check_wave(w, i, *, path) -> Wave:
+    """Wave ``i``: times, arrivals, rates, truck batches, the plans mapping."""
+    f = f"wave[{i}]"
+    if not isinstance(w, Wave):
+        raise InputError(f"wave #{i + 1} is a {type(w).__name__}", path=path, field=f,
+                         expected="a Wave(name, start_s, end_s, rate_per_hour, ...)")
+    start = _num(w.start_s, path=path, field=f + ".start_s", lo=0,
+                 expected="seconds from the shift's start, >= 0")
+    end = _num(w.end_s, path=path, field=f + ".end_s", lo=0,
+               expected="seconds from the shift's start, a finite number")
+    if w.arrivals not in ARRIVALS:
+        raise InputError(f"unknown arrivals {w.arrivals!r}", path=path,
+                         field=f + ".arrivals", expected=" | ".join(ARRIVALS))
+    rate = _num(w.rate_per_hour, path=path, field=f + ".rate_per_hour", lo=0, hi=1e7,
+                expected="offered items per hour from 0 to 10,000,000")
+    rates = w.induct_rates_per_hour
+    if rates is not None:
+        if isinstance(rates, (str, bytes, Mapping)) or not hasattr(rates, "__len__") \
+                or len(rates) == 0:
+            raise InputError(f"bad induct_rates_per_hour {rates!r}", path=path,
+                             field=f + ".induct_rates_per_hour",
+                             expected="a list of items/h, one per induct")
+        rates = tuple(_num(r, path=path, field=f + ".induct_rates_per_hour", lo=0, hi=1e6,
+                           expected="items per hour >= 0") for r in rates)
+        if w.arrivals != "poisson":
+            raise InputError("induct_rates_per_hour are Poisson arrivals per induct; "
+                             "truck batches need rate_per_hour", path=path,
+                             field=f + ".arrivals", expected='arrivals = "poisson"')
+        if rate and abs(rate - sum(rates)) > 1e-6 * max(1.0, rate):
+            raise InputError(f"wave {w.name!r} has rate_per_hour {rate:g} and "
+                             f"induct_rates_per_hour summing to {sum(rates):g}",
+                             path=path, field=f + ".rate_per_hour",
+                             expected="rate_per_hour = 0 (or their sum) beside "
+                                      "induct_rates_per_hour")
+        rate = float(sum(rates))     # what is offered, as a file's wave reports it
+    batch = _num(w.batch_size, path=path, field=f + ".batch_size", lo=1, hi=1e6,
+                 integer=True, expected="parcels per truck, an integer >= 1")
+    unload = _num(w.unload_per_hour, path=path, field=f + ".unload_per_hour", lo=0,
+                  lo_open=True, hi=1e7, expected="items per hour > 0")
+    if not isinstance(w.plans, Mapping):
+        raise InputError(f"bad plans {w.plans!r}", path=path, field=f + ".plan",
+                         expected="a mapping {loop name: SortPlan}")
+    return replace(w, start_s=start, end_s=end, rate_per_hour=rate, batch_size=batch,
+                   unload_per_hour=unload, induct_rates_per_hour=rates)
+
+
+def _check_mix(d, served, *, path) -> DestinationMix:
+    """``[destinations]``; ``served``: the destination codes of every plan of the scenario,
+    or None when the caller checks the volumes itself (a file's volumes CSV)."""
+    if not isinstance(d, DestinationMix):
+        raise InputError(f"destinations is a {type(d).__name__}", path=path,
+                         field="destinations", expected="a DestinationMix")
+    if d.mix not in MIXES:
+        raise InputError(f"unknown mix {d.mix!r}", path=path, field="destinations.mix",
+                         expected=" | ".join(MIXES))
+    zipf_s = _num(d.zipf_s, path=path, field="destinations.zipf_s", lo=0, hi=10,
+                  expected="an exponent from 0 to 10")
+    shares = []
+    for key in ("volume_shares", "destination_shares"):
+        v = getattr(d, key)
+        if isinstance(v, (str, bytes, Mapping)) or not hasattr(v, "__len__") or not len(v):
+            raise InputError(f"bad {key} {v!r}", path=path, field=f"destinations.{key}",
+                             expected="a list of shares summing to 1, e.g. [0.7, 0.2, 0.1]")
+        v = tuple(_num(x, path=path, field=f"destinations.{key}", lo=0, hi=1,
+                       expected="shares from 0 to 1") for x in v)
+        if abs(sum(v) - 1) > 1e-6:
+            raise InputError(f"{key} sum to {sum(v):g}", path=path,
+                             field=f"destinations.{key}", expected="shares summing to 1")
+        shares.append(v)
+    if len(shares[0]) != len(shares[1]):
+        raise InputError("volume_shares and destination_shares differ in length", path=path,
+                         field="destinations.destination_shares",
+                         expected="as many destination shares as volume shares")
+    volumes = d.volumes
+    if d.mix == "csv" and served is not None:
+        if not isinstance(volumes, Mapping) or not volumes:
+            raise InputError(f"mix = csv needs volumes, got {volumes!r}", path=path,
+                             field="destinations.volumes",
+                             expected="a mapping {destination code: volume >= 0}")
+        volumes = {str(c): _num(v, path=path, field=f"destinations.volumes[{c!r}]", lo=0,
+                                expected="a volume >= 0") for c, v in volumes.items()}
+        if not any(code in served for code, v in volumes.items() if v > 0):
+            raise InputError(f"none of the {len(volumes)} destinations with volume is in a "
+                             "sort plan (every parcel would be an unknown destination)",
+                             path=path, field="destinations.volumes",
+                             expected="destination codes of the scenario's plans, e.g. "
+                                      + ", ".join(sorted(served)[:3]))
+    unknown = _num(d.unknown_rate, path=path, field="destinations.unknown_rate", lo=0, hi=1,
+                   expected="a share from 0 to 1")
+    return DestinationMix(d.mix, zipf_s, shares[0], shares[1], volumes, unknown)
+
+
+def _check_scan(s, *, path) -> ScanRates:
+    """``[scan]``: no_read_rate, not_sortable_rate."""
+    if not isinstance(s, ScanRates):
+        raise InputError(f"scan is a {type(s).__name__}", path=path, field="scan",
+                         expected="a ScanRates(no_read_rate, not_sortable_rate)")
+    return ScanRates(*(_num(getattr(s, k), path=path, field=f"scan.{k}", lo=0, hi=1,
+                            expected="a share from 0 to 1")
+                       for k in ("no_read_rate", "not_sortable_rate")))
+
+
+def _check_containers(c, loops, *, path) -> tuple:
+    """``[containers]``; a capacity is given to every destination chute of ``loops``.
+    Returns ``(containers, loops)``."""
+    if not isinstance(c, Containers):
+        raise InputError(f"containers is a {type(c).__name__}", path=path, field="containers",
+                         expected="a Containers(change_time_s, reaction_time_s, capacity)")
+    cap = c.capacity
+    if cap is not None:
+        cap = _num(cap, path=path, field="containers.capacity", lo=1, hi=1e9, integer=True,
+                   expected="items per container, an integer >= 1")
+        # the capacity of every destination chute (as a file's [containers] capacity)
+        given, loops = loops, []
+        for lp in given:
+            chutes = lp.layout.chutes
+            if any(ch.kind == "destination" and ch.capacity != cap for ch in chutes):
+                table = ChuteTable([replace(ch, capacity=cap) if ch.kind == "destination"
+                                    else ch for ch in chutes])
+                lp = LoopSpec(replace(lp.layout, chutes=table), lp.plan)
+            loops.append(lp)
+    return Containers(
+        _check_dist(c.change_time_s, path=path, field="containers.change_time_s"),
+        _check_dist(c.reaction_time_s, path=path, field="containers.reaction_time_s"),
+        cap), loops
+
+
+def _check_blockages(b, *, path) -> Blockages:
+    """``[blockages]``: random_per_hour, duration_s, the scheduled blockages' times."""
+    if not isinstance(b, Blockages):
+        raise InputError(f"blockages is a {type(b).__name__}", path=path, field="blockages",
+                         expected="a Blockages(random_per_hour, duration_s, scheduled)")
+    rate = _num(b.random_per_hour, path=path, field="blockages.random_per_hour", lo=0, hi=1e4,
+                expected="blockages per hour per loop, >= 0")
+    dur = _check_dist(b.duration_s, path=path, field="blockages.duration_s")
+    return Blockages(rate, dur, tuple(_check_blockage(e, i, path=path)
+                                      for i, e in enumerate(b.scheduled)))
+
+
+def _check_blockage(e, i, *, path) -> Blockage:
+    """Scheduled blockage ``i``: its start and duration."""
+    f = f"blockages.scheduled[{i}]"
+    if not isinstance(e, Blockage):
+        raise InputError(f"scheduled blockage #{i + 1} is a {type(e).__name__}",
+                         path=path, field=f, expected="a Blockage(loop, chute, start_s, "
+                                                      "duration_s)")
+    start = _num(e.start_s, path=path, field=f + ".start_s", lo=0,
+                 expected="seconds from the shift's start")
+    dur = _check_dist(e.duration_s, path=path, field=f + ".duration_s")
+    return replace(e, start_s=start, duration_s=dur)
 
 
 # --------------------------------------------------------------------------- loading
@@ -614,20 +647,11 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
     head = doc.get("scenario", {})
     _keys(head, {"name", "seed", "shift_hours", "interval_minutes", "max_recirculation",
                  "shift_start"}, path=path, field="scenario", form="[scenario] with name, seed, shift_hours")
-    name = head.get("name", Path(path).stem if path else "scenario")
-    if not isinstance(name, str) or not name.strip():
-        raise InputError(f"bad name {name!r}", path=path, field="scenario.name",
-                         expected="a non-empty string")
-    seed = _num(head.get("seed", 0), path=path, field="scenario.seed", lo=0, hi=2**63 - 1,
-                integer=True, expected="an integer >= 0")
-    shift_hours = _num(head.get("shift_hours", 8.0), path=path, field="scenario.shift_hours",
-                       lo=0, lo_open=True, hi=24 * 7, expected="hours, > 0 and at most 168")
-    interval = _num(head.get("interval_minutes", 15.0), path=path, field="scenario.interval_minutes",
-                    lo=1, hi=24 * 60, expected="minutes from 1 to 1440")
-    max_rec = head.get("max_recirculation")
-    if max_rec is not None:
-        max_rec = _num(max_rec, path=path, field="scenario.max_recirculation", lo=0, hi=1000,
-                       integer=True, expected="an integer from 0 to 1000")
+    # each table's values go through the checks Scenario makes (the _check_* functions)
+    name, seed, shift_hours, interval, max_rec = _check_head(
+        head.get("name", Path(path).stem if path else "scenario"), head.get("seed", 0),
+        head.get("shift_hours", 8.0), head.get("interval_minutes", 15.0),
+        head.get("max_recirculation"), path=path)
     start_h = None
     if "shift_start" in head:
         start_h = _clock(head["shift_start"], path=path, field="scenario.shift_start", start_h=0.0)
@@ -683,35 +707,22 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
                              path=path, field=f + ".induct_rates_per_hour",
                              expected="either rate_per_hour (items/h over all inducts) or "
                                       "induct_rates_per_hour (one rate per induct), not both")
-        if rates is not None:
-            if not isinstance(rates, list) or not rates:
-                raise InputError(f"bad induct_rates_per_hour {rates!r}", path=path,
-                                 field=f + ".induct_rates_per_hour",
-                                 expected="a list of items/h, one per induct")
-            rates = tuple(_num(r, path=path, field=f + ".induct_rates_per_hour", lo=0, hi=1e6,
-                               expected="items per hour >= 0") for r in rates)
-            rate = float(sum(rates))
-        elif "rate_per_hour" in w:
-            rate = _num(w["rate_per_hour"], path=path, field=f + ".rate_per_hour", lo=0, hi=1e7,
-                        expected="offered items per hour from 0 to 10,000,000")
-        else:
+        if rates is None and "rate_per_hour" not in w:
             raise InputError(f"wave {wname!r} has no rate", path=path, field=f + ".rate_per_hour",
                              expected="rate_per_hour = items/h (or induct_rates_per_hour = [...])")
         arrivals = w.get("arrivals", "poisson")
-        if arrivals not in ARRIVALS:
-            raise InputError(f"unknown arrivals {arrivals!r}", path=path, field=f + ".arrivals",
-                             expected=" | ".join(ARRIVALS))
-        if rates is not None and (arrivals != "poisson" or "batch_size" in w
-                                  or "unload_per_hour" in w):
+        if rates is not None and arrivals in ARRIVALS and (
+                arrivals != "poisson" or "batch_size" in w or "unload_per_hour" in w):
             # per-induct rates are Poisson streams: truck batches would be ignored silently
             raise InputError("induct_rates_per_hour are Poisson arrivals per induct; truck batches "
                              "need rate_per_hour", path=path, field=f + ".arrivals",
                              expected='rate_per_hour with arrivals = "batched", or '
                                       'induct_rates_per_hour without batches')
-        batch = _num(w.get("batch_size", 200), path=path, field=f + ".batch_size", lo=1, hi=1e6,
-                     integer=True, expected="parcels per truck, an integer >= 1")
-        unload = _num(w.get("unload_per_hour", 6000.0), path=path, field=f + ".unload_per_hour",
-                      lo=0, lo_open=True, hi=1e7, expected="items per hour > 0")
+        # (per-induct rates: rate_per_hour becomes their sum)
+        wave = _check_wave(Wave(wname, times[0] * 3600, times[1] * 3600,
+                                0.0 if rates is not None else w["rate_per_hour"], arrivals,
+                                w.get("batch_size", 200), w.get("unload_per_hour", 6000.0),
+                                rates), i, path=path)
         plans = {}
         if "plan" in w:
             raw_plan = w["plan"]
@@ -733,36 +744,20 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
                 lp = loops[names.index(lname)]
                 routes = load_plan_routes(base / csv_path, lp.layout.chutes)
                 plans[lname] = replace(lp.plan, routes=routes, name=Path(csv_path).stem)
-        waves.append(Wave(wname, times[0] * 3600, times[1] * 3600, rate, arrivals, batch, unload,
-                          rates, plans))
+        waves.append(replace(wave, plans=plans))
 
     # destinations
     d = doc.get("destinations", {})
     _keys(d, {"mix", "zipf_s", "volume_shares", "destination_shares", "volumes", "unknown_rate"},
           path=path, field="destinations", form="[destinations] with mix = zipf|split|uniform|csv")
     # volumes without a mix mean the volumes (the default mix, zipf, would ignore them)
-    mix = d.get("mix", "csv" if "volumes" in d else "zipf")
-    if mix not in MIXES:
-        raise InputError(f"unknown mix {mix!r}", path=path, field="destinations.mix",
-                         expected=" | ".join(MIXES))
-    zipf_s = _num(d.get("zipf_s", 1.0), path=path, field="destinations.zipf_s", lo=0, hi=10,
-                  expected="an exponent from 0 to 10")
-    shares = []
-    for key, default in (("volume_shares", (0.7, 0.2, 0.1)), ("destination_shares", (0.2, 0.3, 0.5))):
-        v = d.get(key, list(default))
-        if not isinstance(v, list) or not v:
-            raise InputError(f"bad {key} {v!r}", path=path, field=f"destinations.{key}",
-                             expected="a list of shares summing to 1, e.g. [0.7, 0.2, 0.1]")
-        v = tuple(_num(x, path=path, field=f"destinations.{key}", lo=0, hi=1,
-                       expected="shares from 0 to 1") for x in v)
-        if abs(sum(v) - 1) > 1e-6:
-            raise InputError(f"{key} sum to {sum(v):g}", path=path, field=f"destinations.{key}",
-                             expected="shares summing to 1")
-        shares.append(v)
-    if len(shares[0]) != len(shares[1]):
-        raise InputError("volume_shares and destination_shares differ in length", path=path,
-                         field="destinations.destination_shares",
-                         expected="as many destination shares as volume shares")
+    dflt = DestinationMix()
+    dmix = _check_mix(DestinationMix(d.get("mix", "csv" if "volumes" in d else "zipf"),
+                                     d.get("zipf_s", dflt.zipf_s),
+                                     d.get("volume_shares", dflt.volume_shares),
+                                     d.get("destination_shares", dflt.destination_shares), None,
+                                     d.get("unknown_rate", dflt.unknown_rate)), None, path=path)
+    mix = dmix.mix
     volumes = None
     if mix == "csv":
         if "volumes" not in d:
@@ -786,43 +781,30 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
                              path=base / vpath, field="destination",
                              expected="destination codes of the scenario's plans, e.g. "
                                       + ", ".join(sorted(served)[:3]))
-    unknown = _num(d.get("unknown_rate", 0.0), path=path, field="destinations.unknown_rate",
-                   lo=0, hi=1, expected="a share from 0 to 1")
-    dmix = DestinationMix(mix, zipf_s, shares[0], shares[1], volumes, unknown)
+    dmix = replace(dmix, volumes=volumes)
 
     s = doc.get("scan", {})
     _keys(s, {"no_read_rate", "not_sortable_rate"}, path=path, field="scan",
           form="[scan] with no_read_rate, not_sortable_rate")
-    scan = ScanRates(*(_num(s.get(k, dflt), path=path, field=f"scan.{k}", lo=0, hi=1,
-                            expected="a share from 0 to 1")
-                       for k, dflt in (("no_read_rate", 0.01), ("not_sortable_rate", 0.002))))
+    sdef = ScanRates()
+    scan = _check_scan(ScanRates(s.get("no_read_rate", sdef.no_read_rate),
+                                 s.get("not_sortable_rate", sdef.not_sortable_rate)), path=path)
 
     c = doc.get("containers", {})
     _keys(c, {"change_time_s", "reaction_time_s", "capacity"}, path=path, field="containers",
           form="[containers] with change_time_s, reaction_time_s, capacity")
-    cdef_ = Containers()
-    cap = c.get("capacity")
-    if cap is not None:
-        cap = _num(cap, path=path, field="containers.capacity", lo=1, hi=1e9, integer=True,
-                   expected="items per container, an integer >= 1")
-        for lp in loops:
-            table = ChuteTable([replace(ch, capacity=cap) if ch.kind == "destination" else ch
-                                for ch in lp.layout.chutes])
-            lp.layout = replace(lp.layout, chutes=table)
-    containers = Containers(
-        Distribution.parse(c["change_time_s"], path=path, field="containers.change_time_s")
-        if "change_time_s" in c else cdef_.change_time_s,
-        Distribution.parse(c["reaction_time_s"], path=path, field="containers.reaction_time_s")
-        if "reaction_time_s" in c else cdef_.reaction_time_s, cap)
+    cdef_ = Containers()     # (a capacity is given to every destination chute of the loops)
+    containers, loops = _check_containers(
+        Containers(c.get("change_time_s", cdef_.change_time_s),
+                   c.get("reaction_time_s", cdef_.reaction_time_s), c.get("capacity")),
+        loops, path=path)
 
     b = doc.get("blockages", {})
     _keys(b, {"random_per_hour", "duration_s", "scheduled"}, path=path, field="blockages",
           form="[blockages] with random_per_hour, duration_s, [[blockages.scheduled]]")
     bdef = Blockages()
-    rate_b = _num(b.get("random_per_hour", 0.0), path=path, field="blockages.random_per_hour",
-                  lo=0, hi=1e4, expected="blockages per hour per loop, >= 0")
-    dur_b = Distribution.parse(b["duration_s"], path=path, field="blockages.duration_s") \
-        if "duration_s" in b else bdef.duration_s
+    blockages = _check_blockages(Blockages(b.get("random_per_hour", bdef.random_per_hour),
+                                           b.get("duration_s", bdef.duration_s)), path=path)
     sched = []
     raw_sched = b.get("scheduled", [])
     if not isinstance(raw_sched, list):
@@ -843,8 +825,8 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
             raise InputError(f"unknown chute {e['chute']!r}", path=path, field=f + ".chute",
                              expected=f"a chute id of loop {lname!r}")
         if lp.layout.chutes[e["chute"]].kind == "reject":
-            raise InputError(f"chute {e['chute']!r} is a reject chute: reject chutes always take "
-                             "parcels in the simulation, so a blockage of one would change nothing",
+            raise InputError(f"chute {e['chute']!r} is a reject chute: the simulation does not "
+                             "block reject chutes (they take every parcel sent to them)",
                              path=path, field=f + ".chute",
                              expected=f"a destination or overflow chute of loop {lname!r}")
         if "start_h" in e:
@@ -857,9 +839,9 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
                              expected="start_h = hours from the shift's start")
         if "duration_s" not in e:
             raise InputError("no duration", path=path, field=f + ".duration_s", expected=_DIST_FORM)
-        sched.append(Blockage(lname, lp.layout.chutes[e["chute"]].id, st * 3600,
-                              Distribution.parse(e["duration_s"], path=path, field=f + ".duration_s")))
-    blockages = Blockages(rate_b, dur_b, tuple(sched))
+        sched.append(_check_blockage(Blockage(lname, lp.layout.chutes[e["chute"]].id, st * 3600,
+                                              e["duration_s"]), i, path=path))
+    blockages = replace(blockages, scheduled=tuple(sched))
 
     h = doc.get("hub", {})
     _keys(h, {"split"}, path=path, field="hub", form='[hub] with split = "by_destination"')
