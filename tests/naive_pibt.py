@@ -215,6 +215,8 @@ class NaivePIBT:
                     aux = min(contra + occ * self.w_occ, 16383)
                 else:
                     aux = occ
+                if d < 4 and self.d(i, u) >= UNREACH and self.d(i, v) < UNREACH:
+                    continue                    # a one-way trap for this robot: never entered
                 dist = min(self.d(i, u), UNREACH)
                 if self.rotation and d < 4:
                     turns = (d - self.heading[i]) % 4

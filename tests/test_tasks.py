@@ -280,3 +280,43 @@ def test_nearest_needs_width_and_reveal():
         ErrandTasks([1, 2], 1, strategy="nearest")
     with pytest.raises(InputError, match="numTasksReveal"):
         ErrandTasks([1, 2], 1, strategy="nearest", width=4, reveal=0.5)
+
+
+# a one-way trap: cell (1, 6) is entered from (1, 5) ('>' only leads east) and has no way out
+TRAP = """
+I.....@
+......>
+.CD.DC@
+.......
+I......
+"""
+
+
+def test_strong_parts_match_plain_reachability():
+    """Strongly connected parts = cells that reach each other (plain BFS both ways), on
+    random floors with one-way moves."""
+    from naive_mapf import naive_reach
+    from sorter.agv.tasks import _strong_parts
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        h, w = rng.integers(2, 7, size=2)
+        rows = ["".join(rng.choice(list("....@><^v"), w)) for _ in range(h)]
+        f = Floor.from_ascii("\n".join(rows))
+        lab = _strong_parts(f.moves)
+        free = [int(c) for c in f.free_cells]
+        for a in free[:8]:
+            same = naive_reach(f, [a]) & naive_reach(f, [a], backward=True)
+            assert {c for c in free if lab[c] == lab[a]} == same
+            assert lab[a] == min(same)
+
+
+def test_one_way_trap_gets_no_start_and_no_random_goal():
+    from sorter.agv.lifelong import make_run, simulate
+    f = Floor.from_ascii(TRAP)
+    trap = f.cell(1, 6)
+    assert not any(t >= 0 for t in f.moves[trap])              # no way out
+    planner, stream = make_run(f, 20, seed=0, tasks="random")
+    assert trap not in planner.positions.tolist()
+    res = simulate(planner, stream, 300)
+    assert not (res.positions == trap).any()                   # nobody is ever sent there
+    assert res.tasks_completed > 100

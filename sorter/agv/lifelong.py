@@ -99,13 +99,14 @@ def default_starts(floor, n_robots, rng):
 
 
 def _working_cells(floor, free):
-    """Which ``free`` cells lie in a part of the floor (moves taken both ways) where robots
-    can work: one holding an induct and a chute cell, or without stations two cells or more."""
-    from sorter.agv.tasks import _parts
+    """Which ``free`` cells lie in a part of the floor (strongly connected: its cells reach
+    each other along the moves, so a one-way trap is a part of its own) where robots can
+    work: one holding an induct and a chute cell, or without stations two cells or more."""
+    from sorter.agv.tasks import _strong_parts
     moves = getattr(floor, "moves", None)
     if moves is None:
         return np.ones(free.size, np.bool_)
-    part = _parts(np.asarray(moves))
+    part = _strong_parts(np.asarray(moves))
     lab = part[free]
     if np.unique(lab).size == 1:
         return np.ones(free.size, np.bool_)

@@ -309,6 +309,8 @@ def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwel
                         u = v
                     dist = np.int64(local[i, dd])
                     if dist == unreach or dist > 8388607:     # 2**23 - 1
+                        if dd < 4 and local[i, 4] != unreach:
+                            continue        # never into a cell its goal cannot be reached from
                         dist = 8388607
                     o = occ_now[u]
                     occ = 1 if (o >= 0 and o != i) else 0

@@ -394,8 +394,9 @@ class RandomTasks:
         The floor's move table. Given, and when ``cells`` fall into several connected parts of
         the floor (a MovingAI map with walled-off pockets), each robot's goals are drawn from
         the cells of its own part only: a goal it cannot reach would never be completed and the
-        robot would wander for the rest of the run. Parts are those of the moves taken both
-        ways (exact on two-way floors). A floor in one part draws exactly as without ``moves``.
+        robot would wander for the rest of the run. Parts are strongly connected (cells that
+        reach each other along the moves): on a floor with one-way moves a robot is never sent
+        into a trap it cannot leave. A floor in one part draws exactly as without ``moves``.
 
     A goal drawn on the robot's own cell is replaced by the next goal cell of its part (no
     extra draw, so the stream stays that of the seed): reaching it would count a task without
@@ -414,7 +415,7 @@ class RandomTasks:
         self._goals = None
         self._part = None
         if moves is not None:
-            part = _parts(np.asarray(moves))
+            part = _strong_parts(np.asarray(moves))
             lab = part[self.cells]
             if np.unique(lab).size > 1:
                 order = np.argsort(lab, kind="stable")
@@ -466,6 +467,87 @@ class RandomTasks:
             self._goals = self._goals.copy()
             self._goals[fin] = self._draw(planner, fin)
         return self._goals
+
+
+def _strong_parts(moves):
+    """Strongly connected part of every cell of a move table: cells that can reach each other
+    along the moves (label = the smallest cell id of the part). On a two-way floor these are
+    the connected parts of :func:`_parts`; on a floor with one-way moves a trap (a cell that
+    can be entered but not left) is a part of its own, so goals and starts drawn within one
+    part are always reachable and can always be left."""
+    moves = np.ascontiguousarray(moves, dtype=np.int64)
+    src, d = np.nonzero(moves >= 0)
+    back = moves[moves[src, d], (d + 2) % 4]
+    if np.array_equal(back, src):                       # every move goes both ways
+        return _parts(moves)
+    return _tarjan(moves)
+
+
+@njit(cache=True)
+def _tarjan(moves):
+    """Tarjan's strongly connected components (iterative), each labelled by its smallest cell."""
+    n = moves.shape[0]
+    index = np.full(n, -1, np.int64)
+    low = np.zeros(n, np.int64)
+    onst = np.zeros(n, np.bool_)
+    comp = np.full(n, -1, np.int64)
+    stack = np.empty(n, np.int64)
+    cs_v = np.empty(n, np.int64)
+    cs_e = np.empty(n, np.int64)
+    sp = 0
+    idx = 0
+    for s in range(n):
+        if index[s] >= 0:
+            continue
+        top = 0
+        cs_v[0] = s
+        cs_e[0] = 0
+        index[s] = idx
+        low[s] = idx
+        idx += 1
+        stack[sp] = s
+        sp += 1
+        onst[s] = True
+        while top >= 0:
+            v = cs_v[top]
+            e = cs_e[top]
+            if e < moves.shape[1]:
+                cs_e[top] = e + 1
+                w = moves[v, e]
+                if w < 0:
+                    continue
+                if index[w] < 0:
+                    index[w] = idx
+                    low[w] = idx
+                    idx += 1
+                    stack[sp] = w
+                    sp += 1
+                    onst[w] = True
+                    top += 1
+                    cs_v[top] = w
+                    cs_e[top] = 0
+                elif onst[w] and index[w] < low[v]:
+                    low[v] = index[w]
+                continue
+            if low[v] == index[v]:              # v is the root of a component: pop it
+                k = sp
+                mn = v
+                while True:
+                    sp -= 1
+                    w = stack[sp]
+                    onst[w] = False
+                    if w < mn:
+                        mn = w
+                    if w == v:
+                        break
+                for t in range(sp, k):
+                    comp[stack[t]] = mn
+            top -= 1
+            if top >= 0:
+                u = cs_v[top]
+                if low[v] < low[u]:
+                    low[u] = low[v]
+    return comp
 
 
 def _parts(moves):
