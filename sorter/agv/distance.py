@@ -410,6 +410,21 @@ def _astar_batch(radj, fadj, rcost, srcs, nears, pool, rows, spans, unreach, qbu
 
 
 @njit(cache=True)
+def _release_span(span, touched, row):
+    """Empty the span of ``row``, adding it to the extent of the pages the row has written."""
+    lo = span[row, 0]
+    hi = span[row, 1]
+    if hi > lo:
+        if touched[row, 1] > touched[row, 0]:
+            lo = min(lo, touched[row, 0])
+            hi = max(hi, touched[row, 1])
+        touched[row, 0] = lo
+        touched[row, 1] = hi
+        span[row, 0] = 0
+        span[row, 1] = 0
+
+
+@njit(cache=True)
 def _covers(pool, spans, fadj, row, v, unsettled):
     """Are cell ``v`` and its neighbours settled in table row ``row``?"""
     if _at(pool[row], spans[row], v, unsettled) == unsettled:
@@ -782,13 +797,7 @@ class DistanceTables:
         wrote stay resident (``_touched``: their extent, for :attr:`nbytes`): giving them
         back (``madvise``) made every new table fault fresh pages in and interrupted the
         other thread, +25-35% time per step at 10,000 robots for -25% memory."""
-        lo, hi = self.span[row]
-        if hi > lo:
-            t = self._touched[row]
-            if t[1] > t[0]:
-                lo, hi = min(lo, t[0]), max(hi, t[1])
-            t[0], t[1] = lo, hi
-            self.span[row] = 0
+        _release_span(self.span, self._touched, row)
 
     def values(self, row) -> np.ndarray:
         """A copy of table row ``row`` (``unsettled`` outside its span), for inspection."""
@@ -1178,11 +1187,12 @@ class DistanceTables:
                 self.prefetch_seconds += dt
                 if band:
                     self.cells_searched += int(res[:len(band), 3].sum())
+                rows = [job[3] for job in batch]
+                self.span[rows] = spans
                 for (key, src, _, row), (part, glim, front), (lo, hi) in zip(batch, done, spans):
                     self._inflight.discard(key)
                     if self.pool is not pool:   # the pool grew (by copying) meanwhile
                         self.pool[row, lo:hi] = pool[row, lo:hi]
-                    self.span[row] = lo, hi
                     if key in self._row_of or (part and not self.bounded):
                         self._free_rows.append(row)     # computed on demand meanwhile, or
                         continue                        # bounding was switched off
