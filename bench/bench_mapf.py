@@ -230,6 +230,65 @@ if pytest is not None:
         record_pair("nearest scheduler: 40 robots among 10,000 revealed tasks", _PICK, how,
                     benchmark.stats.stats.median, "sorted-pool", "numpy-scan")
 
+    _WIDEN = {}
+
+    @pytest.mark.benchmark(group="mapf-widen")
+    @pytest.mark.parametrize("how", ["new-band", "go-on"])
+    def test_band_widening(benchmark, how):
+        """Widening 200 A* bands (lanes, sortation_large, goals 40-200 cells from the robot)
+        for a robot pushed 3 cells sideways off the band: a new band around its cell (what a
+        widening was until session 8) against going on with the band's search from its
+        frontier (``DistanceTables.widen``). Both exact: the values they both settle agree."""
+        from sorter.agv import Planner
+        from sorter.agv.distance import _NONE
+        floor = floor_of("sortation_large")
+        if floor is None:
+            pytest.skip("../shared/" + "/".join(FLOORS["sortation_large"]) + " not present")
+        pl = Planner(floor, 1, floor.free_cells[:1], guidance="lanes+flow", rotation=True)
+        tabs, g = pl.tables, pl.graph
+        rng = np.random.default_rng(0)
+        jobs = []
+        while len(jobs) < 200:
+            a, b = (int(x) for x in rng.integers(0, g.n_free, 2))
+            d = abs(int(g.rows[a]) - int(g.rows[b])) + abs(int(g.cols[a]) - int(g.cols[b]))
+            side = g.fadj[b, 1]                     # 3 cells south of the robot's cell
+            side = g.fadj[side, 1] if side >= 0 else -1
+            side = g.fadj[side, 1] if side >= 0 else -1
+            if 40 <= d <= 200 and side >= 0:
+                jobs.append((a, b, int(side)))
+        rows = [tabs.acquire(("cell", int(g.free_cells[a])), [int(g.free_cells[a])], near=b)
+                for a, b, _ in jobs]
+
+        def setup():
+            for row, (a, b, _) in zip(rows, jobs):
+                tabs._src[row] = np.array([a], np.int32)
+                tabs._fill_row(row, _NONE, b)          # a fresh band around the robot's cell
+            return (), {}
+
+        def new_band():
+            for row, (_, _, v) in zip(rows, jobs):
+                if not tabs._covers(row, v):
+                    tabs._fill_row(row, _NONE, v)
+
+        def go_on():
+            for row, (_, _, v) in zip(rows, jobs):
+                if not tabs._covers(row, v):
+                    tabs.widen(row, v)
+
+        setup()
+        go_on()
+        kept = [tabs.values(r).copy() for r in rows]
+        setup()
+        new_band()
+        for r, k in zip(rows, kept):
+            x = tabs.values(r)
+            both = (x < tabs.unsettled) & (k < tabs.unsettled)
+            assert np.array_equal(x[both], k[both])
+        benchmark.pedantic(new_band if how == "new-band" else go_on, setup=setup, rounds=20,
+                           warmup_rounds=2)
+        record_pair("widening 200 bands (robot 3 cells off its band)", _WIDEN, how,
+                    benchmark.stats.stats.median, "go-on", "new-band")
+
     FAULT_CASES = [("rhcr-sorting", 1000), ("sortation_large", 10000)]
     _FAULT_STEP = {}
 
