@@ -1133,15 +1133,21 @@ class DistanceTables:
     def _work(self):
         """The prefetch thread: take up to ``prefetch_batch`` queued jobs and a pool row for
         each (under the lock), compute them into those rows without the lock (the single-cell
-        bounded ones in one compiled call, without the GIL), then file them (pinned)."""
+        bounded ones in one compiled call, without the GIL), then file them (pinned). A batch
+        is filed when the next one is taken, under the same lock: the thread takes the GIL
+        back once per batch, not twice (each time the caller's thread may wait for it)."""
         g = self.graph
         nb = self.prefetch_batch
         bufs = self._bufs()
         res = np.zeros((nb, 4), np.int64)
         fptr = np.zeros(nb + 1, np.int64)
+        done_batch = None
         while True:
             batch = []
             with self._lock:
+                if done_batch is not None:
+                    self._file(*done_batch)
+                    done_batch = None
                 if not self._jobs:
                     self._wake.wait(timeout=self.prefetch_idle_s)
                     if not self._jobs:
@@ -1166,6 +1172,7 @@ class DistanceTables:
             band = [j for j, (_, src, near, _) in enumerate(batch) if self._band(src, near)]
             done = [None] * len(batch)  # per job: (bounded, largest distance kept, frontier)
             spans = np.zeros((len(batch), 2), np.int64)     # filed with the rows, under the lock
+            cells = 0
             if band:
                 k = len(band)
                 srcs = np.array([batch[j][1][0] for j in band], np.int64)
@@ -1175,36 +1182,39 @@ class DistanceTables:
                 _astar_batch(g.radj, g.fadj, self._acost, srcs, nears, pool, rows, bspans,
                              self.unreachable, bufs[1], bufs[2], bufs[3], g.rows, g.cols, g.dr4,
                              g.dc4, self.slack, self.unsettled, bufs[4], fptr, res[:k])
+                spans[band] = bspans
+                cells = int(res[:k, 3].sum())
                 for i, j in enumerate(band):
-                    spans[j] = bspans[i]
                     done[j] = (bool(res[i, 0] >= 0), int(res[i, 1]),
                                self._front_of(bufs[4], fptr[i], fptr[i + 1], res[i]))
             for j, (_, src, near, row) in enumerate(batch):
                 if done[j] is None:             # other kinds, one at a time
                     done[j] = self._fill(src, pool[row], spans[j], _NONE, near, bufs)
-            dt = time.perf_counter() - t0
-            with self._lock:
-                self.prefetch_seconds += dt
-                if band:
-                    self.cells_searched += int(res[:len(band), 3].sum())
-                rows = [job[3] for job in batch]
-                self.span[rows] = spans
-                for (key, src, _, row), (part, glim, front), (lo, hi) in zip(batch, done, spans):
-                    self._inflight.discard(key)
-                    if self.pool is not pool:   # the pool grew (by copying) meanwhile
-                        self.pool[row, lo:hi] = pool[row, lo:hi]
-                    if key in self._row_of or (part and not self.bounded):
-                        self._free_rows.append(row)     # computed on demand meanwhile, or
-                        continue                        # bounding was switched off
-                    self._row_of[key] = row
-                    self._key_of[row] = key
-                    self.partial[row] = part
-                    self.glim[row] = glim
-                    if part:
-                        self._src[row] = src
-                    self._keep_front(row, front)
-                    self._pinned[row] = self._acquires  # promised: kept until acquired
-                    self.prefetched += 1
+            # filed (under the lock) before the next batch reuses the frontier buffer
+            done_batch = (batch, done, spans, pool, time.perf_counter() - t0, cells)
+
+    def _file(self, batch, done, spans, pool, dt, cells) -> None:
+        """File a batch the thread computed (under the lock): each table pinned until its robot
+        acquires it, unless it was computed on demand meanwhile."""
+        self.prefetch_seconds += dt
+        self.cells_searched += cells
+        self.span[[job[3] for job in batch]] = spans
+        for (key, src, _, row), (part, glim, front), (lo, hi) in zip(batch, done, spans):
+            self._inflight.discard(key)
+            if self.pool is not pool:           # the pool grew (by copying) meanwhile
+                self.pool[row, lo:hi] = pool[row, lo:hi]
+            if key in self._row_of or (part and not self.bounded):
+                self._free_rows.append(row)     # computed on demand meanwhile, or
+                continue                        # bounding was switched off
+            self._row_of[key] = row
+            self._key_of[row] = key
+            self.partial[row] = part
+            self.glim[row] = glim
+            if part:
+                self._src[row] = src
+            self._keep_front(row, front)
+            self._pinned[row] = self._acquires  # promised: kept until acquired
+            self.prefetched += 1
 
     def _unpin_stale(self) -> bool:
         """Make the oldest pinned table an ordinary cached one if it has waited more than
