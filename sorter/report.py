@@ -18,6 +18,7 @@ import csv
 import html
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,27 @@ def prepare_out_dir(out_dir, *, field="--out", create=True) -> Path:
         raise InputError(f"folder is not writable: {exc.strerror or exc}", path=out, field=field,
                          expected="a writable folder path") from None
     return out
+
+
+@contextmanager
+def written_whole(out, *, field="--out"):
+    """Context manager: a temporary path beside ``out`` to write to, renamed to ``out`` when
+    the block ends without an error and removed otherwise, so that a run failing part-way
+    leaves no half-written file (and an earlier file at ``out`` as it was). An OSError while
+    writing becomes an :class:`~sorter.errors.InputError` naming ``out`` and ``field``."""
+    from sorter.errors import InputError
+
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise InputError(f"cannot write: {exc.strerror or exc}", path=out, field=field,
+                         expected="a writable file path") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def check_out_file(path, *, field="--out") -> Path:

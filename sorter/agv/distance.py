@@ -204,6 +204,18 @@ def _h(v, rr, cc, nr, nc):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _take_in(out, u, lo, hi, unsettled):
+    """The span ``[lo, hi)`` grown to hold cell ``u``, the new cells set to ``unsettled``."""
+    if u < lo:
+        out[u:lo] = unsettled
+        return u, hi
+    if u >= hi:
+        out[hi:u + 1] = unsettled
+        return lo, u + 1
+    return lo, hi
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _at(out, span, v, unsettled):
     """``out[v]``, or ``unsettled`` outside the row's written span."""
     return out[v] if span[0] <= v < span[1] else unsettled
@@ -263,12 +275,7 @@ def _astar_run(radj, fadj, rcost, out, span, unreach, qbuf, qhead, qtail, front_
                     x = np.int64(out[v]) + np.int64(rcost[v, (d + 2) % 4])
                     if x < gu:
                         gu = x
-        if u < lo:
-            out[u:lo] = unsettled
-            lo = u
-        elif u >= hi:
-            out[hi:u + 1] = unsettled
-            hi = u + 1
+        lo, hi = _take_in(out, u, lo, hi, unsettled)
         out[u] = gu
         fkey[j] = gu + _h(u, rr, cc, nr, nc)
     order = np.argsort(fkey)
@@ -308,12 +315,8 @@ def _astar_run(radj, fadj, rcost, out, span, unreach, qbuf, qhead, qtail, front_
             for k in range(4):
                 u = radj[v, k]
                 if u >= 0:
-                    if u < lo:
-                        out[u:lo] = unsettled
-                        lo = u
-                    elif u >= hi:
-                        out[hi:u + 1] = unsettled
-                        hi = u + 1
+                    if u < lo or u >= hi:
+                        lo, hi = _take_in(out, u, lo, hi, unsettled)
                     ng = gv + np.int64(rcost[v, k])
                     if ng > cap:
                         ng = cap

@@ -499,46 +499,42 @@ def _tarjan(moves):
     for s in range(n):
         if index[s] >= 0:
             continue
-        top = 0
-        cs_v[0] = s
-        cs_e[0] = 0
-        index[s] = idx
-        low[s] = idx
-        idx += 1
-        stack[sp] = s
-        sp += 1
-        onst[s] = True
-        while top >= 0:
+        top = -1
+        w = s                                   # the cell to visit next (-1: none)
+        while True:
+            if w >= 0:                          # visit w: number it, push it
+                index[w] = idx
+                low[w] = idx
+                idx += 1
+                stack[sp] = w
+                sp += 1
+                onst[w] = True
+                top += 1
+                cs_v[top] = w
+                cs_e[top] = 0
+                w = -1
+            if top < 0:
+                break
             v = cs_v[top]
             e = cs_e[top]
             if e < moves.shape[1]:
                 cs_e[top] = e + 1
-                w = moves[v, e]
-                if w < 0:
-                    continue
-                if index[w] < 0:
-                    index[w] = idx
-                    low[w] = idx
-                    idx += 1
-                    stack[sp] = w
-                    sp += 1
-                    onst[w] = True
-                    top += 1
-                    cs_v[top] = w
-                    cs_e[top] = 0
-                elif onst[w] and index[w] < low[v]:
-                    low[v] = index[w]
+                x = moves[v, e]
+                if x >= 0 and index[x] < 0:
+                    w = x
+                elif x >= 0 and onst[x] and index[x] < low[v]:
+                    low[v] = index[x]
                 continue
             if low[v] == index[v]:              # v is the root of a component: pop it
                 k = sp
                 mn = v
                 while True:
                     sp -= 1
-                    w = stack[sp]
-                    onst[w] = False
-                    if w < mn:
-                        mn = w
-                    if w == v:
+                    x = stack[sp]
+                    onst[x] = False
+                    if x < mn:
+                        mn = x
+                    if x == v:
                         break
                 for t in range(sp, k):
                     comp[stack[t]] = mn

@@ -33,7 +33,7 @@ def run(args) -> int:
     from sorter.replay import replay_events
 
     from sorter.errors import InputError
-    from sorter.report import check_out_file
+    from sorter.report import check_out_file, written_whole
 
     logging.basicConfig(level=logging.WARNING, format="sorter assign: %(message)s")
     mr = args.max_recirculation
@@ -51,21 +51,13 @@ def run(args) -> int:
         if same:    # the rename at the end would replace an input with the decisions
             raise InputError(f"--out is the {flag} file", path=out, field="--out",
                              expected="a decisions file other than the input files")
-    # write beside the target and rename on success: a failed replay leaves no half file
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    # written beside the target and renamed on success: a failed replay leaves no half file
+    with written_whole(out, field="--out") as tmp:
         with open(tmp, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["parcel", "chute", "reason"])
             res = replay_events(sorter, args.events, on_error=args.on_error,
                                 write=lambda p, c, r: w.writerow((p, c, r)))
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise InputError(f"cannot write: {exc.strerror or exc}", path=out, field="--out",
-                         expected="a writable file path") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     print(f"{res.decisions} decisions, {res.events} events applied"
           + (f", {len(res.skipped)} rows skipped" if res.skipped else ""))
     width = max(len(r) for r in res.by_reason)

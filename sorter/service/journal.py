@@ -521,20 +521,12 @@ def export(path, out, kinds=None) -> int:
         bad = [k for k in kinds if k not in KINDS]
         if bad:
             raise InputError(f"unknown kind {bad[0]!r}", field="kind", expected=" | ".join(KINDS))
-    from sorter.report import check_out_file
+    from sorter.report import check_out_file, written_whole
     check_out_file(out, field="out")
-    # written beside the target and renamed on success: a journal found damaged part-way
-    # leaves no half-written export (and an earlier export at --out stays as it was)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    # a journal found damaged part-way leaves no half-written export (and an earlier export
+    # at --out stays as it was)
+    with written_whole(out, field="out") as tmp:
         n = _write_export(path, tmp, ext, kinds)
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise InputError(f"cannot write: {exc.strerror or exc}", path=out, field="out",
-                         expected="a writable file path") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return n
 
 
