@@ -397,3 +397,9 @@ def test_mutated_lorr_problem(tmp_path, which, data):
     if prob is not None:
         check_contract(prob.floor)
         assert prob.starts.size == prob.team_size
+
+
+def test_an_empty_floor_path_is_named_as_such():
+    from sorter.layout import load_floor
+    with pytest.raises(InputError, match="empty"):
+        load_floor("")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from sorter.errors import InputError
 from sorter.layout._common import fail, read_text
 from sorter.layout.floor import Floor
 
@@ -97,6 +98,9 @@ def load_floor(path) -> Floor:
     >>> (f.height, f.width) if f else (37, 77)
     (37, 77)
     """
+    if not str(path).strip():
+        raise InputError("the floor file name is empty", field="floor",
+                         expected="the path of a .map, .grid, .json or ASCII floor file")
     p = Path(path)
     if not p.exists():
         fail("file not found", path=p, expected="an existing floor file")
