@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["write_outputs", "plot_throughput", "plot_recirculation", "plot_chute_occupancy",
-           "write_html_report", "prepare_out_dir", "check_out_file", "occupancy_matrix"]
+           "write_html_report", "prepare_out_dir", "check_out_file", "occupancy_matrix",
+           "plain_text"]
 
 
 def prepare_out_dir(out_dir, *, field="--out", create=True) -> Path:
@@ -147,12 +148,25 @@ def check_out_file(path, *, field="--out") -> Path:
     return p
 
 
+def plain_text(s) -> str:
+    """``s`` for a matplotlib label, shown as written: user names (scenario, waves, loops,
+    chutes, varied values) may hold ``$`` signs, which matplotlib would read as math (a
+    pair of them garbles the label or fails the whole plot).
+
+    Examples
+    --------
+    >>> print(plain_text("US$ 5 and US$ 6"))
+    US\\$ 5 and US\\$ 6
+    """
+    return str(s).replace("$", r"\$")
+
+
 def _wave_spans(ax, scenario):
     for i, w in enumerate(scenario.waves):
         a, b = w.start_s / 3600, min(w.end_s, scenario.shift_s) / 3600
         if i % 2 == 0:
             ax.axvspan(a, b, color="0.94", zorder=0)
-        ax.text((a + b) / 2, 1.0, w.name, transform=ax.get_xaxis_transform(), ha="center",
+        ax.text((a + b) / 2, 1.0, plain_text(w.name), transform=ax.get_xaxis_transform(), ha="center",
                 va="bottom", fontsize=8, color="0.35", clip_on=False)
 
 
@@ -265,12 +279,12 @@ def plot_chute_occupancy(result, path):
     for w in sc.waves[1:]:
         if w.start_s < sc.shift_s:
             ax.axvline(w.start_s / 3600, color="#2f7ebc", linewidth=0.8, linestyle="--")
-            ax.text(w.start_s / 3600, 1.0, " " + w.name, fontsize=7, color="#2f7ebc", va="bottom",
+            ax.text(w.start_s / 3600, 1.0, " " + plain_text(w.name), fontsize=7, color="#2f7ebc", va="bottom",
                     transform=ax.get_xaxis_transform(), clip_on=False)
     n = m.shape[0]
     step = max(1, n // 12)
     ax.set_yticks(np.arange(0, n, step) + 0.5)
-    ax.set_yticklabels(labels[::step], fontsize=7)
+    ax.set_yticklabels([plain_text(x) for x in labels[::step]], fontsize=7)
     ax.set_xlabel("hours into the shift")
     ax.set_ylabel("chute (in loop order)")
     cb = fig.colorbar(im, ax=ax, pad=0.01)

@@ -586,6 +586,7 @@ class SweepResult:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        from sorter.report import plain_text     # names and values shown as written, not math
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         summ = self.summary()
@@ -610,7 +611,7 @@ class SweepResult:
             h = [0.0 if math.isnan(s[f"{kpi}_ci95"]) else s[f"{kpi}_ci95"] for s in ss]
             c = colors[i % len(colors)]
             label = ", ".join(f"{k}={v}" for k, v in g) or kpi.replace("_", " ")
-            ax.plot(xv, m, "o-", color=c, label=label)
+            ax.plot(xv, m, "o-", color=c, label=plain_text(label))
             ax.fill_between(xv, [a - b for a, b in zip(m, h)], [a + b for a, b in zip(m, h)],
                             color=c, alpha=0.2, linewidth=0)
             if kpi == "sorted_per_hour":
@@ -621,12 +622,12 @@ class SweepResult:
                 lines = [(lines[0][0], lines[0][1], "0.4", "")]
             for xv, ov, c, label in lines:
                 ax.plot(xv, ov, "--", color=c, alpha=0.7, linewidth=1.2,
-                        label="offered load" + (f" ({label})" if label else ""))
+                        label=plain_text("offered load" + (f" ({label})" if label else "")))
         if not numeric_x:
-            ax.set_xticks(range(len(cats)), cats)
-        ax.set_xlabel(x_key or "")
+            ax.set_xticks(range(len(cats)), [plain_text(c) for c in cats])
+        ax.set_xlabel(plain_text(x_key or ""))
         ax.set_ylabel(kpi.replace("_", " ") + (" (items/h)" if kpi.endswith("per_hour") else ""))
-        ax.set_title(f"{self.scenario}: mean over {len(self.seeds)} seeds, 95% CI bands")
+        ax.set_title(plain_text(self.scenario) + f": mean over {len(self.seeds)} seeds, 95% CI bands")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
@@ -698,6 +699,9 @@ def _check_vary(vary, doc, path):
     return out
 
 
+_MAX_SEED = 2**63 - 1         # seeds are an int64 column of sweep.parquet
+
+
 def _seed_list(seeds, base):
     if isinstance(seeds, bool):
         seeds = None
@@ -705,12 +709,17 @@ def _seed_list(seeds, base):
         if seeds < 1:
             raise InputError(f"bad seeds {seeds!r}", field="seeds",
                              expected="a number of replications >= 1, or a list of seeds")
+        if base + seeds - 1 > _MAX_SEED:     # the int64 `seed` column of sweep.parquet
+            raise InputError(f"seeds {base} .. {base + seeds - 1} go past {_MAX_SEED:,}",
+                             field="seeds", expected="the scenario's seed + replications - 1 at "
+                                                     "most 2**63 - 1 (the int64 seed column)")
         return [base + i for i in range(seeds)]
     if isinstance(seeds, Sequence) and not isinstance(seeds, (str, bytes)) and seeds:
         out = []
         for s in seeds:
-            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-                raise InputError(f"bad seed {s!r}", field="seeds", expected="integers >= 0")
+            if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= _MAX_SEED:
+                raise InputError(f"bad seed {s!r}", field="seeds",
+                                 expected=f"integers from 0 to {_MAX_SEED:,} (2**63 - 1)")
             out.append(int(s))
         if len(set(out)) != len(out):
             raise InputError("duplicate seeds", field="seeds", expected="distinct seeds")
@@ -806,7 +815,7 @@ def capacity_sweep(scenario, vary, *, seeds=5, overrides=None, base_dir=None, cl
         (common random numbers: differences between points are not seed noise).
     overrides : dict, optional
         Dotted key -> one value, applied to every point before ``vary`` (e.g. a shorter
-        ``scenario.shift_hours``).
+        ``scenario.shift_hours``). A key is either overridden or varied, not both.
     base_dir : path, optional
         Directory that relative file names resolve against (default: the scenario's).
     client : dask.distributed.Client, optional
@@ -844,9 +853,21 @@ def capacity_sweep(scenario, vary, *, seeds=5, overrides=None, base_dir=None, cl
         raise InputError("overrides must map keys to values", field="overrides",
                          expected="{'scenario.shift_hours': 0.25}")
     overrides = dict(overrides or {})
+    fixed = {}
     for key, value in overrides.items():
         set_key(doc, key, value)
+        norm = _key_str(parse_key(key))
+        if norm in fixed:        # two spellings of one key: one value would win silently
+            raise InputError(f"override {key!r} given twice (also as {fixed[norm]!r})",
+                             field=key, expected="each key once")
+        fixed[norm] = key
     vary = _check_vary(vary, doc, path)
+    for key in vary:             # varied and fixed at once: the fixed value would be dropped
+        norm = _key_str(parse_key(key))
+        if norm in fixed:
+            raise InputError(f"{key!r} is both varied and fixed (overrides / --set "
+                             f"{fixed[norm]})", field=key,
+                             expected="a key either varied (--vary) or fixed (--set), not both")
     if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int)
                                   or n_workers < 1):
         raise InputError(f"bad n_workers {n_workers!r}", field="n_workers",

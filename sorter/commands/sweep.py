@@ -61,7 +61,7 @@ def _pair(text, flag):
 
 def run(args) -> int:
     from sorter.errors import InputError
-    from sorter.sweep import capacity_sweep, parse_values
+    from sorter.sweep import capacity_sweep, parse_key, parse_values
 
     if not args.vary:
         raise InputError("nothing to vary", field="--vary",
@@ -72,9 +72,15 @@ def run(args) -> int:
         if key in vary:
             raise InputError(f"--vary {key} given twice", field="--vary", expected="each key once")
         vary[key] = parse_values(values, key=key)
-    overrides = {}
+    overrides, seen = {}, {}
     for text in args.set_:
         key, value = _pair(text, "--set")
+        norm = parse_key(key)
+        if norm in seen:         # the last value would win silently
+            raise InputError(f"--set {key} given twice" + (f" (also as {seen[norm]})"
+                                                         if seen[norm] != key else ""),
+                             field="--set", expected="each key once")
+        seen[norm] = key
         vals = parse_values(value, key=key)
         overrides[key] = vals[0] if len(vals) == 1 else vals
     if not 1 <= args.seeds <= MAX_SEEDS:

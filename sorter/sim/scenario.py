@@ -629,8 +629,9 @@ def _clock(value, *, path, field, start_h):
     if not isinstance(value, str) or not re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
         raise InputError(f"bad clock time {value!r}", path=path, field=field, expected='"HH:MM"')
     h, m = (int(x) for x in value.strip().split(":"))
-    if h > 24 or m > 59:
-        raise InputError(f"bad clock time {value!r}", path=path, field=field, expected='"HH:MM"')
+    if h > 24 or m > 59 or (h == 24 and m):        # 24:00 is midnight; 24:30 is no time
+        raise InputError(f"bad clock time {value!r}", path=path, field=field,
+                         expected='"HH:MM" from 00:00 to 24:00')
     if start_h is None:
         raise InputError("clock times need scenario.shift_start", path=path, field=field,
                          expected='shift_start = "HH:MM" in [scenario], or start_h/end_h in hours')
