@@ -1058,6 +1058,17 @@ class DistanceTables:
                 if self._refs[row] == 0:
                     self._idle[row] = None
 
+    def release_many(self, rows) -> None:
+        """:meth:`release` for each of ``rows`` (a list of ints), under one lock: a step's old
+        goals' tables."""
+        with self._lock:
+            refs, idle = self._refs, self._idle
+            for row in rows:
+                if row >= 0 and refs[row] > 0:
+                    refs[row] -= 1
+                    if refs[row] == 0:
+                        idle[row] = None
+
     def prefetch(self, key, cells, near=None) -> bool:
         """Have a background thread compute the table of ``key`` (cells ``cells``) ahead of use.
 

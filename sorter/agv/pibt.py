@@ -846,14 +846,13 @@ class Planner:
         self._done[again] = False
         self._elapsed[again] = 0
         tabs = self.tables
+        had = changed[self._goal[changed] >= 0]
+        tabs.release_many(self._slot[had].tolist())     # the old goals' tables, in one go
         slots = []
-        for i, c, old, row, at in zip(changed.tolist(), goals[changed].tolist(),
-                                      self._goal[changed].tolist(), self._slot[changed].tolist(),
-                                      self._pos[changed].tolist()):
+        for i, c, at in zip(changed.tolist(), goals[changed].tolist(),
+                            self._pos[changed].tolist()):
             key, cells = self.goal_key(c)
             self._keys[i] = (key, cells)
-            if old >= 0:
-                tabs.release(row)
             # single-cell goals get tables bounded around the robot (completed in step() if
             # a robot ever needs a cell beyond them): the same values where robots read them
             slots.append(tabs.acquire(key, cells, near=at if key[0] == "cell" else None))
