@@ -274,3 +274,20 @@ def test_pick_ahead_serves_new_tasks_from_prefetched_tables():
         assert s.tasks_finished > 20
         counts.append(p.tables.bfs_count - n)      # beyond the first goals' tables
     assert counts[1] < counts[0] / 2, counts
+
+
+def test_release_many_is_release_one_by_one():
+    """The same references and the same least-recently-used order of idle tables."""
+    f = random_floor(4, 8, 8)
+    free = [int(c) for c in f.free_cells]
+    a, b = DistanceTables(f), DistanceTables(f)
+    keys = [free[k % 5] for k in range(9)]                 # repeats: shared tables
+    rows_a = [a.acquire(("cell", c), [c]) for c in keys]
+    rows_b = [b.acquire(("cell", c), [c]) for c in keys]
+    assert rows_a == rows_b
+    drop = [rows_a[k] for k in (3, 0, 5, 8, 1, 3)] + [-1]
+    for r in drop:
+        a.release(r)
+    b.release_many(drop)
+    assert np.array_equal(a._refs, b._refs)
+    assert list(a._idle) == list(b._idle)
