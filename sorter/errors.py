@@ -53,11 +53,12 @@ def check_number(value, *, path=None, field=None, expected=None, lo=None, hi=Non
     whole number. Returns an ``int`` when ``integer`` else a ``float``.
     """
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok and integer and not float(value).is_integer():
+    if ok and integer and not isinstance(value, numbers.Integral) and not float(value).is_integer():
         ok = False
     if ok:
-        v = float(value)
-        ok = math.isfinite(v)
+        # whole numbers are compared as ints: as floats, 2**63 - 1 rounds up past its own bound
+        v = int(value) if isinstance(value, numbers.Integral) else float(value)
+        ok = isinstance(v, int) or math.isfinite(v)
         if ok and lo is not None:
             ok = v > lo if lo_open else v >= lo
         if ok and hi is not None:

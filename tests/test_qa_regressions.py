@@ -447,3 +447,14 @@ def test_chute_position_errors_name_the_chute_file(tmp_path):
     msg = str(exc.value)
     assert exc.value.field == "chute.position" and exc.value.path == str(chutes)
     assert msg.startswith(str(chutes)) and str(p) in msg and "expected" in msg
+
+
+def test_check_number_takes_whole_numbers_up_to_their_bound():
+    """2**63 - 1 as a float rounds to 2**63, past the bound it equals: ints are compared as ints."""
+    from sorter.errors import InputError, check_number
+    big = 2**63 - 1
+    assert check_number(big, field="seed", expected="<= 2**63 - 1", lo=0, hi=big, integer=True) == big
+    with pytest.raises(InputError):
+        check_number(big + 1, field="seed", expected="<= 2**63 - 1", lo=0, hi=big, integer=True)
+    with pytest.raises(InputError):                 # too big for a float: still an InputError
+        check_number(10**400, field="seed", expected="<= 2**63 - 1", lo=0, hi=big, integer=True)
