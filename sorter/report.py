@@ -28,7 +28,12 @@ __all__ = ["write_outputs", "plot_throughput", "plot_recirculation", "plot_chute
            "plain_text"]
 
 
-def prepare_out_dir(out_dir, *, field="--out", create=True) -> Path:
+RUN_FILES = ("kpis.json", "parcels.parquet", "timeseries.csv", "chutes.csv", "throughput.png",
+             "recirculation.png", "chute_occupancy.png", "report.html")   # sorter run --out
+SWEEP_FILES = ("sweep.parquet", "summary.csv", "sweep.png")           # sorter sweep --out
+
+
+def prepare_out_dir(out_dir, *, field="--out", create=True, files=()) -> Path:
     """Create ``out_dir`` (and its parents) if needed and check it is a writable folder.
 
     Commands call this with ``create=False`` *before* a long computation, so a bad
@@ -43,6 +48,8 @@ def prepare_out_dir(out_dir, *, field="--out", create=True) -> Path:
     create : bool
         False: only check that the folder exists and is writable, or could be created
         (its nearest existing ancestor is a writable folder).
+    files : sequence of str
+        Names the command will write in the folder: none of them may be a folder there.
 
     Returns
     -------
@@ -82,6 +89,11 @@ def prepare_out_dir(out_dir, *, field="--out", create=True) -> Path:
         if not target.is_dir():
             raise InputError(f"cannot create the folder: {str(target)!r} is not a folder",
                              path=out, field=field, expected="a writable folder path")
+    for name in files:
+        if (out / name).is_dir():
+            raise InputError(f"{name} there is a folder", path=out / name, field=field,
+                             expected=f"a folder without a sub-folder named {name} (the file "
+                                      "is written there)")
     probe = target / f".sorter-write-test-{os.getpid()}"
     try:                                # the real test (root passes os.access everywhere)
         with open(probe, "wb"):

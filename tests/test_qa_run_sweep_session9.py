@@ -145,3 +145,23 @@ def test_clock_time_midnight_is_accepted(tmp_path, capsys):
         "interval_minutes = 5", 'interval_minutes = 5\nshift_start = "24:00"')
     rc = main(["run", str(_scenario(tmp_path, text)), "--json"])
     assert rc == 0, capsys.readouterr().err
+
+
+def test_an_output_name_taken_by_a_folder_fails_before_the_run(tmp_path):
+    """`sorter run --out D` where D/report.html (its last file) is a folder: refused at once
+    (exit 2, one line), not after the simulation with the other files written; and the names
+    checked are the files the run writes."""
+    import subprocess
+    import sys
+    from sorter.report import RUN_FILES
+    (tmp_path / "report.html").mkdir()
+    r = subprocess.run([sys.executable, "-m", "sorter", "run", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "report.html" in r.stderr and "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]    # nothing written
+    ok = tmp_path / "ok"
+    r = subprocess.run([sys.executable, "-m", "sorter", "run", "--out", str(ok)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert {p.name for p in ok.iterdir()} <= set(RUN_FILES)
+    assert {p.name for p in ok.iterdir()} >= {"kpis.json", "report.html"}

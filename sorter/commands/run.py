@@ -44,8 +44,8 @@ def run(args) -> int:
         raise InputError(f"bad seed {args.seed}", field="--seed", expected="an integer >= 0")
     scenario = load_scenario(args.scenario if args.scenario else default_scenario_path())
     if args.out:                       # a bad --out fails now, not after the simulation
-        from sorter.report import prepare_out_dir
-        prepare_out_dir(args.out, create=False)
+        from sorter.report import RUN_FILES, prepare_out_dir
+        prepare_out_dir(args.out, create=False, files=RUN_FILES)
     result = simulate(scenario, seed=args.seed, progress=not args.json)
     kpis = compute_kpis(result)
     if args.out:

@@ -91,8 +91,8 @@ def run(args) -> int:
                          expected="an integer >= 1")
 
     if args.out:                       # a bad --out fails now, not after the whole sweep
-        from sorter.report import prepare_out_dir
-        prepare_out_dir(args.out, create=False)
+        from sorter.report import SWEEP_FILES, prepare_out_dir
+        prepare_out_dir(args.out, create=False, files=SWEEP_FILES)
 
     client = cluster = None
     try:
