@@ -8,6 +8,7 @@ import tomllib
 
 import pyarrow.parquet as pq
 import pytest
+from pathlib import Path
 
 from sorter.cli import main
 from sorter.errors import InputError
@@ -165,3 +166,20 @@ def test_an_output_name_taken_by_a_folder_fails_before_the_run(tmp_path):
     assert r.returncode == 0, r.stderr
     assert {p.name for p in ok.iterdir()} <= set(RUN_FILES)
     assert {p.name for p in ok.iterdir()} >= {"kpis.json", "report.html"}
+
+
+def test_a_missing_wave_plan_file_names_the_wave_field(tmp_path):
+    from sorter.errors import InputError
+    from sorter.sim.scenario import load_scenario
+    root = Path(__file__).resolve().parent.parent / "seeds" / "scenarios"
+    text = (root / "default.toml").read_text().replace('plan = "../plan/demo_plan.csv"\n\n[[wave]]',
+                                                      'plan = "nope.csv"\n\n[[wave]]', 1)
+    assert "nope.csv" in text
+    import shutil
+    shutil.copytree(root.parent / "plan", tmp_path / "plan")     # the files it refers to
+    sc = tmp_path / "s" / "x.toml"
+    sc.parent.mkdir()
+    sc.write_text(text)
+    with pytest.raises(InputError, match=r"wave\[0\]\.plan|wave\.0\.plan") as e:
+        load_scenario(sc)
+    assert "nope.csv" in str(e.value)

@@ -743,6 +743,11 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
                     raise InputError(f"bad plan path {csv_path!r}", path=path, field=f + ".plan",
                                      expected="the path of a plan CSV, relative to the scenario")
                 lp = loops[names.index(lname)]
+                if not (base / csv_path).is_file():     # else the plan loader names no field
+                    raise InputError(f"plan file {csv_path!r} not found", path=path,
+                                     field=f + ".plan",
+                                     expected="the path of a plan CSV, relative to the scenario "
+                                              f"({base})")
                 routes = load_plan_routes(base / csv_path, lp.layout.chutes)
                 plans[lname] = replace(lp.plan, routes=routes, name=Path(csv_path).stem)
         waves.append(replace(wave, plans=plans))
