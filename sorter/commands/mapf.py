@@ -261,20 +261,16 @@ def _check_directed_errands(floor, starts, errands, offsets, source, start_src, 
     leaves) and a start that can only move away from the errands."""
     import numpy as np
 
+    from sorter.agv.tasks import _strong_parts
     from sorter.errors import InputError
     from sorter.layout._grid import reach
     moves, rev, w = np.asarray(floor.moves), floor.reverse_moves, floor.width
     errands = np.asarray(errands)
-    _, first = np.unique(errands, return_index=True)
-    cand = errands[np.sort(first)[:3]]          # the first few distinct errand cells
-    best = None
-    for c in cand:                              # the part holding most errands is the home
-        fwd = reach(moves, [int(c)])
-        bwd = reach(moves, [int(c)], backward=True, rev=rev)
-        inside = int((fwd[errands] & bwd[errands]).sum())
-        if best is None or inside > best[0]:
-            best = (inside, fwd, bwd)
-    _, fwd, bwd = best
+    part = _strong_parts(moves)[errands]
+    labels, counts = np.unique(part, return_counts=True)
+    home = errands[part == labels[np.argmax(counts)]]   # the part holding most errands
+    fwd = reach(moves, home)
+    bwd = reach(moves, home, backward=True, rev=rev)
     off = np.flatnonzero(~(fwd[errands] & bwd[errands]))
     if off.size:
         k = int(off[0])
@@ -417,8 +413,7 @@ def run(args) -> int:
         strategy, reveal = prob.strategy, float(max(1, prob.num_tasks_reveal))
         errands, offsets = prob.tasks, prob.task_offsets
         listed = prob.agents if prob.agents is not None else prob.starts
-        from sorter.layout._common import read_text
-        task_file = path.parent / json.loads(read_text(path))["taskFile"]
+        task_file = Path(prob.task_file)
         start_src = (prob.agent_file, prob.agent_first_line, int(listed.size))
         if n is None or n <= prob.starts.size:
             n = prob.team_size if n is None else n

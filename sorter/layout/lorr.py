@@ -65,6 +65,8 @@ class LorrProblem:
         ``team_size``.
     agent_file : str or None
         The agents file.
+    task_file : str or None
+        The tasks file.
     agent_first_line : int
         The file line of agent 0 (after any ``#`` lines and the count line).
     """
@@ -80,6 +82,7 @@ class LorrProblem:
     agents: np.ndarray | None = None
     agent_file: str | None = None
     agent_first_line: int = 2
+    task_file: str | None = None
 
     def task_for(self, robot, k):
         """Cell of the ``k``-th errand (0-based) of ``robot`` under round-robin assignment.
@@ -359,4 +362,5 @@ def load_lorr_problem(path) -> LorrProblem:
     return LorrProblem(floor=floor, starts=np.ascontiguousarray(starts), tasks=tasks,
                        team_size=int(team), num_tasks_reveal=reveal, strategy=strategy,
                        source=str(p), task_offsets=offsets, agents=agents,
-                       agent_file=str(files["agentFile"]), agent_first_line=first)
+                       agent_file=str(files["agentFile"]), agent_first_line=first,
+                       task_file=str(files["taskFile"]))
