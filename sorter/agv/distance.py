@@ -747,6 +747,8 @@ class DistanceTables:
             (self.graph.radj >= 0).astype(np.uint8)       # unit costs for A* on a plain table
         self._fc = np.empty(nf, np.int32)           # frontier out of an A* band (main thread)
         self._res = np.zeros(4, np.int64)
+        self._res1 = np.zeros((1, 4), np.int64)     # a band computed by the caller's thread
+        self._fptr1 = np.zeros(2, np.int64)
         self.cells_searched = 0                     # cells the A* bands expanded (both threads)
         self.dtype = np.uint16 if nf < UNREACHABLE16 else np.uint32
         self.unreachable = int(np.iinfo(self.dtype).max)
@@ -915,8 +917,8 @@ class DistanceTables:
         if not disc and blocked.size == 0 and self._band(src, near):
             # through the batch kernel the prefetch thread uses (one compiled function: it is
             # compiled, or loaded from the cache, here on the caller's first table)
-            res = np.zeros((1, 4), np.int64)
-            fptr = np.zeros(2, np.int64)
+            res, fptr = self._res1, self._fptr1     # callers hold the lock (the thread
+            res[0, 2] = 0                           # batches its band jobs, never here)
             _astar_batch(g.radj, g.fadj, self._acost, np.array([src[0]], np.int64),
                          np.array([near], np.int64), row[None], _ROW0, span[None],
                          self.unreachable,
