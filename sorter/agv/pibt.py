@@ -86,7 +86,7 @@ import time
 import numpy as np
 from numba import njit
 
-from sorter.agv.distance import DistanceTables, MoveGraph
+from sorter.agv.distance import DistanceTables, MoveGraph, _at
 from sorter.errors import InputError
 
 __all__ = ["Planner", "GUIDANCE", "tie_hash", "MAX_ROBOTS", "DETOUR_CELLS"]
@@ -163,7 +163,7 @@ def _priority_order(order_key, elapsed, ost):
 def _dist(pool, span, slot, i, c, unsettled):
     """Robot ``i``'s table distance at cell ``c`` (``unsettled`` outside a bounded table)."""
     r = slot[i]
-    return np.int64(pool[r, c]) if span[r, 0] <= c < span[r, 1] else np.int64(unsettled)
+    return np.int64(_at(pool[r], span[r], c, unsettled))
 
 
 @njit(cache=True)
