@@ -77,3 +77,26 @@ def serve_on_taken_port(capsys, journal):
     assert len(errors) == 1 and errors[0] == err.strip().splitlines()[-1], err   # (after "plan ...")
     assert f"127.0.0.1:{port}" in errors[0]
     return errors[0]
+
+
+def exchange(svc, payload: bytes, timeout: float = 30.0) -> list:
+    """Send ``payload`` to a real TCP server of ``svc`` on a free local port, close the
+    sending side (like ``printf ... | nc -q1``) and return every answer line until the
+    service closes the connection."""
+    import asyncio
+
+    from sorter.service.server import start_server
+
+    async def main_():
+        server = await start_server(svc, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(payload)
+        w.write_eof()
+        out = (await asyncio.wait_for(r.read(), timeout)).decode().splitlines()
+        w.close()
+        server.close()
+        await server.wait_closed()
+        return out
+
+    return asyncio.run(main_())

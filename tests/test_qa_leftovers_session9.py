@@ -6,7 +6,6 @@ In-process where possible; live sockets only on ephemeral localhost ports.
 """
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 
 from naive import NaiveSorter
 from plan_gen import random_ops, random_plan
-from service_fakes import FakeTransport
+from service_fakes import exchange, FakeTransport
 from sorter import Sorter
 from sorter.constants import REASONS, REJECT_REASONS
 from sorter.errors import InputError
@@ -22,7 +21,7 @@ from sorter.plan import Chute, SortPlan
 from sorter.resources import seed_path
 from sorter.service import protocol as P
 from sorter.service.journal import JournalError, export
-from sorter.service.server import Connection, Service, open_service, start_server
+from sorter.service.server import Connection, Service, open_service
 
 PLAN = str(seed_path("plan/demo_plan.csv"))
 CHUTES = str(seed_path("plan/demo_chutes.toml"))
@@ -111,19 +110,7 @@ def test_final_line_without_newline_live_after_a_plan_switch(tmp_path):
     p2.write_text("destination,chutes\n01422,C010\n")
     svc, _ = open_service(PLAN, CHUTES, deadline_ms=60_000)
 
-    async def main_():
-        server = await start_server(svc, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        r, w = await asyncio.open_connection("127.0.0.1", port)
-        w.write(f"PLAN|012|{p2}\nSCAN|013|P1|01422|0|1\nSCAN|014|P2|01422|0|".encode())
-        w.write_eof()
-        out = (await asyncio.wait_for(r.read(), TIMEOUT)).decode().splitlines()
-        w.close()
-        server.close()
-        await server.wait_closed()
-        return out
-
-    out = asyncio.run(main_())
+    out = exchange(svc, f"PLAN|012|{p2}\nSCAN|013|P1|01422|0|1\nSCAN|014|P2|01422|0|".encode(), TIMEOUT)
     assert out[0] == "ACK|012" and out[1] == "DEST|013|P1|C010|ok"
     assert out[2].startswith("ERR|014|unterminated|") and len(out) == 3
     assert svc.engine.counters()["by_reason"]["ok"] == 1

@@ -13,7 +13,7 @@ from sorter import Sorter
 from sorter.cli import main
 from sorter.resources import seed_path
 from sorter.service.server import open_service, start_server
-from service_fakes import serve_on_taken_port
+from service_fakes import exchange, serve_on_taken_port
 
 PLAN = seed_path("plan/demo_plan.csv")
 CHUTES = seed_path("plan/demo_chutes.toml")
@@ -131,19 +131,7 @@ def test_plan_errors_and_back_to_back_plans_keep_one_answer_each_in_order(tmp_pa
              f"PLAN|6|{p3}".encode(), b"SCAN|7|P3|01422|0|1", b"CHUTE|8|C020|blocked",
              b"SCAN|9|P4|01422|0|1"]
 
-    async def main_():
-        server = await start_server(svc, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        r, w = await asyncio.open_connection("127.0.0.1", port)
-        w.write(b"\n".join(lines) + b"\n")
-        w.write_eof()                 # like `printf ... | nc -q1`: the answers must still come
-        out = (await asyncio.wait_for(r.read(), TIMEOUT)).decode().splitlines()
-        w.close()
-        server.close()
-        await server.wait_closed()
-        return out
-
-    out = asyncio.run(main_())
+    out = exchange(svc, b"\n".join(lines) + b"\n", TIMEOUT)  # the answers must still come after the client closes its side
     exp = [ref.assign("01422")]
     ref.switch_plan(p2)
     exp.append(ref.assign("01422"))
