@@ -147,7 +147,10 @@ class _Loop:
 
     def _ride(self, parcel, x):
         env = self.env
-        yield env.timeout(self._dist(x, self.scanner) / self.v)
+        # to the scanner: a parcel placed AT the scanner is read at once (not a lap later)
+        ahead = (self.scanner - x) % self.L
+        if ahead > 1e-9:
+            yield env.timeout(ahead / self.v)
         while True:
             dec = self.sorter.assign(parcel["code"], parcel["rec"], parcel["sortable"])
             chute = dec.chute

@@ -151,8 +151,7 @@ def check_shift(res):
             gap = 3600.0 / induct.max_rate_per_hour
             assert np.all(np.diff(t) * lr.dt >= gap - 1e-6)
         # carriers move rigidly: the discharge happens exactly where the chute is
-        d_is = (scan_slot - ind_slot[done]) % N
-        d_is[d_is == 0] = N
+        d_is = (scan_slot - ind_slot[done]) % N        # 0 at the scanner: read as placed
         d_sc = (chute_slot[ch[done]] - scan_slot) % N
         d_sc[d_sc == 0] = N
         assert np.array_equal(dk[done] - it[done], d_is + rec[done] * N + d_sc)

@@ -14,9 +14,10 @@ never touches a Python object inside the tick loop.
 Order of work inside one tick (so runs reproduce exactly):
 1. interval boundary bookkeeping; 2. chute events due (container change start/end,
 blockage start/end), by (tick, sequence); 3. carriers reaching their chute: discharge if
-the chute takes the parcel, else the parcel recirculates; 4. the carrier at the scanner:
-a decision for a parcel not yet assigned; 5. each induct, in the order given: place the
-head of its queue on the passing carrier if that carrier is empty.
+the chute takes the parcel, else the parcel recirculates; 4. each induct, in the order given:
+place the head of its queue on the passing carrier if that carrier is empty; 5. the carrier
+at the scanner: a decision for a parcel not yet assigned (so a parcel placed at the scanner's
+own slot is read in the tick it is placed, not a lap later).
 """
 import numpy as np
 
@@ -300,25 +301,7 @@ cdef class LoopKernel:
                     self.p_phase[p] = 0
                     self.series[self.interval, 3] += 1
                 c = nxt
-            # 4. the scanner
-            c = <int>((self.scanner_slot - t) % N)
-            if c < 0:
-                c += N
-            p = self.carrier_parcel[c]
-            if p >= 0 and self.p_phase[p] == 0:
-                k = self.engine.decide(plan, self.dest[p], self.p_recirc[p], self.sortable[p] != 0, &reason)
-                self.p_chute[p] = k
-                self.p_reason[p] = <int8_t>reason
-                if self.p_first_reason[p] < 0:
-                    self.p_first_reason[p] = <int8_t>reason
-                self.p_phase[p] = 1
-                d = (self.chute_slot[k] - self.scanner_slot) % N
-                if d <= 0:
-                    d += N
-                b = <int>((t + d) % N)
-                self.wheel_next[c] = self.wheel_head[b]
-                self.wheel_head[b] = c
-            # 5. inducts
+            # 4. inducts
             for i in range(self.n_inducts):
                 h = self.induct_head[i]
                 end_q = self.induct_ptr[i + 1]
@@ -341,6 +324,24 @@ cdef class LoopKernel:
                 self.induct_next_free[i] = now + self.induct_gap[i]
                 self.loaded += 1
                 self.series[self.interval, 0] += 1
+            # 5. the scanner (after the inducts: a parcel placed at the scanner's slot is read now)
+            c = <int>((self.scanner_slot - t) % N)
+            if c < 0:
+                c += N
+            p = self.carrier_parcel[c]
+            if p >= 0 and self.p_phase[p] == 0:
+                k = self.engine.decide(plan, self.dest[p], self.p_recirc[p], self.sortable[p] != 0, &reason)
+                self.p_chute[p] = k
+                self.p_reason[p] = <int8_t>reason
+                if self.p_first_reason[p] < 0:
+                    self.p_first_reason[p] = <int8_t>reason
+                self.p_phase[p] = 1
+                d = (self.chute_slot[k] - self.scanner_slot) % N
+                if d <= 0:
+                    d += N
+                b = <int>((t + d) % N)
+                self.wheel_next[c] = self.wheel_head[b]
+                self.wheel_head[b] = c
             self.series[self.interval, 4] += self.loaded
         self.t = until
 

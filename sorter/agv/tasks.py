@@ -42,7 +42,8 @@ from sorter.errors import InputError
 from sorter.layout.lorr import STRATEGIES as ERRAND_STRATEGIES
 
 __all__ = ["ErrandTasks", "SortingTasks", "RandomTasks", "DestinationMix", "ChuteTable",
-           "MIXES", "INDUCT_CHOICES", "ERRAND_STRATEGIES"]
+           "MIXES", "INDUCT_CHOICES", "ERRAND_STRATEGIES", "connected_parts",
+           "strongly_connected_parts"]
 
 MIXES = ("zipf", "721", "uniform")
 INDUCT_CHOICES = ("nearest", "balanced")
@@ -415,7 +416,7 @@ class RandomTasks:
         self._goals = None
         self._part = None
         if moves is not None:
-            part = _strong_parts(np.asarray(moves))
+            part = strongly_connected_parts(np.asarray(moves))
             lab = part[self.cells]
             if np.unique(lab).size > 1:
                 order = np.argsort(lab, kind="stable")
@@ -469,18 +470,42 @@ class RandomTasks:
         return self._goals
 
 
-def _strong_parts(moves):
-    """Strongly connected part of every cell of a move table: cells that can reach each other
-    along the moves (label = the smallest cell id of the part). On a two-way floor these are
-    the connected parts of :func:`_parts`; on a floor with one-way moves a trap (a cell that
-    can be entered but not left) is a part of its own, so goals and starts drawn within one
-    part are always reachable and can always be left."""
+def strongly_connected_parts(moves):
+    """Strongly connected part of every cell of a move table.
+
+    Cells in one part can reach each other along the moves (label = the smallest cell id of
+    the part). On a two-way floor these are the parts of :func:`connected_parts`; on a floor
+    with one-way moves a trap (a cell that can be entered but not left) is a part of its own,
+    so goals and starts drawn within one part are always reachable and can always be left.
+
+    Parameters
+    ----------
+    moves : int array (n_cells, 4)
+        A floor's move table (``Floor.moves``: target cell per direction, -1 for none).
+
+    Returns
+    -------
+    int64 array (n_cells,)
+        The part label of every cell (an obstacle is a part of its own).
+
+    Examples
+    --------
+    Three cells in a row, 0 <-> 1 both ways, 1 -> 2 one way (cell 2 is a trap):
+
+    >>> import numpy as np
+    >>> moves = np.array([[1, -1, -1, -1], [2, -1, 0, -1], [-1, -1, -1, -1]])
+    >>> strongly_connected_parts(moves).tolist(), connected_parts(moves).tolist()
+    ([0, 0, 2], [0, 0, 0])
+    """
     moves = np.ascontiguousarray(moves, dtype=np.int64)
     src, d = np.nonzero(moves >= 0)
     back = moves[moves[src, d], (d + 2) % 4]
     if np.array_equal(back, src):                       # every move goes both ways
-        return _parts(moves)
+        return connected_parts(moves)
     return _tarjan(moves)
+
+
+_strong_parts = strongly_connected_parts     # the old private name (lifelong.py, tests)
 
 
 @njit(cache=True)
@@ -546,9 +571,28 @@ def _tarjan(moves):
     return comp
 
 
-def _parts(moves):
-    """Connected part of every cell of a move table, moves taken both ways (label = the smallest
-    cell id of the part; obstacles are parts of their own)."""
+def connected_parts(moves):
+    """Connected part of every cell of a move table, moves taken both ways.
+
+    Parameters
+    ----------
+    moves : int array (n_cells, 4)
+        A floor's move table (``Floor.moves``: target cell per direction, -1 for none).
+
+    Returns
+    -------
+    int64 array (n_cells,)
+        The part label of every cell: the smallest cell id of its part (an obstacle is a
+        part of its own).
+
+    Examples
+    --------
+    Cells 0 and 1 joined by a one-way move, cell 2 on its own:
+
+    >>> import numpy as np
+    >>> connected_parts(np.array([[1, -1, -1, -1], [-1, -1, -1, -1], [-1] * 4])).tolist()
+    [0, 0, 2]
+    """
     n = moves.shape[0]
     lab = np.arange(n, dtype=np.int64)
     src, d = np.nonzero(moves >= 0)
@@ -562,6 +606,9 @@ def _parts(moves):
         if np.array_equal(new, lab):
             return lab
         lab = new
+
+
+_parts = connected_parts     # the old private name (tests)
 
 
 class DestinationMix:

@@ -191,9 +191,9 @@ def _check_connected(floor, starts, errands, offsets, source, start_src=None, ta
     robot for the rest of the run."""
     import numpy as np
 
-    from sorter.agv.tasks import _parts
+    from sorter.agv.tasks import connected_parts
     from sorter.errors import InputError
-    part = _parts(np.asarray(floor.moves))
+    part = connected_parts(np.asarray(floor.moves))
     home = np.bincount(part[starts]).argmax()          # the part most robots start in
     w = floor.width
     away = np.flatnonzero(part[starts] != home)
@@ -221,8 +221,8 @@ def _task_place(task, task_file, source):
     if task_file is None:
         return source, None
     from sorter.layout._common import read_text, split_lines
-    from sorter.layout.lorr import _comment_lines
-    return task_file, _comment_lines(split_lines(read_text(task_file))) + 2 + int(task)
+    from sorter.layout.lorr import count_comment_lines
+    return task_file, count_comment_lines(split_lines(read_text(task_file))) + 2 + int(task)
 
 
 def _start_place(i, start_src, source):
@@ -261,12 +261,12 @@ def _check_directed_errands(floor, starts, errands, offsets, source, start_src, 
     leaves) and a start that can only move away from the errands."""
     import numpy as np
 
-    from sorter.agv.tasks import _strong_parts
+    from sorter.agv.tasks import strongly_connected_parts
     from sorter.errors import InputError
     from sorter.layout._grid import reach
     moves, rev, w = np.asarray(floor.moves), floor.reverse_moves, floor.width
     errands = np.asarray(errands)
-    part = _strong_parts(moves)[errands]
+    part = strongly_connected_parts(moves)[errands]
     labels, counts = np.unique(part, return_counts=True)
     home = errands[part == labels[np.argmax(counts)]]   # the part holding most errands
     fwd = reach(moves, home)
@@ -405,8 +405,8 @@ def run(args) -> int:
     n = args.robots
     start_src = None          # (file, line of agent 0, agents listed) when starts come from a file
     task_file = None          # the tasks file, to name a bad task's line
-    from sorter.layout.load import _sniff
-    if path.exists() and _sniff(path) == "lorr":
+    from sorter.layout.load import floor_format
+    if path.exists() and floor_format(path) == "lorr":
         from sorter.layout.lorr import load_lorr_problem
         prob = load_lorr_problem(path)
         floor = prob.floor
@@ -439,8 +439,8 @@ def run(args) -> int:
             scen = load_scen(apath, floor)
             starts, first_line = scen.starts, scen.first_line
         else:
-            from sorter.layout.lorr import _read_cell_list
-            starts, first_line = _read_cell_list(apath, floor, field="start")
+            from sorter.layout.lorr import read_cell_list
+            starts, first_line = read_cell_list(apath, floor, field="start")
         if args.robots is not None and 1 <= args.robots < starts.size:
             starts = starts[:args.robots]              # MovingAI: the first N agents
         elif args.robots is not None and args.robots > starts.size:
@@ -579,6 +579,10 @@ def run(args) -> int:
                   f"robot faults {k['robot_faults']}")
             print("  utilisation       " + ", ".join(f"{s_} {100 * v:.1f}%" for s_, v in u.items()))
             print(f"  induct->drop      p50 {k['induct_to_drop_p50']:.0f}  p95 {k['induct_to_drop_p95']:.0f} steps")
+        if k.get("rescues") or k.get("rescue_failures"):
+            print(f"  rescues           {k['rescues']}  (robots stuck {k['rescue_after']} steps "
+                  f"brought to their goal by a LaCAM search; {k['rescue_failures']} searches "
+                  "found none)")
         print(f"  ms/step           p50 {k['ms_per_step_p50']:.3f}  p99 {k['ms_per_step_p99']:.3f}  "
               f"max {k['ms_per_step_max']:.3f}")
         print(f"  preprocessing     {k['preprocess_s']:.3f} s  (distance tables {k['distance_table_mb']:.1f} MB, "

@@ -27,7 +27,8 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(p):
     p.add_argument("scenario", nargs="?", default=None, metavar="SCENARIO",
                    help="scenario TOML (default: the built-in shift)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (None: the scenario's own)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="random seed, 0 .. 2**63 - 1 (default: the scenario's own)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write kpis.json, parcels.parquet, timeseries.csv, plots and report.html here")
     p.add_argument("--json", action="store_true",
@@ -35,13 +36,14 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from sorter.errors import InputError
+    from sorter.errors import check_number
     from sorter.sim.kpis import compact, compute_kpis, format_table
     from sorter.sim.loop import simulate
-    from sorter.sim.scenario import default_scenario_path, load_scenario
+    from sorter.sim.scenario import SEED_MAX, default_scenario_path, load_scenario
 
-    if args.seed is not None and args.seed < 0:
-        raise InputError(f"bad seed {args.seed}", field="--seed", expected="an integer >= 0")
+    if args.seed is not None:          # the bound of a scenario file's seed (int64 outputs)
+        check_number(args.seed, field="--seed", lo=0, hi=SEED_MAX, integer=True,
+                     expected="an integer from 0 to 2**63 - 1")
     scenario = load_scenario(args.scenario if args.scenario else default_scenario_path())
     if args.out:                       # a bad --out fails now, not after the simulation
         from sorter.report import RUN_FILES, prepare_out_dir

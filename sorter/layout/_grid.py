@@ -4,7 +4,8 @@
 * :func:`reverse_moves` inverts it (who can move *into* a cell).
 * :func:`label_components` labels 4-connected blocks of a boolean mask (union-find with
   pointer jumping, vectorised: a handful of NumPy passes even for a 140 x 500 floor).
-* :func:`group_by_block` groups drop/service cells by the obstacle block they touch (chutes).
+* :func:`group_by_block` groups drop/service cells by the obstacle block they touch (chutes;
+  optionally not by the border wall).
 * :func:`reach` is a frontier BFS, forwards or backwards over ``moves``.
 """
 from __future__ import annotations
@@ -100,23 +101,32 @@ def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, int(uniq.size)
 
 
-def group_by_block(block: np.ndarray, drop: np.ndarray):
+def group_by_block(block: np.ndarray, drop: np.ndarray, *, edge_is_wall: bool = False):
     """Group drop cells by the 4-connected block of ``block`` cells they touch.
 
     Parameters
     ----------
     block, drop : bool arrays (height, width)
+    edge_is_wall : bool
+        Blocks that reach the grid's edge are the border wall, not chute bodies: no group is
+        made for them, and a drop cell that touches only such blocks is an orphan.
 
     Returns
     -------
     groups : list of (block_label, int32 array of drop cell ids), in block label order,
         only blocks that touch at least one drop cell.
     block_labels : int32 (h * w,) component label of every block cell, -1 elsewhere.
-    orphans : int32 array of drop cells that touch no block.
+    orphans : int32 array of drop cells that touch no block (no block inside the edge, with
+        ``edge_is_wall``).
     """
     h, w = block.shape
     n = h * w
-    labels, _ = label_components(block)
+    block_labels, _ = label_components(block)
+    labels = block_labels
+    if edge_is_wall:
+        grid = block_labels.reshape(h, w)
+        edge = np.unique(np.concatenate([grid[0], grid[-1], grid[:, 0], grid[:, -1]]))
+        labels = np.where(np.isin(block_labels, edge[edge >= 0]), -1, block_labels)
     dcells = np.flatnonzero(drop.ravel())
     rows, cols = np.divmod(dcells, w)
     pair_blk = []
@@ -136,14 +146,14 @@ def group_by_block(block: np.ndarray, drop: np.ndarray):
     touched[cel] = True
     orphans = dcells[~touched[dcells]].astype(np.int32)
     if blk.size == 0:
-        return [], labels, orphans
+        return [], block_labels, orphans
     key = np.unique(blk * n + cel)
     blk_s = key // n
     cel_s = (key % n).astype(np.int32)
     cuts = np.flatnonzero(np.diff(blk_s)) + 1
     starts = np.concatenate([[0], cuts])
     groups = [(int(blk_s[s]), part) for s, part in zip(starts, np.split(cel_s, cuts))]
-    return groups, labels, orphans
+    return groups, block_labels, orphans
 
 
 def reach(moves: np.ndarray, sources, *, backward: bool = False, rev: np.ndarray | None = None):

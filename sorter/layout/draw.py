@@ -44,6 +44,20 @@ def _figsize(floor, base=10.0, extra_w=0.0):
     return (w + extra_w, h)
 
 
+_FREE_IDS = "free cell ids (row * width + col of a travel, induct or drop cell; floor.free_cells)"
+
+
+def _check_free(floor, cells, name, where):
+    """Refuse a robot on an obstacle cell: ``cells`` (ids already inside the floor) ->
+    InputError naming the first such robot, ``where(k)`` describing the k-th entry."""
+    on = np.flatnonzero(floor.cells[cells.ravel()] == OBSTACLE)
+    if on.size:
+        k = int(on[0])
+        c = int(cells.ravel()[k])
+        raise InputError(f"{name} puts {where(k)} on obstacle cell {c} (row {c // floor.width}, "
+                         f"col {c % floor.width})", field=name, expected=_FREE_IDS)
+
+
 def _check_positions(floor, positions, name="positions"):
     pos = np.asarray(positions)
     if pos.ndim != 2 or not np.issubdtype(pos.dtype, np.integer):
@@ -52,6 +66,9 @@ def _check_positions(floor, positions, name="positions"):
     if pos.size and (pos.min() < 0 or pos.max() >= floor.n_cells):
         raise InputError(f"{name} holds a cell id outside the floor", field=name,
                          expected=f"cell ids in 0..{floor.n_cells - 1}")
+    if pos.size:
+        _check_free(floor, pos, name,
+                    lambda k: f"robot {k % pos.shape[1]} at step {k // pos.shape[1]}")
     return pos
 
 
@@ -64,7 +81,7 @@ def draw_floor(floor, ax=None, robots=None, *, arrows=None, robot_size=None, tit
     ax : matplotlib Axes, optional
         Drawn into; a new figure is made when None.
     robots : int array of cell ids, optional
-        Robots to draw as dots.
+        Robots to draw as dots; free cells only (a robot on an obstacle is refused).
     arrows : bool, optional
         Draw the one-way cells' arrows; default: on for directed floors of at most 20,000 cells.
     robot_size : float, optional
@@ -113,6 +130,7 @@ def draw_floor(floor, ax=None, robots=None, *, arrows=None, robot_size=None, tit
         if rob.size and (rob.min() < 0 or rob.max() >= floor.n_cells):
             raise InputError("robots holds a cell id outside the floor", field="robots",
                              expected=f"cell ids in 0..{floor.n_cells - 1}")
+        _check_free(floor, rob, "robots", lambda k: f"robot {k}")
         r, c = np.divmod(rob, floor.width)
         if robot_size is None:
             robot_size = max(1.0, min(40.0, 12000.0 / floor.n_cells))
@@ -132,7 +150,7 @@ def animate(floor, positions, start, stop, path, *, fps=5, dpi=80):
     ----------
     floor : Floor
     positions : int array [steps + 1, robots]
-        Cell of every robot at every time (as in ``paths.npz``).
+        Cell of every robot at every time (as in ``paths.npz``); free cells only.
     start, stop : int
         The window of rows to draw, ``0 <= start < stop <= len(positions)``.
     path : str or Path
@@ -150,7 +168,8 @@ def animate(floor, positions, start, stop, path, *, fps=5, dpi=80):
     Raises
     ------
     InputError
-        On a bad window, positions outside the floor, or another suffix than ``.gif``.
+        On a bad window, positions outside the floor or on an obstacle cell, or another
+        suffix than ``.gif``.
     """
     import matplotlib
     matplotlib.use("Agg")
@@ -186,7 +205,9 @@ def animate(floor, positions, start, stop, path, *, fps=5, dpi=80):
 
 
 def visit_counts(floor, positions) -> np.ndarray:
-    """Number of (robot, time) visits of every cell, int64 of shape ``(n_cells,)``."""
+    """Number of (robot, time) visits of every cell, int64 of shape ``(n_cells,)``.
+
+    Raises :class:`InputError` on positions outside the floor or on an obstacle cell."""
     pos = _check_positions(floor, positions)
     return np.bincount(pos.ravel().astype(np.int64), minlength=floor.n_cells)
 

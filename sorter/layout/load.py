@@ -8,7 +8,7 @@ from sorter.errors import InputError
 from sorter.layout._common import fail, read_text
 from sorter.layout.floor import Floor
 
-__all__ = ["load_floor", "FLOOR_FORMATS"]
+__all__ = ["load_floor", "floor_format", "FLOOR_FORMATS"]
 
 # format name -> one-line description (for --help texts and error messages)
 FLOOR_FORMATS = {
@@ -35,7 +35,34 @@ def _ascii_cells_after_header(text: str) -> bool:
     return bool(cells & _ASCII_ONLY) and not cells & _MOVINGAI_ONLY
 
 
-def _sniff(path: Path) -> str:
+def floor_format(path) -> str:
+    """Which floor format a file holds, as :func:`load_floor` decides it.
+
+    Parameters
+    ----------
+    path : str or Path
+        An existing file.
+
+    Returns
+    -------
+    str
+        A key of :data:`FLOOR_FORMATS`: ``"movingai"``, ``"lorr"``, ``"rhcr-grid"``,
+        ``"kiva"`` or ``"ascii"`` (the extension decides, else the content; see
+        :func:`load_floor`).
+
+    Raises
+    ------
+    InputError
+        For a MovingAI scenario (``.scen``), a LoRR ``.agents`` / ``.tasks`` file or an empty
+        file: they are not floors.
+
+    Examples
+    --------
+    >>> from sorter.resources import seed_path
+    >>> floor_format(seed_path("floors/small_12x20.txt"))
+    'ascii'
+    """
+    path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
         return "lorr"
@@ -67,6 +94,9 @@ def _sniff(path: Path) -> str:
     if re.fullmatch(r"\d+\s*,\s*\d+", first):        # no ASCII row starts with a digit
         return "kiva"
     return "ascii"
+
+
+_sniff = floor_format       # the old private name, kept working for callers that still use it
 
 
 def load_floor(path) -> Floor:
@@ -104,7 +134,7 @@ def load_floor(path) -> Floor:
     p = Path(path)
     if not p.exists():
         fail("file not found", path=p, expected="an existing floor file")
-    kind = _sniff(p)
+    kind = floor_format(p)
     if kind == "lorr":
         from sorter.layout.lorr import load_lorr_problem
         return load_lorr_problem(p).floor

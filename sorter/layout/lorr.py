@@ -31,7 +31,7 @@ from sorter.layout.floor import OBSTACLE, Floor
 from sorter.layout.movingai import load_movingai_map
 
 __all__ = ["LorrProblem", "load_lorr_problem", "load_lorr_map", "load_cell_list", "load_task_list",
-           "STRATEGIES"]
+           "read_cell_list", "count_comment_lines", "STRATEGIES"]
 
 STRATEGIES = ("roundrobin", "greedy", "nearest")
 
@@ -122,24 +122,83 @@ def load_cell_list(path, floor: Floor, *, field: str, min_count: int = 1):
     InputError
         Naming file, line and expected form.
     """
-    return _read_cell_list(path, floor, field=field, min_count=min_count)[0]
+    return read_cell_list(path, floor, field=field, min_count=min_count)[0]
 
 
-def _read_cell_list(path, floor, *, field, min_count=1):
-    """:func:`load_cell_list` and the file line of the first cell (after the ``#`` lines and
-    the count line), for errors that name an entry's line."""
+def read_cell_list(path, floor: Floor, *, field: str, min_count: int = 1):
+    """:func:`load_cell_list`, and the file line of the first cell (for errors that name an
+    entry's line).
+
+    Parameters
+    ----------
+    path : str or Path
+        A LoRR agents / tasks file: leading ``#`` lines, a count line, one cell id per line.
+    floor : Floor
+        Every cell must be a free cell of it.
+    field : str
+        The field named in errors (``"start"``, ``"task"``).
+    min_count : int
+        The least count accepted.
+
+    Returns
+    -------
+    cells : int32 array
+        The listed cells.
+    first_line : int
+        The 1-based file line of ``cells[0]`` (after the ``#`` lines and the count line);
+        entry ``i`` is on line ``first_line + i``.
+
+    Raises
+    ------
+    InputError
+        Naming file, line and expected form.
+
+    Examples
+    --------
+    >>> from sorter.resources import shared_path
+    >>> d = shared_path("benchmarks", "lorr2023", "example_instances", "warehouse.domain")
+    >>> if d:
+    ...     floor = load_lorr_map(d / "maps" / "warehouse_small.map")
+    ...     cells, first = read_cell_list(d / "agents" / "warehouse_small_10.agents", floor,
+    ...                                   field="start")
+    ... else:
+    ...     cells, first = [0] * 10, 2
+    >>> len(cells), first
+    (10, 2)
+    """
     p = Path(path)
     lines = split_lines(read_text(p))
-    k = _comment_lines(lines)
+    k = count_comment_lines(lines)
     return _cell_list(p, lines[k:], k, floor, field=field, min_count=min_count), k + 2
 
 
-def _comment_lines(lines) -> int:
-    """Number of leading ``#`` lines (the 2024 files start with ``# version for LoRR 2024``)."""
+def count_comment_lines(lines) -> int:
+    """Number of leading ``#`` lines of a LoRR agents / tasks file (the 2024 files start with
+    ``# version for LoRR 2024``); the count line follows them.
+
+    Parameters
+    ----------
+    lines : list of str
+        The file's lines.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> count_comment_lines(["# version for LoRR 2024", "2", "17", "40"])
+    1
+    """
     k = 0
     while k < len(lines) and lines[k].lstrip().startswith("#"):
         k += 1
     return k
+
+
+# the old private names, kept working for callers that still use them
+_read_cell_list = read_cell_list
+_comment_lines = count_comment_lines
 
 
 def _check_count(p, lines, k, count, nouns, what):
@@ -197,7 +256,7 @@ def load_task_list(path, floor: Floor):
     p = Path(path)
     text = read_text(p)
     lines = split_lines(text)
-    k = _comment_lines(lines)
+    k = count_comment_lines(lines)
     lines = lines[k:]
     if not any("," in ln for ln in lines[1:]):
         return _cell_list(p, lines, k, floor, field="task"), None
@@ -346,7 +405,7 @@ def load_lorr_problem(path) -> LorrProblem:
                  expected="a path to a file, relative to the JSON file")
         files[key] = q
     floor = load_movingai_map(files["mapFile"])
-    agents, first = _read_cell_list(files["agentFile"], floor, field="start")
+    agents, first = read_cell_list(files["agentFile"], floor, field="start")
     if agents.size < team:
         fail(f"{agents.size} agents listed but teamSize is {team}", path=files["agentFile"],
              line=first - 1, field="count", expected=f"at least {team} agents")

@@ -6,16 +6,18 @@ of W characters:
 * ``.`` ``G`` free; ``@`` ``O`` ``T`` ``W`` blocked (MovingAI's codes);
 * ``E`` (LoRR emitter) -> an induct cell, one induct station per ``E`` cell in row-major order;
 * ``S`` (LoRR service cell) -> a drop cell; drop cells are grouped into chutes by the 4-connected
-  obstacle block they touch (a cell touching two blocks serves both chutes); an ``S`` cell that
-  touches no obstacle (the main-round ``warehouse_large`` has 104, from a shifted row upstream)
-  becomes a one-cell chute of its own, labelled ``S<row>_<col>``.
+  obstacle block they touch (a cell touching two blocks serves both chutes). A block that reaches
+  the map's edge is the border wall, not a chute body. An ``S`` cell that touches no obstacle
+  block inside the edge (the main-round ``warehouse_large`` has 104 that touch no obstacle at
+  all, from a shifted row upstream; on a walled map, those beside only the wall) becomes a
+  one-cell chute of its own, labelled ``S<row>_<col>``.
 
 Note: in the MovingAI terrain maps ``S`` means swamp (passable); these benchmark files have none,
 so ``S`` is read as the LoRR role. A map with neither ``E`` nor ``S`` loads with no stations.
 
-Scenario format (``.scen``): an optional first line ``version N``, then one agent per line,
-tab-separated: ``bucket map width height start_x start_y goal_x goal_y optimal_length``
-(x = column, y = row).
+Scenario format (``.scen``): an optional first line ``version 1`` (or ``version 1.0``; other
+versions are refused), then one agent per line, tab-separated:
+``bucket map width height start_x start_y goal_x goal_y optimal_length`` (x = column, y = row).
 """
 from __future__ import annotations
 
@@ -33,13 +35,15 @@ from sorter.layout.floor import DROP, INDUCT, OBSTACLE, Floor, Station
 __all__ = ["load_movingai_map", "parse_movingai_map", "load_scen", "Scenario", "role_floor"]
 
 _EXPECTED = "one of . G @ O T W E S"
+_SCEN_VERSIONS = ("1", "1.0")      # the .scen header's version: 'version 1' ('1.0' in some copies)
 
 
 _TABLE = char_codes(travel=".G", obstacle="@OTW", induct="E", drop="S")
 
 
 def role_floor(codes, *, name, path, locate, where, induct_prefix="I", check=True):
-    """Build a Floor from a code grid whose drop cells are grouped by the obstacle block they touch.
+    """Build a Floor from a code grid whose drop cells are grouped by the obstacle block they touch
+    (blocks reaching the grid's edge are the border wall, not chutes; see the module docstring).
 
     ``locate(cell) -> (line, column)`` places a cell in the source file for error messages.
     """
@@ -49,7 +53,7 @@ def role_floor(codes, *, name, path, locate, where, induct_prefix="I", check=Tru
     chutes = []
     chute_body = np.full(h * w, -1, dtype=np.int32)
     if drop.any():
-        groups, labels, orphans = group_by_block(block, drop)
+        groups, labels, orphans = group_by_block(block, drop, edge_is_wall=True)
         for k, (b, cells) in enumerate(groups):
             chutes.append(Station(k, f"C{k}", "chute", cells))
         # blocks touched by drop cells are chute bodies, numbered as their chutes
@@ -164,7 +168,8 @@ def load_scen(path, floor: Floor | None = None) -> Scenario:
     Raises
     ------
     InputError
-        Naming file, line and field (wrong number of fields, non-integer coordinates, a cell
+        Naming file, line and field (a header other than ``version 1`` / ``version 1.0``,
+        wrong number of fields, non-integer coordinates, a cell
         off the map or on an obstacle, sizes that disagree between lines or with ``floor``).
 
     Examples
@@ -179,9 +184,9 @@ def load_scen(path, floor: Floor | None = None) -> Scenario:
     first = 0
     if lines and lines[0].split() and lines[0].split()[0] == "version":
         parts = lines[0].split()
-        if len(parts) != 2:
+        if len(parts) != 2 or parts[1] not in _SCEN_VERSIONS:
             fail(f"header line {lines[0]!r}", path=p, line=1, field="version",
-                 expected="'version N'")
+                 expected="'version 1' or 'version 1.0', the MovingAI scenario header")
         first = 1
     recs = []
     names = ("bucket", "map", "map_width", "map_height", "start_x", "start_y", "goal_x", "goal_y",

@@ -35,7 +35,8 @@ field and the expected form. The file's tables:
 ``[blockages]``
     ``random_per_hour`` (per loop), ``duration_s`` (a distribution); ``[[blockages.scheduled]]``
     with ``chute`` (a destination or overflow chute: reject chutes are not blocked),
-    ``start_h``, ``duration_s`` and, in a hub, ``loop``.
+    ``start_h`` (or ``start``, a clock time; before the shift's end, as a wave's start),
+    ``duration_s`` and, in a hub, ``loop``.
 ``[hub]``
     ``split = "by_destination"``: each parcel goes to a loop whose plans (its own plan or any
     wave's plan for it) serve its destination (a destination served by several loops is
@@ -61,9 +62,11 @@ from sorter.plan import ChuteTable, SortPlan, load_chutes, load_plan_routes, rea
 
 __all__ = ["Distribution", "Wave", "DestinationMix", "ScanRates", "Containers", "Blockage",
            "Blockages", "LoopSpec", "Scenario", "load_scenario", "parse_scenario",
-           "default_scenario_path", "DISTRIBUTIONS", "ARRIVALS", "MIXES"]
+           "default_scenario_path", "DISTRIBUTIONS", "ARRIVALS", "MIXES", "SEED_MAX"]
 
 MAX_OFFERED = 20_000_000     # parcels offered per run: each costs ~300 B while simulated
+#: The largest seed a scenario (or ``sorter run --seed``) takes: seeds are int64 in the outputs.
+SEED_MAX = 2**63 - 1
 DISTRIBUTIONS = ("const", "uniform", "exponential", "normal", "lognormal", "triangular")
 ARRIVALS = ("poisson", "batched")
 MIXES = ("zipf", "split", "uniform", "csv")
@@ -416,8 +419,8 @@ def _check_head(name, seed, shift_hours, interval_minutes, max_recirculation, *,
     if not isinstance(name, str) or not name.strip():
         raise InputError(f"bad name {name!r}", path=path, field="scenario.name",
                          expected="a non-empty string")
-    seed = _num(seed, path=path, field="scenario.seed", lo=0, hi=2**63 - 1, integer=True,
-                expected="an integer >= 0")
+    seed = _num(seed, path=path, field="scenario.seed", lo=0, hi=SEED_MAX, integer=True,
+                expected="an integer from 0 to 2**63 - 1")
     shift_hours = _num(shift_hours, path=path, field="scenario.shift_hours", lo=0,
                        lo_open=True, hi=24 * 7, expected="hours, > 0 and at most 168")
     interval_minutes = _num(interval_minutes, path=path, field="scenario.interval_minutes",
@@ -843,6 +846,13 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
         else:
             raise InputError("no start", path=path, field=f + ".start_h",
                              expected="start_h = hours from the shift's start")
+        # a blockage after the shift would never happen (a typo, or a shift shortened in the
+        # file); a Scenario shortened in code keeps its blockages, idle past the end
+        if st >= shift_hours:
+            key = "start_h" if "start_h" in e else "start"
+            raise InputError(f"blockage of chute {e['chute']!r} at {st:g} h starts after the "
+                             "shift ends", path=path, field=f"{f}.{key}",
+                             expected=f"a start before the shift's end ({shift_hours:g} h)")
         if "duration_s" not in e:
             raise InputError("no duration", path=path, field=f + ".duration_s", expected=_DIST_FORM)
         sched.append(_check_blockage(Blockage(lname, lp.layout.chutes[e["chute"]].id, st * 3600,
