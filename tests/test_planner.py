@@ -604,12 +604,14 @@ I......
 def test_robots_pass_each_other_in_a_dead_end_alcove(guidance, rotation):
     """A drop cell at the end of a one-wide alcove: the robot leaving it and the one coming in
     must swap. Plain PIBT forbids swaps and the pair waits for ever (checked: it stops after
-    a few tasks); with the swap both keep working, and the plan stays valid."""
+    a few tasks); with the swap both keep working, and the plan stays valid. (Rescues off:
+    this is the swap alone; ``tests/test_lacam.py`` has the rescues.)"""
     f = Floor.from_ascii(ALCOVE)
     done = {}
     for swap in (False, True):
         planner, stream = make_run(f, 2, seed=0, guidance=guidance, rotation=rotation)
         planner.swap = swap
+        planner.rescue_after = 0
         res = simulate(planner, stream, 400)
         check_paths(f, res.positions[0], res.positions)
         if rotation:

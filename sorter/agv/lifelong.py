@@ -228,6 +228,9 @@ def simulate(planner, stream, steps, *, record=True, progress=None, build_s=0.0)
     extra = stream.kpis(steps) if hasattr(stream, "kpis") else {}
     if planner.tables.prefetched:
         extra = {**extra, "distance_tables_prefetched": int(planner.tables.prefetched)}
+    extra = {**extra, "rescues": int(planner.rescues),
+             "rescue_failures": int(planner.rescue_failures),
+             "rescue_after": int(planner.rescue_after)}
     return RunResult(positions=pos, step_ms=ms, tasks_completed=int(stream.completed),
                      delivered=int(stream.delivered), preprocess_s=pre, steps=steps, robots=n,
                      table_mb=planner.tables.nbytes / 2**20, bfs_count=planner.tables.bfs_count,

@@ -89,9 +89,13 @@ from numba import njit
 from sorter.agv.distance import DistanceTables, MoveGraph, _at
 from sorter.errors import InputError
 
-__all__ = ["Planner", "GUIDANCE", "tie_hash", "MAX_ROBOTS", "DETOUR_CELLS"]
+__all__ = ["Planner", "GUIDANCE", "tie_hash", "MAX_ROBOTS", "DETOUR_CELLS", "RESCUE_ROBOTS",
+           "RESCUE_CALLS", "RESCUE_WINDOW"]
 
 MAX_ROBOTS = 1 << 20
+RESCUE_ROBOTS = 1024    # rescues are on by default up to this many robots
+RESCUE_CALLS = 20000    # successor generations of one rescue search
+RESCUE_WINDOW = 8       # configurations ahead whose cells other robots keep out of
 DETOUR_CELLS = 1 << 19  # cell visits of new detour tables per step (~16 tables of 32k cells)
 
 GUIDANCE = ("none", "flow", "lanes", "lanes+flow")
@@ -252,13 +256,16 @@ def _pull(w, k, i, pos, nxt, occ_next):
 def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwell_left, goal_done,
                finished, occ_now, occ_next, order_key, ostate, seedmix, step_no, dwell_chute,
                dwell_induct, flow, use_flow, w_occ, st_a, st_p, st_c, st_n, st_k, rotate,
-               heading, turn_w_push, hold, held, pool, span, slot, unsettled, st_w, swap):
+               heading, turn_w_push, hold, held, pool, span, slot, unsettled, st_w, swap, forced,
+               keep_out):
     """Plan one timestep in free-cell indexing; writes ``nxt`` and updates robot state.
 
     ``local[i]`` holds robot i's table distances at its neighbours (directions 0-3) and at its
     cell (4), gathered by :func:`_gather`: the only table values a PIBT step reads.
     ``occ_now``/``occ_next`` must be all -1 on entry and are left all -1. ``held`` robots
     (faults) keep their cell like dwelling robots, but their dwell does not count down.
+    ``forced[i] >= 0``: robot i goes to that cell (a rescue plan; no arrival), and no other
+    robot enters a cell with ``keep_out`` set (the cells the plan still uses).
     """
     n = pos.shape[0]
     # 1. occupancy, pinned (dwelling) robots, priorities
@@ -267,7 +274,10 @@ def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwel
         nxt[i] = -1
         finished[i] = False
     for i in range(n):
-        if dwell_left[i] > 0 or held[i]:
+        if forced[i] >= 0:
+            nxt[i] = forced[i]
+            occ_next[forced[i]] = i
+        elif dwell_left[i] > 0 or held[i]:
             nxt[i] = pos[i]
             occ_next[pos[i]] = i
         if held[i]:
@@ -386,7 +396,7 @@ def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwel
             while st_k[depth] < st_n[depth]:
                 u = st_c[depth, st_k[depth]]
                 st_k[depth] += 1
-                if occ_next[u] != -1:
+                if occ_next[u] != -1 or keep_out[u]:
                     continue
                 if parent != -1 and u == pos[parent]:
                     continue
@@ -460,7 +470,7 @@ def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwel
                     break
     # 4. arrivals and dwell
     for i in range(n):
-        if held[i]:
+        if held[i] or forced[i] >= 0:
             continue
         if dwell_left[i] > 0:
             dwell_left[i] -= 1
@@ -580,6 +590,16 @@ class Planner:
         dead end (a drop cell at the end of an alcove) do so, the one planning backing off and
         pulling the other after it until a branching cell. Plain PIBT forbids swaps, and such
         a pair waits for ever. Default True (False: plain PIBT, the benchmarks' baseline).
+    rescue_after : int, optional
+        Liveness where PIBT is not enough (dead-end pockets, tree-like mazes): a robot whose
+        distance to its goal has not improved for this many steps (not dwelling, held, or cut
+        off by held robots) is *rescued*: a LaCAM search over whole configurations
+        (:mod:`sorter.agv.lacam`, complete, bounded by ``RESCUE_CALLS`` successor
+        generations) finds moves of all robots that bring it to its goal, and the planner
+        follows them (with rotations: turns first, then the moves together). Meanwhile no
+        other robot completes a goal (they finish on arrival after the rescue); robots that
+        are dwelling or held stay put. Default 128 for at most ``RESCUE_ROBOTS`` robots, else
+        0 (= off).
 
     Attributes
     ----------
@@ -613,7 +633,7 @@ class Planner:
                  station_goals=False, guidance="none", max_table_mb=512.0, flow_halflife=32,
                  w_occ=4, lane_penalty=2, rotation=False, headings=None, tables=None,
                  turn_weight=None, hold_on_turn=None, dock_penalty=2, detour_horizon=12,
-                 carriageway=None, swap=True):
+                 carriageway=None, swap=True, rescue_after=None):
         self.floor = floor if hasattr(floor, "moves") and not isinstance(floor, MoveGraph) else None
         self.graph = MoveGraph.of(floor)
         g = self.graph
@@ -727,6 +747,21 @@ class Planner:
         if not isinstance(swap, (bool, np.bool_)):
             raise InputError(f"swap={swap!r}", field="swap", expected="True or False")
         self.swap = bool(swap)
+        if rescue_after is None:
+            rescue_after = 128 if n <= RESCUE_ROBOTS else 0
+        if not _is_int(rescue_after) or not 0 <= rescue_after <= 2**31 - 1:
+            raise InputError(f"rescue_after={rescue_after!r}", field="rescue_after",
+                             expected="an integer 0..2**31-1 (0 = no rescues)")
+        self.rescue_after = int(rescue_after)
+        self.rescues = 0                                 # rescue plans followed
+        self.rescue_failures = 0                         # searches that found none
+        self._best = np.full(n, np.iinfo(np.int64).max, np.int64)   # best distance so far
+        self._since = np.zeros(n, np.int64)              # step of the last improvement
+        self._retry = np.zeros(n, np.int64)              # no rescue search before this step
+        self._failed = np.zeros(n, np.int64)             # searches that failed since a success
+        self._plan = None                # [configurations, k, robot, goal, steps blocked]
+        self._forced = np.full(n, -1, np.int32)         # cell a rescue plan sends a robot to
+        self._keep_out = np.zeros(g.n_free, np.uint8)    # cells a rescue plan still uses
         h = np.zeros(n, np.int8) if headings is None else np.asarray(headings)
         if h.shape != (n,) or not np.issubdtype(h.dtype, np.integer) or h.min() < 0 or h.max() > 3:
             raise InputError("headings must be one of 0 east, 1 south, 2 west, 3 north per robot",
@@ -863,6 +898,12 @@ class Planner:
         self._done[changed] = False
         self._elapsed[changed] = 0
         self._dwell[changed] = 0
+        self._best[changed] = np.iinfo(np.int64).max
+        self._since[changed] = self.step_no
+        self._best[again] = np.iinfo(np.int64).max
+        self._since[again] = self.step_no
+        self._failed[changed] = 0
+        self._failed[again] = 0
         return changed.size
 
     # -- public --------------------------------------------------------------------------
@@ -959,6 +1000,8 @@ class Planner:
         r = self._robots(robots, "robots")
         r = r[~self._held[r]]
         if r.size:
+            if self._plan is not None:
+                self._end_plan()            # a rescue plan may move them: drop it
             self.tables.complete_all()      # detours read tables far from the robots
             self._held[r] = True
             self._blocked[self._pos[r]] = 1
@@ -1195,18 +1238,14 @@ class Planner:
         if self.detour_horizon and (self._held.any() or self._released):
             with self.tables.frozen():        # it peeks at cached tables it holds no reference to
                 self._route_around_held()
-        tabs = self.tables
         self._gather_local()
+        if self.rescue_after:
+            self._watch_stalls()
         t1 = time.perf_counter()
-        _pibt_step(self.graph.fadj, self.graph.fcells, self.graph.free_cells, self._local,
-                   tabs.unreachable, self._pos, self._nxt, self._elapsed,
-                   self._dwell, self._done, self.finished, self._occ_now, self._occ_next,
-                   self._order_key, self._ostate, self._seedmix, self.step_no, self.dwell_chute,
-                   self.dwell_induct, self._flow, self.flow, self.w_occ, self._st_a,
-                   self._st_p, self._st_c, self._st_n, self._st_k, self.rotation,
-                   self._heading, self.turn_weight, self.rotation and self.hold_on_turn,
-                   self._held, tabs.pool, tabs.span, self._slot, tabs.unsettled, self._st_w,
-                   self.swap)
+        moves_plan = self._plan is not None and self._force_plan()
+        self._kernel_step()
+        if moves_plan:
+            self._advance_plan()
         self.kernel_ms = (time.perf_counter() - t1) * 1e3
         self.goals_ms = (t1 - t0) * 1e3
         self._pos, self._nxt = self._nxt, self._pos
@@ -1215,3 +1254,114 @@ class Planner:
             self._flow >>= 1
         self.tasks_completed += int(self.finished.sum())
         return self.graph.free_cells[self._pos]
+
+    def _kernel_step(self):
+        tabs = self.tables
+        _pibt_step(self.graph.fadj, self.graph.fcells, self.graph.free_cells, self._local,
+                   tabs.unreachable, self._pos, self._nxt, self._elapsed,
+                   self._dwell, self._done, self.finished, self._occ_now, self._occ_next,
+                   self._order_key, self._ostate, self._seedmix, self.step_no, self.dwell_chute,
+                   self.dwell_induct, self._flow, self.flow, self.w_occ, self._st_a,
+                   self._st_p, self._st_c, self._st_n, self._st_k, self.rotation,
+                   self._heading, self.turn_weight, self.rotation and self.hold_on_turn,
+                   self._held, tabs.pool, tabs.span, self._slot, tabs.unsettled, self._st_w,
+                   self.swap, self._forced, self._keep_out)
+
+    # -- rescues (sorter.agv.lacam) ------------------------------------------------------------
+    def _watch_stalls(self):
+        """Track each robot's best distance to its goal; start a rescue for the robot stuck
+        longest once one has not improved for ``rescue_after`` steps."""
+        d = self._local[:, 4].astype(np.int64)
+        now = self.step_no
+        unreach = d == self.tables.unreachable
+        better = d < self._best
+        self._best[better] = d[better]
+        self._since[better] = now
+        idle = (self._done | (self._dwell > 0) | self._held | (d == 0) | unreach
+                | (self._no_way >= 0))
+        self._since[idle] = now
+        if self._plan is not None:
+            i, goal = self._plan[2], self._plan[3]
+            if self._goal[i] != goal:
+                self._end_plan()                  # its goal changed: the plan is moot
+            return
+        stalled = np.flatnonzero((now - self._since >= self.rescue_after) & (now >= self._retry))
+        if stalled.size:
+            i = int(stalled[np.argmin(self._since[stalled])])
+            self._rescue(i)
+
+    def _rescue(self, i):
+        from sorter.agv.lacam import bfs_tables, search
+        g = self.graph
+        # the rescued robot heads for its goal; the others only make way (rather staying)
+        dist = bfs_tables(g.radj, [g.fidx[np.asarray(self._keys[i][1], np.int64)]])
+        grow = np.full(self.n_robots, -1, np.int32)
+        grow[i] = 0
+        fixed = np.flatnonzero(self._held | (self._dwell > 0))
+        path, outcome, _ = search(g.fadj, dist, grow, self._pos, i, fixed,
+                                  seed=self.seed ^ self.step_no, max_calls=RESCUE_CALLS)
+        if path is None or len(path) < 2:
+            # none found within the budget: try again later, backing off (the floor changes)
+            self.rescue_failures += 1
+            self._retry[i] = self.step_no + (self.rescue_after << min(int(self._failed[i]), 5))
+            self._failed[i] += 1
+            return
+        self._failed[i] = 0
+        self.rescues += 1
+        self._plan = [np.array(path, np.int32), 0, i, int(self._goal[i]), 0]
+
+    def _force_plan(self):
+        """Before the kernel: the robots that move in what is left of the rescue plan are
+        forced to its next configuration (with rotations: first every one of them that does
+        not face its move turns, and they all wait; then they move together). Other robots
+        keep out of the cells the plan uses in its next ``RESCUE_WINDOW`` configurations
+        (one standing there must leave); while one is still in a cell the plan moves into,
+        the plan waits (given up after ``2 x RESCUE_WINDOW`` such steps). Returns True if this
+        step moves the plan on."""
+        P, k = self._plan[0], self._plan[1]
+        cur, nxt = P[k], P[k + 1]
+        inv = np.flatnonzero((P[k + 1:] != cur).any(axis=0))
+        if not np.array_equal(cur[inv], self._pos[inv]):
+            self._end_plan()                      # defensive: the plan is off the floor
+            return False
+        self._keep_out[:] = 0
+        self._keep_out[P[k:k + RESCUE_WINDOW + 1, inv].ravel()] = 1
+        moving = inv[nxt[inv] != cur[inv]]
+        other = np.zeros(self.graph.n_free, np.bool_)
+        other[self._pos] = True
+        other[cur[inv]] = False
+        self._forced[inv] = cur[inv]
+        if other[nxt[moving]].any():             # a robot outside the plan is in the way
+            self._plan[4] += 1
+            if self._plan[4] > 2 * RESCUE_WINDOW:
+                self._end_plan()
+            return False
+        if self.rotation and moving.size:
+            want = np.argmax(self.graph.fadj[cur[moving]] == nxt[moving][:, None], axis=1)
+            off = want != self._heading[moving]
+            if off.any():
+                r = moving[off]
+                diff = (want[off] - self._heading[r]) & 3
+                self._heading[r] = (self._heading[r] + np.where(diff == 3, 3, 1)) & 3
+                return False
+        self._forced[inv] = nxt[inv]
+        return True
+
+    def _end_plan(self):
+        self._plan = None
+        self._forced[:] = -1
+        self._keep_out[:] = 0
+
+    def _advance_plan(self):
+        """After the kernel moved the plan on: at its end the rescued robot has arrived."""
+        self._plan[1] += 1
+        if self._plan[1] == self._plan[0].shape[0] - 1:
+            i = self._plan[2]
+            self._end_plan()
+            t = int(self.graph.fcells[self._nxt[i]])
+            stay = self.dwell_chute if t == 3 else (self.dwell_induct if t == 2 else 0)
+            if stay <= 0:
+                self.finished[i] = True
+                self._done[i] = True
+            else:
+                self._dwell[i] = stay
