@@ -30,6 +30,8 @@ Throughput (long runs, a markdown table on stdout; a few minutes on 2 cores)::
                                                    # run; --guidance=lanes+flow: one planner)
     python bench/bench_mapf.py validate-all        # sorter mapf, 1,000 robots x 1,000 steps
                                                    # on every shared floor, then the validator
+    python bench/bench_mapf.py liveness [--rotation] # 60 crowded floors with pockets: robots
+                                                   # PIBT leaves stuck, without / with rescues
 
 Plain PIBT (``guidance="none"``) against the improved planner (``"lanes+flow"``) on the same
 instances and seeds.
@@ -289,6 +291,43 @@ if pytest is not None:
         record_pair("widening 200 bands (robot 3 cells off its band)", _WIDEN, how,
                     benchmark.stats.stats.median, "go-on", "new-band")
 
+    _RESCUE = {}
+
+    @pytest.mark.benchmark(group="mapf-rescue")
+    @pytest.mark.parametrize("how", ["compiled", "plain-python"])
+    def test_rescue_search(benchmark, how):
+        """One rescue search (LaCAM, ``sorter.agv.lacam.search``) on a crowded floor with
+        pockets (the state where the planner started its first rescue): the compiled
+        successor generator against the plain-Python one of ``tests/naive_lacam.py`` in the
+        same search (same plans: asserted)."""
+        import sorter.agv.lacam as lacam
+        from naive_lacam import generate
+        p, args = _first_rescue()
+        compiled = lacam._generate
+
+        def plain(fadj, dist, grow, cfg, order, c_who, c_at, salt, out, *scratch):
+            got = generate(fadj_l, dist_l, grow.tolist(), cfg.tolist(), order.tolist(),
+                           list(zip(c_who.tolist(), c_at.tolist())), int(salt))
+            if got is None:
+                return False
+            out[:] = got
+            return True
+
+        fadj_l, dist_l = args[0].tolist(), args[1].tolist()
+        want = lacam.search(*args[:5], args[5], seed=args[6], max_calls=20000)
+        lacam._generate = plain
+        try:
+            got = lacam.search(*args[:5], args[5], seed=args[6], max_calls=20000)
+            assert want[1] == got[1] and all(np.array_equal(a, b) for a, b in zip(want[0], got[0]))
+            lacam._generate = compiled if how == "compiled" else plain
+            benchmark.pedantic(lambda: lacam.search(*args[:5], args[5], seed=args[6],
+                                                    max_calls=20000), rounds=5, warmup_rounds=1)
+        finally:
+            lacam._generate = compiled
+        benchmark.extra_info.update(generations=want[2], plan_steps=len(want[0]))
+        record_pair(f"rescue search ({want[2]} generations, {len(want[0]) - 1}-step plan)",
+                    _RESCUE, how, benchmark.stats.stats.median, "compiled", "plain-python")
+
     FAULT_CASES = [("rhcr-sorting", 1000), ("sortation_large", 10000)]
     _FAULT_STEP = {}
 
@@ -454,6 +493,93 @@ if pytest is not None:
         record(f"preprocess {name} ({guidance})",
                f"{len(goals)} tables in {state['s']:.2f} s, {t.nbytes / 2**20:.0f} MB "
                f"({t.row_bytes / 1024:.0f} KB per table, {t.dtype.__name__})")
+
+
+def crowded_floor(seed, h, w, obst, dens):
+    """A random floor with obstacles (pockets, dead ends) and robots on a share ``dens`` of
+    its largest strongly connected part (as ``tests/test_lacam.py``): starts, goal cells and
+    the generator for goals."""
+    from sorter.agv.tasks import strongly_connected_parts
+    from sorter.layout import Floor
+    rng = np.random.default_rng(seed)
+    cells = np.where(rng.random((h, w)) < obst, 0, 1).astype(np.int8)
+    if cells.sum() < 2:
+        cells[0, :2] = 1
+    f = Floor(cells, check=False)
+    lab = strongly_connected_parts(f.moves)
+    free = f.free_cells
+    labs, cnt = np.unique(lab[free], return_counts=True)
+    goal_cells = free[lab[free] == labs[np.argmax(cnt)]]
+    n = min(goal_cells.size - 1, max(2, int(dens * goal_cells.size)))
+    return f, goal_cells, rng.choice(goal_cells, n, replace=False), rng
+
+
+def _first_rescue():
+    """The planner state where the first rescue search starts on a crowded floor with
+    pockets (8 x 11, 10% obstacles, 23 robots), and that search's arguments."""
+    import sorter.agv.lacam as lacam
+    from sorter.agv import Planner
+    f, cells, starts, rng = crowded_floor(55, 8, 11, 0.1, 0.3)
+    p = Planner(f, starts.size, starts, seed=1, dwell_chute=0, dwell_induct=0)
+    seen = []
+    real = lacam.search
+
+    def spy(*a, **k):
+        seen.append((*a[:6], k["seed"]))
+        return real(*a, **k)
+
+    lacam.search = spy
+    try:
+        goals = rng.choice(cells, starts.size).astype(np.int32)
+        while not seen:
+            p.step(goals)
+            fin = np.flatnonzero(p.finished)
+            goals = goals.copy()
+            goals[fin] = rng.choice(cells, fin.size)
+    finally:
+        lacam.search = real
+    return p, seen[0]
+
+
+def liveness(n_floors=60, steps=1500, rotation=False):
+    """Crowded random floors with pockets (5-12 x 5-12 cells, 0-30% obstacles, robots on
+    30-85% of the free cells, random goals, no dwell): how many runs leave robots that finish
+    nothing in the second half, without and with rescues; tasks per step; ms per step."""
+    from sorter.agv import Planner
+    print("| rescues | floors with robots idle in the 2nd half | robots idle | tasks | "
+          "rescues / searches without a plan | ms/step p50 / max |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for after in (0, 128):
+        bad = idle = tasks = resc = fails = 0
+        ms = []
+        for seed in range(n_floors):
+            r = np.random.default_rng(seed + 1000)
+            h, w = (int(x) for x in r.integers(5, 13, 2))
+            obst = float(r.choice([0.0, 0.1, 0.2, 0.3]))
+            dens = float(r.choice([0.3, 0.5, 0.7, 0.85]))
+            f, cells, starts, rng = crowded_floor(seed, h, w, obst, dens)
+            n = starts.size
+            p = Planner(f, n, starts, seed=seed, dwell_chute=0, dwell_induct=0,
+                        rotation=rotation, rescue_after=after)
+            goals = rng.choice(cells, n).astype(np.int32)
+            last = np.zeros(n, np.int64)
+            for t in range(1, steps + 1):
+                t0 = time.perf_counter()
+                p.step(goals)
+                ms.append((time.perf_counter() - t0) * 1e3)
+                fin = np.flatnonzero(p.finished)
+                last[fin] = t
+                goals = goals.copy()
+                goals[fin] = rng.choice(cells, fin.size)
+            k = int((steps - last > steps // 2).sum())
+            bad += k > 0
+            idle += k
+            tasks += p.tasks_completed
+            resc += p.rescues
+            fails += p.rescue_failures
+        print(f"| {'every ' + str(after) + ' steps stuck' if after else 'off'} | {bad} of "
+              f"{n_floors} | {idle} | {tasks} | {resc} / {fails} | "
+              f"{np.median(ms):.3f} / {max(ms):.0f} |", flush=True)
 
 
 # ------------------------------------------------------------------------ throughput (script)
@@ -658,8 +784,8 @@ def validate_all(robots=1000, steps=1000):
               LORR + ("main_round", "warehouse.domain", "maps", "sortation_large.map"),
               LORR + ("main_round", "warehouse.domain", "maps", "warehouse_large.map"),
               LORR + ("main_round", "warehouse.domain", "MR23-I-06.json")]
-    print("| floor | robots | steps | tasks/step | ms/step p50 / p99 | validator |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| floor | robots | steps | tasks/step | ms/step p50 / p99 | rescues | validator |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for parts in floors:
         p = shared_path(*parts)
         if p is None:
@@ -675,7 +801,7 @@ def validate_all(robots=1000, steps=1000):
             v = validate(f, pos[0], pos)
         print(f"| {p.name} | {n} | {steps} | {k['tasks_per_step']:.2f} | "
               f"{k['ms_per_step_p50']:.2f} / {k['ms_per_step_p99']:.2f} | "
-              f"{'valid' if v is None and rc == 0 else v} |", flush=True)
+              f"{k.get('rescues', 0)} | {'valid' if v is None and rc == 0 else v} |", flush=True)
 
 
 def distance_bound(instances=("MR23-I-06", "MR23-I-10"), sample=300, seed=0):
@@ -774,6 +900,11 @@ if __name__ == "__main__":
                                      1000)), balance_weight=bw,
                       guidance=next((a.split("=")[1] for a in sys.argv if a.startswith("--guidance=")),
                                     "none"))
+        sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "liveness":
+        liveness(rotation="--rotation" in sys.argv,
+                 steps=int(next((a.split("=")[1] for a in sys.argv if a.startswith("--steps=")),
+                                1500)))
         sys.exit(0)
     if len(sys.argv) > 1 and sys.argv[1] == "bound":
         distance_bound()

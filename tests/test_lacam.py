@@ -295,3 +295,47 @@ def test_rescue_after_is_validated():
     for bad in (-1, 1.5, "8", True):
         with pytest.raises(InputError, match="rescue_after"):
             Planner(f, 1, [0], rescue_after=bad)
+
+
+MAZE = """
+@@@@@@@@@@@@@
+@.@.........@
+@.@.@@@@@@@.@
+@.@.@.....@.@
+@.@.@@@.@.@.@
+@.@.....@.@.@
+@.@@@@@@@@@.@
+@...........@
+@@@@@@@@@@@.@
+@...........@
+@.@@@@@@@@@@@
+@...........@
+@@@@@@@@@@@@@
+"""
+
+
+def test_sorter_mapf_rescues_robots_in_a_maze(tmp_path, capsys):
+    """A tree-like maze (a DFS maze: no cycles) with 14 robots and random goals: PIBT alone
+    locks up; with rescues (the default) robots keep finishing tasks. Paths stay legal."""
+    import json
+
+    from sorter.cli import main
+    fl = tmp_path / "maze.txt"
+    fl.write_text(MAZE.strip() + "\n")
+    floor = Floor.from_ascii(MAZE)
+    got = {}
+    for after in ("0", None):
+        out = tmp_path / f"run{after}"
+        extra = [] if after is None else ["--rescue-after", after]
+        assert main(["mapf", str(fl), "--robots", "14", "--steps", "1500", "--scenario", "random",
+                     "--seed", "3", "--out", str(out)] + extra) == 0
+        k = json.loads((out / "kpis.json").read_text())
+        with np.load(out / "paths.npz") as z:
+            check_paths(floor, z["positions"][0], z["positions"])
+        got[after] = k
+    assert got["0"]["rescues"] == 0 and got[None]["rescues"] > 0
+    assert got[None]["rescue_after"] == 128
+    assert got[None]["tasks_completed"] > 2 * got["0"]["tasks_completed"]
+    assert "rescues" in capsys.readouterr().out
+    assert main(["mapf", str(fl), "--robots", "4", "--rescue-after", "-1"]) == 2
+    assert "--rescue-after" in capsys.readouterr().err

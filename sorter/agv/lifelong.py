@@ -122,7 +122,7 @@ def _working_cells(floor, free):
 def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None,
              dwell_chute=5, dwell_induct=1, guidance="none", induct_choice="nearest",
              mix="zipf", n_destinations=None, max_table_mb=512.0, rotation=False,
-             floor_sim=None, detour_horizon=12):
+             floor_sim=None, detour_horizon=12, rescue_after=None):
     """Build ``(planner, task_stream)`` for a floor.
 
     Parameters
@@ -136,7 +136,8 @@ def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None
         random free cells.
     errands : int array, optional
         LoRR errand cells (round-robin).
-    dwell_chute, dwell_induct, guidance, rotation, detour_horizon : see :class:`Planner`
+    dwell_chute, dwell_induct, guidance, rotation, detour_horizon, rescue_after : see
+        :class:`Planner`
     induct_choice, mix, n_destinations : see :class:`SortingTasks`
     floor_sim : FloorSimOptions, optional
         Sorting tasks only: route parcels through the chute engine (``sorter.Sorter``) with
@@ -166,7 +167,7 @@ def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None
     planner = Planner(floor, n_robots, starts, seed=seed, dwell_chute=dwell_chute,
                       dwell_induct=dwell_induct, station_goals=(tasks == "sorting"),
                       guidance=guidance, max_table_mb=max_table_mb, rotation=rotation,
-                      detour_horizon=detour_horizon)
+                      detour_horizon=detour_horizon, rescue_after=rescue_after)
     if tasks == "errands":
         if errands is None:
             raise InputError("errand tasks need a task file", field="tasks", expected="--tasks FILE")

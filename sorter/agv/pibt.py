@@ -70,6 +70,14 @@ whole repair (~5% of robots faulted: +23% to +100% parcels per step on the RHCR 
 and a generated floor at 100-1,000 robots, +34% at 10,000 robots on LoRR ``sortation_large``;
 ``bench/RESULTS.md``). Robots with no way round at all are reported by ``stranded``.
 
+Liveness: PIBT with the swap keeps robots moving on floors where every cell lies on a cycle,
+but in pockets and tree-like mazes a crowd can lock for good. With ``rescue_after`` (default
+for fleets up to ``RESCUE_ROBOTS``) a robot stuck that long is brought to its goal by a LaCAM
+search over configurations (:mod:`sorter.agv.lacam`): the robots the plan moves follow it
+(``forced`` in the kernel), the others plan as usual but keep out of the cells it uses next
+(``keep_out``). On 60 crowded random floors with pockets this takes the runs that leave robots
+idle for good from 31 to 3 (``bench/RESULTS.md``).
+
 Tried and dropped (figures in ``bench/RESULTS.md``): PIBT over the four actions with a
 heading-aware one-step look-ahead cost (pushed robots may only move forward; deadlocks in dense
 areas), roots that turn without pushing the occupant of the cell they turn to, heavier lane
@@ -90,11 +98,12 @@ from sorter.agv.distance import DistanceTables, MoveGraph, _at
 from sorter.errors import InputError
 
 __all__ = ["Planner", "GUIDANCE", "tie_hash", "MAX_ROBOTS", "DETOUR_CELLS", "RESCUE_ROBOTS",
-           "RESCUE_CALLS", "RESCUE_WINDOW"]
+           "RESCUE_CALLS", "RESCUE_WORK", "RESCUE_WINDOW"]
 
 MAX_ROBOTS = 1 << 20
 RESCUE_ROBOTS = 1024    # rescues are on by default up to this many robots
-RESCUE_CALLS = 20000    # successor generations of one rescue search
+RESCUE_CALLS = 20000    # successor generations of one rescue search (at most) ...
+RESCUE_WORK = 4_000_000  # ... and at most this many robot moves planned in it (time bound)
 RESCUE_WINDOW = 8       # configurations ahead whose cells other robots keep out of
 DETOUR_CELLS = 1 << 19  # cell visits of new detour tables per step (~16 tables of 32k cells)
 
@@ -596,10 +605,13 @@ class Planner:
         off by held robots) is *rescued*: a LaCAM search over whole configurations
         (:mod:`sorter.agv.lacam`, complete, bounded by ``RESCUE_CALLS`` successor
         generations) finds moves of all robots that bring it to its goal, and the planner
-        follows them (with rotations: turns first, then the moves together). Meanwhile no
-        other robot completes a goal (they finish on arrival after the rescue); robots that
-        are dwelling or held stay put. Default 128 for at most ``RESCUE_ROBOTS`` robots, else
-        0 (= off).
+        follows them (with rotations: turns first, then the moves together); the robots it
+        moves complete no goal meanwhile, those that are dwelling or held stay put, and the
+        others plan as usual but keep out of the cells it uses next. Default
+        ``max(128, n_robots)`` (a robot may have to wait its turn behind every other once: on
+        congested floors earlier rescues cost throughput) for at most ``RESCUE_ROBOTS``
+        robots, else 0 (= off). A search is bounded by ``RESCUE_CALLS`` successor
+        generations and ``RESCUE_WORK`` robot moves.
 
     Attributes
     ----------
@@ -747,8 +759,8 @@ class Planner:
         if not isinstance(swap, (bool, np.bool_)):
             raise InputError(f"swap={swap!r}", field="swap", expected="True or False")
         self.swap = bool(swap)
-        if rescue_after is None:
-            rescue_after = 128 if n <= RESCUE_ROBOTS else 0
+        if rescue_after is None:        # a robot may wait its turn behind every other once
+            rescue_after = max(128, n) if n <= RESCUE_ROBOTS else 0
         if not _is_int(rescue_after) or not 0 <= rescue_after <= 2**31 - 1:
             raise InputError(f"rescue_after={rescue_after!r}", field="rescue_after",
                              expected="an integer 0..2**31-1 (0 = no rescues)")
@@ -1299,7 +1311,8 @@ class Planner:
         grow[i] = 0
         fixed = np.flatnonzero(self._held | (self._dwell > 0))
         path, outcome, _ = search(g.fadj, dist, grow, self._pos, i, fixed,
-                                  seed=self.seed ^ self.step_no, max_calls=RESCUE_CALLS)
+                                  seed=self.seed ^ self.step_no,
+                                  max_calls=min(RESCUE_CALLS, max(500, RESCUE_WORK // self.n_robots)))
         if path is None or len(path) < 2:
             # none found within the budget: try again later, backing off (the floor changes)
             self.rescue_failures += 1

@@ -96,6 +96,10 @@ def add_arguments(p):
                         "so a table is rarely asked for twice): beyond it, tables no robot uses "
                         "now are evicted (LRU); tables in use are kept whatever the bound. Less "
                         "memory, more tables computed again")
+    p.add_argument("--rescue-after", type=int, default=None, metavar="K",
+                   help="a robot whose distance to its goal has not improved for K steps is "
+                        "brought to it by a LaCAM search (pockets, mazes: where PIBT alone can "
+                        "lock up); 0 = off (default max(128, robots) up to 1,024 robots, else off)")
     p.add_argument("--json", action="store_true", help="print the KPIs as one JSON object")
     eng = p.add_argument_group("sorting floor with the chute engine (--scenario sorting)")
     eng.add_argument("--router", choices=("engine", "table"), default=None,
@@ -384,6 +388,9 @@ def run(args) -> int:
                          expected=f"an integer <= {MAX_STEPS:,}")
     if args.seed < 0:
         raise InputError(f"--seed {args.seed}", field="seed", expected="an integer >= 0")
+    if args.rescue_after is not None and not 0 <= args.rescue_after <= 2**31 - 1:
+        raise InputError(f"--rescue-after {args.rescue_after}", field="rescue_after",
+                         expected="steps, an integer 0..2**31-1 (0 = no rescues)")
     if args.table_mb is not None and not (args.table_mb >= 0 and math.isfinite(args.table_mb)):
         raise InputError(f"--table-mb {args.table_mb}", field="table_mb",
                          expected="a number of MB >= 0 (0 = no idle tables cached)")
@@ -508,7 +515,7 @@ def run(args) -> int:
                                induct_choice=args.induct_choice or "nearest", mix=args.mix or "zipf",
                                n_destinations=args.destinations, rotation=args.rotation,
                                floor_sim=sim, detour_horizon=args.detour_horizon,
-                               max_table_mb=args.table_mb)
+                               max_table_mb=args.table_mb, rescue_after=args.rescue_after)
     if (strategy != "roundrobin" or offsets is not None) and type(stream).__name__ == "ErrandTasks":
         from sorter.agv.tasks import ErrandTasks
         stream = ErrandTasks(errands, n, strategy=strategy, offsets=offsets, width=floor.width,
