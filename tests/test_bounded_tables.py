@@ -233,3 +233,30 @@ def test_widening_searches_only_beyond_the_band():
     fresh.slack = 4
     fresh.acquire(("cell", goal), [goal], near=v)               # what a new band would cost
     assert tabs.cells_searched - first < fresh.cells_searched
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), ops=st.integers(1, 400))
+def test_frontier_store_keeps_every_slice_through_compactions(seed, ops):
+    """``_FrontStore`` (one shared array of frontier slices, compacted when full) against a
+    plain dict of arrays: random puts (new and replaced rows) and drops, from a tiny array so
+    that it compacts and grows often."""
+    from sorter.agv.distance import _FrontStore
+    rng = np.random.default_rng(seed)
+    fs = _FrontStore(cap=8)
+    model = {}
+    for _ in range(ops):
+        row = int(rng.integers(0, 30))
+        if rng.random() < 0.3:
+            fs.drop(row)
+            model.pop(row, None)
+        else:
+            cells = rng.integers(0, 1000, int(rng.integers(0, 12))).astype(np.int32)
+            fs.put(row, cells)
+            model[row] = cells
+        assert fs.live == sum(a.size for a in model.values())
+    for row in range(30):
+        got = fs.get(row)
+        assert (got is None) == (row not in model)
+        if got is not None:
+            assert np.array_equal(got, model[row])

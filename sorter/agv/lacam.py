@@ -12,7 +12,9 @@ exists, it finds one; if none does, the search ends without one.
 
 Here the goal is one robot at its goal (the robot stuck longest); the planner
 (:class:`sorter.agv.pibt.Planner`, ``rescue_after``) then follows the found configurations
-step by step, so every stuck robot is rescued in turn. The search is bounded by a number of
+step by step, so every stuck robot is rescued in turn. The other robots only make way, and on
+floors with one-way moves they stay in their strongly connected part (``part``): a plan never
+parks one in a trap its own goal cannot be reached from. The search is bounded by a number of
 successor generations (deterministic, no clock), so a rescue on a big floor gives up rather
 than stalling the step.
 
@@ -244,7 +246,7 @@ def _order(trow, cfg, target, movable):
     return np.concatenate((np.array([target], np.int64), others))
 
 
-def search(fadj, dist, grow, start, target, fixed=(), *, seed=0, max_calls=20000):
+def search(fadj, dist, grow, start, target, fixed=(), *, seed=0, max_calls=20000, part=None):
     """LaCAM from configuration ``start`` until robot ``target`` stands where
     ``dist[grow[target]]`` is 0.
 
@@ -265,6 +267,11 @@ def search(fadj, dist, grow, start, target, fixed=(), *, seed=0, max_calls=20000
         Tie-breaks (same seed, same plan).
     max_calls : int
         Successor generations before giving up.
+    part : int array (n_free,), optional
+        Strongly connected part of every cell (:func:`sorter.agv.tasks.strongly_connected_parts`
+        of ``fadj``): the robots other than ``target`` stay in the part they are in. A robot
+        that only makes way must not take a one-way move it can never undo (into a trap its
+        own goal cannot be reached from). Complete within this limit; None = no limit.
 
     Returns
     -------
@@ -324,6 +331,8 @@ def search(fadj, dist, grow, start, target, fixed=(), *, seed=0, max_calls=20000
         if not _generate(fadj, dist, grow, node.cfg, order, c_who, c_at, salt, out, occ_now,
                          occ_next, st_a, st_c, st_n, st_k):
             continue
+        if part is not None and (part[out[movable]] != part[node.cfg[movable]]).any():
+            continue                            # one making way would leave its part
         key = out.tobytes()
         seen = explored.get(key)
         if seen is not None:

@@ -253,10 +253,12 @@ def _swap_possible(fadj, occ_now, vp0, vq0, limit):
 
 
 @njit(cache=True, inline="always")
-def _pull(w, k, i, pos, nxt, occ_next):
+def _pull(w, k, i, pos, nxt, occ_next, keep_out):
     """After robot ``i`` backed off onto its first (reversed) candidate (``k`` = 1 tried), the
-    swap partner ``w`` follows into ``i``'s cell if it is still unplanned and the cell free."""
-    if w >= 0 and k == 1 and nxt[w] == -1 and nxt[i] != pos[i] and occ_next[pos[i]] == -1:
+    swap partner ``w`` follows into ``i``'s cell if it is still unplanned and the cell free
+    (and not kept out by a rescue plan)."""
+    if (w >= 0 and k == 1 and nxt[w] == -1 and nxt[i] != pos[i] and occ_next[pos[i]] == -1
+            and not keep_out[pos[i]]):
         nxt[w] = pos[i]
         occ_next[pos[i]] = w
 
@@ -393,7 +395,7 @@ def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwel
                         for x in range(m):
                             st_c[depth, x] = rev[x]
             elif ret == 1:
-                _pull(st_w[depth], st_k[depth], i, pos, nxt, occ_next)
+                _pull(st_w[depth], st_k[depth], i, pos, nxt, occ_next, keep_out)
                 depth -= 1          # child moved away: this robot keeps its reservation
                 continue
             # try the next candidate (first try, or the child pushed last time failed)
@@ -426,7 +428,7 @@ def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwel
             if descended:
                 continue
             if ok:
-                _pull(st_w[depth], st_k[depth], i, pos, nxt, occ_next)
+                _pull(st_w[depth], st_k[depth], i, pos, nxt, occ_next, keep_out)
                 ret = 1
             else:
                 occ_next[pos[i]] = i
@@ -606,8 +608,10 @@ class Planner:
         (:mod:`sorter.agv.lacam`, complete, bounded by ``RESCUE_CALLS`` successor
         generations) finds moves of all robots that bring it to its goal, and the planner
         follows them (with rotations: turns first, then the moves together); the robots it
-        moves complete no goal meanwhile, those that are dwelling or held stay put, and the
-        others plan as usual but keep out of the cells it uses next. Default
+        moves complete no goal meanwhile (and, on floors with one-way moves, never leave
+        their strongly connected part: no robot is parked where its goal cannot be reached
+        from), those that are dwelling or held stay put, and the others plan as usual but
+        keep out of the cells it uses next. Default
         ``max(128, n_robots)`` (a robot may have to wait its turn behind every other once: on
         congested floors earlier rescues cost throughput) for at most ``RESCUE_ROBOTS``
         robots, else 0 (= off). A search is bounded by ``RESCUE_CALLS`` successor
@@ -774,6 +778,7 @@ class Planner:
         self._plan = None                # [configurations, k, robot, goal, steps blocked]
         self._forced = np.full(n, -1, np.int32)         # cell a rescue plan sends a robot to
         self._keep_out = np.zeros(g.n_free, np.uint8)    # cells a rescue plan still uses
+        self._parts = None                               # strongly connected parts (rescues)
         h = np.zeros(n, np.int8) if headings is None else np.asarray(headings)
         if h.shape != (n,) or not np.issubdtype(h.dtype, np.integer) or h.min() < 0 or h.max() > 3:
             raise InputError("headings must be one of 0 east, 1 south, 2 west, 3 north per robot",
@@ -916,6 +921,8 @@ class Planner:
         self._since[again] = self.step_no
         self._failed[changed] = 0
         self._failed[again] = 0
+        self._retry[changed] = 0
+        self._retry[again] = 0
         return changed.size
 
     # -- public --------------------------------------------------------------------------
@@ -1013,7 +1020,11 @@ class Planner:
         r = r[~self._held[r]]
         if r.size:
             if self._plan is not None:
-                self._end_plan()            # a rescue plan may move them: drop it
+                P, k = self._plan[0], self._plan[1]
+                inv = np.flatnonzero((P[k + 1:] != P[k]).any(axis=0))
+                if (np.isin(r, inv).any() or (r == self._plan[2]).any()
+                        or np.isin(self._pos[r], P[k:, inv]).any()):
+                    self._end_plan(abort=True)    # the plan would move them or cross them
             self.tables.complete_all()      # detours read tables far from the robots
             self._held[r] = True
             self._blocked[self._pos[r]] = 1
@@ -1040,6 +1051,12 @@ class Planner:
     def _switch(self, i, row):
         self.tables.release(int(self._slot[i]))
         self._slot[i] = row
+        self._restart_watch(i)
+
+    def _restart_watch(self, i):
+        """Robot ``i``'s distances now come from another table: its stall watch starts anew."""
+        self._best[i] = np.iinfo(np.int64).max
+        self._since[i] = self.step_no
 
     def _shortened(self, rows, cells):
         """Which table ``rows`` a released cell of ``cells`` would shorten (a neighbour of the
@@ -1080,6 +1097,7 @@ class Planner:
                 else:
                     tabs.release(int(o))
                     self._on_detour[i] = False
+                    self._restart_watch(i)
         if self._latest_detour:
             keys = list(self._latest_detour)
             rows = np.array([tabs.cached_row(self._latest_detour[k][0]) for k in keys])
@@ -1310,9 +1328,14 @@ class Planner:
         grow = np.full(self.n_robots, -1, np.int32)
         grow[i] = 0
         fixed = np.flatnonzero(self._held | (self._dwell > 0))
+        if self._parts is None:     # one-way floors: robots making way stay in their part
+            from sorter.agv.tasks import strongly_connected_parts
+            lab = strongly_connected_parts(g.fadj)
+            self._parts = lab if (lab != lab[0]).any() else np.zeros(0, np.int64)
         path, outcome, _ = search(g.fadj, dist, grow, self._pos, i, fixed,
                                   seed=self.seed ^ self.step_no,
-                                  max_calls=min(RESCUE_CALLS, max(500, RESCUE_WORK // self.n_robots)))
+                                  max_calls=min(RESCUE_CALLS, max(500, RESCUE_WORK // self.n_robots)),
+                                  part=self._parts if self._parts.size else None)
         if path is None or len(path) < 2:
             # none found within the budget: try again later, backing off (the floor changes)
             self.rescue_failures += 1
@@ -1335,8 +1358,9 @@ class Planner:
         cur, nxt = P[k], P[k + 1]
         inv = np.flatnonzero((P[k + 1:] != cur).any(axis=0))
         if not np.array_equal(cur[inv], self._pos[inv]):
-            self._end_plan()                      # defensive: the plan is off the floor
+            self._end_plan(abort=True)            # defensive: the plan is off the floor
             return False
+        self._forced[:] = -1                      # robots with no move left plan freely
         self._keep_out[:] = 0
         self._keep_out[P[k:k + RESCUE_WINDOW + 1, inv].ravel()] = 1
         moving = inv[nxt[inv] != cur[inv]]
@@ -1347,7 +1371,7 @@ class Planner:
         if other[nxt[moving]].any():             # a robot outside the plan is in the way
             self._plan[4] += 1
             if self._plan[4] > 2 * RESCUE_WINDOW:
-                self._end_plan()
+                self._end_plan(abort=True)
             return False
         if self.rotation and moving.size:
             want = np.argmax(self.graph.fadj[cur[moving]] == nxt[moving][:, None], axis=1)
@@ -1360,7 +1384,10 @@ class Planner:
         self._forced[inv] = nxt[inv]
         return True
 
-    def _end_plan(self):
+    def _end_plan(self, abort=False):
+        if abort:                                 # not brought to its goal: not at once again
+            i = self._plan[2]
+            self._retry[i] = self.step_no + self.rescue_after
         self._plan = None
         self._forced[:] = -1
         self._keep_out[:] = 0
