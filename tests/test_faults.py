@@ -276,3 +276,21 @@ I..@@@@@@@
     assert got[False][0] == 0
     repicks, picked, stranded = got[True]
     assert repicks >= 1 and picked >= 1 and not stranded   # it loaded at the other induct
+
+
+def test_a_stranded_robot_that_is_held_itself_is_not_stranded():
+    """A robot cut off by a held robot is stranded; once it is held itself it waits for its
+    own release, not for a way round, and ``stranded`` no longer lists it."""
+    f = Floor.from_ascii(".....")
+    p = Planner(f, 2, [0, 2], seed=0, dwell_chute=0, dwell_induct=0, rescue_after=0)
+    p.hold([1])
+    goals = np.array([4, 2])
+    for _ in range(3):
+        p.step(goals)
+    assert p.stranded.tolist() == [True, False]
+    p.hold([0])
+    p.step(goals)
+    assert p.stranded.tolist() == [False, False]
+    p.release([0])                      # robot 1 still held: cut off again
+    p.step(goals)
+    assert p.stranded.tolist() == [True, False]

@@ -955,12 +955,12 @@ class Planner:
     def stranded(self) -> np.ndarray:
         """Robots that held robots cut off from their goal with no way round (see :meth:`hold`):
         they wait for a release unless the caller gives them another goal. A robot standing on
-        its goal (dwelling there, or its goal just done) is not stranded."""
+        its goal (dwelling there, or its goal just done) is not stranded, nor is a held one."""
         out = np.zeros(self.n_robots, np.bool_)
         nw = np.flatnonzero(self._no_way >= 0)        # few, and only while robots are held
         if nw.size:
             away = self.tables.pool[self._slot[nw], self._pos[nw]] != 0
-            out[nw[away & (self._dwell[nw] == 0) & ~self._done[nw]]] = True
+            out[nw[away & (self._dwell[nw] == 0) & ~self._done[nw] & ~self._held[nw]]] = True
         return out
 
     def _robots(self, robots, field):
