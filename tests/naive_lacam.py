@@ -2,13 +2,21 @@
 
 * :func:`generate` -- one PIBT step under constraints, written recursively from the LaCAM
   paper's ``get_new_config`` / ``funcPIBT``, with the kernel's tie-break hash.
+* :func:`search_reference` -- the LaCAM loop of ``lacam.search`` in plain Python (nodes as
+  objects, constraint trees as deques, a dict of configurations), calling the compiled
+  generator: the reference for the compiled loop.
 * :func:`reachable` -- exhaustive breadth-first search over joint configurations (every
   combination of moves and waits, no shared cells, no swaps): can robot ``target`` get to a
   cell where its distance is 0? The independent answer to "is the search complete".
 """
+from collections import deque
 from itertools import product
 
+import numpy as np
+
 from naive_pibt import mix
+from sorter.agv.lacam import _generate
+from sorter.agv.pibt import tie_hash
 
 
 def generate(fadj, dist, grow, cfg, order, constraints, salt):
@@ -80,3 +88,119 @@ def reachable(fadj, goal_dist, start, target, fixed=()):
                 nxt_frontier.append(nxt)
         frontier = nxt_frontier
     return False
+
+
+class _Node:
+    __slots__ = ("cfg", "parent", "tree", "order")
+
+    def __init__(self, cfg, parent, order):
+        self.cfg = cfg
+        self.parent = parent
+        self.order = order
+        self.tree = deque([((), ())])            # constraints: (robots, cells)
+
+
+def _order(trow, cfg, target, movable):
+    """Planning order at a configuration: the target, then the other movable robots nearest
+    its goal first (those in its way, or in the pocket it must enter), ties by index."""
+    others = movable[np.argsort(trow[cfg[movable]], kind="stable")]
+    return np.concatenate((np.array([target], np.int64), others))
+
+
+def search_reference(fadj, dist, grow, start, target, fixed=(), *, seed=0, max_calls=20000,
+                     part=None):
+    """``sorter.agv.lacam.search`` in plain Python (its first version, unshortened
+    configurations): the reference for the compiled loop.
+
+    Parameters
+    ----------
+    fadj : int32 array (n_free, 4)
+        Moves in free-cell indexing (-1 none).
+    dist, grow : int32 arrays
+        Distance tables and each robot's row in them (every robot heads for its own goal).
+    start : int32 array (n_robots,)
+        Free cell of each robot (distinct).
+    target : int
+        The robot whose arrival ends the search. It plans first; the others by their distance
+        to its goal at each configuration (nearest first), as in LaCAM's per-node orders.
+    fixed : sequence of int
+        Robots that stay where they are (held, dwelling).
+    seed : int
+        Tie-breaks (same seed, same plan).
+    max_calls : int
+        Successor generations before giving up.
+    part : int array (n_free,), optional
+        Strongly connected part of every cell (:func:`sorter.agv.tasks.strongly_connected_parts`
+        of ``fadj``): the robots other than ``target`` stay in the part they are in. A robot
+        that only makes way must not take a one-way move it can never undo (into a trap its
+        own goal cannot be reached from). Complete within this limit; None = no limit.
+
+    Returns
+    -------
+    (list of int32 arrays or None, str, int)
+        The configurations from ``start`` to the goal (``start`` first), or None; the outcome
+        ``"found"``, ``"none"`` (the search ran out: no configuration with ``target`` at its
+        goal is reachable) or ``"budget"``; the number of generations used.
+    """
+    n = start.shape[0]
+    fixed = np.asarray(fixed, np.int64)
+    free = np.ones(n, np.bool_)
+    free[fixed] = False
+    free[target] = False
+    movable = np.flatnonzero(free)
+    occ_now = np.full(fadj.shape[0], -1, np.int32)
+    occ_next = np.full(fadj.shape[0], -1, np.int32)
+    st_a = np.empty(n + 1, np.int64)
+    st_c = np.empty((n + 1, 5, 2), np.int64)
+    st_n = np.empty(n + 1, np.int64)
+    st_k = np.empty(n + 1, np.int64)
+    trow = dist[grow[target]]
+    cfg0 = np.array(start, np.int32)
+    root = _Node(cfg0, None, _order(trow, cfg0, target, movable))
+    explored = {root.cfg.tobytes(): root}
+    opened = [root]
+    seedmix = tie_hash(seed)
+    calls = 0
+    while opened:
+        node = opened[-1]
+        if trow[node.cfg[target]] == 0:
+            path = []
+            while node is not None:
+                path.append(node.cfg)
+                node = node.parent
+            return path[::-1], "found", calls
+        if not node.tree:
+            opened.pop()
+            continue
+        if calls >= max_calls:
+            return None, "budget", calls
+        who, at = node.tree.popleft()
+        depth = len(who)
+        order = node.order
+        if depth < order.shape[0]:               # grow the constraint tree lazily
+            i = int(order[depth])
+            v = int(node.cfg[i])
+            nb = [v] + [int(u) for u in fadj[v] if u >= 0]
+            h = tie_hash(seedmix + calls * 7919 + i)
+            nb.sort(key=lambda u: tie_hash(h + u))
+            for u in nb:
+                node.tree.append((who + (i,), at + (u,)))
+        c_who = np.concatenate([fixed, np.asarray(who, np.int64)])
+        c_at = np.concatenate([node.cfg[fixed].astype(np.int64), np.asarray(at, np.int64)])
+        out = np.empty(n, np.int32)
+        salt = np.uint64(tie_hash(seedmix ^ (calls + 1)))
+        calls += 1
+        if not _generate(fadj, dist, grow, node.cfg, order, c_who, c_at, salt, out, occ_now,
+                         occ_next, st_a, st_c, st_n, st_k):
+            continue
+        if part is not None and (part[out[movable]] != part[node.cfg[movable]]).any():
+            continue                            # one making way would leave its part
+        key = out.tobytes()
+        seen = explored.get(key)
+        if seen is not None:
+            opened.append(seen)
+            continue
+        new = _Node(out, node, _order(trow, out, target, movable))
+        explored[key] = new
+        opened.append(new)
+    return None, "none", calls

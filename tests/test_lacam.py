@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from naive_lacam import generate, reachable
+from naive_lacam import generate, reachable, search_reference
 from naive_pibt import bfs_distances
 from sorter.agv import MoveGraph, Planner
 from sorter.agv.lacam import _generate, bfs_tables, search, shortcut
@@ -106,6 +106,41 @@ def test_search_finds_a_plan_exactly_when_one_exists(seed, h, w, n, oneway):
         for a, b in zip(path, path[1:]):
             assert one_step_legal(g.fadj, a, b)
             assert all(a[i] == b[i] for i in fixed)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), h=st.integers(2, 6), w=st.integers(2, 7),
+       density=st.floats(0.2, 0.95), oneway=st.booleans(), n_fixed=st.integers(0, 2),
+       budget=st.sampled_from([3, 50, 2000]))
+def test_compiled_search_equals_the_plain_python_loop(seed, h, w, density, oneway, n_fixed,
+                                                      budget):
+    """The compiled LaCAM loop (hash table, linked constraint queues) takes exactly the steps
+    of the plain-Python one: same outcome, generations and configurations."""
+    from sorter.agv.tasks import strongly_connected_parts
+    rng = np.random.default_rng(seed)
+    cells = np.where(rng.random((h, w)) < 0.2, 0, 1).astype(np.int8)
+    f = Floor(cells, check=False)
+    moves = f.moves.copy()
+    if oneway:
+        moves[(rng.random(moves.shape) < 0.2) & (moves >= 0)] = -1
+    g = MoveGraph(moves, np.where(cells.ravel() > 0, 1, 0))
+    if g.n_free < 3:
+        return
+    n = max(2, min(g.n_free - 1, int(density * g.n_free)))
+    start = rng.choice(g.n_free, n, replace=False).astype(np.int32)
+    dist = bfs_tables(g.radj, [[int(rng.integers(g.n_free))]])
+    grow = np.full(n, -1, np.int32)
+    grow[0] = 0
+    fixed = list(range(1, 1 + min(n_fixed, n - 1)))
+    part = strongly_connected_parts(g.fadj) if oneway else None
+    a = search(g.fadj, dist, grow, start, 0, fixed, seed=seed, max_calls=budget, part=part,
+               shorten=False)
+    b = search_reference(g.fadj, dist, grow, start, 0, fixed, seed=seed, max_calls=budget,
+                         part=part)
+    assert a[1:] == b[1:]
+    assert (a[0] is None) == (b[0] is None)
+    if a[0] is not None:
+        assert len(a[0]) == len(b[0]) and all(np.array_equal(x, y) for x, y in zip(a[0], b[0]))
 
 
 def test_search_gets_a_robot_into_a_filled_pocket():

@@ -18,14 +18,15 @@ parks one in a trap its own goal cannot be reached from. The search is bounded b
 successor generations (deterministic, no clock), so a rescue on a big floor gives up rather
 than stalling the step.
 
-The compiled part is the successor generator :func:`_generate` (PIBT with constraints, the
-LaCAM paper's ``get_new_config``); ``tests/naive_lacam.py`` is its plain-Python oracle.
-Distance tables are plain BFS tables (one per distinct goal, unit move costs, one-way moves
-respected), computed by :func:`bfs_tables`.
+The search is compiled: the successor generator :func:`_generate` (PIBT with constraints,
+the LaCAM paper's ``get_new_config``; oracle ``tests/naive_lacam.py`` ``generate``) and the
+loop :func:`_search` (configurations in one array found again through a hash table,
+constraint trees as linked queues; the same loop in plain Python is
+``tests/naive_lacam.py`` ``search_reference``, and they agree step for step), about 100x
+the plain-Python search (``bench/RESULTS.md``). Distance tables are plain BFS tables (one per
+distinct goal, unit move costs, one-way moves respected), computed by :func:`bfs_tables`.
 """
 from __future__ import annotations
-
-from collections import deque
 
 import numpy as np
 from numba import njit
@@ -229,24 +230,189 @@ def shortcut(fadj, path, window=None):
     return out
 
 
-class _Node:
-    __slots__ = ("cfg", "parent", "tree", "order")
-
-    def __init__(self, cfg, parent, order):
-        self.cfg = cfg
-        self.parent = parent
-        self.order = order
-        self.tree = deque([((), ())])            # constraints: (robots, cells)
-
-
-def _order(trow, cfg, target, movable):
+@njit(cache=True)
+def _order_into(trow, cfg, target, movable, out):
     """Planning order at a configuration: the target, then the other movable robots nearest
     its goal first (those in its way, or in the pocket it must enter), ties by index."""
-    others = movable[np.argsort(trow[cfg[movable]], kind="stable")]
-    return np.concatenate((np.array([target], np.int64), others))
+    out[0] = target
+    key = np.empty(movable.shape[0], np.int64)
+    for j in range(movable.shape[0]):
+        key[j] = trow[cfg[movable[j]]]
+    idx = np.argsort(key, kind="mergesort")
+    for j in range(movable.shape[0]):
+        out[j + 1] = movable[idx[j]]
 
 
-def search(fadj, dist, grow, start, target, fixed=(), *, seed=0, max_calls=20000, part=None):
+@njit(cache=True)
+def _cfg_hash(cfg):
+    h = np.uint64(0x9E3779B97F4A7C15)
+    for j in range(cfg.shape[0]):
+        h = _mix(h ^ np.uint64(cfg[j]) + np.uint64(j))
+    return h
+
+
+@njit(cache=True)
+def _search(fadj, dist, grow, start, target, movable, fixed, seedmix, max_calls, part,
+            max_nodes):
+    """The LaCAM loop of :func:`search`, compiled. Returns ``(status, calls, goal node,
+    configurations, parents)``: status 0 found, 1 none, 2 budget.
+
+    High-level nodes are rows of ``cfgs`` (found again through an open-addressing hash
+    table); each node's constraint tree is a queue of constraint nodes ``(parent, robot,
+    cell, depth)`` kept as a linked list; ``stack`` is LaCAM's open list (a node may be on it
+    more than once)."""
+    n = start.shape[0]
+    m = movable.shape[0] + 1
+    nf = fixed.shape[0]
+    cfgs = np.empty((max_nodes, n), np.int32)
+    parent = np.empty(max_nodes, np.int64)
+    orders = np.empty((max_nodes, m), np.int32)
+    q_head = np.empty(max_nodes, np.int64)
+    q_tail = np.empty(max_nodes, np.int64)
+    hsize = 1
+    while hsize < 2 * max_nodes:
+        hsize *= 2
+    table = np.full(hsize, -1, np.int64)
+    cap = max_calls * 5 + max_nodes + 1
+    c_par = np.empty(cap, np.int64)
+    c_who = np.empty(cap, np.int64)
+    c_at = np.empty(cap, np.int64)
+    c_dep = np.empty(cap, np.int64)
+    c_next = np.empty(cap, np.int64)
+    stack = np.empty(max_calls + max_nodes + 1, np.int64)
+    occ_now = np.full(fadj.shape[0], -1, np.int32)
+    occ_next = np.full(fadj.shape[0], -1, np.int32)
+    st_a = np.empty(n + 1, np.int64)
+    st_c = np.empty((n + 1, 5, 2), np.int64)
+    st_n = np.empty(n + 1, np.int64)
+    st_k = np.empty(n + 1, np.int64)
+    w_who = np.empty(nf + m, np.int64)
+    w_at = np.empty(nf + m, np.int64)
+    out = np.empty(n, np.int32)
+    nb = np.empty(5, np.int64)
+    nbk = np.empty(5, np.uint64)
+    trow = dist[grow[target]]
+    # the root
+    cfgs[0] = start
+    parent[0] = -1
+    _order_into(trow, start, target, movable, orders[0])
+    table[_cfg_hash(start) & np.uint64(hsize - 1)] = 0
+    c_par[0] = -1
+    c_dep[0] = 0
+    c_next[0] = -1
+    q_head[0] = 0
+    q_tail[0] = 0
+    n_c = 1
+    n_nodes = 1
+    stack[0] = 0
+    sp = 1
+    calls = 0
+    while sp > 0:
+        node = stack[sp - 1]
+        if trow[cfgs[node, target]] == 0:
+            return 0, calls, node, cfgs[:n_nodes], parent[:n_nodes]
+        c = q_head[node]
+        if c < 0:
+            sp -= 1
+            continue
+        if calls >= max_calls or n_c + 5 > cap:
+            return 2, calls, -1, cfgs[:n_nodes], parent[:n_nodes]
+        q_head[node] = c_next[c]
+        if q_head[node] < 0:
+            q_tail[node] = -1
+        depth = c_dep[c]
+        if depth < m:                           # grow the constraint tree lazily
+            i = orders[node, depth]
+            v = cfgs[node, i]
+            h = _mix(seedmix + np.uint64(calls * 7919 + i))
+            k = 0
+            for d in range(-1, 4):
+                u = v if d < 0 else fadj[v, d]
+                if u < 0:
+                    continue
+                key = _mix(h + np.uint64(u))
+                j = k
+                while j > 0 and nbk[j - 1] > key:
+                    nbk[j] = nbk[j - 1]
+                    nb[j] = nb[j - 1]
+                    j -= 1
+                nbk[j] = key
+                nb[j] = u
+                k += 1
+            for j in range(k):
+                c_par[n_c] = c
+                c_who[n_c] = i
+                c_at[n_c] = nb[j]
+                c_dep[n_c] = depth + 1
+                c_next[n_c] = -1
+                if q_tail[node] >= 0:
+                    c_next[q_tail[node]] = n_c
+                else:
+                    q_head[node] = n_c
+                q_tail[node] = n_c
+                n_c += 1
+        # the constraints: fixed robots stay, then the chain from the tree's root to c
+        for j in range(nf):
+            w_who[j] = fixed[j]
+            w_at[j] = cfgs[node, fixed[j]]
+        x = c
+        for j in range(depth - 1, -1, -1):
+            w_who[nf + j] = c_who[x]
+            w_at[nf + j] = c_at[x]
+            x = c_par[x]
+        salt = _mix(seedmix ^ np.uint64(calls + 1))
+        calls += 1
+        if not _generate(fadj, dist, grow, cfgs[node], orders[node], w_who[:nf + depth],
+                         w_at[:nf + depth], salt, out, occ_now, occ_next, st_a, st_c, st_n,
+                         st_k):
+            continue
+        if part.shape[0]:
+            left = False
+            for j in range(movable.shape[0]):
+                r = movable[j]
+                if part[out[r]] != part[cfgs[node, r]]:
+                    left = True                 # one making way would leave its part
+                    break
+            if left:
+                continue
+        slot = _cfg_hash(out) & np.uint64(hsize - 1)
+        seen = -1
+        while table[slot] >= 0:
+            y = table[slot]
+            same = True
+            for j in range(n):
+                if cfgs[y, j] != out[j]:
+                    same = False
+                    break
+            if same:
+                seen = y
+                break
+            slot = (slot + np.uint64(1)) & np.uint64(hsize - 1)
+        if seen >= 0:
+            stack[sp] = seen
+            sp += 1
+            continue
+        if n_nodes >= max_nodes:
+            return 2, calls, -1, cfgs[:n_nodes], parent[:n_nodes]
+        y = n_nodes
+        n_nodes += 1
+        cfgs[y] = out
+        parent[y] = node
+        _order_into(trow, out, target, movable, orders[y])
+        table[slot] = y
+        c_par[n_c] = -1
+        c_dep[n_c] = 0
+        c_next[n_c] = -1
+        q_head[y] = n_c
+        q_tail[y] = n_c
+        n_c += 1
+        stack[sp] = y
+        sp += 1
+    return 1, calls, -1, cfgs[:n_nodes], parent[:n_nodes]
+
+
+def search(fadj, dist, grow, start, target, fixed=(), *, seed=0, max_calls=20000, part=None,
+           shorten=True):
     """LaCAM from configuration ``start`` until robot ``target`` stands where
     ``dist[grow[target]]`` is 0.
 
@@ -255,7 +421,8 @@ def search(fadj, dist, grow, start, target, fixed=(), *, seed=0, max_calls=20000
     fadj : int32 array (n_free, 4)
         Moves in free-cell indexing (-1 none).
     dist, grow : int32 arrays
-        Distance tables and each robot's row in them (every robot heads for its own goal).
+        Distance tables and each robot's row in them (-1: the robot only makes way, rather
+        staying).
     start : int32 array (n_robots,)
         Free cell of each robot (distinct).
     target : int
@@ -272,6 +439,8 @@ def search(fadj, dist, grow, start, target, fixed=(), *, seed=0, max_calls=20000
         of ``fadj``): the robots other than ``target`` stay in the part they are in. A robot
         that only makes way must not take a one-way move it can never undo (into a trap its
         own goal cannot be reached from). Complete within this limit; None = no limit.
+    shorten : bool
+        Pass the found configurations through :func:`shortcut`.
 
     Returns
     -------
@@ -279,66 +448,29 @@ def search(fadj, dist, grow, start, target, fixed=(), *, seed=0, max_calls=20000
         The configurations from ``start`` to the goal (``start`` first), or None; the outcome
         ``"found"``, ``"none"`` (the search ran out: no configuration with ``target`` at its
         goal is reachable) or ``"budget"``; the number of generations used.
+
+    The search loop is compiled (:func:`_search`); ``tests/naive_lacam.py`` keeps the same
+    loop in plain Python (``search_reference``), and the tests check they agree.
     """
     n = start.shape[0]
     fixed = np.asarray(fixed, np.int64)
     free = np.ones(n, np.bool_)
     free[fixed] = False
     free[target] = False
-    movable = np.flatnonzero(free)
-    occ_now = np.full(fadj.shape[0], -1, np.int32)
-    occ_next = np.full(fadj.shape[0], -1, np.int32)
-    st_a = np.empty(n + 1, np.int64)
-    st_c = np.empty((n + 1, 5, 2), np.int64)
-    st_n = np.empty(n + 1, np.int64)
-    st_k = np.empty(n + 1, np.int64)
-    trow = dist[grow[target]]
-    cfg0 = np.array(start, np.int32)
-    root = _Node(cfg0, None, _order(trow, cfg0, target, movable))
-    explored = {root.cfg.tobytes(): root}
-    opened = [root]
-    seedmix = tie_hash(seed)
-    calls = 0
-    while opened:
-        node = opened[-1]
-        if trow[node.cfg[target]] == 0:
-            path = []
-            while node is not None:
-                path.append(node.cfg)
-                node = node.parent
-            return shortcut(fadj, path[::-1], window=max(16, (1 << 26) // (5 * n * len(path)))), "found", calls
-        if not node.tree:
-            opened.pop()
-            continue
-        if calls >= max_calls:
-            return None, "budget", calls
-        who, at = node.tree.popleft()
-        depth = len(who)
-        order = node.order
-        if depth < order.shape[0]:               # grow the constraint tree lazily
-            i = int(order[depth])
-            v = int(node.cfg[i])
-            nb = [v] + [int(u) for u in fadj[v] if u >= 0]
-            h = tie_hash(seedmix + calls * 7919 + i)
-            nb.sort(key=lambda u: tie_hash(h + u))
-            for u in nb:
-                node.tree.append((who + (i,), at + (u,)))
-        c_who = np.concatenate([fixed, np.asarray(who, np.int64)])
-        c_at = np.concatenate([node.cfg[fixed].astype(np.int64), np.asarray(at, np.int64)])
-        out = np.empty(n, np.int32)
-        salt = np.uint64(tie_hash(seedmix ^ (calls + 1)))
-        calls += 1
-        if not _generate(fadj, dist, grow, node.cfg, order, c_who, c_at, salt, out, occ_now,
-                         occ_next, st_a, st_c, st_n, st_k):
-            continue
-        if part is not None and (part[out[movable]] != part[node.cfg[movable]]).any():
-            continue                            # one making way would leave its part
-        key = out.tobytes()
-        seen = explored.get(key)
-        if seen is not None:
-            opened.append(seen)
-            continue
-        new = _Node(out, node, _order(trow, out, target, movable))
-        explored[key] = new
-        opened.append(new)
-    return None, "none", calls
+    movable = np.flatnonzero(free).astype(np.int64)
+    part = np.zeros(0, np.int64) if part is None else np.asarray(part, np.int64)
+    max_calls = int(max_calls)
+    max_nodes = max(2, min(max_calls + 1, (1 << 26) // (8 * n + 64)))   # <= 64 MB of nodes
+    status, calls, goal, cfgs, parent = _search(
+        fadj, dist, grow, np.ascontiguousarray(start, np.int32), int(target), movable, fixed,
+        np.uint64(tie_hash(seed)), max_calls, part, max_nodes)
+    if status != 0:
+        return None, ("none" if status == 1 else "budget"), int(calls)
+    path = []
+    while goal >= 0:
+        path.append(cfgs[goal].copy())
+        goal = parent[goal]
+    path = path[::-1]
+    if shorten:
+        path = shortcut(fadj, path, window=max(16, (1 << 26) // (5 * n * len(path))))
+    return path, "found", int(calls)
