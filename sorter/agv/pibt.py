@@ -102,8 +102,8 @@ __all__ = ["Planner", "GUIDANCE", "tie_hash", "MAX_ROBOTS", "DETOUR_CELLS", "RES
 
 MAX_ROBOTS = 1 << 20
 RESCUE_ROBOTS = 1024    # rescues are on by default up to this many robots
-RESCUE_CALLS = 100_000    # successor generations of one rescue search (at most) ...
-RESCUE_WORK = 10_000_000  # ... and at most this many robot moves planned in it (time bound)
+RESCUE_CALLS = 20_000    # successor generations of one rescue search (at most) ...
+RESCUE_WORK = 4_000_000  # ... and at most this many robot moves planned in it (time bound)
 RESCUE_WINDOW = 8       # configurations ahead whose cells other robots keep out of
 DETOUR_CELLS = 1 << 19  # cell visits of new detour tables per step (~16 tables of 32k cells)
 
