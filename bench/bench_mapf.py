@@ -501,30 +501,12 @@ if pytest is not None:
                f"({t.row_bytes / 1024:.0f} KB per table, {t.dtype.__name__})")
 
 
-def crowded_floor(seed, h, w, obst, dens):
-    """A random floor with obstacles (pockets, dead ends) and robots on a share ``dens`` of
-    its largest strongly connected part (as ``tests/test_lacam.py``): starts, goal cells and
-    the generator for goals."""
-    from sorter.agv.tasks import strongly_connected_parts
-    from sorter.layout import Floor
-    rng = np.random.default_rng(seed)
-    cells = np.where(rng.random((h, w)) < obst, 0, 1).astype(np.int8)
-    if cells.sum() < 2:
-        cells[0, :2] = 1
-    f = Floor(cells, check=False)
-    lab = strongly_connected_parts(f.moves)
-    free = f.free_cells
-    labs, cnt = np.unique(lab[free], return_counts=True)
-    goal_cells = free[lab[free] == labs[np.argmax(cnt)]]
-    n = min(goal_cells.size - 1, max(2, int(dens * goal_cells.size)))
-    return f, goal_cells, rng.choice(goal_cells, n, replace=False), rng
-
-
 def _first_rescue(case=(55, 8, 11, 0.1, 0.3), min_calls=0):
     """The planner state where the first rescue search (that took at least ``min_calls``
     generations) starts on a crowded floor with pockets (:func:`crowded_floor` ``case``;
     default 8 x 11, 10% obstacles, 23 robots), and that search's arguments."""
     import sorter.agv.lacam as lacam
+    from naive_lacam import crowded_floor
     from sorter.agv import Planner
     f, cells, starts, rng = crowded_floor(*case)
     p = Planner(f, starts.size, starts, seed=1, dwell_chute=0, dwell_induct=0)
@@ -554,6 +536,7 @@ def liveness(n_floors=60, steps=1500, rotation=False):
     """Crowded random floors with pockets (5-12 x 5-12 cells, 0-30% obstacles, robots on
     30-85% of the free cells, random goals, no dwell): how many runs leave robots that finish
     nothing in the second half, without and with rescues; tasks per step; ms per step."""
+    from naive_lacam import crowded_floor
     from sorter.agv import Planner
     print("| rescues | floors with robots idle in the 2nd half | robots idle | tasks | "
           "rescues / searches without a plan | ms/step p50 / max |")

@@ -5,6 +5,8 @@
 * :func:`search_reference` -- the LaCAM loop of ``lacam.search`` in plain Python (nodes as
   objects, constraint trees as deques, a dict of configurations), calling the compiled
   generator: the reference for the compiled loop.
+* :func:`crowded_floor` -- the crowded random floors with pockets of the rescue tests and
+  of ``bench/bench_mapf.py liveness``.
 * :func:`reachable` -- exhaustive breadth-first search over joint configurations (every
   combination of moves and waits, no shared cells, no swaps): can robot ``target`` get to a
   cell where its distance is 0? The independent answer to "is the search complete".
@@ -17,6 +19,25 @@ import numpy as np
 from naive_pibt import mix
 from sorter.agv.lacam import _generate
 from sorter.agv.pibt import tie_hash
+
+
+def crowded_floor(seed, h, w, obst, dens):
+    """A random ``h`` x ``w`` floor with a share ``obst`` of obstacles (dead ends, pockets) and
+    robots on a share ``dens`` of its largest strongly connected part: ``(floor, goal cells
+    (that part), starts, generator for the goals)``."""
+    from sorter.agv.tasks import strongly_connected_parts
+    from sorter.layout import Floor
+    rng = np.random.default_rng(seed)
+    cells = np.where(rng.random((h, w)) < obst, 0, 1).astype(np.int8)
+    if cells.sum() < 2:
+        cells[0, :2] = 1
+    f = Floor(cells, check=False)
+    lab = strongly_connected_parts(f.moves)
+    free = f.free_cells
+    labs, cnt = np.unique(lab[free], return_counts=True)
+    goal_cells = free[lab[free] == labs[np.argmax(cnt)]]
+    n = min(goal_cells.size - 1, max(2, int(dens * goal_cells.size)))
+    return f, goal_cells, rng.choice(goal_cells, n, replace=False), rng
 
 
 def generate(fadj, dist, grow, cfg, order, constraints, salt):
@@ -109,39 +130,8 @@ def _order(trow, cfg, target, movable):
 
 def search_reference(fadj, dist, grow, start, target, fixed=(), *, seed=0, max_calls=20000,
                      part=None):
-    """``sorter.agv.lacam.search`` in plain Python (its first version, unshortened
-    configurations): the reference for the compiled loop.
-
-    Parameters
-    ----------
-    fadj : int32 array (n_free, 4)
-        Moves in free-cell indexing (-1 none).
-    dist, grow : int32 arrays
-        Distance tables and each robot's row in them (every robot heads for its own goal).
-    start : int32 array (n_robots,)
-        Free cell of each robot (distinct).
-    target : int
-        The robot whose arrival ends the search. It plans first; the others by their distance
-        to its goal at each configuration (nearest first), as in LaCAM's per-node orders.
-    fixed : sequence of int
-        Robots that stay where they are (held, dwelling).
-    seed : int
-        Tie-breaks (same seed, same plan).
-    max_calls : int
-        Successor generations before giving up.
-    part : int array (n_free,), optional
-        Strongly connected part of every cell (:func:`sorter.agv.tasks.strongly_connected_parts`
-        of ``fadj``): the robots other than ``target`` stay in the part they are in. A robot
-        that only makes way must not take a one-way move it can never undo (into a trap its
-        own goal cannot be reached from). Complete within this limit; None = no limit.
-
-    Returns
-    -------
-    (list of int32 arrays or None, str, int)
-        The configurations from ``start`` to the goal (``start`` first), or None; the outcome
-        ``"found"``, ``"none"`` (the search ran out: no configuration with ``target`` at its
-        goal is reachable) or ``"budget"``; the number of generations used.
-    """
+    """``sorter.agv.lacam.search`` in plain Python (its first version; the same arguments,
+    unshortened configurations): the reference for the compiled loop."""
     n = start.shape[0]
     fixed = np.asarray(fixed, np.int64)
     free = np.ones(n, np.bool_)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from naive_lacam import generate, reachable, search_reference
+from naive_lacam import crowded_floor, generate, reachable, search_reference
 from naive_pibt import bfs_distances
 from sorter.agv import MoveGraph, Planner
 from sorter.agv.lacam import _generate, bfs_tables, search, shortcut
@@ -116,7 +116,6 @@ def test_compiled_search_equals_the_plain_python_loop(seed, h, w, density, onewa
                                                       budget):
     """The compiled LaCAM loop (hash table, linked constraint queues) takes exactly the steps
     of the plain-Python one: same outcome, generations and configurations."""
-    from sorter.agv.tasks import strongly_connected_parts
     rng = np.random.default_rng(seed)
     cells = np.where(rng.random((h, w)) < 0.2, 0, 1).astype(np.int8)
     f = Floor(cells, check=False)
@@ -232,19 +231,6 @@ def test_bfs_tables_match_plain_bfs():
 
 
 # ------------------------------------------------------------------ the planner's rescues
-def crowded_floor(seed, h, w, obst, dens):
-    """A random floor with obstacles (dead ends, pockets), robots on a share of the largest
-    strongly connected part, goals drawn there."""
-    rng = np.random.default_rng(seed)
-    f = random_grid(rng, h, w, obst)
-    lab = strongly_connected_parts(f.moves)
-    free = f.free_cells
-    labs, cnt = np.unique(lab[free], return_counts=True)
-    cells = free[lab[free] == labs[np.argmax(cnt)]]
-    n = min(cells.size - 1, max(2, int(dens * cells.size)))
-    return f, cells, rng.choice(cells, n, replace=False), rng
-
-
 def lifelong(f, cells, starts, rng, steps, **kw):
     n = starts.size
     p = Planner(f, n, starts, seed=1, dwell_chute=0, dwell_induct=0, **kw)
