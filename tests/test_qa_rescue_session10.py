@@ -192,9 +192,9 @@ def test_holds_and_releases_during_rescues(seed, kind, rotation, lanes, after, p
                 (run.release if r in run.held else run.hold)(r)
                 if p._plan is not None and r in run.held:
                     # a hold ends the plan if the plan moves the robot or crosses its cell
-                    P, k = p._plan[0], p._plan[1]
+                    P, k = p._plan.configs, p._plan.k
                     inv = np.flatnonzero((P[k + 1:] != P[k]).any(axis=0))
-                    assert r not in inv and r != p._plan[2]
+                    assert r not in inv and r != p._plan.robot
                     assert not np.isin(p._pos[r], P[k:, inv]).any()
             run.step(goals)
             fin = np.flatnonzero(p.finished)
@@ -218,8 +218,8 @@ def test_a_hold_of_the_target_mid_plan_keeps_it_in_place_then_rescues_go_on():
     target = held_at = None
     with cheap_searches():
         for t in range(300):
-            if target is None and p._plan is not None and p._plan[1] > 0:
-                target, held_at = p._plan[2], t
+            if target is None and p._plan is not None and p._plan.k > 0:
+                target, held_at = p._plan.robot, t
                 run.hold(target)
                 assert p._plan is None and (p._forced < 0).all() and not p._keep_out.any()
             if held_at is not None and t == held_at + 30:
@@ -267,8 +267,8 @@ def test_sorting_with_dwell_counts_every_arrival_once(layout, n, rotation, guida
         p.prepare(goals)
         rescued = []
         for _ in range(250):
-            if p._plan is not None and p._plan[1] == p._plan[0].shape[0] - 2:
-                rescued.append(p._plan[2])              # its plan ends in this step
+            if p._plan is not None and p._plan.k == p._plan.configs.shape[0] - 2:
+                rescued.append(p._plan.robot)              # its plan ends in this step
             run.step(goals)
             goals = stream.update(p)
     run.check()
@@ -316,12 +316,12 @@ def test_goals_changed_mid_plan(seed, kind, rotation):
             changed_target = None
             if p._plan is not None and rng.random() < 0.15:
                 moving = np.flatnonzero(p._forced >= 0)
-                r = int(p._plan[2]) if rng.random() < 0.5 else int(rng.choice(moving))
+                r = int(p._plan.robot) if rng.random() < 0.5 else int(rng.choice(moving))
                 own = rng.random() < 0.4
                 new = int(p.positions[r]) if own else int(rng.choice(free))
                 if new != goals[r]:
                     goals[r] = new
-                    changed_target = r if r == p._plan[2] else None
+                    changed_target = r if r == p._plan.robot else None
             elif rng.random() < 0.05:
                 r = int(rng.integers(n))
                 goals[r] = p.positions[r]

@@ -90,6 +90,7 @@ robots and 2.4-5 ms for 10,000 on LoRR ``sortation_large`` (``bench/RESULTS.md``
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
@@ -536,6 +537,23 @@ def _gather(fadj, pool, span, slot, pos, robots, partial, unsettled, flag, local
             flag[r] = v
 
 
+@dataclass
+class _Rescue:
+    """A rescue plan being followed: its configurations (free cells, one row per step), the
+    row the robots stand at, the rescued robot and its goal, and the steps it waited for a
+    robot outside it to leave its way."""
+    configs: np.ndarray
+    k: int
+    robot: int
+    goal: int
+    blocked: int
+
+    def involved(self) -> np.ndarray:
+        """Robots that still move in what is left of the plan."""
+        P, k = self.configs, self.k
+        return np.flatnonzero((P[k + 1:] != P[k]).any(axis=0))
+
+
 class Planner:
     """Lifelong PIBT planner on a grid floor: ``step(goals)`` once per timestep.
 
@@ -775,7 +793,7 @@ class Planner:
         self._since = np.zeros(n, np.int64)              # step of the last improvement
         self._retry = np.zeros(n, np.int64)              # no rescue search before this step
         self._failed = np.zeros(n, np.int64)             # searches that failed since a success
-        self._plan = None                # [configurations, k, robot, goal, steps blocked]
+        self._plan = None                                # the rescue plan followed (_Rescue)
         self._forced = np.full(n, -1, np.int32)         # cell a rescue plan sends a robot to
         self._keep_out = np.zeros(g.n_free, np.uint8)    # cells a rescue plan still uses
         self._parts = None                               # strongly connected parts (rescues)
@@ -1020,9 +1038,9 @@ class Planner:
         r = r[~self._held[r]]
         if r.size:
             if self._plan is not None:
-                P, k = self._plan[0], self._plan[1]
-                inv = np.flatnonzero((P[k + 1:] != P[k]).any(axis=0))
-                if (np.isin(r, inv).any() or (r == self._plan[2]).any()
+                P, k = self._plan.configs, self._plan.k
+                inv = self._plan.involved()
+                if (np.isin(r, inv).any() or (r == self._plan.robot).any()
                         or np.isin(self._pos[r], P[k:, inv]).any()):
                     self._end_plan(abort=True)    # the plan would move them or cross them
             self.tables.complete_all()      # detours read tables far from the robots
@@ -1311,7 +1329,7 @@ class Planner:
                 | (self._no_way >= 0))
         self._since[idle] = now
         if self._plan is not None:
-            i, goal = self._plan[2], self._plan[3]
+            i, goal = self._plan.robot, self._plan.goal
             if self._goal[i] != goal:
                 self._end_plan()                  # its goal changed: the plan is moot
             return
@@ -1344,7 +1362,7 @@ class Planner:
             return
         self._failed[i] = 0
         self.rescues += 1
-        self._plan = [np.array(path, np.int32), 0, i, int(self._goal[i]), 0]
+        self._plan = _Rescue(np.array(path, np.int32), 0, i, int(self._goal[i]), 0)
 
     def _force_plan(self):
         """Before the kernel: the robots that move in what is left of the rescue plan are
@@ -1354,9 +1372,9 @@ class Planner:
         (one standing there must leave); while one is still in a cell the plan moves into,
         the plan waits (given up after ``2 x RESCUE_WINDOW`` such steps). Returns True if this
         step moves the plan on."""
-        P, k = self._plan[0], self._plan[1]
+        P, k = self._plan.configs, self._plan.k
         cur, nxt = P[k], P[k + 1]
-        inv = np.flatnonzero((P[k + 1:] != cur).any(axis=0))
+        inv = self._plan.involved()
         if not np.array_equal(cur[inv], self._pos[inv]):
             self._end_plan(abort=True)            # defensive: the plan is off the floor
             return False
@@ -1369,8 +1387,8 @@ class Planner:
         other[cur[inv]] = False
         self._forced[inv] = cur[inv]
         if other[nxt[moving]].any():             # a robot outside the plan is in the way
-            self._plan[4] += 1
-            if self._plan[4] > 2 * RESCUE_WINDOW:
+            self._plan.blocked += 1
+            if self._plan.blocked > 2 * RESCUE_WINDOW:
                 self._end_plan(abort=True)
             return False
         if self.rotation and moving.size:
@@ -1386,7 +1404,7 @@ class Planner:
 
     def _end_plan(self, abort=False):
         if abort:                                 # not brought to its goal: not at once again
-            i = self._plan[2]
+            i = self._plan.robot
             self._retry[i] = self.step_no + self.rescue_after
         self._plan = None
         self._forced[:] = -1
@@ -1394,9 +1412,9 @@ class Planner:
 
     def _advance_plan(self):
         """After the kernel moved the plan on: at its end the rescued robot has arrived."""
-        self._plan[1] += 1
-        if self._plan[1] == self._plan[0].shape[0] - 1:
-            i = self._plan[2]
+        self._plan.k += 1
+        if self._plan.k == self._plan.configs.shape[0] - 1:
+            i = self._plan.robot
             self._end_plan()
             t = int(self.graph.fcells[self._nxt[i]])
             stay = self.dwell_chute if t == 3 else (self.dwell_induct if t == 2 else 0)
