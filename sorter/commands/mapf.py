@@ -20,6 +20,9 @@ memory (--table-mb bounds the cache of distance tables no robot uses now). With 
 --animate START:STOP writes animation.gif, --heatmap writes heatmap.png. --rotation uses
 LoRR's action model (headings; forward, turn 90 degrees or wait), as the LoRR scores do.
 --guidance: none = plain PIBT; lanes = soft one-way lanes; flow = traffic-flow tie-breaks.
+Where a crowd locks up for good (pockets, mazes), a robot stuck for --rescue-after K steps
+(default max(128, robots) up to 1,024 robots) is brought to its goal by a LaCAM search; the
+KPIs count rescues.
 
 Sorting floor with the chute engine: --scenario sorting (or any of the flags below) routes each
 parcel through a sorter.Sorter: a plan generated from the floor's chute stations (a few become
