@@ -264,3 +264,12 @@ def test_mapf_command_imports_only_public_names():
     part = tasks.connected_parts(f.moves)
     assert len(set(part[f.free_cells].tolist())) == 2
     assert np.array_equal(tasks.strongly_connected_parts(f.moves), part)
+
+
+def test_simulate_refuses_a_seed_beyond_int64():
+    """``simulate(seed=...)`` in code has the bound of the file's seed and of ``--seed``: a
+    larger seed used to run the whole shift and then fail writing the int64 outputs."""
+    from sorter.sim.loop import simulate
+    from sorter.sim.scenario import default_scenario_path
+    with pytest.raises(InputError, match="2\\*\\*63 - 1"):
+        simulate(default_scenario_path(), seed=2**63)

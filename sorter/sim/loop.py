@@ -19,7 +19,7 @@ from sorter.constants import KINDS, REASONS
 from sorter.engine import Sorter
 from sorter.errors import InputError, check_number
 from sorter.sim.arrivals import Parcels, draw_floor_events, draw_parcels
-from sorter.sim.scenario import LoopSpec, Scenario, load_scenario
+from sorter.sim.scenario import SEED_MAX, LoopSpec, Scenario, load_scenario
 
 __all__ = ["LoopRun", "ShiftResult", "simulate", "prepare_loop", "SERIES"]
 
@@ -222,8 +222,10 @@ def simulate(scenario, *, seed=None, progress=False, step_minutes=15.0) -> Shift
                                 expected="simulated minutes between progress updates, > 0")
     if seed is None:
         seed = scenario.seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"bad seed {seed!r}", field="seed", expected="an integer >= 0")
+    if (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+            or seed > SEED_MAX):                # the outputs keep the seed as an int64
+        raise InputError(f"bad seed {seed!r}", field="seed",
+                         expected="an integer from 0 to 2**63 - 1")
     t0 = time.perf_counter()
     rng = np.random.default_rng(int(seed))
     parcels = draw_parcels(scenario, rng)
