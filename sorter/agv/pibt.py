@@ -537,6 +537,26 @@ def _gather(fadj, pool, span, slot, pos, robots, partial, unsettled, flag, local
             flag[r] = v
 
 
+@njit(cache=True, nogil=True)
+def _watch(local, unreach, best, since, done, dwell, held, no_way, retry, now, after, pick):
+    """The stall watch of :meth:`Planner._watch_stalls` in one pass: a robot's ``since`` is
+    the step its distance (``local[:, 4]``) last improved on ``best``, or now while it has
+    nothing to do (goal done, dwelling, held, at its goal, cut off). Returns the robot stalled
+    longest (at least ``after`` steps, not waiting for a retry) if ``pick``, else -1."""
+    out = -1
+    for i in range(local.shape[0]):
+        d = np.int64(local[i, 4])
+        if d < best[i]:
+            best[i] = d
+            since[i] = now
+        if done[i] or dwell[i] > 0 or held[i] or d == 0 or d == unreach or no_way[i] >= 0:
+            since[i] = now
+        elif pick and now - since[i] >= after and now >= retry[i]:
+            if out < 0 or since[i] < since[out]:
+                out = i
+    return out
+
+
 @dataclass
 class _Rescue:
     """A rescue plan being followed: its configurations (free cells, one row per step), the
@@ -1319,23 +1339,12 @@ class Planner:
     def _watch_stalls(self):
         """Track each robot's best distance to its goal; start a rescue for the robot stuck
         longest once one has not improved for ``rescue_after`` steps."""
-        d = self._local[:, 4].astype(np.int64)
-        now = self.step_no
-        unreach = d == self.tables.unreachable
-        better = d < self._best
-        self._best[better] = d[better]
-        self._since[better] = now
-        idle = (self._done | (self._dwell > 0) | self._held | (d == 0) | unreach
-                | (self._no_way >= 0))
-        self._since[idle] = now
-        if self._plan is not None:
-            i, goal = self._plan.robot, self._plan.goal
-            if self._goal[i] != goal:
-                self._end_plan()                  # its goal changed: the plan is moot
-            return
-        stalled = np.flatnonzero((now - self._since >= self.rescue_after) & (now >= self._retry))
-        if stalled.size:
-            i = int(stalled[np.argmin(self._since[stalled])])
+        if self._plan is not None and self._goal[self._plan.robot] != self._plan.goal:
+            self._end_plan()                      # its goal changed: the plan is moot
+        i = _watch(self._local, self.tables.unreachable, self._best, self._since, self._done,
+                   self._dwell, self._held, self._no_way, self._retry, self.step_no,
+                   self.rescue_after, self._plan is None)
+        if i >= 0:
             self._rescue(i)
 
     def _rescue(self, i):
