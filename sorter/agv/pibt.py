@@ -1339,11 +1339,12 @@ class Planner:
     def _watch_stalls(self):
         """Track each robot's best distance to its goal; start a rescue for the robot stuck
         longest once one has not improved for ``rescue_after`` steps."""
-        if self._plan is not None and self._goal[self._plan.robot] != self._plan.goal:
+        pick = self._plan is None                 # one plan at a time: none starts this step
+        if not pick and self._goal[self._plan.robot] != self._plan.goal:
             self._end_plan()                      # its goal changed: the plan is moot
         i = _watch(self._local, self.tables.unreachable, self._best, self._since, self._done,
                    self._dwell, self._held, self._no_way, self._retry, self.step_no,
-                   self.rescue_after, self._plan is None)
+                   self.rescue_after, pick)
         if i >= 0:
             self._rescue(i)
 
