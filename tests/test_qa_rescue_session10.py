@@ -163,6 +163,18 @@ def small_floor(rng, kind):
                         p_oneway=0.15 if kind == "oneway" else 0.0)
 
 
+def crowded_small_floor(seed, kind):
+    """A small floor of ``kind`` with robots on 30-60% of its free cells: ``(rng, floor,
+    free cells, robots, starts)``, or None if it has fewer than 3 free cells."""
+    rng = np.random.default_rng(seed)
+    f = small_floor(rng, kind)
+    free = f.free_cells
+    if free.size < 3:
+        return None
+    n = max(2, int(rng.uniform(0.3, 0.6) * free.size))
+    return rng, f, free, n, rng.choice(free, n, replace=False)
+
+
 # ------------------------------------------------------------------ faults during rescues
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 2**31), kind=st.sampled_from(["random", "oneway", "maze"]),
@@ -172,14 +184,12 @@ def test_holds_and_releases_during_rescues(seed, kind, rotation, lanes, after, p
     """Holds and releases at random times, often of the robots a plan moves (its target
     among them): a held robot never moves, plans stay legal, the invariants of
     :class:`Run` hold."""
-    rng = np.random.default_rng(seed)
-    f = small_floor(rng, kind)
-    free = f.free_cells
-    if free.size < 3:
+    got = crowded_small_floor(seed, kind)
+    if got is None:
         return
-    n = max(2, int(rng.uniform(0.3, 0.6) * free.size))
+    rng, f, free, n, starts = got
     with cheap_searches():
-        p = Planner(f, n, rng.choice(free, n, replace=False), seed=seed, dwell_chute=0,
+        p = Planner(f, n, starts, seed=seed, dwell_chute=0,
                     dwell_induct=0, rescue_after=after, rotation=rotation,
                     guidance="lanes+flow" if lanes else "none")
         run = Run(f, p)
@@ -300,14 +310,12 @@ def test_goals_changed_mid_plan(seed, kind, rotation):
     """The caller changes goals at will, often of the robots a plan moves: its target (the
     plan ends at once), a robot it forces (the plan goes on), to another cell or to the
     robot's own cell (then it finishes there, unless a plan forces it)."""
-    rng = np.random.default_rng(seed)
-    f = small_floor(rng, kind)
-    free = f.free_cells
-    if free.size < 3:
+    got = crowded_small_floor(seed, kind)
+    if got is None:
         return
-    n = max(2, int(rng.uniform(0.3, 0.6) * free.size))
+    rng, f, free, n, starts = got
     with cheap_searches():
-        p = Planner(f, n, rng.choice(free, n, replace=False), seed=seed, dwell_chute=0,
+        p = Planner(f, n, starts, seed=seed, dwell_chute=0,
                     dwell_induct=0, rescue_after=8, rotation=rotation)
         run = Run(f, p)
         goals = rng.choice(free, n).astype(np.int32)
