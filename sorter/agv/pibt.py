@@ -76,7 +76,7 @@ for fleets up to ``RESCUE_ROBOTS``) a robot stuck that long is brought to its go
 search over configurations (:mod:`sorter.agv.lacam`): the robots the plan moves follow it
 (``forced`` in the kernel), the others plan as usual but keep out of the cells it uses next
 (``keep_out``). On 60 crowded random floors with pockets this takes the runs that leave robots
-idle for good from 31 to 3 (``bench/RESULTS.md``).
+idle for good from 31 to 4 (``bench/RESULTS.md``).
 
 Tried and dropped (figures in ``bench/RESULTS.md``): PIBT over the four actions with a
 heading-aware one-step look-ahead cost (pushed robots may only move forward; deadlocks in dense
