@@ -138,7 +138,9 @@ class _Loop:
             self.occupied[c] = parcel
             self.stats["inducted"] += 1
             self.stats["on_loop"] += 1
-            next_free = env.now + gap
+            # one cycle from when it was ready; a wait for the carrier window (< one
+            # carrier interval) does not lengthen it, a longer wait restarts it
+            next_free = next_free + gap if env.now - next_free < self.dt else env.now + gap
             env.process(self._ride(parcel, x))
 
     def _dist(self, a, b):
