@@ -53,7 +53,10 @@ _MAX_INDUCTS = 10_000
 @dataclass(frozen=True)
 class Induct:
     """One induct station: ``id``, ``position_m`` along the loop, ``max_rate_per_hour``
-    (items/h it can place at most) and ``kind`` (``automatic`` or ``manual``)."""
+    (items/h it can place at most: one parcel per cycle of ``3600 / max_rate_per_hour`` s, on
+    the first empty carrier passing once it is ready; a busy induct reaches this rate even
+    where the carrier interval does not divide its cycle) and ``kind`` (``automatic`` or
+    ``manual``)."""
 
     id: str
     position_m: float
