@@ -21,7 +21,7 @@ Backends (the library never starts a cluster behind the user's back):
 * ``client=None`` (default): a local :class:`concurrent.futures.ProcessPoolExecutor`
   with ``n_workers`` processes (default ``os.cpu_count()``);
 * ``client=<dask.distributed.Client>``: the user's Dask cluster (``client.map`` and
-  ``as_completed``). Dask is imported only on this path (``pip install 'sorter[dask]'``).
+  ``as_completed``). Dask is imported only on this path (``pip install '.[dask]'`` from a checkout).
 
 Every run is deterministic per seed, so the rows are the same whichever backend ran them.
 """
@@ -979,7 +979,7 @@ def _run_dask(client, tasks, results, walls, bar, points, seed_list):
         from distributed import as_completed
     except ImportError:                 # pragma: no cover - a Client implies distributed
         raise InputError("a Dask client needs dask[distributed]", field="client",
-                         expected="pip install 'sorter[dask]'") from None
+                         expected="pip install '.[dask]' (from a checkout of sorter)") from None
     futs = client.map(_run_point, tasks, pure=False)
     idx_of = {f.key: t[0] for f, t in zip(futs, tasks)}
     try:

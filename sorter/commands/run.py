@@ -30,7 +30,8 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=None,
                    help="random seed, 0 .. 2**63 - 1 (default: the scenario's own)")
     p.add_argument("--out", default=None, metavar="DIR",
-                   help="write kpis.json, parcels.parquet, timeseries.csv, plots and report.html here")
+                   help="write kpis.json, parcels.parquet, timeseries.csv, chutes.csv, plots and "
+                        "report.html here")
     p.add_argument("--json", action="store_true",
                    help="print the KPIs as one JSON object on stdout (no table, no progress bar)")
 

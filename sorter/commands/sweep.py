@@ -20,7 +20,8 @@ example:
       --vary loop.speed_mps=2.0,2.5 --seeds 5 --out out/sweep
   sorter sweep seeds/scenarios/peak.toml --vary wave.1.rate_per_hour=14000,18000,22000 \\
       --set scenario.interval_minutes=5 --seeds 3
-  # the same on your Dask cluster (pip install 'sorter[dask]'): add --dask tcp://HOST:8786
+  # the same on your Dask cluster (pip install '.[dask]' from a checkout, on the client and
+  # every worker; PyPI's `sorter` is another project): add --dask tcp://HOST:8786
 """
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def run(args) -> int:
                 from dask.distributed import Client, LocalCluster
             except ImportError:
                 raise InputError("--dask needs dask.distributed", field="--dask",
-                                 expected="pip install 'sorter[dask]'") from None
+                                 expected="pip install '.[dask]' (from a checkout of sorter)") from None
             if args.dask == "local":
                 n = args.workers or os.cpu_count() or 1
                 cluster = LocalCluster(n_workers=n, threads_per_worker=1, dashboard_address=None)
