@@ -150,7 +150,14 @@ def test_rerouting_goes_to_alternates_overflow_then_reject():
     assert set(by) == set(REASONS)
     assert by["overflow"] > 0
     assert by["max_recirculation"] + by["no_chute_available"] > 0
-    assert k["rejects_by_reason"] == {r: v for r, v in by.items() if r != "ok" and v}
+    # overflow is sorted (to an overflow chute), as `sorter run` counts it, not a reject
+    assert k["rejects_by_reason"] == {r: v for r, v in by.items()
+                                      if r not in ("ok", "overflow") and v}
+    assert k["sorted_to_overflow"] == by["overflow"]
+    assert k["chute_capacity"] == 2
+    # the default capacity of a generated plan is reported as the value in force, not None
+    pl, st, pos, log = _run(FloorSimOptions(), steps=5)
+    assert st.kpis(5)["chute_capacity"] == 50
     _engine_agrees(st, log)
     # generous recirculation: re-routed parcels first go to alternates (ok)
     opt = FloorSimOptions(chute_capacity=4, container_change_steps=60, max_recirculation=5)

@@ -40,7 +40,8 @@ before every planner step). Robots cycle induct -> drop cell of a chute -> induc
   ``induct_repicks``).
 
 KPIs (:meth:`FloorSim.kpis`): parcels sorted (dropped into any chute), per hour with
-``seconds_per_step``, per chute, by reason (``ok``, ``overflow`` and the reject reasons),
+``seconds_per_step``, per chute, by reason (``ok``, ``overflow`` and the reject reasons; as in
+``sorter run``, overflow counts as sorted (``sorted_to_overflow``), not in ``rejects_by_reason``),
 robot utilisation (fraction of robot-steps faulted / dwelling / carrying a parcel while moving /
 moving empty / waiting; a turn in place under the rotation model counts as waiting), chute full
 events, container changes, re-routes, induct-to-drop steps (p50, p95), and a conservation
@@ -280,6 +281,9 @@ class FloorSim(SortingTasks):
         if not floor.inducts or not floor.chutes:
             # let the parent raise its error
             super().__init__(floor, n_robots, rng, mix=mix, router=object())
+        # the capacity in force (kpis): the option, 50 for a generated plan, None = the
+        # loaded chute table's own capacities
+        self._capacity_used = opt.chute_capacity
         if opt.plan_csv is not None:
             eng = Sorter.from_files(opt.plan_csv, opt.chutes_toml)
             if (opt.chute_capacity is not None or opt.strategy is not None
@@ -303,6 +307,7 @@ class FloorSim(SortingTasks):
             from sorter.agv.tasks import DestinationMix
             w = DestinationMix(nd, mix).p
             cap = 50 if opt.chute_capacity is None else opt.chute_capacity
+            self._capacity_used = cap
             plan, table = floor_plan(floor, w, capacity=cap, strategy=opt.strategy or "least_loaded",
                                      max_recirculation=(3 if opt.max_recirculation is None
                                                         else opt.max_recirculation),
@@ -576,7 +581,9 @@ class FloorSim(SortingTasks):
             "sorted_per_step": self.dropped / max(1, int(steps)),
             "sorted_per_robot_hour": self.dropped / hours / max(1, self.n),
             "parcels_by_reason": by_reason,
-            "rejects_by_reason": {r: by_reason[r] for r in REASONS if r != "ok" and by_reason[r]},
+            # as `sorter run` counts them: overflow is sorted (to an overflow chute), not a reject
+            "sorted_to_overflow": by_reason["overflow"],
+            "rejects_by_reason": {r: by_reason[r] for r in REJECT_REASONS if by_reason[r]},
             "sorted_per_chute": per_chute,
             "chute_full_events": int(self.full_events),
             "container_changes": int(self.container_changes),
@@ -591,7 +598,7 @@ class FloorSim(SortingTasks):
             "induct_to_drop_p50": q(50),
             "induct_to_drop_p95": q(95),
             "engine_decisions_by_reason": counters["by_reason"],
-            "chute_capacity": self.options.chute_capacity,
+            "chute_capacity": self._capacity_used,
             "container_change_steps": int(self.options.container_change_steps),
             "fault_rate": float(self.options.fault_rate),
             "repair_steps": int(self.options.repair_steps),
