@@ -558,25 +558,29 @@ class SweepResult:
         """One line per point: varied values, runs, mean sorted/h ± 95% CI, offered/h,
         recirculation % ± CI, p95 induct-to-chute, induct blocking %, rejects %."""
         summ = self.summary()
-        heads = [(k, max(len(k), *(len(_fmt(p[k])) for p in self.points))) for k in self.vary]
-        cols = [("runs", 4), ("sorted/h ± 95% CI", 19), ("offered/h", 10),
-                ("recirc % ± CI", 14), ("p95 ind→chute s", 16), ("blocking %", 10),
-                ("reject %", 8)]
-        line = "  ".join(f"{h:>{w}}" for h, w in heads + cols)
-        out = [f"sweep: {self.scenario}  ({len(self.points)} points x {len(self.seeds)} seeds "
-               f"= {len(self.rows)} runs, {self.backend}"
+        names = list(self.vary) + ["runs", "sorted/h ± 95% CI", "offered/h", "recirc % ± CI",
+                                   "p95 ind→chute s", "blocking %", "reject %"]
+        rows = []
+        for s in summ:
+            rows.append([_fmt(s[k]) for k in self.vary] + [
+                f"{s['n_seeds']}",
+                _pm(s['sorted_per_hour_mean'], s['sorted_per_hour_ci95'], ',.0f'),
+                f"{s['offered_per_hour_mean']:,.0f}",
+                _pm(s['recirculation_pct_mean'], s['recirculation_pct_ci95'], '.2f'),
+                f"{s['induct_to_chute_s_p95_mean']:.1f}",
+                f"{s['induct_blocking_pct_mean']:.2f}",
+                f"{s['reject_pct_mean']:.2f}"])
+        # columns as wide as their widest cell (a two-digit CI must not shift the row)
+        widths = [max([len(h)] + [len(r[j]) for r in rows]) for j, h in enumerate(names)]
+        line = "  ".join(f"{h:>{w}}" for h, w in zip(names, widths))
+        n_seeds = len(self.seeds)
+        out = [f"sweep: {self.scenario}  ({len(self.points)} point{'s' if len(self.points) != 1 else ''}"
+               f" x {n_seeds} seed{'s' if n_seeds != 1 else ''} = {len(self.rows)} "
+               f"run{'s' if len(self.rows) != 1 else ''}, {self.backend}"
                + (f", {self.n_workers} workers" if self.backend != "serial" else "")
                + f", {self.wall_s:.1f} s)", "", line, "-" * len(line)]
-        for s in summ:
-            cells = [f"{_fmt(s[k]):>{w}}" for k, w in heads]
-            cells.append(f"{s['n_seeds']:>4}")
-            cells.append(f"{_pm(s['sorted_per_hour_mean'], s['sorted_per_hour_ci95'], ',.0f'):>19}")
-            cells.append(f"{s['offered_per_hour_mean']:>10,.0f}")
-            cells.append(f"{_pm(s['recirculation_pct_mean'], s['recirculation_pct_ci95'], '.2f'):>14}")
-            cells.append(f"{s['induct_to_chute_s_p95_mean']:>16.1f}")
-            cells.append(f"{s['induct_blocking_pct_mean']:>10.2f}")
-            cells.append(f"{s['reject_pct_mean']:>8.2f}")
-            out.append("  ".join(cells))
+        for r in rows:
+            out.append("  ".join(f"{c:>{w}}" for c, w in zip(r, widths)))
         return "\n".join(out)
 
     def plot(self, path, *, kpi: str = "sorted_per_hour") -> Path:

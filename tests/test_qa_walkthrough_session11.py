@@ -48,3 +48,19 @@ def test_sweep_help_installs_dask_extra_from_the_checkout(capsys):
     assert "--dask tcp://" in example
     assert "sorter[dask]" not in text
     assert "pip install '.[dask]'" in " ".join(example.split())
+
+
+def test_sweep_table_columns_line_up_and_counts_read_right():
+    # the table's widths were fixed: a CI with two digits before the point shifted its row;
+    # the header said "1 seeds"
+    from sorter.sweep import capacity_sweep
+    res = capacity_sweep(seed_path("scenarios/small.toml"),
+                         {"wave.0.rate_per_hour": [4000, 30000]}, seeds=[0, 1], n_workers=1)
+    lines = res.format_table().splitlines()
+    table = [ln for ln in lines[2:] if ln and not set(ln) <= {"-"}]
+    assert len(table) == 3 and len({len(ln) for ln in table}) == 1, lines
+    assert "2 seeds" in lines[0]
+    one = capacity_sweep(seed_path("scenarios/small.toml"), {"wave.0.rate_per_hour": [4000]},
+                         seeds=[0], n_workers=1)
+    head = one.format_table().splitlines()[0]
+    assert "1 point x 1 seed = 1 run," in head
