@@ -13,6 +13,10 @@ One character per cell, one line per row::
               one-way in the arrow's direction. A robot on a ``>`` cell may move east (on),
               north or south (turning off), never west; no robot may enter it moving west.
               So a row of ``>`` cells is a one-way street, entered and left from the sides.
+    Q   induct queue cell: a line of ``Q`` cells (no branches) with one end beside an ``I``
+        cell is that induct's queue (``Station.queue``). Robots enter it at the far end (the
+        tail), move up one way toward the induct or wait, and reach the induct only through
+        it; they leave the induct by any other side.
 
 An optional MovingAI-style header may come first: ``type ...``, ``height H``, ``width W``
 lines, then ``map``; when given, H and W must agree with the rows. Leading and trailing
@@ -33,13 +37,13 @@ from sorter.layout.floor import DROP, INDUCT, OBSTACLE, TRAVEL, Floor, Station
 
 __all__ = ["parse_ascii", "load_ascii", "format_ascii", "ASCII_CHARS"]
 
-ASCII_CHARS = ".@#TIDC><^v"
+ASCII_CHARS = ".@#TIDC><^vQ"
 _ARROWS = {">": 0, "v": 1, "<": 2, "^": 3}          # direction codes: east, south, west, north
 _ARROW_OF_DIR = {d: ch for ch, d in _ARROWS.items()}
-_EXPECTED = "one of . @ # T I D C > < ^ v"
+_EXPECTED = "one of . @ # T I D C > < ^ v Q"
 
 
-_CODE = char_codes(travel=".><^v", obstacle="@#TC", induct="I", drop="D")
+_CODE = char_codes(travel=".><^vQ", obstacle="@#TC", induct="I", drop="D")
 
 
 def _split_header(lines, path, offset):
@@ -187,8 +191,10 @@ def _build(grid, chars2, *, name, path, where, first_line):
              path=where, line=line, column=col, expected="at least one D next to each C block")
     chutes = [Station(k, f"C{k}", "chute", cells) for k, (_, cells) in enumerate(groups)]
     chute_body = labels.copy()                # blocks are numbered as their chutes
-    inducts = [Station(k, f"I{k}", "induct", [c])
-               for k, c in enumerate(np.flatnonzero(grid.ravel() == INDUCT))]
+    induct_cells = np.flatnonzero(grid.ravel() == INDUCT)
+    queues = _queues(chars2.ravel() == ord("Q"), grid, locate, where)
+    inducts = [Station(k, f"I{k}", "induct", [c], queue=queues.get(int(c)))
+               for k, c in enumerate(induct_cells)]
     # one-way cells
     moves = None
     flat = chars2.ravel()
@@ -212,6 +218,72 @@ def _build(grid, chars2, *, name, path, where, first_line):
                   source=None if path is None else str(path), chute_body=chute_body, check=False)
     check_floor_reachable(floor, path=where, locate=locate)
     return floor
+
+
+def _queues(qmask, grid, locate, where):
+    """The ``Q`` lines: {induct cell: queue cells from the tail to the head}."""
+    h, w = grid.shape
+    flat = grid.ravel()
+    cells = np.flatnonzero(qmask)
+    if not cells.size:
+        return {}
+
+    def nbs(c):
+        r, col = divmod(int(c), w)
+        return [c2 for c2, ok in ((c + 1, col + 1 < w), (c + w, r + 1 < h), (c - 1, col > 0),
+                                  (c - w, r > 0)) if ok]
+
+    def bad(c, msg, expected):
+        line, col = locate(c)
+        fail(msg, path=where, line=line, column=col, field="Q", expected=expected)
+
+    qn = {int(c): [x for x in nbs(c) if qmask[x]] for c in cells}
+    for c, q in qn.items():
+        if len(q) > 2:
+            bad(c, f"queue cell 'Q' has {len(q)} queue neighbours", "a line of Q cells, no branches")
+    out = {}
+    seen = set()
+    for c0 in cells.tolist():
+        if c0 in seen:
+            continue
+        comp, stack = [], [c0]
+        seen.add(c0)
+        while stack:
+            c = stack.pop()
+            comp.append(c)
+            for x in qn[c]:
+                if x not in seen:
+                    seen.add(x)
+                    stack.append(x)
+        ends = [c for c in comp if len(qn[c]) <= 1]
+        if not ends:
+            bad(min(comp), "queue cells 'Q' form a loop", "a line of Q cells with two ends")
+        touch = {c: [x for x in nbs(c) if flat[x] == INDUCT] for c in comp}
+        for c in comp:
+            if touch[c] and c not in ends:
+                bad(c, "an induct 'I' is beside the middle of a queue", "an I beside an end of a Q line")
+        heads = [c for c in ends if touch[c]]
+        if not heads:
+            bad(min(comp), "queue cells 'Q' lead to no induct", "one end of each Q line beside an I")
+        if len(heads) > 1 or len(touch[heads[0]]) > 1:
+            bad(heads[-1] if len(heads) > 1 else heads[0], "a queue leads to two inducts",
+                "one end of each Q line beside exactly one I")
+        head = heads[0]
+        tail = [c for c in ends if c != head]
+        tail = tail[0] if tail else head
+        order, prev = [tail], -1
+        while order[-1] != head:
+            nxt = [x for x in qn[order[-1]] if x != prev][0]
+            prev = order[-1]
+            order.append(nxt)
+        ind = touch[head][0]
+        if ind in out:
+            bad(head, "an induct 'I' has two queues", "at most one Q line per induct")
+        if not any(flat[x] != 0 and not qmask[x] and x != ind for x in nbs(tail)):
+            bad(tail, "queue tail has no free cell beside it to enter from",
+                "a free cell beside the far end of each Q line")
+        out[ind] = order
+    return out
 
 
 def load_ascii(path) -> Floor:
@@ -312,6 +384,12 @@ def format_ascii(floor: Floor) -> str:
     out[floor.cells == INDUCT] = ord("I")
     out[floor.cells == DROP] = ord("D")
     full = grid_moves((floor.cells != OBSTACLE).reshape(h, w))
+    if any(st.queue.size for st in floor.inducts):
+        for st in floor.inducts:
+            out[st.queue] = ord("Q")
+        # the queues' one-way moves come with their Q cells: arrows write the rest
+        full = Floor(floor.cells.reshape(h, w), moves=full, inducts=floor.inducts,
+                     check=False).moves
     # Each arrow e on a cell c forbids two moves, both in direction back(e): c's own exit
     # back(e) and the entry into c from its downstream neighbour. So a forbidden move (x, d)
     # between free neighbours x -> y needs an arrow opp(d) on x or on y, one arrow per cell.
@@ -327,6 +405,7 @@ def format_ascii(floor: Floor) -> str:
         raise ValueError(f"the floor's one-way moves cannot be written in the ASCII form "
                          f"(first difference at cell row {r}, col {col})")
     if ([s.cells.tolist() for s in back.chutes] != [s.cells.tolist() for s in floor.chutes]
-            or [s.cells.tolist() for s in back.inducts] != [s.cells.tolist() for s in floor.inducts]):
+            or [s.cells.tolist() for s in back.inducts] != [s.cells.tolist() for s in floor.inducts]
+            or [s.queue.tolist() for s in back.inducts] != [s.queue.tolist() for s in floor.inducts]):
         raise ValueError("the floor's stations cannot be written in the ASCII form")
     return text

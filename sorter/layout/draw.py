@@ -24,6 +24,7 @@ ROLE_COLOURS = {
     "chute": "#8c5a2b",
     "drop": "#f5a623",
     "induct": "#3aa655",
+    "queue": "#b9e3c2",
 }
 _ROLES = list(ROLE_COLOURS)
 
@@ -34,6 +35,8 @@ def _role_image(floor):
     img[(floor.cells == OBSTACLE) & (floor.chute_body >= 0)] = 2
     img[floor.cells == DROP] = 3
     img[floor.cells == INDUCT] = 4
+    for st in floor.inducts:
+        img[st.queue] = 5                               # induct queue cells (their arrows too)
     return img.reshape(floor.height, floor.width)
 
 

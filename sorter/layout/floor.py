@@ -76,12 +76,20 @@ class Station:
     cells : int32 array
         Induct cells (an induct) or drop cells (a chute), sorted cell ids. Given as integers
         (a float, a bool mask or an id beyond int32 is an InputError, not truncated).
+    queue : int32 array
+        An induct's queue cells, in order from the entry (the tail) to the cell next to the
+        induct (the head): robots line up there to be loaded one at a time. Travel cells whose
+        moves run one way, only onward (``Floor.moves``: a robot in the queue moves up or
+        waits; it enters at the tail; the induct is entered from the head only). Empty for
+        chutes and for inducts without a queue (the ASCII form's ``Q`` cells; the benchmark
+        formats have none).
     """
 
     index: int
     label: str
     kind: str
     cells: np.ndarray = field(repr=False)
+    queue: np.ndarray = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.kind not in ("induct", "chute"):
@@ -89,10 +97,97 @@ class Station:
                              expected="'induct' or 'chute'")
         ids = _int_ids(self.cells, field="cells", what=f"{self.kind} {self.label!r} cells")
         self.cells = np.ascontiguousarray(ids.astype(np.int32).ravel())
+        q = np.zeros(0, np.int32) if self.queue is None else _int_ids(
+            self.queue, field="queue", what=f"{self.kind} {self.label!r} queue")
+        self.queue = np.ascontiguousarray(np.asarray(q).astype(np.int32).ravel())
+        if self.queue.size and self.kind != "induct":
+            raise InputError(f"chute {self.label!r} has queue cells", field="queue",
+                             expected="queue cells for inducts only")
 
     def __repr__(self):
+        q = f", queue=<{self.queue.size} cells>" if self.queue.size else ""
         return (f"Station(index={self.index}, label={self.label!r}, kind={self.kind!r}, "
-                f"cells={self.cells.tolist() if self.cells.size <= 8 else f'<{self.cells.size} cells>'})")
+                f"cells={self.cells.tolist() if self.cells.size <= 8 else f'<{self.cells.size} cells>'}"
+                f"{q})")
+
+
+def _apply_queues(floor) -> None:
+    """Check the inducts' queues and make their moves one way, onward (in place).
+
+    A queue ``q0 .. qk`` (tail to head) of travel cells, each beside the next and ``qk``
+    beside a cell ``I`` of its induct: from ``qj`` the only move is to ``qj+1`` (``qk``: to
+    ``I``); ``qj`` is entered only from ``qj-1``, and ``q0`` from its other free neighbours
+    (not from ``I``); ``I`` is entered only from ``qk``.
+    """
+    w, n = floor.width, floor.n_cells
+    m = floor.moves
+    used = np.full(n, -1, np.int64)
+    for st in floor.inducts:
+        q = st.queue
+        if not q.size:
+            continue
+        where = f"induct {st.label} queue"
+        if q.min() < 0 or q.max() >= n:
+            raise InputError(f"{where} holds a cell outside the grid", field="queue",
+                             expected=f"cell ids in 0..{n - 1}")
+        for c in q.tolist():
+            r, col = divmod(c, w)
+            if floor.cells[c] != TRAVEL:
+                raise InputError(f"{where} cell (row {r}, col {col}) is a "
+                                 f"{_KIND_NAMES[int(floor.cells[c])]} cell", field="queue",
+                                 expected="travel cells")
+            if used[c] >= 0:
+                raise InputError(f"{where} cell (row {r}, col {col}) is in another queue too",
+                                 field="queue", expected="each queue cell in one queue, once")
+            used[c] = st.index
+        nxt = []
+        for a, b in zip(q[:-1].tolist(), q[1:].tolist()):
+            if b not in _neighbours(a, w, n):
+                r, col = divmod(b, w)
+                raise InputError(f"{where} cell (row {r}, col {col}) is not beside the one before "
+                                 f"it", field="queue", expected="a path of neighbouring cells")
+            nxt.append(b)
+        head = int(q[-1])
+        near = [c for c in st.cells.tolist() if c in _neighbours(head, w, n)]
+        if not near:
+            r, col = divmod(head, w)
+            raise InputError(f"{where} ends at (row {r}, col {col}), beside no cell of the induct",
+                             field="queue", expected="the last queue cell beside an induct cell")
+        nxt.append(near[0])
+        inside = set(q.tolist())
+        for j, c in enumerate(q.tolist()):
+            to = nxt[j]
+            d_to = _neighbours(c, w, n).index(to)
+            for d in range(4):
+                if d != d_to:
+                    m[c, d] = -1                         # onward only
+            for d, nb in enumerate(_neighbours(c, w, n)):
+                if nb < 0:
+                    continue
+                back = (d + 2) % 4
+                if m[nb, back] != c:
+                    continue
+                prev_ok = (j > 0 and nb == q[j - 1]) or (j == 0 and nb not in inside
+                                                          and nb not in st.cells.tolist())
+                if not prev_ok:
+                    m[nb, back] = -1                     # entered from the one before only
+        ind = near[0]
+        for d, nb in enumerate(_neighbours(ind, w, n)):
+            if nb >= 0 and nb != head and m[nb, (d + 2) % 4] == ind:
+                m[nb, (d + 2) % 4] = -1                  # the induct from its queue only
+        if not any(m[nb, (d + 2) % 4] == q[0]
+                   for d, nb in enumerate(_neighbours(int(q[0]), w, n)) if nb >= 0):
+            r, col = divmod(int(q[0]), w)
+            raise InputError(f"{where} starts at (row {r}, col {col}), which no robot can enter",
+                             field="queue", expected="a tail cell beside a free cell outside the queue")
+
+
+def _neighbours(c, w, n):
+    """Cell ids east, south, west, north of ``c`` (-1 off the grid)."""
+    r, col = divmod(int(c), w)
+    h = n // w
+    return [c + 1 if col + 1 < w else -1, c + w if r + 1 < h else -1,
+            c - 1 if col > 0 else -1, c - w if r > 0 else -1]
 
 
 class Floor:
@@ -201,6 +296,9 @@ class Floor:
                     expected=f"{_KIND_NAMES[code]} cells")
             # lowest station index wins on shared cells: assign in reverse order
             self.station_of_cell[allc[::-1]] = owner[::-1]
+        if any(st.queue.size for st in self.inducts):
+            self.moves = self.moves.copy() if moves is not None else self.moves
+            _apply_queues(self)
         if chute_body is None:
             self.chute_body = np.full(n, -1, dtype=np.int32)
         else:

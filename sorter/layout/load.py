@@ -20,13 +20,13 @@ FLOOR_FORMATS = {
 }
 
 
-_ASCII_ONLY = frozenset("#IDC><^v")      # cells of the ASCII form that no MovingAI map has
+_ASCII_ONLY = frozenset("#IDC><^vQ")     # cells of the ASCII form that no MovingAI map has
 _MOVINGAI_ONLY = frozenset("GOWES")
 
 
 def _ascii_cells_after_header(text: str) -> bool:
     """True when the rows after a ``map`` header line use the ASCII form's own cell letters
-    (``I D C # > < ^ v``) and none of MovingAI's (``G O W E S``)."""
+    (``I D C # > < ^ v Q``) and none of MovingAI's (``G O W E S``)."""
     lines = text.splitlines()
     at = next((i for i, ln in enumerate(lines) if ln.strip() == "map"), None)
     if at is None:
@@ -109,7 +109,7 @@ def load_floor(path) -> Floor:
         RHCR's kiva form when the first line is ``rows,cols``), anything else ASCII. Under
         another extension the content decides: a first line ``Grid size`` is RHCR's grid,
         ``{`` a LoRR problem, ``type ...`` a MovingAI map (the ASCII form when its rows use
-        ``I D C # > < ^ v`` and none of ``G O W E S``), ``rows,cols`` a kiva map.
+        ``I D C # > < ^ v Q`` and none of ``G O W E S``), ``rows,cols`` a kiva map.
 
     Returns
     -------
