@@ -168,3 +168,22 @@ def test_drawing_colours_queue_cells():
     roles = list(ROLE_COLOURS)
     assert set(img[f.inducts[0].queue]) == {roles.index("queue")}
     f.draw()
+
+
+def test_floor_sim_reports_robots_in_each_queue():
+    """``induct_queue_mean`` / ``_max`` equal a count over the recorded positions."""
+    from sorter.agv.floor_sim import FloorSimOptions
+    f = load_floor(seed_path("floors/queues_11x29.txt"))
+    pl, tasks = make_run(f, 30, seed=2, tasks="sorting", floor_sim=FloorSimOptions())
+    steps = 250
+    res = simulate(pl, tasks, steps)
+    k = res.kpis()
+    for s in f.inducts:
+        per_step = np.isin(res.positions[1:], s.queue).sum(axis=1)
+        assert k["induct_queue_mean"][s.label] == pytest.approx(per_step.mean())
+        assert k["induct_queue_max"][s.label] == per_step.max() <= s.queue.size
+    assert sum(k["induct_queue_max"].values()) > 0
+    # a floor without queues has no such keys
+    plain = load_floor(seed_path("floors/small_12x20.txt"))
+    pl, tasks = make_run(plain, 10, seed=2, tasks="sorting", floor_sim=FloorSimOptions())
+    assert "induct_queue_mean" not in simulate(pl, tasks, 20).kpis()
