@@ -187,3 +187,24 @@ def test_floor_sim_reports_robots_in_each_queue():
     plain = load_floor(seed_path("floors/small_12x20.txt"))
     pl, tasks = make_run(plain, 10, seed=2, tasks="sorting", floor_sim=FloorSimOptions())
     assert "induct_queue_mean" not in simulate(pl, tasks, 20).kpis()
+
+
+def test_generated_floor_with_queues():
+    from sorter.layout import sortation_floor
+    f = sortation_floor(12, 20, 4, 8, seed=1, queue=3)
+    plain = sortation_floor(12, 20, 4, 8, seed=1)
+    assert [s.cells.tolist() for s in f.inducts] == [s.cells.tolist() for s in plain.inducts]
+    for s in f.inducts:
+        assert s.queue.size == 3
+        border = [c for c in s.queue.tolist()
+                  if f.rc(c)[0] in (0, f.height - 1) or f.rc(c)[1] in (0, f.width - 1)]
+        assert border == s.queue.tolist()
+    _check_queue_moves(f)
+    assert np.array_equal(parse_ascii(format_ascii(f)).moves, f.moves)
+    pl, tasks = make_run(f, 20, seed=3, tasks="sorting")
+    P = simulate(pl, tasks, 200).positions
+    assert validate(f, P[0], P) is None
+    with pytest.raises(InputError, match="queue = 15 does not fit"):
+        sortation_floor(12, 20, 4, 8, seed=1, queue=15)
+    with pytest.raises(InputError, match="queue"):
+        sortation_floor(12, 20, 4, 8, seed=1, queue=-1)

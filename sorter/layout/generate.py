@@ -22,6 +22,31 @@ from sorter.layout.floor import DROP, INDUCT, OBSTACLE, TRAVEL, Floor, Station
 __all__ = ["sortation_floor", "lattice_capacity"]
 
 
+def _queues(rows, cols, ind, length):
+    """{induct cell: the ``length`` border cells before it clockwise, tail first}."""
+    if not length:
+        return {}
+    perim = ([(0, c) for c in range(cols)] + [(r, cols - 1) for r in range(1, rows)]
+             + [(rows - 1, c) for c in range(cols - 2, -1, -1)]
+             + [(r, 0) for r in range(rows - 2, 0, -1)])
+    ids = [r * cols + c for r, c in perim]
+    at = {c: k for k, c in enumerate(ids)}
+    room = min((at[int(b)] - at[int(a)]) % len(ids) for a, b in
+               zip(sorted(ind, key=lambda c: at[int(c)]),
+                   np.roll(sorted(ind, key=lambda c: at[int(c)]), -1))) - 1 if len(ind) > 1 \
+        else len(ids) - 2
+    if length > room:
+        raise InputError(f"queue = {length} does not fit between the inducts", field="queue",
+                         expected=f"at most {max(0, room)} (border cells between two inducts, "
+                                  "less one)")
+    out = {}
+    for c in (int(x) for x in ind):
+        k = at[c]
+        cells = [ids[(k - j) % len(ids)] for j in range(length, 0, -1)]
+        out[c] = cells
+    return out
+
+
 def _check_int(name, v, lo):
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
         raise InputError(f"{name} = {v!r}", field=name, expected=f"an integer >= {lo}")
@@ -107,7 +132,7 @@ def lattice_capacity(rows, cols, *, margin=1, block=(1, 1), gap=1, drop_sides="n
 
 
 def sortation_floor(rows, cols, n_inducts, n_chutes, *, seed=0, margin=1, block=(1, 1), gap=1,
-                    drop_sides="nesw", name=None) -> Floor:
+                    drop_sides="nesw", queue=0, name=None) -> Floor:
     """Generate the classic robot sorting floor (see the module docstring).
 
     Parameters
@@ -129,6 +154,10 @@ def sortation_floor(rows, cols, n_inducts, n_chutes, *, seed=0, margin=1, block=
         Travel cells between neighbouring chute units (body plus its drop cells).
     drop_sides : str
         Which sides of a chute body carry drop cells, a non-empty subset of ``"nesw"``.
+    queue : int
+        Queue cells in front of each induct (``Station.queue``): the ``queue`` border cells
+        before it, going clockwise round the floor (corners included). Robots line up there
+        and reach the induct only through it; through traffic uses the margin. 0 = none.
     name : str, optional
         Floor name; default ``sortation_<rows>x<cols>_<n_inducts>i_<n_chutes>c``.
 
@@ -154,6 +183,7 @@ def sortation_floor(rows, cols, n_inducts, n_chutes, *, seed=0, margin=1, block=
     n_inducts = _check_int("n_inducts", n_inducts, 1)
     n_chutes = _check_int("n_chutes", n_chutes, 1)
     margin = _check_int("margin", margin, 0)
+    queue = _check_int("queue", queue, 0)
     block = _pair("block", block, 1)
     gap = _pair("gap", gap, 0)
     _check_sides(drop_sides)
@@ -202,7 +232,9 @@ def sortation_floor(rows, cols, n_inducts, n_chutes, *, seed=0, margin=1, block=
     pos = np.floor(offset + step * np.arange(n_inducts)).astype(np.int64) % ring.shape[0]
     ind = np.sort(ring[pos, 0] * cols + ring[pos, 1])
     grid.ravel()[ind] = INDUCT
-    inducts = [Station(k, f"I{k}", "induct", [c]) for k, c in enumerate(ind)]
+    queues = _queues(rows, cols, ind, queue)
+    inducts = [Station(k, f"I{k}", "induct", [c], queue=queues.get(int(c)))
+               for k, c in enumerate(ind)]
     chutes = [Station(k, f"C{k}", "chute", ids) for k, ids in enumerate(chute_cells)]
     if name is None:
         name = f"sortation_{rows}x{cols}_{n_inducts}i_{n_chutes}c"
