@@ -208,3 +208,26 @@ def test_generated_floor_with_queues():
         sortation_floor(12, 20, 4, 8, seed=1, queue=15)
     with pytest.raises(InputError, match="queue"):
         sortation_floor(12, 20, 4, 8, seed=1, queue=-1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(h=st.integers(2, 6), w=st.integers(2, 7), data=st.data())
+def test_random_floors_with_q_cells_load_or_fail_cleanly(h, w, data):
+    """Random grids of . @ I Q > cells: either a one-line InputError naming line and
+    column, or a floor whose queues obey the rules and survive the ASCII round trip."""
+    chars = data.draw(st.lists(st.sampled_from(list("....@IQQ>")), min_size=h * w,
+                               max_size=h * w))
+    text = "\n".join("".join(chars[r * w:(r + 1) * w]) for r in range(h))
+    try:
+        f = parse_ascii(text, name="fuzz")
+    except InputError as e:
+        assert "\n" not in str(e) and "<fuzz>:" in str(e)
+        return
+    _check_queue_moves(f)
+    assert sum(s.queue.size for s in f.inducts) == text.count("Q")
+    try:
+        back = parse_ascii(format_ascii(f))
+    except ValueError:
+        return                          # one-way moves not expressible as arrows: refused
+    assert np.array_equal(back.moves, f.moves)
+    assert [s.queue.tolist() for s in back.inducts] == [s.queue.tolist() for s in f.inducts]
