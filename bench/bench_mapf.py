@@ -32,6 +32,9 @@ Throughput (long runs, a markdown table on stdout; a few minutes on 2 cores)::
                                                    # on every shared floor, then the validator
     python bench/bench_mapf.py liveness [--rotation] # 60 crowded floors with pockets: robots
                                                    # PIBT leaves stuck, without / with rescues
+    python bench/bench_mapf.py mazes               # where it still struggles: depth-first mazes
+                                                   # with one-cell corridors, rooms with one-cell
+                                                   # doors (MovingAI maze/room kinds), random goals
 
 Plain PIBT (``guidance="none"``) against the improved planner (``"lanes+flow"``) on the same
 instances and seeds.
@@ -574,6 +577,90 @@ def liveness(n_floors=60, steps=1500, rotation=False):
               f"{np.median(ms):.3f} / {max(ms):.0f} |", flush=True)
 
 
+def _dfs_maze(k, width, rng):
+    """A depth-first maze of k x k rooms, corridors ``width`` cells wide, walls one cell."""
+    size = k * (width + 1) + 1
+    g = np.zeros((size, size), np.int8)
+    seen = np.zeros((k, k), bool)
+
+    def carve(r, c):
+        g[1 + r * (width + 1):1 + r * (width + 1) + width,
+          1 + c * (width + 1):1 + c * (width + 1) + width] = 1
+    stack = [(0, 0)]
+    seen[0, 0] = True
+    carve(0, 0)
+    while stack:
+        r, c = stack[-1]
+        nb = [(r + dr, c + dc) for dr, dc in ((0, 1), (1, 0), (0, -1), (-1, 0))
+              if 0 <= r + dr < k and 0 <= c + dc < k and not seen[r + dr, c + dc]]
+        if not nb:
+            stack.pop()
+            continue
+        nr, nc = nb[rng.integers(len(nb))]
+        seen[nr, nc] = True
+        carve(nr, nc)
+        r0, c0 = 1 + min(r, nr) * (width + 1), 1 + min(c, nc) * (width + 1)
+        if nr != r:
+            g[r0 + width, c0:c0 + width] = 1
+        else:
+            g[r0:r0 + width, c0 + width] = 1
+        stack.append((nr, nc))
+    return g
+
+
+def _rooms(n, size, rng):
+    """n x n rooms of size x size cells, walls one cell, a one-cell door to the east / south
+    neighbour with probability 0.8."""
+    side = n * (size + 1) + 1
+    g = np.ones((side, side), np.int8)
+    g[::size + 1, :] = 0
+    g[:, ::size + 1] = 0
+    for i in range(n):
+        for j in range(n):
+            r0, c0 = i * (size + 1) + 1, j * (size + 1) + 1
+            if j + 1 < n and rng.random() < 0.8:
+                g[r0 + rng.integers(size), c0 + size] = 1
+            if i + 1 < n and rng.random() < 0.8:
+                g[r0 + size, c0 + rng.integers(size)] = 1
+    return g
+
+
+def mazes(steps=2000, seed=0):
+    """Tasks and robots idle in the second half on maze and room floors, random goals, no
+    dwell, default planner (rescues up to RESCUE_ROBOTS robots)."""
+    from sorter.agv import Planner
+    from sorter.agv.tasks import connected_parts
+    from sorter.layout import Floor
+    cases = [("maze, 1-cell corridors, 16 x 16 rooms", lambda r: _dfs_maze(16, 1, r), (0.01, 0.1, 0.3)),
+             ("maze, 2-cell corridors, 10 x 10 rooms", lambda r: _dfs_maze(10, 2, r), (0.1, 0.3)),
+             ("rooms 7 x 7 of 8 x 8 cells, 1-cell doors", lambda r: _rooms(7, 8, r), (0.1, 0.3, 0.4))]
+    print("| floor | free cells | robots | tasks | robots idle in the 2nd half | rescues / searches "
+          "without a plan |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, make, densities in cases:
+        for dens in densities:
+            rng = np.random.default_rng(seed)
+            f = Floor(make(rng), check=False)
+            free = np.asarray(f.free_cells)
+            lab = connected_parts(np.asarray(f.moves))[free]
+            vals, cnt = np.unique(lab, return_counts=True)
+            free = free[lab == vals[cnt.argmax()]]
+            n = max(2, int(dens * free.size))
+            p = Planner(f, n, rng.choice(free, n, replace=False), seed=seed, dwell_chute=0,
+                        dwell_induct=0)
+            goals = rng.choice(free, n).astype(np.int32)
+            last = np.zeros(n, np.int64)
+            for t in range(1, steps + 1):
+                p.step(goals)
+                fin = np.flatnonzero(p.finished)
+                last[fin] = t
+                goals = goals.copy()
+                goals[fin] = rng.choice(free, fin.size)
+            idle = int((steps - last > steps // 2).sum())
+            print(f"| {name} | {free.size} | {n} | {p.tasks_completed} | {idle} | "
+                  f"{p.rescues} / {p.rescue_failures} |", flush=True)
+
+
 # ------------------------------------------------------------------------ throughput (script)
 def _run(floor, n, steps, *, guidance, starts=None, errands=None, dwell=(0, 0), seed=0,
          turn_weight=None, hold_on_turn=None, **kw):
@@ -897,6 +984,9 @@ if __name__ == "__main__":
         liveness(rotation="--rotation" in sys.argv,
                  steps=int(next((a.split("=")[1] for a in sys.argv if a.startswith("--steps=")),
                                 1500)))
+        sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "mazes":
+        mazes()
         sys.exit(0)
     if len(sys.argv) > 1 and sys.argv[1] == "bound":
         distance_bound()
