@@ -231,3 +231,31 @@ def test_random_floors_with_q_cells_load_or_fail_cleanly(h, w, data):
         return                          # one-way moves not expressible as arrows: refused
     assert np.array_equal(back.moves, f.moves)
     assert [s.queue.tolist() for s in back.inducts] == [s.queue.tolist() for s in f.inducts]
+
+
+def test_a_queue_whose_onward_move_is_forbidden_is_refused():
+    # an explicit moves table that forbids the step from the tail to the next queue cell
+    f = Floor.from_ascii(".....\n.I...\n.....\n..CD.")
+    moves = f.moves.copy()
+    tail, mid = f.cell(1, 3), f.cell(1, 2)
+    moves[tail, 2] = -1                                  # west from the tail
+    ind = [Station(0, "I0", "induct", f.inducts[0].cells, queue=[tail, mid])]
+    with pytest.raises(InputError, match="cannot move on from .row 1, col 3.: the move west"):
+        Floor(f.cells.reshape(f.height, f.width), moves=moves, inducts=ind, chutes=f.chutes,
+              chute_body=f.chute_body)
+
+
+def test_station_errors_say_a_or_an():
+    f = Floor.from_ascii(".....\n.I...\n...D.\n...C.")
+    ind = [Station(0, "I0", "induct", f.inducts[0].cells, queue=[f.cell(1, 0)])]
+    ok = Floor(f.cells.reshape(f.height, f.width), inducts=ind, chutes=f.chutes,
+               chute_body=f.chute_body)
+    assert ok.inducts[0].queue.tolist() == [f.cell(1, 0)]
+    bad = [Station(0, "I0", "induct", f.inducts[0].cells, queue=[f.cell(2, 3), f.cell(1, 3),
+                                                                   f.cell(1, 2)])]
+    with pytest.raises(InputError, match="is a drop cell"):
+        Floor(f.cells.reshape(f.height, f.width), inducts=bad, chutes=f.chutes,
+              chute_body=f.chute_body)
+    with pytest.raises(InputError, match="is an induct cell"):
+        Floor(f.cells.reshape(f.height, f.width),
+              chutes=[Station(0, "C0", "chute", [f.cell(1, 1)])], chute_body=f.chute_body)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sorter.errors import InputError
 from sorter.layout._common import check_floor_reachable, fail, read_text
 from sorter.layout._grid import DC, DR, char_codes, group_by_block
 from sorter.layout.floor import DROP, INDUCT, OBSTACLE, TRAVEL, Floor, Station
@@ -214,6 +215,18 @@ def _build(grid, chars2, *, name, path, where, first_line):
             src = cells[inside]
             hit = moves[tgt, back] == src
             moves[tgt[hit], back] = -1                   # no entering against the arrow
+        for ind, order in queues.items():
+            # arrows may lead every free neighbour of a queue's tail away from it
+            tail = order[0]
+            r, c = divmod(tail, w)
+            nbs = [x for x, ok in ((tail + 1, c + 1 < w), (tail + w, r + 1 < h),
+                                   (tail - 1, c > 0), (tail - w, r > 0)) if ok]
+            if not any(tail in moves[x].tolist() for x in nbs
+                       if flat[x] != ord("Q") and x != ind):
+                line, col = locate(tail)
+                fail("no robot can enter the queue's tail (the arrows beside it lead away)",
+                     path=where, line=line, column=col, field="Q",
+                     expected="a free cell beside the far end of each Q line with a move into it")
     floor = Floor(grid, moves=moves, inducts=inducts, chutes=chutes, name=name,
                   source=None if path is None else str(path), chute_body=chute_body, check=False)
     check_floor_reachable(floor, path=where, locate=locate)
@@ -398,7 +411,11 @@ def format_ascii(floor: Floor) -> str:
         out[c] = ord(_ARROW_OF_DIR[int(arrow[c])])
     text = "\n".join(out.reshape(h, w).tobytes().decode("ascii")[i * w:(i + 1) * w]
                      for i in range(h)) + "\n"
-    back = parse_ascii(text, name=floor.name)
+    try:
+        back = parse_ascii(text, name=floor.name)
+    except InputError as e:      # e.g. Python queues side by side read back as one Q line
+        raise ValueError(f"the floor cannot be written in the ASCII form: its text reads back "
+                         f"as an error ({e})") from None
     if not np.array_equal(back.moves, floor.moves):
         bad = np.argwhere(back.moves != floor.moves)[0]
         r, col = floor.rc(int(bad[0]))

@@ -76,7 +76,8 @@ def _check_positions(floor, positions, name="positions"):
 
 
 def draw_floor(floor, ax=None, robots=None, *, arrows=None, robot_size=None, title=None):
-    """Draw a floor: cells coloured by role, optionally robots as dots.
+    """Draw a floor: cells coloured by role (``ROLE_COLOURS``: travel, obstacle, chute body,
+    drop cell, induct, induct queue), optionally robots as dots.
 
     Parameters
     ----------

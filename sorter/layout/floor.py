@@ -34,6 +34,11 @@ OBSTACLE, TRAVEL, INDUCT, DROP = 0, 1, 2, 3
 EAST, SOUTH, WEST, NORTH = 0, 1, 2, 3
 DIRECTIONS = ("east", "south", "west", "north")
 _KIND_NAMES = {OBSTACLE: "obstacle", TRAVEL: "travel", INDUCT: "induct", DROP: "drop"}
+
+
+def _a(kind_name: str) -> str:
+    """``"a travel"``, ``"an induct"``."""
+    return ("an " if kind_name[0] in "aeiou" else "a ") + kind_name
 _INT32 = (-(2 ** 31), 2 ** 31 - 1)
 
 
@@ -82,7 +87,7 @@ class Station:
         moves run one way, only onward (``Floor.moves``: a robot in the queue moves up or
         waits; it enters at the tail; the induct is entered from the head only). Empty for
         chutes and for inducts without a queue (the ASCII form's ``Q`` cells; the benchmark
-        formats have none).
+        formats have none). Only a one-cell induct takes a queue (the floor refuses others).
     """
 
     index: int
@@ -127,17 +132,22 @@ def _apply_queues(floor) -> None:
         if not q.size:
             continue
         where = f"induct {st.label} queue"
+        if st.cells.size != 1:
+            # its other cells could be entered from anywhere, round the queue
+            raise InputError(f"induct {st.label} has {st.cells.size} cells and a queue",
+                             field="queue", expected="a queue only for a one-cell induct")
         if q.min() < 0 or q.max() >= n:
             raise InputError(f"{where} holds a cell outside the grid", field="queue",
                              expected=f"cell ids in 0..{n - 1}")
         for c in q.tolist():
             r, col = divmod(c, w)
             if floor.cells[c] != TRAVEL:
-                raise InputError(f"{where} cell (row {r}, col {col}) is a "
-                                 f"{_KIND_NAMES[int(floor.cells[c])]} cell", field="queue",
+                raise InputError(f"{where} cell (row {r}, col {col}) is "
+                                 f"{_a(_KIND_NAMES[int(floor.cells[c])])} cell", field="queue",
                                  expected="travel cells")
             if used[c] >= 0:
-                raise InputError(f"{where} cell (row {r}, col {col}) is in another queue too",
+                again = "twice in this queue" if used[c] == st.index else "in another queue too"
+                raise InputError(f"{where} cell (row {r}, col {col}) is {again}",
                                  field="queue", expected="each queue cell in one queue, once")
             used[c] = st.index
         nxt = []
@@ -158,6 +168,11 @@ def _apply_queues(floor) -> None:
         for j, c in enumerate(q.tolist()):
             to = nxt[j]
             d_to = _neighbours(c, w, n).index(to)
+            if m[c, d_to] != to:
+                r, col = divmod(c, w)
+                raise InputError(f"{where} cannot move on from (row {r}, col {col}): the move "
+                                 f"{DIRECTIONS[d_to]} is forbidden", field="queue",
+                                 expected="each queue cell free to move to the next")
             for d in range(4):
                 if d != d_to:
                     m[c, d] = -1                         # onward only
@@ -291,8 +306,8 @@ class Floor:
                 st = stations[int(owner[wrong[0]])]
                 r, col = divmod(int(allc[wrong[0]]), self.width)
                 raise InputError(
-                    f"{kind} {st.label} cell (row {r}, col {col}) is a "
-                    f"{_KIND_NAMES[int(self.cells[allc[wrong[0]]])]} cell", field=f"{kind}s",
+                    f"{kind} {st.label} cell (row {r}, col {col}) is "
+                    f"{_a(_KIND_NAMES[int(self.cells[allc[wrong[0]]])])} cell", field=f"{kind}s",
                     expected=f"{_KIND_NAMES[code]} cells")
             # lowest station index wins on shared cells: assign in reverse order
             self.station_of_cell[allc[::-1]] = owner[::-1]

@@ -31,9 +31,11 @@ def _queues(rows, cols, ind, length):
              + [(r, 0) for r in range(rows - 2, 0, -1)])
     ids = [r * cols + c for r, c in perim]
     at = {c: k for k, c in enumerate(ids)}
+    # a free border cell between a queue's tail and the induct before it (a tail beside an
+    # induct would read as a queue leading to two inducts in the ASCII form)
     room = min((at[int(b)] - at[int(a)]) % len(ids) for a, b in
                zip(sorted(ind, key=lambda c: at[int(c)]),
-                   np.roll(sorted(ind, key=lambda c: at[int(c)]), -1))) - 1 if len(ind) > 1 \
+                   np.roll(sorted(ind, key=lambda c: at[int(c)]), -1))) - 2 if len(ind) > 1 \
         else len(ids) - 2
     if length > room:
         raise InputError(f"queue = {length} does not fit between the inducts", field="queue",
@@ -158,6 +160,8 @@ def sortation_floor(rows, cols, n_inducts, n_chutes, *, seed=0, margin=1, block=
         Queue cells in front of each induct (``Station.queue``): the ``queue`` border cells
         before it, going clockwise round the floor (corners included). Robots line up there
         and reach the induct only through it; through traffic uses the margin. 0 = none.
+        At most the border cells between two inducts less one (a free cell before each
+        queue's tail).
     name : str, optional
         Floor name; default ``sortation_<rows>x<cols>_<n_inducts>i_<n_chutes>c``.
 
@@ -170,7 +174,8 @@ def sortation_floor(rows, cols, n_inducts, n_chutes, *, seed=0, margin=1, block=
     InputError
         Naming the parameter and the allowed range (too many chutes or inducts for the size,
         bad sides, sizes below the minimum, more than 2**31 - 1 cells, a seed that is not an
-        integer >= 0 or a Generator).
+        integer >= 0 or a Generator, a queue too long for the gaps between the inducts or
+        one that cuts a margin-0 floor).
 
     Examples
     --------
@@ -238,5 +243,13 @@ def sortation_floor(rows, cols, n_inducts, n_chutes, *, seed=0, margin=1, block=
     chutes = [Station(k, f"C{k}", "chute", ids) for k, ids in enumerate(chute_cells)]
     if name is None:
         name = f"sortation_{rows}x{cols}_{n_inducts}i_{n_chutes}c"
-    return Floor(grid, inducts=inducts, chutes=chutes, name=name, chute_body=body,
-                 check=True)
+    floor = Floor(grid, inducts=inducts, chutes=chutes, name=name, chute_body=body,
+                  check=not queue)
+    problem = floor.reachability_problem() if queue else None
+    if problem is not None:
+        # the floor without queues passes: the one-way queues on the border cut it (margin 0)
+        r, c = floor.rc(problem[1])
+        raise InputError(f"queue = {queue} cuts the floor: {problem[0]} at cell (row {r}, "
+                         f"col {c})", field="queue",
+                         expected="a shorter queue, or margin >= 1 (a way round the queues)")
+    return floor
