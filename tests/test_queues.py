@@ -259,3 +259,18 @@ def test_station_errors_say_a_or_an():
     with pytest.raises(InputError, match="is an induct cell"):
         Floor(f.cells.reshape(f.height, f.width),
               chutes=[Station(0, "C0", "chute", [f.cell(1, 1)])], chute_body=f.chute_body)
+
+
+def test_plain_sorting_tasks_report_queues_too():
+    """Without the chute engine (SortingTasks, the default of `sorter mapf` on a sorting
+    floor) the queue KPIs are there as well, equal to a count over the positions."""
+    from sorter.agv.tasks import SortingTasks
+    f = load_floor(seed_path("floors/queues_11x29.txt"))
+    pl, tasks = make_run(f, 30, seed=4, tasks="sorting")
+    assert type(tasks) is SortingTasks
+    res = simulate(pl, tasks, 200)
+    k = res.kpis()
+    for s in f.inducts:
+        per_step = np.isin(res.positions[1:], s.queue).sum(axis=1)
+        assert k["induct_queue_mean"][s.label] == pytest.approx(per_step.mean())
+        assert k["induct_queue_max"][s.label] == per_step.max()

@@ -351,13 +351,6 @@ class FloorSim(SortingTasks):
         self.reroutes_by_cause = {"chute_closed": 0, "no_room_on_arrival": 0}
         self.faults = self.repairs = 0
         self.util = np.zeros(len(UTIL_STATES), np.int64)
-        # induct queues (Station.queue): robots standing in each, summed over the steps
-        self._queue_of = np.full(floor.n_cells, -1, np.int64)
-        for s_ in floor.inducts:
-            self._queue_of[s_.queue] = s_.index
-        self._has_queues = bool((self._queue_of >= 0).any())
-        self._queue_sum = np.zeros(len(floor.inducts), np.int64)
-        self._queue_max = np.zeros(len(floor.inducts), np.int64)
         self._lat = []
         self._prev_pos = None
         self._loaded_before = None
@@ -440,11 +433,7 @@ class FloorSim(SortingTasks):
                        np.where(self._dwell_before, 1,
                                 np.where(moved, np.where(self._loaded_before, 2, 3), 4)))
         self.util += np.bincount(cat, minlength=len(UTIL_STATES))
-        if self._has_queues:
-            q = self._queue_of[pos]
-            now = np.bincount(q[q >= 0], minlength=self._queue_sum.size)
-            self._queue_sum += now
-            np.maximum(self._queue_max, now, out=self._queue_max)
+        self.queues.observe(pos)
         goals = self._goals.copy()
         # repairs: the robot resumes (its own remaining dwell, if it was dwelling)
         f = np.flatnonzero(self.fault_left > 0)
@@ -608,12 +597,7 @@ class FloorSim(SortingTasks):
             "induct_repicks": int(self.induct_repicks),
             "robots_faulted_at_end": int((self.fault_left > 0).sum()),
             "robot_utilisation": {s: float(self.util[i] / tot) for i, s in enumerate(UTIL_STATES)},
-            **({"induct_queue_mean": {str(s_.label): float(self._queue_sum[s_.index]
-                                                           / max(1, int(steps)))
-                                      for s_ in self.floor.inducts if s_.queue.size},
-                "induct_queue_max": {str(s_.label): int(self._queue_max[s_.index])
-                                     for s_ in self.floor.inducts if s_.queue.size}}
-               if self._has_queues else {}),
+            **self.queues.kpis(steps),
             "induct_to_drop_p50": q(50),
             "induct_to_drop_p95": q(95),
             "engine_decisions_by_reason": counters["by_reason"],

@@ -41,7 +41,7 @@ from numba import njit
 from sorter.errors import InputError
 from sorter.layout.lorr import STRATEGIES as ERRAND_STRATEGIES
 
-__all__ = ["ErrandTasks", "SortingTasks", "RandomTasks", "DestinationMix", "ChuteTable",
+__all__ = ["ErrandTasks", "SortingTasks", "RandomTasks", "DestinationMix", "ChuteTable", "QueueWatch",
            "MIXES", "INDUCT_CHOICES", "ERRAND_STRATEGIES", "connected_parts",
            "strongly_connected_parts"]
 
@@ -700,6 +700,49 @@ class ChuteTable:
         self.drops[chute] += 1
 
 
+class QueueWatch:
+    """Robots standing in each induct queue (``Station.queue``), step by step.
+
+    ``observe(positions)`` once per step; :meth:`kpis` gives ``induct_queue_mean`` (robots per
+    step) and ``induct_queue_max`` per induct label, for the inducts that have a queue (an
+    empty dict on floors without queues).
+
+    Examples
+    --------
+    >>> from sorter.layout import Floor
+    >>> f = Floor.from_ascii("QQI\\n...\\nCD.")
+    >>> w = QueueWatch(f)
+    >>> w.observe(np.array([0, 3])); w.observe(np.array([0, 1]))
+    >>> w.kpis(2)
+    {'induct_queue_mean': {'I0': 1.5}, 'induct_queue_max': {'I0': 2}}
+    """
+
+    def __init__(self, floor):
+        self.floor = floor
+        self.of = np.full(floor.n_cells, -1, np.int64)
+        for st in floor.inducts:
+            self.of[st.queue] = st.index
+        self.any = bool((self.of >= 0).any())
+        self.sum = np.zeros(len(floor.inducts), np.int64)
+        self.max = np.zeros(len(floor.inducts), np.int64)
+
+    def observe(self, positions) -> None:
+        if not self.any:
+            return
+        q = self.of[np.asarray(positions)]
+        now = np.bincount(q[q >= 0], minlength=self.sum.size)
+        self.sum += now
+        np.maximum(self.max, now, out=self.max)
+
+    def kpis(self, steps) -> dict:
+        if not self.any:
+            return {}
+        qs = [st for st in self.floor.inducts if st.queue.size]
+        return {"induct_queue_mean": {str(st.label): float(self.sum[st.index] / max(1, int(steps)))
+                                      for st in qs},
+                "induct_queue_max": {str(st.label): int(self.max[st.index]) for st in qs}}
+
+
 class SortingTasks:
     """Robots cycle induct -> chute of the parcel's destination -> induct (station goals).
 
@@ -762,6 +805,7 @@ class SortingTasks:
         self.delivered = 0
         self._goals = None
         self._induct_rows = None
+        self.queues = QueueWatch(floor)                 # robots in each induct queue
 
     def _induct_tables(self, planner):
         if self._induct_rows is None:
@@ -797,7 +841,12 @@ class SortingTasks:
         self._goals = self.induct_rep[k].astype(np.int32)
         return self._goals
 
+    def kpis(self, steps) -> dict:
+        """On floors with induct queues: the robots standing in each (:class:`QueueWatch`)."""
+        return self.queues.kpis(steps)
+
     def update(self, planner):
+        self.queues.observe(planner.positions)
         fin = np.flatnonzero(planner.finished)
         if not fin.size:
             return self._goals

@@ -589,10 +589,10 @@ def run(args) -> int:
                   f"robot faults {k['robot_faults']}")
             print("  utilisation       " + ", ".join(f"{s_} {100 * v:.1f}%" for s_, v in u.items()))
             print(f"  induct->drop      p50 {k['induct_to_drop_p50']:.0f}  p95 {k['induct_to_drop_p95']:.0f} steps")
-            if k.get("induct_queue_mean"):
-                print("  induct queues     robots in each, mean (max): " + ", ".join(
-                    f"{lab} {v:.1f} ({k['induct_queue_max'][lab]})"
-                    for lab, v in k["induct_queue_mean"].items()))
+        if k.get("induct_queue_mean"):
+            print("  induct queues     robots in each, mean (max): " + ", ".join(
+                f"{lab} {v:.1f} ({k['induct_queue_max'][lab]})"
+                for lab, v in k["induct_queue_mean"].items()))
         if k.get("rescues") or k.get("rescue_failures"):
             print(f"  rescues           {k['rescues']}  (robots stuck {k['rescue_after']} steps "
                   f"brought to their goal by a LaCAM search; {k['rescue_failures']} searches "
