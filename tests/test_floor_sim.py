@@ -154,6 +154,10 @@ def test_rerouting_goes_to_alternates_overflow_then_reject():
     assert k["rejects_by_reason"] == {r: v for r, v in by.items()
                                       if r not in ("ok", "overflow") and v}
     assert k["sorted_to_overflow"] == by["overflow"]
+    assert k["parcels_rejected"] == sum(k["rejects_by_reason"].values())
+    assert k["parcels_rejected"] + by["ok"] + by["overflow"] == k["parcels_sorted"]
+    hours = 300 * k["seconds_per_step"] / 3600
+    assert k["net_sorted_per_hour"] == pytest.approx((by["ok"] + by["overflow"]) / hours)
     assert k["chute_capacity"] == 2
     # the default capacity of a generated plan is reported as the value in force, not None
     pl, st, pos, log = _run(FloorSimOptions(), steps=5)

@@ -39,7 +39,9 @@ before every planner step). Robots cycle induct -> drop cell of a chute -> induc
   (no way round) picks another induct (at most every ``REPICK_STEPS`` steps; KPI
   ``induct_repicks``).
 
-KPIs (:meth:`FloorSim.kpis`): parcels sorted (dropped into any chute), per hour with
+KPIs (:meth:`FloorSim.kpis`): parcels sorted (dropped into any chute, rejects included;
+``net_sorted_per_hour`` counts destination and overflow chutes only, as ``sorter run``'s sorted,
+and ``parcels_rejected`` the rest), per hour with
 ``seconds_per_step``, per chute, by reason (``ok``, ``overflow`` and the reject reasons; as in
 ``sorter run``, overflow counts as sorted (``sorted_to_overflow``), not in ``rejects_by_reason``),
 robot utilisation (fraction of robot-steps faulted / dwelling / carrying a parcel while moving /
@@ -582,6 +584,10 @@ class FloorSim(SortingTasks):
             "sorted_per_hour": self.dropped / hours,
             "sorted_per_step": self.dropped / max(1, int(steps)),
             "sorted_per_robot_hour": self.dropped / hours / max(1, self.n),
+            # parcels_sorted / sorted_per_hour count every drop (the robots' work), rejects
+            # included; `sorter run`'s sorted excludes them: net = destination + overflow chutes
+            "parcels_rejected": int(sum(by_reason[r] for r in REJECT_REASONS)),
+            "net_sorted_per_hour": (by_reason["ok"] + by_reason["overflow"]) / hours,
             "parcels_by_reason": by_reason,
             # as `sorter run` counts them: overflow is sorted (to an overflow chute), not a reject
             "sorted_to_overflow": by_reason["overflow"],

@@ -583,7 +583,7 @@ def run(args) -> int:
         if sim is not None:
             u = k["robot_utilisation"]
             print(f"  sorted/hour       {k['sorted_per_hour']:.0f}  ({k['sorted_per_robot_hour']:.1f} per robot-hour, "
-                  f"{k['seconds_per_step']:g} s/step)")
+                  f"{k['seconds_per_step']:g} s/step; net of rejects {k['net_sorted_per_hour']:.0f})")
             print("  by reason         " + ", ".join(f"{r} {v}" for r, v in k["parcels_by_reason"].items() if v))
             print(f"  chute full events {k['chute_full_events']}  re-routes {k['reroutes']}  "
                   f"robot faults {k['robot_faults']}")
