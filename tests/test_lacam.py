@@ -360,3 +360,20 @@ def test_sorter_mapf_rescues_robots_in_a_maze(tmp_path, capsys):
     assert "rescues" in capsys.readouterr().out
     assert main(["mapf", str(fl), "--robots", "4", "--rescue-after", "-1"]) == 2
     assert "--rescue-after" in capsys.readouterr().err
+
+
+def test_default_patience_is_doubled_with_rotation():
+    """Rotation queues are slower (every turn costs a step): the default patience is two
+    steps per robot (at one, ordinary queues of 400-500 robots on the medium sorting floor
+    were rescued and the floor sorted half as much); off above RESCUE_ROBOTS."""
+    from sorter.agv.pibt import RESCUE_ROBOTS
+    f = Floor.from_ascii("\n".join(["." * 30] * 30))
+    free = np.asarray(f.free_cells)
+    for n, rot, want in [(10, False, 128), (10, True, 128), (100, True, 200),
+                         (300, False, 300), (300, True, 600)]:
+        p = Planner(f, n, free[:n], rotation=rot)
+        assert p.rescue_after == want, (n, rot)
+    big = Floor.from_ascii("\n".join(["." * 40] * 30))
+    n = RESCUE_ROBOTS + 1
+    assert Planner(big, n, np.asarray(big.free_cells)[:n], rotation=True).rescue_after == 0
+    assert Planner(f, 10, free[:10], rotation=True, rescue_after=50).rescue_after == 50

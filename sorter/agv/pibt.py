@@ -651,8 +651,10 @@ class Planner:
         from), those that are dwelling or held stay put, and the others plan as usual but
         keep out of the cells it uses next. Default
         ``max(128, n_robots)`` (a robot may have to wait its turn behind every other once: on
-        congested floors earlier rescues cost throughput) for at most ``RESCUE_ROBOTS``
-        robots, else 0 (= off). A search is bounded by ``RESCUE_CALLS`` successor
+        congested floors earlier rescues cost throughput), ``max(128, 2 x n_robots)`` with
+        ``rotation`` (every turn in a queue costs a step too: at one step per robot, 400-500
+        robots on ``seeds/floors/medium_33x57.txt`` were rescued out of ordinary queues and
+        the floor sorted half as much), for at most ``RESCUE_ROBOTS`` robots, else 0 (= off). A search is bounded by ``RESCUE_CALLS`` successor
         generations and ``RESCUE_WORK`` robot moves.
 
     Attributes
@@ -802,7 +804,7 @@ class Planner:
             raise InputError(f"swap={swap!r}", field="swap", expected="True or False")
         self.swap = bool(swap)
         if rescue_after is None:        # a robot may wait its turn behind every other once
-            rescue_after = max(128, n) if n <= RESCUE_ROBOTS else 0
+            rescue_after = max(128, (2 if rotation else 1) * n) if n <= RESCUE_ROBOTS else 0
         if not _is_int(rescue_after) or not 0 <= rescue_after <= 2**31 - 1:
             raise InputError(f"rescue_after={rescue_after!r}", field="rescue_after",
                              expected="an integer 0..2**31-1 (0 = no rescues)")

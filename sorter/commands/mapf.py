@@ -21,8 +21,8 @@ memory (--table-mb bounds the cache of distance tables no robot uses now). With 
 LoRR's action model (headings; forward, turn 90 degrees or wait), as the LoRR scores do.
 --guidance: none = plain PIBT; lanes = soft one-way lanes; flow = traffic-flow tie-breaks.
 Where a crowd locks up for good (pockets, mazes), a robot stuck for --rescue-after K steps
-(default max(128, robots) up to 1,024 robots) is brought to its goal by a LaCAM search; the
-KPIs count rescues.
+(default max(128, robots), with --rotation max(128, 2 x robots), up to 1,024 robots) is
+brought to its goal by a LaCAM search; the KPIs count rescues.
 
 Sorting floor with the chute engine: --scenario sorting (or any of the flags below) routes each
 parcel through a sorter.Sorter: a plan generated from the floor's chute stations (a few become
@@ -102,7 +102,8 @@ def add_arguments(p):
     p.add_argument("--rescue-after", type=int, default=None, metavar="K",
                    help="a robot whose distance to its goal has not improved for K steps is "
                         "brought to it by a LaCAM search (pockets, mazes: where PIBT alone can "
-                        "lock up); 0 = off (default max(128, robots) up to 1,024 robots, else off)")
+                        "lock up); 0 = off (default max(128, robots), with --rotation "
+                        "max(128, 2 x robots), up to 1,024 robots, else off)")
     p.add_argument("--json", action="store_true", help="print the KPIs as one JSON object")
     eng = p.add_argument_group("sorting floor with the chute engine (--scenario sorting)")
     eng.add_argument("--router", choices=("engine", "table"), default=None,
