@@ -320,3 +320,20 @@ def test_one_way_trap_gets_no_start_and_no_random_goal():
     res = simulate(planner, stream, 300)
     assert not (res.positions == trap).any()                   # nobody is ever sent there
     assert res.tasks_completed > 100
+
+
+def test_balanced_induct_choice_is_the_default_and_spreads_a_skewed_mix():
+    """With a Zipf mix the robots leaving the busiest chutes all made for the same nearest
+    inducts; ``balanced`` (the default now) spreads them: more parcels on the 33x57 floor."""
+    from sorter.agv.lifelong import make_run, simulate
+    from sorter.layout import load_floor
+    from sorter.resources import seed_path
+    f = load_floor(seed_path("floors/medium_33x57.txt"))
+    out = {}
+    for ic in (None, "nearest"):
+        kw = {} if ic is None else {"induct_choice": ic}
+        p, s = make_run(f, 200, seed=0, tasks="sorting", guidance="lanes+flow", **kw)
+        if ic is None:
+            assert s.induct_choice == "balanced"
+        out[ic] = simulate(p, s, 1200, record=False).kpis()["tasks_per_step"]
+    assert out[None] > 1.1 * out["nearest"], out

@@ -273,7 +273,7 @@ class FloorSim(SortingTasks):
     """
 
     def __init__(self, floor, n_robots, rng, options=None, *, n_destinations=None, mix="zipf",
-                 induct_choice="nearest", balance_weight=2.0, seed=0):
+                 induct_choice="balanced", balance_weight=2.0, seed=0):
         from sorter import Sorter
         from sorter.agv.tasks import _generator
 

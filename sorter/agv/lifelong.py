@@ -120,7 +120,7 @@ def _working_cells(floor, free):
 
 
 def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None,
-             dwell_chute=5, dwell_induct=1, guidance="none", induct_choice="nearest",
+             dwell_chute=5, dwell_induct=1, guidance="none", induct_choice="balanced",
              mix="zipf", n_destinations=None, max_table_mb=512.0, rotation=False,
              floor_sim=None, detour_horizon=12, rescue_after=None):
     """Build ``(planner, task_stream)`` for a floor.

@@ -82,7 +82,8 @@ def add_arguments(p):
     p.add_argument("--guidance", choices=("none", "flow", "lanes", "lanes+flow"), default="lanes+flow",
                    help="none = plain PIBT; lanes = soft one-way lanes; flow = traffic-flow tie-breaking")
     p.add_argument("--induct-choice", choices=("nearest", "balanced"), default=None,
-                   help="which induct an empty robot heads for (sorting tasks; default nearest)")
+                   help="which induct an empty robot heads for (sorting tasks; default balanced: "
+                        "least distance + 2 x robots already heading there)")
     p.add_argument("--mix", choices=("zipf", "721", "uniform"), default=None,
                    help="parcel destination mix (sorting tasks; default zipf)")
     p.add_argument("--destinations", type=int, default=None, metavar="D",
@@ -516,7 +517,7 @@ def run(args) -> int:
     planner, stream = make_run(floor, n, starts, seed=args.seed, tasks=kind,
                                errands=errands if kind in ("auto", "errands") else None,
                                dwell_chute=dc, dwell_induct=di, guidance=args.guidance,
-                               induct_choice=args.induct_choice or "nearest", mix=args.mix or "zipf",
+                               induct_choice=args.induct_choice or "balanced", mix=args.mix or "zipf",
                                n_destinations=args.destinations, rotation=args.rotation,
                                floor_sim=sim, detour_horizon=args.detour_horizon,
                                max_table_mb=args.table_mb, rescue_after=args.rescue_after)
