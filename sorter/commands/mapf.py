@@ -35,7 +35,8 @@ each robot fail with probability P per step, blocking its cell for --repair-step
 (default 12) are routed around it. The KPIs then add parcels sorted (per hour at --seconds-per-step), per chute,
 by reason, robot utilisation, chute full events, induct-to-drop p50/p95. Without --scenario,
 a floor with stations uses the plain destination -> chute table (RHCR's scenario); --router
-table forces it.
+table forces it. Either way an empty robot heads for the induct with the least distance + 2 x
+robots already heading there (--induct-choice balanced, the default) or the nearest one.
 
 example:
   sorter mapf ../shared/benchmarks/rhcr/sorting_map.grid --robots 600 --steps 500 --dwell-chute 0 --dwell-induct 0 --mix uniform --destinations 275
