@@ -578,37 +578,6 @@ def liveness(n_floors=60, steps=1500, rotation=False):
               f"{np.median(ms):.3f} / {max(ms):.0f} |", flush=True)
 
 
-def _dfs_maze(k, width, rng):
-    """A depth-first maze of k x k rooms, corridors ``width`` cells wide, walls one cell."""
-    size = k * (width + 1) + 1
-    g = np.zeros((size, size), np.int8)
-    seen = np.zeros((k, k), bool)
-
-    def carve(r, c):
-        g[1 + r * (width + 1):1 + r * (width + 1) + width,
-          1 + c * (width + 1):1 + c * (width + 1) + width] = 1
-    stack = [(0, 0)]
-    seen[0, 0] = True
-    carve(0, 0)
-    while stack:
-        r, c = stack[-1]
-        nb = [(r + dr, c + dc) for dr, dc in ((0, 1), (1, 0), (0, -1), (-1, 0))
-              if 0 <= r + dr < k and 0 <= c + dc < k and not seen[r + dr, c + dc]]
-        if not nb:
-            stack.pop()
-            continue
-        nr, nc = nb[rng.integers(len(nb))]
-        seen[nr, nc] = True
-        carve(nr, nc)
-        r0, c0 = 1 + min(r, nr) * (width + 1), 1 + min(c, nc) * (width + 1)
-        if nr != r:
-            g[r0 + width, c0:c0 + width] = 1
-        else:
-            g[r0:r0 + width, c0 + width] = 1
-        stack.append((nr, nc))
-    return g
-
-
 def _rooms(n, size, rng):
     """n x n rooms of size x size cells, walls one cell, a one-cell door to the east / south
     neighbour with probability 0.8."""
@@ -629,11 +598,12 @@ def _rooms(n, size, rng):
 def mazes(steps=2000, seed=0):
     """Tasks and robots idle in the second half on maze and room floors, random goals, no
     dwell, default planner (rescues up to RESCUE_ROBOTS robots)."""
+    from naive_lacam import dfs_maze
     from sorter.agv import Planner
     from sorter.agv.tasks import connected_parts
     from sorter.layout import Floor
-    cases = [("maze, 1-cell corridors, 16 x 16 rooms", lambda r: _dfs_maze(16, 1, r), (0.01, 0.1, 0.3)),
-             ("maze, 2-cell corridors, 10 x 10 rooms", lambda r: _dfs_maze(10, 2, r), (0.1, 0.3)),
+    cases = [("maze, 1-cell corridors, 16 x 16 rooms", lambda r: dfs_maze(r, 16, 16), (0.01, 0.1, 0.3)),
+             ("maze, 2-cell corridors, 10 x 10 rooms", lambda r: dfs_maze(r, 10, 10, 2), (0.1, 0.3)),
              ("rooms 7 x 7 of 8 x 8 cells, 1-cell doors", lambda r: _rooms(7, 8, r), (0.1, 0.3, 0.4))]
     print("| floor | free cells | robots | tasks | robots idle in the 2nd half | rescues / searches "
           "without a plan |")

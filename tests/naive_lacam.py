@@ -40,6 +40,37 @@ def crowded_floor(seed, h, w, obst, dens):
     return f, goal_cells, rng.choice(goal_cells, n, replace=False), rng
 
 
+def dfs_maze(rng, h, w, width=1):
+    """A perfect maze (a tree: no cycles) of ``h x w`` rooms, corridors ``width`` cells wide,
+    walls one cell, carved depth-first: a cell grid (1 free, 0 wall)."""
+    cells = np.zeros((h * (width + 1) + 1, w * (width + 1) + 1), np.int8)
+    seen = np.zeros((h, w), bool)
+
+    def room(r, c):
+        cells[1 + r * (width + 1):1 + r * (width + 1) + width,
+              1 + c * (width + 1):1 + c * (width + 1) + width] = 1
+    stack = [(0, 0)]
+    seen[0, 0] = True
+    room(0, 0)
+    while stack:
+        r, c = stack[-1]
+        nb = [(r + a, c + b) for a, b in ((0, 1), (1, 0), (0, -1), (-1, 0))
+              if 0 <= r + a < h and 0 <= c + b < w and not seen[r + a, c + b]]
+        if not nb:
+            stack.pop()
+            continue
+        r2, c2 = nb[rng.integers(len(nb))]
+        seen[r2, c2] = True
+        room(r2, c2)
+        r0, c0 = 1 + min(r, r2) * (width + 1), 1 + min(c, c2) * (width + 1)
+        if r2 != r:
+            cells[r0 + width, c0:c0 + width] = 1          # the wall between, opened
+        else:
+            cells[r0:r0 + width, c0 + width] = 1
+        stack.append((r2, c2))
+    return cells
+
+
 def generate(fadj, dist, grow, cfg, order, constraints, salt):
     """Next configuration (list) or None; arguments as ``lacam._generate`` (lists / ints),
     ``constraints`` a list of ``(robot, cell)``."""

@@ -18,29 +18,13 @@ from sorter.agv.lifelong import make_run, simulate
 from sorter.agv.tasks import ErrandTasks
 from sorter.agv.validate import check_paths
 from sorter.layout import Floor
+from naive_lacam import dfs_maze as naive_dfs_maze
 from test_planner import check_rotation_plan, random_floor
 
 
 def dfs_maze(rng, h, w):
     """A perfect maze (a tree: no cycles) of ``h x w`` rooms, walls between them."""
-    cells = np.zeros((2 * h + 1, 2 * w + 1), np.int8)
-    seen = np.zeros((h, w), bool)
-    stack = [(0, 0)]
-    seen[0, 0] = True
-    cells[1, 1] = 1
-    while stack:
-        r, c = stack[-1]
-        nb = [(r + a, c + b) for a, b in ((0, 1), (1, 0), (0, -1), (-1, 0))
-              if 0 <= r + a < h and 0 <= c + b < w and not seen[r + a, c + b]]
-        if not nb:
-            stack.pop()
-            continue
-        r2, c2 = nb[rng.integers(len(nb))]
-        seen[r2, c2] = True
-        cells[r + r2 + 1, c + c2 + 1] = 1
-        cells[2 * r2 + 1, 2 * c2 + 1] = 1
-        stack.append((r2, c2))
-    return Floor(cells, check=False)
+    return Floor(naive_dfs_maze(rng, h, w), check=False)
 
 
 # ------------------------------------------------------------------ one-way floors
