@@ -722,28 +722,28 @@ class QueueWatch:
 
     def __init__(self, floor):
         self.floor = floor
-        self.of = np.full(floor.n_cells, -1, np.int64)
+        self.queue_of = np.full(floor.n_cells, -1, np.int64)
         for st in floor.inducts:
-            self.of[st.queue] = st.index
-        self.any = bool((self.of >= 0).any())
-        self.sum = np.zeros(len(floor.inducts), np.int64)
-        self.max = np.zeros(len(floor.inducts), np.int64)
+            self.queue_of[st.queue] = st.index
+        self.has_queues = bool((self.queue_of >= 0).any())
+        self.robot_steps = np.zeros(len(floor.inducts), np.int64)
+        self.most = np.zeros(len(floor.inducts), np.int64)
 
     def observe(self, positions) -> None:
-        if not self.any:
+        if not self.has_queues:
             return
-        q = self.of[np.asarray(positions)]
-        now = np.bincount(q[q >= 0], minlength=self.sum.size)
-        self.sum += now
-        np.maximum(self.max, now, out=self.max)
+        q = self.queue_of[np.asarray(positions)]
+        now = np.bincount(q[q >= 0], minlength=self.robot_steps.size)
+        self.robot_steps += now
+        np.maximum(self.most, now, out=self.most)
 
     def kpis(self, steps) -> dict:
-        if not self.any:
+        if not self.has_queues:
             return {}
         qs = [st for st in self.floor.inducts if st.queue.size]
-        return {"induct_queue_mean": {str(st.label): float(self.sum[st.index] / max(1, int(steps)))
+        return {"induct_queue_mean": {str(st.label): float(self.robot_steps[st.index] / max(1, int(steps)))
                                       for st in qs},
-                "induct_queue_max": {str(st.label): int(self.max[st.index]) for st in qs}}
+                "induct_queue_max": {str(st.label): int(self.most[st.index]) for st in qs}}
 
 
 class SortingTasks:
