@@ -337,3 +337,16 @@ def test_balanced_induct_choice_is_the_default_and_spreads_a_skewed_mix():
             assert s.induct_choice == "balanced"
         out[ic] = simulate(p, s, 1200, record=False).kpis()["tasks_per_step"]
     assert out[None] > 1.1 * out["nearest"], out
+
+
+def test_make_run_defaults_match_the_cli():
+    """``make_run`` builds what ``sorter mapf`` runs by default: lanes+flow guidance and the
+    balanced induct choice (the Planner's own default stays plain PIBT)."""
+    from sorter.agv.lifelong import make_run
+    from sorter.agv.pibt import Planner
+    from sorter.layout import load_floor
+    from sorter.resources import seed_path
+    f = load_floor(seed_path("floors/small_12x20.txt"))
+    p, s = make_run(f, 10, seed=0)
+    assert p.guidance == "lanes+flow" and s.induct_choice == "balanced"
+    assert Planner(f, 10, p.positions).guidance == "none"

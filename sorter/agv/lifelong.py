@@ -120,7 +120,7 @@ def _working_cells(floor, free):
 
 
 def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None,
-             dwell_chute=5, dwell_induct=1, guidance="none", induct_choice="balanced",
+             dwell_chute=5, dwell_induct=1, guidance="lanes+flow", induct_choice="balanced",
              mix="zipf", n_destinations=None, max_table_mb=512.0, rotation=False,
              floor_sim=None, detour_horizon=12, rescue_after=None):
     """Build ``(planner, task_stream)`` for a floor.
@@ -137,7 +137,9 @@ def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None
     errands : int array, optional
         LoRR errand cells (round-robin).
     dwell_chute, dwell_induct, guidance, rotation, detour_horizon, rescue_after : see
-        :class:`Planner`
+        :class:`Planner`. ``guidance`` defaults to ``"lanes+flow"`` here, the improved planner
+        that ``sorter mapf`` runs by default (the planner's own default is plain PIBT, the
+        benchmarks' baseline).
     induct_choice, mix, n_destinations : see :class:`SortingTasks`
     floor_sim : FloorSimOptions, optional
         Sorting tasks only: route parcels through the chute engine (``sorter.Sorter``) with
