@@ -13,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-from sorter._chutes import ChuteEngine, CompiledPlan, recirculation_count
+from sorter._chutes import ChuteEngine, CompiledPlan, recirculation_count, sortable_flag
 from sorter.constants import (KINDS, REASONS, REJECT_REASONS, STATES,
                               STRATEGIES, Decision)
 from sorter.errors import InputError
@@ -29,9 +29,11 @@ def _own_copy(plan: SortPlan, table: ChuteTable, *, path=None, **changes) -> Sor
     """``plan`` (with ``changes``) checked against ``table``, as a copy of its own: later
     edits to the caller's plan change neither the decisions nor :meth:`Sorter.state_dict`."""
     plan = dataclasses.replace(plan, **changes).validate(table, path=path)
-    plan.routes = {d: tuple(r) for d, r in plan.routes.items()}
-    plan.reject = dict(plan.reject)
-    plan.overflow = tuple(plan.overflow)
+    # chutes by the table's own labels (an int id named "17" in a plan is 17), as the files
+    # and decisions name them
+    plan.routes = {d: tuple(table[c].id for c in r) for d, r in plan.routes.items()}
+    plan.reject = {r: table[c].id for r, c in plan.reject.items()}
+    plan.overflow = tuple(table[c].id for c in plan.overflow)
     return plan
 
 
@@ -264,9 +266,11 @@ class Sorter(ChuteEngine):
             From :meth:`destination_ids` (-1 unknown, -2 no-read).
         recirculation : int or array_like of int
             Per parcel, or one value for all, read as :meth:`assign` reads it: negative
-            values and NaN count as 0, values past the limit (or +inf) as over it.
+            values and NaN count as 0, values past the limit (or +inf) as over it; text
+            (``"2"``) and objects per element as :meth:`assign` reads them.
         sortable : None or array_like of bool
-            ``None``: all sortable.
+            ``None``: all sortable. Text or objects per element as :meth:`assign` reads
+            them (``"0"``, ``"false"``, ``"no"`` not sortable, ``""`` sortable; ``None`` not).
 
         Returns
         -------
@@ -289,6 +293,8 @@ class Sorter(ChuteEngine):
             rc = np.full(n, recirculation_count(recirculation), dtype=np.int32)
         elif rc.shape != (n,):
             raise ValueError(f"recirculation must be a scalar or shape ({n},), got {rc.shape}")
+        elif rc.dtype.kind in "OSUV":   # text or objects: each read as assign() reads it
+            rc = np.fromiter(map(recirculation_count, rc.tolist()), dtype=np.int32, count=n)
         else:
             if rc.dtype.kind == "f":    # as assign(): NaN counts as 0, +inf as the most
                 rc = np.nan_to_num(rc, nan=0.0, posinf=1 << 30, neginf=0.0)
@@ -299,7 +305,10 @@ class Sorter(ChuteEngine):
             sv = np.asarray(sortable)
             if sv.shape != (n,):
                 raise ValueError(f"sortable must be None or shape ({n},), got {sv.shape}")
-            sv = np.ascontiguousarray(sv != 0, dtype=np.int8)
+            if sv.dtype.kind in "OSUV":     # text ("0" = not sortable) or objects, as assign()
+                sv = np.fromiter(map(sortable_flag, sv.tolist()), dtype=np.int8, count=n)
+            else:
+                sv = np.ascontiguousarray(sv != 0, dtype=np.int8)
         out_c = np.empty(n, dtype=np.int32)
         out_r = np.empty(n, dtype=np.int8)
         self._assign_many(d, rc, sv, out_c, out_r)

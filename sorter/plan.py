@@ -179,6 +179,9 @@ class SortPlan:
         if not _is_ordered(self.overflow):
             raise InputError(f"overflow is a {type(self.overflow).__name__}", path=path,
                              field="overflow", expected="a list of chute ids, e.g. ['OV1']")
+        if not isinstance(self.name, str) or not self.name.strip():   # as the file's [plan] name
+            raise InputError(f"bad plan name {self.name!r}", path=path, field="name",
+                             expected="a non-empty string")
         if self.strategy not in STRATEGIES:
             raise InputError(f"unknown strategy {self.strategy!r}", path=path, field="strategy",
                              expected=" | ".join(STRATEGIES))

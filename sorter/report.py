@@ -3,7 +3,7 @@
 :func:`write_outputs` writes into one folder:
 
 * ``kpis.json``: every KPI (:func:`sorter.sim.kpis.compute_kpis`), with per-chute and
-  per-interval lists;
+  per-interval lists (not ``wall_s``, the run's own time: the same seed, the same bytes);
 * ``parcels.parquet``: one row per parcel (id, loop, destination, induct, wave, arrival_t,
   induct_t, scan, chute, reason, discharge_t, recirculations, status);
 * ``timeseries.csv``: one row per interval (offered, inducted, sorted ... per hour);
@@ -31,6 +31,23 @@ __all__ = ["write_outputs", "plot_throughput", "plot_recirculation", "plot_chute
 RUN_FILES = ("kpis.json", "parcels.parquet", "timeseries.csv", "chutes.csv", "throughput.png",
              "recirculation.png", "chute_occupancy.png", "report.html")   # sorter run --out
 SWEEP_FILES = ("sweep.parquet", "summary.csv", "sweep.png")           # sorter sweep --out
+
+#: The CSS of the one-page reports (``sorter run``'s shift report, the robot-floor report).
+PAGE_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1120px;
+       color: #222; }
+h1 { font-size: 22px; margin-bottom: 2px; } h2 { font-size: 16px; margin: 22px 0 6px; }
+.sub { color: #666; margin-top: 0; }
+.grid { display: grid; grid-template-columns: 1fr 1fr; gap: 12px 28px; align-items: start; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { padding: 3px 8px; border-bottom: 1px solid #e4e4e4; text-align: left; vertical-align: top; }
+th { color: #444; font-weight: 600; white-space: nowrap; }
+td.n, .num td { text-align: right; }
+img { max-width: 100%; border: 1px solid #eee; }
+.big { display: flex; flex-wrap: wrap; gap: 14px; margin: 12px 0 4px; }
+.big div { background: #f5f7fa; padding: 8px 14px; border-radius: 6px; min-width: 130px; }
+.big b { font-size: 22px; display: block; } .big span { font-size: 12px; color: #555; }
+"""
 
 
 def prepare_out_dir(out_dir, *, field="--out", create=True, files=()) -> Path:
@@ -366,24 +383,10 @@ def write_html_report(kpis, result, out_dir, images) -> Path:
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Shift report: {e(sc.name)}</title>
-<style>
-body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1120px;
-       color: #222; }}
-h1 {{ font-size: 22px; margin-bottom: 2px; }} h2 {{ font-size: 16px; margin: 22px 0 6px; }}
-.sub {{ color: #666; margin-top: 0; }}
-.grid {{ display: grid; grid-template-columns: 1fr 1fr; gap: 12px 28px; align-items: start; }}
-table {{ border-collapse: collapse; font-size: 13px; }}
-th, td {{ padding: 3px 8px; border-bottom: 1px solid #e4e4e4; text-align: left; vertical-align: top; }}
-th {{ color: #444; font-weight: 600; white-space: nowrap; }}
-td.n, .num td {{ text-align: right; }}
-img {{ max-width: 100%; border: 1px solid #eee; }}
-.big {{ display: flex; gap: 14px; margin: 12px 0 4px; }}
-.big div {{ background: #f5f7fa; padding: 8px 14px; border-radius: 6px; min-width: 130px; }}
-.big b {{ font-size: 22px; display: block; }} .big span {{ font-size: 12px; color: #555; }}
-</style></head><body>
+<style>{PAGE_STYLE}</style></head><body>
 <h1>Shift report: {e(sc.name)}</h1>
 <p class="sub">{sc.shift_hours:g} h shift, seed {k['seed']}, {len(k['loops'])} loop(s);
-scenario {e(str(sc.path or '(built in code)'))}; simulated in {k['wall_s']:.2f} s.</p>
+scenario {e(str(sc.path or '(built in code)'))}.</p>
 <div class="big">
 <div><b>{k['sorted_per_hour']:,.0f}</b><span>sorted items/h: {100 * k['sorted'] / max(k['offered'], 1):.0f} % of offered,
 {100 * k['sorted_per_hour'] / max(k['nameplate_per_hour'], 1):.0f} % of nameplate</span></div>
@@ -444,7 +447,9 @@ def write_outputs(result, kpis, out_dir) -> dict:
     out = prepare_out_dir(out_dir)
     paths = {}
     p = out / "kpis.json"
-    p.write_text(json.dumps(kpis, indent=1, default=_json_default) + "\n", encoding="utf-8")
+    # without the run's own wall-clock time: the same seed writes the same bytes
+    p.write_text(json.dumps({k: v for k, v in kpis.items() if k != "wall_s"}, indent=1,
+                            default=_json_default) + "\n", encoding="utf-8")
     paths["kpis"] = p
     cols = result.parcel_columns()
     table = pa.table({k: (pa.array(v.tolist(), type=pa.string()) if v.dtype == object else v)

@@ -284,7 +284,8 @@ def parse_values(text: str, *, key="--vary") -> list:
         if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b, s)) \
                 or s <= 0 or b < a or (b - a) / s > 100_000:
             raise InputError(f"bad range {text!r}", field=key,
-                             expected="START:STOP:STEP with STEP > 0 and STOP >= START")
+                             expected="START:STOP:STEP with STEP > 0, STOP >= START and at most "
+                                      "100,000 steps from START to STOP")
         n = int(math.floor((b - a) / s + 1e-9)) + 1
         vals = [a + i * s for i in range(n)]
         if all(isinstance(x, int) for x in (a, b, s)):

@@ -353,7 +353,9 @@ def test_a_setting_is_checked_by_the_same_rule_in_a_file_and_in_code(tmp_path, o
         load_scenario(_base_scenario(tmp_path, old, new))
     with pytest.raises(InputError) as from_code:
         replace(good, **change(good))
-    assert str(from_file.value) == str(from_code.value)
+    # (the file's error also names the line of its key: a Scenario built in code has none)
+    assert str(from_file.value).replace(f":{from_file.value.line}:", ":", 1) == \
+        str(from_code.value)
     assert str(tmp_path / "scen.toml") in str(from_file.value)
 
 

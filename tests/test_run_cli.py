@@ -43,7 +43,6 @@ def test_seed_reproduces_and_changes(capsys):
     a = run_json(capsys, SMALL, "--seed", "3")
     b = run_json(capsys, SMALL, "--seed", "3")
     c = run_json(capsys, SMALL, "--seed", "4")
-    a.pop("wall_s"), b.pop("wall_s"), c.pop("wall_s")
     assert a == b
     assert a["seed"] == 3 and c["seed"] == 4
     assert a != c

@@ -52,16 +52,33 @@ def recirculation_count(x):
     return _as_count(x)
 
 
+# texts that say "not sortable", stripped and lower-cased (as the files write 0)
+_FALSE_TEXTS = frozenset(("0", "false", "no"))
+
+
 cdef inline bint _as_flag(object x):
-    """Sortable flag from any object; anything that is not clearly false is sortable."""
+    """Sortable flag from any object; anything that is not clearly false is sortable.
+
+    Text reads as the files and telegrams write the flag: ``"0"``, ``"false"`` and ``"no"``
+    (any case, spaces around) are not sortable, any other text (an empty field too) is.
+    Anything else by its truth value (``None`` and 0 are not sortable, NaN is)."""
     if x is True:
         return 1
     if x is False:
         return 0
     try:
+        if isinstance(x, (bytes, bytearray)):
+            x = bytes(x).decode("ascii", "replace")
+        if isinstance(x, str):
+            return str(x).strip().lower() not in _FALSE_TEXTS
         return bool(x)
     except Exception:
         return 1
+
+
+def sortable_flag(x):
+    """The sortable flag :meth:`ChuteEngine.assign` reads from ``x`` (any object)."""
+    return _as_flag(x)
 
 
 cdef class CompiledPlan:
@@ -229,7 +246,7 @@ cdef class ChuteEngine:
         else:
             try:
                 d = self.dest_index.get(destination)
-            except TypeError:       # unhashable junk from a caller
+            except Exception:       # unhashable junk (or a hash/compare that fails)
                 d = None
             dest = DEST_UNKNOWN if d is None else <int>d
         chute = self.decide(p, dest, _as_count(recirculation), _as_flag(sortable), &reason)
@@ -288,7 +305,7 @@ cdef class ChuteEngine:
                 continue
             try:
                 d = get(code)
-            except TypeError:
+            except Exception:       # unhashable junk (or a hash/compare that fails)
                 d = None
             o[i] = DEST_UNKNOWN if d is None else <int>d
         return out

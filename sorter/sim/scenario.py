@@ -603,8 +603,8 @@ def load_scenario(path) -> Scenario:
     Raises
     ------
     ValueError
-        :class:`~sorter.errors.InputError` naming file, field (and line for TOML syntax
-        errors) and the expected form.
+        :class:`~sorter.errors.InputError` naming file, line (of the key, else of its
+        table, where the file writes it once), field and the expected form.
 
     Examples
     --------
@@ -625,7 +625,54 @@ def load_scenario(path) -> Scenario:
         m = re.search(r"line (\d+)", str(exc))
         raise InputError(f"not valid TOML: {exc}", path=path, line=int(m.group(1)) if m else None,
                          expected="a scenario TOML ([scenario], [loop], [[wave]], ...)") from None
-    return parse_scenario(doc, path=path)
+    try:
+        return parse_scenario(doc, path=path)
+    except InputError as exc:
+        # a value error of this file: name the line of its key (else of its table)
+        line = (_field_line(text, exc.field) if exc.line is None and exc.field
+                and exc.path == str(path) else None)
+        if line is None:
+            raise
+        from sorter.plan import _strip_where
+        err = InputError(_strip_where(exc), path=path, line=line, field=exc.field)
+        err.expected = exc.expected
+        raise err from None
+
+
+def _field_line(text, fieldname):
+    """The line of the scenario key an error's field names (``wave[1].rate_per_hour``,
+    ``containers.change_time_s.low``, ...), else of the nearest enclosing key or table that
+    the file writes once; None when that is ambiguous (several loops of a hub) or absent."""
+    lines = {}                      # dotted name -> line numbers
+    prefixes, counters = [""], {}
+    for no, raw in enumerate(text.splitlines(), start=1):
+        s = raw.strip()
+        m = re.match(r"\[\[\s*([A-Za-z0-9_.\-]+)\s*\]\]", s)
+        if m:
+            name = m.group(1)
+            for k in [k for k in counters if k.startswith(name + ".")]:
+                del counters[k]                # [[loop.induct]] counts again in each [[loop]]
+            counters[name] = i = counters.get(name, -1) + 1
+            prefixes = [f"{name}[{i}]", name]
+        elif (m := re.match(r"\[\s*([A-Za-z0-9_.\-]+)\s*\]", s)):
+            prefixes = [m.group(1)]
+        elif (m := re.match(r"([A-Za-z0-9_\-.\"']+)\s*=", s)):
+            key = m.group(1).replace('"', "").replace("'", "")
+            for p in prefixes:
+                lines.setdefault(f"{p}.{key}" if p else key, set()).add(no)
+            continue
+        else:
+            continue
+        for p in prefixes:
+            lines.setdefault(p, set()).add(no)
+    name = fieldname
+    while name:
+        found = lines.get(name)
+        if found is not None and len(found) == 1:
+            return next(iter(found))
+        cut = max(name.rfind("."), name.rfind("["))
+        name = name[:cut] if cut > 0 else ""
+    return None
 
 
 def _clock(value, *, path, field, start_h):
