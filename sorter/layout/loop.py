@@ -176,7 +176,8 @@ class LoopSorter:
         _num(self.speed_mps, path=path, field="loop.speed_mps", lo=0, lo_open=True, hi=20,
              expected="a carrier speed in m/s, > 0 and at most 20")
         _num(self.pitch_m, path=path, field="loop.pitch_m", lo=0, lo_open=True, hi=length / 2,
-             expected=f"a carrier pitch in metres, > 0 and at most half the loop ({length / 2:g})")
+             expected=f"a carrier pitch in metres, > 0 and at most half the loop's length_m "
+                      f"({length / 2:g})")
         if not self.length_m / self.pitch_m <= 2_000_000:     # also catches inf from a tiny pitch
             raise InputError(f"{self.length_m / self.pitch_m:g} carriers is more than this "
                              "simulator handles",
@@ -306,7 +307,8 @@ class LoopSorter:
         length = _num(length_m, path=path, field="loop.length_m", lo=0, lo_open=True,
                       expected="a loop length in metres > 0")
         pitch = _num(pitch_m, path=path, field="loop.pitch_m", lo=0, lo_open=True,
-                     hi=length / 2, expected="a carrier pitch in metres > 0")
+                     hi=length / 2, expected=f"a carrier pitch in metres, > 0 and at most half "
+                                             f"the loop's length_m ({length / 2:g})")
         rate = DEFAULT_INDUCT_RATE[induct_kind] if induct_rate is None else induct_rate
         step = max(2.0, pitch)
         inducts = tuple(Induct(f"I{i + 1}", 2.0 + i * step, rate, induct_kind)

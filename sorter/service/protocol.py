@@ -26,7 +26,9 @@ anything malformed                         ``ERR|seq|code|text`` (seq ``-`` if u
 
 Field rules: ``parcel``, ``chute``, ``client`` and ``destination`` are printable ASCII
 without ``|``, at most :data:`MAX_FIELD` characters (``destination`` may be empty: a
-no-read; ``parcel`` may be empty on ``DISCHARGED`` only); ``recirc`` is an integer
+no-read; ``parcel`` may be empty on ``DISCHARGED`` only); spaces around a ``destination``
+or ``chute`` are dropped, as fixed-width PLC fields pad them (``A   `` is ``A``, a
+destination of spaces only a no-read), as the plan files drop them; ``recirc`` is an integer
 >= 0 (empty = 0); ``sortable`` is ``1`` or ``0`` (empty = 1); ``state`` is one of
 :data:`sorter.constants.STATES`; ``path`` is at most :data:`MAX_PATH` characters.
 A line longer than :data:`MAX_LINE` bytes is refused with ``ERR|seq|too_long|...``.
@@ -218,6 +220,8 @@ def parse_line(line):
         if not parcel or len(parcel) > MAX_FIELD:
             _field(parcel, "bad_parcel", "parcel", seq)
         dest = f[3]
+        if dest[:1] == " " or dest[-1:] == " ":
+            dest = dest.strip(" ")      # fixed-width PLC fields: "A    " is A, "     " a no-read
         if len(dest) > MAX_FIELD:
             _field(dest, "bad_destination", "destination", seq, empty_ok=True)
         rc = f[4]
@@ -237,15 +241,15 @@ def parse_line(line):
             raise TelegramError("bad_sortable", "sortable must be 1 or 0 (empty = 1)", seq)
         return _new(Scan, (seq, parcel, dest or None, rc, so))   # Scan(...) without __new__'s cost
     if kind == "CHUTE":
-        chute = _field(f[2], "bad_chute", "chute", seq)
+        chute = _field(f[2].strip(" "), "bad_chute", "chute", seq)
         if f[3] not in _STATES:
             raise TelegramError("bad_state", "state must be one of " + " ".join(STATES), seq)
         return ChuteState(seq, chute, f[3])
     if kind == "DISCHARGED":
         return Discharged(seq, _field(f[2], "bad_parcel", "parcel", seq, empty_ok=True),
-                          _field(f[3], "bad_chute", "chute", seq))
+                          _field(f[3].strip(" "), "bad_chute", "chute", seq))
     if kind == "CONTAINER":
-        return Container(seq, _field(f[2], "bad_chute", "chute", seq))
+        return Container(seq, _field(f[2].strip(" "), "bad_chute", "chute", seq))
     if kind == "PLAN":
         return PlanSwitch(seq, _field(f[2], "bad_path", "path", seq, limit=MAX_PATH))
     if kind == "HB":
