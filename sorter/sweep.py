@@ -417,8 +417,13 @@ def kpi_row(kpis: dict) -> dict:
 def _run_point(task):
     """Worker: simulate one (point, seed). Module level, so process pools can pickle it."""
     index, scenario, seed = task
-    from sorter.sim import compute_kpis, simulate
     c0 = time.process_time()
+    if hasattr(scenario, "settings"):            # a robot-floor point (sorter.floor_sweep)
+        from sorter.floor_sweep import run_floor_point
+        w0 = time.perf_counter()
+        row = run_floor_point(scenario, seed)
+        return index, row, (time.perf_counter() - w0, time.process_time() - c0)
+    from sorter.sim import compute_kpis, simulate
     res = simulate(scenario, seed=seed)
     row = kpi_row(compute_kpis(res))
     return index, row, (res.wall_s, time.process_time() - c0)
@@ -447,6 +452,9 @@ class SweepResult:
         The scenario's name; ``path`` its file (or None).
     backend : str
         ``serial``, ``processes`` or ``dask``.
+    kind : str
+        ``loop`` (a scenario on loop sorters, :func:`capacity_sweep`) or ``floor`` (a robot
+        sorting floor, :func:`sorter.floor_sweep.floor_sweep`).
     wall_s : float
         Wall time of the runs (not of the up-front validation).
     run_wall_s, run_cpu_s : list of float
@@ -465,6 +473,7 @@ class SweepResult:
     run_wall_s: list = field(default_factory=list)
     run_cpu_s: list = field(default_factory=list)
     overrides: dict = field(default_factory=dict)
+    kind: str = "loop"
 
     def __len__(self):
         return len(self.rows)
@@ -559,10 +568,23 @@ class SweepResult:
         """One line per point: varied values, runs, mean sorted/h ± 95% CI, offered/h,
         recirculation % ± CI, p95 induct-to-chute, induct blocking %, rejects %."""
         summ = self.summary()
-        names = list(self.vary) + ["runs", "sorted/h ± 95% CI", "offered/h", "recirc % ± CI",
-                                   "p95 ind→chute s", "blocking %", "reject %"]
         rows = []
-        for s in summ:
+        if self.kind == "floor":
+            names = list(self.vary) + ["runs", "sorted/h ± 95% CI", "per robot-h ± CI",
+                                       "p95 ind→drop steps", "waiting %", "reject %"]
+            for s in summ:
+                rows.append([_fmt(s[k]) for k in self.vary] + [
+                    f"{s['n_seeds']}",
+                    _pm(s['net_sorted_per_hour_mean'], s['net_sorted_per_hour_ci95'], ',.0f'),
+                    _pm(s['net_sorted_per_robot_hour_mean'],
+                        s['net_sorted_per_robot_hour_ci95'], '.1f'),
+                    f"{s['induct_to_drop_p95_mean']:.0f}",
+                    f"{100 * s['util_waiting_mean']:.1f}",
+                    f"{s['reject_pct_mean']:.2f}"])
+        else:
+            names = list(self.vary) + ["runs", "sorted/h ± 95% CI", "offered/h", "recirc % ± CI",
+                                       "p95 ind→chute s", "blocking %", "reject %"]
+        for s in summ if self.kind != "floor" else ():
             rows.append([_fmt(s[k]) for k in self.vary] + [
                 f"{s['n_seeds']}",
                 _pm(s['sorted_per_hour_mean'], s['sorted_per_hour_ci95'], ',.0f'),
@@ -584,9 +606,12 @@ class SweepResult:
             out.append("  ".join(f"{c:>{w}}" for c, w in zip(r, widths)))
         return "\n".join(out)
 
-    def plot(self, path, *, kpi: str = "sorted_per_hour") -> Path:
+    def plot(self, path, *, kpi: str | None = None) -> Path:
         """PNG: ``kpi`` (mean, 95% CI band) against the first varied key, one line per value
-        of the other varied keys; the offered load, dashed, for reference."""
+        of the other varied keys; the offered load, dashed, for reference. Default ``kpi``:
+        ``sorted_per_hour`` (loop), ``net_sorted_per_hour`` (robot floor)."""
+        if kpi is None:
+            kpi = "net_sorted_per_hour" if self.kind == "floor" else "sorted_per_hour"
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -631,7 +656,8 @@ class SweepResult:
         if not numeric_x:
             ax.set_xticks(range(len(cats)), [plain_text(c) for c in cats])
         ax.set_xlabel(plain_text(x_key or ""))
-        ax.set_ylabel(kpi.replace("_", " ") + (" (items/h)" if kpi.endswith("per_hour") else ""))
+        ax.set_ylabel(kpi.replace("_", " ") + ((" (parcels/h)" if self.kind == "floor" else
+                                                " (items/h)") if kpi.endswith("per_hour") else ""))
         ax.set_title(plain_text(self.scenario) + f": mean over {len(self.seeds)} seeds, 95% CI bands")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

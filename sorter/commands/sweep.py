@@ -1,4 +1,4 @@
-"""Capacity sweep: simulate a scenario over a grid of varied settings x seeded replications.
+"""Capacity sweep: simulate a scenario (or a robot floor) over a grid of varied settings x seeds.
 
 Each --vary KEY=V1,V2,... names a dotted key of the scenario TOML as written
 (wave.0.rate_per_hour is the first [[wave]]'s rate, loop.speed_mps the [loop]'s speed,
@@ -15,11 +15,24 @@ recirculation %, p95 induct-to-chute seconds, induct blocking %, rejects %. --ou
 sweep.parquet (every replication), summary.csv (mean and 95% CI per point, every KPI) and
 sweep.png (sorted/h against the first varied key, one line per value of the others).
 
+Robot floors: given a floor file instead of a scenario TOML (ASCII, .map, .grid: any floor
+with inducts and chutes that sorter mapf reads), each point runs the sorting floor of
+`sorter mapf FLOOR --scenario sorting` (lifelong PIBT, the chute engine, container changes,
+faults) with seeds 0, 1, ... The keys are sorter mapf's settings: robots, steps (default
+2000), dwell_chute, dwell_induct, mix, destinations, rotation, guidance, induct_choice,
+detour_horizon, chute_capacity, container_change_steps, fault_rate, repair_steps,
+repair_dist, seconds_per_step, strategy, max_recirculation, chutes_per_destination. The table
+shows parcels sorted per hour (net of rejects) and per robot-hour with 95% CIs, p95
+induct-to-drop steps, the share of robot-steps waiting and rejects %: how many robots the
+floor needs, and where more stop paying.
+
 example:
   sorter sweep seeds/scenarios/small.toml --vary wave.0.rate_per_hour=4000:12000:2000 \\
       --vary loop.speed_mps=2.0,2.5 --seeds 5 --out out/sweep
   sorter sweep seeds/scenarios/peak.toml --vary wave.1.rate_per_hour=14000,18000,22000 \\
       --set scenario.interval_minutes=5 --seeds 3
+  sorter sweep seeds/floors/medium_33x57.txt --vary robots=100:500:100 \\
+      --vary fault_rate=0,0.0005 --set steps=2000 --seeds 3 --out out/fleet
   # the same on your Dask cluster (pip install '.[dask]' from a checkout, on the client and
   # every worker; PyPI's `sorter` is another project): add --dask tcp://HOST:8786
 """
@@ -34,7 +47,8 @@ MAX_SEEDS = 100_000      # replications per point: more is a typo, not a sweep (
 
 
 def add_arguments(p):
-    p.add_argument("scenario", metavar="SCENARIO", help="scenario TOML")
+    p.add_argument("scenario", metavar="SCENARIO",
+                   help="scenario TOML, or a robot floor file (a sorting floor)")
     p.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2,...",
                    help="a varied key and its values (repeatable; the sweep is the product)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_",
@@ -62,7 +76,9 @@ def _pair(text, flag):
 
 def run(args) -> int:
     from sorter.errors import InputError
+    from sorter.floor_sweep import floor_sweep, is_floor_file
     from sorter.sweep import capacity_sweep, parse_key, parse_values
+    floor = is_floor_file(args.scenario)
 
     if not args.vary:
         raise InputError("nothing to vary", field="--vary",
@@ -76,7 +92,7 @@ def run(args) -> int:
     overrides, seen = {}, {}
     for text in args.set_:
         key, value = _pair(text, "--set")
-        norm = parse_key(key)
+        norm = key if floor else parse_key(key)
         if norm in seen:         # the last value would win silently
             raise InputError(f"--set {key} given twice" + (f" (also as {seen[norm]})"
                                                          if seen[norm] != key else ""),
@@ -114,9 +130,10 @@ def run(args) -> int:
                     raise InputError(f"cannot connect to the Dask scheduler: {exc}",
                                      field="--dask", expected="a scheduler address like "
                                      "tcp://host:8786, or 'local'") from None
-        res = capacity_sweep(args.scenario, vary, seeds=args.seeds, overrides=overrides,
-                             client=client, n_workers=args.workers,
-                             progress=not args.no_progress and sys.stderr.isatty())
+        sweep = floor_sweep if floor else capacity_sweep
+        res = sweep(args.scenario, vary, seeds=args.seeds, overrides=overrides,
+                    client=client, n_workers=args.workers,
+                    progress=not args.no_progress and sys.stderr.isatty())
     finally:
         if client is not None:
             client.close()

@@ -1,0 +1,285 @@
+"""Robot-floor capacity sweeps: how many robots a floor needs, and what it sorts with them.
+
+The planner's question for a robot sorting floor is a sweep: "what does this floor sort with
+100, 200 ... 600 robots, with and without faults?". :func:`floor_sweep` runs the sorting floor
+of ``sorter mapf FLOOR --scenario sorting`` (lifelong PIBT, the chute engine with container
+changes and re-routing, faults) for every combination of the varied settings x seeds, on the
+same backends as :func:`sorter.sweep.capacity_sweep` (serial, a local process pool, or the
+user's Dask cluster), and returns a :class:`sorter.sweep.SweepResult`: one row of KPIs per run,
+mean and 95% confidence interval per point, Parquet / CSV writers and a plot.
+
+Settings (:data:`FLOOR_SETTINGS`), as ``sorter mapf`` names them: ``robots``, ``steps``,
+``dwell_chute``, ``dwell_induct``, ``mix``, ``destinations``, ``rotation``, ``guidance``,
+``induct_choice``, ``detour_horizon``, and the chute engine's ``chute_capacity``,
+``container_change_steps``, ``fault_rate``, ``repair_steps``, ``repair_dist``,
+``seconds_per_step``, ``strategy``, ``max_recirculation``, ``chutes_per_destination``. Every
+point is checked before the first run (an unknown setting names the nearest valid ones; a bad
+value names the point). Seeds: ``N`` means 0 .. N-1, the same at every point.
+
+Row KPIs: parcels sorted per hour (``net_sorted_per_hour``: into destination and overflow
+chutes; ``sorted_per_hour`` counts rejects too), per robot-hour (``net_sorted_per_robot_hour``),
+``reject_pct``, ``induct_to_drop_p50`` / ``_p95`` (steps), the robot-step shares
+``util_<state>`` (faulted, dwelling, carrying, moving_empty, waiting), ``tasks_per_step``,
+``chute_full_events``, ``reroutes``, ``robot_faults`` and ``rejected_<reason>`` (no run times:
+the same point and seed give the same row on every backend).
+"""
+from __future__ import annotations
+
+import difflib
+import itertools
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from sorter.errors import InputError
+
+__all__ = ["floor_sweep", "FLOOR_SETTINGS", "FLOOR_DEFAULTS"]
+
+#: Sweepable settings -> expected form (the ``sorter mapf`` option of the same name).
+FLOOR_SETTINGS = {
+    "robots": "an integer >= 1 (at most the floor's free cells)",
+    "steps": "an integer >= 1",
+    "dwell_chute": "an integer >= 0 (steps at a drop cell)",
+    "dwell_induct": "an integer >= 0 (steps at an induct)",
+    "mix": "zipf | 721 | uniform",
+    "destinations": "an integer >= 1, at most the floor's chutes",
+    "rotation": "true | false",
+    "guidance": "none | flow | lanes | lanes+flow",
+    "induct_choice": "nearest | balanced",
+    "detour_horizon": "an integer >= 0",
+    "chute_capacity": "an integer >= 0 (0 = unlimited)",
+    "container_change_steps": "an integer >= 0",
+    "fault_rate": "a probability in [0, 1]",
+    "repair_steps": "an integer >= 1",
+    "repair_dist": "fixed | exp | uniform",
+    "seconds_per_step": "a finite number > 0",
+    "strategy": "least_loaded | round_robin | fill_first",
+    "max_recirculation": "an integer >= 0",
+    "chutes_per_destination": "a number >= 1",
+}
+#: Defaults of a point (those of ``sorter mapf FLOOR --scenario sorting``; steps 2,000).
+FLOOR_DEFAULTS = {"robots": 100, "steps": 2000, "dwell_chute": 5, "dwell_induct": 1,
+                  "mix": "zipf", "destinations": None, "rotation": False,
+                  "guidance": "lanes+flow", "induct_choice": "balanced", "detour_horizon": 12}
+_ENGINE_KEYS = ("chute_capacity", "container_change_steps", "fault_rate", "repair_steps",
+                "repair_dist", "seconds_per_step", "strategy", "max_recirculation",
+                "chutes_per_destination")
+_CHOICES = {"mix": ("zipf", "721", "uniform"), "guidance": ("none", "flow", "lanes", "lanes+flow"),
+            "induct_choice": ("nearest", "balanced")}
+_INT_MIN = {"robots": 1, "steps": 1, "dwell_chute": 0, "dwell_induct": 0, "destinations": 1,
+            "detour_horizon": 0}
+
+
+@dataclass
+class FloorPoint:
+    """One point of a floor sweep: the floor and its full settings (picklable)."""
+
+    floor: object
+    settings: dict
+
+    def options(self):
+        from sorter.agv.floor_sim import FloorSimOptions
+        kw = {k: self.settings[k] for k in _ENGINE_KEYS if k in self.settings}
+        return FloorSimOptions(**kw).validate()
+
+
+def _check_key(key) -> str:
+    if not isinstance(key, str) or key not in FLOOR_SETTINGS:
+        near = difflib.get_close_matches(str(key), list(FLOOR_SETTINGS), n=4, cutoff=0.5)
+        raise InputError(f"unknown floor setting {key!r}", field=str(key),
+                         expected="one of " + ", ".join(near or FLOOR_SETTINGS))
+    return key
+
+
+def _check_value(floor, key, v):
+    """``v`` as the setting ``key`` takes it, or InputError."""
+    bad = InputError(f"bad value {v!r}", field=key, expected=FLOOR_SETTINGS[key])
+    if key == "rotation":
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, str) and v.lower() in ("true", "false"):
+            return v.lower() == "true"
+        raise bad
+    if key in _CHOICES:
+        v = str(v) if isinstance(v, int) and not isinstance(v, bool) else v   # mix=721
+        if v not in _CHOICES[key]:
+            raise bad
+        return v
+    if key in _INT_MIN:
+        if key == "destinations" and v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int) or v < _INT_MIN[key]:
+            raise bad
+        if key == "robots" and v > floor.free_cells.size:
+            raise InputError(f"{v} robots do not fit on {floor.free_cells.size} free cells",
+                             field=key, expected=f"at most {floor.free_cells.size}")
+        if key == "destinations" and v > len(floor.chutes):
+            raise InputError(f"{v} destinations for {len(floor.chutes)} chutes", field=key,
+                             expected=f"1..{len(floor.chutes)}")
+        return v
+    return v            # chute-engine settings: FloorSimOptions.validate checks them
+
+
+def _point(floor, settings, where=""):
+    try:
+        s = {k: _check_value(floor, k, v) for k, v in settings.items()}
+        p = FloorPoint(floor, s)
+        p.options()
+    except InputError as exc:
+        if not where:
+            raise
+        err = InputError(f"{exc} [{where}]")
+        err.path, err.line, err.field, err.expected = exc.path, exc.line, exc.field, exc.expected
+        raise err from None
+    return p
+
+
+def _flat(kpis: dict, robots: int) -> dict:
+    keys = ("net_sorted_per_hour", "sorted_per_hour", "sorted_per_robot_hour", "tasks_per_step",
+            "parcels_sorted", "parcels_rejected", "sorted_to_overflow", "induct_to_drop_p50",
+            "induct_to_drop_p95", "chute_full_events", "container_changes", "reroutes",
+            "robot_faults", "rescues")           # no times: a row is the same on every backend
+    row = {k: kpis[k] for k in keys if k in kpis}
+    row["net_sorted_per_robot_hour"] = kpis["net_sorted_per_hour"] / max(1, robots)
+    row["reject_pct"] = 100.0 * kpis["parcels_rejected"] / max(1, kpis["parcels_sorted"])
+    for state, share in kpis["robot_utilisation"].items():
+        row[f"util_{state}"] = share
+    for reason, n in kpis.get("rejects_by_reason", {}).items():
+        row[f"rejected_{reason}"] = n
+    return row
+
+
+def run_floor_point(point: FloorPoint, seed: int) -> dict:
+    """One run of a floor point: the flat KPI row (see the module docstring)."""
+    from sorter.agv.lifelong import make_run, simulate
+    s = point.settings
+    planner, stream = make_run(
+        point.floor, s["robots"], seed=seed, tasks="sorting", dwell_chute=s["dwell_chute"],
+        dwell_induct=s["dwell_induct"], guidance=s["guidance"],
+        induct_choice=s["induct_choice"], mix=s["mix"], n_destinations=s["destinations"],
+        rotation=s["rotation"], floor_sim=point.options(), detour_horizon=s["detour_horizon"])
+    res = simulate(planner, stream, s["steps"], record=False)
+    return _flat({**res.kpis(), **res.extra}, s["robots"])
+
+
+def floor_sweep(floor, vary, *, seeds=3, overrides=None, client=None, n_workers=None,
+                progress=False):
+    """Run a robot sorting floor for every combination of ``vary`` x ``seeds``.
+
+    Parameters
+    ----------
+    floor : path or Floor
+        A floor with inducts and chutes (any format ``sorter mapf`` reads).
+    vary : dict
+        Setting -> list of values (:data:`FLOOR_SETTINGS`); the points are the Cartesian
+        product, in the order given (the last setting varies fastest).
+    seeds : int or list of int
+        ``N``: seeds 0 .. N-1; or a list. The same seeds at every point.
+    overrides : dict, optional
+        Setting -> one value for every point (e.g. ``{"steps": 3000}``).
+    client : dask.distributed.Client, optional
+        Run on this Dask cluster (the library never starts one itself).
+    n_workers : int, optional
+        Local processes when ``client`` is None (default ``os.cpu_count()``; 1 = serial).
+    progress : bool
+        A tqdm progress bar on stderr.
+
+    Returns
+    -------
+    sorter.sweep.SweepResult
+        With ``kind="floor"``: its table shows parcels sorted per hour and per robot-hour
+        with 95% CIs, p95 induct-to-drop steps, waiting and reject shares.
+
+    Raises
+    ------
+    ValueError
+        :class:`~sorter.errors.InputError` before any run: a floor without inducts or
+        chutes, an unknown setting (naming the nearest valid ones), a bad value (naming the
+        point), bad seeds or workers.
+
+    Examples
+    --------
+    >>> from sorter.resources import seed_path
+    >>> res = floor_sweep(seed_path("floors/small_12x20.txt"), {"robots": [5, 10]}, seeds=1,
+    ...                   overrides={"steps": 50}, n_workers=1)
+    >>> [r["robots"] for r in res.rows], res.kind
+    ([5, 10], 'floor')
+    """
+    from sorter.sweep import SweepResult, _collect, _fmt, _guard, _run_dask, _run_pool, _seed_list
+    from sorter.sweep import _dask_workers
+    if not hasattr(floor, "free_cells"):
+        from sorter.layout import load_floor
+        floor = load_floor(floor)
+    if not floor.inducts or not floor.chutes:
+        raise InputError(f"floor {floor.name!r} has {len(floor.inducts)} inducts and "
+                         f"{len(floor.chutes)} chutes", path=floor.source, field="floor",
+                         expected="a sorting floor: at least one induct and one chute")
+    if not isinstance(vary, Mapping) or not vary:
+        raise InputError("nothing to vary", field="vary",
+                         expected="a setting and its values, e.g. {'robots': [100, 200]}")
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise InputError("overrides must map settings to values", field="overrides",
+                         expected="{'steps': 3000}")
+    overrides = dict(overrides or {})
+    for key in overrides:
+        _check_key(key)
+    vary = {_check_key(k): list(v) if isinstance(v, (list, tuple)) else [v] for k, v in vary.items()}
+    for key, values in vary.items():
+        if key in overrides:
+            raise InputError(f"{key!r} is both varied and fixed", field=key,
+                             expected="a setting either varied (--vary) or fixed (--set), not both")
+        if not values:
+            raise InputError(f"no values for {key!r}", field=key, expected="at least one value")
+        vary[key] = [_check_value(floor, key, v) for v in values]     # as they run
+    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int)
+                                  or n_workers < 1):
+        raise InputError(f"bad n_workers {n_workers!r}", field="n_workers",
+                         expected="an integer >= 1")
+    if client is not None and not (hasattr(client, "map") and hasattr(client, "gather")):
+        raise InputError(f"bad client {type(client).__name__}", field="client",
+                         expected="a dask.distributed.Client (or None for local processes)")
+    seed_list = _seed_list(seeds, 0)
+    keys = list(vary)
+    points = [dict(zip(keys, combo)) for combo in itertools.product(*(vary[k] for k in keys))]
+    fixed = {**FLOOR_DEFAULTS, **overrides}
+    _point(floor, fixed, "with the fixed settings" if overrides else "")
+    runs = [_point(floor, {**fixed, **p}, f"point {i} (" + ", ".join(
+        f"{k}={_fmt(v)}" for k, v in p.items()) + ")") for i, p in enumerate(points)]
+
+    tasks = [(i * len(seed_list) + j, r, s) for i, r in enumerate(runs)
+             for j, s in enumerate(seed_list)]
+    results = [None] * len(tasks)
+    walls = [(0.0, 0.0)] * len(tasks)
+    from tqdm import tqdm
+    bar = tqdm(total=len(tasks), disable=not progress, unit="run", desc="sweep", leave=False)
+    t0 = time.perf_counter()
+    if client is not None:
+        backend, workers = "dask", _dask_workers(client)
+        _run_dask(client, tasks, results, walls, bar, points, seed_list)
+    else:
+        workers = min(n_workers or os.cpu_count() or 1, len(tasks))
+        if workers <= 1:
+            backend = "serial"
+            for t in tasks:
+                _collect(_guard(t, points, seed_list), results, walls, bar)
+        else:
+            backend = "processes"
+            _run_pool(workers, tasks, results, walls, bar, points, seed_list)
+    wall = time.perf_counter() - t0
+    bar.close()
+    rows = []
+    for i, p in enumerate(points):
+        for j, s in enumerate(seed_list):
+            rows.append({"point": i, **p, "seed": s, **results[i * len(seed_list) + j]})
+    src = getattr(floor, "source", None)
+    return SweepResult(rows=rows, vary=vary, points=points, seeds=seed_list, scenario=floor.name,
+                       path=None if src is None else str(src), backend=backend,
+                       n_workers=workers, wall_s=wall, run_wall_s=[w for w, _ in walls],
+                       run_cpu_s=[c for _, c in walls], overrides=overrides, kind="floor")
+
+
+def is_floor_file(path) -> bool:
+    """Whether ``sorter sweep`` reads ``path`` as a floor (anything but a ``.toml`` scenario)."""
+    return Path(str(path)).suffix.lower() != ".toml"
