@@ -55,6 +55,7 @@ Python calls per chute that received drops or changed state; nothing per robot i
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,20 +131,18 @@ class FloorSimOptions:
             v = getattr(self, name)
             if v is None and name == "max_recirculation":
                 continue
-            if isinstance(v, bool) or int(v) != v or v < 0:
-                raise InputError(f"{name}={v!r}", field=name, expected="an integer >= 0")
-        if self.repair_steps < 1:
-            raise InputError(f"repair_steps={self.repair_steps}", field="repair_steps",
-                             expected="an integer >= 1")
+            lo = 1 if name == "repair_steps" else 0      # the same bound for -1 and for 0
+            if isinstance(v, bool) or int(v) != v or v < lo:
+                raise InputError(f"{name}={v!r}", field=name, expected=f"an integer >= {lo}")
         if not 0.0 <= float(self.fault_rate) <= 1.0:
             raise InputError(f"fault rate {self.fault_rate!r}", field="fault_rate",
                              expected="a probability in [0, 1]")
         if self.repair_dist not in REPAIR_DISTS:
             raise InputError(f"repair distribution {self.repair_dist!r}", field="repair_dist",
                              expected=" | ".join(REPAIR_DISTS))
-        if not float(self.seconds_per_step) > 0:
+        if not 0 < float(self.seconds_per_step) < math.inf:     # inf: every per-hour KPI 0
             raise InputError(f"seconds per step {self.seconds_per_step!r}",
-                             field="seconds_per_step", expected="a number > 0")
+                             field="seconds_per_step", expected="a finite number > 0")
         c = self.chutes_per_destination
         if c is not None and not float(c) >= 1:
             raise InputError(f"chutes_per_destination={c!r}", field="chutes_per_destination",
@@ -353,6 +352,7 @@ class FloorSim(SortingTasks):
         self.reroutes_by_cause = {"chute_closed": 0, "no_room_on_arrival": 0}
         self.faults = self.repairs = 0
         self.util = np.zeros(len(UTIL_STATES), np.int64)
+        self.util_steps = []                     # robot-steps per state, step by step
         self._lat = []
         self._prev_pos = None
         self._loaded_before = None
@@ -434,7 +434,9 @@ class FloorSim(SortingTasks):
         cat = np.where(self._faulted_before, 0,
                        np.where(self._dwell_before, 1,
                                 np.where(moved, np.where(self._loaded_before, 2, 3), 4)))
-        self.util += np.bincount(cat, minlength=len(UTIL_STATES))
+        step_util = np.bincount(cat, minlength=len(UTIL_STATES))
+        self.util += step_util
+        self.util_steps.append(step_util)       # per step, for the report's time series
         self.queues.observe(pos)
         goals = self._goals.copy()
         # repairs: the robot resumes (its own remaining dwell, if it was dwelling)

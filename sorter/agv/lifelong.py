@@ -37,6 +37,9 @@ class RunResult:
         Parcels tipped into chutes (sorting tasks), else 0.
     preprocess_s : float
         Seconds to build the planner, its first distance tables and the first goals.
+    completed_at, delivered_at : int64 arrays (steps,) or None
+        Goals completed and parcels delivered so far, after each step (cumulative; the
+        report's time series, :mod:`sorter.agv.report`).
     """
 
     positions: np.ndarray | None
@@ -51,6 +54,8 @@ class RunResult:
     kernel_ms: np.ndarray | None = None
     headings: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
+    completed_at: np.ndarray | None = None
+    delivered_at: np.ndarray | None = None
 
     @property
     def tasks_per_step(self) -> float:
@@ -74,18 +79,19 @@ class RunResult:
         }
 
 
-def default_starts(floor, n_robots, rng):
+def default_starts(floor, n_robots, rng, *, errands=None):
     """``n_robots`` distinct free cells drawn with ``rng``: travel cells first, and cells
     from which robots can work first (on a floor walled into parts: the parts holding an
     induct and a chute, or on a floor without stations the parts of two cells or more; a
-    robot started in a pocket with neither would idle the whole run). A floor in one part
+    robot started in a pocket with neither would idle the whole run; with ``errands``, the
+    LoRR errand cells of the run, the part holding most of them). A floor in one part
     draws as if there were no parts."""
     free = np.asarray(floor.free_cells)
     if n_robots > free.size:
         raise InputError(f"{n_robots} robots do not fit on {free.size} free cells",
                          path=floor.source, field="robots", expected=f"at most {free.size}")
     travel = floor.cells[free] == 1
-    useful = _working_cells(floor, free)
+    useful = _working_cells(floor, free, errands)
     pools = [free[travel & useful], free[~travel & useful], free[travel & ~useful],
              free[~travel & ~useful]]
     out, need = [], n_robots
@@ -98,10 +104,12 @@ def default_starts(floor, n_robots, rng):
     return np.concatenate(out).astype(np.int32)
 
 
-def _working_cells(floor, free):
+def _working_cells(floor, free, errands=None):
     """Which ``free`` cells lie in a part of the floor (strongly connected: its cells reach
     each other along the moves, so a one-way trap is a part of its own) where robots can
-    work: one holding an induct and a chute cell, or without stations two cells or more."""
+    work: the part holding most ``errands`` when given (a run of LoRR errands: a robot
+    started in another part was refused, or idled), else one holding an induct and a chute
+    cell, or without stations two cells or more."""
     from sorter.agv.tasks import _strong_parts
     moves = getattr(floor, "moves", None)
     if moves is None:
@@ -110,6 +118,11 @@ def _working_cells(floor, free):
     lab = part[free]
     if np.unique(lab).size == 1:
         return np.ones(free.size, np.bool_)
+    e = np.asarray(errands if errands is not None else [])
+    if (e.ndim == 1 and e.size and np.issubdtype(e.dtype, np.integer)
+            and 0 <= e.min() and e.max() < part.size):     # (bad errands: the task stream says)
+        labels, counts = np.unique(part[e.astype(np.int64)], return_counts=True)
+        return lab == labels[np.argmax(counts)]
     inducts, chutes = getattr(floor, "inducts", ()), getattr(floor, "chutes", ())
     if inducts and chutes:
         a = np.unique(part[np.concatenate([np.asarray(s.cells) for s in inducts])])
@@ -154,8 +167,6 @@ def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None
             or n_robots < 1):
         raise InputError(f"n_robots={n_robots!r}", field="n_robots", expected="an integer >= 1")
     rng = np.random.default_rng(seed)
-    if starts is None:
-        starts = default_starts(floor, n_robots, rng)
     if tasks == "auto":
         if errands is not None:
             tasks = "errands"
@@ -163,6 +174,9 @@ def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None
             tasks = "sorting"
         else:
             tasks = "random"
+    if starts is None:
+        starts = default_starts(floor, n_robots, rng,
+                                errands=errands if tasks == "errands" else None)
     if tasks not in ("errands", "sorting", "random"):
         raise InputError(f"tasks {tasks!r}", field="tasks",
                          expected="'auto', 'errands', 'sorting' or 'random'")
@@ -213,6 +227,8 @@ def simulate(planner, stream, steps, *, record=True, progress=None, build_s=0.0)
     pre = time.perf_counter() - t0 + build_s
     ms = np.empty(steps)
     kms = np.empty(steps)
+    done_at = np.empty(steps, np.int64)
+    drop_at = np.empty(steps, np.int64)
     pre_step = getattr(stream, "pre_step", None)
     for t in range(steps):
         t1 = time.perf_counter()
@@ -222,6 +238,8 @@ def simulate(planner, stream, steps, *, record=True, progress=None, build_s=0.0)
         goals = stream.update(planner)
         ms[t] = (time.perf_counter() - t1) * 1e3
         kms[t] = planner.kernel_ms
+        done_at[t] = stream.completed
+        drop_at[t] = stream.delivered
         if record:
             pos[t + 1] = p
         if heads is not None:
@@ -237,4 +255,5 @@ def simulate(planner, stream, steps, *, record=True, progress=None, build_s=0.0)
     return RunResult(positions=pos, step_ms=ms, tasks_completed=int(stream.completed),
                      delivered=int(stream.delivered), preprocess_s=pre, steps=steps, robots=n,
                      table_mb=planner.tables.nbytes / 2**20, bfs_count=planner.tables.bfs_count,
-                     kernel_ms=kms, headings=heads, extra=extra)
+                     kernel_ms=kms, headings=heads, extra=extra, completed_at=done_at,
+                     delivered_at=drop_at)

@@ -86,13 +86,21 @@ class PlanError(SorterError):
 
 
 def _as_int_array(name, a, ndim):
-    arr = np.asarray(a)
+    try:
+        arr = np.asarray(a)
+    except ValueError:                       # ragged rows (lists of different lengths)
+        raise InputError(f"{name} is not a rectangular array", field=name,
+                         expected=f"a {ndim}-D integer array") from None
     if arr.ndim != ndim:
         raise InputError(f"{name} has {arr.ndim} dimensions", field=name,
                          expected=f"a {ndim}-D integer array")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         raise InputError(f"{name} has dtype {arr.dtype}", field=name,
                          expected="an integer array of cell ids")
+    if arr.size and arr.dtype == np.uint64 and arr.max() > np.iinfo(np.int64).max:
+        # int64 would wrap it to a negative id and the violation would name a cell not in it
+        raise InputError(f"{name} holds {int(arr.max())}, beyond int64", field=name,
+                         expected="cell ids below 2**63")
     return arr.astype(np.int64, copy=False)
 
 
@@ -144,6 +152,9 @@ def validate(floor, starts, paths):
     >>> validate(f, [0, 3], np.array([[0, 3], [1, 2]])) is None
     True
     """
+    if not all(hasattr(floor, a) for a in ("cells", "moves", "width", "n_cells")):
+        raise InputError(f"floor is {type(floor).__name__}", field="floor",
+                         expected="a sorter.layout.Floor (sorter.layout.load_floor(path) loads one)")
     starts = _as_int_array("starts", starts, 1)
     paths = _as_int_array("paths", paths, 2)
     if paths.shape[0] < 1 or paths.shape[1] != starts.shape[0]:

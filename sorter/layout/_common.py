@@ -6,7 +6,7 @@ from pathlib import Path
 from sorter.errors import InputError
 
 __all__ = ["read_text", "fail", "check_floor_reachable", "parse_grid", "parse_int_lines",
-           "parse_map_header", "split_lines", "grid_rows"]
+           "parse_map_header", "split_lines", "grid_rows", "check_text"]
 
 
 def read_text(path) -> str:
@@ -46,6 +46,15 @@ def read_text(path) -> str:
         line = data[:at].count(b"\n") + 1
         raise InputError(f"byte {at} is not UTF-8 text", path=p, line=line,
                          expected="a UTF-8 (ASCII) text file") from None
+
+
+def check_text(text, where):
+    """``text`` must be a ``str`` (the parsers' input): bytes, a list of lines or None would
+    otherwise fail deep inside the parser with an AttributeError or a misleading TypeError."""
+    if not isinstance(text, str):
+        raise InputError(f"the floor text is {type(text).__name__}, not str", path=where,
+                         field="text", expected="the file's text as one str (decode bytes, join "
+                                                "lines with newlines, or use load_floor(path))")
 
 
 def fail(message, *, path=None, line=None, column=None, field=None, expected=None):

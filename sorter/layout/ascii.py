@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from sorter.errors import InputError
-from sorter.layout._common import check_floor_reachable, fail, read_text
+from sorter.layout._common import check_floor_reachable, check_text, fail, read_text
 from sorter.layout._grid import DC, DR, char_codes, group_by_block
 from sorter.layout.floor import DROP, INDUCT, OBSTACLE, TRAVEL, Floor, Station
 
@@ -108,6 +108,7 @@ def parse_ascii(text: str, name: str = "ascii", path=None) -> Floor:
     (1, [9], True)
     """
     where = path if path is not None else f"<{name}>"
+    check_text(text, where)
     if "\r" in text:                                 # CRLF or old-Mac CR line ends
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     # trailing blanks are not cells (a space is no cell character)

@@ -61,6 +61,14 @@ def _check_free(floor, cells, name, where):
                          f"col {c % floor.width})", field=name, expected=_FREE_IDS)
 
 
+def _check_dpi(dpi):
+    """Refuse a dpi that is not a positive number (matplotlib's PillowWriter failed on 0 with
+    an IndexError from deep inside)."""
+    number = (int, float, np.integer, np.floating)
+    if isinstance(dpi, (bool, np.bool_)) or not isinstance(dpi, number) or not 0 < dpi <= 10_000:
+        raise InputError(f"dpi={dpi!r}", field="dpi", expected="dots per inch, 0 < dpi <= 10000")
+
+
 def _check_positions(floor, positions, name="positions"):
     pos = np.asarray(positions)
     if pos.ndim != 2 or not np.issubdtype(pos.dtype, np.integer):
@@ -187,6 +195,7 @@ def animate(floor, positions, start, stop, path, *, fps=5, dpi=80):
                          expected=f"0 <= start < stop <= {pos.shape[0]}")
     if not (isinstance(fps, (int, float, np.integer, np.floating)) and 0 < fps < 1000):
         raise InputError(f"fps={fps!r}", field="fps", expected="frames per second, 0 < fps < 1000")
+    _check_dpi(dpi)
     out = Path(path)
     if out.suffix.lower() != ".gif":
         raise InputError(f"cannot write {out.suffix!r} animations", path=out, field="path",
@@ -238,6 +247,7 @@ def congestion_heatmap(floor, positions, path, *, log=True, dpi=120):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    _check_dpi(dpi)
     counts = visit_counts(floor, positions)
     img = counts.astype(np.float64)
     label = "visits (robot-steps)"

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from sorter.layout._common import (
-    check_floor_reachable, fail, grid_rows, parse_grid, parse_map_header, read_text, split_lines,
+    check_floor_reachable, check_text, fail, grid_rows, parse_grid, parse_map_header, read_text,
+    split_lines,
 )
 from sorter.layout._grid import char_codes, group_by_block
 from sorter.layout.floor import DROP, INDUCT, OBSTACLE, Floor, Station
@@ -76,6 +77,7 @@ def role_floor(codes, *, name, path, locate, where, induct_prefix="I", check=Tru
 def parse_movingai_map(text: str, *, name: str = "map", path=None) -> Floor:
     """Parse the text of a MovingAI / LoRR ``.map`` file; see :func:`load_movingai_map`."""
     where = path if path is not None else f"<{name}>"
+    check_text(text, where)
     lines = split_lines(text)
     h, w, start = parse_map_header(lines, path=where)
     rows = grid_rows(lines, start, h, path=where)

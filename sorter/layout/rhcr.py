@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from sorter.layout._common import (
-    check_floor_reachable, fail, grid_rows, parse_grid, read_text, split_lines,
+    check_floor_reachable, check_text, fail, grid_rows, parse_grid, read_text, split_lines,
 )
 from sorter.layout.floor import DROP, INDUCT, OBSTACLE, TRAVEL, Floor, Station
 from sorter.layout.movingai import role_floor
@@ -67,6 +67,7 @@ def _parse_weight(s):
 def parse_rhcr_grid(text: str, *, name: str = "grid", path=None) -> Floor:
     """Parse the text of an RHCR ``.grid`` file; see :func:`load_rhcr_grid`."""
     where = path if path is not None else f"<{name}>"
+    check_text(text, where)
     lines = split_lines(text)
     if not lines or not lines[0].strip().lower().startswith("grid size"):
         fail(f"first line {lines[0] if lines else ''!r}", path=where, line=1,
@@ -249,6 +250,7 @@ _KIVA = _kiva_table()
 def parse_kiva_map(text: str, *, name: str = "kiva", path=None) -> Floor:
     """Parse the text of an RHCR ``kiva.map``; see :func:`load_kiva_map`."""
     where = path if path is not None else f"<{name}>"
+    check_text(text, where)
     lines = split_lines(text)
     if len(lines) < 4:
         fail("file ends inside the header", path=where, line=max(len(lines), 1),
