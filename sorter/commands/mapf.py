@@ -17,8 +17,10 @@ kpis.json adds lorr_tasks_finished, the tasks whose every errand is done), tasks
 (p50, p99, max; lazily computed distance tables included), preprocessing seconds and peak
 memory (--table-mb bounds the cache of distance tables no robot uses now). With --out DIR writes paths.npz (positions int32
 [steps+1, robots], cell ids row*width+col, row 0 = starts; width; height) and kpis.json;
---animate START:STOP writes animation.gif, --heatmap writes heatmap.png. --rotation uses
-LoRR's action model (headings; forward, turn 90 degrees or wait), as the LoRR scores do.
+--animate START:STOP writes animation.gif, --heatmap writes heatmap.png, --report writes
+report.html: one page with the headline figures, throughput over the run, what the robots do
+(moving, waiting, dwelling ...), where they wait on the floor and parcels per chute (PNGs beside
+it). --rotation uses LoRR's action model (headings; forward, turn 90 degrees or wait), as the LoRR scores do.
 --guidance: none = plain PIBT; lanes = soft one-way lanes; flow = traffic-flow tie-breaks.
 Where a crowd locks up for good (pockets, mazes), a robot stuck for --rescue-after K steps
 (default max(128, robots), with --rotation max(128, 2 x robots), up to 1,024 robots) is
@@ -43,6 +45,7 @@ example:
   sorter mapf ../shared/benchmarks/lorr2023/main_round/warehouse.domain/MR23-I-06.json --steps 200 --rotation
   sorter mapf ../shared/benchmarks/movingai/warehouse-10-20-10-2-1.map --robots 1000 --out runs/wh --heatmap
   sorter mapf ../shared/benchmarks/rhcr/sorting_map.grid --scenario sorting --robots 600 --mix 721 --fault-rate 0.0005 --repair-steps 100
+  sorter mapf seeds/floors/medium_33x57.txt --scenario sorting --robots 300 --steps 2000 --out runs/m --report
 """
 from __future__ import annotations
 
@@ -76,6 +79,9 @@ def add_arguments(p):
     p.add_argument("--animate", default=None, metavar="START:STOP",
                    help="with --out: write animation.gif of steps START..STOP")
     p.add_argument("--heatmap", action="store_true", help="with --out: write heatmap.png (congestion)")
+    p.add_argument("--report", action="store_true",
+                   help="with --out: write report.html, a one-page report with its plots "
+                        "(throughput over the run, robot states, where robots wait, parcels per chute)")
     p.add_argument("--dwell-chute", type=int, default=None, metavar="K",
                    help="steps at a drop cell (default 5 on sorting tasks, 0 on errands)")
     p.add_argument("--dwell-induct", type=int, default=None, metavar="K",
@@ -351,9 +357,12 @@ def _floor_sim_options(args, sorting, kind):
     return FloorSimOptions(**kw).validate()
 
 
-def _extend_starts(floor, starts, n, seed):
+def _extend_starts(floor, starts, n, seed, errands=None):
     """``starts`` followed by ``n - len(starts)`` distinct other free cells (travel cells first),
-    drawn with ``seed``."""
+    drawn with ``seed``; with ``errands``, only cells of the floor's part that holds most of
+    them (strongly connected: robots there reach every errand and come back), so that no
+    drawn start lands in a walled-off pocket (the run was then refused, naming a start the
+    user never gave)."""
     import numpy as np
     from sorter.agv.lifelong import default_starts
     from sorter.errors import InputError
@@ -363,8 +372,31 @@ def _extend_starts(floor, starts, n, seed):
                          field="robots", expected=f"at most {free.size}")
     taken = np.zeros(floor.n_cells, bool)
     taken[starts] = True
+    if errands is not None and np.size(errands):
+        taken |= ~_errand_part(floor, errands, n, taken, listed=len(starts))
     rest = default_starts(_Without(floor, taken), n - starts.size, np.random.default_rng(seed))
     return np.concatenate([np.asarray(starts, np.int32), rest.astype(np.int32)])
+
+
+def _errand_part(floor, errands, n, taken, listed=0):
+    """The cells of the floor's part (strongly connected) that holds most ``errands``; an
+    InputError when fewer than ``n - listed`` of them are free of ``taken`` (drawn starts
+    beyond them would land where no errand can be reached)."""
+    import numpy as np
+
+    from sorter.agv.tasks import strongly_connected_parts
+    from sorter.errors import InputError
+    part = strongly_connected_parts(np.asarray(floor.moves))
+    lab, cnt = np.unique(part[np.asarray(errands)], return_counts=True)
+    home = part == lab[np.argmax(cnt)]
+    free = np.asarray(floor.free_cells)
+    room = int((home[free] & ~taken[free]).sum())
+    if room < n - listed:
+        given = f"the agents file lists {listed} and " if listed else ""
+        raise InputError(f"--robots {n}: {given}the part of the floor the errands lie in has "
+                         f"{room} {'more ' if listed else ''}free cells", path=floor.source,
+                         field="robots", expected=f"at most {listed + room}")
+    return home
 
 
 class _Without:
@@ -386,6 +418,14 @@ def run(args) -> int:
     from sorter.errors import InputError
     from sorter.layout import load_floor
 
+    # an empty name ("$DIR" unset) was read as '.', or as no option at all: --out "" wrote
+    # nothing, --tasks "" ran sorting tasks instead
+    for flag in ("floor", "agents", "tasks", "out", "plan", "chutes"):
+        v = getattr(args, flag, None)
+        if v is not None and not str(v).strip():
+            name = "the floor file name" if flag == "floor" else f"--{flag}"
+            raise InputError(f"{name} is empty", field=flag,
+                             expected="a file or directory name" if flag == "out" else "a file name")
     path = Path(args.floor)
     if args.steps < 0:
         raise InputError(f"--steps {args.steps}", field="steps", expected="an integer >= 0")
@@ -406,8 +446,9 @@ def run(args) -> int:
             raise InputError(f"--{flag.replace('_', '-')} {v}", field=flag,
                              expected=f"an integer 0..{MAX_DWELL:,}")
     window = _parse_window(args.animate, args.steps) if args.animate else None
-    if (window or args.heatmap) and not args.out:
-        raise InputError("--animate/--heatmap write files", field="out", expected="--out DIR as well")
+    if (window or args.heatmap or args.report) and not args.out:
+        raise InputError("--animate/--heatmap/--report write files", field="out",
+                         expected="--out DIR as well")
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise InputError(f"--out {args.out!r} is an existing file", path=args.out, field="out",
                          expected="a directory (created if missing)")
@@ -439,7 +480,7 @@ def run(args) -> int:
             starts = listed[:n]
             _check_distinct(starts, prob.agent_file, prob.agent_first_line)
             if n > listed.size:
-                starts = _extend_starts(floor, listed, n, args.seed)
+                starts = _extend_starts(floor, listed, n, args.seed, errands)
                 print(f"note: {path.name}'s agents file lists {listed.size} agents; robots "
                       f"{listed.size}..{n - 1} start on free cells drawn with seed {args.seed}",
                       file=sys.stderr)
@@ -515,6 +556,9 @@ def run(args) -> int:
         # again, and without them the run is as fast or faster at a fraction of the memory
         # (bench/RESULTS.md, Start-Kit comparison, session 7)
         args.table_mb = 0.0 if offsets is not None else 512.0
+    if starts is None and errand_run and errands is not None:
+        # starts drawn in the part of the floor the errands lie in (make_run): room for all?
+        _errand_part(floor, errands, n, np.zeros(floor.n_cells, bool))
     planner, stream = make_run(floor, n, starts, seed=args.seed, tasks=kind,
                                errands=errands if kind in ("auto", "errands") else None,
                                dwell_chute=dc, dwell_induct=di, guidance=args.guidance,
@@ -571,6 +615,11 @@ def run(args) -> int:
                 draw.animate(floor, res.positions, window[0], window[1] + 1, out / "animation.gif")
             if args.heatmap:
                 draw.congestion_heatmap(floor, res.positions, out / "heatmap.png")
+        report_files = []
+        if args.report:
+            from sorter.agv.report import write_floor_report
+            report_files = write_floor_report(
+                floor, res, k, out, util_steps=getattr(stream, "util_steps", None))
     if args.json:
         print(json.dumps(_finite(k)))
     else:
@@ -611,6 +660,6 @@ def run(args) -> int:
                   f"{args.table_mb:g} MB)")
         if args.out:
             names = ["paths.npz", "kpis.json"] + (["animation.gif"] if window else []) \
-                + (["heatmap.png"] if args.heatmap else [])
+                + (["heatmap.png"] if args.heatmap else []) + report_files
             print(f"  wrote {args.out}/" + ", ".join(names))
     return 0

@@ -1,0 +1,379 @@
+"""A one-page report of a robot-floor run: what a floor planner looks at (``sorter mapf --report``).
+
+:func:`write_floor_report` writes into one folder, beside ``paths.npz`` and ``kpis.json``:
+
+* ``throughput.png``: goals reached per step, and parcels dropped per step on a sorting floor,
+  window by window over the run (is the floor settling, or jamming up?);
+* ``robot_states.png``: the share of robot-steps in each state, window by window (sorting floor
+  with the chute engine: faulted / dwelling / carrying / moving empty / waiting; otherwise
+  moving / turning / staying, read off the positions and headings);
+* ``waiting.png``: where robots stood still without a reason of their own (waiting robot-steps
+  per cell, dwells at stations excluded), drawn over the floor: the congestion points;
+* ``chutes.png`` (sorting floors): parcels per chute, busiest first;
+* ``report.html``: one self-contained page (images inlined) with the headline figures, the key
+  KPIs and the plots.
+
+:func:`floor_time_series` gives the series behind the first two plots as arrays.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+
+from sorter.errors import InputError
+
+__all__ = ["floor_time_series", "waiting_counts", "write_floor_report", "REPORT_FILES"]
+
+#: Files :func:`write_floor_report` writes (``chutes.png`` on sorting floors only).
+REPORT_FILES = ("report.html", "throughput.png", "robot_states.png", "waiting.png", "chutes.png")
+
+_STATE_COLOURS = {
+    "faulted": "#d1495b", "dwelling": "#edae49", "carrying": "#1b9e4b",
+    "moving_empty": "#8fd18f", "waiting": "#9aa5b1",
+    "moving": "#1b9e4b", "turning": "#2f7ebc", "staying": "#9aa5b1",
+}
+
+
+def _window(steps: int, window=None) -> int:
+    if window is None:
+        return max(1, -(-int(steps) // 100))         # ~100 points over the run
+    w = int(window)
+    if w < 1:
+        raise InputError(f"window={window!r}", field="window", expected="an integer >= 1")
+    return w
+
+
+def _per_window(per_step: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum ``per_step`` (steps, ...) over consecutive windows of ``w`` steps; returns the
+    window edges (steps) and the sums (the last window may be shorter)."""
+    n = per_step.shape[0]
+    edges = np.append(np.arange(0, n, w), n)
+    sums = np.add.reduceat(per_step, edges[:-1], axis=0) if n else per_step[:0]
+    return edges, sums
+
+
+def floor_time_series(result, *, window=None, util_steps=None) -> dict:
+    """Per-window series of a run (:class:`~sorter.agv.lifelong.RunResult`).
+
+    Parameters
+    ----------
+    result : RunResult
+        From :func:`sorter.agv.lifelong.simulate`; ``positions`` (``record=True``) are needed
+        for the robot states unless ``util_steps`` is given.
+    window : int, optional
+        Steps per window; default ~1/100 of the run.
+    util_steps : array (steps, 5), optional
+        Robot-steps per :data:`sorter.agv.floor_sim.UTIL_STATES` state, step by step
+        (``FloorSim.util_steps``).
+
+    Returns
+    -------
+    dict
+        ``edges`` (window edges in steps), ``tasks_per_step`` and ``parcels_per_step`` (means
+        over each window), ``states`` (state -> share of robot-steps per window).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sorter.agv.lifelong import RunResult
+    >>> pos = np.array([[0, 5], [1, 5], [2, 5], [2, 6], [2, 6]], np.int32)
+    >>> r = RunResult(positions=pos, step_ms=np.zeros(4), tasks_completed=3, delivered=0,
+    ...               preprocess_s=0.0, steps=4, robots=2,
+    ...               completed_at=np.array([0, 1, 1, 3]), delivered_at=np.zeros(4, int))
+    >>> s = floor_time_series(r, window=2)
+    >>> s["tasks_per_step"].tolist(), s["states"]["moving"].tolist()
+    ([0.5, 1.0], [0.5, 0.25])
+    """
+    steps = int(result.steps)
+    w = _window(steps, window)
+    if result.completed_at is None:
+        raise InputError("the run has no per-step counts", field="result",
+                         expected="a RunResult from sorter.agv.lifelong.simulate")
+    done = np.diff(np.asarray(result.completed_at, np.int64), prepend=0)
+    drops = np.diff(np.asarray(result.delivered_at, np.int64), prepend=0)
+    edges, d = _per_window(done, w)
+    _, p = _per_window(drops, w)
+    span = np.maximum(np.diff(edges), 1)
+    states = {}
+    if util_steps is not None and len(util_steps):
+        from sorter.agv.floor_sim import UTIL_STATES
+        u = np.asarray(util_steps, np.float64).reshape(-1, len(UTIL_STATES))
+        _, us = _per_window(u, w)
+        tot = np.maximum(us.sum(axis=1), 1)
+        states = {s: us[:, i] / tot for i, s in enumerate(UTIL_STATES)}
+    elif result.positions is not None and steps:
+        pos = np.asarray(result.positions)
+        moved = pos[1:] != pos[:-1]
+        if result.headings is not None:
+            hd = np.asarray(result.headings)
+            turned = ~moved & (hd[1:] != hd[:-1])
+        else:
+            turned = np.zeros_like(moved)
+        per = np.stack([moved.sum(axis=1), turned.sum(axis=1)], axis=1).astype(np.float64)
+        _, ws = _per_window(per, w)
+        tot = np.diff(edges) * float(pos.shape[1])
+        tot = np.maximum(tot, 1)
+        states = {"moving": ws[:, 0] / tot, "turning": ws[:, 1] / tot,
+                  "staying": 1.0 - (ws[:, 0] + ws[:, 1]) / tot}
+        if result.headings is None:
+            del states["turning"]
+    return {"edges": edges, "window": w, "tasks_per_step": d / span,
+            "parcels_per_step": p / span, "states": states}
+
+
+def waiting_counts(floor, positions, *, drops=True, inducts=True) -> np.ndarray:
+    """Robot-steps each cell held a robot that stayed put (in its cell from one step to the
+    next), over a recorded run. With ``drops`` / ``inducts`` False, stays on drop / induct cells
+    are left out (where robots dwell there, so that what remains is queueing and blocking).
+    Shape ``(n_cells,)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sorter.layout import Floor
+    >>> f = Floor.from_ascii("I..\\n.CD")
+    >>> pos = np.array([[1, 0], [1, 0], [2, 0]])
+    >>> waiting_counts(f, pos).tolist(), waiting_counts(f, pos, inducts=False).tolist()
+    ([2, 1, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0])
+    """
+    from sorter.layout.floor import DROP, INDUCT
+    pos = np.asarray(positions)
+    if pos.shape[0] < 2:
+        return np.zeros(floor.n_cells, np.int64)
+    stay = pos[1:] == pos[:-1]
+    counts = np.bincount(pos[1:][stay].ravel(), minlength=floor.n_cells).astype(np.int64)
+    if not drops:
+        counts[floor.cells == DROP] = 0
+    if not inducts:
+        counts[floor.cells == INDUCT] = 0
+    return counts
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return matplotlib, plt
+
+
+def plot_throughput(series, path, *, sorting: bool, title: str):
+    matplotlib, plt = _plt()
+    e = series["edges"]
+    fig, ax = plt.subplots(figsize=(10, 3.8), dpi=110)
+    ax.stairs(series["tasks_per_step"], e, color="#2f7ebc", linewidth=1.8,
+              label="goals reached per step (each induct visit and drop)" if sorting
+              else "goals reached per step")
+    if sorting:
+        ax.stairs(series["parcels_per_step"], e, color="#1b9e4b", linewidth=1.8,
+                  label="parcels dropped per step")
+    top = max(float(np.max(series["tasks_per_step"], initial=0)), 1e-9)
+    ax.set_ylim(0, top * 1.15)
+    ax.set_xlim(e[0], max(e[-1], e[0] + 1))
+    ax.set_xlabel(f"step (windows of {series['window']} steps)")
+    ax.set_ylabel("per step")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title, loc="left", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_states(series, path, *, title: str):
+    matplotlib, plt = _plt()
+    e = series["edges"]
+    st = series["states"]
+    fig, ax = plt.subplots(figsize=(10, 3.6), dpi=110)
+    x = np.repeat(e, 2)[1:-1]
+    ys = [np.repeat(100.0 * st[k], 2) for k in st]
+    ax.stackplot(x, ys, labels=[k.replace("_", " ") for k in st],
+                 colors=[_STATE_COLOURS.get(k, "#cccccc") for k in st], linewidth=0)
+    ax.set_xlim(e[0], max(e[-1], e[0] + 1))
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("step")
+    ax.set_ylabel("% of robot-steps")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(st), fontsize=8,
+              frameon=False)
+    ax.set_title(title, loc="left", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_waiting(floor, counts, steps, path, *, note="stays at stations left out"):
+    """The floor (obstacles grey, chute bodies brown, drop cells pale orange, inducts green) with
+    the share of steps a robot waits in each cell on top (blue, log scale)."""
+    matplotlib, plt = _plt()
+    from matplotlib.colors import ListedColormap
+    from sorter.layout.draw import _figsize, _role_image
+    roles = _role_image(floor)                 # travel, obstacle, chute, drop, induct, queue
+    free = int((roles != 1).sum() - (roles == 2).sum())
+    drops = "drop cells orange"
+    if (roles == 3).sum() > 0.2 * max(free, 1):
+        roles = np.where(roles == 3, 0, roles)  # drop cells everywhere (LoRR S cells): plain
+        drops = "drop cells not marked"
+    pale = ListedColormap(["#ffffff", "#b8b8b8", "#8c5a2b", "#fbd9a5", "#3aa655", "#b9e3c2"])
+    fig, ax = plt.subplots(figsize=_figsize(floor, extra_w=1.5))
+    ax.imshow(roles, cmap=pale, vmin=-0.5, vmax=5.5, interpolation="nearest")
+    share = 100.0 * counts / max(1, steps)
+    img = np.ma.masked_where(counts <= 0, np.log10(1.0 + share))
+    im = ax.imshow(img.reshape(floor.height, floor.width), cmap="Blues", interpolation="nearest",
+                   vmin=0.0, vmax=np.log10(101.0))
+    ind = np.concatenate([np.asarray(st.cells) for st in floor.inducts]) if floor.inducts else []
+    if 0 < len(ind) <= 2000:                   # inducts on top of the heat, as green squares
+        r, c = np.divmod(np.asarray(ind), floor.width)
+        ax.scatter(c, r, marker="s", s=max(4.0, min(40.0, 20000.0 / floor.n_cells)),
+                   facecolors="none", edgecolors="#3aa655", linewidths=1.2, zorder=3)
+    cb = fig.colorbar(im, ax=ax, shrink=0.8)
+    ticks = np.array([0, 1, 5, 20, 50, 100])
+    cb.set_ticks(np.log10(1.0 + ticks))
+    cb.set_ticklabels([f"{t:g}" for t in ticks])
+    cb.set_label("% of steps a robot waits in the cell")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"Where robots wait over {steps:,} steps (inducts green, {drops}, "
+                 f"chutes brown; {note})", loc="left", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_chutes(per_chute: dict, path, *, top: int = 60):
+    matplotlib, plt = _plt()
+    items = sorted(per_chute.items(), key=lambda kv: (-kv[1], kv[0]))
+    shown = items[:top]
+    fig, ax = plt.subplots(figsize=(10, 3.6), dpi=110)
+    ax.bar(np.arange(len(shown)), [v for _, v in shown], color="#8c5a2b", width=0.8)
+    ax.set_xticks(np.arange(len(shown)))
+    ax.set_xticklabels([k for k, _ in shown], rotation=90, fontsize=6)
+    ax.set_xlim(-0.6, max(len(shown), 1) - 0.4)
+    ax.set_ylabel("parcels")
+    more = f" (busiest {top} of {len(items)})" if len(items) > top else ""
+    ax.set_title(f"Parcels per chute{more}", loc="left", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def k_get(kpis, key) -> float:
+    """A numeric KPI, 0 when absent or not a number."""
+    v = kpis.get(key, 0)
+    return float(v) if isinstance(v, (int, float, np.integer, np.floating)) else 0.0
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, (int, np.integer)):
+        return f"{int(v):,}"
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):,.3f}".rstrip("0").rstrip(".") if abs(v) < 1000 else f"{float(v):,.0f}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {_fmt(x)}" for k, x in v.items()) or "none"
+    return str(v)
+
+
+def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
+                       per_chute=None, window=None, title=None) -> list[str]:
+    """Write the report's plots and ``report.html`` into ``out_dir`` (an existing folder).
+
+    Parameters
+    ----------
+    floor : Floor
+    result : RunResult
+        With ``positions`` (``simulate(..., record=True)``).
+    kpis : dict
+        What ``kpis.json`` holds (``RunResult.kpis()`` plus the task stream's KPIs).
+    util_steps : array (steps, 5), optional
+        ``FloorSim.util_steps``: robot states from the chute-engine floor.
+    per_chute : dict, optional
+        Chute label -> parcels; default ``kpis["sorted_per_chute"]`` when present.
+    window : int, optional
+        Steps per window of the time series (default ~1/100 of the run).
+    title : str, optional
+        Default: the floor's name.
+
+    Returns
+    -------
+    list of str
+        The file names written.
+    """
+    from sorter.report import PAGE_STYLE, _img
+    out = Path(out_dir)
+    if result.positions is None:
+        raise InputError("the run was not recorded", field="result",
+                         expected="simulate(..., record=True)")
+    steps = int(result.steps)
+    series = floor_time_series(result, window=window, util_steps=util_steps)
+    if per_chute is None:
+        per_chute = kpis.get("sorted_per_chute")
+    sorting = bool(result.delivered) or bool(per_chute)
+    name = title or floor.name
+    written = []
+    plot_throughput(series, out / "throughput.png", sorting=sorting,
+                    title="Throughput over the run")
+    written.append("throughput.png")
+    if series["states"]:
+        plot_states(series, out / "robot_states.png", title="What the robots do")
+        written.append("robot_states.png")
+    dwell_c, dwell_i = int(k_get(kpis, "dwell_chute")), int(k_get(kpis, "dwell_induct"))
+    wait = waiting_counts(floor, result.positions, drops=dwell_c <= 0, inducts=dwell_i <= 0)
+    left = [w for w, d in (("drop cells", dwell_c), ("inducts", dwell_i)) if d > 0]
+    plot_waiting(floor, wait, steps, out / "waiting.png",
+                 note=f"dwells: stays on {' and '.join(left)} left out" if left
+                 else "no dwells")
+    written.append("waiting.png")
+    if per_chute:
+        plot_chutes(per_chute, out / "chutes.png")
+        written.append("chutes.png")
+
+    e = html.escape
+    k = kpis
+    n = int(result.robots)
+    tps = float(k.get("tasks_per_step", result.tasks_per_step))
+    boxes = []
+    if "net_sorted_per_hour" in k:
+        boxes += [(f"{k['net_sorted_per_hour']:,.0f}", "parcels sorted per hour (net of rejects)"),
+                  (f"{k.get('sorted_per_robot_hour', 0):.1f}", "parcels per robot-hour"),
+                  (f"{k.get('induct_to_drop_p95', 0):.0f}", "induct to drop, p95 (steps)")]
+    else:
+        boxes += [(f"{tps:.2f}", "goals reached per step"),
+                  (f"{n / tps:.0f}" if tps > 0 else "-", "steps per goal per robot")]
+    st = series["states"]
+    if st:
+        idle = "waiting" if "waiting" in st else "staying"
+        wsum = float(np.average(st[idle], weights=np.diff(series["edges"]))) if steps else 0.0
+        boxes.append((f"{100 * wsum:.0f} %", f"robot-steps {idle}"))
+    boxes.append((f"{k.get('ms_per_step_p50', 0):.2f} ms", "planning per step, median"))
+    skip = {"sorted_per_chute", "parcels_by_reason", "engine_decisions_by_reason",
+            "reroutes_by_cause", "induct_queue_max", "induct_queue_mean"}
+    rows = "".join(f"<tr><th>{e(str(key))}</th><td>{e(_fmt(v))}</td></tr>"
+                   for key, v in k.items() if key not in skip and not isinstance(v, list))
+    queues = ""
+    if k.get("induct_queue_mean"):
+        queues = "<h2>Induct queues (robots in line)</h2><table class='num'><tr><th>induct</th>" \
+                 "<th>mean</th><th>max</th></tr>" + "".join(
+                     f"<tr><td>{e(str(q))}</td><td>{m:.2f}</td>"
+                     f"<td>{k['induct_queue_max'].get(q, 0)}</td></tr>"
+                     for q, m in k["induct_queue_mean"].items()) + "</table>"
+    imgs = "".join(f"<h2>{e(h)}</h2>{_img(out / f)}" for h, f in (
+        ("Throughput", "throughput.png"), ("Robot states", "robot_states.png"),
+        ("Congestion", "waiting.png"), ("Chutes", "chutes.png")) if f in written)
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Robot floor report: {e(name)}</title>
+<style>{PAGE_STYLE}</style></head><body>
+<h1>Robot floor report: {e(name)}</h1>
+<p class="sub">{floor.height} x {floor.width} floor, {len(floor.inducts)} inducts, {len(floor.chutes)}
+chutes; {n:,} robots, {steps:,} steps, seed {e(str(k.get('seed', '')))}.</p>
+<div class="big">{''.join(f'<div><b>{e(a)}</b><span>{e(b)}</span></div>' for a, b in boxes)}</div>
+{imgs}
+<div class="grid"><div><h2>Key figures (kpis.json)</h2><table>{rows}</table></div>
+<div>{queues}</div></div>
+<p class="sub">Files beside this page: paths.npz (positions per step), kpis.json and the PNG plots.</p>
+</body></html>
+"""
+    (out / "report.html").write_text(page, encoding="utf-8")
+    written.append("report.html")
+    return written
