@@ -87,6 +87,9 @@ def prepare_out_dir(out_dir, *, field="--out", create=True, files=()) -> Path:
     """
     from sorter.errors import InputError
 
+    if not str(out_dir).strip():        # "" would be read as ".": nothing asked, nothing said
+        raise InputError(f"{field} {str(out_dir)!r}", field=field,
+                         expected="a folder name (not empty)")
     out = Path(out_dir)
     if str(out_dir).strip() == "":
         raise InputError("empty output folder name", field=field, expected="a folder path")

@@ -32,3 +32,53 @@ def test_loop_pitch_error_names_the_half_loop_bound():
     with pytest.raises(InputError) as e:
         LoopSorter.generate(length_m=1.0, pitch_m=0.8)
     assert e.value.field == "loop.pitch_m" and "half the loop's length_m (0.5)" in str(e.value)
+
+
+@pytest.mark.parametrize("kw, field", [
+    (dict(dwell_chute=None), "dwell_chute"),
+    (dict(dwell_induct="3"), "dwell_induct"),
+    (dict(flow_halflife=2.5), "flow_halflife"),
+    (dict(w_occ=float("nan")), "w_occ"),
+    (dict(lane_penalty=1.5, guidance="lanes"), "lane_penalty"),
+    (dict(lane_penalty="2"), "lane_penalty"),
+    (dict(dock_penalty=99), "dock_penalty"),
+    (dict(rotation="no"), "rotation"),
+    (dict(station_goals="no"), "station_goals"),
+    (dict(hold_on_turn="yes"), "hold_on_turn"),
+    (dict(max_table_mb="5"), "max_table_mb"),
+    (dict(max_table_mb=True), "max_table_mb"),
+    (dict(turn_weight=-1), "turn_weight"),
+    (dict(detour_horizon=None), "detour_horizon"),
+])
+def test_planner_keywords_are_checked_by_name(kw, field):
+    from sorter.agv.pibt import Planner
+    from sorter.layout import Floor
+    f = Floor.from_ascii("I..\n.CD\n...")
+    with pytest.raises(InputError) as e:
+        Planner(f, 1, [0], **kw)
+    assert e.value.field == field
+    assert repr(next(iter(kw.values()))) in str(e.value)
+
+
+def test_planner_keywords_still_take_what_they_did():
+    import numpy as np
+    from sorter.agv.pibt import Planner
+    from sorter.layout import Floor
+    f = Floor.from_ascii("I..\n.CD\n...")
+    p = Planner(f, 1, [0], dwell_chute=5.0, dwell_induct=np.int64(2), rotation=1,
+                station_goals=np.bool_(True), max_table_mb=float("inf"), lane_penalty=3,
+                guidance="lanes")
+    assert (p.dwell_chute, p.dwell_induct, p.rotation, p.lane_penalty) == (5, 2, True, 3)
+
+
+@pytest.mark.parametrize("cmd", [["run", "--out", ""],
+                                 ["sweep", "seeds/scenarios/small.toml", "--vary",
+                                  "loop.speed_mps=2", "--out", " "]])
+def test_an_empty_out_folder_is_refused(cmd):
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, "-m", "sorter", *cmd], capture_output=True, text=True,
+                       cwd=root)
+    assert r.returncode == 2 and "--out" in r.stderr and "not empty" in r.stderr

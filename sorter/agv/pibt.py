@@ -117,6 +117,25 @@ def _is_int(x) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
+def _int_arg(name, val, lo, hi):
+    """``val`` as an int in ``lo..hi`` (an integer, or a float with no fraction), else an
+    InputError naming the keyword as given (``repr``: ``'3'`` is text, not 3)."""
+    ok = (not isinstance(val, (bool, np.bool_))
+          and isinstance(val, (int, np.integer, float, np.floating))
+          and float(val).is_integer() and lo <= val <= hi)
+    if not ok:
+        raise InputError(f"{name}={val!r}", field=name, expected=f"an integer {lo}..{hi}")
+    return int(val)
+
+
+def _bool_arg(name, val):
+    """``val`` as a bool: True / False (numpy's too) or 1 / 0; text such as ``"no"`` is refused
+    (it would read as True)."""
+    if isinstance(val, (bool, np.bool_)) or (_is_int(val) and val in (0, 1)):
+        return bool(val)
+    raise InputError(f"{name}={val!r}", field=name, expected="True or False")
+
+
 def tie_hash(x: int) -> int:
     """splitmix64 finaliser on a Python int (the same mix the kernel uses)."""
     x &= _M64
@@ -710,8 +729,16 @@ class Planner:
             raise InputError(f"guidance={guidance!r}", field="guidance", expected=" or ".join(GUIDANCE))
         for name, val in (("dwell_chute", dwell_chute), ("dwell_induct", dwell_induct),
                           ("flow_halflife", flow_halflife), ("w_occ", w_occ)):
-            if int(val) != val or not 0 <= val <= 2**31 - 1:
-                raise InputError(f"{name}={val}", field=name, expected="an integer 0..2**31-1")
+            _int_arg(name, val, 0, 2**31 - 1)
+        lane_penalty = _int_arg("lane_penalty", lane_penalty, 0, 200)
+        dock_penalty = _int_arg("dock_penalty", dock_penalty, 0, 50)
+        rotation = _bool_arg("rotation", rotation)
+        station_goals = _bool_arg("station_goals", station_goals)
+        if (isinstance(max_table_mb, (bool, np.bool_))
+                or not isinstance(max_table_mb, (int, float, np.integer, np.floating))
+                or not max_table_mb >= 0):
+            raise InputError(f"max_table_mb={max_table_mb!r}", field="max_table_mb",
+                             expected="a number of MB >= 0 (inf: no bound)")
         starts = self._cells(starts, "starts")
         if starts.size != n:
             raise InputError(f"{starts.size} starts for {n} robots", field="starts",
@@ -773,12 +800,9 @@ class Planner:
             turn_weight = 2 if self.lanes else 0
         if hold_on_turn is None:
             hold_on_turn = self.lanes
-        if int(turn_weight) != turn_weight or not 0 <= turn_weight <= 1000:
-            raise InputError(f"turn_weight={turn_weight}", field="turn_weight",
-                             expected="an integer 0..1000")
-        if int(detour_horizon) != detour_horizon or not 0 <= detour_horizon <= 1000:
-            raise InputError(f"detour_horizon={detour_horizon}", field="detour_horizon",
-                             expected="an integer 0..1000")
+        turn_weight = _int_arg("turn_weight", turn_weight, 0, 1000)
+        hold_on_turn = _bool_arg("hold_on_turn", hold_on_turn)
+        detour_horizon = _int_arg("detour_horizon", detour_horizon, 0, 1000)
         self.detour_horizon = int(detour_horizon)
         self._held = np.zeros(n, np.bool_)
         self._blocked = np.zeros(g.n_free, np.uint8)

@@ -46,12 +46,12 @@ def run(args) -> int:
         check_number(args.seed, field="--seed", lo=0, hi=SEED_MAX, integer=True,
                      expected="an integer from 0 to 2**63 - 1")
     scenario = load_scenario(args.scenario if args.scenario else default_scenario_path())
-    if args.out:                       # a bad --out fails now, not after the simulation
+    if args.out is not None:           # a bad --out fails now, not after the simulation
         from sorter.report import RUN_FILES, prepare_out_dir
         prepare_out_dir(args.out, create=False, files=RUN_FILES)
     result = simulate(scenario, seed=args.seed, progress=not args.json)
     kpis = compute_kpis(result)
-    if args.out:
+    if args.out is not None:
         from sorter.report import write_outputs
         paths = write_outputs(result, kpis, args.out)
         msg = "wrote " + ", ".join(str(p) for p in paths.values())
@@ -60,6 +60,6 @@ def run(args) -> int:
         print(json.dumps(compact(kpis)))
     else:
         print(format_table(kpis))
-        if args.out:
+        if args.out is not None:
             print(f"\nreport: {paths['report']}")
     return 0

@@ -107,7 +107,7 @@ def run(args) -> int:
         raise InputError(f"bad --workers {args.workers}", field="--workers",
                          expected="an integer >= 1")
 
-    if args.out:                       # a bad --out fails now, not after the whole sweep
+    if args.out is not None:           # a bad --out fails now, not after the whole sweep
         from sorter.report import SWEEP_FILES, prepare_out_dir
         prepare_out_dir(args.out, create=False, files=SWEEP_FILES)
 
@@ -141,7 +141,7 @@ def run(args) -> int:
             cluster.close()
 
     print(res.format_table())
-    if args.out:
+    if args.out is not None:
         from pathlib import Path
         out = Path(args.out)
         paths = [res.write_parquet(out / "sweep.parquet"), res.write_csv(out / "summary.csv"),
