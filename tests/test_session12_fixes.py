@@ -82,3 +82,20 @@ def test_an_empty_out_folder_is_refused(cmd):
     r = subprocess.run([sys.executable, "-m", "sorter", *cmd], capture_output=True, text=True,
                        cwd=root)
     assert r.returncode == 2 and "--out" in r.stderr and "not empty" in r.stderr
+
+
+@pytest.mark.parametrize("name, text, line", [
+    ("u.agents", "2\n1_2\n3\n", 2),
+    ("u.tasks", "2\n4\n1_1\n", 3),
+    ("v.tasks", "2\n4,5\n1_1,2\n", 3),
+])
+def test_numbers_with_underscores_are_not_cell_ids(tmp_path, name, text, line):
+    import subprocess
+    import sys
+    (tmp_path / "u.map").write_text("type octile\nheight 2\nwidth 3\nmap\n...\n...\n")
+    (tmp_path / name).write_text(text)
+    opt = "--agents" if name.endswith(".agents") else "--tasks"
+    r = subprocess.run([sys.executable, "-m", "sorter", "mapf", "u.map", opt, name, "--steps",
+                        "2", "--robots", "2"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2, r.stdout
+    assert f"{name}:{line}:" in r.stderr and "is not an integer" in r.stderr

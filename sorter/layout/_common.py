@@ -123,11 +123,15 @@ def parse_int_lines(lines, *, first_line, path, field, lo=None, hi=None, expecte
     import numpy as np
 
     try:
+        if "_" in "".join(lines):       # Python's int() reads "1_2" as 12: not a file's number
+            raise ValueError
         vals = np.asarray(lines, dtype=np.str_).astype(np.int64)      # fast path
     except (ValueError, OverflowError, TypeError):
         out = []
         for i, s in enumerate(lines):
             try:
+                if "_" in s:
+                    raise ValueError
                 v = int(s)
             except ValueError:
                 fail(f"{s.strip()!r} is not an integer", path=path, line=first_line + i,
