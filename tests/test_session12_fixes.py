@@ -99,3 +99,17 @@ def test_numbers_with_underscores_are_not_cell_ids(tmp_path, name, text, line):
                         "2", "--robots", "2"], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 2, r.stdout
     assert f"{name}:{line}:" in r.stderr and "is not an integer" in r.stderr
+
+
+def test_service_warns_of_destinations_no_telegram_can_carry(tmp_path):
+    from sorter.resources import seed_path
+    from sorter.service.server import open_service
+    plan = tmp_path / "p.csv"
+    rows = seed_path("plan/demo_plan.csv").read_text(encoding="utf-8").splitlines()
+    first_chute = rows[1].split(",", 1)[1]
+    rows += [f"Zürich,{first_chute}", f"A|B,{first_chute}"]
+    plan.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    svc, msg = open_service(plan, seed_path("plan/demo_chutes.toml"))
+    assert "warning: 2 destination(s)" in msg and "'Zürich'" in msg and "'A|B'" in msg
+    svc, msg = open_service(seed_path("plan/demo_plan.csv"), seed_path("plan/demo_chutes.toml"))
+    assert "warning" not in msg

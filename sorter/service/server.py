@@ -565,6 +565,20 @@ def _check_chute_ids(engine, chutes_path):
                              expected=f"1..{MAX_FIELD} printable ASCII characters without '|'")
 
 
+def unscannable_destinations(engine) -> list:
+    """The plan's destinations no ``SCAN`` telegram can carry (longer than a field, not
+    printable ASCII, holding ``|``, or with spaces around, which a telegram field drops):
+    scans meant for them can only come out ``unknown_destination`` or ``ERR``."""
+    from sorter.service.protocol import MAX_FIELD
+    bad = []
+    for d in engine.sort_plan.routes:
+        t = str(d)
+        if not (0 < len(t) <= MAX_FIELD and t.isascii() and t.isprintable() and "|" not in t
+                and t == t.strip(" ")):
+            bad.append(t)
+    return bad
+
+
 def open_service(plan=None, chutes=None, *, journal=None, durability=None, commit_ms=10.0,
                  deadline_ms=50.0, snapshot_every=10_000, dedupe_window=100_000):
     """Build a :class:`Service`: restore from ``journal`` if it holds a state, else load
@@ -619,6 +633,12 @@ def open_service(plan=None, chutes=None, *, journal=None, durability=None, commi
     svc = Service(engine, journal=jr, deadline_ms=deadline_ms, snapshot_every=snapshot_every,
                   dedupe_window=dedupe_window, restored=restored)
     svc.journal_fresh = fresh
+    bad = unscannable_destinations(engine)
+    if bad:
+        from sorter.service.protocol import MAX_FIELD
+        msg += (f"; warning: {len(bad)} destination(s) of the plan cannot be sent in a SCAN "
+                f"telegram (1..{MAX_FIELD} printable ASCII characters without '|' or spaces around), "
+                "e.g. " + ", ".join(repr(b) for b in bad[:3]))
     if jr is not None:                 # a base snapshot, so the next restart is quick
         svc.snapshot()
         if not jr.flush(30.0):
