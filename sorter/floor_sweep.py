@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import difflib
 import itertools
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -207,8 +205,7 @@ def floor_sweep(floor, vary, *, seeds=3, overrides=None, client=None, n_workers=
     >>> [r["robots"] for r in res.rows], res.kind
     ([5, 10], 'floor')
     """
-    from sorter.sweep import SweepResult, _collect, _fmt, _guard, _run_dask, _run_pool, _seed_list
-    from sorter.sweep import _dask_workers
+    from sorter.sweep import _fmt, _seed_list, run_points
     if not hasattr(floor, "free_cells"):
         from sorter.layout import load_floor
         floor = load_floor(floor)
@@ -248,36 +245,10 @@ def floor_sweep(floor, vary, *, seeds=3, overrides=None, client=None, n_workers=
     runs = [_point(floor, {**fixed, **p}, f"point {i} (" + ", ".join(
         f"{k}={_fmt(v)}" for k, v in p.items()) + ")") for i, p in enumerate(points)]
 
-    tasks = [(i * len(seed_list) + j, r, s) for i, r in enumerate(runs)
-             for j, s in enumerate(seed_list)]
-    results = [None] * len(tasks)
-    walls = [(0.0, 0.0)] * len(tasks)
-    from tqdm import tqdm
-    bar = tqdm(total=len(tasks), disable=not progress, unit="run", desc="sweep", leave=False)
-    t0 = time.perf_counter()
-    if client is not None:
-        backend, workers = "dask", _dask_workers(client)
-        _run_dask(client, tasks, results, walls, bar, points, seed_list)
-    else:
-        workers = min(n_workers or os.cpu_count() or 1, len(tasks))
-        if workers <= 1:
-            backend = "serial"
-            for t in tasks:
-                _collect(_guard(t, points, seed_list), results, walls, bar)
-        else:
-            backend = "processes"
-            _run_pool(workers, tasks, results, walls, bar, points, seed_list)
-    wall = time.perf_counter() - t0
-    bar.close()
-    rows = []
-    for i, p in enumerate(points):
-        for j, s in enumerate(seed_list):
-            rows.append({"point": i, **p, "seed": s, **results[i * len(seed_list) + j]})
     src = getattr(floor, "source", None)
-    return SweepResult(rows=rows, vary=vary, points=points, seeds=seed_list, scenario=floor.name,
-                       path=None if src is None else str(src), backend=backend,
-                       n_workers=workers, wall_s=wall, run_wall_s=[w for w, _ in walls],
-                       run_cpu_s=[c for _, c in walls], overrides=overrides, kind="floor")
+    return run_points(runs, points, seed_list, client=client, n_workers=n_workers,
+                      progress=progress, vary=vary, scenario=floor.name,
+                      path=None if src is None else str(src), overrides=overrides, kind="floor")
 
 
 def is_floor_file(path) -> bool:

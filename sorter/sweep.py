@@ -926,7 +926,16 @@ def capacity_sweep(scenario, vary, *, seeds=5, overrides=None, base_dir=None, cl
             _point_scenario(doc, {key: vary[key][0]}, path, base, overrides=overrides)
     scenarios = [_point_scenario(doc, p, path, base, i, overrides) for i, p in enumerate(points)]
 
-    tasks = [(i * len(seed_list) + j, sc, s) for i, sc in enumerate(scenarios)
+    return run_points(scenarios, points, seed_list, client=client, n_workers=n_workers,
+                      progress=progress, vary=vary, scenario=base_sc.name,
+                      path=None if path is None else str(path), overrides=overrides)
+
+
+def run_points(runs, points, seed_list, *, client, n_workers, progress, **result) -> SweepResult:
+    """Run every ``runs[i]`` (a validated scenario or floor point) once per seed on the
+    chosen backend and gather the rows, in point then seed order. ``result``: the other
+    fields of the :class:`SweepResult` (vary, scenario, path, overrides, kind)."""
+    tasks = [(i * len(seed_list) + j, sc, s) for i, sc in enumerate(runs)
              for j, s in enumerate(seed_list)]
     results = [None] * len(tasks)
     walls = [(0.0, 0.0)] * len(tasks)          # (simulate wall s, run CPU s) per run
@@ -952,11 +961,9 @@ def capacity_sweep(scenario, vary, *, seeds=5, overrides=None, base_dir=None, cl
     for i, p in enumerate(points):
         for j, s in enumerate(seed_list):
             rows.append({"point": i, **p, "seed": s, **results[i * len(seed_list) + j]})
-    return SweepResult(rows=rows, vary=vary, points=points, seeds=seed_list,
-                       scenario=base_sc.name, path=None if path is None else str(path),
-                       backend=backend, n_workers=workers, wall_s=wall,
-                       run_wall_s=[w for w, _ in walls], run_cpu_s=[c for _, c in walls],
-                       overrides=overrides)
+    return SweepResult(rows=rows, points=points, seeds=seed_list, backend=backend,
+                       n_workers=workers, wall_s=wall, run_wall_s=[w for w, _ in walls],
+                       run_cpu_s=[c for _, c in walls], **result)
 
 
 def _collect(out, results, walls, bar):
