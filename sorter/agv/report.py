@@ -274,6 +274,47 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _key_figures(k: dict, n: int) -> list:
+    """(label, text) rows of the report's table, from the KPIs a run has."""
+    out = []
+
+    def add(label, *keys, fmt=None):
+        if all(key in k for key in keys):
+            out.append((label, fmt(*(k[key] for key in keys)) if fmt else _fmt(k[keys[0]])))
+
+    add("robots, steps", "robots", "steps", fmt=lambda r, s: f"{r:,} robots, {s:,} steps")
+    add("goals reached", "tasks_completed", "tasks_per_step",
+        fmt=lambda t, p: f"{t:,} ({p:.2f} per step; each induct visit and drop counts)")
+    add("parcels sorted", "parcels_sorted", "sorted_per_hour", "seconds_per_step",
+        fmt=lambda a, b, c: f"{a:,} ({b:,.0f}/h at {c:g} s per step, rejects included)")
+    add("net of rejects", "net_sorted_per_hour", fmt=lambda a: f"{a:,.0f}/h, "
+        f"{a / max(1, n):.1f} per robot-hour")
+    add("to overflow chutes", "sorted_to_overflow")
+    add("rejected", "parcels_rejected", "rejects_by_reason",
+        fmt=lambda a, b: f"{a:,}" + (f" ({_fmt(b)})" if b else ""))
+    add("parcels on robots at the end", "parcels_carried")
+    add("induct to drop", "induct_to_drop_p50", "induct_to_drop_p95",
+        fmt=lambda a, b: f"p50 {a:.0f}, p95 {b:.0f} steps")
+    add("robot-steps", "robot_utilisation", fmt=lambda u: ", ".join(
+        f"{s.replace('_', ' ')} {100 * v:.1f} %" for s, v in u.items()))
+    add("chutes", "chute_full_events", "container_changes", "reroutes",
+        fmt=lambda a, b, c: f"{a:,} full events, {b:,} container changes, {c:,} re-routes")
+    add("robot faults", "robot_faults", "robot_repairs",
+        fmt=lambda a, b: f"{a:,} faults, {b:,} repairs")
+    add("plan", "plan", "router", fmt=lambda a, b: f"{a} ({b})")
+    add("planner", "guidance", "rotation",
+        fmt=lambda g, r: f"guidance {g}, " + ("rotations" if r else "4-connected moves"))
+    add("dwell at chute / induct", "dwell_chute", "dwell_induct", fmt=lambda a, b: f"{a} / {b} steps")
+    add("planning time per step", "ms_per_step_p50", "ms_per_step_p99",
+        fmt=lambda a, b: f"p50 {a:.2f} ms, p99 {b:.2f} ms")
+    add("preprocessing", "preprocess_s", fmt=lambda a: f"{a:.2f} s")
+    add("distance tables", "distance_tables_computed", "distance_table_mb",
+        fmt=lambda a, b: f"{a:,} computed, {b:.1f} MB")
+    add("rescues", "rescues", "rescue_failures",
+        fmt=lambda a, b: f"{a:,} (searches that found none: {b:,})")
+    return out
+
+
 def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
                        per_chute=None, window=None, title=None) -> list[str]:
     """Write the report's plots and ``report.html`` into ``out_dir`` (an existing folder).
@@ -346,10 +387,8 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
         wsum = float(np.average(st[idle], weights=np.diff(series["edges"]))) if steps else 0.0
         boxes.append((f"{100 * wsum:.0f} %", f"robot-steps {idle}"))
     boxes.append((f"{k.get('ms_per_step_p50', 0):.2f} ms", "planning per step, median"))
-    skip = {"sorted_per_chute", "parcels_by_reason", "engine_decisions_by_reason",
-            "reroutes_by_cause", "induct_queue_max", "induct_queue_mean"}
-    rows = "".join(f"<tr><th>{e(str(key))}</th><td>{e(_fmt(v))}</td></tr>"
-                   for key, v in k.items() if key not in skip and not isinstance(v, list))
+    rows = "".join(f"<tr><th>{e(label)}</th><td>{e(text)}</td></tr>"
+                   for label, text in _key_figures(k, n))
     queues = ""
     if k.get("induct_queue_mean"):
         queues = "<h2>Induct queues (robots in line)</h2><table class='num'><tr><th>induct</th>" \
@@ -369,7 +408,8 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
 chutes; {n:,} robots, {steps:,} steps, seed {e(str(k.get('seed', '')))}.</p>
 <div class="big">{''.join(f'<div><b>{e(a)}</b><span>{e(b)}</span></div>' for a, b in boxes)}</div>
 {imgs}
-<div class="grid"><div><h2>Key figures (kpis.json)</h2><table>{rows}</table></div>
+<div class="grid"><div><h2>Key figures</h2><table>{rows}</table>
+<p class="sub">Every KPI, with its name: kpis.json.</p></div>
 <div>{queues}</div></div>
 <p class="sub">Files beside this page: paths.npz (positions per step), kpis.json and the PNG plots.</p>
 </body></html>
