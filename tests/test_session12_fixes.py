@@ -113,3 +113,24 @@ def test_service_warns_of_destinations_no_telegram_can_carry(tmp_path):
     assert "warning: 2 destination(s)" in msg and "'Zürich'" in msg and "'A|B'" in msg
     svc, msg = open_service(seed_path("plan/demo_plan.csv"), seed_path("plan/demo_chutes.toml"))
     assert "warning" not in msg
+
+
+@pytest.mark.parametrize("value", ["NULL", "X'FF00'"])
+def test_journal_show_with_a_row_kind_that_reads_as_no_text_is_damaged(tmp_path, capsys, value):
+    """Damaged pages need not make SQLite fail: a kind may read back as NULL, bytes or a
+    number (seen once in CI after the page-damage test); `journal show` then crashed sorting
+    the kinds. Now the one line of a damaged journal."""
+    import sqlite3
+    from test_qa_regressions import one_error_line
+    from test_qa_service_session8 import journal_with_scans
+    db = tmp_path / "j.db"
+    journal_with_scans(db, 5)
+    con = sqlite3.connect(db)
+    try:
+        con.execute(f"UPDATE journal SET kind = {value} WHERE id = 2")
+        con.commit()
+    except sqlite3.IntegrityError:
+        pytest.skip("the schema refuses such a kind")
+    finally:
+        con.close()
+    one_error_line(capsys, ["journal", "show", str(db)], str(db), "damaged")

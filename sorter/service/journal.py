@@ -607,4 +607,8 @@ def journal_info(path) -> dict:
         raise _damaged(path, exc) from None
     finally:
         con.close()
+    # damaged pages need not make SQLite fail: they may read back as rows of no known kind
+    odd = [k for k in (*info["by_kind"], *info["by_reason"]) if not isinstance(k, str)]
+    if odd:
+        raise _damaged(path, f"a row's kind or reason reads as {odd[0]!r}")
     return info
