@@ -35,7 +35,8 @@ from sorter.errors import InputError
 
 __all__ = ["floor_sweep", "FLOOR_SETTINGS", "FLOOR_DEFAULTS"]
 
-#: Sweepable settings -> expected form (the ``sorter mapf`` option of the same name).
+#: Sweepable settings -> expected form (the ``sorter mapf`` option of the same name; no
+#: option for ``max_recirculation`` and ``chutes_per_destination``: FloorSimOptions fields).
 FLOOR_SETTINGS = {
     "robots": "an integer >= 1 (at most the floor's free cells)",
     "steps": "an integer >= 1",
@@ -144,8 +145,10 @@ def _flat(kpis: dict, robots: int) -> dict:
     row["reject_pct"] = 100.0 * kpis["parcels_rejected"] / max(1, kpis["parcels_sorted"])
     for state, share in kpis["robot_utilisation"].items():
         row[f"util_{state}"] = share
-    for reason, n in kpis.get("rejects_by_reason", {}).items():
-        row[f"rejected_{reason}"] = n
+    from sorter.constants import REJECT_REASONS
+    by_reason = kpis.get("rejects_by_reason", {})     # only the reasons that occurred
+    for reason in REJECT_REASONS:                     # every row: a missing one means 0
+        row[f"rejected_{reason}"] = int(by_reason.get(reason, 0))
     return row
 
 
@@ -241,7 +244,11 @@ def floor_sweep(floor, vary, *, seeds=3, overrides=None, client=None, n_workers=
     keys = list(vary)
     points = [dict(zip(keys, combo)) for combo in itertools.product(*(vary[k] for k in keys))]
     fixed = {**FLOOR_DEFAULTS, **overrides}
-    _point(floor, fixed, "with the fixed settings" if overrides else "")
+    # the fixed settings without the varied ones (the default 100 robots need not fit a
+    # floor whose sweep varies robots)
+    _point(floor, {k: v for k, v in fixed.items() if k not in vary},
+           "with the fixed settings" if overrides
+           else "with the default settings; --set KEY=VALUE changes one")
     runs = [_point(floor, {**fixed, **p}, f"point {i} (" + ", ".join(
         f"{k}={_fmt(v)}" for k, v in p.items()) + ")") for i, p in enumerate(points)]
 

@@ -658,7 +658,9 @@ class SweepResult:
         ax.set_xlabel(plain_text(x_key or ""))
         ax.set_ylabel(kpi.replace("_", " ") + ((" (parcels/h)" if self.kind == "floor" else
                                                 " (items/h)") if kpi.endswith("per_hour") else ""))
-        ax.set_title(plain_text(self.scenario) + f": mean over {len(self.seeds)} seeds, 95% CI bands")
+        n = len(self.seeds)
+        ax.set_title(plain_text(self.scenario) + (f": mean over {n} seeds, 95% CI bands" if n > 1
+                                                  else ": one seed per point (no CI)"))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()

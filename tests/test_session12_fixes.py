@@ -115,7 +115,7 @@ def test_service_warns_of_destinations_no_telegram_can_carry(tmp_path):
     assert "warning" not in msg
 
 
-@pytest.mark.parametrize("value", ["NULL", "X'FF00'"])
+@pytest.mark.parametrize("value", ["X'FF00'", "X''"])
 def test_journal_show_with_a_row_kind_that_reads_as_no_text_is_damaged(tmp_path, capsys, value):
     """Damaged pages need not make SQLite fail: a kind may read back as NULL, bytes or a
     number (seen once in CI after the page-damage test); `journal show` then crashed sorting
@@ -127,10 +127,8 @@ def test_journal_show_with_a_row_kind_that_reads_as_no_text_is_damaged(tmp_path,
     journal_with_scans(db, 5)
     con = sqlite3.connect(db)
     try:
-        con.execute(f"UPDATE journal SET kind = {value} WHERE id = 2")
+        con.execute(f"UPDATE journal SET kind = {value} WHERE id = 2")     # bytes, not text
         con.commit()
-    except sqlite3.IntegrityError:
-        pytest.skip("the schema refuses such a kind")
     finally:
         con.close()
     one_error_line(capsys, ["journal", "show", str(db)], str(db), "damaged")

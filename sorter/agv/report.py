@@ -123,11 +123,12 @@ def floor_time_series(result, *, window=None, util_steps=None) -> dict:
             "parcels_per_step": p / span, "states": states}
 
 
-def waiting_counts(floor, positions, *, drops=True, inducts=True) -> np.ndarray:
+def waiting_counts(floor, positions, *, drops=True, inducts=True, headings=None) -> np.ndarray:
     """Robot-steps each cell held a robot that stayed put (in its cell from one step to the
     next), over a recorded run. With ``drops`` / ``inducts`` False, stays on drop / induct cells
     are left out (where robots dwell there, so that what remains is queueing and blocking).
-    Shape ``(n_cells,)``.
+    With ``headings`` (a run with rotation), a robot that turned in its cell was not waiting:
+    turns are left out. Shape ``(n_cells,)``.
 
     Examples
     --------
@@ -143,6 +144,9 @@ def waiting_counts(floor, positions, *, drops=True, inducts=True) -> np.ndarray:
     if pos.shape[0] < 2:
         return np.zeros(floor.n_cells, np.int64)
     stay = pos[1:] == pos[:-1]
+    if headings is not None:                   # turning in place is not waiting
+        hd = np.asarray(headings)
+        stay &= hd[1:] == hd[:-1]
     counts = np.bincount(pos[1:][stay].ravel(), minlength=floor.n_cells).astype(np.int64)
     if not drops:
         counts[floor.cells == DROP] = 0
@@ -161,19 +165,20 @@ def _plt():
 def plot_throughput(series, path, *, sorting: bool, title: str):
     matplotlib, plt = _plt()
     e = series["edges"]
-    fig, ax = plt.subplots(figsize=(10, 3.8), dpi=110)
+    fig, ax = plt.subplots(figsize=(10, 4.2), dpi=110)
     ax.stairs(series["tasks_per_step"], e, color="#2f7ebc", linewidth=1.8,
               label="goals reached per step (each induct visit and drop)" if sorting
               else "goals reached per step")
     if sorting:
         ax.stairs(series["parcels_per_step"], e, color="#1b9e4b", linewidth=1.8,
                   label="parcels dropped per step")
-    top = max(float(np.max(series["tasks_per_step"], initial=0)), 1e-9)
-    ax.set_ylim(0, top * 1.15)
+    top = float(np.max(series["tasks_per_step"], initial=0))
+    ax.set_ylim(0, top * 1.15 if top > 0 else 1.0)     # no goals: 0..1, not 0..1e-9
     ax.set_xlim(e[0], max(e[-1], e[0] + 1))
     ax.set_xlabel(f"step (windows of {series['window']} steps)")
     ax.set_ylabel("per step")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=8,
+              frameon=False)                  # below the axes: not over the curves
     ax.set_title(title, loc="left", fontsize=11)
     fig.tight_layout()
     fig.savefig(path)
@@ -214,7 +219,8 @@ def plot_waiting(floor, counts, steps, path, *, note="stays at stations left out
         roles = np.where(roles == 3, 0, roles)  # drop cells everywhere (LoRR S cells): plain
         drops = "drop cells not marked"
     pale = ListedColormap(["#ffffff", "#b8b8b8", "#8c5a2b", "#fbd9a5", "#3aa655", "#b9e3c2"])
-    fig, ax = plt.subplots(figsize=_figsize(floor, extra_w=1.5))
+    fw, fh = _figsize(floor, extra_w=1.5)
+    fig, ax = plt.subplots(figsize=(fw, max(fh, 4.0)))   # a flat floor: room for the colour bar
     ax.imshow(roles, cmap=pale, vmin=-0.5, vmax=5.5, interpolation="nearest")
     share = 100.0 * counts / max(1, steps)
     img = np.ma.masked_where(counts <= 0, np.log10(1.0 + share))
@@ -233,7 +239,7 @@ def plot_waiting(floor, counts, steps, path, *, note="stays at stations left out
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(f"Where robots wait over {steps:,} steps (inducts green, {drops}, "
-                 f"chutes brown; {note})", loc="left", fontsize=10)
+                 f"chutes brown)\n{note}", loc="left", fontsize=10)     # two lines: not cut off
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -359,11 +365,15 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
         plot_states(series, out / "robot_states.png", title="What the robots do")
         written.append("robot_states.png")
     dwell_c, dwell_i = int(k_get(kpis, "dwell_chute")), int(k_get(kpis, "dwell_induct"))
-    wait = waiting_counts(floor, result.positions, drops=dwell_c <= 0, inducts=dwell_i <= 0)
+    wait = waiting_counts(floor, result.positions, drops=dwell_c <= 0, inducts=dwell_i <= 0,
+                          headings=result.headings)
     left = [w for w, d in (("drop cells", dwell_c), ("inducts", dwell_i)) if d > 0]
-    plot_waiting(floor, wait, steps, out / "waiting.png",
-                 note=f"dwells: stays on {' and '.join(left)} left out" if left
-                 else "no dwells")
+    note = f"dwells: stays on {' and '.join(left)} left out" if left else "no dwells"
+    if result.headings is not None:
+        note += "; turns left out"
+    if k_get(kpis, "robot_faults") > 0:       # the positions do not say which robot was faulted
+        note += "; faulted robots' stays included"
+    plot_waiting(floor, wait, steps, out / "waiting.png", note=note)
     written.append("waiting.png")
     if per_chute:
         plot_chutes(per_chute, out / "chutes.png")

@@ -452,6 +452,11 @@ def run(args) -> int:
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise InputError(f"--out {args.out!r} is an existing file", path=args.out, field="out",
                          expected="a directory (created if missing)")
+    if args.out and args.report:       # a folder named report.html fails now, not after the run
+        from sorter.agv.report import REPORT_FILES
+        from sorter.report import prepare_out_dir
+        prepare_out_dir(args.out, field="out", create=False,
+                        files=("paths.npz", "kpis.json") + REPORT_FILES)
     t0 = time.perf_counter()
     starts = errands = offsets = None
     strategy = "roundrobin"

@@ -21,7 +21,9 @@ with inducts and chutes that sorter mapf reads), each point runs the sorting flo
 faults) with seeds 0, 1, ... The keys are sorter mapf's settings: robots, steps (default
 2000), dwell_chute, dwell_induct, mix, destinations, rotation, guidance, induct_choice,
 detour_horizon, chute_capacity, container_change_steps, fault_rate, repair_steps,
-repair_dist, seconds_per_step, strategy, max_recirculation, chutes_per_destination. The table
+repair_dist, seconds_per_step, strategy, max_recirculation, chutes_per_destination (these
+two have no sorter mapf flag: the chute engine's re-routes before reject, default 3, and
+chutes per destination of the generated plan). The table
 shows parcels sorted per hour (net of rejects) and per robot-hour with 95% CIs, p95
 induct-to-drop steps, the share of robot-steps waiting and rejects %: how many robots the
 floor needs, and where more stop paying.
