@@ -215,7 +215,7 @@ def plot_waiting(floor, counts, steps, path, *, note="stays at stations left out
     roles = _role_image(floor)                 # travel, obstacle, chute, drop, induct, queue
     free = int((roles != 1).sum() - (roles == 2).sum())
     drops = "drop cells orange"
-    if (roles == 3).sum() > 0.2 * max(free, 1):
+    if (roles == 3).sum() > 0.3 * max(free, 1):
         roles = np.where(roles == 3, 0, roles)  # drop cells everywhere (LoRR S cells): plain
         drops = "drop cells not marked"
     pale = ListedColormap(["#ffffff", "#b8b8b8", "#8c5a2b", "#fbd9a5", "#3aa655", "#b9e3c2"])
