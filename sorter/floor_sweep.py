@@ -12,16 +12,19 @@ Settings (:data:`FLOOR_SETTINGS`), as ``sorter mapf`` names them: ``robots``, ``
 ``dwell_chute``, ``dwell_induct``, ``mix``, ``destinations``, ``rotation``, ``guidance``,
 ``induct_choice``, ``detour_horizon``, and the chute engine's ``chute_capacity``,
 ``container_change_steps``, ``fault_rate``, ``repair_steps``, ``repair_dist``,
-``seconds_per_step``, ``strategy``, ``max_recirculation``, ``chutes_per_destination``. Every
+``seconds_per_step``, ``strategy``, ``max_recirculation``, ``chutes_per_destination``,
+``arrival_rate`` (parcels per hour offered; 0, the default, = unlimited supply), ``no_read_rate``. Every
 point is checked before the first run (an unknown setting names the nearest valid ones; a bad
 value names the point). Seeds: ``N`` means 0 .. N-1, the same at every point.
 
 Row KPIs: parcels sorted per hour (``net_sorted_per_hour``: into destination and overflow
 chutes; ``sorted_per_hour`` counts rejects too), per robot-hour (``net_sorted_per_robot_hour``),
 ``reject_pct``, ``induct_to_drop_p50`` / ``_p95`` (steps), the robot-step shares
-``util_<state>`` (faulted, dwelling, carrying, moving_empty, waiting), ``tasks_per_step``,
-``chute_full_events``, ``reroutes``, ``robot_faults`` and ``rejected_<reason>`` (no run times:
-the same point and seed give the same row on every backend).
+``util_<state>`` (faulted, dwelling, carrying, moving_empty, waiting, starved), ``tasks_per_step``,
+``chute_full_events``, ``reroutes``, ``robot_faults``, ``rejected_<reason>``, and with an
+arrival rate ``offered_per_hour``, ``parcels_waiting_at_inducts`` and ``induct_wait_p95`` (steps
+a parcel waits at its induct for a robot) (no run times: the same point and seed give the same
+row on every backend).
 """
 from __future__ import annotations
 
@@ -57,6 +60,8 @@ FLOOR_SETTINGS = {
     "strategy": "least_loaded | round_robin | fill_first",
     "max_recirculation": "an integer >= 0",
     "chutes_per_destination": "a number >= 1",
+    "arrival_rate": "parcels per hour offered, a finite number >= 0 (0 = unlimited supply)",
+    "no_read_rate": "a probability in [0, 1]",
 }
 #: Defaults of a point (those of ``sorter mapf FLOOR --scenario sorting``; steps 2,000).
 FLOOR_DEFAULTS = {"robots": 100, "steps": 2000, "dwell_chute": 5, "dwell_induct": 1,
@@ -64,7 +69,7 @@ FLOOR_DEFAULTS = {"robots": 100, "steps": 2000, "dwell_chute": 5, "dwell_induct"
                   "guidance": "lanes+flow", "induct_choice": "balanced", "detour_horizon": 12}
 _ENGINE_KEYS = ("chute_capacity", "container_change_steps", "fault_rate", "repair_steps",
                 "repair_dist", "seconds_per_step", "strategy", "max_recirculation",
-                "chutes_per_destination")
+                "chutes_per_destination", "arrival_rate", "no_read_rate")
 _CHOICES = {"mix": ("zipf", "721", "uniform"), "guidance": ("none", "flow", "lanes", "lanes+flow"),
             "induct_choice": ("nearest", "balanced")}
 _INT_MIN = {"robots": 1, "steps": 1, "dwell_chute": 0, "dwell_induct": 0, "destinations": 1,
@@ -139,8 +144,9 @@ def _flat(kpis: dict, robots: int) -> dict:
     keys = ("net_sorted_per_hour", "sorted_per_hour", "sorted_per_robot_hour", "tasks_per_step",
             "parcels_sorted", "parcels_rejected", "sorted_to_overflow", "induct_to_drop_p50",
             "induct_to_drop_p95", "chute_full_events", "container_changes", "reroutes",
-            "robot_faults", "rescues")           # no times: a row is the same on every backend
-    row = {k: kpis[k] for k in keys if k in kpis}
+            "robot_faults", "rescues", "offered_per_hour", "parcels_waiting_at_inducts",
+            "induct_wait_p95")           # no times: a row is the same on every backend
+    row = {k: kpis[k] for k in keys if kpis.get(k) is not None}
     row["net_sorted_per_robot_hour"] = kpis["net_sorted_per_hour"] / max(1, robots)
     row["reject_pct"] = 100.0 * kpis["parcels_rejected"] / max(1, kpis["parcels_sorted"])
     for state, share in kpis["robot_utilisation"].items():

@@ -570,8 +570,10 @@ class SweepResult:
         summ = self.summary()
         rows = []
         if self.kind == "floor":
+            supply = all("offered_per_hour_mean" in s for s in summ)     # an arrival rate
             names = list(self.vary) + ["runs", "sorted/h ± 95% CI", "per robot-h ± CI",
-                                       "p95 ind→drop steps", "waiting %", "reject %"]
+                                       "p95 ind→drop steps", "waiting %", "reject %"] + (
+                ["offered/h", "p95 wait at induct", "starved %"] if supply else [])
             for s in summ:
                 rows.append([_fmt(s[k]) for k in self.vary] + [
                     f"{s['n_seeds']}",
@@ -580,7 +582,10 @@ class SweepResult:
                         s['net_sorted_per_robot_hour_ci95'], '.1f'),
                     f"{s['induct_to_drop_p95_mean']:.0f}",
                     f"{100 * s['util_waiting_mean']:.1f}",
-                    f"{s['reject_pct_mean']:.2f}"])
+                    f"{s['reject_pct_mean']:.2f}"] + ([
+                        f"{s['offered_per_hour_mean']:,.0f}",
+                        f"{s['induct_wait_p95_mean']:.0f}",
+                        f"{100 * s['util_starved_mean']:.1f}"] if supply else []))
         else:
             names = list(self.vary) + ["runs", "sorted/h ± 95% CI", "offered/h", "recirc % ± CI",
                                        "p95 ind→chute s", "blocking %", "reject %"]

@@ -56,6 +56,7 @@ Python calls per chute that received drops or changed state; nothing per robot i
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,7 +69,7 @@ __all__ = ["FloorSim", "FloorSimOptions", "floor_plan", "REPAIR_DISTS", "UTIL_ST
 
 REPAIR_DISTS = ("fixed", "exp", "uniform")
 #: Robot-step categories of the utilisation KPI, in priority order.
-UTIL_STATES = ("faulted", "dwelling", "carrying", "moving_empty", "waiting")
+UTIL_STATES = ("faulted", "dwelling", "carrying", "moving_empty", "waiting", "starved")
 REPICK_STEPS = 20       # an empty robot cut off from its induct picks another at most this often
 _BIG = 1_000_000_000
 
@@ -101,6 +102,13 @@ class FloorSimOptions:
         the TOML's for a loaded one.
     chutes_per_destination : float
         Average destination chutes per destination in a generated plan (the busiest get more).
+    arrival_rate : float
+        Parcels per hour offered to the floor, all inducts together (Poisson arrivals, shared
+        evenly, at ``seconds_per_step``); ``0``: every induct always has a parcel (the floor's
+        capacity).
+    no_read_rate : float
+        Probability that a loaded parcel's scan is a no-read: the engine sends it to the reject
+        chute of ``no_read``.
     """
 
     plan_csv: object = None
@@ -114,6 +122,8 @@ class FloorSimOptions:
     strategy: str | None = None
     max_recirculation: int | None = None
     chutes_per_destination: float | None = None
+    arrival_rate: float = 0.0
+    no_read_rate: float = 0.0
 
     def validate(self):
         if (self.plan_csv is None) != (self.chutes_toml is None):
@@ -143,6 +153,13 @@ class FloorSimOptions:
         if not 0 < float(self.seconds_per_step) < math.inf:     # inf: every per-hour KPI 0
             raise InputError(f"seconds per step {self.seconds_per_step!r}",
                              field="seconds_per_step", expected="a finite number > 0")
+        if (isinstance(self.arrival_rate, bool)
+                or not 0 <= float(self.arrival_rate) < math.inf):
+            raise InputError(f"arrival rate {self.arrival_rate!r}", field="arrival_rate",
+                             expected="parcels per hour, a finite number >= 0 (0 = unlimited)")
+        if isinstance(self.no_read_rate, bool) or not 0.0 <= float(self.no_read_rate) <= 1.0:
+            raise InputError(f"no-read rate {self.no_read_rate!r}", field="no_read_rate",
+                             expected="a probability in [0, 1]")
         c = self.chutes_per_destination
         if c is not None and not float(c) >= 1:
             raise InputError(f"chutes_per_destination={c!r}", field="chutes_per_destination",
@@ -341,6 +358,20 @@ class FloorSim(SortingTasks):
         self.t_loaded = np.zeros(n, np.int64)
         self.fault_left = np.zeros(n, np.int64)
         self.fault_rng = np.random.default_rng([int(seed), 0xFA17])
+        # parcel supply at the inducts (arrival_rate > 0) and no-reads: streams of their own,
+        # so that turning them on leaves the destinations and faults drawn as before
+        self.arrival_rng = np.random.default_rng([int(seed), 0xA881])
+        self.noread_rng = np.random.default_rng([int(seed), 0x9EAD])
+        self.supply = np.zeros(len(floor.inducts), np.int64)    # parcels waiting per induct
+        self._queue = [deque() for _ in floor.inducts]  # [arrival step, parcels] per induct
+        self._waits = []                               # (waited steps, parcels) per pick-up
+        self.offered = 0
+        self.starved = np.zeros(n, np.bool_)          # at its induct, waiting for a parcel
+        self.starved_since = np.zeros(n, np.int64)
+        self.noread = np.zeros(n, np.bool_)           # the parcel carried is a no-read
+        self.induct_of_cell = np.full(floor.n_cells, -1, np.int64)
+        for k, st in enumerate(floor.inducts):
+            self.induct_of_cell[np.asarray(st.cells)] = k
         self._repicked = np.full(n, -REPICK_STEPS, np.int64)
         self.induct_repicks = 0
         # counters
@@ -385,7 +416,9 @@ class FloorSim(SortingTasks):
     # -- routing -------------------------------------------------------------------------
     def _route(self, robots, goals):
         """One ``assign_many`` for ``robots`` (their parcels' destinations and re-routes)."""
-        ch, rs = self.sorter.assign_many(self.dest_ids[self.pdest[robots]], self.recirc[robots])
+        ids = self.dest_ids[self.pdest[robots]]
+        ids[self.noread[robots]] = -2                  # a no-read: the engine's no_read reject
+        ch, rs = self.sorter.assign_many(ids, self.recirc[robots])
         ch = ch.astype(np.int64)
         self.chute[robots] = ch
         self.reason[robots] = rs
@@ -402,6 +435,7 @@ class FloorSim(SortingTasks):
         self._loaded_before = self.heading == 1
         self._faulted_before = self.fault_left > 0
         self._dwell_before = planner.dwelling
+        self._starved_before = self.starved.copy()
 
     def pre_step(self, planner, goals):
         """Draw new faults and hold faulted robots in place; call before ``planner.step``."""
@@ -433,7 +467,8 @@ class FloorSim(SortingTasks):
         moved = pos != self._prev_pos
         cat = np.where(self._faulted_before, 0,
                        np.where(self._dwell_before, 1,
-                                np.where(moved, np.where(self._loaded_before, 2, 3), 4)))
+                                np.where(moved, np.where(self._loaded_before, 2, 3),
+                                         np.where(self._starved_before, 5, 4))))
         step_util = np.bincount(cat, minlength=len(UTIL_STATES))
         self.util += step_util
         self.util_steps.append(step_util)       # per step, for the report's time series
@@ -452,16 +487,16 @@ class FloorSim(SortingTasks):
             at_induct = fin[self.heading[fin] == 0]
             at_chute = fin[self.heading[fin] == 1]
             if at_induct.size:
-                self.completed += int(at_induct.size)
-                np.subtract.at(self.load, self.target[at_induct], 1)
-                self.pdest[at_induct] = self.mix.draw(self.rng, at_induct.size)
-                self.recirc[at_induct] = 0
-                self.t_loaded[at_induct] = t
-                self.heading[at_induct] = 1
-                self.picked += int(at_induct.size)
-                self._route(at_induct, goals)
+                if self.options.arrival_rate > 0:     # wait there for a parcel (below)
+                    self.starved[at_induct] = True
+                    self.starved_since[at_induct] = t
+                else:
+                    self._load(at_induct, goals, t)
             if at_chute.size:
                 self._drop(planner, at_chute, goals, t)
+        if self.options.arrival_rate > 0:
+            self._planner = planner
+            self._arrivals(pos, goals, t)
         # an empty robot that faulted robots cut off from its induct goes to another one
         cut = np.flatnonzero(planner.stranded & (self.heading == 0) & (goals == self._goals)
                              & (t - self._repicked >= REPICK_STEPS))
@@ -482,6 +517,80 @@ class FloorSim(SortingTasks):
             self.container_changes += 1
         self._goals = goals
         return goals
+
+    def _load(self, robots, goals, t):
+        """``robots`` (empty, at an induct) take a parcel each and head for its chute."""
+        self.completed += int(robots.size)       # a task: an induct visit that loads a parcel
+        np.subtract.at(self.load, self.target[robots], 1)
+        self.pdest[robots] = self.mix.draw(self.rng, robots.size)
+        rate = self.options.no_read_rate
+        self.noread[robots] = self.noread_rng.random(robots.size) < rate if rate > 0 else False
+        self.recirc[robots] = 0
+        self.t_loaded[robots] = t
+        self.heading[robots] = 1
+        self.picked += int(robots.size)
+        self._route(robots, goals)
+
+    def _induct_cost(self, d):
+        """With an arrival rate, an induct also costs the steps a robot sent there would wait
+        for a parcel: the robots bound there beyond its parcels waiting, over its arrival rate
+        per step. Robots go where parcels wait."""
+        d = super()._induct_cost(d)
+        lam = self._arrival_per_step()
+        if lam > 0:
+            d = d + np.maximum(0, self.load - self.supply + 1) / lam
+        return d
+
+    def _arrival_per_step(self) -> float:
+        """Parcels arriving per step at each induct (0: unlimited supply)."""
+        opt = self.options
+        return opt.arrival_rate * opt.seconds_per_step / 3600.0 / len(self.supply)
+
+    def _arrivals(self, pos, goals, t):
+        """Parcels arriving at the inducts this step (Poisson, the same rate at each); robots
+        waiting at an induct take them, the longest-waiting first. A waiting robot pushed off
+        its induct by the traffic takes one only once it is back on an induct cell of it."""
+        new = self.arrival_rng.poisson(self._arrival_per_step(), len(self.supply))
+        self.supply += new
+        self.offered += int(new.sum())
+        for k in np.flatnonzero(new):
+            self._queue[k].append([t, int(new[k])])
+        ready = np.flatnonzero(self.starved & (self.induct_of_cell[pos] == self.target)
+                               & (self.heading == 0))
+        if ready.size and self.supply.any():
+            ready = ready[np.lexsort((ready, self.starved_since[ready], self.target[ready]))]
+            k = self.target[ready]
+            uk, first, cnt = np.unique(k, return_index=True, return_counts=True)
+            rank = np.arange(k.size) - np.repeat(first, cnt)
+            take = ready[rank < np.repeat(self.supply[uk], cnt)]
+            if take.size:
+                np.subtract.at(self.supply, self.target[take], 1)
+                for k in self.target[take]:            # first come, first loaded
+                    q = self._queue[k]
+                    self._waits.append((t - q[0][0], 1))
+                    q[0][1] -= 1
+                    if not q[0][1]:
+                        q.popleft()
+                self.starved[take] = False
+                self._load(take, goals, t)
+        # robots waiting in vain go where parcels have waited REPICK_STEPS steps with no robot
+        # bound for them (robots coming back from the chutes take the fresh ones); each robot
+        # at most every REPICK_STEPS steps
+        stale = np.array([bool(q) and t - q[0][0] >= REPICK_STEPS for q in self._queue])
+        surplus = stale & (self.supply > self.load)
+        if surplus.any():
+            k_now = np.where(self.heading == 0, self.target, 0)     # (carrying: a chute)
+            idle = np.flatnonzero(self.starved & (self.heading == 0) & (self.supply[k_now] == 0)
+                                  & (t - self.starved_since >= REPICK_STEPS))
+            if idle.size:
+                idle = idle[np.argsort(self.starved_since[idle], kind="stable")]
+                idle = idle[:int((self.supply - self.load)[surplus].sum())]
+                self.induct_repicks += int(idle.size)
+                np.subtract.at(self.load, self.target[idle], 1)
+                k = self._pick_inducts(self._planner, idle, pos[idle])
+                self.target[idle] = k
+                self.starved_since[idle] = t
+                goals[idle] = self.induct_rep[k]
 
     def _drop(self, planner, robots, goals, t):
         ch = self.chute[robots]
@@ -525,6 +634,7 @@ class FloorSim(SortingTasks):
             self.completed += int(dr.size)
             self.chute[dr] = -1
             self.pdest[dr] = -1
+            self.noread[dr] = False
             k = self._pick_inducts(planner, dr, planner.positions[dr])
             self.target[dr] = k
             self.heading[dr] = 0
@@ -559,6 +669,21 @@ class FloorSim(SortingTasks):
         if state != "open" and self.kind[c] != 2 and self._goals is not None:
             # in place: the caller's goals array
             self._reroute(np.zeros(0, np.int64), [c], self._goals)
+
+    def _wait_p95(self, t_end) -> float | None:
+        """Steps a parcel waited at its induct for a robot, p95 over the parcels picked up and
+        those still waiting at ``t_end`` (counted as waiting until then); None with unlimited
+        supply."""
+        if self.options.arrival_rate <= 0:
+            return None
+        w = [(a, n) for a, n in self._waits]
+        w += [(t_end - t0, n) for q in self._queue for t0, n in q]
+        if not w:
+            return 0.0
+        v, c = np.array(w, np.float64).T
+        o = np.argsort(v, kind="stable")
+        cum = np.cumsum(c[o])
+        return float(v[o][np.searchsorted(cum, 0.95 * cum[-1])])
 
     # -- KPIs ------------------------------------------------------------------------------
     def latencies(self) -> np.ndarray:
@@ -605,6 +730,14 @@ class FloorSim(SortingTasks):
             "induct_repicks": int(self.induct_repicks),
             "robots_faulted_at_end": int((self.fault_left > 0).sum()),
             "robot_utilisation": {s: float(self.util[i] / tot) for i, s in enumerate(UTIL_STATES)},
+            "arrival_rate": float(self.options.arrival_rate),
+            "no_read_rate": float(self.options.no_read_rate),
+            # with an arrival rate: parcels offered = picked up + still waiting at the inducts
+            "parcels_offered": int(self.offered) if self.options.arrival_rate > 0 else None,
+            "offered_per_hour": (self.offered / hours if self.options.arrival_rate > 0
+                                 else None),
+            "parcels_waiting_at_inducts": int(self.supply.sum()),
+            "induct_wait_p95": self._wait_p95(t_end=int(steps)),
             **self.queues.kpis(steps),
             "induct_to_drop_p50": q(50),
             "induct_to_drop_p95": q(95),

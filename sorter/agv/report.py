@@ -31,7 +31,7 @@ REPORT_FILES = ("report.html", "throughput.png", "robot_states.png", "waiting.pn
 
 _STATE_COLOURS = {
     "faulted": "#d1495b", "dwelling": "#edae49", "carrying": "#1b9e4b",
-    "moving_empty": "#8fd18f", "waiting": "#9aa5b1",
+    "moving_empty": "#8fd18f", "waiting": "#9aa5b1", "starved": "#c5b3e6",
     "moving": "#1b9e4b", "turning": "#2f7ebc", "staying": "#9aa5b1",
 }
 
@@ -299,6 +299,12 @@ def _key_figures(k: dict, n: int) -> list:
     add("rejected", "parcels_rejected", "rejects_by_reason",
         fmt=lambda a, b: f"{a:,}" + (f" ({_fmt(b)})" if b else ""))
     add("parcels on robots at the end", "parcels_carried")
+    if k.get("parcels_offered") is not None:
+        add("offered", "parcels_offered", "offered_per_hour", "parcels_waiting_at_inducts",
+            fmt=lambda a, b, c: f"{a:,} parcels ({b:,.0f}/h); {c:,} still waiting at the inducts")
+        add("a parcel's wait at its induct", "induct_wait_p95", fmt=lambda a: f"p95 {a:.0f} steps")
+    if k.get("no_read_rate"):
+        add("no-read rate", "no_read_rate", fmt=lambda a: f"{100 * a:g} % of the parcels scanned")
     add("induct to drop", "induct_to_drop_p50", "induct_to_drop_p95",
         fmt=lambda a, b: f"p50 {a:.0f}, p95 {b:.0f} steps")
     add("robot-steps", "robot_utilisation", fmt=lambda u: ", ".join(

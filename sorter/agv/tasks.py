@@ -821,14 +821,19 @@ class SortingTasks:
             self._induct_rows = np.asarray(rows, np.int64)
         return self._induct_rows
 
+    def _induct_cost(self, d):
+        """Cost of each induct for an empty robot ``d`` cells from each: the distance, plus
+        ``balance_weight`` x robots already heading there (``"balanced"``)."""
+        if self.induct_choice == "balanced":
+            d = d + self.balance_weight * self.load
+        return d
+
     def _pick_inducts(self, planner, robots, pos, avoid=None):
         rows = self._induct_tables(planner)
         out = np.empty(robots.size, np.int64)
         for j, (r, c) in enumerate(zip(robots, pos)):
             fc = planner.graph.fidx[c]
-            d = planner.tables.pool[rows, fc].astype(np.float64)
-            if self.induct_choice == "balanced":
-                d = d + self.balance_weight * self.load
+            d = self._induct_cost(planner.tables.pool[rows, fc].astype(np.float64))
             if avoid is not None and d.size > 1:
                 d[avoid[j]] = np.inf
             k = int(np.argmin(d))

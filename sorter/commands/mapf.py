@@ -31,7 +31,9 @@ parcel through a sorter.Sorter: a plan generated from the floor's chute stations
 reject and overflow chutes; busy destinations get several chutes), or --plan PLAN.csv --chutes
 CHUTES.toml whose chute ids are the floor's chute labels. A chute that fills (--chute-capacity,
 default 50 parcels; 0 = unlimited) closes for --container-change-steps (default 50) and the
-robots heading there are re-routed (alternate, overflow or reject chute). --fault-rate P makes
+robots heading there are re-routed (alternate, overflow or reject chute). --arrival-rate R
+offers R parcels per hour (without it every induct always has a parcel: the floor's capacity);
+--no-read-rate P sends that share of parcels to the no_read reject chute. --fault-rate P makes
 each robot fail with probability P per step, blocking its cell for --repair-steps K (mean of
 --repair-dist); robots whose way runs into a faulted robot within --detour-horizon H moves
 (default 12) are routed around it. The KPIs then add parcels sorted (per hour at --seconds-per-step), per chute,
@@ -137,6 +139,13 @@ def add_arguments(p):
                      help="seconds per timestep for the per-hour KPIs (default 1)")
     eng.add_argument("--strategy", choices=("least_loaded", "round_robin", "fill_first"), default=None,
                      help="chute strategy of the generated plan (default least_loaded)")
+    eng.add_argument("--arrival-rate", type=float, default=None, metavar="PER_HOUR",
+                     help="parcels per hour offered to the floor, all inducts together (Poisson, "
+                          "shared evenly); robots wait at an induct for a parcel, and go where "
+                          "parcels wait (default 0: every induct always has one)")
+    eng.add_argument("--no-read-rate", type=float, default=None, metavar="P",
+                     help="probability that a loaded parcel's scan is a no-read (it goes to the "
+                          "no_read reject chute; default 0)")
 
 
 def _parse_window(text, steps):
@@ -332,7 +341,8 @@ def _finite(obj):
 
 
 _SIM_FLAGS = ("plan", "chutes", "chute_capacity", "container_change_steps", "fault_rate",
-              "repair_steps", "repair_dist", "seconds_per_step", "strategy")
+              "repair_steps", "repair_dist", "seconds_per_step", "strategy", "arrival_rate",
+              "no_read_rate")
 
 
 def _floor_sim_options(args, sorting, kind):
@@ -646,6 +656,10 @@ def run(args) -> int:
                   f"robot faults {k['robot_faults']}")
             print("  utilisation       " + ", ".join(f"{s_} {100 * v:.1f}%" for s_, v in u.items()))
             print(f"  induct->drop      p50 {k['induct_to_drop_p50']:.0f}  p95 {k['induct_to_drop_p95']:.0f} steps")
+            if k.get("parcels_offered") is not None:
+                print(f"  offered           {k['parcels_offered']} parcels ({k['offered_per_hour']:.0f}/h); "
+                      f"{k['parcels_waiting_at_inducts']} still waiting at the inducts; a parcel's "
+                      f"wait for a robot p95 {k['induct_wait_p95']:.0f} steps")
         if k.get("induct_queue_mean"):
             print("  induct queues     robots in each, mean (max): " + ", ".join(
                 f"{lab} {v:.1f} ({k['induct_queue_max'][lab]})"

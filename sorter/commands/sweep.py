@@ -21,12 +21,15 @@ with inducts and chutes that sorter mapf reads), each point runs the sorting flo
 faults) with seeds 0, 1, ... The keys are sorter mapf's settings: robots, steps (default
 2000), dwell_chute, dwell_induct, mix, destinations, rotation, guidance, induct_choice,
 detour_horizon, chute_capacity, container_change_steps, fault_rate, repair_steps,
-repair_dist, seconds_per_step, strategy, max_recirculation, chutes_per_destination (these
-two have no sorter mapf flag: the chute engine's re-routes before reject, default 3, and
-chutes per destination of the generated plan). The table
+repair_dist, seconds_per_step, strategy, arrival_rate (parcels per hour offered; default 0 =
+unlimited supply), no_read_rate, max_recirculation, chutes_per_destination (these two have no
+sorter mapf flag: the chute engine's re-routes before reject, default 3, and chutes per
+destination of the generated plan). The table
 shows parcels sorted per hour (net of rejects) and per robot-hour with 95% CIs, p95
 induct-to-drop steps, the share of robot-steps waiting and rejects %: how many robots the
-floor needs, and where more stop paying.
+floor needs, and where more stop paying; with --set arrival_rate=R also the offered load, the
+p95 wait of a parcel at its induct for a robot and the share of robot-steps starved (at an
+induct with no parcel): the fleet that keeps up with R parcels per hour.
 
 example:
   sorter sweep seeds/scenarios/small.toml --vary wave.0.rate_per_hour=4000:12000:2000 \\
@@ -35,6 +38,8 @@ example:
       --set scenario.interval_minutes=5 --seeds 3
   sorter sweep seeds/floors/medium_33x57.txt --vary robots=100:500:100 \\
       --vary fault_rate=0,0.0005 --set steps=2000 --seeds 3 --out out/fleet
+  sorter sweep seeds/floors/medium_33x57.txt --vary robots=40:120:20 --set arrival_rate=6000 \\
+      --set steps=2000 --seeds 3
   # the same on your Dask cluster (pip install '.[dask]' from a checkout, on the client and
   # every worker; PyPI's `sorter` is another project): add --dask tcp://HOST:8786
 """
