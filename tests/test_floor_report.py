@@ -160,3 +160,16 @@ def test_report_of_a_run_of_zero_or_one_step(tmp_path, steps):
     files = write_floor_report(f, res, res.kpis(), tmp_path)
     assert "report.html" in files and "waiting.png" in files
     assert ("robot_states.png" in files) == (steps > 0)
+
+
+def test_chute_plot_counts_the_chutes_that_got_no_parcel(tmp_path, monkeypatch):
+    from sorter.agv import report
+    f = load_floor(seed_path(MEDIUM))
+    pl, stream = make_run(f, 2, seed=0, tasks="sorting")
+    res = simulate(pl, stream, 20)
+    seen = {}
+    orig = report.plot_chutes
+    monkeypatch.setattr(report, "plot_chutes",
+                        lambda pc, path, **kw: (seen.update(pc), orig(pc, path, **kw)))
+    report.write_floor_report(f, res, {**res.kpis(), "sorted_per_chute": {"C1": 3}}, tmp_path)
+    assert len(seen) == len(f.chutes) and seen["C1"] == 3 and sum(seen.values()) == 3

@@ -255,7 +255,10 @@ def plot_chutes(per_chute: dict, path, *, top: int = 60):
     ax.set_xticklabels([k for k, _ in shown], rotation=90, fontsize=6)
     ax.set_xlim(-0.6, max(len(shown), 1) - 0.4)
     ax.set_ylabel("parcels")
-    more = f" (busiest {top} of {len(items)})" if len(items) > top else ""
+    more = f"busiest {top} of {len(items)}" if len(items) > top else ""
+    none = sum(1 for _, v in items if not v)
+    more = "; ".join(x for x in (more, f"{none} got none" if none else "") if x)
+    more = f" ({more})" if more else ""
     ax.set_title(f"Parcels per chute{more}", loc="left", fontsize=11)
     fig.tight_layout()
     fig.savefig(path)
@@ -361,6 +364,8 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
     series = floor_time_series(result, window=window, util_steps=util_steps)
     if per_chute is None:
         per_chute = kpis.get("sorted_per_chute")
+        if per_chute:                  # the chutes that got no parcel count too (as 0)
+            per_chute = {**{str(st.label): 0 for st in floor.chutes}, **per_chute}
     sorting = bool(result.delivered) or bool(per_chute)
     name = title or floor.name
     written = []
