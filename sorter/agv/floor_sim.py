@@ -68,10 +68,27 @@ from sorter.errors import InputError
 __all__ = ["FloorSim", "FloorSimOptions", "floor_plan", "REPAIR_DISTS", "UTIL_STATES"]
 
 REPAIR_DISTS = ("fixed", "exp", "uniform")
-#: Robot-step categories of the utilisation KPI, in priority order.
+#: Robot-step categories of the utilisation KPI, in priority order, but for ``starved`` (a robot
+#: standing at its induct waiting for a parcel), which comes right after ``faulted``.
 UTIL_STATES = ("faulted", "dwelling", "carrying", "moving_empty", "waiting", "starved")
 REPICK_STEPS = 20       # an empty robot cut off from its induct picks another at most this often
+MAX_ARRIVALS_PER_STEP = 1e6     # arrival_rate x seconds_per_step / 3600: parcel counts stay int64
 _BIG = 1_000_000_000
+
+
+def _whole(v) -> bool:
+    """Whether ``v`` is a whole number (an int, or a float without fraction; no bool, no text)."""
+    return (not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating))
+            and math.isfinite(v) and float(v).is_integer())
+
+
+def _real(v) -> float:
+    """``float(v)``, or nan for what is no number (a sweep's text value): the range checks
+    then refuse it with the field's name."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 @dataclass
@@ -130,7 +147,7 @@ class FloorSimOptions:
             raise InputError("a sort plan needs both files", field="plan",
                              expected="--plan PLAN.csv and --chutes CHUTES.toml together")
         cap = self.chute_capacity
-        if cap is not None and (isinstance(cap, bool) or int(cap) != cap or not 0 <= cap <= _BIG):
+        if cap is not None and (not _whole(cap) or not 0 <= cap <= _BIG):
             raise InputError(f"chute capacity {cap!r}", field="chute_capacity",
                              expected="an integer >= 0 (0 = unlimited)")
         from sorter.constants import STRATEGIES
@@ -142,26 +159,30 @@ class FloorSimOptions:
             if v is None and name == "max_recirculation":
                 continue
             lo = 1 if name == "repair_steps" else 0      # the same bound for -1 and for 0
-            if isinstance(v, bool) or int(v) != v or v < lo:
+            if not _whole(v) or v < lo:
                 raise InputError(f"{name}={v!r}", field=name, expected=f"an integer >= {lo}")
-        if not 0.0 <= float(self.fault_rate) <= 1.0:
+        if isinstance(self.fault_rate, bool) or not 0.0 <= _real(self.fault_rate) <= 1.0:
             raise InputError(f"fault rate {self.fault_rate!r}", field="fault_rate",
                              expected="a probability in [0, 1]")
         if self.repair_dist not in REPAIR_DISTS:
             raise InputError(f"repair distribution {self.repair_dist!r}", field="repair_dist",
                              expected=" | ".join(REPAIR_DISTS))
-        if not 0 < float(self.seconds_per_step) < math.inf:     # inf: every per-hour KPI 0
+        if (isinstance(self.seconds_per_step, bool)          # inf: every per-hour KPI 0
+                or not 0 < _real(self.seconds_per_step) < math.inf):
             raise InputError(f"seconds per step {self.seconds_per_step!r}",
                              field="seconds_per_step", expected="a finite number > 0")
-        if (isinstance(self.arrival_rate, bool)
-                or not 0 <= float(self.arrival_rate) < math.inf):
+        rate = _real(self.arrival_rate)
+        if (isinstance(self.arrival_rate, bool) or not 0 <= rate < math.inf
+                or rate * float(self.seconds_per_step) / 3600.0 > MAX_ARRIVALS_PER_STEP):
             raise InputError(f"arrival rate {self.arrival_rate!r}", field="arrival_rate",
-                             expected="parcels per hour, a finite number >= 0 (0 = unlimited)")
-        if isinstance(self.no_read_rate, bool) or not 0.0 <= float(self.no_read_rate) <= 1.0:
+                             expected="parcels per hour, a finite number >= 0 (0 = unlimited), "
+                                      f"at most {MAX_ARRIVALS_PER_STEP:.0e} parcels per step "
+                                      "at seconds_per_step")
+        if isinstance(self.no_read_rate, bool) or not 0.0 <= _real(self.no_read_rate) <= 1.0:
             raise InputError(f"no-read rate {self.no_read_rate!r}", field="no_read_rate",
                              expected="a probability in [0, 1]")
         c = self.chutes_per_destination
-        if c is not None and not float(c) >= 1:
+        if c is not None and (isinstance(c, bool) or not _real(c) >= 1):
             raise InputError(f"chutes_per_destination={c!r}", field="chutes_per_destination",
                              expected="a number >= 1")
         return self
@@ -370,8 +391,11 @@ class FloorSim(SortingTasks):
         self.starved_since = np.zeros(n, np.int64)
         self.noread = np.zeros(n, np.bool_)           # the parcel carried is a no-read
         self.induct_of_cell = np.full(floor.n_cells, -1, np.int64)
+        self.induct_area = np.full(floor.n_cells, -1, np.int64)     # its cells and queue
         for k, st in enumerate(floor.inducts):
             self.induct_of_cell[np.asarray(st.cells)] = k
+            self.induct_area[np.asarray(st.cells)] = k
+            self.induct_area[np.asarray(st.queue, np.int64)] = k
         self._repicked = np.full(n, -REPICK_STEPS, np.int64)
         self.induct_repicks = 0
         # counters
@@ -465,10 +489,13 @@ class FloorSim(SortingTasks):
         pos = planner.positions
         # utilisation of the step just taken
         moved = pos != self._prev_pos
+        # a robot waiting at its induct for a parcel is starved, also while the planner has it
+        # dwell there again (it re-tasks a robot standing on its goal)
         cat = np.where(self._faulted_before, 0,
-                       np.where(self._dwell_before, 1,
-                                np.where(moved, np.where(self._loaded_before, 2, 3),
-                                         np.where(self._starved_before, 5, 4))))
+                       np.where(self._starved_before & ~moved, 5,
+                                np.where(self._dwell_before, 1,
+                                         np.where(moved, np.where(self._loaded_before, 2, 3),
+                                                  4))))
         step_util = np.bincount(cat, minlength=len(UTIL_STATES))
         self.util += step_util
         self.util_steps.append(step_util)       # per step, for the report's time series
@@ -488,8 +515,10 @@ class FloorSim(SortingTasks):
             at_chute = fin[self.heading[fin] == 1]
             if at_induct.size:
                 if self.options.arrival_rate > 0:     # wait there for a parcel (below)
-                    self.starved[at_induct] = True
-                    self.starved_since[at_induct] = t
+                    # (a waiting robot 'finishes' again and again: it keeps its place)
+                    new = at_induct[~self.starved[at_induct]]
+                    self.starved[new] = True
+                    self.starved_since[new] = t
                 else:
                     self._load(at_induct, goals, t)
             if at_chute.size:
@@ -505,6 +534,7 @@ class FloorSim(SortingTasks):
             k = self._pick_inducts(planner, cut, pos[cut], avoid=self.target[cut])
             self.target[cut] = k
             goals[cut] = self.induct_rep[k]
+            self.starved[cut] = False              # it waits anew at the other induct
             self._repicked[cut] = t
             self.induct_repicks += int(cut.size)
         # containers changed: reopen
@@ -539,6 +569,12 @@ class FloorSim(SortingTasks):
         lam = self._arrival_per_step()
         if lam > 0:
             d = d + np.maximum(0, self.load - self.supply + 1) / lam
+            if self._prev_pos is not None and self.fault_left.any():
+                # an induct a faulted robot stands on (or in its queue): its parcels wait for
+                # the repair (they would draw robots there again and again)
+                k = self.induct_area[self._prev_pos[self.fault_left > 0]]
+                d = d.copy()
+                d[k[k >= 0]] += 1e6
         return d
 
     def _arrival_per_step(self) -> float:
@@ -556,7 +592,7 @@ class FloorSim(SortingTasks):
         for k in np.flatnonzero(new):
             self._queue[k].append([t, int(new[k])])
         ready = np.flatnonzero(self.starved & (self.induct_of_cell[pos] == self.target)
-                               & (self.heading == 0))
+                               & (self.heading == 0) & (self.fault_left == 0))    # not faulted
         if ready.size and self.supply.any():
             ready = ready[np.lexsort((ready, self.starved_since[ready], self.target[ready]))]
             k = self.target[ready]
@@ -581,13 +617,16 @@ class FloorSim(SortingTasks):
         if surplus.any():
             k_now = np.where(self.heading == 0, self.target, 0)     # (carrying: a chute)
             idle = np.flatnonzero(self.starved & (self.heading == 0) & (self.supply[k_now] == 0)
-                                  & (t - self.starved_since >= REPICK_STEPS))
+                                  & (t - self.starved_since >= REPICK_STEPS)
+                                  & (self.fault_left == 0))
             if idle.size:
                 idle = idle[np.argsort(self.starved_since[idle], kind="stable")]
                 idle = idle[:int((self.supply - self.load)[surplus].sum())]
                 self.induct_repicks += int(idle.size)
                 np.subtract.at(self.load, self.target[idle], 1)
-                k = self._pick_inducts(self._planner, idle, pos[idle])
+                # to an induct whose parcels wait (was: any, often its own empty one)
+                k = self._pick_inducts(self._planner, idle, pos[idle],
+                                       avoid=np.broadcast_to(~surplus, (idle.size, surplus.size)))
                 self.target[idle] = k
                 self.starved_since[idle] = t
                 goals[idle] = self.induct_rep[k]
