@@ -144,3 +144,19 @@ def test_floor_sweep_with_an_arrival_rate():
         assert row["offered_per_hour"] == k["offered_per_hour"]
         assert row["net_sorted_per_hour"] == k["net_sorted_per_hour"]
     assert "offered/h" in res.format_table() and "starved %" in res.format_table()
+
+
+def test_report_series_of_the_offered_load(tmp_path):
+    from sorter.agv.report import floor_time_series, write_floor_report
+    f = load_floor(MEDIUM)
+    pl, st = make_run(f, 20, seed=0, tasks="sorting",
+                      floor_sim=FloorSimOptions(arrival_rate=4000))
+    res = simulate(pl, st, 90)
+    s = floor_time_series(res, window=30, offered_steps=st.offered_steps)
+    assert len(st.offered_steps) == 90
+    assert s["offered_per_step"].sum() * 30 == pytest.approx(st.offered)
+    assert floor_time_series(res, window=30)["offered_per_step"] is None
+    files = write_floor_report(f, res, {**res.kpis(), **st.kpis(90)}, tmp_path,
+                               util_steps=st.util_steps, offered_steps=st.offered_steps)
+    page = (tmp_path / "report.html").read_text()
+    assert "throughput.png" in files and f"{st.offered:,} parcels" in page

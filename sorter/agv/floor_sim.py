@@ -387,6 +387,7 @@ class FloorSim(SortingTasks):
         self._queue = [deque() for _ in floor.inducts]  # [arrival step, parcels] per induct
         self._waits = []                               # (waited steps, parcels) per pick-up
         self.offered = 0
+        self.offered_steps = []                        # parcels arrived, step by step
         self.starved = np.zeros(n, np.bool_)          # at its induct, waiting for a parcel
         self.starved_since = np.zeros(n, np.int64)
         self.noread = np.zeros(n, np.bool_)           # the parcel carried is a no-read
@@ -589,6 +590,7 @@ class FloorSim(SortingTasks):
         new = self.arrival_rng.poisson(self._arrival_per_step(), len(self.supply))
         self.supply += new
         self.offered += int(new.sum())
+        self.offered_steps.append(int(new.sum()))     # per step, for the report
         for k in np.flatnonzero(new):
             self._queue[k].append([t, int(new[k])])
         ready = np.flatnonzero(self.starved & (self.induct_of_cell[pos] == self.target)

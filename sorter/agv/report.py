@@ -54,7 +54,7 @@ def _per_window(per_step: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
     return edges, sums
 
 
-def floor_time_series(result, *, window=None, util_steps=None) -> dict:
+def floor_time_series(result, *, window=None, util_steps=None, offered_steps=None) -> dict:
     """Per-window series of a run (:class:`~sorter.agv.lifelong.RunResult`).
 
     Parameters
@@ -64,15 +64,19 @@ def floor_time_series(result, *, window=None, util_steps=None) -> dict:
         for the robot states unless ``util_steps`` is given.
     window : int, optional
         Steps per window; default ~1/100 of the run.
-    util_steps : array (steps, 5), optional
+    util_steps : array (steps, states), optional
         Robot-steps per :data:`sorter.agv.floor_sim.UTIL_STATES` state, step by step
         (``FloorSim.util_steps``).
+    offered_steps : array (steps,), optional
+        Parcels offered at the inducts, step by step (``FloorSim.offered_steps``, with an
+        arrival rate).
 
     Returns
     -------
     dict
         ``edges`` (window edges in steps), ``tasks_per_step`` and ``parcels_per_step`` (means
-        over each window), ``states`` (state -> share of robot-steps per window).
+        over each window), ``offered_per_step`` (None without ``offered_steps``), ``states``
+        (state -> share of robot-steps per window).
 
     Examples
     --------
@@ -119,8 +123,11 @@ def floor_time_series(result, *, window=None, util_steps=None) -> dict:
                   "staying": 1.0 - (ws[:, 0] + ws[:, 1]) / tot}
         if result.headings is None:
             del states["turning"]
+    offered = None
+    if offered_steps is not None and len(offered_steps) == steps and steps:
+        offered = _per_window(np.asarray(offered_steps, np.float64), w)[1] / span
     return {"edges": edges, "window": w, "tasks_per_step": d / span,
-            "parcels_per_step": p / span, "states": states}
+            "parcels_per_step": p / span, "offered_per_step": offered, "states": states}
 
 
 def waiting_counts(floor, positions, *, drops=True, inducts=True, headings=None) -> np.ndarray:
@@ -173,11 +180,15 @@ def plot_throughput(series, path, *, sorting: bool, title: str):
         ax.stairs(series["parcels_per_step"], e, color="#1b9e4b", linewidth=1.8,
                   label="parcels dropped per step")
     top = float(np.max(series["tasks_per_step"], initial=0))
+    if series.get("offered_per_step") is not None:
+        ax.stairs(series["offered_per_step"], e, color="#9aa5b1", linewidth=1.4,
+                  linestyle="--", label="parcels offered at the inducts per step")
+        top = max(top, float(np.max(series["offered_per_step"], initial=0)))
     ax.set_ylim(0, top * 1.15 if top > 0 else 1.0)     # no goals: 0..1, not 0..1e-9
     ax.set_xlim(e[0], max(e[-1], e[0] + 1))
     ax.set_xlabel(f"step (windows of {series['window']} steps)")
     ax.set_ylabel("per step")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=8,
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=8,
               frameon=False)                  # below the axes: not over the curves
     ax.set_title(title, loc="left", fontsize=11)
     fig.tight_layout()
@@ -331,7 +342,7 @@ def _key_figures(k: dict, n: int) -> list:
 
 
 def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
-                       per_chute=None, window=None, title=None) -> list[str]:
+                       per_chute=None, window=None, title=None, offered_steps=None) -> list[str]:
     """Write the report's plots and ``report.html`` into ``out_dir`` (an existing folder).
 
     Parameters
@@ -341,8 +352,10 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
         With ``positions`` (``simulate(..., record=True)``).
     kpis : dict
         What ``kpis.json`` holds (``RunResult.kpis()`` plus the task stream's KPIs).
-    util_steps : array (steps, 5), optional
+    util_steps : array (steps, states), optional
         ``FloorSim.util_steps``: robot states from the chute-engine floor.
+    offered_steps : array (steps,), optional
+        ``FloorSim.offered_steps``: parcels offered per step (with an arrival rate).
     per_chute : dict, optional
         Chute label -> parcels; default ``kpis["sorted_per_chute"]`` when present.
     window : int, optional
@@ -361,7 +374,8 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
         raise InputError("the run was not recorded", field="result",
                          expected="simulate(..., record=True)")
     steps = int(result.steps)
-    series = floor_time_series(result, window=window, util_steps=util_steps)
+    series = floor_time_series(result, window=window, util_steps=util_steps,
+                               offered_steps=offered_steps)
     if per_chute is None:
         per_chute = kpis.get("sorted_per_chute")
         if per_chute:                  # the chutes that got no parcel count too (as 0)

@@ -634,7 +634,8 @@ def run(args) -> int:
         if args.report:
             from sorter.agv.report import write_floor_report
             report_files = write_floor_report(
-                floor, res, k, out, util_steps=getattr(stream, "util_steps", None))
+                floor, res, k, out, util_steps=getattr(stream, "util_steps", None),
+                offered_steps=getattr(stream, "offered_steps", None) or None)
     if args.json:
         print(json.dumps(_finite(k)))
     else:
