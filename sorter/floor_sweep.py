@@ -13,18 +13,19 @@ Settings (:data:`FLOOR_SETTINGS`), as ``sorter mapf`` names them: ``robots``, ``
 ``induct_choice``, ``detour_horizon``, and the chute engine's ``chute_capacity``,
 ``container_change_steps``, ``fault_rate``, ``repair_steps``, ``repair_dist``,
 ``seconds_per_step``, ``strategy``, ``max_recirculation``, ``chutes_per_destination``,
-``arrival_rate`` (parcels per hour offered; 0, the default, = unlimited supply), ``no_read_rate``. Every
-point is checked before the first run (an unknown setting names the nearest valid ones; a bad
-value names the point). Seeds: ``N`` means 0 .. N-1, the same at every point.
+``arrival_rate`` (parcels per hour offered; 0, the default, = unlimited supply),
+``no_read_rate``. Every point is checked before the first run (an unknown setting names the
+nearest valid ones; a bad value names the point). Seeds: ``N`` means 0 .. N-1, the same at
+every point.
 
 Row KPIs: parcels sorted per hour (``net_sorted_per_hour``: into destination and overflow
 chutes; ``sorted_per_hour`` counts rejects too), per robot-hour (``net_sorted_per_robot_hour``),
 ``reject_pct``, ``induct_to_drop_p50`` / ``_p95`` (steps), the robot-step shares
 ``util_<state>`` (faulted, dwelling, carrying, moving_empty, waiting, starved), ``tasks_per_step``,
 ``chute_full_events``, ``reroutes``, ``robot_faults``, ``rejected_<reason>``, and with an
-arrival rate ``offered_per_hour``, ``parcels_waiting_at_inducts`` and ``induct_wait_p95`` (steps
-a parcel waits at its induct for a robot) (no run times: the same point and seed give the same
-row on every backend).
+arrival rate ``offered_per_hour``, ``parcels_waiting_at_inducts`` and ``induct_wait_p95`` (p95
+of the steps a parcel waits at its induct for a robot). No run times: the same point and seed
+give the same row on every backend.
 """
 from __future__ import annotations
 

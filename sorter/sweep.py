@@ -573,7 +573,7 @@ class SweepResult:
             supply = all("offered_per_hour_mean" in s for s in summ)     # an arrival rate
             names = list(self.vary) + ["runs", "sorted/h ± 95% CI", "per robot-h ± CI",
                                        "p95 ind→drop steps", "waiting %", "reject %"] + (
-                ["offered/h", "p95 wait at induct", "starved %"] if supply else [])
+                ["offered/h", "p95 wait at induct steps", "starved %"] if supply else [])
             for s in summ:
                 rows.append([_fmt(s[k]) for k in self.vary] + [
                     f"{s['n_seeds']}",

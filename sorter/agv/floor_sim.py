@@ -45,8 +45,11 @@ and ``parcels_rejected`` the rest), per hour with
 ``seconds_per_step``, per chute, by reason (``ok``, ``overflow`` and the reject reasons; as in
 ``sorter run``, overflow counts as sorted (``sorted_to_overflow``), not in ``rejects_by_reason``),
 robot utilisation (fraction of robot-steps faulted / dwelling / carrying a parcel while moving /
-moving empty / waiting; a turn in place under the rotation model counts as waiting), chute full
-events, container changes, re-routes, induct-to-drop steps (p50, p95), on floors with induct
+moving empty / waiting / starved, at its induct with no parcel under an arrival rate; a turn
+in place under the rotation model counts as waiting), chute full events, container changes,
+re-routes, induct-to-drop steps (p50, p95), with an arrival rate the parcels offered
+(``parcels_offered``, ``offered_per_hour``), still waiting at the inducts and a parcel's p95
+wait there for a robot (``induct_wait_p95``, steps), on floors with induct
 queues (``Station.queue``) the robots standing in each queue (``induct_queue_mean`` per step,
 ``induct_queue_max``), and a conservation check (parcels picked = dropped + carried).
 

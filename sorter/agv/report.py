@@ -2,10 +2,12 @@
 
 :func:`write_floor_report` writes into one folder, beside ``paths.npz`` and ``kpis.json``:
 
-* ``throughput.png``: goals reached per step, and parcels dropped per step on a sorting floor,
-  window by window over the run (is the floor settling, or jamming up?);
+* ``throughput.png``: goals reached per step, and parcels dropped per step on a sorting floor
+  (with an arrival rate also the parcels offered at the inducts per step), window by window
+  over the run (is the floor settling, or jamming up? keeping up with the offered load?);
 * ``robot_states.png``: the share of robot-steps in each state, window by window (sorting floor
-  with the chute engine: faulted / dwelling / carrying / moving empty / waiting; otherwise
+  with the chute engine: faulted / dwelling / carrying / moving empty / waiting / starved (at
+  an induct with no parcel, with an arrival rate); otherwise
   moving / turning / staying, read off the positions and headings);
 * ``waiting.png``: where robots stood still without a reason of their own (waiting robot-steps
   per cell, dwells at stations excluded), drawn over the floor: the congestion points;
@@ -173,15 +175,15 @@ def plot_throughput(series, path, *, sorting: bool, title: str):
     matplotlib, plt = _plt()
     e = series["edges"]
     fig, ax = plt.subplots(figsize=(10, 4.2), dpi=110)
-    ax.stairs(series["tasks_per_step"], e, color="#2f7ebc", linewidth=1.8,
+    ax.stairs(series["tasks_per_step"], e, color="#2f7ebc", baseline=None, linewidth=1.8,
               label="goals reached per step (each induct visit and drop)" if sorting
               else "goals reached per step")
     if sorting:
-        ax.stairs(series["parcels_per_step"], e, color="#1b9e4b", linewidth=1.8,
+        ax.stairs(series["parcels_per_step"], e, color="#1b9e4b", baseline=None, linewidth=1.8,
                   label="parcels dropped per step")
     top = float(np.max(series["tasks_per_step"], initial=0))
     if series.get("offered_per_step") is not None:
-        ax.stairs(series["offered_per_step"], e, color="#9aa5b1", linewidth=1.4,
+        ax.stairs(series["offered_per_step"], e, color="#9aa5b1", baseline=None, linewidth=1.4,
                   linestyle="--", label="parcels offered at the inducts per step")
         top = max(top, float(np.max(series["offered_per_step"], initial=0)))
     ax.set_ylim(0, top * 1.15 if top > 0 else 1.0)     # no goals: 0..1, not 0..1e-9
@@ -294,8 +296,9 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _key_figures(k: dict, n: int) -> list:
-    """(label, text) rows of the report's table, from the KPIs a run has."""
+def _key_figures(k: dict, n: int, stations: bool = True) -> list:
+    """(label, text) rows of the report's table, from the KPIs a run has (``stations``: the
+    floor has inducts or chutes)."""
     out = []
 
     def add(label, *keys, fmt=None):
@@ -304,7 +307,9 @@ def _key_figures(k: dict, n: int) -> list:
 
     add("robots, steps", "robots", "steps", fmt=lambda r, s: f"{r:,} robots, {s:,} steps")
     add("goals reached", "tasks_completed", "tasks_per_step",
-        fmt=lambda t, p: f"{t:,} ({p:.2f} per step; each induct visit and drop counts)")
+        fmt=lambda t, p: f"{t:,} ({p:.2f} per step" + (
+            "; each induct visit and drop counts)" if "parcels_delivered" in k
+            and k["parcels_delivered"] else ")"))
     add("parcels sorted", "parcels_sorted", "sorted_per_hour", "seconds_per_step",
         fmt=lambda a, b, c: f"{a:,} ({b:,.0f}/h at {c:g} s per step, rejects included)")
     add("net of rejects", "net_sorted_per_hour", fmt=lambda a: f"{a:,.0f}/h, "
@@ -330,7 +335,9 @@ def _key_figures(k: dict, n: int) -> list:
     add("plan", "plan", "router", fmt=lambda a, b: f"{a} ({b})")
     add("planner", "guidance", "rotation",
         fmt=lambda g, r: f"guidance {g}, " + ("rotations" if r else "4-connected moves"))
-    add("dwell at chute / induct", "dwell_chute", "dwell_induct", fmt=lambda a, b: f"{a} / {b} steps")
+    if stations:
+        add("dwell at chute / induct", "dwell_chute", "dwell_induct",
+            fmt=lambda a, b: f"{a} / {b} steps")
     add("planning time per step", "ms_per_step_p50", "ms_per_step_p99",
         fmt=lambda a, b: f"p50 {a:.2f} ms, p99 {b:.2f} ms")
     add("preprocessing", "preprocess_s", fmt=lambda a: f"{a:.2f} s")
@@ -411,7 +418,8 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
     boxes = []
     if "net_sorted_per_hour" in k:
         boxes += [(f"{k['net_sorted_per_hour']:,.0f}", "parcels sorted per hour (net of rejects)"),
-                  (f"{k.get('sorted_per_robot_hour', 0):.1f}", "parcels per robot-hour"),
+                  (f"{k['net_sorted_per_hour'] / max(1, n):.1f}",
+                   "parcels per robot-hour (net)"),
                   (f"{k.get('induct_to_drop_p95', 0):.0f}", "induct to drop, p95 (steps)")]
     else:
         boxes += [(f"{tps:.2f}", "goals reached per step"),
@@ -423,7 +431,7 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
         boxes.append((f"{100 * wsum:.0f} %", f"robot-steps {idle}"))
     boxes.append((f"{k.get('ms_per_step_p50', 0):.2f} ms", "planning per step, median"))
     rows = "".join(f"<tr><th>{e(label)}</th><td>{e(text)}</td></tr>"
-                   for label, text in _key_figures(k, n))
+                   for label, text in _key_figures(k, n, bool(floor.inducts or floor.chutes)))
     queues = ""
     if k.get("induct_queue_mean"):
         queues = "<h2>Induct queues (robots in line)</h2><table class='num'><tr><th>induct</th>" \

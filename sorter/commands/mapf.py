@@ -37,7 +37,9 @@ offers R parcels per hour (without it every induct always has a parcel: the floo
 each robot fail with probability P per step, blocking its cell for --repair-steps K (mean of
 --repair-dist); robots whose way runs into a faulted robot within --detour-horizon H moves
 (default 12) are routed around it. The KPIs then add parcels sorted (per hour at --seconds-per-step), per chute,
-by reason, robot utilisation, chute full events, induct-to-drop p50/p95. Without --scenario,
+by reason, robot utilisation, chute full events, induct-to-drop p50/p95 (with --arrival-rate:
+parcels offered and still waiting at the inducts, a parcel's p95 wait there for a robot,
+robot-steps starved at an induct with no parcel). Without --scenario,
 a floor with stations uses the plain destination -> chute table (RHCR's scenario); --router
 table forces it. Either way an empty robot heads for the induct with the least distance + 2 x
 robots already heading there (--induct-choice balanced, the default) or the nearest one.
