@@ -215,7 +215,7 @@ def floor_sweep(floor, vary, *, seeds=3, overrides=None, client=None, n_workers=
     >>> [r["robots"] for r in res.rows], res.kind
     ([5, 10], 'floor')
     """
-    from sorter.sweep import _fmt, _seed_list, run_points
+    from sorter.sweep import _fmt, _seed_list, check_backend, run_points
     if not hasattr(floor, "free_cells"):
         from sorter.layout import load_floor
         floor = load_floor(floor)
@@ -240,13 +240,7 @@ def floor_sweep(floor, vary, *, seeds=3, overrides=None, client=None, n_workers=
         if not values:
             raise InputError(f"no values for {key!r}", field=key, expected="at least one value")
         vary[key] = [_check_value(floor, key, v) for v in values]     # as they run
-    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int)
-                                  or n_workers < 1):
-        raise InputError(f"bad n_workers {n_workers!r}", field="n_workers",
-                         expected="an integer >= 1")
-    if client is not None and not (hasattr(client, "map") and hasattr(client, "gather")):
-        raise InputError(f"bad client {type(client).__name__}", field="client",
-                         expected="a dask.distributed.Client (or None for local processes)")
+    check_backend(client, n_workers)
     seed_list = _seed_list(seeds, 0)
     keys = list(vary)
     points = [dict(zip(keys, combo)) for combo in itertools.product(*(vary[k] for k in keys))]

@@ -906,13 +906,7 @@ def capacity_sweep(scenario, vary, *, seeds=5, overrides=None, base_dir=None, cl
             raise InputError(f"{key!r} is both varied and fixed (overrides / --set "
                              f"{fixed[norm]})", field=key,
                              expected="a key either varied (--vary) or fixed (--set), not both")
-    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int)
-                                  or n_workers < 1):
-        raise InputError(f"bad n_workers {n_workers!r}", field="n_workers",
-                         expected="an integer >= 1")
-    if client is not None and not (hasattr(client, "map") and hasattr(client, "gather")):
-        raise InputError(f"bad client {type(client).__name__}", field="client",
-                         expected="a dask.distributed.Client (or None for local processes)")
+    check_backend(client, n_workers)
     try:                                   # a bad fixed override fails here, once
         base_sc = _point_scenario(doc, {}, path, base, overrides=overrides)
     except InputError as exc:
@@ -936,6 +930,17 @@ def capacity_sweep(scenario, vary, *, seeds=5, overrides=None, base_dir=None, cl
     return run_points(scenarios, points, seed_list, client=client, n_workers=n_workers,
                       progress=progress, vary=vary, scenario=base_sc.name,
                       path=None if path is None else str(path), overrides=overrides)
+
+
+def check_backend(client, n_workers) -> None:
+    """A sweep's backend arguments: a Dask client (or None) and local worker processes."""
+    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int)
+                                  or n_workers < 1):
+        raise InputError(f"bad n_workers {n_workers!r}", field="n_workers",
+                         expected="an integer >= 1")
+    if client is not None and not (hasattr(client, "map") and hasattr(client, "gather")):
+        raise InputError(f"bad client {type(client).__name__}", field="client",
+                         expected="a dask.distributed.Client (or None for local processes)")
 
 
 def run_points(runs, points, seed_list, *, client, n_workers, progress, **result) -> SweepResult:

@@ -31,13 +31,7 @@ from sorter.layout.rhcr import parse_kiva_map, parse_rhcr_grid
 FLOOR = "I....\n.....\n..D..\n..C..\n"
 
 
-def _err(capsys, argv):
-    """Run the CLI expecting a user error: exit code 2, ONE line on stderr, no traceback."""
-    assert main(["mapf"] + argv) == 2
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+from test_qa_mapf_session9 import _err  # noqa: E402  (CLI user error: one line, exit 2)
 
 
 # ---------------------------------------------------------------- parsers take str only
