@@ -132,3 +132,18 @@ def test_journal_show_with_a_row_kind_that_reads_as_no_text_is_damaged(tmp_path,
     finally:
         con.close()
     one_error_line(capsys, ["journal", "show", str(db)], str(db), "damaged")
+
+
+@pytest.mark.parametrize("args", [["seeds/floors/small_12x20.txt", "--vary", "robots=5,5",
+                                   "--set", "steps=5"],
+                                  ["seeds/scenarios/small.toml", "--vary",
+                                   "loop.speed_mps=2,2.0"]])
+def test_a_value_varied_twice_is_refused(args):
+    """`--vary robots=5,5` ran the same points twice (a typo, and twice the time)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, "-m", "sorter", "sweep", *args], capture_output=True,
+                       text=True, cwd=root)
+    assert r.returncode == 2 and "given twice" in r.stderr and "Traceback" not in r.stderr

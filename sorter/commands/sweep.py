@@ -96,6 +96,14 @@ def run(args) -> int:
         if key in vary:
             raise InputError(f"--vary {key} given twice", field="--vary", expected="each key once")
         vary[key] = parse_values(values, key=key)
+        seen_v = set()
+        for v in vary[key]:            # a value twice would run the same points twice
+            num = isinstance(v, (int, float)) and not isinstance(v, bool)
+            tag = ("number", float(v)) if num else (type(v).__name__, repr(v))
+            if tag in seen_v:
+                raise InputError(f"--vary {key}: value {v!r} given twice", field="--vary",
+                                 expected="each value once")
+            seen_v.add(tag)
     overrides, seen = {}, {}
     for text in args.set_:
         key, value = _pair(text, "--set")
