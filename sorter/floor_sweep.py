@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import difflib
 import itertools
+
+import numpy as np
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -100,23 +102,27 @@ def _check_key(key) -> str:
 
 def _check_value(floor, key, v):
     """``v`` as the setting ``key`` takes it, or InputError."""
+    if isinstance(v, np.generic):      # numpy scalars (a value of np.arange ...) as Python's
+        v = v.item()
     bad = InputError(f"bad value {v!r}", field=key, expected=FLOOR_SETTINGS[key])
     if key == "rotation":
-        if isinstance(v, bool):
-            return v
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
         if isinstance(v, str) and v.lower() in ("true", "false"):
             return v.lower() == "true"
         raise bad
     if key in _CHOICES:
-        v = str(v) if isinstance(v, int) and not isinstance(v, bool) else v   # mix=721
+        v = str(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else v  # 721
         if v not in _CHOICES[key]:
             raise bad
         return v
     if key in _INT_MIN:
         if key == "destinations" and v is None:
             return None
-        if isinstance(v, bool) or not isinstance(v, int) or v < _INT_MIN[key]:
+        if (isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer))
+                or v < _INT_MIN[key]):
             raise bad
+        v = int(v)                     # numpy's too (np.arange(100, 501, 100))
         if key == "robots" and v > floor.free_cells.size:
             raise InputError(f"{v} robots do not fit on {floor.free_cells.size} free cells",
                              field=key, expected=f"at most {floor.free_cells.size}")
@@ -232,7 +238,8 @@ def floor_sweep(floor, vary, *, seeds=3, overrides=None, client=None, n_workers=
     overrides = dict(overrides or {})
     for key in overrides:
         _check_key(key)
-    vary = {_check_key(k): list(v) if isinstance(v, (list, tuple)) else [v] for k, v in vary.items()}
+    vary = {_check_key(k): [v] if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__")
+            else list(v) for k, v in vary.items()}          # lists, tuples, numpy arrays
     for key, values in vary.items():
         if key in overrides:
             raise InputError(f"{key!r} is both varied and fixed", field=key,

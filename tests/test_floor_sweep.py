@@ -109,3 +109,14 @@ def test_cli_floor_sweep(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "sorter", "sweep", str(SMALL), "--vary",
                           "robots=4", "--set", "rotation=maybe"], capture_output=True, text=True)
     assert bad.returncode != 0 and "rotation" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_numpy_values_as_a_user_would_pass_them():
+    import numpy as np
+    res = floor_sweep(SMALL, {"robots": np.arange(4, 9, 4), "fault_rate": np.array([0.0, 0.01]),
+                              "rotation": np.array([False])}, seeds=1, overrides={"steps": 20},
+                      n_workers=1)
+    assert [(p["robots"], p["fault_rate"]) for p in res.points] == [
+        (4, 0.0), (4, 0.01), (8, 0.0), (8, 0.01)]
+    assert all(type(p["robots"]) is int and type(p["fault_rate"]) is float
+               and type(p["rotation"]) is bool for p in res.points)
