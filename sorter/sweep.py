@@ -729,11 +729,14 @@ def _check_vary(vary, doc, path):
         if parts == ("scenario", "seed"):
             raise InputError("vary the replications with seeds=, not scenario.seed", field=key,
                              expected="seeds=N or a list of seeds")
+        if hasattr(values, "tolist") and not isinstance(values, (str, bytes)):
+            values = values.tolist()      # a numpy array (np.arange(4000, 12001, 2000)): Python values
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
             raise InputError(f"no values for {key!r}", field=key,
                              expected="a non-empty list of values")
         _walk(doc, parts, key)            # intermediate tables exist
-        out[key] = list(values)
+        out[key] = [v.item() if hasattr(v, "item") and not isinstance(v, (str, bytes)) else v
+                    for v in values]      # numpy scalars as Python's
     return out
 
 

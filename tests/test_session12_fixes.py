@@ -147,3 +147,17 @@ def test_a_value_varied_twice_is_refused(args):
     r = subprocess.run([sys.executable, "-m", "sorter", "sweep", *args], capture_output=True,
                        text=True, cwd=root)
     assert r.returncode == 2 and "given twice" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_capacity_sweep_takes_numpy_values():
+    """`capacity_sweep(..., {"loop.speed_mps": np.array([2.0, 2.5])})` said 'no values'."""
+    import numpy as np
+    from sorter.resources import seed_path
+    from sorter.sweep import capacity_sweep
+    res = capacity_sweep(seed_path("scenarios/small.toml"),
+                         {"loop.speed_mps": np.array([2.0, 2.5]),
+                          "wave.0.rate_per_hour": [np.int64(4000)]}, seeds=1,
+                         overrides={"scenario.shift_hours": 0.05}, n_workers=1)
+    assert res.points == [{"loop.speed_mps": 2.0, "wave.0.rate_per_hour": 4000},
+                          {"loop.speed_mps": 2.5, "wave.0.rate_per_hour": 4000}]
+    assert all(type(p["wave.0.rate_per_hour"]) is int for p in res.points)
