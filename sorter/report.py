@@ -279,11 +279,11 @@ def occupancy_matrix(result):
     container does (the simulation's rule), so their rows are 0.
     """
     from sorter.constants import KINDS
+    from sorter.sim.loop import interval_bounds
     rows, labels, seps = [], [], []
     for lr in result.loops:
         n_int = lr.raw["unavail_ticks"].shape[0]
-        b = np.minimum(np.round(np.arange(n_int + 1) * result.interval_s / lr.dt), lr.n_ticks)
-        b[-1] = lr.n_ticks
+        b = interval_bounds(n_int, result.interval_s, lr.dt, lr.n_ticks)
         ticks = np.maximum(np.diff(b), 1)
         frac = 100.0 * lr.raw["unavail_ticks"] / ticks[:, None]      # interval x chute
         frac[:, lr.chute_kind == KINDS.index("reject")] = 0.0

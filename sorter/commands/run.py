@@ -9,7 +9,9 @@ the real chute engine. The same seed gives the same result, bit for bit.
 queued_at_end, sorted_per_hour, nameplate_per_hour, recirculation_pct, rejects_by_reason,
 induct_to_chute_s_p95, shift_hours, seed and more. --out DIR writes kpis.json,
 parcels.parquet, timeseries.csv, chutes.csv, PNG plots and a one-page report.html.
-Scenario files: see seeds/scenarios/ and `sorter.sim.scenario`.
+Scenario files: see seeds/scenarios/ and `sorter.sim.scenario`. Every KPI's definition is
+in `sorter.sim.kpis` (percentiles such as induct_to_chute_s_p95: numpy's linear
+interpolation; per_wave rates: what arrived, was inducted, was sorted in the wave's hours).
 
 example:
   sorter run

@@ -10,15 +10,35 @@ Definitions (counts are parcels):
 * ``first_pass_sort_pct``: of the parcels that left the loop, those sorted without a
   recirculation. ``recirculation_pct``: of the parcels that left the loop, those that went
   round at least once past a chute that could not take them; ``laps_per_parcel``: mean
-  passes of the assigned chute (1 + recirculations).
+  passes of the assigned chute (1 + recirculations). ``recirculations``: laps past a closed
+  chute of every parcel, those still on the loop included. ``reject_pct``: of the parcels
+  that left the loop, those rejected. ``sorted_to_destination`` + ``sorted_to_overflow`` =
+  ``sorted``.
+* ``chute_full_events_per_hour``: containers that filled (reject chutes' too);
+  ``container_changes_per_hour``: changes completed; ``chute_not_open_pct_mean``/``_max``:
+  over destination and overflow chutes, % of the shift full, changing or blocked.
 * ``induct_blocking_pct``: share of the shift an induct had a parcel ready but the passing
   carrier was taken; ``induct_starvation_pct``: share it was free with no parcel waiting.
 * ``induct_wait_s_p95``: seconds from arrival at an induct to placement on a carrier, over
   every offered parcel; a parcel still queued at the shift's end counts the time it has waited
   so far (a lower bound), so an overloaded shift shows its queue instead of hiding it.
-* ``carrier_fill_pct``: mean share of carriers loaded.
-* ``induct_to_chute_s_*``: seconds from placement on a carrier to discharge.
-* per chute: % of the shift full (waiting for the operator), in container change, blocked.
+* ``carrier_fill_pct``: mean share of carriers loaded. In a hub this, blocking and
+  starvation are shares of time over all the loops' carriers / inducts (loops whose ticks
+  differ in length weigh by time, not by ticks).
+* ``induct_to_chute_s_*``: seconds from placement on a carrier to discharge (into any
+  chute, reject chutes too), over the parcels that left the loop.
+* Percentiles (``*_p50``, ``*_p95``, ``*_p99``) are numpy's default ``np.percentile``:
+  linear interpolation between order statistics (Hyndman-Fan type 7); 0 when empty.
+* ``*_per_hour`` over the whole shift divide by ``shift_hours``; ``per_wave`` rates divide
+  by the wave's own hours (cut at the shift's end) the parcels that arrived / were inducted
+  / were sorted in those hours, whatever wave they came with.
+* ``peak_15min_sorted_per_hour``: the busiest quarter-hour of a 15-minute grid from the
+  shift's start (plus the shift's last 15 minutes when the shift is no whole number of
+  quarters), as items/h; a shift under 15 minutes gives its own mean rate.
+* ``intervals`` (``timeseries.csv``): row ``i`` counts what happened in
+  ``[start_s[i], start_s[i + 1])``.
+* per chute: ``discharged`` (parcels into it), % of the shift full (waiting for the
+  operator), in container change, blocked.
 """
 from __future__ import annotations
 
@@ -86,10 +106,8 @@ def time_series(result) -> dict:
 
 
 def _bounds(lr, result, n_int):
-    dt = lr.dt
-    b = np.minimum(np.round(np.arange(n_int + 1) * result.interval_s / dt), lr.n_ticks)
-    b[-1] = lr.n_ticks
-    return b.astype(np.int64)
+    from sorter.sim.loop import interval_bounds
+    return interval_bounds(n_int, result.interval_s, lr.dt, lr.n_ticks)
 
 
 def _loop_kpis(lr, parcels, shift_h):
@@ -141,7 +159,7 @@ def compute_kpis(result) -> dict:
     -------
     dict
         The keys of the module docstring, plus ``per_wave``, ``peak_15min_sorted_per_hour``,
-        ``loops`` (one dict per loop), ``chutes`` (per chute: loop, id, kind, sorted,
+        ``loops`` (one dict per loop), ``chutes`` (per chute: loop, id, kind, discharged,
         full/change/blocked % of the shift) and ``intervals`` (the time series).
 
     Examples
@@ -169,8 +187,9 @@ def compute_kpis(result) -> dict:
     queued = status == "queued"                 # still waiting: waited until the shift's end
     wait = np.where(queued, sc.shift_s, cols["induct_t"]) - cols["arrival_t"]
     loops = [_loop_kpis(lr, p, shift_h) for lr in result.loops]
-    n_ticks_ind = sum(lr.n_ticks * len(lr.spec.layout.inducts) for lr in result.loops)
-    carrier_ticks = sum(lr.n_ticks * lr.spec.layout.n_carriers for lr in result.loops)
+    # shares of time over the hub: a loop's ticks weigh their length (loops differ in tick)
+    induct_s = sum(lr.n_ticks * lr.dt * len(lr.spec.layout.inducts) for lr in result.loops)
+    carrier_s = sum(lr.n_ticks * lr.dt * lr.spec.layout.n_carriers for lr in result.loops)
     full_events = sum(int(lr.raw["full_events"]) for lr in result.loops)
     cc_done = sum(int(lr.raw["series"][:, 6].sum()) for lr in result.loops)
     ts = time_series(result)
@@ -196,7 +215,10 @@ def compute_kpis(result) -> dict:
         per_wave.append({
             "name": w.name, "start_h": a / 3600.0, "end_h": b / 3600.0,
             "offered_rate_per_hour": w.rate_per_hour,
-            "offered_per_hour": float(np.sum(p.wave == wi) / hours),
+            # what arrived in the wave's hours, as inducted/sorted count what happened in
+            # them (a truck arriving late in a wave unloads into the next wave's hours)
+            "offered_per_hour": float(np.sum((cols["arrival_t"] >= a) & (cols["arrival_t"] < b))
+                                      / hours),
             "inducted_per_hour": float(np.sum((it >= a) & (it < b)) / hours),
             "sorted_per_hour": float(np.sum((status == "sorted") & (dt_ >= a) & (dt_ < b)) / hours),
             "plans": {k: v.name for k, v in w.plans.items()},
@@ -238,12 +260,12 @@ def compute_kpis(result) -> dict:
         "laps_per_parcel": float(np.mean(1 + rec[done])) if done.any() else 0.0,
         "rejects_by_reason": rejects,
         "reject_pct": _pct(n_rej, done.sum()),
-        "induct_blocking_pct": _pct(sum(int(lr.raw["induct_blocked"].sum()) for lr in result.loops),
-                                    n_ticks_ind),
-        "induct_starvation_pct": _pct(sum(int(lr.raw["induct_starved"].sum()) for lr in result.loops),
-                                      n_ticks_ind),
-        "carrier_fill_pct": _pct(sum(int(lr.raw["series"][:, 4].sum()) for lr in result.loops),
-                                 carrier_ticks),
+        "induct_blocking_pct": _pct(sum(int(lr.raw["induct_blocked"].sum()) * lr.dt
+                                        for lr in result.loops), induct_s),
+        "induct_starvation_pct": _pct(sum(int(lr.raw["induct_starved"].sum()) * lr.dt
+                                          for lr in result.loops), induct_s),
+        "carrier_fill_pct": _pct(sum(int(lr.raw["series"][:, 4].sum()) * lr.dt
+                                     for lr in result.loops), carrier_s),
         "induct_wait_s_p95": _q(wait, 95),
         "induct_to_chute_s_p50": _q(t_ic, 50),
         "induct_to_chute_s_p95": _q(t_ic, 95),

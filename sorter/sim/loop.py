@@ -21,7 +21,42 @@ from sorter.errors import InputError, check_number
 from sorter.sim.arrivals import Parcels, draw_floor_events, draw_parcels
 from sorter.sim.scenario import SEED_MAX, LoopSpec, Scenario, load_scenario
 
-__all__ = ["LoopRun", "ShiftResult", "simulate", "prepare_loop", "SERIES"]
+__all__ = ["LoopRun", "ShiftResult", "simulate", "prepare_loop", "interval_bounds", "SERIES"]
+
+
+def interval_bounds(n_int: int, interval_s: float, dt: float, n_ticks: int) -> np.ndarray:
+    """First tick of each interval of the time series (``n_int + 1`` values, the last
+    ``n_ticks``): tick ``t`` (at ``t * dt`` s) is in interval ``i`` when
+    ``i * interval_s <= t * dt < (i + 1) * interval_s``, as the interval's ``start_s`` says
+    (rounding to the nearest tick would put a parcel of the last tick before a boundary in
+    the interval after it).
+
+    Parameters
+    ----------
+    n_int : int
+        Intervals in the shift.
+    interval_s : float
+        Seconds per interval.
+    dt : float
+        Seconds per tick.
+    n_ticks : int
+        Ticks in the shift.
+
+    Returns
+    -------
+    ndarray of int64
+
+    Examples
+    --------
+    >>> interval_bounds(2, 60.0, 0.25, 500).tolist()
+    [0, 240, 500]
+    >>> interval_bounds(2, 60.0, 0.23988, 500).tolist()     # 60 / 0.23988 = 250.1
+    [0, 251, 500]
+    """
+    b = np.ceil(np.arange(n_int + 1) * interval_s / dt - 1e-6)
+    b = np.minimum(np.maximum(b, 0), n_ticks).astype(np.int64)
+    b[-1] = n_ticks
+    return b
 
 
 @dataclass
@@ -155,8 +190,7 @@ def prepare_loop(scenario: Scenario, li: int, parcels: Parcels, rng: np.random.G
     floor = draw_floor_events(scenario, li, len(ids), rng)
     interval_s = scenario.interval_minutes * 60.0
     n_int = max(1, int(np.ceil(scenario.shift_s / interval_s - 1e-9)))
-    bounds = np.minimum(np.round(np.arange(n_int + 1) * interval_s / dt), n_ticks).astype(np.int64)
-    bounds[-1] = n_ticks
+    bounds = interval_bounds(n_int, interval_s, dt, n_ticks)
     b_start = np.minimum(np.ceil(floor.block_start_s / dt), n_ticks + 1).astype(np.int64)
     b_end = np.minimum(np.maximum(np.ceil(floor.block_end_s / dt), b_start + 1),
                        n_ticks + 2).astype(np.int64)
