@@ -63,7 +63,8 @@ FLOOR_SETTINGS = {
     "strategy": "least_loaded | round_robin | fill_first",
     "max_recirculation": "an integer >= 0",
     "chutes_per_destination": "a number >= 1",
-    "arrival_rate": "parcels per hour offered, a finite number >= 0 (0 = unlimited supply)",
+    "arrival_rate": "parcels per hour offered, a finite number >= 0 (0 = unlimited supply), "
+                    "or waves [[start_s, rate], ...]",
     "no_read_rate": "a probability in [0, 1]",
 }
 #: Defaults of a point (those of ``sorter mapf FLOOR --scenario sorting``; steps 2,000).

@@ -35,7 +35,7 @@ class Watched(FloorSim):
         return self.supply - before + loaded
 
     def _load(self, robots, goals, t):
-        if self.options.arrival_rate > 0:
+        if self._supply:
             pos = self._pos_now[robots]
             assert (self.induct_of_cell[pos] == self.target[robots]).all()   # on its induct
             assert (self.heading[robots] == 0).all()
@@ -160,3 +160,39 @@ def test_report_series_of_the_offered_load(tmp_path):
                                util_steps=st.util_steps, offered_steps=st.offered_steps)
     page = (tmp_path / "report.html").read_text()
     assert "throughput.png" in files and f"{st.offered:,} parcels" in page
+
+
+def test_arrival_waves_offer_each_rate_in_its_own_hours():
+    waves = [(0, 1800), (600, 9000), (1200, 0)]        # a lull with no parcels at the end
+    st, _, k = _run(40, 1500, seed=2, arrival_rate=waves)
+    per = np.asarray(st.offered_steps)
+    for (a, rate), b in zip(waves, [600, 1200, 1500]):
+        mean = rate * (b - a) / 3600.0
+        got = per[a:b].sum()
+        assert abs(got - mean) <= 5 * np.sqrt(max(mean, 1)), (a, got, mean)
+    assert per[1200:].sum() == 0
+    assert k["arrival_rate"] == [[0.0, 1800.0], [600.0, 9000.0], [1200.0, 0.0]]
+    assert k["parcels_offered"] == k["parcels_picked"] + k["parcels_waiting_at_inducts"]
+
+
+@pytest.mark.parametrize("waves, what", [([(5, 1000)], "from 0 s"),
+                                         ([(0, 1000), (0, 2000)], "increasing"),
+                                         ([(0, 1000), (60, -1)], "parcels per hour"),
+                                         ([(0, 1000, 3)], "pairs"),
+                                         ([], "at least one")])
+def test_bad_arrival_waves(waves, what):
+    with pytest.raises(InputError, match=what) as e:
+        FloorSimOptions(arrival_rate=waves).validate()
+    assert e.value.field == "arrival_rate"
+
+
+def test_cli_arrival_waves():
+    r = subprocess.run([sys.executable, "-m", "sorter", "mapf", str(MEDIUM), "--robots", "30",
+                        "--steps", "120", "--arrival-rate", "2000,8000@60", "--json"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["arrival_rate"] == [[0.0, 2000.0], [60.0, 8000.0]]
+    for bad in ("2000,8000", "fast", "2000,x@60"):
+        b = subprocess.run([sys.executable, "-m", "sorter", "mapf", str(MEDIUM), "--robots", "3",
+                            "--steps", "3", "--arrival-rate", bad], capture_output=True, text=True)
+        assert b.returncode == 2 and "arrival" in b.stderr and "Traceback" not in b.stderr

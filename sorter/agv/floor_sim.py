@@ -47,7 +47,8 @@ and ``parcels_rejected`` the rest), per hour with
 robot utilisation (fraction of robot-steps faulted / dwelling / carrying a parcel while moving /
 moving empty / waiting / starved, at its induct with no parcel under an arrival rate; a turn
 in place under the rotation model counts as waiting), chute full events, container changes,
-re-routes, induct-to-drop steps (p50, p95), with an arrival rate the parcels offered
+re-routes, induct-to-drop steps (p50, p95), with an arrival rate (or waves of rates,
+``FloorSimOptions.arrival_rate``) the parcels offered
 (``parcels_offered``, ``offered_per_hour``), still waiting at the inducts and a parcel's p95
 wait there for a robot (``induct_wait_p95``, steps), on floors with induct
 queues (``Station.queue``) the robots standing in each queue (``induct_queue_mean`` per step,
@@ -122,10 +123,11 @@ class FloorSimOptions:
         the TOML's for a loaded one.
     chutes_per_destination : float
         Average destination chutes per destination in a generated plan (the busiest get more).
-    arrival_rate : float
+    arrival_rate : float or sequence of (start_s, rate)
         Parcels per hour offered to the floor, all inducts together (Poisson arrivals, shared
         evenly, at ``seconds_per_step``); ``0``: every induct always has a parcel (the floor's
-        capacity).
+        capacity). Waves: ``[(0, 4000), (1800, 9000), (5400, 5000)]``, each rate from its start
+        (seconds into the run) to the next one's, the first from 0.
     no_read_rate : float
         Probability that a loaded parcel's scan is a no-read: the engine sends it to the reject
         chute of ``no_read``.
@@ -142,8 +144,29 @@ class FloorSimOptions:
     strategy: str | None = None
     max_recirculation: int | None = None
     chutes_per_destination: float | None = None
-    arrival_rate: float = 0.0
+    arrival_rate: float | tuple = 0.0
     no_read_rate: float = 0.0
+
+    def waves(self) -> list:
+        """The arrival schedule as ``[(start_s, rate_per_hour), ...]`` (one wave for a number)."""
+        r = self.arrival_rate
+        if isinstance(r, (list, tuple)):
+            out = []
+            for w in r:
+                if not isinstance(w, (list, tuple)) or len(w) != 2:
+                    raise InputError(f"arrival wave {w!r}", field="arrival_rate",
+                                     expected="(start_s, rate) pairs")
+                out.append((w[0], w[1]))
+            if not out:
+                raise InputError("no arrival waves", field="arrival_rate",
+                                 expected="at least one (start_s, rate) pair")
+            return out
+        return [(0, r)]
+
+    @property
+    def supply_limited(self) -> bool:
+        """Whether parcels arrive at a rate (else every induct always has one)."""
+        return any(_real(rate) > 0 for _, rate in self.waves())
 
     def validate(self):
         if (self.plan_csv is None) != (self.chutes_toml is None):
@@ -174,13 +197,20 @@ class FloorSimOptions:
                 or not 0 < _real(self.seconds_per_step) < math.inf):
             raise InputError(f"seconds per step {self.seconds_per_step!r}",
                              field="seconds_per_step", expected="a finite number > 0")
-        rate = _real(self.arrival_rate)
-        if (isinstance(self.arrival_rate, bool) or not 0 <= rate < math.inf
-                or rate * float(self.seconds_per_step) / 3600.0 > MAX_ARRIVALS_PER_STEP):
-            raise InputError(f"arrival rate {self.arrival_rate!r}", field="arrival_rate",
-                             expected="parcels per hour, a finite number >= 0 (0 = unlimited), "
-                                      f"at most {MAX_ARRIVALS_PER_STEP:.0e} parcels per step "
-                                      "at seconds_per_step")
+        waves = self.waves()
+        for i, (start, rate) in enumerate(waves):
+            if (isinstance(rate, bool) or not 0 <= _real(rate) < math.inf
+                    or _real(rate) * float(self.seconds_per_step) / 3600.0
+                    > MAX_ARRIVALS_PER_STEP):
+                raise InputError(f"arrival rate {rate!r}" + (f" (wave {i})" if len(waves) > 1
+                                                              else ""), field="arrival_rate",
+                                 expected="parcels per hour, a finite number >= 0 (0 = "
+                                          f"unlimited), at most {MAX_ARRIVALS_PER_STEP:.0e} "
+                                          "parcels per step at seconds_per_step")
+            if (isinstance(start, bool) or not 0 <= _real(start) < math.inf
+                    or (i == 0 and start != 0) or (i and not start > waves[i - 1][0])):
+                raise InputError(f"wave {i} starts at {start!r} s", field="arrival_rate",
+                                 expected="waves (start_s, rate) from 0 s, starts increasing")
         if isinstance(self.no_read_rate, bool) or not 0.0 <= _real(self.no_read_rate) <= 1.0:
             raise InputError(f"no-read rate {self.no_read_rate!r}", field="no_read_rate",
                              expected="a probability in [0, 1]")
@@ -385,6 +415,10 @@ class FloorSim(SortingTasks):
         # parcel supply at the inducts (arrival_rate > 0) and no-reads: streams of their own,
         # so that turning them on leaves the destinations and faults drawn as before
         self.arrival_rng = np.random.default_rng([int(seed), 0xA881])
+        waves = opt.waves()
+        self._wave_start = np.array([float(a) for a, _ in waves])
+        self._wave_rate = np.array([float(b) for _, b in waves])
+        self._supply = opt.supply_limited
         self.noread_rng = np.random.default_rng([int(seed), 0x9EAD])
         self.supply = np.zeros(len(floor.inducts), np.int64)    # parcels waiting per induct
         self._queue = [deque() for _ in floor.inducts]  # [arrival step, parcels] per induct
@@ -518,7 +552,7 @@ class FloorSim(SortingTasks):
             at_induct = fin[self.heading[fin] == 0]
             at_chute = fin[self.heading[fin] == 1]
             if at_induct.size:
-                if self.options.arrival_rate > 0:     # wait there for a parcel (below)
+                if self._supply:                       # wait there for a parcel (below)
                     # (a waiting robot 'finishes' again and again: it keeps its place)
                     new = at_induct[~self.starved[at_induct]]
                     self.starved[new] = True
@@ -527,7 +561,7 @@ class FloorSim(SortingTasks):
                     self._load(at_induct, goals, t)
             if at_chute.size:
                 self._drop(planner, at_chute, goals, t)
-        if self.options.arrival_rate > 0:
+        if self._supply:
             self._planner = planner
             self._arrivals(pos, goals, t)
         # an empty robot that faulted robots cut off from its induct goes to another one
@@ -570,8 +604,8 @@ class FloorSim(SortingTasks):
         for a parcel: the robots bound there beyond its parcels waiting, over its arrival rate
         per step. Robots go where parcels wait."""
         d = super()._induct_cost(d)
-        lam = self._arrival_per_step()
-        if lam > 0:
+        if self._supply:
+            lam = max(self._arrival_per_step(), 1e-9)     # a wave of rate 0: parcels waiting
             d = d + np.maximum(0, self.load - self.supply + 1) / lam
             if self._prev_pos is not None and self.fault_left.any():
                 # an induct a faulted robot stands on (or in its queue): its parcels wait for
@@ -582,9 +616,11 @@ class FloorSim(SortingTasks):
         return d
 
     def _arrival_per_step(self) -> float:
-        """Parcels arriving per step at each induct (0: unlimited supply)."""
+        """Parcels arriving per step at each induct now (the wave in force at step ``t``;
+        0: unlimited supply, or a wave of rate 0)."""
         opt = self.options
-        return opt.arrival_rate * opt.seconds_per_step / 3600.0 / len(self.supply)
+        k = int(np.searchsorted(self._wave_start, self.t * opt.seconds_per_step, "right")) - 1
+        return self._wave_rate[max(k, 0)] * opt.seconds_per_step / 3600.0 / len(self.supply)
 
     def _arrivals(self, pos, goals, t):
         """Parcels arriving at the inducts this step (Poisson, the same rate at each); robots
@@ -718,7 +754,7 @@ class FloorSim(SortingTasks):
         """Steps a parcel waited at its induct for a robot, p95 over the parcels picked up and
         those still waiting at ``t_end`` (counted as waiting until then); None with unlimited
         supply."""
-        if self.options.arrival_rate <= 0:
+        if not self._supply:
             return None
         w = [(a, n) for a, n in self._waits]
         w += [(t_end - t0, n) for q in self._queue for t0, n in q]
@@ -774,11 +810,13 @@ class FloorSim(SortingTasks):
             "induct_repicks": int(self.induct_repicks),
             "robots_faulted_at_end": int((self.fault_left > 0).sum()),
             "robot_utilisation": {s: float(self.util[i] / tot) for i, s in enumerate(UTIL_STATES)},
-            "arrival_rate": float(self.options.arrival_rate),
+            "arrival_rate": (float(self._wave_rate[0]) if len(self._wave_rate) == 1 else
+                             [[float(a), float(b)] for a, b in zip(self._wave_start,
+                                                                   self._wave_rate)]),
             "no_read_rate": float(self.options.no_read_rate),
             # with an arrival rate: parcels offered = picked up + still waiting at the inducts
-            "parcels_offered": int(self.offered) if self.options.arrival_rate > 0 else None,
-            "offered_per_hour": (self.offered / hours if self.options.arrival_rate > 0
+            "parcels_offered": int(self.offered) if self._supply else None,
+            "offered_per_hour": (self.offered / hours if self._supply
                                  else None),
             "parcels_waiting_at_inducts": int(self.supply.sum()),
             "induct_wait_p95": self._wait_p95(t_end=int(steps)),

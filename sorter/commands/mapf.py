@@ -32,7 +32,8 @@ reject and overflow chutes; busy destinations get several chutes), or --plan PLA
 CHUTES.toml whose chute ids are the floor's chute labels. A chute that fills (--chute-capacity,
 default 50 parcels; 0 = unlimited) closes for --container-change-steps (default 50) and the
 robots heading there are re-routed (alternate, overflow or reject chute). --arrival-rate R
-offers R parcels per hour (without it every induct always has a parcel: the floor's capacity);
+offers R parcels per hour, or waves of rates (R1,R2@START_S,...; without it every induct always
+has a parcel: the floor's capacity);
 --no-read-rate P sends that share of parcels to the no_read reject chute. --fault-rate P makes
 each robot fail with probability P per step, blocking its cell for --repair-steps K (mean of
 --repair-dist); robots whose way runs into a faulted robot within --detour-horizon H moves
@@ -50,6 +51,7 @@ example:
   sorter mapf ../shared/benchmarks/movingai/warehouse-10-20-10-2-1.map --robots 1000 --out runs/wh --heatmap
   sorter mapf ../shared/benchmarks/rhcr/sorting_map.grid --scenario sorting --robots 600 --mix 721 --fault-rate 0.0005 --repair-steps 100
   sorter mapf seeds/floors/medium_33x57.txt --scenario sorting --robots 300 --steps 2000 --out runs/m --report
+  sorter mapf seeds/floors/medium_33x57.txt --robots 120 --steps 5400 --arrival-rate 3000,7000@1800,4000@3600
 """
 from __future__ import annotations
 
@@ -141,10 +143,12 @@ def add_arguments(p):
                      help="seconds per timestep for the per-hour KPIs (default 1)")
     eng.add_argument("--strategy", choices=("least_loaded", "round_robin", "fill_first"), default=None,
                      help="chute strategy of the generated plan (default least_loaded)")
-    eng.add_argument("--arrival-rate", type=float, default=None, metavar="PER_HOUR",
+    eng.add_argument("--arrival-rate", type=_arrival_arg, default=None, metavar="PER_HOUR",
                      help="parcels per hour offered to the floor, all inducts together (Poisson, "
                           "shared evenly); robots wait at an induct for a parcel, and go where "
-                          "parcels wait (default 0: every induct always has one)")
+                          "parcels wait (default 0: every induct always has one). Waves: "
+                          "RATE,RATE@START_S,... e.g. 4000,9000@1800,5000@5400 (a rate from "
+                          "each start, in seconds into the run)")
     eng.add_argument("--no-read-rate", type=float, default=None, metavar="P",
                      help="probability that a loaded parcel's scan is a no-read (it goes to the "
                           "no_read reject chute; default 0)")
@@ -345,6 +349,29 @@ def _finite(obj):
 _SIM_FLAGS = ("plan", "chutes", "chute_capacity", "container_change_steps", "fault_rate",
               "repair_steps", "repair_dist", "seconds_per_step", "strategy", "arrival_rate",
               "no_read_rate")
+
+
+def _arrival_arg(text):
+    """``--arrival-rate``: a number, or waves ``RATE,RATE@START_S,...`` (the first from 0 s)."""
+    import argparse
+    items = [x.strip() for x in str(text).split(",")]
+    if len(items) == 1 and "@" not in items[0]:
+        try:
+            return float(items[0])
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of parcels per hour "
+                                             "(or waves RATE,RATE@START_S,...)") from None
+    waves = []
+    for i, x in enumerate(items):
+        rate, _, start = x.partition("@")
+        try:
+            waves.append((float(start) if start else (0.0 if i == 0 else None), float(rate)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"wave {x!r}: expected RATE@START_S, "
+                                             "e.g. 9000@1800") from None
+        if waves[-1][0] is None:
+            raise argparse.ArgumentTypeError(f"wave {x!r} has no start: RATE@START_S")
+    return waves
 
 
 def _floor_sim_options(args, sorting, kind):
