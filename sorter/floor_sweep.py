@@ -131,7 +131,28 @@ def _check_value(floor, key, v):
             raise InputError(f"{v} destinations for {len(floor.chutes)} chutes", field=key,
                              expected=f"1..{len(floor.chutes)}")
         return v
+    if key == "arrival_rate" and (isinstance(v, str) or (
+            isinstance(v, (list, tuple)) and any(isinstance(x, str) for x in v))):
+        return _waves_text(v)      # RATE,RATE@START_S,... as `sorter mapf --arrival-rate`
     return v            # chute-engine settings: FloorSimOptions.validate checks them
+
+
+def _waves_text(v):
+    """Waves written as ``sorter mapf --arrival-rate`` takes them (``3000,7000@1800``; from
+    ``--set`` a list such as ``[3000, "7000@1800"]``) as ``[[start_s, rate], ...]``."""
+    items = v.split(",") if isinstance(v, str) else list(v)
+    out = []
+    for i, x in enumerate(items):
+        rate, at, start = str(x).strip().partition("@")
+        try:
+            out.append([float(start) if at else (0.0 if i == 0 else None), float(rate)])
+        except ValueError:
+            out.append(None)
+        if out[-1] is None or out[-1][0] is None:
+            raise InputError(f"arrival wave {x!r}", field="arrival_rate",
+                             expected="RATE,RATE@START_S,... e.g. 3000,7000@1800 (the first "
+                                      "from 0 s), or [[start_s, rate], ...]")
+    return out
 
 
 def _point(floor, settings, where=""):
