@@ -180,6 +180,9 @@ def _flat(kpis: dict, robots: int) -> dict:
     row["reject_pct"] = 100.0 * kpis["parcels_rejected"] / max(1, kpis["parcels_sorted"])
     for state, share in kpis["robot_utilisation"].items():
         row[f"util_{state}"] = share
+    for i, w in enumerate(kpis.get("induct_wait_p95_by_wave") or []):
+        if w is not None:                             # waves of arrivals: each wave's wait
+            row[f"induct_wait_p95_wave{i}"] = w
     from sorter.constants import REJECT_REASONS
     by_reason = kpis.get("rejects_by_reason", {})     # only the reasons that occurred
     for reason in REJECT_REASONS:                     # every row: a missing one means 0

@@ -196,3 +196,20 @@ def test_cli_arrival_waves():
         b = subprocess.run([sys.executable, "-m", "sorter", "mapf", str(MEDIUM), "--robots", "3",
                             "--steps", "3", "--arrival-rate", bad], capture_output=True, text=True)
         assert b.returncode == 2 and "arrival" in b.stderr and "Traceback" not in b.stderr
+
+
+def test_wait_p95_by_wave_against_numpy():
+    st, _, k = _run(10, 5, arrival_rate=[(0, 3600), (50, 7200)])
+    assert len(k["induct_wait_p95_by_wave"]) == 2
+    st._waits = [(2, 30, 10), (40, 5, 20), (7, 1, 60), (90, 3, 70)]   # (wait, parcels, arrived)
+    st._queue = [type(q)() for q in st._queue]
+    st._queue[1].append([80, 2])                        # 2 parcels waiting since step 80
+    first = np.repeat([2, 40], [30, 5])
+    second = np.repeat([7, 90, 100 - 80], [1, 3, 2])
+    by = st._wait_by_wave(100)
+    assert by[0] == np.percentile(first, 95, method="inverted_cdf")
+    assert by[1] == np.percentile(second, 95, method="inverted_cdf")
+    assert st._wait_p95(100) == np.percentile(np.concatenate([first, second]), 95,
+                                              method="inverted_cdf")
+    _, _, single = _run(10, 5, arrival_rate=3600)
+    assert single["induct_wait_p95_by_wave"] is None

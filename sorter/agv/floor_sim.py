@@ -51,7 +51,8 @@ in place under the rotation model counts as waiting), chute full events, contain
 re-routes, induct-to-drop steps (p50, p95), with an arrival rate (or waves of rates,
 ``FloorSimOptions.arrival_rate``) the parcels offered
 (``parcels_offered``, ``offered_per_hour``), still waiting at the inducts and a parcel's p95
-wait there for a robot (``induct_wait_p95``, steps), on floors with induct
+wait there for a robot (``induct_wait_p95``, steps; with waves also per wave, over the parcels
+that arrived in it: ``induct_wait_p95_by_wave``), on floors with induct
 queues (``Station.queue``) the robots standing in each queue (``induct_queue_mean`` per step,
 ``induct_queue_max``), and a conservation check (parcels picked = dropped + carried).
 
@@ -424,7 +425,7 @@ class FloorSim(SortingTasks):
         self.noread_rng = np.random.default_rng([int(seed), 0x9EAD])
         self.supply = np.zeros(len(floor.inducts), np.int64)    # parcels waiting per induct
         self._queue = [deque() for _ in floor.inducts]  # [arrival step, parcels] per induct
-        self._waits = []                               # (waited steps, parcels) per pick-up
+        self._waits = []                    # (waited steps, parcels, arrival step) per pick-up
         self.offered = 0
         self.offered_steps = []                        # parcels arrived, step by step
         self.starved = np.zeros(n, np.bool_)          # at its induct, waiting for a parcel
@@ -654,7 +655,7 @@ class FloorSim(SortingTasks):
                 np.subtract.at(self.supply, self.target[take], 1)
                 for k in self.target[take]:            # first come, first loaded
                     q = self._queue[k]
-                    self._waits.append((t - q[0][0], 1))
+                    self._waits.append((t - q[0][0], 1, q[0][0]))
                     q[0][1] -= 1
                     if not q[0][1]:
                         q.popleft()
@@ -761,20 +762,32 @@ class FloorSim(SortingTasks):
             # in place: the caller's goals array
             self._reroute(np.zeros(0, np.int64), [c], self._goals)
 
-    def _wait_p95(self, t_end) -> float | None:
+    def _wait_p95(self, t_end, lo=None, hi=None) -> float | None:
         """Steps a parcel waited at its induct for a robot, p95 over the parcels picked up and
-        those still waiting at ``t_end`` (counted as waiting until then); None with unlimited
-        supply."""
+        those still waiting at ``t_end`` (counted as waiting until then); with ``lo`` / ``hi``
+        only the parcels that arrived in steps ``lo <= t < hi`` (a wave); None with unlimited
+        supply or (a wave) no parcel."""
         if not self._supply:
             return None
-        w = [(a, n) for a, n in self._waits]
-        w += [(t_end - t0, n) for q in self._queue for t0, n in q]
+        w = [(a, n) for a, n, *t0 in self._waits
+             if lo is None or not t0 or lo <= t0[0] < hi]
+        w += [(t_end - t0, n) for q in self._queue for t0, n in q
+              if lo is None or lo <= t0 < hi]
         if not w:
-            return 0.0
+            return 0.0 if lo is None else None
         v, c = np.array(w, np.float64).T
         o = np.argsort(v, kind="stable")
         cum = np.cumsum(c[o])
         return float(v[o][np.searchsorted(cum, 0.95 * cum[-1])])
+
+    def _wait_by_wave(self, steps):
+        """:meth:`_wait_p95` per wave of the arrival schedule (None without waves)."""
+        if not self._supply or len(self._wave_start) < 2:
+            return None
+        sps = float(self.options.seconds_per_step)
+        edges = [int(math.ceil(a / sps - 1e-9)) for a in self._wave_start] + [int(steps) + 1]
+        return [self._wait_p95(int(steps), lo=edges[i], hi=edges[i + 1])
+                for i in range(len(self._wave_start))]
 
     # -- KPIs ------------------------------------------------------------------------------
     def latencies(self) -> np.ndarray:
@@ -831,6 +844,8 @@ class FloorSim(SortingTasks):
                                  else None),
             "parcels_waiting_at_inducts": int(self.supply.sum()),
             "induct_wait_p95": self._wait_p95(t_end=int(steps)),
+            # per arrival wave (a schedule of rates): the parcels that arrived in its hours
+            "induct_wait_p95_by_wave": self._wait_by_wave(int(steps)),
             **self.queues.kpis(steps),
             "induct_to_drop_p50": q(50),
             "induct_to_drop_p95": q(95),

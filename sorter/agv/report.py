@@ -322,6 +322,11 @@ def _key_figures(k: dict, n: int, stations: bool = True) -> list:
         add("offered", "parcels_offered", "offered_per_hour", "parcels_waiting_at_inducts",
             fmt=lambda a, b, c: f"{a:,} parcels ({b:,.0f}/h); {c:,} still waiting at the inducts")
         add("a parcel's wait at its induct", "induct_wait_p95", fmt=lambda a: f"p95 {a:.0f} steps")
+        if k.get("induct_wait_p95_by_wave"):
+            add("... by arrival wave", "arrival_rate", "induct_wait_p95_by_wave",
+                fmt=lambda r, w: "; ".join(
+                    f"from {a:g} s ({b:,.0f}/h): " + ("-" if x is None else f"p95 {x:.0f} steps")
+                    for (a, b), x in zip(r, w)))
     if k.get("no_read_rate"):
         add("no-read rate", "no_read_rate", fmt=lambda a: f"{100 * a:g} % of the parcels scanned")
     add("induct to drop", "induct_to_drop_p50", "induct_to_drop_p95",
@@ -429,6 +434,8 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
         idle = "waiting" if "waiting" in st else "staying"
         wsum = float(np.average(st[idle], weights=np.diff(series["edges"]))) if steps else 0.0
         boxes.append((f"{100 * wsum:.0f} %", f"robot-steps {idle}"))
+    if k.get("induct_wait_p95") is not None:
+        boxes.append((f"{k['induct_wait_p95']:.0f}", "a parcel's wait at its induct, p95 (steps)"))
     boxes.append((f"{k.get('ms_per_step_p50', 0):.2f} ms", "planning per step, median"))
     rows = "".join(f"<tr><th>{e(label)}</th><td>{e(text)}</td></tr>"
                    for label, text in _key_figures(k, n, bool(floor.inducts or floor.chutes)))

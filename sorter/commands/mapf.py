@@ -693,6 +693,10 @@ def run(args) -> int:
                 print(f"  offered           {k['parcels_offered']} parcels ({k['offered_per_hour']:.0f}/h); "
                       f"{k['parcels_waiting_at_inducts']} still waiting at the inducts; a parcel's "
                       f"wait for a robot p95 {k['induct_wait_p95']:.0f} steps")
+                if k.get("induct_wait_p95_by_wave"):
+                    print("  wait p95 by wave  " + ", ".join(
+                        f"from {a:g} s: " + ("-" if w is None else f"{w:.0f} steps")
+                        for (a, _), w in zip(k["arrival_rate"], k["induct_wait_p95_by_wave"])))
         if k.get("induct_queue_mean"):
             print("  induct queues     robots in each, mean (max): " + ", ".join(
                 f"{lab} {v:.1f} ({k['induct_queue_max'][lab]})"
