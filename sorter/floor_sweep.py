@@ -174,7 +174,7 @@ def _flat(kpis: dict, robots: int) -> dict:
             "parcels_sorted", "parcels_rejected", "sorted_to_overflow", "induct_to_drop_p50",
             "induct_to_drop_p95", "chute_full_events", "container_changes", "reroutes",
             "robot_faults", "rescues", "offered_per_hour", "parcels_waiting_at_inducts",
-            "induct_wait_p95")           # no times: a row is the same on every backend
+            "induct_wait_p95", "parcels_offered", "parcels_picked", "parcels_carried")           # no times: a row is the same on every backend
     row = {k: kpis[k] for k in keys if kpis.get(k) is not None}
     row["net_sorted_per_robot_hour"] = kpis["net_sorted_per_hour"] / max(1, robots)
     row["reject_pct"] = 100.0 * kpis["parcels_rejected"] / max(1, kpis["parcels_sorted"])

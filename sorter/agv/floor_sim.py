@@ -129,7 +129,8 @@ class FloorSimOptions:
         Parcels per hour offered to the floor, all inducts together (Poisson arrivals, shared
         evenly, at ``seconds_per_step``); ``0``: every induct always has a parcel (the floor's
         capacity). Waves: ``[(0, 4000), (1800, 9000), (5400, 5000)]``, each rate from its start
-        (seconds into the run) to the next one's, the first from 0.
+        (seconds into the run) to the next one's, the first from 0; in waves a rate of 0 means
+        no parcels (a break), not unlimited.
     no_read_rate : float
         Probability that a loaded parcel's scan is a no-read: the engine sends it to the reject
         chute of ``no_read``.
@@ -842,7 +843,7 @@ class FloorSim(SortingTasks):
             "parcels_offered": int(self.offered) if self._supply else None,
             "offered_per_hour": (self.offered / hours if self._supply
                                  else None),
-            "parcels_waiting_at_inducts": int(self.supply.sum()),
+            "parcels_waiting_at_inducts": int(self.supply.sum()) if self._supply else None,
             "induct_wait_p95": self._wait_p95(t_end=int(steps)),
             # per arrival wave (a schedule of rates): the parcels that arrived in its hours
             "induct_wait_p95_by_wave": self._wait_by_wave(int(steps)),

@@ -148,7 +148,7 @@ def add_arguments(p):
                           "shared evenly); robots wait at an induct for a parcel, and go where "
                           "parcels wait (default 0: every induct always has one). Waves: "
                           "RATE,RATE@START_S,... e.g. 4000,9000@1800,5000@5400 (a rate from "
-                          "each start, in seconds into the run)")
+                          "each start, in seconds into the run; 0 in waves: a break)")
     eng.add_argument("--no-read-rate", type=float, default=None, metavar="P",
                      help="probability that a loaded parcel's scan is a no-read (it goes to the "
                           "no_read reject chute; default 0)")
