@@ -171,7 +171,7 @@ def _plt():
     return matplotlib, plt
 
 
-def plot_throughput(series, path, *, sorting: bool, title: str):
+def plot_throughput(series, path, *, sorting: bool, title: str, seconds_per_step=None):
     matplotlib, plt = _plt()
     e = series["edges"]
     fig, ax = plt.subplots(figsize=(10, 4.2), dpi=110)
@@ -188,7 +188,8 @@ def plot_throughput(series, path, *, sorting: bool, title: str):
         top = max(top, float(np.max(series["offered_per_step"], initial=0)))
     ax.set_ylim(0, top * 1.15 if top > 0 else 1.0)     # no goals: 0..1, not 0..1e-9
     ax.set_xlim(e[0], max(e[-1], e[0] + 1))
-    ax.set_xlabel(f"step (windows of {series['window']} steps)")
+    each = f"{seconds_per_step:g} s each; " if seconds_per_step else ""
+    ax.set_xlabel(f"step ({each}windows of {series['window']} steps)")
     ax.set_ylabel("per step")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=8,
               frameon=False)                  # below the axes: not over the curves
@@ -396,6 +397,7 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
     name = title or floor.name
     written = []
     plot_throughput(series, out / "throughput.png", sorting=sorting,
+                    seconds_per_step=kpis.get("seconds_per_step"),
                     title="Throughput over the run")
     written.append("throughput.png")
     if series["states"]:
