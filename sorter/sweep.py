@@ -51,7 +51,7 @@ KPI_COLUMNS = (
     "nameplate_per_hour", "offered", "inducted", "sorted", "rejected", "on_loop_at_end",
     "queued_at_end", "offered_per_hour", "inducted_per_hour", "sorted_per_hour",
     "peak_15min_sorted_per_hour", "sorted_to_destination", "sorted_to_overflow",
-    "first_pass_sort_pct", "recirculation_pct", "recirculations", "laps_per_parcel",
+    "first_pass_sort_pct", "first_pass_to_destination_pct", "recirculation_pct", "recirculations", "laps_per_parcel",
     "reject_pct", "induct_blocking_pct", "induct_starvation_pct", "carrier_fill_pct",
     "induct_wait_s_p95", "induct_to_chute_s_p50", "induct_to_chute_s_p95",
     "induct_to_chute_s_p99", "chute_full_events_per_hour", "container_changes_per_hour",

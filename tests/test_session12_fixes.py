@@ -161,3 +161,24 @@ def test_capacity_sweep_takes_numpy_values():
     assert res.points == [{"loop.speed_mps": 2.0, "wave.0.rate_per_hour": 4000},
                           {"loop.speed_mps": 2.5, "wave.0.rate_per_hour": 4000}]
     assert all(type(p["wave.0.rate_per_hour"]) is int for p in res.points)
+
+
+def test_first_pass_to_destination_against_the_parcel_rows(tmp_path):
+    """`first_pass_sort_pct` counts overflow as sorted (the issue's 'sorted'); the stricter
+    `first_pass_to_destination_pct` counts a parcel's own destination chute only."""
+    import json
+    import subprocess
+    import sys
+    import pyarrow.parquet as pq
+    from sorter.resources import seed_path
+    r = subprocess.run([sys.executable, "-m", "sorter", "run", str(seed_path("scenarios/small.toml")),
+                        "--seed", "3", "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    k = json.loads((tmp_path / "o" / "kpis.json").read_text())
+    rows = pq.read_table(tmp_path / "o" / "parcels.parquet").to_pylist()
+    left = [p for p in rows if p["status"] in ("sorted", "rejected")]
+    first = [p for p in left if p["status"] == "sorted" and p["recirculations"] == 0]
+    own = [p for p in first if p["reason"] == "ok"]
+    assert len(own) < len(first)                     # the scenario does use overflow
+    assert k["first_pass_sort_pct"] == pytest.approx(100 * len(first) / len(left))
+    assert k["first_pass_to_destination_pct"] == pytest.approx(100 * len(own) / len(left))

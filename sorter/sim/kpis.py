@@ -7,8 +7,9 @@ Definitions (counts are parcels):
 * ``sorted``: discharged into a destination or overflow chute; ``rejected``: discharged into
   a reject chute; ``on_loop_at_end``: on a carrier when the shift ends. Conservation:
   ``inducted = sorted + rejected + on_loop_at_end``.
-* ``first_pass_sort_pct``: of the parcels that left the loop, those sorted without a
-  recirculation. ``recirculation_pct``: of the parcels that left the loop, those that went
+* ``first_pass_sort_pct``: of the parcels that left the loop, those sorted (destination or
+  overflow chute) without a recirculation; ``first_pass_to_destination_pct`` the stricter
+  reading, into their own destination chute. ``recirculation_pct``: of the parcels that left the loop, those that went
   round at least once past a chute that could not take them; ``laps_per_parcel``: mean
   passes of the assigned chute (1 + recirculations). ``recirculations``: laps past a closed
   chute of every parcel, those still on the loop included. ``reject_pct``: of the parcels
@@ -255,6 +256,9 @@ def compute_kpis(result) -> dict:
         "sorted_to_destination": int(np.sum((status == "sorted") & (reason == "ok"))),
         "sorted_to_overflow": int(np.sum((status == "sorted") & (reason == "overflow"))),
         "first_pass_sort_pct": _pct(np.sum((status == "sorted") & (rec == 0)), done.sum()),
+        # the stricter reading: into its own destination chute on the first pass (no overflow)
+        "first_pass_to_destination_pct": _pct(np.sum((status == "sorted") & (rec == 0)
+                                                     & (reason == "ok")), done.sum()),
         "recirculation_pct": _pct(np.sum(done & (rec > 0)), done.sum()),
         "recirculations": int(rec.sum()),
         "laps_per_parcel": float(np.mean(1 + rec[done])) if done.any() else 0.0,
