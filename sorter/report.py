@@ -353,7 +353,9 @@ def write_html_report(kpis, result, out_dir, images) -> Path:
             f"{r} {n:,}" for r, n in k["rejects_by_reason"].items() if n) or "none")),
         row("on the loop at the end", f"{k['on_loop_at_end']:,}"),
         row("nameplate", f"{k['nameplate_per_hour']:,.0f} items/h"),
-        row("first-pass sort", f"{k['first_pass_sort_pct']:.2f} %"),
+        row("first-pass sort", f"{k['first_pass_sort_pct']:.2f} % (overflow included; "
+                               f"{k['first_pass_to_destination_pct']:.2f} % to the own "
+                               "destination chute)"),
         row("recirculation", f"{k['recirculation_pct']:.2f} % of parcels "
                              f"({k['laps_per_parcel']:.3f} laps per parcel)"),
         row("carrier fill", f"{k['carrier_fill_pct']:.1f} %"),

@@ -312,7 +312,8 @@ def format_table(kpis: dict) -> str:
         add(f"  {label:28}{n:>10,}{'' if rate is None else format(rate, ',.0f'):>10}")
     add(f"  {'peak 15 min sorted':28}{'':>10}{k['peak_15min_sorted_per_hour']:>10,.0f}")
     add("")
-    add(f"  first-pass sort            {k['first_pass_sort_pct']:6.2f} %")
+    add(f"  first-pass sort            {k['first_pass_sort_pct']:6.2f} %   "
+        f"({k['first_pass_to_destination_pct']:.2f} % to the own destination chute)")
     add(f"  recirculation              {k['recirculation_pct']:6.2f} %   "
         f"({k['laps_per_parcel']:.3f} laps per parcel)")
     add(f"  sorted to overflow         {k['sorted_to_overflow']:>7,}")
