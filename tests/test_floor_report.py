@@ -173,3 +173,24 @@ def test_chute_plot_counts_the_chutes_that_got_no_parcel(tmp_path, monkeypatch):
                         lambda pc, path, **kw: (seen.update(pc), orig(pc, path, **kw)))
     report.write_floor_report(f, res, {**res.kpis(), "sorted_per_chute": {"C1": 3}}, tmp_path)
     assert len(seen) == len(f.chutes) and seen["C1"] == 3 and sum(seen.values()) == 3
+
+
+def test_waiting_map_leaves_faulted_robots_out():
+    f = Floor.from_ascii("....\n....")
+    pos = np.array([[0, 5], [0, 5], [0, 5], [1, 5]])
+    assert waiting_counts(f, pos).tolist()[:6] == [2, 0, 0, 0, 0, 3]
+    faulted = [np.array([1]), np.array([0]), np.array([0, 1])]        # per step
+    assert waiting_counts(f, pos, faulted_steps=faulted).tolist()[:6] == [1, 0, 0, 0, 0, 1]
+
+
+def test_floor_sim_records_faulted_robots_per_step():
+    from sorter.agv.floor_sim import FloorSimOptions
+    f = load_floor(seed_path(MEDIUM))
+    pl, stream = make_run(f, 30, seed=0, tasks="sorting",
+                          floor_sim=FloorSimOptions(fault_rate=0.01, repair_steps=20))
+    simulate(pl, stream, 80)
+    fs = stream.faulted_steps
+    assert len(fs) == 80
+    from sorter.agv.floor_sim import UTIL_STATES
+    faulted_col = np.asarray(stream.util_steps)[:, UTIL_STATES.index("faulted")]
+    assert [len(x) for x in fs] == faulted_col.tolist() and faulted_col.sum() > 0

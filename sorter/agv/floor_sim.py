@@ -451,6 +451,7 @@ class FloorSim(SortingTasks):
         self.faults = self.repairs = 0
         self.util = np.zeros(len(UTIL_STATES), np.int64)
         self.util_steps = []                     # robot-steps per state, step by step
+        self.faulted_steps = []                  # robots faulted during each step
         self._lat = []
         self._prev_pos = None
         self._loaded_before = None
@@ -548,6 +549,7 @@ class FloorSim(SortingTasks):
         step_util = np.bincount(cat, minlength=len(UTIL_STATES))
         self.util += step_util
         self.util_steps.append(step_util)       # per step, for the report's time series
+        self.faulted_steps.append(np.flatnonzero(self._faulted_before))   # (the report)
         self.queues.observe(pos)
         goals = self._goals.copy()
         # repairs: the robot resumes (its own remaining dwell, if it was dwelling)

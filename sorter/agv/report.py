@@ -132,12 +132,14 @@ def floor_time_series(result, *, window=None, util_steps=None, offered_steps=Non
             "parcels_per_step": p / span, "offered_per_step": offered, "states": states}
 
 
-def waiting_counts(floor, positions, *, drops=True, inducts=True, headings=None) -> np.ndarray:
+def waiting_counts(floor, positions, *, drops=True, inducts=True, headings=None,
+                   faulted_steps=None) -> np.ndarray:
     """Robot-steps each cell held a robot that stayed put (in its cell from one step to the
     next), over a recorded run. With ``drops`` / ``inducts`` False, stays on drop / induct cells
     are left out (where robots dwell there, so that what remains is queueing and blocking).
     With ``headings`` (a run with rotation), a robot that turned in its cell was not waiting:
-    turns are left out. Shape ``(n_cells,)``.
+    turns are left out. With ``faulted_steps`` (per step, the robots faulted during it:
+    ``FloorSim.faulted_steps``) a faulted robot's stays are left out too. Shape ``(n_cells,)``.
 
     Examples
     --------
@@ -156,6 +158,10 @@ def waiting_counts(floor, positions, *, drops=True, inducts=True, headings=None)
     if headings is not None:                   # turning in place is not waiting
         hd = np.asarray(headings)
         stay &= hd[1:] == hd[:-1]
+    if faulted_steps is not None:              # a faulted robot is not waiting in traffic
+        for t, robots in enumerate(faulted_steps[:stay.shape[0]]):
+            if len(robots):
+                stay[t, robots] = False
     counts = np.bincount(pos[1:][stay].ravel(), minlength=floor.n_cells).astype(np.int64)
     if not drops:
         counts[floor.cells == DROP] = 0
@@ -355,7 +361,8 @@ def _key_figures(k: dict, n: int, stations: bool = True) -> list:
 
 
 def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
-                       per_chute=None, window=None, title=None, offered_steps=None) -> list[str]:
+                       per_chute=None, window=None, title=None, offered_steps=None,
+                       faulted_steps=None) -> list[str]:
     """Write the report's plots and ``report.html`` into ``out_dir`` (an existing folder).
 
     Parameters
@@ -369,6 +376,9 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
         ``FloorSim.util_steps``: robot states from the chute-engine floor.
     offered_steps : array (steps,), optional
         ``FloorSim.offered_steps``: parcels offered per step (with an arrival rate).
+    faulted_steps : list of int arrays, optional
+        ``FloorSim.faulted_steps``: the robots faulted during each step (left out of the
+        waiting map).
     per_chute : dict, optional
         Chute label -> parcels; default ``kpis["sorted_per_chute"]`` when present.
     window : int, optional
@@ -405,13 +415,14 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
         written.append("robot_states.png")
     dwell_c, dwell_i = int(k_get(kpis, "dwell_chute")), int(k_get(kpis, "dwell_induct"))
     wait = waiting_counts(floor, result.positions, drops=dwell_c <= 0, inducts=dwell_i <= 0,
-                          headings=result.headings)
+                          headings=result.headings, faulted_steps=faulted_steps)
     left = [w for w, d in (("drop cells", dwell_c), ("inducts", dwell_i)) if d > 0]
     note = f"dwells: stays on {' and '.join(left)} left out" if left else "no dwells"
     if result.headings is not None:
         note += "; turns left out"
-    if k_get(kpis, "robot_faults") > 0:       # the positions do not say which robot was faulted
-        note += "; faulted robots' stays included"
+    if k_get(kpis, "robot_faults") > 0:
+        note += ("; faulted robots left out" if faulted_steps is not None
+                 else "; faulted robots' stays included")
     plot_waiting(floor, wait, steps, out / "waiting.png", note=note)
     written.append("waiting.png")
     if per_chute:

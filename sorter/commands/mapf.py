@@ -664,7 +664,8 @@ def run(args) -> int:
             from sorter.agv.report import write_floor_report
             report_files = write_floor_report(
                 floor, res, k, out, util_steps=getattr(stream, "util_steps", None),
-                offered_steps=getattr(stream, "offered_steps", None) or None)
+                offered_steps=getattr(stream, "offered_steps", None) or None,
+                faulted_steps=getattr(stream, "faulted_steps", None))
     if args.json:
         print(json.dumps(_finite(k)))
     else:
