@@ -21,11 +21,11 @@ MEDIUM = seed_path("floors/medium_33x57.txt")
 class Watched(FloorSim):
     """FloorSim that checks every load against the robot's cell and the induct's parcels."""
 
-    def _arrivals(self, pos, goals, t):
+    def _arrivals(self, planner, pos, goals, t):
         self._pos_now = pos
         self.arrived = getattr(self, "arrived", np.zeros(len(self.supply), np.int64))
         before = self.supply.copy()
-        super()._arrivals(pos, goals, t)
+        super()._arrivals(planner, pos, goals, t)
         assert (self.supply >= 0).all()
         self.arrived += self.offered_step(before)
 
@@ -88,7 +88,7 @@ def test_an_undersupplied_fleet_starves_and_an_oversupplied_floor_queues_parcels
 
 def test_wait_p95_against_numpy():
     st, _, _ = _run(10, 5, arrival_rate=3600)
-    st._waits = [(0, 90), (10, 10), (3, 1)]
+    st._waits = [(0, 90, 5), (10, 10, 6), (3, 1, 7)]      # (wait, parcels, arrived)
     st._queue = [type(q)() for q in st._queue]
     st._queue[0].append([95, 4])                       # 4 parcels still waiting since step 95
     w = np.repeat([0, 10, 3, 100 - 95], [90, 10, 1, 4])

@@ -53,14 +53,14 @@ class Log:
 
         def _load(robots, goals, t):
             if st.options.arrival_rate > 0:
-                pos = st._planner.positions[robots]
+                pos = self.planner.positions[robots]
                 if not (st.induct_of_cell[pos] == st.target[robots]).all():
                     self.problems.append((t, "loaded off its induct"))
                 self.faulted_loads += int((st.fault_left[robots] > 0).sum())
                 # first come, first loaded: no robot left waiting there came before one loaded
                 since = np.where(self.since >= 0, self.since, t)
                 rest = np.flatnonzero(st.starved & (st.heading == 0) & (st.fault_left == 0)
-                                      & (st.induct_of_cell[st._planner.positions] == st.target))
+                                      & (st.induct_of_cell[self.planner.positions] == st.target))
                 for j in np.unique(st.target[robots]):
                     r = rest[st.target[rest] == j]
                     if r.size and since[robots[st.target[robots] == j]].max() > since[r].min():
@@ -73,6 +73,7 @@ class Log:
             load(robots, goals, t)
 
         def _update(planner):
+            self.planner = planner                  # the positions _load checks against
             before = st.target.copy()
             g = update(planner)
             t = st.t

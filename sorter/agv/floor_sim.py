@@ -576,8 +576,7 @@ class FloorSim(SortingTasks):
             if at_chute.size:
                 self._drop(planner, at_chute, goals, t)
         if self._supply:
-            self._planner = planner
-            self._arrivals(pos, goals, t)
+            self._arrivals(planner, pos, goals, t)
         # an empty robot that faulted robots cut off from its induct goes to another one
         cut = np.flatnonzero(planner.stranded & (self.heading == 0) & (goals == self._goals)
                              & (t - self._repicked >= REPICK_STEPS))
@@ -636,7 +635,7 @@ class FloorSim(SortingTasks):
         k = int(np.searchsorted(self._wave_start, self.t * opt.seconds_per_step, "right")) - 1
         return self._wave_rate[max(k, 0)] * opt.seconds_per_step / 3600.0 / len(self.supply)
 
-    def _arrivals(self, pos, goals, t):
+    def _arrivals(self, planner, pos, goals, t):
         """Parcels arriving at the inducts this step (Poisson, the same rate at each); robots
         waiting at an induct take them, the longest-waiting first. A waiting robot pushed off
         its induct by the traffic takes one only once it is back on an induct cell of it."""
@@ -680,7 +679,7 @@ class FloorSim(SortingTasks):
                 self.induct_repicks += int(idle.size)
                 np.subtract.at(self.load, self.target[idle], 1)
                 # to an induct whose parcels wait (was: any, often its own empty one)
-                k = self._pick_inducts(self._planner, idle, pos[idle],
+                k = self._pick_inducts(planner, idle, pos[idle],
                                        avoid=np.broadcast_to(~surplus, (idle.size, surplus.size)))
                 self.target[idle] = k
                 self.starved_since[idle] = t
@@ -772,8 +771,7 @@ class FloorSim(SortingTasks):
         supply or (a wave) no parcel."""
         if not self._supply:
             return None
-        w = [(a, n) for a, n, *t0 in self._waits
-             if lo is None or not t0 or lo <= t0[0] < hi]
+        w = [(a, n) for a, n, t0 in self._waits if lo is None or lo <= t0 < hi]
         w += [(t_end - t0, n) for q in self._queue for t0, n in q
               if lo is None or lo <= t0 < hi]
         if not w:
