@@ -334,7 +334,8 @@ class Sorter(ChuteEngine):
     def discharged(self, chute, n=1) -> None:
         """Count ``n`` items into the chute's container; at capacity an open chute turns full."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= 1 << 30:
-            raise InputError(f"bad item count {n!r}", field="n", expected="an integer >= 0")
+            raise InputError(f"bad item count {n!r}", field="n",
+                             expected="an integer from 0 to 2**30 (1,073,741,824)")
         self._discharged(self._chute(chute), int(n))
 
     def container_changed(self, chute) -> None:

@@ -30,10 +30,13 @@ Files (outside tools write these, so the names are a contract):
 from __future__ import annotations
 
 import csv
+import difflib
 import io
+import numbers
 import re
 import tomllib
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -76,7 +79,8 @@ class ChuteTable:
     def __init__(self, chutes: Sequence[Chute | Mapping], *, path=None):
         items = []
         for i, c in enumerate(chutes):
-            items.append(c if isinstance(c, Chute) else _chute_from_mapping(c, path, None, i))
+            items.append(_plain_chute(c) if isinstance(c, Chute)
+                         else _chute_from_mapping(c, path, None, i))
         if not items:
             raise InputError("a chute table needs at least one chute", path=path, field="chute",
                              expected="one or more [[chute]] tables")
@@ -182,6 +186,7 @@ class SortPlan:
         if not isinstance(self.name, str) or not self.name.strip():   # as the file's [plan] name
             raise InputError(f"bad plan name {self.name!r}", path=path, field="name",
                              expected="a non-empty string")
+        self.max_recirculation = _plain_int(self.max_recirculation)      # numpy's too
         if self.strategy not in STRATEGIES:
             raise InputError(f"unknown strategy {self.strategy!r}", path=path, field="strategy",
                              expected=" | ".join(STRATEGIES))
@@ -249,6 +254,18 @@ def _check_route(dest, route, chutes, path, line):
         seen.add(c.id)
 
 
+def _plain_int(v):
+    """A NumPy integer (any ``numbers.Integral``) as a plain ``int``, as tables read from NumPy
+    or pandas hold them (state_dict() must stay JSON); anything else unchanged."""
+    return int(v) if isinstance(v, numbers.Integral) and not isinstance(v, (bool, int)) else v
+
+
+def _plain_chute(c):
+    """``c`` with a NumPy integer id or capacity as a plain ``int``."""
+    ids = {k: _plain_int(getattr(c, k)) for k in ("id", "capacity")}
+    return c if all(ids[k] is getattr(c, k) for k in ids) else replace(c, **ids)
+
+
 def _check_chute(c, path, line, i):
     where = dict(path=path, line=line)
     if isinstance(c.id, bool) or not isinstance(c.id, (int, str)) or (isinstance(c.id, str)
@@ -290,7 +307,8 @@ def _chute_from_mapping(m, path, line, i):
         raise InputError(f"chute {m['id']!r}: unknown key(s) {sorted(extra)}", path=path,
                          line=line, field=sorted(extra)[0],
                          expected="keys " + ", ".join(sorted(_CHUTE_KEYS)))
-    c = Chute(id=m["id"], kind=m.get("kind", "destination"), capacity=m.get("capacity", 40),
+    c = Chute(id=_plain_int(m["id"]), kind=m.get("kind", "destination"),
+              capacity=_plain_int(m.get("capacity", 40)),
               position=m.get("position"), side=m.get("side"))
     _check_chute(c, path, line, i)
     return c
@@ -355,6 +373,9 @@ def load_chutes(path) -> tuple[ChuteTable, PlanSettings]:
         raise InputError(f"not valid TOML: {exc}", path=path, line=int(m.group(1)) if m else None,
                          expected="TOML with [plan], [reject] and [[chute]] tables") from None
     return parse_chutes_doc(doc, path=path, text=text)
+
+
+_PLAN_KEYS = ("name", "strategy", "max_recirculation", "overflow")
 
 
 def parse_chutes_doc(doc, *, path=None, text=""):
@@ -434,7 +455,16 @@ def parse_chutes_doc(doc, *, path=None, text=""):
                                      expected="chutes of kind 'overflow' or 'destination'")
             settings.overflow = tuple(table[cid].id for cid in value)
         else:
-            # more keys may come from outside tools: keep going, but not silently wrong
+            # more keys may come from outside tools: keep going, but not silently wrong (a
+            # near-miss of a known key is a typo that would leave its default in force)
+            near = difflib.get_close_matches(str(key), _PLAN_KEYS, n=1, cutoff=0.75)
+            if near:
+                raise InputError(f"unknown key {key!r} in [plan]", path=path, line=line,
+                                 field=f"plan.{key}", expected=f"{near[0]!r} (a typo?); keys "
+                                                               + ", ".join(_PLAN_KEYS))
+            warnings.warn(f"{path or 'chutes'}" + (f":{line}" if line else "")
+                          + f": key {key!r} in [plan] is not one of {', '.join(_PLAN_KEYS)}: "
+                          "ignored", stacklevel=2)
             continue
 
     reject = doc.get("reject")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ EVENT_COLUMNS = ("t", "event", "parcel", "destination", "recirculation", "sortab
 _STATE_EVENTS = {"full": "full", "open": "open", "blocked": "blocked", "disabled": "disabled",
                  "container_change": "container_change"}
 EVENTS = ("scan", "discharged", *_STATE_EVENTS, "container_changed", "switch_plan")
+_BAD_BYTES = re.compile("[\udc80-\udcff]")      # bytes not UTF-8, as surrogateescape keeps them
 
 
 @dataclass
@@ -110,9 +112,14 @@ def replay_events(sorter, events_csv, *, on_error="fail", write=None) -> ReplayR
     base = path.parent
     result = ReplayResult()
     from sorter.plan import check_input_file
-    check_input_file(path, field="events", expected="an events CSV file")     # not /dev/zero
+    # not /dev/zero or a pipe; any size (a day's log of a busy hub runs to GBs): it is
+    # streamed row by row, never read whole
+    check_input_file(path, field="events", expected="an events CSV file", limit=float("inf"))
     try:
-        fh = open(path, newline="", encoding="utf-8-sig")
+        # bytes that are not UTF-8 are kept as lone surrogates and refused row by row (below):
+        # a decode error would name the line of the 8 KB chunk it came in, and in skip mode
+        # drop the rest of that chunk's rows with it
+        fh = open(path, newline="", encoding="utf-8-sig", errors="surrogateescape")
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", path=path) from None
     with fh:
@@ -128,7 +135,8 @@ def replay_events(sorter, events_csv, *, on_error="fail", write=None) -> ReplayR
                              field="header", expected=",".join(EVENT_COLUMNS))
         col = {c: header.index(c) for c in EVENT_COLUMNS}
         while True:
-            try:
+            start = reader.line_num + 1         # the row's first line (a quoted field may
+            try:                                # run over several)
                 raw = next(reader)
             except StopIteration:
                 break
@@ -139,14 +147,20 @@ def replay_events(sorter, events_csv, *, on_error="fail", write=None) -> ReplayR
                 result.skipped.append((reader.line_num, str(err)))
                 log.warning("skipped %s", err)
                 continue
-            line = reader.line_num
+            line = start
             if not raw or all(not c.strip() for c in raw):
                 continue
             try:
+                if _BAD_BYTES.search("".join(raw)):
+                    raise InputError("not UTF-8 text", path=path, line=line,
+                                     expected="a UTF-8 CSV file")
                 if len(raw) < len(header) or any(c.strip() for c in raw[len(header):]):
                     # more fields than the header: an unquoted ',' shifted the columns
-                    raise InputError(f"{len(raw)} fields, header has {len(header)}", path=path,
-                                     line=line, field="row", expected=",".join(EVENT_COLUMNS))
+                    runs_on = (f" (the row runs on to line {reader.line_num}: an unmatched "
+                               "'\"' in it?)" if reader.line_num > line else "")
+                    raise InputError(f"{len(raw)} fields, header has {len(header)}{runs_on}",
+                                     path=path, line=line, field="row",
+                                     expected=",".join(EVENT_COLUMNS))
                 row = {c: raw[i] for c, i in col.items()}
                 ev, args = _parse_row(row, line, path, base)
                 if ev == "scan":

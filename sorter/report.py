@@ -130,19 +130,24 @@ def written_whole(out, *, field="--out"):
     """Context manager: a temporary path beside ``out`` to write to, renamed to ``out`` when
     the block ends without an error and removed otherwise, so that a run failing part-way
     leaves no half-written file (and an earlier file at ``out`` as it was). An OSError while
-    writing becomes an :class:`~sorter.errors.InputError` naming ``out`` and ``field``."""
+    writing becomes an :class:`~sorter.errors.InputError` naming ``out`` and ``field``. A
+    device or pipe at ``out`` (``/dev/null``, a FIFO) is written to directly."""
     from sorter.errors import InputError
 
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    # a device or a pipe (/dev/null, a FIFO): written to directly, as the user asks; the
+    # rename would put a regular file in its place (for root, even over /dev/null)
+    special = out.exists() and not out.is_file() and not out.is_dir()
+    tmp = out if special else out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         yield tmp
-        os.replace(tmp, out)
+        if not special:
+            os.replace(tmp, out)
     except OSError as exc:
         raise InputError(f"cannot write: {exc.strerror or exc}", path=out, field=field,
                          expected="a writable file path") from None
     finally:
-        if tmp.exists():
+        if not special and tmp.exists():
             tmp.unlink()
 
 

@@ -233,3 +233,22 @@ def test_fuzz_counts_reported():
     """Runs after the fuzz tests (file order) and reports how many inputs they tried."""
     print(f"\nfuzzed loaders with {FUZZ_COUNT['toml']} TOML and {FUZZ_COUNT['csv']} CSV inputs")
     assert FUZZ_COUNT["toml"] >= 100 and FUZZ_COUNT["csv"] >= 100
+
+
+def test_plan_key_typo_is_refused_and_other_unknown_keys_warn(tmp_path):
+    """A near-miss of a [plan] key (its default would silently stay in force) is an error
+    naming the line and the key meant; a key far from every known one is kept going with a
+    warning naming the file and line (tools may add their own keys)."""
+    p = tmp_path / "c.toml"
+    p.write_text(GOOD_TOML.replace("max_recirculation = 3", "max_recirculations = 5"))
+    with pytest.raises(InputError) as e:
+        load_chutes(p)
+    assert e.value.line == 4 and "max_recirculation" in str(e.value)
+    assert "plan.max_recirculations" in str(e.value)
+    p.write_text(GOOD_TOML.replace("strategy = ", "stratgy = "))
+    with pytest.raises(InputError, match="'strategy'"):
+        load_chutes(p)
+    p.write_text(GOOD_TOML.replace("max_recirculation = 3", "max_recirculation = 3\nwms_id = 7"))
+    with pytest.warns(UserWarning, match=r"c\.toml:5: key 'wms_id'"):
+        _, settings = load_chutes(p)
+    assert settings.max_recirculation == 3

@@ -390,6 +390,11 @@ class Scenario:
             if not isinstance(lp, LoopSpec):
                 raise InputError(f"loop #{i + 1} is a {type(lp).__name__}", path=path,
                                  field=f"loop[{i}]", expected="a LoopSpec(layout, plan)")
+            for key, cls in (("layout", LoopSorter), ("plan", SortPlan)):
+                if not isinstance(getattr(lp, key), cls):     # (a path, None, a dict, ...)
+                    raise InputError(f"the {key} of loop #{i + 1} is a "
+                                     f"{type(getattr(lp, key)).__name__}", path=path,
+                                     field=f"loop[{i}].{key}", expected=f"a {cls.__name__}")
         (self.name, self.seed, self.shift_hours, self.interval_minutes,
          self.max_recirculation) = _check_head(self.name, self.seed, self.shift_hours,
                                                self.interval_minutes, self.max_recirculation,
@@ -471,7 +476,9 @@ def _check_wave(w, i, *, path) -> Wave:
                  integer=True, expected="parcels per truck, an integer >= 1")
     unload = _num(w.unload_per_hour, path=path, field=f + ".unload_per_hour", lo=0,
                   lo_open=True, hi=1e7, expected="items per hour > 0")
-    if not isinstance(w.plans, Mapping):
+    if not isinstance(w.plans, Mapping) or not all(isinstance(p, SortPlan)
+                                                   for p in w.plans.values()):
+        # (a plan CSV's path is the file's form: in code, load it, e.g. with load_plan_routes)
         raise InputError(f"bad plans {w.plans!r}", path=path, field=f + ".plan",
                          expected="a mapping {loop name: SortPlan}")
     return replace(w, start_s=start, end_s=end, rate_per_hour=rate, batch_size=batch,
@@ -719,6 +726,14 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
     loops = []
     for i, raw in enumerate(raw_loops):
         default_name = "loop" if len(raw_loops) == 1 else f"loop-{i + 1}"
+        for key, form in (("chutes", "a chute TOML"), ("plan", "a plan CSV")):
+            # a missing file named by this scenario: name the key (as for a wave's plan)
+            rel = raw.get(key) if isinstance(raw, Mapping) else None
+            if isinstance(rel, str) and rel.strip() and not (base / rel).exists():
+                who = f"loop {raw.get('name', default_name)!r}: " if len(raw_loops) > 1 else ""
+                raise InputError(f"{who}{key} file {rel!r} not found", path=path,
+                                 field=f"loop.{key}", expected=f"the path of {form}, relative "
+                                                               f"to the scenario ({base})")
         layout = LoopSorter.from_dict(raw, path=path, base_dir=base, name=default_name)
         plan = _loop_plan(raw, layout, path=path, base=base)
         loops.append(LoopSpec(layout, plan))
