@@ -44,7 +44,8 @@ __all__ = ["floor_sweep", "FLOOR_SETTINGS", "FLOOR_DEFAULTS"]
 #: Sweepable settings -> expected form (the ``sorter mapf`` option of the same name; no
 #: option for ``max_recirculation`` and ``chutes_per_destination``: FloorSimOptions fields).
 FLOOR_SETTINGS = {
-    "robots": "an integer >= 1 (at most the floor's free cells)",
+    "robots": "an integer >= 1 (at most the floor's free cells that reach the inducts and "
+              "chutes)",
     "steps": "an integer >= 1",
     "dwell_chute": "an integer >= 0 (steps at a drop cell)",
     "dwell_induct": "an integer >= 0 (steps at an induct)",
@@ -127,6 +128,13 @@ def _check_value(floor, key, v):
         if key == "robots" and v > floor.free_cells.size:
             raise InputError(f"{v} robots do not fit on {floor.free_cells.size} free cells",
                              field=key, expected=f"at most {floor.free_cells.size}")
+        if key == "robots":            # robots drawn beyond these idle the whole run
+            from sorter.agv.lifelong import working_cells
+            room = working_cells(floor).size
+            if v > room:
+                raise InputError(f"{v} robots: only {room} of the floor's "
+                                 f"{floor.free_cells.size} free cells can reach the inducts "
+                                 "and chutes", field=key, expected=f"at most {room}")
         if key == "destinations" and v > len(floor.chutes):
             raise InputError(f"{v} destinations for {len(floor.chutes)} chutes", field=key,
                              expected=f"1..{len(floor.chutes)}")

@@ -46,6 +46,7 @@ def test_mapf_on_an_ascii_floor_writes_the_outputs(tmp_path, capsys):
                  "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "tasks completed" in text and "ms/step" in text and "preprocessing" in text
+    assert "Numba kernels" in text      # compiled before the timed steps, reported apart
     pos, k = _check_outputs(out, load_floor(fl), 10, 60)
     assert k["tasks_completed"] > 0
     # same seed -> same plan
@@ -184,3 +185,29 @@ def test_mapf_default_table_bound_is_0_for_multi_errand_tasks(tmp_path, capsys):
     assert main(["mapf", str(fl), "--robots", "2", "--steps", "5", "--tasks", str(multi),
                  "--table-mb", "64", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["table_mb_bound"] == 64
+
+
+def test_warm_up_compiles_the_step_kernels_and_leaves_runs_unchanged(tmp_path):
+    """In a fresh interpreter the step kernels have no compiled signature until warm_up (which
+    compiles them or loads them from Numba's cache); a run before and after it plans the same
+    paths (no state carried over)."""
+    import subprocess
+    import sys
+    from sorter.agv.lifelong import make_run, simulate, warm_up
+    from sorter.layout.ascii import parse_ascii
+    # cwd elsewhere: the installed package, not the source tree (no compiled engine there in CI)
+    probe = ("from sorter.agv import pibt, distance; from sorter.agv.lifelong import warm_up; "
+             "ks = (pibt._pibt_step, pibt._gather, pibt._watch); {}; "
+             "print(all(k.signatures for k in ks), "
+             "any(k.signatures for k in (distance._bfs_into, distance._dial_into)))")
+    cold = subprocess.run([sys.executable, "-c", probe.format("pass")], capture_output=True,
+                          text=True, check=True, cwd=tmp_path).stdout.split()
+    warm = subprocess.run([sys.executable, "-c", probe.format("warm_up()")], capture_output=True,
+                          text=True, check=True, cwd=tmp_path).stdout.split()
+    assert cold == ["False", "False"] and warm == ["True", "True"]
+    fl = parse_ascii(FLOOR)
+    before = simulate(*make_run(fl, 6, seed=2), 40).positions
+    s = warm_up()
+    assert np.isfinite(s) and s >= 0
+    after = simulate(*make_run(fl, 6, seed=2), 40).positions
+    assert np.array_equal(before, after)

@@ -168,8 +168,10 @@ class FloorSimOptions:
 
     @property
     def supply_limited(self) -> bool:
-        """Whether parcels arrive at a rate (else every induct always has one)."""
-        return any(_real(rate) > 0 for _, rate in self.waves())
+        """Whether parcels arrive at a rate (else every induct always has one). Waves whose
+        rates are all 0 are breaks only: no parcels, not an unlimited supply."""
+        waves = self.waves()
+        return len(waves) > 1 or any(_real(rate) > 0 for _, rate in waves)
 
     def validate(self):
         if (self.plan_csv is None) != (self.chutes_toml is None):

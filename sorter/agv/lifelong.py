@@ -14,7 +14,7 @@ from sorter.agv.pibt import Planner
 from sorter.agv.tasks import ErrandTasks, RandomTasks, SortingTasks
 from sorter.errors import InputError
 
-__all__ = ["RunResult", "simulate", "make_run", "default_starts"]
+__all__ = ["RunResult", "simulate", "make_run", "default_starts", "working_cells", "warm_up"]
 
 
 @dataclass
@@ -102,6 +102,36 @@ def default_starts(floor, n_robots, rng, *, errands=None):
         out.append(pool)                            # all of it, then draw from the next
         need -= pool.size
     return np.concatenate(out).astype(np.int32)
+
+
+def working_cells(floor, errands=None) -> np.ndarray:
+    """The free cells where a robot can work: those :func:`default_starts` draws from first.
+
+    On a floor in one strongly connected part, every free cell; on a floor walled into parts
+    (or with one-way traps, each a part of its own), the part holding most ``errands`` when
+    given, else the parts holding an induct and a chute, else (no stations) the parts of two
+    cells or more. More robots than these cells: the others start where they idle the whole
+    run (``sorter mapf`` refuses such a fleet).
+
+    Parameters
+    ----------
+    floor : Floor
+    errands : int array, optional
+        LoRR errand cells of the run.
+
+    Returns
+    -------
+    int32 array
+        Cell ids, ascending.
+
+    Examples
+    --------
+    >>> from sorter.layout import Floor
+    >>> working_cells(Floor.from_ascii("ID.@..\\n.CD@..")).tolist()      # the right part idles
+    [0, 1, 2, 6, 8]
+    """
+    free = np.asarray(floor.free_cells)
+    return free[_working_cells(floor, free, errands)].astype(np.int32)
 
 
 def _working_cells(floor, free, errands=None):
@@ -199,6 +229,26 @@ def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None
         stream = RandomTasks(floor.free_cells, n_robots, rng,
                              moves=getattr(floor, "moves", None))
     return planner, stream
+
+
+def warm_up() -> float:
+    """Compile the planner's Numba kernels (or load them from Numba's on-disk cache) before a
+    timed run; return the seconds it took.
+
+    Numba compiles a kernel at its first call: ~15-20 s on this machine the first time after an
+    install, ~0.2-0.3 s to load the cached code later. Without a warm-up that time lands in the
+    first timed step (a "max ms per step" of 15 s). This runs a few steps of six robots on a
+    small generated sorting floor, so the kernels every run calls (distance tables, the PIBT step,
+    the stall watch) are ready; rarer ones (rescues, detours, the LoRR 2024 scheduler) still
+    compile at their first use.
+    """
+    from sorter.layout.generate import sortation_floor
+
+    t0 = time.perf_counter()
+    floor = sortation_floor(9, 12, 2, 2, seed=0)
+    planner, stream = make_run(floor, 6, seed=0)
+    simulate(planner, stream, 5, record=False)
+    return time.perf_counter() - t0
 
 
 def simulate(planner, stream, steps, *, record=True, progress=None, build_s=0.0) -> RunResult:

@@ -285,6 +285,24 @@ def _check_starts_reach_inducts(floor, starts, start_src):
                          expected="start cells from which the inducts and chutes can be reached")
 
 
+def _check_room_to_work(floor, n):
+    """Sorting run, starts drawn: all ``n`` robots must fit on the cells from which an induct
+    can be reached (the part of the floor holding the inducts and chutes); drawn beyond them,
+    robots started in a walled-off pocket or a one-way trap and idled the whole run, without a
+    word (a start given in a file there is refused)."""
+    import numpy as np
+
+    from sorter.agv.lifelong import working_cells
+    from sorter.errors import InputError
+    free = np.asarray(floor.free_cells).size
+    room = working_cells(floor).size
+    if room < n <= free:            # (beyond the free cells: the draw says so)
+        raise InputError(f"--robots {n}: only {room} of the floor's {free} free cells can reach "
+                         f"the inducts and chutes (the others lie in walled-off pockets or "
+                         f"one-way traps)", path=floor.source, field="robots",
+                         expected=f"at most {room} robots")
+
+
 def _check_directed_errands(floor, starts, errands, offsets, source, start_src, task_file=None):
     """On a floor with one-way moves: every errand cell must reach every other one and back
     (one strongly connected part), and every start must reach them. The both-ways check of
@@ -453,7 +471,7 @@ def run(args) -> int:
 
     import numpy as np
 
-    from sorter.agv.lifelong import make_run, simulate
+    from sorter.agv.lifelong import make_run, simulate, warm_up
     from sorter.errors import InputError
     from sorter.layout import load_floor
 
@@ -588,6 +606,8 @@ def run(args) -> int:
                          expected="at least one induct and one chute for sorting tasks")
     if sorting and start_src is not None and starts is not None:
         _check_starts_reach_inducts(floor, starts, start_src)
+    if sorting and starts is None:
+        _check_room_to_work(floor, n)
     sim = _floor_sim_options(args, sorting, kind)
     if sim is not None and sim.plan_csv is None and len(floor.chutes) < 2:
         raise InputError(f"the chute engine's generated sort plan needs a reject chute besides the "
@@ -603,6 +623,7 @@ def run(args) -> int:
     if starts is None and errand_run and errands is not None:
         # starts drawn in the part of the floor the errands lie in (make_run): room for all?
         _errand_part(floor, errands, n, np.zeros(floor.n_cells, bool))
+    jit_s = warm_up()       # Numba compiles here, not in the first timed step
     planner, stream = make_run(floor, n, starts, seed=args.seed, tasks=kind,
                                errands=errands if kind in ("auto", "errands") else None,
                                dwell_chute=dc, dwell_induct=di, guidance=args.guidance,
@@ -630,7 +651,7 @@ def run(args) -> int:
                              path=args.out, field="out",
                              expected="a directory that can be made (created if missing)") from None
     res = simulate(planner, stream, args.steps, record=bool(args.out),
-                   build_s=time.perf_counter() - t0)
+                   build_s=time.perf_counter() - t0 - jit_s)
     k = res.kpis()
     k.update({"floor": floor.name, "seed": args.seed, "guidance": args.guidance,
               "tasks": type(stream).__name__, "dwell_chute": dc, "dwell_induct": di,
@@ -712,6 +733,8 @@ def run(args) -> int:
               f"{k['distance_tables_computed']} computed"
               + (f", {k['distance_tables_prefetched']} ahead on a 2nd thread"
                  if k.get("distance_tables_prefetched") else "") + ")")
+        print(f"  Numba kernels     {jit_s:.3f} s  (compiled on the first run after an install, "
+              "then loaded from the cache; not in the times above)")
         if rss is not None:
             print(f"  peak memory       {rss:.0f} MB  (resident; distance-table LRU bound "
                   f"{args.table_mb:g} MB)")

@@ -133,6 +133,16 @@ def parse_ascii(text: str, name: str = "ascii", path=None) -> Floor:
     width = len(rows[0])
     if width == 0:
         fail("empty row", path=where, line=first_line, column=1, expected="at least one cell")
+    stray = set("".join(rows)) - set(ASCII_CHARS)
+    if stray:
+        # named before the row lengths: a stray character (often an invisible one, such as a
+        # no-break space or a tab pasted from a document) also makes its row look ragged, and
+        # the ragged-row error then named the next row, not the one holding it
+        for r, ln in enumerate(rows):
+            for c, ch in enumerate(ln):
+                if ch in stray:
+                    fail(f"unknown character {ch!r}", path=where, line=first_line + r,
+                         column=c + 1, expected=_EXPECTED)
     for r, ln in enumerate(rows):
         if len(ln) != width:
             fail(f"row has {len(ln)} cells but the first row has {width}", path=where,

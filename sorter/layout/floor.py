@@ -249,7 +249,11 @@ class Floor:
 
     def __init__(self, cells, *, moves=None, inducts=(), chutes=(), name="floor", source=None,
                  chute_body=None, check=True):
-        grid = np.asarray(cells)
+        try:
+            grid = np.asarray(cells)
+        except (ValueError, TypeError):             # ragged rows: NumPy's own message
+            raise InputError("cells are not a rectangular grid (rows of different lengths)",
+                             field="cells", expected="array of shape (height, width)") from None
         if grid.ndim != 2 or grid.shape[0] < 1 or grid.shape[1] < 1:
             raise InputError(f"cells must be a non-empty 2-D grid, got shape {grid.shape}",
                              field="cells", expected="array of shape (height, width)")
