@@ -294,3 +294,26 @@ def test_a_stranded_robot_that_is_held_itself_is_not_stranded():
     p.release([0])                      # robot 1 still held: cut off again
     p.step(goals)
     assert p.stranded.tolist() == [True, False]
+
+
+def test_no_robot_stays_stranded_once_every_fault_is_repaired():
+    """`stranded` means "no way round the held robots now": in a step planned with nobody held,
+    nobody is stranded (before, the flag was cleared only for goals whose newest detour table a
+    released cell shortened, and robots kept it for hundreds of steps after the repairs)."""
+    from sorter.agv.floor_sim import FloorSimOptions
+    from sorter.agv.lifelong import make_run
+    f = Floor.from_ascii("@@@@@\nI...D\n@@@.C\n@@D..\n@@C@@")
+    p, s = make_run(f, 4, seed=1, tasks="sorting",
+                    floor_sim=FloorSimOptions(chute_capacity=0, fault_rate=0.02, repair_steps=5))
+    goals = s.start(p)
+    p.prepare(goals)
+    free_steps = stranded_steps = 0
+    for _ in range(600):
+        s.pre_step(p, goals)
+        held_during = p.held.any()
+        p.step(goals)
+        if not held_during:
+            free_steps += 1
+            stranded_steps += bool(p.stranded.any())
+        goals = s.update(p)
+    assert free_steps > 50 and stranded_steps == 0
