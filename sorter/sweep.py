@@ -34,6 +34,8 @@ import json
 import math
 import os
 import re
+import signal
+import threading
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -43,7 +45,7 @@ from typing import Mapping, Sequence
 from sorter.errors import InputError
 
 __all__ = ["capacity_sweep", "SweepResult", "parse_key", "set_key", "parse_values",
-           "t_quantile", "mean_ci", "kpi_row", "KPI_COLUMNS", "SUMMARY_KPIS"]
+           "t_quantile", "mean_ci", "kpi_row", "request_stop", "KPI_COLUMNS", "SUMMARY_KPIS"]
 
 #: Scalar KPIs of :func:`sorter.sim.compute_kpis` kept in every sweep row (others are added
 #: as ``rejected_<reason>``, ``wave<i>_sorted_per_hour`` and, for hubs, ``loop_<name>_...``).
@@ -406,8 +408,12 @@ def kpi_row(kpis: dict) -> dict:
         row[f"wave{i}_sorted_per_hour"] = w["sorted_per_hour"]
     loops = kpis.get("loops", [])
     if len(loops) > 1:
-        for lp in loops:
+        used = set()
+        for i, lp in enumerate(loops):
             s = _slug(lp["name"])
+            while s in used:        # "A-1" and "A_1" both slug to A_1: one would overwrite the other
+                s = f"{s}_{i}"
+            used.add(s)
             for k in ("sorted_per_hour", "recirculation_pct", "induct_blocking_pct",
                       "carrier_fill_pct"):
                 row[f"loop_{s}_{k}"] = lp[k]
@@ -820,13 +826,14 @@ def _point_scenario(doc, settings, path, base, index=None, overrides=()):
         return parse_scenario(d, path=path, base_dir=base)
     except InputError as exc:
         # a new key the scenario does not know: name it with the document's nearest keys
+        # (a key it knows but the file does not set, given a bad value, is a bad value)
         for key in settings:
             parts = parse_key(key)
             try:
                 same = exc.field is not None and parse_key(exc.field) == parts
             except InputError:
                 same = False
-            if same and not _has_key(doc, parts):
+            if same and not _has_key(doc, parts) and "unknown key" in str(exc):
                 raise InputError(f"unknown key {key!r}", path=path, field=key,
                                  expected="nearest valid keys: " + _nearest(key, doc)) from None
         if not settings:
@@ -1002,20 +1009,78 @@ def _guard(task, points, seed_list):
         raise
 
 
+_STOP = threading.Event()       # request_stop() was called while a local pool ran
+_POOL = threading.Event()       # a local process pool is running
+
+
+def request_stop() -> None:
+    """Stop a running sweep; for a signal handler (``sorter sweep`` installs it for SIGINT
+    and SIGTERM).
+
+    While a local process pool runs, the request is noted and the pool's loop stops at its
+    next check (within a quarter of a second) with :class:`KeyboardInterrupt`: raised from
+    the handler at any point, it could leave a lock of the pool's queues held and the exit
+    then hung for ever. Otherwise (serial, Dask) it raises :class:`KeyboardInterrupt` at once.
+    """
+    if _POOL.is_set():
+        _STOP.set()
+    else:
+        raise KeyboardInterrupt
+
+
+def _worker_init(parent):
+    """A pool worker ignores SIGINT and SIGTERM (Ctrl-C and ``kill`` reach the whole process
+    group: the parent stops the sweep and then its workers, which dying on their own would
+    only turn the interrupt into a broken pool) and, on Linux, dies with its parent (a
+    ``kill -9`` of the sweep leaves no orphans behind)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)     # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):        # pragma: no cover - not Linux
+        return
+    if os.getppid() != parent:               # the parent died before the line above
+        os._exit(1)
+
+
 def _run_pool(workers, tasks, results, walls, bar, points, seed_list):
     from concurrent.futures import ProcessPoolExecutor, as_completed
-    ex = ProcessPoolExecutor(max_workers=workers)
+    ex = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
+                             initargs=(os.getpid(),))
+    _STOP.clear()
+    _POOL.set()
     try:
         futs = {ex.submit(_run_point, t): t[0] for t in tasks}
-        for f in as_completed(futs):
-            try:
-                _collect(f.result(), results, walls, bar)
-            except Exception as exc:
-                exc.add_note(f"sorter sweep: while running {_where(futs[f], points, seed_list)}")
-                raise
-    except BaseException:
+        pending = set(futs)
+        while pending:
+            try:                     # a quarter of a second at a time, to see request_stop()
+                for f in as_completed(pending, timeout=0.25):
+                    if _STOP.is_set():
+                        break
+                    pending.discard(f)
+                    try:
+                        _collect(f.result(), results, walls, bar)
+                    except Exception as exc:
+                        exc.add_note("sorter sweep: while running "
+                                     f"{_where(futs[f], points, seed_list)}")
+                        raise
+            except TimeoutError:
+                pass
+            if _STOP.is_set():       # request_stop(): stop here, where no lock is held
+                raise KeyboardInterrupt
+    except BaseException as exc:
+        procs = list((getattr(ex, "_processes", None) or {}).values())
         ex.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:     # runs in flight would keep going (minutes each) after we stop
+            if proc.is_alive():
+                proc.kill()
+        if _STOP.is_set() and not isinstance(exc, KeyboardInterrupt):
+            raise KeyboardInterrupt from None      # asked to stop: whatever broke meanwhile
         raise
+    finally:
+        _POOL.clear()
+        _STOP.clear()
     ex.shutdown(wait=True)
 
 

@@ -474,3 +474,16 @@ def test_sighup_stops_the_service_cleanly_with_the_journal_committed(tmp_path):
         assert stop_service(proc, signal.SIGHUP) == 0
     rows = journal_rows(db, "plc")
     assert [r[0] for r in rows] == [2] and rows[0][1] == "scan"
+
+
+def test_a_journal_that_is_a_pipe_or_device_is_refused_before_sqlite_touches_it(tmp_path):
+    """SQLite takes /dev/null as an empty database that forgets every write and puts its -wal /
+    -journal files beside it (in /dev); a pipe fails later as a disk I/O error. Both are
+    refused up front, naming the path and the field, and nothing is made beside them."""
+    from sorter.errors import InputError
+    fifo = tmp_path / "journal.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file") as e:
+        open_service(PLAN, CHUTES, journal=fifo)
+    assert e.value.field == "journal" and str(fifo) in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.fifo"]

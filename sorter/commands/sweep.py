@@ -46,6 +46,7 @@ example:
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 __all__ = ["add_arguments", "run"]
@@ -81,7 +82,20 @@ def _pair(text, flag):
     return key.strip(), value.strip()
 
 
+def _interrupt(signum, frame):
+    from sorter.sweep import request_stop
+    request_stop()
+
+
+def _where(exc) -> str:
+    """`` (while running point 3 (key=value), seed 12)`` from the note the sweep added."""
+    notes = [n.removeprefix("sorter sweep: ") for n in getattr(exc, "__notes__", None) or ()]
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
 def run(args) -> int:
+    from concurrent.futures.process import BrokenProcessPool
+
     from sorter.errors import InputError
     from sorter.floor_sweep import floor_sweep, is_floor_file
     from sorter.sweep import capacity_sweep, parse_key, parse_values
@@ -126,6 +140,15 @@ def run(args) -> int:
         from sorter.report import SWEEP_FILES, prepare_out_dir
         prepare_out_dir(args.out, create=False, files=SWEEP_FILES)
 
+    # `kill PID` (a scheduler's time limit) stops the sweep as Ctrl-C does, and both stop
+    # the worker processes too (killed by SIGTERM, the parent left them running, orphaned;
+    # a KeyboardInterrupt raised inside the pool's bookkeeping could hang the exit)
+    try:
+        old_handlers = {sig: signal.signal(sig, _interrupt)
+                        for sig in (signal.SIGTERM, signal.SIGINT)
+                        if signal.getsignal(sig) is not signal.SIG_IGN}   # (nohup'd: kept)
+    except ValueError:                    # not the main thread (called from a thread)
+        old_handlers = {}
     client = cluster = None
     try:
         if args.dask:
@@ -149,7 +172,18 @@ def run(args) -> int:
         res = sweep(args.scenario, vary, seeds=args.seeds, overrides=overrides,
                     client=client, n_workers=args.workers,
                     progress=not args.no_progress and sys.stderr.isatty())
+    except BrokenProcessPool as exc:       # a worker killed (out of memory?): one clear line
+        runs = _where(exc).replace("(while running ", "(runs in flight included ", 1)
+        raise ValueError("a worker process died part-way (killed by the system? out of memory?)"
+                         + runs + "; --workers 1 runs in this process and shows the run's own "
+                         "error") from None
+    except ValueError as exc:             # a run failed after the up-front checks: say where
+        if not getattr(exc, "__notes__", None):
+            raise
+        raise ValueError(f"{exc}{_where(exc)}") from None
     finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
         if client is not None:
             client.close()
         if cluster is not None:

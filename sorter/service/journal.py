@@ -81,6 +81,11 @@ def _lock_journal(path):
     process dies, so a restart after a crash is never blocked. Returns the file
     descriptor to close (None where ``flock`` does not exist).
     """
+    if os.path.exists(path) and not os.path.isfile(path):
+        # /dev/null "works" as an SQLite file that forgets everything, and SQLite then makes
+        # its -wal / -journal files beside it (in /dev); a pipe fails later, less clearly
+        raise InputError("not a regular file (a device, pipe or directory)", path=path,
+                         field="journal", expected="a writable SQLite file path")
     try:
         import fcntl
     except ImportError:             # pragma: no cover - not POSIX: no lock
@@ -484,11 +489,48 @@ def read_records(path, kinds=None, *, chunk=50_000):
                 rows = cur.fetchmany(chunk)
                 if not rows:
                     break
+                for r in rows:
+                    bad = _bad_export_field(r)
+                    if bad is not None:       # a damaged page can still read as a row
+                        raise _damaged(path, f"journal row {r[0]!r}: {bad[0]} reads as "
+                                             f"{bad[1]!r:.60}")
                 yield rows
         except sqlite3.DatabaseError as exc:
             raise _damaged(path, exc) from None
     finally:
         con.close()
+
+
+_T_MIN, _T_MAX = 0.0, 253402300799.0            # 1970 .. 9999-12-31: a UTC timestamp in range
+_TEXT_OR_NULL = (str, type(None))
+
+
+def _bad_export_field(r):
+    """``(column, value)`` of the first value of an export row that no journal writes (a
+    damaged file: a time out of range, text where a number belongs, ...), else None."""
+    i, t, client, seq, kind, parcel, dest, rc, so, chute, reason, state, plan, tg = r
+    if not isinstance(i, int):
+        return "id", i
+    if t.__class__ not in (int, float) or not _T_MIN <= t <= _T_MAX:
+        return "t", t
+    if not isinstance(client, str):
+        return "client", client
+    if seq.__class__ is not int or not 0 <= seq < 2 ** 63:
+        return "seq", seq
+    if not isinstance(kind, str):
+        return "kind", kind
+    for name, v in (("parcel", parcel), ("destination", dest), ("chute", chute),
+                    ("detail", reason if reason is not None else state if state is not None
+                     else plan)):
+        if not isinstance(v, _TEXT_OR_NULL):
+            return name, v
+    if rc is not None and (rc.__class__ is not int or not 0 <= rc < 2 ** 31):
+        return "recirculation", rc
+    if so is not None and so.__class__ is not int:
+        return "sortable", so
+    if not isinstance(tg, (bytes, str)):
+        return "telegram", tg
+    return None
 
 
 def _text(x):

@@ -46,12 +46,18 @@ from sorter.service.protocol import (MAX_LINE, ChuteState, Container, Discharged
                                      echo_seq, format_ack, format_err, format_hello,
                                      format_status, parse_line)
 
-__all__ = ["Service", "Connection", "start_server", "run_server", "open_service"]
+__all__ = ["Service", "Connection", "start_server", "run_server", "open_service", "MAX_BACKLOG"]
 
 log = logging.getLogger(__name__)
 
 _perf = time.perf_counter
 _now = time.time
+
+#: Journal rows applied and not yet committed beyond which the service stops reading from
+#: its clients until the journal catches up (half of it): under an overload the writer
+#: thread falls behind, and without a bound a crash in ``batch`` mode lost every
+#: acknowledged row it had not reached (seconds of decisions) while memory grew.
+MAX_BACKLOG = 10_000
 
 
 class Connection(asyncio.Protocol):
@@ -77,6 +83,8 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport
         self.service.conns.add(self)
+        if self.service.throttled:    # the journal is catching up: read once it has
+            transport.pause_reading()
 
     def data_received(self, data):
         self.service.feed(self, data)
@@ -100,8 +108,8 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self):
         self.write_paused = False
-        if self.held is None:         # (a PLAN still loading resumes reading when done)
-            self.transport.resume_reading()
+        if self.held is None and not self.service.throttled:   # (a PLAN still loading, or
+            self.transport.resume_reading()                    # the journal, resumes it)
 
     # output -------------------------------------------------------------------------
     def send(self, payload, t_read):
@@ -171,6 +179,8 @@ class Service:
         self.n_replayed = 0
         self.n_events = 0
         self.t_started = _now()
+        self.max_backlog = MAX_BACKLOG
+        self.throttled = False         # reading paused until the journal catches up
         self.journal_fresh = False     # open_service created the journal file (nothing restored)
         if restored is not None:
             for rid, client, seq, kind, parcel, chute, detail, telegram in restored.recent:
@@ -252,6 +262,8 @@ class Service:
             self._deliver(conn, b"".join(out), t)
         if self.next_id - 1 - self._snap_id >= self.snapshot_every and self.journal is not None:
             self.snapshot()
+        if self.next_id - 1 - self.committed > self.max_backlog and self.journal is not None:
+            self._throttle()
 
     def end_of_input(self, conn, t=None):
         """The client closed its side: answer what is left after the last newline.
@@ -411,7 +423,7 @@ class Service:
             return
         if conn.closing and not conn.pending:
             tr.close()
-        elif not conn.write_paused:
+        elif not conn.write_paused and not self.throttled:
             tr.resume_reading()
 
     def _other(self, conn, tg, st):
@@ -456,10 +468,28 @@ class Service:
         raise TypeError(f"no handler for {cls.__name__}")   # pragma: no cover
 
     # journal callbacks (loop thread) --------------------------------------------------------
+    def _throttle(self):
+        """Too many rows wait for the journal: stop reading from every client."""
+        if self.throttled:
+            return
+        self.throttled = True
+        for conn in self.conns:
+            tr = conn.transport
+            if tr is not None and not tr.is_closing():
+                tr.pause_reading()
+        self.journal.kick()
+
     def on_commit(self, upto):
         """The journal committed every row up to ``upto``: send the answers that waited."""
         if upto > self.committed:
             self.committed = upto
+        if self.throttled and self.next_id - 1 - self.committed <= self.max_backlog // 2:
+            self.throttled = False
+            for conn in self.conns:
+                tr = conn.transport
+                if (tr is not None and not tr.is_closing() and not conn.write_paused
+                        and conn.held is None):
+                    tr.resume_reading()
         if not self._waiting:
             return
         for conn in list(self._waiting):
@@ -530,6 +560,7 @@ class Service:
                     conn.transport.pause_reading()
                 except Exception:
                     pass
+        self.throttled = False         # (so that on_commit below resumes no reading)
         if self.journal is not None:
             if self.failure is None:
                 self.snapshot()
