@@ -17,7 +17,8 @@ from sorter._chutes import ChuteEngine, CompiledPlan, recirculation_count, sorta
 from sorter.constants import (KINDS, REASONS, REJECT_REASONS, STATES,
                               STRATEGIES, Decision)
 from sorter.errors import InputError
-from sorter.plan import Chute, ChuteTable, SortPlan, load_plan, load_plan_routes
+from sorter.plan import (Chute, ChuteTable, SortPlan, as_chute_table, load_plan,
+                         load_plan_routes)
 
 __all__ = ["Sorter", "Decision", "PreparedPlan"]
 
@@ -113,7 +114,7 @@ class Sorter(ChuteEngine):
     def __init__(self, plan: SortPlan, chutes, *, strategy=None, max_recirculation=None):
         if not isinstance(plan, SortPlan):
             raise TypeError(f"plan must be a SortPlan, not {type(plan).__name__}")
-        table = chutes if isinstance(chutes, ChuteTable) else ChuteTable(list(chutes))
+        table = as_chute_table(chutes)
         overrides = {"strategy": strategy, "max_recirculation": max_recirculation}
         plan = _own_copy(plan, table, **{k: v for k, v in overrides.items() if v is not None})
         self.chute_table = table
@@ -252,9 +253,18 @@ class Sorter(ChuteEngine):
         Unknown codes -> -1, ``None`` or ``""`` -> -2 (no-read).
         """
         if isinstance(codes, np.ndarray):
+            if codes.ndim != 1:     # (a DataFrame's df[["dest"]].to_numpy() is (n, 1))
+                raise ValueError(f"codes must be 1-D, got shape {codes.shape}")
             codes = codes.tolist()
-        elif isinstance(codes, str):
-            raise TypeError("codes must be a sequence of destination codes, not one string")
+        elif isinstance(codes, (str, bytes, bytearray)):
+            raise TypeError("codes must be a sequence of destination codes, not one "
+                            f"{type(codes).__name__}")
+        elif not hasattr(codes, "__iter__"):
+            raise TypeError("codes must be a sequence of destination codes, not "
+                            f"{type(codes).__name__}")
+        elif getattr(codes, "ndim", 1) != 1:    # a DataFrame iterates over its column names
+            raise ValueError(f"codes must be 1-D, got a {type(codes).__name__} of "
+                             f"{codes.ndim} dimensions")
         return self._destination_ids(list(codes))
 
     def assign_many(self, dest_ids, recirculation=0, sortable=None):
@@ -295,6 +305,8 @@ class Sorter(ChuteEngine):
             raise ValueError(f"recirculation must be a scalar or shape ({n},), got {rc.shape}")
         elif rc.dtype.kind in "OSUV":   # text or objects: each read as assign() reads it
             rc = np.fromiter(map(recirculation_count, rc.tolist()), dtype=np.int32, count=n)
+        elif rc.dtype.kind not in "biuf":   # complex, datetime, timedelta: no count
+            raise TypeError(f"recirculation must be counts (integers), got dtype {rc.dtype}")
         else:
             if rc.dtype.kind == "f":    # as assign(): NaN counts as 0, +inf as the most
                 rc = np.nan_to_num(rc, nan=0.0, posinf=1 << 30, neginf=0.0)
@@ -361,12 +373,16 @@ class Sorter(ChuteEngine):
 
     @property
     def plan_name(self) -> str:
+        """Name of the plan in force (a plan CSV's file stem after a switch to it)."""
         return self.sort_plan.name
 
     def chute_state(self, chute) -> str:
+        """The chute's state, one of :data:`~sorter.constants.STATES`; an
+        :class:`~sorter.errors.InputError` for a chute not in the table."""
         return STATES[int(self._arrays()["state"][self._chute(chute)])]
 
     def chute_fill(self, chute) -> int:
+        """Items in the chute's container now (emptied by :meth:`container_changed`)."""
         return int(self._arrays()["fill"][self._chute(chute)])
 
     def counters(self) -> dict:
@@ -418,7 +434,9 @@ class Sorter(ChuteEngine):
         try:
             table = ChuteTable([Chute(**c) for c in state["chutes"]])
             pd = state["plan"]
-            plan = SortPlan(routes={d: tuple(r) for d, r in pd["routes"].items()},
+            # (a route saved as one string is refused as such, not split into characters)
+            plan = SortPlan(routes={d: r if isinstance(r, str) else tuple(r)
+                                    for d, r in pd["routes"].items()},
                             reject=dict(pd["reject"]), overflow=tuple(pd["overflow"]),
                             strategy=pd["strategy"], max_recirculation=pd["max_recirculation"],
                             name=pd["name"])
@@ -433,7 +451,11 @@ class Sorter(ChuteEngine):
             n = len(table)
             if len(state["state"]) != n:
                 raise InputError("per-chute arrays do not match the chute table", field="state")
-            codes = [_STATE_CODE[s] for s in state["state"]]
+            codes = [_STATE_CODE.get(s) if isinstance(s, str) else None for s in state["state"]]
+            if None in codes:
+                bad = state["state"][codes.index(None)]
+                raise InputError(f"unknown chute state {bad!r} in the sorter state",
+                                 field="state", expected=" | ".join(STATES))
             # the compiled engine trusts these arrays (no bounds checks): check them here
             i32, i64 = (1 << 31) - 1, (1 << 63) - 1
             self._load_state(codes, _state_counts(state, "fill", n, i32),

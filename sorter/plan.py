@@ -40,6 +40,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import numpy as np
+
 from sorter.constants import KINDS, REJECT_REASONS, STRATEGIES
 from sorter.errors import InputError
 
@@ -169,7 +171,9 @@ class SortPlan:
     name: str = "plan"
 
     def validate(self, chutes: ChuteTable, *, path=None):
-        """Check the plan against ``chutes``; raises :class:`~sorter.errors.InputError`."""
+        """Check the plan against ``chutes`` (a :class:`ChuteTable`, or a list of
+        :class:`Chute`); raises :class:`~sorter.errors.InputError`."""
+        chutes = as_chute_table(chutes)
         if not isinstance(self.routes, Mapping):
             raise InputError(f"routes is a {type(self.routes).__name__}", path=path, field="routes",
                              expected="a mapping {destination: [chute id, ...]}")
@@ -260,10 +264,34 @@ def _plain_int(v):
     return int(v) if isinstance(v, numbers.Integral) and not isinstance(v, (bool, int)) else v
 
 
+def _plain_real(v):
+    """A NumPy number (``np.int64(3)``, ``np.float32(2.5)``) as a plain ``float``, as a chute
+    position read from NumPy or pandas holds it; anything else (bools too) unchanged."""
+    if (isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+            and type(v) not in (int, float)):
+        return float(v)
+    return v
+
+
 def _plain_chute(c):
-    """``c`` with a NumPy integer id or capacity as a plain ``int``."""
+    """``c`` with a NumPy integer id or capacity as a plain ``int``, a NumPy position as a
+    plain ``float``."""
     ids = {k: _plain_int(getattr(c, k)) for k in ("id", "capacity")}
+    ids["position"] = _plain_real(c.position)
     return c if all(ids[k] is getattr(c, k) for k in ids) else replace(c, **ids)
+
+
+def as_chute_table(chutes, *, name="chutes") -> "ChuteTable":
+    """``chutes`` as a :class:`ChuteTable`: a table as is, a list (any ordered iterable) of
+    :class:`Chute` or mappings (``ChuteTable.as_dicts()``) made into one; anything else a
+    ``TypeError`` naming ``name`` (``None`` or a dict of chutes used to fail deep inside)."""
+    if isinstance(chutes, ChuteTable):
+        return chutes
+    if (isinstance(chutes, (str, bytes, Mapping, set, frozenset))
+            or not hasattr(chutes, "__iter__")):      # (a set has no chute order)
+        raise TypeError(f"{name} must be a ChuteTable or a list of Chute (or of mappings with "
+                        f"id, kind, capacity), not {type(chutes).__name__}")
+    return ChuteTable(list(chutes))
 
 
 def _check_chute(c, path, line, i):
@@ -309,7 +337,7 @@ def _chute_from_mapping(m, path, line, i):
                          expected="keys " + ", ".join(sorted(_CHUTE_KEYS)))
     c = Chute(id=_plain_int(m["id"]), kind=m.get("kind", "destination"),
               capacity=_plain_int(m.get("capacity", 40)),
-              position=m.get("position"), side=m.get("side"))
+              position=_plain_real(m.get("position")), side=m.get("side"))
     _check_chute(c, path, line, i)
     return c
 
@@ -573,6 +601,8 @@ def load_plan_routes(path, chutes: ChuteTable | None = None) -> dict:
         destination, unknown chute, a reject chute in a route, an empty chute list.
     """
     path = Path(path)
+    if chutes is not None:
+        chutes = as_chute_table(chutes)
     text = _read_text(path)
     return parse_plan_csv(text, chutes, path=path)
 

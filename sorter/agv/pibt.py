@@ -89,6 +89,7 @@ robots and 2.4-5 ms for 10,000 on LoRR ``sortation_large`` (``bench/RESULTS.md``
 """
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -107,6 +108,9 @@ RESCUE_CALLS = 20_000    # successor generations of one rescue search (at most) 
 RESCUE_WORK = 4_000_000  # ... and at most this many robot moves planned in it (time bound)
 RESCUE_WINDOW = 8       # configurations ahead whose cells other robots keep out of
 DETOUR_CELLS = 1 << 19  # cell visits of new detour tables per step (~16 tables of 32k cells)
+#: A number per planner for its keys in a shared table pool: never reused (``id()`` is, once a
+#: planner is gone, and the next one then got the dead one's detour tables).
+_PLANNER_NUMBERS = itertools.count()
 
 GUIDANCE = ("none", "flow", "lanes", "lanes+flow")
 _M64 = 0xFFFFFFFFFFFFFFFF
@@ -769,6 +773,10 @@ class Planner:
                                    dock_penalty=dock_penalty if rotation else 0,
                                    carriageway=carriageway)
             tables = DistanceTables(g, max_mb=max_table_mb, reserve=n + 64, costs=costs)
+        elif not isinstance(tables, DistanceTables):
+            raise InputError(f"tables is a {type(tables).__name__}", field="tables",
+                             expected="a DistanceTables of this floor (another planner's "
+                                      "planner.tables), or None")
         elif (tables.rcost is not None) != self.lanes:
             raise InputError("shared tables were built for another guidance", field="tables")
         self.tables = tables
@@ -782,7 +790,7 @@ class Planner:
         self._elapsed = np.zeros(n, np.int32)
         self._dwell = np.zeros(n, np.int32)
         self._done = np.zeros(n, np.bool_)
-        self.finished = np.zeros(n, np.bool_)
+        self._finished = np.zeros(n, np.bool_)        # the kernel's buffer (see finished)
         self._occ_now = np.full(g.n_free, -1, np.int32)
         self._occ_next = np.full(g.n_free, -1, np.int32)
         self._order_key = np.empty(n, np.int64)
@@ -810,6 +818,7 @@ class Planner:
         self._keys = [None] * n                          # (goal key, cells) per robot
         self._latest_detour = {}                         # goal key -> newest detour table key
         self._detour_seq = 0
+        self._number = next(_PLANNER_NUMBERS)            # detour keys in a shared pool
         self._epoch = 0                                  # holds + releases so far
         # new detour tables per step: about DETOUR_CELLS cell visits (all on small floors)
         self._detour_budget = max(4, DETOUR_CELLS // max(1, g.n_free))
@@ -824,9 +833,7 @@ class Planner:
         self.rotation = bool(rotation)
         self.turn_weight = int(turn_weight)
         self.hold_on_turn = bool(hold_on_turn)
-        if not isinstance(swap, (bool, np.bool_)):
-            raise InputError(f"swap={swap!r}", field="swap", expected="True or False")
-        self.swap = bool(swap)
+        self.swap = _bool_arg("swap", swap)     # (1 / 0 as for rotation, station_goals)
         if rescue_after is None:        # a robot may wait its turn behind every other once
             rescue_after = max(128, (2 if rotation else 1) * n) if n <= RESCUE_ROBOTS else 0
         if not _is_int(rescue_after) or not 0 <= rescue_after <= 2**31 - 1:
@@ -868,6 +875,12 @@ class Planner:
                 if not (soc[st.cells] == st.index).any():
                     self._shared_drop[st.cells] = True
 
+    def __repr__(self):
+        name = getattr(self.floor, "name", None)
+        name = f"{name!r}, " if name is not None else ""
+        return (f"Planner({name}robots={self.n_robots}, step={self.step_no}, "
+                f"guidance={self.guidance!r}, rotation={self.rotation}, seed={self.seed})")
+
     # -- boundary helpers --------------------------------------------------------------
     def _cells(self, cells, field):
         a = np.asarray(cells)
@@ -892,6 +905,10 @@ class Planner:
         ``station_of_cell`` never names it) stands for itself: the goal is that very cell,
         beside that chute (it cannot say which chute is meant).
         """
+        if (isinstance(cell, (bool, np.bool_)) or not isinstance(cell, (int, np.integer))
+                or not 0 <= cell < self.graph.n_cells):
+            raise InputError(f"goal cell {cell!r}", field="cell",
+                             expected=f"an integer cell id in [0, {self.graph.n_cells})")
         if self.station_goals:
             f = self.floor
             s = int(f.station_of_cell[cell])
@@ -999,6 +1016,13 @@ class Planner:
     def goals(self) -> np.ndarray:
         """Current goal cell of each robot (-1 before the first step)."""
         return self._goal.astype(np.int32)
+
+    @property
+    def finished(self) -> np.ndarray:
+        """Robots whose goal was completed (reached, dwell over) in the last step: a copy (the
+        planner's own buffer changed in place at every step, so ``log.append(p.finished)``
+        logged the last step's flags for every step)."""
+        return self._finished.copy()
 
     @property
     def headings(self) -> np.ndarray:
@@ -1244,7 +1268,7 @@ class Planner:
             if budget <= 0:
                 continue                               # no new table this step
             budget -= 1
-            dkey = ("detour", id(self), self._detour_seq, key)   # tables may be shared
+            dkey = ("detour", self._number, self._detour_seq, key)   # tables may be shared
             self._detour_seq += 1
             row = tabs.acquire(dkey, cells, blocked=self._blocked)
             self._latest_detour[key] = (dkey, self._epoch)
@@ -1352,14 +1376,14 @@ class Planner:
         self.step_no += 1
         if self.flow and self.flow_halflife and self.step_no % self.flow_halflife == 0:
             self._flow >>= 1
-        self.tasks_completed += int(self.finished.sum())
+        self.tasks_completed += int(self._finished.sum())
         return self.graph.free_cells[self._pos]
 
     def _kernel_step(self):
         tabs = self.tables
         _pibt_step(self.graph.fadj, self.graph.fcells, self.graph.free_cells, self._local,
                    tabs.unreachable, self._pos, self._nxt, self._elapsed,
-                   self._dwell, self._done, self.finished, self._occ_now, self._occ_next,
+                   self._dwell, self._done, self._finished, self._occ_now, self._occ_next,
                    self._order_key, self._ostate, self._seedmix, self.step_no, self.dwell_chute,
                    self.dwell_induct, self._flow, self.flow, self.w_occ, self._st_a,
                    self._st_p, self._st_c, self._st_n, self._st_k, self.rotation,
@@ -1461,7 +1485,7 @@ class Planner:
             t = int(self.graph.fcells[self._nxt[i]])
             stay = self.dwell_chute if t == 3 else (self.dwell_induct if t == 2 else 0)
             if stay <= 0:
-                self.finished[i] = True
+                self._finished[i] = True
                 self._done[i] = True
             else:
                 self._dwell[i] = stay

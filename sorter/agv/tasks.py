@@ -75,6 +75,15 @@ def _team(n_robots):
     return int(n_robots)
 
 
+def _count(value, field, lo=1):
+    """An integer count ``>= lo`` (int or NumPy integer; bools, floats and text refused: a
+    float was truncated, ``True`` read as 1)."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+            or value < lo):
+        raise InputError(f"{field}={value!r}", field=field, expected=f"an integer >= {lo}")
+    return int(value)
+
+
 def _check_team(stream, planner):
     """A task stream for ``n`` robots started with a planner of another team size."""
     n = getattr(planner, "n_robots", None)          # (duck-typed planners may not say)
@@ -402,6 +411,8 @@ class RandomTasks:
         reach each other along the moves): on a floor with one-way moves a robot is never sent
         into a trap it cannot leave. A floor in one part draws exactly as without ``moves``.
 
+    Notes
+    -----
     A goal drawn on the robot's own cell is replaced by the next goal cell of its part (no
     extra draw, so the stream stays that of the seed): reaching it would count a task without
     a move. A robot whose only goal cell is its own (alone in a one-cell pocket) completes
@@ -409,7 +420,16 @@ class RandomTasks:
     """
 
     def __init__(self, cells, n_robots, rng, *, moves=None):
-        self.cells = np.asarray(cells, np.int32)
+        c = np.asarray(cells)
+        if c.ndim != 1 or (c.size and (c.dtype == np.bool_
+                                       or not np.issubdtype(c.dtype, np.integer))):
+            # (a float was truncated to another cell, None failed inside NumPy)
+            raise InputError(f"cells of shape {c.shape}, dtype {c.dtype}", field="cells",
+                             expected="a 1-D array of integer cell ids (e.g. floor.free_cells)")
+        if c.size and (c.min() < 0 or c.max() > np.iinfo(np.int32).max):
+            raise InputError(f"cell {int(c[(c < 0) | (c > np.iinfo(np.int32).max)][0])}",
+                             field="cells", expected="cell ids >= 0 (row * width + col)")
+        self.cells = c.astype(np.int32)
         if self.cells.size == 0:
             raise InputError("no cells to draw goals from", field="cells", expected="free cells")
         self.n = _team(n_robots)
@@ -634,10 +654,15 @@ class DestinationMix:
     """
 
     def __init__(self, n_destinations, kind="zipf", s=1.0):
+        if (isinstance(n_destinations, (bool, np.bool_))
+                or not isinstance(n_destinations, (int, np.integer)) or n_destinations < 1):
+            raise InputError(f"n_destinations={n_destinations!r}", field="destinations",
+                             expected="at least 1 (an integer)")
         n = int(n_destinations)
-        if n < 1:
-            raise InputError(f"n_destinations={n_destinations}", field="destinations",
-                             expected="at least 1")
+        if (isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, float, np.integer,
+                                                                   np.floating))
+                or not 0 <= s < float("inf")):
+            raise InputError(f"s={s!r}", field="s", expected="a Zipf exponent, a finite number >= 0")
         if kind not in MIXES:
             raise InputError(f"mix {kind!r}", field="mix", expected=" or ".join(MIXES))
         if kind == "uniform":
@@ -658,6 +683,10 @@ class DestinationMix:
         self.kind = kind
 
     def draw(self, rng, size=None):
+        """``size`` destinations (indices into ``p``) drawn with ``rng`` (a Generator)."""
+        if not isinstance(rng, np.random.Generator):
+            raise InputError(f"rng={rng!r}", field="rng",
+                             expected="a numpy.random.Generator (np.random.default_rng(seed))")
         u = rng.random(size)
         return np.minimum(np.searchsorted(self.cdf, u, side="right"), self.p.size - 1)
 
@@ -680,6 +709,11 @@ class ChuteTable:
     """
 
     def __init__(self, n_chutes, n_destinations, chutes_per_destination=2, rng=None):
+        n_chutes = _count(n_chutes, "n_chutes")
+        n_destinations = _count(n_destinations, "destinations")
+        chutes_per_destination = _count(chutes_per_destination, "chutes_per_destination")
+        if rng is not None:
+            rng = _generator(rng)
         if not 1 <= n_destinations <= n_chutes:
             raise InputError(f"{n_destinations} destinations for {n_chutes} chutes",
                              field="destinations", expected=f"1..{n_chutes}")
@@ -696,11 +730,21 @@ class ChuteTable:
         self.drops = np.zeros(n_chutes, np.int64)
 
     def route(self, destination, rng):
-        c = self.per_dest[int(destination)]
+        """A chute index for a parcel of ``destination`` (0..n_destinations-1)."""
+        d = int(destination)
+        if not 0 <= d < self.n_destinations or d != destination:
+            raise InputError(f"destination {destination!r}", field="destination",
+                             expected=f"a destination index in [0, {self.n_destinations})")
+        c = self.per_dest[d]
         return int(c[rng.integers(c.size)]) if c.size > 1 else int(c[0])
 
     def dropped(self, chute):
-        self.drops[chute] += 1
+        """Count a parcel tipped into ``chute`` (0..n_chutes-1)."""
+        c = int(chute)
+        if not 0 <= c < self.n_chutes or c != chute:
+            raise InputError(f"chute {chute!r}", field="chute",
+                             expected=f"a chute index in [0, {self.n_chutes})")
+        self.drops[c] += 1
 
 
 class QueueWatch:
@@ -787,8 +831,14 @@ class SortingTasks:
         self.floor = floor
         self.n = _team(n_robots)
         self.rng = rng = _generator(rng)
-        nd = min(100, len(floor.chutes)) if n_destinations is None else int(n_destinations)
+        nd = min(100, len(floor.chutes)) if n_destinations is None else n_destinations
         self.mix = DestinationMix(nd, mix)
+        nd = int(nd)
+        if (isinstance(balance_weight, (bool, np.bool_))
+                or not isinstance(balance_weight, (int, float, np.integer, np.floating))
+                or not 0 <= balance_weight < float("inf")):
+            raise InputError(f"balance_weight={balance_weight!r}", field="balance_weight",
+                             expected="a finite number >= 0 (cells of detour per robot)")
         self.router = router if router is not None else ChuteTable(
             len(floor.chutes), nd, chutes_per_destination, rng=rng)
         self.induct_choice = induct_choice
@@ -866,7 +916,18 @@ class SortingTasks:
         if at_induct.size:
             np.subtract.at(self.load, self.target[at_induct], 1)
             dest = self.mix.draw(self.rng, at_induct.size)
+            if not (callable(getattr(self.router, "route", None))
+                    and callable(getattr(self.router, "dropped", None))):
+                # (checked here, where it is used: FloorSim routes through its own engine)
+                raise InputError(f"router is a {type(self.router).__name__}", field="router",
+                                 expected="an object with route(destination, rng) -> chute "
+                                          "index and dropped(chute)")
             chutes = np.array([self.router.route(d, self.rng) for d in dest], np.int64)
+            if chutes.size and (chutes.min() < 0 or chutes.max() >= self.chute_rep.size):
+                # (a custom router's -1 sent robots to the last chute, a label failed inside)
+                raise InputError(f"the router chose chute {int(chutes[(chutes < 0) | (chutes >= self.chute_rep.size)][0])}",
+                                 field="router", expected=f"chute indices in [0, {self.chute_rep.size}) "
+                                                          "(floor.chutes order)")
             self.target[at_induct] = chutes
             self.heading[at_induct] = 1
             goals[at_induct] = self.chute_rep[chutes]

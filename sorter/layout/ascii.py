@@ -399,8 +399,12 @@ def format_ascii(floor: Floor) -> str:
     ValueError
         If the floor's one-way moves or stations cannot be written in the ASCII form
         (then ``parse_ascii(format_ascii(f))`` would not give ``f`` back).
+    TypeError
+        If ``floor`` is not a :class:`~sorter.layout.Floor`.
     """
     from sorter.layout._grid import grid_moves
+    if not isinstance(floor, Floor):
+        raise TypeError(f"floor must be a sorter.layout.Floor, not {type(floor).__name__}")
     h, w = floor.height, floor.width
     out = np.full(floor.n_cells, ord("."), dtype=np.uint8)
     out[floor.cells == OBSTACLE] = ord("@")

@@ -284,8 +284,18 @@ class Floor:
                     f"move {DIRECTIONS[d]} from cell (row {r}, col {col}) goes to cell "
                     f"{int(self.moves[c, d])}", field="moves",
                     expected="-1 or the free neighbour cell in that direction")
+        for kind, stations in (("induct", inducts), ("chute", chutes)):
+            if isinstance(stations, (str, bytes, dict)) or not hasattr(stations, "__iter__"):
+                raise InputError(f"{kind}s is a {type(stations).__name__}", field=f"{kind}s",
+                                 expected="a list of Station")
         self.inducts = list(inducts)
         self.chutes = list(chutes)
+        for kind, stations in (("induct", self.inducts), ("chute", self.chutes)):
+            for i, st in enumerate(stations):
+                if not isinstance(st, Station):
+                    raise InputError(f"{kind} station {i} is a {type(st).__name__}",
+                                     field=f"{kind}s",
+                                     expected=f"a Station(index={i}, label, kind={kind!r}, cells)")
         self.station_of_cell = np.full(n, -1, dtype=np.int32)
         for kind, stations, code in (("induct", self.inducts, INDUCT), ("chute", self.chutes, DROP)):
             if not stations:
@@ -321,10 +331,20 @@ class Floor:
         if chute_body is None:
             self.chute_body = np.full(n, -1, dtype=np.int32)
         else:
-            self.chute_body = np.ascontiguousarray(chute_body, dtype=np.int32).ravel()
+            body = np.asarray(chute_body)
+            if body.size and (body.dtype == np.bool_ or not np.issubdtype(body.dtype, np.integer)):
+                raise InputError(f"chute_body has dtype {body.dtype}", field="chute_body",
+                                 expected="integer chute indices (-1 where no chute)")
+            self.chute_body = np.ascontiguousarray(
+                np.clip(body, -2, len(self.chutes)), dtype=np.int32).ravel()
             if self.chute_body.shape != (n,):
                 raise InputError("chute_body has the wrong shape", field="chute_body",
                                  expected=f"shape ({n},)")
+            if n and (self.chute_body.min() < -1 or self.chute_body.max() >= len(self.chutes)):
+                # (a float was truncated, an index past the chutes drew a body of no chute)
+                raise InputError("chute_body names a chute the floor does not have",
+                                 field="chute_body",
+                                 expected=f"-1 or a chute index in [0, {len(self.chutes)})")
         self._free = None
         self._rev = None
         self._directed = None

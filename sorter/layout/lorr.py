@@ -92,7 +92,8 @@ class LorrProblem:
         Raises
         ------
         InputError
-            If the problem's strategy is not ``roundrobin``.
+            If the problem's strategy is not ``roundrobin``, or ``robot`` / ``k`` are not
+            integers (robots in ``[0, team_size)``, ``k >= 0``).
         """
         if self.strategy != "roundrobin":
             fail(f"task_for needs round-robin assignment, the problem says {self.strategy!r}",
@@ -101,7 +102,15 @@ class LorrProblem:
             fail("task_for needs single-errand tasks; this task file has multi-errand tasks",
                  path=self.source, field="taskFile",
                  expected="sorter.agv.tasks.ErrandTasks(..., offsets=task_offsets)")
-        idx = (np.asarray(robot, dtype=np.int64) + np.asarray(k, dtype=np.int64) * self.team_size)
+        r, kk = np.asarray(robot), np.asarray(k)
+        for name, v, hi in (("robot", r, self.team_size), ("k", kk, None)):
+            # (0.5 was truncated to robot 0, robot -1 or one past the team wrapped round)
+            if v.size and (v.dtype == np.bool_ or not np.issubdtype(v.dtype, np.integer)
+                           or v.min() < 0 or (hi is not None and v.max() >= hi)):
+                fail(f"{name} {robot if name == 'robot' else k!r}", path=self.source, field=name,
+                     expected=(f"robot indices in [0, {hi})" if hi is not None
+                               else "errand numbers k >= 0 (integers)"))
+        idx = r.astype(np.int64) + kk.astype(np.int64) * self.team_size
         return self.tasks[idx % self.tasks.size]
 
 
@@ -252,7 +261,12 @@ def load_task_list(path, floor: Floor):
     InputError
         Naming file, line and expected form (count, non-integer, an empty errand, a cell off
         the map or on an obstacle).
+    TypeError
+        If ``floor`` is not a :class:`~sorter.layout.Floor`.
     """
+    if not isinstance(floor, Floor):
+        raise TypeError(f"floor must be a sorter.layout.Floor (the errands' map), not "
+                        f"{type(floor).__name__}")
     p = Path(path)
     text = read_text(p)
     lines = split_lines(text)

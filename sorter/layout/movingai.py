@@ -181,6 +181,8 @@ def load_scen(path, floor: Floor | None = None) -> Scenario:
     >>> len(load_scen(p)) if p else 450
     450
     """
+    if floor is not None and not isinstance(floor, Floor):
+        raise TypeError(f"floor must be a sorter.layout.Floor or None, not {type(floor).__name__}")
     p = Path(path)
     lines = split_lines(read_text(p))
     first = 0

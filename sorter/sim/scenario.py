@@ -443,6 +443,9 @@ def _check_wave(w, i, *, path) -> Wave:
     if not isinstance(w, Wave):
         raise InputError(f"wave #{i + 1} is a {type(w).__name__}", path=path, field=f,
                          expected="a Wave(name, start_s, end_s, rate_per_hour, ...)")
+    if not isinstance(w.name, str) or not w.name.strip():     # as a file's wave name
+        raise InputError(f"bad wave name {w.name!r}", path=path, field=f + ".name",
+                         expected="a non-empty string")
     start = _num(w.start_s, path=path, field=f + ".start_s", lo=0,
                  expected="seconds from the shift's start, >= 0")
     end = _num(w.end_s, path=path, field=f + ".end_s", lo=0,
@@ -697,6 +700,10 @@ def _clock(value, *, path, field, start_h):
 
 def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
     """Validate an already-parsed scenario document; see :func:`load_scenario`."""
+    if not isinstance(doc, Mapping):
+        raise InputError(f"the scenario document is a {type(doc).__name__}", path=path,
+                         field="scenario", expected="a mapping of tables, as tomllib.load "
+                                                    "returns it ([scenario], [loop], [[wave]], ...)")
     base = Path(base_dir) if base_dir is not None else (Path(path).parent if path else Path("."))
     for k in doc:
         if k not in _TOP:
