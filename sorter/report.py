@@ -199,12 +199,39 @@ def plain_text(s) -> str:
 
 
 def _wave_spans(ax, scenario):
+    """Shade every other wave and name each above the axes; returns the labels for
+    :func:`_fit_labels` (each may use its wave's span)."""
+    labels = []
     for i, w in enumerate(scenario.waves):
         a, b = w.start_s / 3600, min(w.end_s, scenario.shift_s) / 3600
         if i % 2 == 0:
             ax.axvspan(a, b, color="0.94", zorder=0)
-        ax.text((a + b) / 2, 1.0, plain_text(w.name), transform=ax.get_xaxis_transform(), ha="center",
-                va="bottom", fontsize=8, color="0.35", clip_on=False)
+        t = ax.text((a + b) / 2, 1.0, plain_text(w.name), transform=ax.get_xaxis_transform(),
+                    ha="center", va="bottom", fontsize=8, color="0.35", clip_on=False)
+        labels.append((t, w.name, a, b))
+    return labels
+
+
+def _fit_labels(fig, ax, labels, *, pad_px=4.0):
+    """Shorten each label (text, name, x0, x1) wider than its data span x0..x1 with an
+    ellipsis, hide it where not even three characters fit: many short waves used to print
+    their names over one another. Call after the layout is final (``tight_layout``)."""
+    renderer = fig.canvas.get_renderer()
+    for t, name, x0, x1 in labels:
+        room = abs(ax.transData.transform((x1, 0))[0] - ax.transData.transform((x0, 0))[0]) - pad_px
+        name = str(name)
+        t.set_text(plain_text(name))
+        width = t.get_window_extent(renderer).width
+        if width <= room:
+            continue
+        n = min(len(name) - 1, int(len(name) * max(room, 0.0) / max(width, 1.0)) + 1)
+        while n >= 3:
+            t.set_text(plain_text(name[:n].rstrip() + "\u2026"))
+            if t.get_window_extent(renderer).width <= room:
+                break
+            n -= 1
+        if n < 3:
+            t.set_visible(False)
 
 
 def plot_throughput(kpis, scenario, path):
@@ -216,8 +243,8 @@ def plot_throughput(kpis, scenario, path):
     x = np.asarray(ts["start_h"])
     width = scenario.interval_minutes / 60
     edges = np.append(x, min(x[-1] + width, scenario.shift_hours))
-    fig, ax = plt.subplots(figsize=(10, 4.2), dpi=110)
-    _wave_spans(ax, scenario)
+    fig, ax = plt.subplots(figsize=(10, 4.4), dpi=110)
+    waves = _wave_spans(ax, scenario)
     for key, label, color, lw in (("offered_per_hour", "offered", "#9aa5b1", 2.2),
                                   ("inducted_per_hour", "inducted", "#2f7ebc", 1.6),
                                   ("sorted_per_hour", "sorted", "#1b9e4b", 2.0),
@@ -228,12 +255,17 @@ def plot_throughput(kpis, scenario, path):
     ax.text(edges[0], kpis["nameplate_per_hour"], f" nameplate {kpis['nameplate_per_hour']:,.0f}/h",
             va="bottom", fontsize=8)
     ax.set_xlim(edges[0], edges[-1])
-    ax.set_ylim(0, max(kpis["nameplate_per_hour"], np.max(ts["offered_per_hour"]) if len(x) else 0) * 1.15)
+    top = max([float(kpis["nameplate_per_hour"])] + [float(np.max(ts[k], initial=0)) for k in (
+        "offered_per_hour", "inducted_per_hour", "sorted_per_hour", "rejected_per_hour")])
+    ax.set_ylim(0, top * 1.15 if top > 0 else 1.0)   # every curve inside the axes
     ax.set_xlabel("hours into the shift")
     ax.set_ylabel(f"items per hour ({scenario.interval_minutes:g}-min intervals)")
     ax.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
-    ax.legend(loc="lower right", ncol=4, fontsize=8, frameon=True)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=4, fontsize=8,
+              frameon=False)               # below the axes: not over the rejected curve
     ax.set_title("Throughput against offered load", loc="left", fontsize=11, pad=16)
+    fig.tight_layout()
+    _fit_labels(fig, ax, waves)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -251,7 +283,7 @@ def plot_recirculation(kpis, scenario, path):
     left = np.asarray(ts["sorted"]) + np.asarray(ts["rejected"])
     rec = 100.0 * np.asarray(ts["recirculations"]) / np.maximum(left, 1)
     fig, ax = plt.subplots(figsize=(10, 4.0), dpi=110)
-    _wave_spans(ax, scenario)
+    waves = _wave_spans(ax, scenario)
     ax.stairs(rec, edges, color="#d1495b", linewidth=1.8,
               label="recirculations per 100 parcels leaving the loop")
     ax.stairs(np.asarray(ts["induct_blocking_pct"]), edges, color="#edae49", linewidth=1.4,
@@ -271,6 +303,8 @@ def plot_recirculation(kpis, scenario, path):
     ax.legend(h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, ncol=3,
               frameon=False)
     ax.set_title("Recirculation, induct blocking and carrier fill", loc="left", fontsize=11, pad=16)
+    fig.tight_layout()
+    _fit_labels(fig, ax, waves)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -300,6 +334,11 @@ def occupancy_matrix(result):
     return np.vstack(rows), labels, seps
 
 
+#: The chute-occupancy heat map pools chutes (intervals) beyond this many rows (columns): at
+#: most about one per pixel of its axes.
+_OCC_MAX_ROWS, _OCC_MAX_COLS = 400, 720
+
+
 def plot_chute_occupancy(result, path):
     """Heat map of :func:`occupancy_matrix`: % of each interval each chute could not take
     parcels (full, in container change or blocked); chutes in loop order along the y axis."""
@@ -308,34 +347,51 @@ def plot_chute_occupancy(result, path):
     import matplotlib.pyplot as plt
     sc = result.scenario
     m, labels, seps = occupancy_matrix(result)
+    n = m.shape[0]
+    # more chutes (intervals) than pixel rows (columns): matplotlib's nearest-neighbour
+    # resampling dropped whole rows, so a chute closed all shift could be missing from the
+    # picture. Pool instead: a row is the worst of `rows` adjacent chutes, a column the mean
+    # of `cols` consecutive intervals (the % of that longer time).
+    rows, cols = -(-n // _OCC_MAX_ROWS), -(-m.shape[1] // _OCC_MAX_COLS)
+    img = m
+    if cols > 1:
+        start = np.arange(0, m.shape[1], cols)
+        img = np.add.reduceat(img, start, axis=1) / np.diff(np.append(start, m.shape[1]))
+    if rows > 1:
+        img = np.maximum.reduceat(img, np.arange(0, n, rows), axis=0)
     fig, ax = plt.subplots(figsize=(10, 5.4), dpi=110)
-    im = ax.imshow(m, aspect="auto", interpolation="nearest", cmap="magma_r", vmin=0, vmax=100,
-                   extent=(0, sc.shift_hours, m.shape[0], 0))
+    im = ax.imshow(img, aspect="auto", interpolation="nearest", cmap="magma_r", vmin=0, vmax=100,
+                   extent=(0, sc.shift_hours, n, 0))
     for s in seps[:-1]:
         ax.axhline(s, color="#2f7ebc", linewidth=1)
-    for w in sc.waves[1:]:
-        if w.start_s < sc.shift_s:
-            ax.axvline(w.start_s / 3600, color="#2f7ebc", linewidth=0.8, linestyle="--")
-            ax.text(w.start_s / 3600, 1.0, " " + plain_text(w.name), fontsize=7, color="#2f7ebc", va="bottom",
-                    transform=ax.get_xaxis_transform(), clip_on=False)
-    n = m.shape[0]
+    shown = [w for w in sc.waves[1:] if w.start_s < sc.shift_s]
+    waves = []
+    for i, w in enumerate(shown):
+        ax.axvline(w.start_s / 3600, color="#2f7ebc", linewidth=0.8, linestyle="--")
+        t = ax.text(w.start_s / 3600, 1.0, " " + plain_text(w.name), fontsize=7, color="#2f7ebc",
+                    va="bottom", transform=ax.get_xaxis_transform(), clip_on=False)
+        end = shown[i + 1].start_s / 3600 if i + 1 < len(shown) else sc.shift_hours
+        waves.append((t, " " + w.name, w.start_s / 3600, end))
     step = max(1, n // 12)
     ax.set_yticks(np.arange(0, n, step) + 0.5)
     ax.set_yticklabels([plain_text(x) for x in labels[::step]], fontsize=7)
-    ax.set_xlabel("hours into the shift")
-    ax.set_ylabel("chute (in loop order)")
+    ax.set_xlabel("hours into the shift" + (f" (a column: {cols} intervals)" if cols > 1 else ""))
+    ax.set_ylabel("chute (in loop order" + (f"; a row: the worst of {rows})" if rows > 1 else ")"))
     cb = fig.colorbar(im, ax=ax, pad=0.01)
     cb.set_label("% of interval not taking parcels")
     ax.set_title("Chute occupancy: full, in container change or blocked", loc="left", fontsize=11,
                  pad=14)
     fig.tight_layout()
+    _fit_labels(fig, ax, waves)
+    fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 
 
-def _img(path):
+def _img(path, alt=None):
+    """The PNG at ``path`` inlined; ``alt``: what it shows (default: the file's stem)."""
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(Path(path).stem)}">'
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt or Path(path).stem)}">'
 
 
 def write_html_report(kpis, result, out_dir, images) -> Path:
@@ -363,16 +419,17 @@ def write_html_report(kpis, result, out_dir, images) -> Path:
                                "destination chute)"),
         row("recirculation", f"{k['recirculation_pct']:.2f} % of parcels "
                              f"({k['laps_per_parcel']:.3f} laps per parcel)"),
-        row("carrier fill", f"{k['carrier_fill_pct']:.1f} %"),
+        row("carrier fill", f"{k['carrier_fill_pct']:.2f} %"),
         row("induct blocking / starvation", f"{k['induct_blocking_pct']:.2f} % / "
                                              f"{k['induct_starvation_pct']:.2f} % of the time; "
-                                             f"wait at induct p95 {k['induct_wait_s_p95']:.0f} s"),
-        row("induct to chute", f"p50 {k['induct_to_chute_s_p50']:.0f} s, p95 "
-                               f"{k['induct_to_chute_s_p95']:.0f} s, p99 {k['induct_to_chute_s_p99']:.0f} s"),
-        row("chutes", f"{k['chute_full_events_per_hour']:.0f} full events/h, "
-                      f"{k['container_changes_per_hour']:.0f} container changes/h; not open "
-                      f"{k['chute_not_open_pct_mean']:.1f} % of the shift on average, "
-                      f"{k['chute_not_open_pct_max']:.1f} % at worst"),
+                                             f"wait at induct p95 {k['induct_wait_s_p95']:.1f} s"),
+        # the printed summary's rounding (format_table): the same figure reads the same
+        row("induct to chute", f"p50 {k['induct_to_chute_s_p50']:.1f} s, p95 "
+                               f"{k['induct_to_chute_s_p95']:.1f} s, p99 {k['induct_to_chute_s_p99']:.1f} s"),
+        row("chutes", f"{k['chute_full_events_per_hour']:.1f} full events/h, "
+                      f"{k['container_changes_per_hour']:.1f} container changes/h; not open "
+                      f"{k['chute_not_open_pct_mean']:.2f} % of the shift on average, "
+                      f"{k['chute_not_open_pct_max']:.2f} % at worst"),
     ]
     waves = "".join(
         f"<tr><td>{e(w['name'])}</td><td>{w['start_h']:.2f}-{w['end_h']:.2f}</td>"
@@ -401,13 +458,13 @@ scenario {e(str(sc.path or '(built in code)'))}.</p>
 <div><b>{k['sorted_per_hour']:,.0f}</b><span>sorted items/h: {100 * k['sorted'] / max(k['offered'], 1):.0f} % of offered,
 {100 * k['sorted_per_hour'] / max(k['nameplate_per_hour'], 1):.0f} % of nameplate</span></div>
 <div><b>{k['offered_per_hour']:,.0f}</b><span>offered items/h</span></div>
-<div><b>{k['first_pass_sort_pct']:.1f} %</b><span>first-pass sort</span></div>
+<div><b>{k['first_pass_sort_pct']:.2f} %</b><span>first-pass sort</span></div>
 <div><b>{k['recirculation_pct']:.2f} %</b><span>recirculation</span></div>
 <div><b>{k['reject_pct']:.2f} %</b><span>rejected</span></div>
-<div><b>{k['induct_to_chute_s_p95']:.0f} s</b><span>induct to chute, p95</span></div>
+<div><b>{k['induct_to_chute_s_p95']:.1f} s</b><span>induct to chute, p95</span></div>
 </div>
 <h2>Throughput</h2>
-{_img(images['throughput'])}
+{_img(images['throughput'], 'Throughput against offered load, items per hour')}
 <div class="grid">
 <div><h2>Key figures</h2><table>{''.join(head)}</table>
 <h2>Loops</h2><ul>{loops}</ul></div>
@@ -417,9 +474,9 @@ scenario {e(str(sc.path or '(built in code)'))}.</p>
 <th>parcels</th><th>full</th><th>changing</th><th>blocked</th></tr>{worst_rows}</table></div>
 </div>
 <h2>Recirculation and inducts</h2>
-{_img(images['recirculation'])}
+{_img(images['recirculation'], 'Recirculation, induct blocking and carrier fill, %')}
 <h2>Chute occupancy</h2>
-{_img(images['chute_occupancy'])}
+{_img(images['chute_occupancy'], 'Chute occupancy: % of each interval each chute was closed')}
 <p class="sub">Files beside this page: kpis.json, parcels.parquet (one row per parcel), timeseries.csv,
 chutes.csv and the PNG plots.</p>
 </body></html>

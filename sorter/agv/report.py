@@ -266,13 +266,14 @@ def plot_waiting(floor, counts, steps, path, *, note="stays at stations left out
 
 
 def plot_chutes(per_chute: dict, path, *, top: int = 60):
+    from sorter.report import plain_text      # chute labels as written, not math
     matplotlib, plt = _plt()
     items = sorted(per_chute.items(), key=lambda kv: (-kv[1], kv[0]))
     shown = items[:top]
     fig, ax = plt.subplots(figsize=(10, 3.6), dpi=110)
     ax.bar(np.arange(len(shown)), [v for _, v in shown], color="#8c5a2b", width=0.8)
     ax.set_xticks(np.arange(len(shown)))
-    ax.set_xticklabels([k for k, _ in shown], rotation=90, fontsize=6)
+    ax.set_xticklabels([plain_text(k) for k, _ in shown], rotation=90, fontsize=6)
     ax.set_xlim(-0.6, max(len(shown), 1) - 0.4)
     ax.set_ylabel("parcels")
     more = f"busiest {top} of {len(items)}" if len(items) > top else ""
@@ -446,7 +447,7 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
     if st:
         idle = "waiting" if "waiting" in st else "staying"
         wsum = float(np.average(st[idle], weights=np.diff(series["edges"]))) if steps else 0.0
-        boxes.append((f"{100 * wsum:.0f} %", f"robot-steps {idle}"))
+        boxes.append((f"{100 * wsum:.1f} %", f"robot-steps {idle}"))   # as the table's states
     if k.get("induct_wait_p95") is not None:
         boxes.append((f"{k['induct_wait_p95']:.0f}", "a parcel's wait at its induct, p95 (steps)"))
     boxes.append((f"{k.get('ms_per_step_p50', 0):.2f} ms", "planning per step, median"))
@@ -459,9 +460,11 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
                      f"<tr><td>{e(str(q))}</td><td>{m:.2f}</td>"
                      f"<td>{k['induct_queue_max'].get(q, 0)}</td></tr>"
                      for q, m in k["induct_queue_mean"].items()) + "</table>"
-    imgs = "".join(f"<h2>{e(h)}</h2>{_img(out / f)}" for h, f in (
-        ("Throughput", "throughput.png"), ("Robot states", "robot_states.png"),
-        ("Congestion", "waiting.png"), ("Chutes", "chutes.png")) if f in written)
+    imgs = "".join(f"<h2>{e(h)}</h2>{_img(out / f, alt)}" for h, f, alt in (
+        ("Throughput", "throughput.png", "Goals reached and parcels dropped per step over the run"),
+        ("Robot states", "robot_states.png", "Share of robot-steps in each state over the run"),
+        ("Congestion", "waiting.png", "Where on the floor robots wait"),
+        ("Chutes", "chutes.png", "Parcels per chute")) if f in written)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Robot floor report: {e(name)}</title>
@@ -479,4 +482,8 @@ chutes; {n:,} robots, {steps:,} steps, seed {e(str(k.get('seed', '')))}.</p>
 """
     (out / "report.html").write_text(page, encoding="utf-8")
     written.append("report.html")
+    for f in REPORT_FILES:             # an earlier report's plot this run has not (chutes.png
+        old = out / f                  # of a sorting floor beside a plain run's page): gone
+        if f not in written and old.is_file():
+            old.unlink()
     return written

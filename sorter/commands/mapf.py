@@ -509,11 +509,15 @@ def run(args) -> int:
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise InputError(f"--out {args.out!r} is an existing file", path=args.out, field="out",
                          expected="a directory (created if missing)")
-    if args.out and args.report:       # a folder named report.html fails now, not after the run
+    # a read-only --out, a folder named report.html ... fail now, not after the run (a folder
+    # to be made is made before the run, below)
+    if args.out and (args.report or Path(args.out).is_dir()):
         from sorter.agv.report import REPORT_FILES
         from sorter.report import prepare_out_dir
         prepare_out_dir(args.out, field="out", create=False,
-                        files=("paths.npz", "kpis.json") + REPORT_FILES)
+                        files=("paths.npz", "kpis.json") + (("animation.gif",) if window else ())
+                        + (("heatmap.png",) if args.heatmap else ())
+                        + (REPORT_FILES if args.report else ()))
     t0 = time.perf_counter()
     starts = errands = offsets = None
     strategy = "roundrobin"

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sorter.errors import InputError
-from sorter.layout.floor import DROP, INDUCT, OBSTACLE, TRAVEL
+from sorter.layout.floor import DROP, INDUCT, OBSTACLE, TRAVEL, Floor
 
 __all__ = ["draw_floor", "animate", "congestion_heatmap", "visit_counts", "ROLE_COLOURS"]
 
@@ -38,6 +38,12 @@ def _role_image(floor):
     for st in floor.inducts:
         img[st.queue] = 5                               # induct queue cells (their arrows too)
     return img.reshape(floor.height, floor.width)
+
+
+def _plain(s):
+    """``s`` shown as written in a matplotlib title (:func:`sorter.report.plain_text`)."""
+    from sorter.report import plain_text
+    return plain_text(s)
 
 
 def _figsize(floor, base=10.0, extra_w=0.0):
@@ -113,8 +119,25 @@ def draw_floor(floor, ax=None, robots=None, *, arrows=None, robot_size=None, tit
     'ascii (3 x 3)'
     """
     import matplotlib.pyplot as plt
+    from matplotlib.axes import Axes
     from matplotlib.colors import ListedColormap
 
+    # checked before anything is drawn: a refused call leaves the caller's axes (and the
+    # pyplot figures) as they were
+    if not isinstance(floor, Floor):
+        raise TypeError(f"floor must be a sorter.layout.Floor, not {type(floor).__name__}")
+    if ax is not None and not isinstance(ax, Axes):
+        raise TypeError(f"ax must be a matplotlib Axes or None, not {type(ax).__name__}")
+    if robots is not None:
+        rob = np.asarray(robots)
+        if rob.size and (rob.dtype == np.bool_ or not np.issubdtype(rob.dtype, np.integer)):
+            raise InputError(f"robots has dtype {rob.dtype}", field="robots",
+                             expected="integer cell ids (row * width + col), not a mask")
+        rob = rob.astype(np.int64).ravel()
+        if rob.size and (rob.min() < 0 or rob.max() >= floor.n_cells):
+            raise InputError("robots holds a cell id outside the floor", field="robots",
+                             expected=f"cell ids in 0..{floor.n_cells - 1}")
+        _check_free(floor, rob, "robots", lambda k: f"robot {k}")
     if ax is None:
         _, ax = plt.subplots(figsize=_figsize(floor))
     cmap = ListedColormap([ROLE_COLOURS[r] for r in _ROLES])
@@ -134,15 +157,6 @@ def draw_floor(floor, ax=None, robots=None, *, arrows=None, robot_size=None, tit
             ax.quiver(c, r, u, v, color="#888888", scale=1.6, scale_units="xy", width=0.002,
                       headwidth=4, pivot="middle")
     if robots is not None:
-        rob = np.asarray(robots)
-        if rob.size and (rob.dtype == np.bool_ or not np.issubdtype(rob.dtype, np.integer)):
-            raise InputError(f"robots has dtype {rob.dtype}", field="robots",
-                             expected="integer cell ids (row * width + col), not a mask")
-        rob = rob.astype(np.int64).ravel()
-        if rob.size and (rob.min() < 0 or rob.max() >= floor.n_cells):
-            raise InputError("robots holds a cell id outside the floor", field="robots",
-                             expected=f"cell ids in 0..{floor.n_cells - 1}")
-        _check_free(floor, rob, "robots", lambda k: f"robot {k}")
         r, c = np.divmod(rob, floor.width)
         if robot_size is None:
             robot_size = max(1.0, min(40.0, 12000.0 / floor.n_cells))
@@ -151,7 +165,9 @@ def draw_floor(floor, ax=None, robots=None, *, arrows=None, robot_size=None, tit
     ax.set_ylim(floor.height - 0.5, -0.5)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title if title is not None else f"{floor.name} ({floor.height} x {floor.width})")
+    # the floor's name (a file name) as written: a pair of '$' would be read as math
+    ax.set_title(title if title is not None
+                 else _plain(f"{floor.name} ({floor.height} x {floor.width})"))
     return ax
 
 
@@ -208,7 +224,7 @@ def animate(floor, positions, start, stop, path, *, fps=5, dpi=80):
     def frame(t):
         r, c = np.divmod(pos[t].astype(np.int64), floor.width)
         dots.set_offsets(np.column_stack([c, r]))
-        title.set_text(f"{floor.name}: step {t}, {pos.shape[1]} robots")
+        title.set_text(_plain(f"{floor.name}: step {t}, {pos.shape[1]} robots"))
         return dots, title
 
     anim = FuncAnimation(fig, frame, frames=range(start, stop), blit=False)
@@ -261,8 +277,8 @@ def congestion_heatmap(floor, positions, path, *, log=True, dpi=120):
     im = ax.imshow(img, cmap=cmap, interpolation="nearest")
     fig.colorbar(im, ax=ax, label=label, shrink=0.8)
     steps = np.asarray(positions).shape[0] - 1
-    ax.set_title(f"{floor.name}: visits per cell over {steps} steps, "
-                 f"{np.asarray(positions).shape[1]} robots")
+    ax.set_title(_plain(f"{floor.name}: visits per cell over {steps} steps, "
+                        f"{np.asarray(positions).shape[1]} robots"))
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
