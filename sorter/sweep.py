@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import itertools
 import json
 import math
@@ -349,6 +350,13 @@ def t_quantile(p: float, df: int) -> float:
         df = 20000
     if p < 0.5:
         return -t_quantile(1 - p, df)
+    return _t_quantile(float(p), df)
+
+
+@functools.lru_cache(maxsize=256)
+def _t_quantile(p: float, df: int) -> float:
+    # a sweep asks the same (p, df) for every KPI of every point: bisect once (each CDF
+    # evaluation is O(df), so hundreds of points x many seeds added up)
     lo, hi = 0.0, 1.0
     while _t_cdf(hi, df) < p:
         hi *= 2

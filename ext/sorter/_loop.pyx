@@ -370,22 +370,27 @@ cdef class LoopKernel:
             if until >= self.n_ticks:
                 self._flush_interval(until)
 
-    def results(self):
-        """NumPy copies of everything the KPIs read."""
+    def results(self, copy=True):
+        """NumPy copies of everything the KPIs read (``copy=False``: the kernel's own
+        arrays, for a caller that runs the kernel no further; a week of 1-minute intervals
+        on thousands of chutes makes the interval x chute arrays hundreds of MB each)."""
+        def out(a):
+            a = np.asarray(a)
+            return a.copy() if copy else a
         return {
-            "induct_tick": np.asarray(self.induct_tick).copy(),
-            "discharge_tick": np.asarray(self.discharge_tick).copy(),
-            "chute": np.asarray(self.p_chute).copy(),
-            "reason": np.asarray(self.p_reason).copy(),
-            "first_reason": np.asarray(self.p_first_reason).copy(),
-            "recirculations": np.asarray(self.p_recirc).copy(),
-            "on_carrier": np.asarray(self.carrier_parcel).copy(),
-            "state_ticks": np.asarray(self.state_ticks).reshape(self.n_chutes, N_STATES).copy(),
-            "unavail_ticks": np.asarray(self.unavail).copy(),
-            "series": np.asarray(self.series).copy(),
-            "induct_blocked": np.asarray(self.induct_blocked).copy(),
-            "induct_starved": np.asarray(self.induct_starved).copy(),
-            "chute_sorted": np.asarray(self.chute_sorted).copy(),
+            "induct_tick": out(self.induct_tick),
+            "discharge_tick": out(self.discharge_tick),
+            "chute": out(self.p_chute),
+            "reason": out(self.p_reason),
+            "first_reason": out(self.p_first_reason),
+            "recirculations": out(self.p_recirc),
+            "on_carrier": out(self.carrier_parcel),
+            "state_ticks": out(np.asarray(self.state_ticks).reshape(self.n_chutes, N_STATES)),
+            "unavail_ticks": out(self.unavail),
+            "series": out(self.series),
+            "induct_blocked": out(self.induct_blocked),
+            "induct_starved": out(self.induct_starved),
+            "chute_sorted": out(self.chute_sorted),
             "container_changes_started": int(self.cc_next),
             "full_events": int(self.react_next),
         }

@@ -393,7 +393,10 @@ class FloorSim(SortingTasks):
                                      chutes_per_destination=opt.chutes_per_destination, rng=rng)
             eng = Sorter(plan, table)
             dests = list(plan.routes)
-            eng2floor = np.array([labels.index(str(c)) for c in eng.chute_ids], np.int64)
+            first = {}                  # label -> its first index (as labels.index), in one
+            for i, x in enumerate(labels):      # pass: index() per chute was quadratic (19,600
+                first.setdefault(str(x), i)     # chutes on a 566 x 566 floor: 3 s)
+            eng2floor = np.array([first[str(c)] for c in eng.chute_ids], np.int64)
         super().__init__(floor, n_robots, rng, n_destinations=nd, mix=mix, router=object(),
                          induct_choice=induct_choice, balance_weight=balance_weight)
         self.sorter = eng

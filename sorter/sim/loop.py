@@ -275,6 +275,7 @@ def simulate(scenario, *, seed=None, progress=False, step_minutes=15.0) -> Shift
         for li, (sorter, kernel, ids, switches) in enumerate(prepared):
             spec = scenario.loops[li]
             dt = kernel.dt
+            n_ticks = kernel.n_ticks
             step = max(1, int(round(step_minutes * 60.0 / dt)))
             stops = sorted(set(list(range(step, kernel.n_ticks, step)) + [s for s, _ in switches]
                                + [kernel.n_ticks]))
@@ -290,11 +291,15 @@ def simulate(scenario, *, seed=None, progress=False, step_minutes=15.0) -> Shift
                 if bar is not None:
                     bar.update(kernel.t - before)
             table = spec.layout.chutes
+            # the kernel runs no further: take its arrays themselves, not copies, and let it
+            # go (a copy doubled the peak memory of long shifts of short intervals)
+            raw = kernel.results(copy=False)
+            prepared[li] = kernel = None
             runs.append(LoopRun(
                 spec=spec, parcel_ids=ids, chute_ids=list(sorter.chute_ids),
                 chute_kind=np.array([KINDS.index(c.kind) for c in table], dtype=np.int8),
                 chute_capacity=np.array([c.capacity for c in table], dtype=np.int64),
-                dt=dt, n_ticks=kernel.n_ticks, raw=kernel.results(), engine=sorter,
+                dt=dt, n_ticks=n_ticks, raw=raw, engine=sorter,
                 plan_switches=applied))
     finally:
         if bar is not None:
