@@ -211,3 +211,35 @@ def test_warm_up_compiles_the_step_kernels_and_leaves_runs_unchanged(tmp_path):
     assert np.isfinite(s) and s >= 0
     after = simulate(*make_run(fl, 6, seed=2), 40).positions
     assert np.array_equal(before, after)
+
+
+def test_paths_npz_writer_reads_back_as_numpy_savez_does(tmp_path):
+    """`sorter mapf` writes paths.npz at zlib level 1 with its own writer: numpy.load gives the
+    same keys, dtypes, shapes and values as from numpy.savez_compressed."""
+    from sorter.commands.mapf import _save_npz
+    rng = np.random.default_rng(0)
+    arrays = {"positions": rng.integers(0, 10**6, (31, 17)).astype(np.int32),
+              "width": np.int64(500), "height": np.int64(140),
+              "headings": rng.integers(0, 4, (31, 17)).astype(np.int8)}
+    _save_npz(tmp_path / "a.npz", **arrays)
+    np.savez_compressed(tmp_path / "b.npz", **arrays)
+    with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "b.npz") as b:
+        assert a.files == b.files
+        for k in a.files:
+            assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape
+            assert np.array_equal(a[k], b[k])
+
+
+@pytest.mark.parametrize("kw", [{"seed": -1}, {"seed": 1.5}, {"steps": 1.5}, {"steps": "3"},
+                                {"steps": None}, {"steps": True}])
+def test_make_run_and_simulate_name_a_bad_seed_or_step_count(kw):
+    """A float step count ran its floor (1.5 -> 1 step) and a negative seed failed inside NumPy
+    without naming the field: both are InputErrors naming it."""
+    from sorter.agv.lifelong import make_run, simulate
+    from sorter.errors import InputError
+    from sorter.layout.ascii import parse_ascii
+    fl = parse_ascii(FLOOR)
+    with pytest.raises(InputError) as e:
+        p, s = make_run(fl, 4, seed=kw.get("seed", 0))
+        simulate(p, s, kw.get("steps", 5), record=False)
+    assert e.value.field == next(iter(kw))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sorter.agv.pibt import Planner
+from sorter.agv.pibt import Planner, _is_int
 from sorter.agv.tasks import ErrandTasks, RandomTasks, SortingTasks
 from sorter.errors import InputError
 
@@ -196,6 +196,8 @@ def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None
     if (isinstance(n_robots, (bool, np.bool_)) or not isinstance(n_robots, (int, np.integer))
             or n_robots < 1):
         raise InputError(f"n_robots={n_robots!r}", field="n_robots", expected="an integer >= 1")
+    if not _is_int(seed) or seed < 0:        # (default_rng's own errors name no field)
+        raise InputError(f"seed={seed!r}", field="seed", expected="an integer >= 0")
     rng = np.random.default_rng(seed)
     if tasks == "auto":
         if errands is not None:
@@ -260,9 +262,9 @@ def simulate(planner, stream, steps, *, record=True, progress=None, build_s=0.0)
     :class:`~sorter.agv.floor_sim.FloorSim`) has it called before every planner step (timed with
     the step), and one with ``kpis(steps)`` adds its KPIs to the result's ``extra``.
     """
+    if not _is_int(steps) or steps < 0:      # (1.5 ran 1 step, "3" ran 3)
+        raise InputError(f"steps={steps!r}", field="steps", expected="an integer >= 0")
     steps = int(steps)
-    if steps < 0:
-        raise InputError(f"steps={steps}", field="steps", expected="an integer >= 0")
     n = planner.n_robots
     pos = np.empty((steps + 1, n), np.int32) if record else None
     heads = np.empty((steps + 1, n), np.int8) if record and planner.rotation else None
