@@ -1,7 +1,7 @@
 """QA session 13, scale: behaviour that must not grow faster than the input.
 
 No timing assertions: each test checks the algorithm (how often a helper runs, what memory a
-step allocates, results at size equal to a plain oracle). Figures: bench/RESULTS-scale.md.
+step allocates, results at size equal to a plain oracle). Figures: bench/RESULTS.md, "Scale".
 """
 from __future__ import annotations
 
