@@ -472,3 +472,17 @@ def test_same_seed_writes_byte_identical_paths_and_the_same_kpis(tmp_path, capsy
     # a seed beyond 64 bits is its own seed, not wrapped onto a small one
     other, _ = _run(capsys, fl, tmp_path / "o2", *args[:5], 5, *args[6:])
     assert not np.array_equal(other, runs[0][0])
+
+
+def test_format_ascii_names_the_station_that_cannot_be_written():
+    """Two chutes whose bodies touch read back from ASCII as one: the refusal names the chute,
+    its cells and what it reads back as (it gave no reason before)."""
+    from sorter.layout.floor import Station
+    cells = np.array([[2, 1, 1, 1], [1, 3, 3, 1], [1, 0, 0, 1]])
+    body = np.full(12, -1, np.int32)
+    body[9], body[10] = 0, 1
+    f = Floor(cells, inducts=[Station(0, "I1", "induct", np.array([0]))],
+              chutes=[Station(0, "C1", "chute", np.array([5])),
+                      Station(1, "C2", "chute", np.array([6]))], chute_body=body)
+    with pytest.raises(ValueError, match=r"chute 'C1' \(cells \[5\]\) reads back as cells \[5, 6\]"):
+        format_ascii(f)

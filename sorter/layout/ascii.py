@@ -436,8 +436,22 @@ def format_ascii(floor: Floor) -> str:
         r, col = floor.rc(int(bad[0]))
         raise ValueError(f"the floor's one-way moves cannot be written in the ASCII form "
                          f"(first difference at cell row {r}, col {col})")
-    if ([s.cells.tolist() for s in back.chutes] != [s.cells.tolist() for s in floor.chutes]
-            or [s.cells.tolist() for s in back.inducts] != [s.cells.tolist() for s in floor.inducts]
-            or [s.queue.tolist() for s in back.inducts] != [s.queue.tolist() for s in floor.inducts]):
-        raise ValueError("the floor's stations cannot be written in the ASCII form")
+    for kind, mine, read in (("chute", floor.chutes, back.chutes),
+                             ("induct", floor.inducts, back.inducts)):
+        for i in range(max(len(mine), len(read))):
+            a = mine[i] if i < len(mine) else None
+            b = read[i] if i < len(read) else None
+            same = (a is not None and b is not None and a.cells.tolist() == b.cells.tolist()
+                    and (kind == "chute" or a.queue.tolist() == b.queue.tolist()))
+            if not same:
+                # the ASCII form groups a station's cells by adjacency: stations that touch
+                # (or a station split in parts) read back as other stations
+                where = (f"{kind} {a.label!r} (cells {a.cells.tolist()[:6]})" if a is not None
+                         else f"{kind} #{i + 1}")
+                raise ValueError(f"the floor's stations cannot be written in the ASCII form: "
+                                 f"{where} reads back as "
+                                 + (f"cells {b.cells.tolist()[:6]}" if b is not None else
+                                    "no station")
+                                 + f" ({len(mine)} {kind}s written, {len(read)} read back; "
+                                   "stations that touch read back as one)")
     return text
