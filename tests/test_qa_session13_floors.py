@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections import deque
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, event, given, settings, strategies as st
 
+from naive_mapf import naive_reach
 from sorter.agv.floor_sim import FloorSimOptions
 from sorter.agv.lifelong import default_starts, make_run, simulate, working_cells
 from sorter.agv.validate import validate
@@ -80,27 +80,6 @@ def _run(capsys, floor_file, out, *args):
         assert validate(floor, pos[0], pos) is None
     assert pos.dtype == np.int32 and pos.shape == (k["steps"] + 1, k["robots"])
     return pos, k
-
-
-def _reach(moves, sources, backward=False):
-    """Cells reachable from ``sources`` (or reaching them) along ``moves``: a plain BFS."""
-    n = moves.shape[0]
-    nbr = [[] for _ in range(n)]
-    for a in range(n):
-        for b in (int(x) for x in moves[a] if x >= 0):
-            if backward:
-                nbr[b].append(a)            # edges reversed: who reaches b
-            else:
-                nbr[a].append(b)
-    seen = set(int(s) for s in sources)
-    q = deque(seen)
-    while q:
-        a = q.popleft()
-        for b in nbr[a]:
-            if b not in seen:
-                seen.add(b)
-                q.append(b)
-    return seen
 
 
 def _stays(pos, cells, k):
@@ -171,7 +150,7 @@ def test_working_cells_are_those_that_reach_and_are_reached_by_the_stations(rows
     except InputError:
         assume(False)                           # arrows that cut the stations apart: refused
     induct = [int(c) for s in floor.inducts for c in s.cells]
-    both = _reach(floor.moves, induct) & _reach(floor.moves, induct, backward=True)
+    both = naive_reach(floor, induct) & naive_reach(floor, induct, backward=True)
     free = set(int(c) for c in floor.free_cells)
     got = set(working_cells(floor).tolist())
     event("cells that idle" if got != free else "one part")
