@@ -243,3 +243,20 @@ def test_make_run_and_simulate_name_a_bad_seed_or_step_count(kw):
         p, s = make_run(fl, 4, seed=kw.get("seed", 0))
         simulate(p, s, kw.get("steps", 5), record=False)
     assert e.value.field == next(iter(kw))
+
+
+def test_a_run_without_report_into_a_folder_with_an_older_report_says_so(tmp_path, capsys):
+    """paths.npz and kpis.json are rewritten; an earlier run's report.html beside them is not:
+    the command says so on stderr (and leaves the file alone)."""
+    fl = tmp_path / "floor.txt"
+    fl.write_text(FLOOR)
+    out = tmp_path / "run"
+    args = ["mapf", str(fl), "--robots", "4", "--steps", "10", "--scenario", "sorting",
+            "--out", str(out)]
+    assert main(args + ["--report"]) == 0
+    capsys.readouterr()
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "earlier run's report" in err and (out / "report.html").is_file()
+    assert main(args + ["--report"]) == 0
+    assert "earlier run's report" not in capsys.readouterr().err

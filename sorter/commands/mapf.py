@@ -715,6 +715,11 @@ def run(args) -> int:
                 floor, res, k, out, util_steps=getattr(stream, "util_steps", None),
                 offered_steps=getattr(stream, "offered_steps", None) or None,
                 faulted_steps=getattr(stream, "faulted_steps", None))
+        else:
+            from sorter.agv.report import REPORT_FILES
+            if (out / REPORT_FILES[0]).is_file():   # beside new paths and KPIs: not this run's
+                print(f"sorter mapf: note: {out / REPORT_FILES[0]} is an earlier run's report "
+                      "(not rewritten without --report)", file=sys.stderr)
     if args.json:
         print(json.dumps(_finite(k)))
     else:
