@@ -313,7 +313,9 @@ cdef class LoopKernel:
             for i in range(self.n_inducts):
                 h = self.induct_head[i]
                 end_q = self.induct_ptr[i + 1]
-                if now < self.induct_next_free[i]:
+                # (ready times are sums of cycles: within a millionth of a tick of this
+                # tick counts as this tick, else float drift skips the carrier)
+                if now < self.induct_next_free[i] - 1e-6 * self.dt:
                     continue                      # busy placing the previous parcel
                 if h >= end_q or self.arrival[self.induct_queue[h]] > now:
                     self.induct_starved[self.interval, i] += 1
@@ -331,7 +333,7 @@ cdef class LoopKernel:
                 self.induct_tick[p] = t
                 # the cycle runs from when the induct was ready: waiting for the carrier
                 # window (under one tick) is not added; a longer wait restarts it here
-                if now - self.induct_next_free[i] < self.dt:
+                if now - self.induct_next_free[i] < self.dt * (1.0 - 1e-6):
                     self.induct_next_free[i] += self.induct_gap[i]
                 else:
                     self.induct_next_free[i] = now + self.induct_gap[i]

@@ -168,7 +168,9 @@ def prepare_loop(scenario: Scenario, li: int, parcels: Parcels, rng: np.random.G
     n_ticks = int(round(scenario.shift_s / dt))
     switches = []
     for start_s, plan in wave_plans:
-        tick = int(round(start_s / dt))
+        # in force from the wave's start: its first tick at or after it (the nearest tick
+        # could be before the start, deciding a scan of the last wave by the next wave's plan)
+        tick = int(np.ceil(start_s / dt - 1e-6))
         if tick <= 0:
             sorter.switch_plan(plan)
         elif tick < n_ticks:

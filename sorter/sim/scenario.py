@@ -17,7 +17,8 @@ field and the expected form. The file's tables:
     for one loop, ``induct_rates_per_hour`` (a list, one Poisson rate per induct); ``arrivals``
     (``poisson`` | ``batched``: truck unloads of ``batch_size`` parcels at
     ``unload_per_hour``, with ``rate_per_hour``); ``plan`` (the plan CSV put in force at the wave's start; for a hub a
-    table ``{loop-name = "plan.csv"}``).
+    table ``{loop-name = "plan.csv"}``): scans from the wave's start on (the loop's first tick
+    at or after it) decide by it; a parcel scanned before keeps its chute until its next scan.
 ``[destinations]``
     ``mix`` = ``zipf`` (``zipf_s``), ``split`` (``volume_shares`` to ``destination_shares``:
     the default 70/20/10 sends 70% of parcels to the first 20% of destinations, 20% to the
@@ -31,7 +32,9 @@ field and the expected form. The file's tables:
     ``{dist = "lognormal", mean = 45, sd = 15}`` (``const``: ``value``; ``uniform``:
     ``low``/``high``; ``exponential``: ``mean``; ``normal``/``lognormal``: ``mean``/``sd``;
     ``triangular``: ``low``/``mode``/``high``); ``capacity`` (optional: items per container of
-    every destination chute).
+    every destination chute). Both times round up to whole ticks of the loop, at least one
+    each (a 0 s change still keeps a full chute closed for two ticks). A reject chute takes
+    parcels also while its container is full or being changed; the new container starts empty.
 ``[blockages]``
     ``random_per_hour`` (per loop), ``duration_s`` (a distribution); ``[[blockages.scheduled]]``
     with ``chute`` (a destination or overflow chute: reject chutes are not blocked),
