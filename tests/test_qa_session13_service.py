@@ -684,7 +684,11 @@ def test_kill_pid_stops_the_sweep_and_its_workers_regression(tmp_path, sig, grou
                           "wave.0.rate_per_hour=4000:12000:1000", "--seeds", "2000",
                           "--set", "scenario.shift_hours=8", "--workers", "2", "--no-progress",
                           "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, start_new_session=True)
+                         text=True, start_new_session=True,
+                         # a test run started in the background (`cmd &` in a script) ignores
+                         # SIGINT, and so would the sweep (it keeps an ignored SIGINT ignored,
+                         # as under nohup): the sweep gets Ctrl-C's default here
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     kids = []
     try:
         t0 = time.monotonic()
