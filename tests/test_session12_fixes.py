@@ -88,6 +88,8 @@ def test_an_empty_out_folder_is_refused(cmd):
     ("u.agents", "2\n1_2\n3\n", 2),
     ("u.tasks", "2\n4\n1_1\n", 3),
     ("v.tasks", "2\n4,5\n1_1,2\n", 3),
+    ("w.agents", "2\n1\n\u0663\n", 3),          # Arabic-Indic 3: int() reads it as 3
+    ("w.tasks", "2\n4,\u0665\n1,2\n", 2),
 ])
 def test_numbers_with_underscores_are_not_cell_ids(tmp_path, name, text, line):
     import subprocess

@@ -123,14 +123,15 @@ def parse_int_lines(lines, *, first_line, path, field, lo=None, hi=None, expecte
     import numpy as np
 
     try:
-        if "_" in "".join(lines):       # Python's int() reads "1_2" as 12: not a file's number
-            raise ValueError
+        joined = "".join(lines)
+        if "_" in joined or not joined.isascii():   # int() reads "1_2" as 12 and "\u0661"
+            raise ValueError                          # (Arabic-Indic 1) as 1: no file's numbers
         vals = np.asarray(lines, dtype=np.str_).astype(np.int64)      # fast path
     except (ValueError, OverflowError, TypeError):
         out = []
         for i, s in enumerate(lines):
             try:
-                if "_" in s:
+                if "_" in s or not s.isascii():
                     raise ValueError
                 v = int(s)
             except ValueError:

@@ -289,13 +289,14 @@ def load_task_list(path, floor: Floor):
     line_of = np.repeat(np.arange(k + 2, k + len(body) + 2), sizes)
     expected = f"cell ids row * {floor.width} + col in 0..{floor.n_cells - 1}, comma-separated"
     try:
-        if "_" in "".join(parts):       # Python's int() reads "1_2" as 12: not a file's number
-            raise ValueError
+        joined = "".join(parts)
+        if "_" in joined or not joined.isascii():   # int() reads "1_2" as 12 and "\u0661"
+            raise ValueError                          # (Arabic-Indic 1) as 1: no file's numbers
         vals = np.asarray(parts, dtype=np.str_).astype(np.int64)
     except (ValueError, OverflowError):
         for k, x in enumerate(parts):
             try:
-                if "_" in x:
+                if "_" in x or not x.isascii():
                     raise ValueError
                 int(x)
             except ValueError:
