@@ -74,8 +74,10 @@ class Sorter(ChuteEngine):
     ----------
     plan : SortPlan
         Destinations -> ordered chutes, overflow chutes, a reject chute per reason.
-    chutes : ChuteTable or sequence of Chute or mapping
-        The chute table.
+    chutes : ChuteTable, or a list of Chute or of mappings
+        The chute table (mappings as :meth:`ChuteTable.as_dicts` writes them: ``id``,
+        ``kind``, ``capacity``, ...; one dict of all the chutes is refused with a
+        ``TypeError``).
     strategy : {'fill_first', 'round_robin', 'least_loaded'}, optional
         Overrides ``plan.strategy``. ``fill_first`` takes the first open chute in plan
         order, ``round_robin`` rotates over the destination's open chutes,
@@ -107,7 +109,7 @@ class Sorter(ChuteEngine):
     --------
     >>> from sorter import Sorter
     >>> s = Sorter.from_files("seeds/plan/demo_plan.csv", "seeds/plan/demo_chutes.toml")  # doctest: +SKIP
-    >>> s.assign("10115")  # doctest: +SKIP
+    >>> s.assign("01422")  # doctest: +SKIP
     Decision(chute='C001', reason='ok')
     """
 
@@ -250,7 +252,10 @@ class Sorter(ChuteEngine):
     def destination_ids(self, codes) -> np.ndarray:
         """Intern destination codes once: int32 ids for :meth:`assign_many`.
 
-        Unknown codes -> -1, ``None`` or ``""`` -> -2 (no-read).
+        Unknown codes -> -1, ``None`` or ``""`` -> -2 (no-read). Ids stay valid across plan
+        switches and :meth:`from_state` restarts, but a code unknown when interned stays -1
+        (``unknown_destination``) after a switch to a plan that routes it, where
+        :meth:`assign` by code would sort it: intern again after :meth:`switch_plan`.
         """
         if isinstance(codes, np.ndarray):
             if codes.ndim != 1:     # (a DataFrame's df[["dest"]].to_numpy() is (n, 1))
@@ -363,7 +368,13 @@ class Sorter(ChuteEngine):
         if reason not in REJECT_REASONS:
             raise InputError(f"unknown reject reason {reason!r}", field="reason",
                              expected=" | ".join(REJECT_REASONS))
-        return self.reject_decision(reason)
+        return ChuteEngine.reject_decision(self, reason)
+
+    def reject_decision(self, reason) -> Decision:
+        """The compiled engine's name of :meth:`reject`, checked the same way: a reason that
+        is no reject reason (``ok``, ``overflow``, junk) is an
+        :class:`~sorter.errors.InputError`, never a counted decision."""
+        return self.reject(reason)
 
     # -- read-outs -------------------------------------------------------------------
     @property
@@ -463,6 +474,15 @@ class Sorter(ChuteEngine):
                              _state_counts(state, "discharged", n, i64),
                              _state_counts(state, "reason_count", len(REASONS), i64))
             cursor = _state_counts(state, "rr_cursor", len(self._dest_codes()), i32)
+            # a round-robin position is a place in the destination's route (state_dict()
+            # writes 0 .. len - 1): the compiled loop adds to it without a bounds check
+            room = [max(1, len(plan.routes.get(d, ()))) for d in self._dest_codes()]
+            bad = np.flatnonzero(cursor >= np.asarray(room, dtype=np.int64))
+            if bad.size:
+                d = self._dest_codes()[int(bad[0])]
+                raise InputError(f"bad rr_cursor {int(cursor[bad[0]])} for destination {d!r} "
+                                 "in the sorter state", field="rr_cursor",
+                                 expected=f"a position in its route, 0 to {room[int(bad[0])] - 1}")
             self._set_plan(self._compile(plan, rr_cursor=cursor))
         except (KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"incomplete sorter state: {exc!r}", field="state",

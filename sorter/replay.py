@@ -62,10 +62,9 @@ def _parse_row(row, line, path, base):
         if rc == "":
             rc = 0
         else:
-            try:
-                rc = int(rc)
-            except ValueError:
-                rc = -1
+            # plain ASCII digits, as a telegram writes the count: int() also reads "1_0" as
+            # 10 and other scripts' digits ("٣" as 3)
+            rc = int(rc) if rc.isascii() and rc.isdigit() else -1
             if rc < 0:
                 raise InputError(f"bad recirculation {row['recirculation']!r}", path=path,
                                  line=line, field="recirculation",

@@ -116,6 +116,12 @@ def _seq_of(text):
     """An int for a valid seq field, else None."""
     if 0 < len(text) <= _SEQ_DIGITS and text.isdigit() and text.isascii():
         return int(text)
+    if len(text) > _SEQ_DIGITS and text.isascii() and text.isdigit():
+        # a fixed-width counter padded with zeros ("00000000000000000042", 20 digits) is
+        # still a seq below 10**18: the value counts, not the width
+        value = text.lstrip("0")
+        if len(value) <= _SEQ_DIGITS:
+            return int(value or "0")
     return None
 
 

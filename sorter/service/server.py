@@ -118,7 +118,10 @@ class Connection(asyncio.Protocol):
             return
         tr.write(payload)
         if _perf() - t_read > self.service.deadline:
-            self.service.n_late_answers += payload.count(b"\n")
+            # the deadline is a scan's: only DEST lines count (no field holds '|', so a
+            # line starting "DEST|" is a decision)
+            self.service.n_late_answers += (payload.startswith(b"DEST|")
+                                            + payload.count(b"\nDEST|"))
 
 
 class Service:
@@ -462,6 +465,11 @@ class Service:
         if cls is Hello:
             conn.client = tg.client
             conn.dedupe, conn.dedupe_rid = self._dedupe_table(tg.client)
+            if self.sync and self.next_id - 1 > conn.need:
+                # `last` acknowledges every telegram up to it: in sync mode the answer waits
+                # until the rows applied so far are committed (a reconnecting client told
+                # of a row still in flight would never re-send it if the service crashed)
+                conn.need = self.next_id - 1
             return None, None, format_hello(st, tg.client, self.last_seq.get(tg.client))
         if cls is Status:
             return None, None, format_status(st, self.stats())
