@@ -21,14 +21,17 @@ before every planner step). Robots cycle induct -> drop cell of a chute -> induc
   per chute per step. A destination/overflow chute takes at most its remaining capacity; at
   capacity the engine turns it ``full``: a *full event*; it is set to ``container_change`` and,
   after ``container_change_steps`` steps, ``container_changed`` empties and reopens it
-  (TMO: 50 parcels, 50 steps). ``container_change_steps=0`` reopens it at once.
+  (TMO: 50 parcels, 50 steps). ``container_change_steps=0`` reopens it at once (robots
+  arriving in the same step tip into the new container).
 * **Re-routing.** When a chute closes, every robot carrying a parcel to it (moving, waiting,
   dwelling at it, or faulted) gets a new chute from the engine in one ``assign_many`` call with
   the parcel's re-route count as its recirculation: an open alternate of the destination,
   else an overflow chute, else the reject chute of ``no_chute_available``; after more than
   ``max_recirculation`` re-routes, the reject chute of ``max_recirculation``. A robot that
   arrives at a chute that has no room left (several robots finishing there in one step) is
-  re-routed the same way. So a closed chute never receives a drop.
+  re-routed the same way. So a closed chute never receives a drop (a closed reject chute
+  neither, unless no reject chute was open when the parcel was routed: the engine's last
+  resort).
 * **Faults** (seeded, own generator): each working robot fails with probability ``fault_rate``
   per step and stays where it is, blocking its cell, for a repair time drawn from
   ``repair_dist`` (``fixed``: ``repair_steps``; ``exp``: geometric with mean ``repair_steps``;
@@ -89,8 +92,11 @@ def _whole(v) -> bool:
 
 
 def _real(v) -> float:
-    """``float(v)``, or nan for what is no number (a sweep's text value): the range checks
-    then refuse it with the field's name."""
+    """``float(v)``, or nan for what is no number (a sweep's text value, numeric text too:
+    was accepted as "0.01" and failed mid-run comparing text with 0): the range checks then
+    refuse it with the field's name."""
+    if isinstance(v, (str, bytes)):
+        return math.nan
     try:
         return float(v)
     except (TypeError, ValueError):
@@ -650,8 +656,10 @@ class FloorSim(SortingTasks):
         self.offered_steps.append(int(new.sum()))     # per step, for the report
         for k in np.flatnonzero(new):
             self._queue[k].append([t, int(new[k])])
-        ready = np.flatnonzero(self.starved & (self.induct_of_cell[pos] == self.target)
-                               & (self.heading == 0) & (self.fault_left == 0))    # not faulted
+        # not faulted, and not on its way to another induct it was sent to (was: a robot sent
+        # on took a parcel the step it reached that induct, before its induct dwell)
+        ready = np.flatnonzero(self.starved & ~self.sent & (self.induct_of_cell[pos] == self.target)
+                               & (self.heading == 0) & (self.fault_left == 0))
         if ready.size and self.supply.any():
             ready = ready[np.lexsort((ready, self.starved_since[ready], self.target[ready]))]
             k = self.target[ready]
@@ -698,20 +706,29 @@ class FloorSim(SortingTasks):
         robots, ch = robots[o], ch[o]
         uc, first, cnt = np.unique(ch, return_index=True, return_counts=True)
         shut = self.sorter._arrays()["state"][uc] != 0      # the engine's states are the truth
-        room = np.where(self.kind[uc] == 2, cnt, np.clip(self.capacity[uc] - self.fill[uc], 0, None))
+        swap = self.options.container_change_steps == 0     # a full container is changed at once
+        room = np.where((self.kind[uc] == 2) | swap, cnt,
+                        np.clip(self.capacity[uc] - self.fill[uc], 0, None))
         room = np.where(shut & (self.kind[uc] != 2), 0, room)
         rank = np.arange(ch.size) - np.repeat(first, cnt)
         ok = rank < np.repeat(room, cnt)
         newly_closed = []
         for c, k in zip(uc, np.minimum(cnt, room)):
-            if k <= 0:
-                continue
             lab = self.labels[c]
-            self.sorter.discharged(lab, int(k))
-            self.fill[c] += int(k)
-            if self.kind[c] != 2 and self.fill[c] >= self.capacity[c]:
+            k = int(k)
+            while k > 0:
+                # with container_change_steps=0 the robots after the one that filled it tip
+                # into the fresh container (was: re-routed as if it had no room)
+                take = (k if self.kind[c] == 2
+                        else min(k, max(0, int(self.capacity[c] - self.fill[c]))))
+                if take:
+                    self.sorter.discharged(lab, take)
+                    self.fill[c] += take
+                    k -= take
+                if self.kind[c] == 2 or self.fill[c] < self.capacity[c]:
+                    continue
                 self.full_events += 1
-                if self.options.container_change_steps == 0:
+                if swap:
                     self.sorter.container_changed(lab)
                     self.fill[c] = 0
                     self.container_changes += 1
@@ -720,6 +737,7 @@ class FloorSim(SortingTasks):
                     self.closed[c] = True
                     self.reopen_at[c] = t + self.options.container_change_steps
                     newly_closed.append(c)
+                    break
         dr = robots[ok]
         if dr.size:
             dch = self.chute[dr]
@@ -760,13 +778,30 @@ class FloorSim(SortingTasks):
         """Operator event between steps: set a chute's state in the engine (``open``, ``full``,
         ``container_change``, ``blocked``, ``disabled``); closing a chute re-routes the robots
         carrying parcels to it (effective from the next step). ``chute`` is its label.
+        Opening a destination/overflow chute whose container is still full (no
+        ``container_changed``) is a fill: a full event, then a container change as above.
         Raises :class:`~sorter.errors.InputError` for an unknown chute or state."""
         self.sorter.set_state(chute, state)
         c = self.sorter._chute(chute)
         self.closed[c] = state != "open"
         self.reopen_at[c] = -1                 # an explicit state overrides a pending change
-        if state != "open" and self.kind[c] != 2 and self._goals is not None:
-            # in place: the caller's goals array
+        if state == "open" and self.kind[c] != 2 and self.fill[c] >= self.capacity[c]:
+            # (was: open with no room for good: the engine kept choosing it, every robot sent
+            # there was re-routed on arrival and its container was never changed)
+            self.full_events += 1
+            if self.options.container_change_steps == 0:
+                self.sorter.container_changed(chute)
+                self.fill[c] = 0
+                self.container_changes += 1
+                return
+            state = "container_change"
+            self.sorter.set_state(chute, state)
+            self.closed[c] = True
+            self.reopen_at[c] = self.t + self.options.container_change_steps
+        if state != "open" and self._goals is not None:
+            # in place: the caller's goals array; a reject chute too (was: robots carrying to
+            # a disabled reject chute still tipped their parcels into it; the engine sends
+            # them to an open reject chute, or, none open, to the same one)
             self._reroute(np.zeros(0, np.int64), [c], self._goals)
 
     def _wait_p95(self, t_end, lo=None, hi=None) -> float | None:
