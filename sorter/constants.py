@@ -15,7 +15,9 @@ REASONS = ("ok", "overflow", "no_read", "unknown_destination", "max_recirculatio
            "no_chute_available", "not_sortable", "late")
 #: Reasons that need a reject chute in every plan.
 REJECT_REASONS = REASONS[2:]
-#: Chute states. Only ``open`` chutes take parcels (reject chutes always do).
+#: Chute states. Only ``open`` chutes take parcels; a reject chute that is not open passes
+#: its parcels to the first open reject chute, or, none open, takes them all the same (the
+#: last resort: see :class:`sorter.Sorter`).
 STATES = ("open", "full", "container_change", "blocked", "disabled")
 #: Chute kinds.
 KINDS = ("destination", "overflow", "reject")
