@@ -88,8 +88,8 @@ def cheap_searches():
 class Run:
     """Drives a planner step by step and checks, every step: held robots stay put; robots
     reported finished stand on a cell of their goal (their station) and stayed there for
-    their dwell; no robot a rescue plan still forces finishes; robots outside the plan never
-    enter the cells it keeps them out of; ``stranded`` robots are not on their goal;
+    their dwell; no robot a rescue plan still forces finishes where it must dwell; robots
+    outside the plan never enter the cells it keeps them out of; ``stranded`` robots are not on their goal;
     ``tasks_completed`` adds up."""
 
     def __init__(self, floor, p):
@@ -115,7 +115,11 @@ class Run:
             assert pos[r] == c, ("held robot moved", p.step_no, r)
         if p._plan is not None:
             self.plan_steps += 1
-            assert not (p.finished & (p._forced >= 0)).any(), "a forced robot finished"
+            cell_type = self.floor.cells[pos]
+            dwell = np.where(cell_type == 3, p.dwell_chute,
+                             np.where(cell_type == 2, p.dwell_induct, 0))
+            assert not (p.finished & (p._forced >= 0) & (dwell > 0)).any(), \
+                "a forced robot finished where it must dwell"
             entered = (p._forced < 0) & (pos != before) & (p._keep_out[p.graph.fidx[pos]] > 0)
             assert not entered.any(), ("entered a kept-out cell", p.step_no, np.flatnonzero(entered))
         for i in np.flatnonzero(p.finished):

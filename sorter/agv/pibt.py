@@ -299,7 +299,8 @@ def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwel
     cell (4), gathered by :func:`_gather`: the only table values a PIBT step reads.
     ``occ_now``/``occ_next`` must be all -1 on entry and are left all -1. ``held`` robots
     (faults) keep their cell like dwelling robots, but their dwell does not count down.
-    ``forced[i] >= 0``: robot i goes to that cell (a rescue plan; no arrival), and no other
+    ``forced[i] >= 0``: robot i goes to that cell (a rescue plan; it arrives only where it
+    would not dwell: an errand cell it is moved onto counts, as in LoRR), and no other
     robot enters a cell with ``keep_out`` set (the cells the plan still uses).
     """
     n = pos.shape[0]
@@ -505,8 +506,12 @@ def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwel
                     break
     # 4. arrivals and dwell
     for i in range(n):
-        if held[i] or forced[i] >= 0:
+        if held[i]:
             continue
+        if forced[i] >= 0:      # moved by a rescue plan: it arrives only where it need not dwell
+            ct = fcells[nxt[i]]
+            if (dwell_chute if ct == 3 else (dwell_induct if ct == 2 else 0)) > 0:
+                continue
         if dwell_left[i] > 0:
             dwell_left[i] -= 1
             if dwell_left[i] == 0:

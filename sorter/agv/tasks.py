@@ -130,11 +130,18 @@ class ErrandTasks:
         Errand cells in file order (the task file; a multi-errand task's errands in a row).
     n_robots : int
         Team size *n*.
-    strategy : {"roundrobin", "greedy", "nearest"}
+    strategy : {"roundrobin", "roundrobin_fixed", "greedy", "nearest"}
         ``"roundrobin"``: robot *i*'s *k*-th task is task ``(i + k * n) % n_tasks`` of the file.
+        ``"roundrobin_fixed"`` (the LoRR 2023 start-kit's fixed assignment): robot *i* gets
+        tasks *i*, *i + n*, *i + 2n*, ... of the file while there are any, then none: it
+        parks at its last errand cell (or its start; where it stands after others pushed it
+        off) and completes nothing more.
         ``"greedy"`` (the LoRR 2023 start-kit's queue): the tasks are handed out in file order
-        (cycling) to whichever robots are free, robots of one step in index order; at the
-        start robot *i* gets task *i*.
+        (cycling) to whichever robots are free, robots of one step in index order; each robot
+        holds ``ceil(reveal)`` revealed tasks (``numTasksReveal``) and does them in the order
+        it got them: at the start robot 0 gets tasks 0 .. r-1, robot 1 the next r, ...; a
+        robot that finishes its first task gets the file's next one at the back of its list
+        (with ``reveal = 1``: robot *i* starts on task *i*).
         ``"nearest"`` (the LoRR 2024 start-kit's default scheduler, with Manhattan instead of
         exact distances): ``ceil(reveal * n)`` tasks of the file are revealed at the start (but
         not more than the file holds, and at least ``n``) and one more (the next of the file,
@@ -159,12 +166,17 @@ class ErrandTasks:
     width : int, optional
         Grid width (cell id = ``row * width + col``); needed by ``"nearest"``.
     reveal : float
-        ``"nearest"``: revealed tasks per robot (the LoRR 2024 ``numTasksReveal``), at least 1.
+        ``"nearest"``: revealed tasks per robot (the LoRR 2024 ``numTasksReveal``), at least 1;
+        ``"greedy"``: tasks each robot holds (the LoRR 2023 ``numTasksReveal``; rounded up).
+        The round-robin strategies give every robot its own tasks in a fixed order, so what
+        is revealed ahead changes nothing there.
 
     Attributes
     ----------
     completed : int
         Errands reached (the LoRR 2023 score; every goal counts).
+    idle : int
+        ``"roundrobin_fixed"``: robots whose tasks have run out (0 for the other strategies).
     tasks_finished : int
         Tasks whose last errand was reached (the LoRR 2024 score; = ``completed`` for
         single-errand tasks).
@@ -224,14 +236,24 @@ class ErrandTasks:
         self._asked = np.zeros(self.n, np.bool_)       # the next errand's table was asked for
         self.pick_ahead = 2
         self._queued = np.full(self.n, -1, np.int64)   # "nearest": next task, taken ahead
-        if strategy == "nearest":
-            if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
-                raise InputError(f"width={width!r}", field="width",
-                                 expected="the grid width (a positive integer) for 'nearest'")
+        self._park = np.zeros(self.n, np.int64)        # "roundrobin_fixed": goal of an idle robot
+        self._hold = None                              # "greedy": each robot's revealed tasks
+        self._starting = False
+        if strategy in ("nearest", "greedy"):
             if isinstance(reveal, bool) or not isinstance(reveal, (int, float, np.integer, np.floating)) \
                     or not 1 <= reveal < 1e6:
                 raise InputError(f"reveal={reveal!r}", field="numTasksReveal",
                                  expected="revealed tasks per robot, a number from 1")
+        if strategy == "greedy":
+            self._r = int(np.ceil(reveal))
+            if self._r * self.n > 1 << 26:
+                raise InputError(f"{self._r} revealed tasks for each of {self.n} robots",
+                                 field="numTasksReveal",
+                                 expected=f"at most {(1 << 26) // self.n} tasks per robot")
+        if strategy == "nearest":
+            if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+                raise InputError(f"width={width!r}", field="width",
+                                 expected="the grid width (a positive integer) for 'nearest'")
             self.width = int(width)
             self.reveal = float(reveal)
             r, c = self.errands // self.width, self.errands % self.width
@@ -275,8 +297,28 @@ class ErrandTasks:
             if free.any():
                 idx[free] = self._pick(planner.positions[robots[free]])
         elif self.strategy == "greedy":
-            idx = (self._next + np.arange(robots.size, dtype=np.int64)) % self.n_tasks
-            self._next = int((self._next + robots.size) % self.n_tasks)
+            # the file's next tasks to the back of each robot's list (robots in index order;
+            # at the start each robot takes r of them), the front of its list is its task
+            r = self._r
+            if self._hold is None:
+                self._hold = np.empty((self.n, r), np.int64)
+                self._head = np.zeros(self.n, np.int64)
+            if self._starting:
+                new = (self._next + np.arange(robots.size * r, dtype=np.int64)) % self.n_tasks
+                self._next = int((self._next + robots.size * r) % self.n_tasks)
+                self._hold[robots] = new.reshape(robots.size, r)
+                self._head[robots] = 0
+            else:
+                new = (self._next + np.arange(robots.size, dtype=np.int64)) % self.n_tasks
+                self._next = int((self._next + robots.size) % self.n_tasks)
+                self._hold[robots, self._head[robots]] = new     # the finished task's slot
+                self._head[robots] = (self._head[robots] + 1) % r
+            idx = self._hold[robots, self._head[robots]]
+        elif self.strategy == "roundrobin_fixed":
+            idx = robots + self.k[robots] * self.n
+            out = idx >= self.n_tasks                   # none left: park where it stands
+            idx[out] = -1
+            self._park[robots[out]] = planner.positions[robots[out]]
         else:
             idx = (robots + self.k[robots] * self.n) % self.n_tasks
         self.task[robots] = idx
@@ -296,7 +338,17 @@ class ErrandTasks:
         return pt[pick]                                 # the pool holds >= cells.size tasks
 
     def _goal_cells(self, robots):
-        return self.errands[self.offsets[self.task[robots]] + self.step_in_task[robots]]
+        t = self.task[robots]
+        out = self.errands[self.offsets[np.maximum(t, 0)] + self.step_in_task[robots]]
+        idle = t < 0                                    # "roundrobin_fixed": out of tasks
+        if idle.any():
+            out = np.where(idle, self._park[robots], out)
+        return out
+
+    @property
+    def idle(self) -> int:
+        """Robots with no task left (``"roundrobin_fixed"`` only)."""
+        return int((self.task < 0).sum())
 
     def start(self, planner):
         _check_team(self, planner)
@@ -310,7 +362,10 @@ class ErrandTasks:
             # task per robot
             self._reveal(max(self.n, min(int(np.ceil(self.reveal * self.n)), self.n_tasks)))
         self._queued[:] = -1
+        self._starting = True
+        self._hold = None
         self._new_tasks(robots, planner)
+        self._starting = False
         self._goals = self._goal_cells(robots).astype(np.int32)
         self._asked[:] = False
         return self._goals
@@ -319,14 +374,23 @@ class ErrandTasks:
         """The errand after the current one of ``robots`` where it is known (-1 where not:
         a greedy strategy hands out the next task only when the robot is free)."""
         t = self.task[robots]
+        busy = t >= 0                                   # (idle robots: nothing follows)
+        t = np.maximum(t, 0)
         nxt = self.offsets[t] + self.step_in_task[robots] + 1
         out = np.full(robots.size, -1, np.int64)
-        inside = nxt < self.offsets[t + 1]
+        inside = (nxt < self.offsets[t + 1]) & busy
         out[inside] = self.errands[nxt[inside]]
+        last = robots[~inside & busy]
         if self.strategy == "roundrobin":
-            last = robots[~inside]
             idx = (last + (self.k[last] + 1) * self.n) % self.n_tasks
-            out[~inside] = self.errands[self.offsets[idx]]
+            out[~inside & busy] = self.errands[self.offsets[idx]]
+        elif self.strategy == "roundrobin_fixed":
+            idx = last + (self.k[last] + 1) * self.n
+            out[~inside & busy] = np.where(idx < self.n_tasks,
+                                           self.errands[self.offsets[np.minimum(idx, self.n_tasks - 1)]], -1)
+        elif self.strategy == "greedy" and self._r > 1:
+            nxt_t = self._hold[last, (self._head[last] + 1) % self._r]
+            out[~inside & busy] = self.errands[self.offsets[nxt_t]]
         return out
 
     def _prefetch(self, planner):
@@ -370,6 +434,17 @@ class ErrandTasks:
 
     def update(self, planner):
         fin = np.flatnonzero(planner.finished)          # ascending robot index
+        fin = fin[self.task[fin] >= 0]                  # (a parked robot "finishes" its park)
+        if self.strategy == "roundrobin_fixed":
+            # a parked robot pushed off its cell parks where it now stands (heading back, two
+            # parked on one cell pushed each other to and fro for the rest of the run)
+            idle = np.flatnonzero(self.task < 0)
+            at = np.asarray(planner.positions)[idle]
+            off = at != self._park[idle]
+            if off.any():
+                self._park[idle[off]] = at[off]
+                self._goals = self._goals.copy()
+                self._goals[idle[off]] = at[off]
         if fin.size:
             self.completed += fin.size
             self.step_in_task[fin] += 1
@@ -389,8 +464,11 @@ class ErrandTasks:
 
     def kpis(self, steps):
         """Extra KPIs of a run: LoRR 2024's score (tasks finished) beside the errands."""
-        return {"errands_completed": int(self.completed), "lorr_tasks_finished": int(self.tasks_finished),
-                "lorr_tasks_per_step": self.tasks_finished / max(1, int(steps))}
+        out = {"errands_completed": int(self.completed), "lorr_tasks_finished": int(self.tasks_finished),
+               "lorr_tasks_per_step": self.tasks_finished / max(1, int(steps))}
+        if self.strategy == "roundrobin_fixed":
+            out["robots_out_of_tasks"] = self.idle
+        return out
 
 
 class RandomTasks:

@@ -2,9 +2,10 @@
 
 FLOOR is a map file (MovingAI / LoRR .map, RHCR .grid or kiva .map, ASCII) or a LoRR problem
 .json (then its agents, tasks and teamSize are the defaults). Tasks, unless given:
-LoRR errands for a .json (as its taskAssignmentStrategy says: roundrobin or greedy; a 2024
-problem names none: nearest, a free robot takes the revealed task it finishes soonest, as the 2024
-Start-Kit's scheduler; --assign overrides) or --tasks FILE (round-robin); else robots cycle
+LoRR errands for a .json (as its taskAssignmentStrategy says: roundrobin, roundrobin_fixed
+(each robot's own errands once, then it parks) or greedy (each robot holds numTasksReveal
+errands); a 2024 problem names none: nearest, a free robot takes the revealed task it finishes
+soonest, as the 2024 Start-Kit's scheduler; --assign overrides) or --tasks FILE (round-robin); else robots cycle
 induct -> drop cell of a chute -> induct (parcel destinations from a Zipf mix); on a map with no
 inducts/chutes, goals are drawn from free cells with the seed (each robot's from the part of
 the map it can reach). Starts: --agents FILE (LoRR .agents or MovingAI .scen), else the JSON's
@@ -727,6 +728,9 @@ def run(args) -> int:
               f"dwell chute/induct {dc}/{di}")
         print(f"  tasks completed   {k['tasks_completed']}")
         print(f"  tasks/step        {k['tasks_per_step']:.3f}")
+        if k.get("robots_out_of_tasks"):
+            print(f"  out of tasks      {k['robots_out_of_tasks']} robots  (roundrobin_fixed: "
+                  "their errands ran out; parked)")
         if offsets is not None and "lorr_tasks_finished" in k:
             print(f"  LoRR tasks done   {k['lorr_tasks_finished']}  "
                   f"({k['lorr_tasks_per_step']:.3f}/step; {strategy} assignment)")

@@ -7,8 +7,11 @@ Problem JSON keys: ``mapFile``, ``agentFile``, ``taskFile`` (paths relative to t
 * ``roundrobin``: robot *i* gets errands *i*, *i + n*, *i + 2n*, ... of the task file
   (*n* = teamSize), the file re-read from the top when exhausted (endless); see
   :meth:`LorrProblem.task_for`;
+* ``roundrobin_fixed``: robot *i* gets errands *i*, *i + n*, *i + 2n*, ... once each (no
+  re-reading: a robot whose errands have run out stays parked and completes nothing more);
 * ``greedy``: the next errand of the file goes to whichever robot becomes free first (the
-  planner's task module hands them out); kept as given.
+  planner's task module hands them out; each robot holds ``numTasksReveal`` of them and does
+  them in order); kept as given.
 
 The map is a MovingAI-style ``.map`` (see :mod:`sorter.layout.movingai`: ``E`` inducts, ``S``
 drop cells grouped into chutes). Agents file: first line the count, then one start cell id
@@ -33,7 +36,7 @@ from sorter.layout.movingai import load_movingai_map
 __all__ = ["LorrProblem", "load_lorr_problem", "load_lorr_map", "load_cell_list", "load_task_list",
            "read_cell_list", "count_comment_lines", "STRATEGIES"]
 
-STRATEGIES = ("roundrobin", "greedy", "nearest")
+STRATEGIES = ("roundrobin", "roundrobin_fixed", "greedy", "nearest")
 
 
 @dataclass(eq=False)
@@ -51,7 +54,8 @@ class LorrProblem:
     num_tasks_reveal : int or float
         (a float multiplier in the 2024 files)
     strategy : str
-        ``"roundrobin"``, ``"greedy"`` or ``"nearest"`` (the JSON's ``taskAssignmentStrategy``;
+        ``"roundrobin"``, ``"roundrobin_fixed"``, ``"greedy"`` or ``"nearest"`` (the JSON's
+        ``taskAssignmentStrategy``;
         without it ``"nearest"`` for a 2024 problem -- ``"version": "2024 LoRR"``, where the
         entrant schedules -- else ``"roundrobin"``; see :class:`sorter.agv.tasks.ErrandTasks`).
     source : str
