@@ -123,7 +123,16 @@ def _doc_paths(doc, prefix=()) -> list:
 
 def _nearest(key, doc, n=4) -> str:
     paths = _doc_paths(doc)
-    near = difflib.get_close_matches(key, paths, n=n, cutoff=0.5)
+    try:
+        parent, _, last = _key_str(parse_key(key)).rpartition(".")
+    except InputError:
+        parent, last = "", ""
+    # a shortened last segment (wave.1.rate): first the keys beside it that contain it (by
+    # spelling alone wave.1.name and wave.0.name are nearer and crowd out rate_per_hour)
+    near = [p for p in paths if last and p.rpartition(".")[0] == parent
+            and last in p.rpartition(".")[2]][:n]
+    near += [p for p in difflib.get_close_matches(key, paths, n=n, cutoff=0.5)
+             if p not in near][:n - len(near)]
     if not near:       # fall back to keys that share the last segment or the first
         last = key.split(".")[-1]
         near = [p for p in paths if p.split(".")[-1] == last][:n] or \
@@ -817,6 +826,37 @@ def _drop_waves_after_shift(doc, settings):
                                          if not ((s := start(b)) is not None and s >= hours)]
 
 
+def _check_varied_waves_run(doc, keys, points, overrides) -> None:
+    """A varied wave key must matter at some point: a shift shortened by ``--set`` /
+    ``--vary scenario.shift_hours`` drops the waves that start after its end, and a key of a
+    wave dropped at every point would give points that differ in nothing but their label."""
+    wave_keys = {}
+    for k in keys:
+        parts = parse_key(k)
+        if len(parts) > 2 and parts[0] == "wave" and isinstance(parts[1], int):
+            wave_keys[k] = parts[1]
+    if not wave_keys or not any(_is_shift_key(k) for k in [*keys, *overrides]):
+        return
+    kept_at = []                           # per point: original indices of the waves kept
+    for p in points:
+        d = copy.deepcopy(doc)
+        for k, v in p.items():
+            set_key(d, k, v)
+        waves = d.get("wave")
+        ids = [id(w) for w in waves] if isinstance(waves, list) else []
+        _drop_waves_after_shift(d, [*p, *overrides])
+        kept = {id(w) for w in d.get("wave", [])} if isinstance(d.get("wave"), list) else set()
+        kept_at.append({i for i, w in enumerate(ids) if w in kept})
+    for k, i in wave_keys.items():
+        if not any(i in kept for kept in kept_at):
+            hours = sorted({_fmt(p.get("scenario.shift_hours", doc.get("scenario", {}).get(
+                "shift_hours"))) for p in points})
+            raise InputError(f"wave {i} starts after the shift's end ({', '.join(hours)} h) at "
+                             f"every point, so {k!r} changes nothing", field=k,
+                             expected="a wave that starts before the shift ends (a longer "
+                                      "scenario.shift_hours), or no --vary of its keys")
+
+
 def _is_shift_key(key) -> bool:
     try:
         return parse_key(key) == ("scenario", "shift_hours")
@@ -844,13 +884,44 @@ def _point_scenario(doc, settings, path, base, index=None, overrides=()):
             if same and not _has_key(doc, parts) and "unknown key" in str(exc):
                 raise InputError(f"unknown key {key!r}", path=path, field=key,
                                  expected="nearest valid keys: " + _nearest(key, doc)) from None
+        if not _is_varied(exc.field, settings):    # the file's own value: name its line
+            exc = _with_file_line(exc, path)
         if not settings:
-            raise
+            raise exc from None
         what = ", ".join(f"{k}={_fmt(v)}" for k, v in settings.items())
         where = f"point {index} ({what})" if index is not None else what
         err = InputError(f"{exc} [at {where}]")
         err.path, err.line, err.field, err.expected = exc.path, exc.line, exc.field, exc.expected
         raise err from None
+
+
+def _is_varied(field, vary) -> bool:
+    """Whether an error's field (``wave[1].rate_per_hour``) is one of the varied keys."""
+    if not field:
+        return False
+    try:
+        parts = parse_key(field)
+        return any(parse_key(k) == parts for k in vary)
+    except InputError:
+        return False
+
+
+def _with_file_line(exc, path):
+    """An error of the scenario file itself (no override, no varied value in it): with the
+    line of its key, as ``sorter run`` names it."""
+    if path is None or exc.line is not None or not exc.field or exc.path != str(path):
+        return exc
+    from sorter.plan import _strip_where
+    from sorter.sim.scenario import _field_line
+    try:
+        line = _field_line(Path(path).read_bytes().decode("utf-8-sig"), exc.field)
+    except (OSError, UnicodeDecodeError):
+        return exc
+    if line is None:
+        return exc
+    err = InputError(_strip_where(exc), path=path, line=line, field=exc.field)
+    err.expected = exc.expected
+    return err
 
 
 def capacity_sweep(scenario, vary, *, seeds=5, overrides=None, base_dir=None, client=None,
@@ -925,16 +996,20 @@ def capacity_sweep(scenario, vary, *, seeds=5, overrides=None, base_dir=None, cl
                              f"{fixed[norm]})", field=key,
                              expected="a key either varied (--vary) or fixed (--set), not both")
     check_backend(client, n_workers)
+    base_sc = None
     try:                                   # a bad fixed override fails here, once
         base_sc = _point_scenario(doc, {}, path, base, overrides=overrides)
     except InputError as exc:
-        if not overrides:
-            raise
-        what = ", ".join(f"{k}={_fmt(v)}" for k, v in overrides.items())
-        err = InputError(f"{exc} [with overrides {what}]")
-        err.path, err.line, err.field, err.expected = exc.path, exc.line, exc.field, exc.expected
-        raise err from None
-    seed_list = _seed_list(seeds, int(base_sc.seed))
+        # a value every point sets (a template's rate_per_hour left out, or a placeholder) is
+        # never simulated as written: the points' own checks below judge it
+        if not _is_varied(exc.field, vary):
+            if not overrides:
+                raise _with_file_line(exc, path) from None
+            what = ", ".join(f"{k}={_fmt(v)}" for k, v in overrides.items())
+            err = InputError(f"{exc} [with overrides {what}]")
+            err.path, err.line, err.field, err.expected = (exc.path, exc.line, exc.field,
+                                                           exc.expected)
+            raise err from None
 
     # validate every point up front: keys first (cheap, clear), then each point's values
     keys = list(vary)
@@ -944,6 +1019,10 @@ def capacity_sweep(scenario, vary, *, seeds=5, overrides=None, base_dir=None, cl
         if not _has_key(doc, parts):
             _point_scenario(doc, {key: vary[key][0]}, path, base, overrides=overrides)
     scenarios = [_point_scenario(doc, p, path, base, i, overrides) for i, p in enumerate(points)]
+    _check_varied_waves_run(doc, keys, points, overrides)
+    if base_sc is None:
+        base_sc = scenarios[0]
+    seed_list = _seed_list(seeds, int(base_sc.seed))
 
     return run_points(scenarios, points, seed_list, client=client, n_workers=n_workers,
                       progress=progress, vary=vary, scenario=base_sc.name,

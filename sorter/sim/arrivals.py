@@ -71,6 +71,32 @@ def served_codes(scenario: Scenario) -> tuple[list, list]:
     return order, per_loop
 
 
+def _candidates(codes, per_loop) -> tuple:
+    """Per code: the loops (indices, in loop order, padded with -1) whose code set holds it,
+    and how many."""
+    cand = np.full((len(codes), max(len(per_loop), 1)), -1, dtype=np.int64)
+    n_cand = np.zeros(len(codes), dtype=np.int64)
+    for i, code in enumerate(codes):
+        for j, s in enumerate(per_loop):
+            if code in s:
+                cand[i, n_cand[i]] = j
+                n_cand[i] += 1
+    return cand, n_cand
+
+
+def _plans_in_force(scenario: Scenario) -> list:
+    """Per wave: the plan of every loop in force during it (the latest wave plan for the loop
+    up to this wave, else the loop's own plan), as a tuple of plans."""
+    current = [lp.plan for lp in scenario.loops]
+    out = []
+    for w in scenario.waves:
+        for j, lp in enumerate(scenario.loops):
+            if lp.name in w.plans:
+                current[j] = w.plans[lp.name]
+        out.append(tuple(current))
+    return out
+
+
 def draw_parcels(scenario: Scenario, rng: np.random.Generator) -> Parcels:
     """Draw the shift's parcels.
 
@@ -97,14 +123,20 @@ def draw_parcels(scenario: Scenario, rng: np.random.Generator) -> Parcels:
     universe, per_loop = served_codes(scenario)
     codes, probs = scenario.destinations.weights(universe)
     n_loops = len(scenario.loops)
-    # candidate loops per destination code (padded with -1)
-    cand = np.full((len(codes), n_loops), -1, dtype=np.int64)
-    n_cand = np.zeros(len(codes), dtype=np.int64)
-    for i, code in enumerate(codes):
-        for j, s in enumerate(per_loop):
-            if code in s:
-                cand[i, n_cand[i]] = j
-                n_cand[i] += 1
+    # candidate loops per destination code: the loops whose plans serve it at some time ...
+    cand, n_cand = _candidates(codes, per_loop)
+    # ... and, per wave, those whose plan in force in the wave serves it (a destination a
+    # later wave's plan adds to a loop is not sent there before: it would be unknown there)
+    by_config = {}
+    wave_cand = []
+    for config in _plans_in_force(scenario):
+        key = tuple(map(id, config))         # (plans are not hashable; the scenario holds them)
+        if key not in by_config:
+            wc, wn = _candidates(codes, [set(p.routes) for p in config])
+            none = wn == 0                   # served by no loop now: where it is served later
+            wc[none], wn[none] = cand[none], n_cand[none]
+            by_config[key] = (wc, wn)
+        wave_cand.append(by_config[key])
     induct_cum = []
     for lp in scenario.loops:
         w = np.array([ind.max_rate_per_hour for ind in lp.layout.inducts], dtype=float)
@@ -138,8 +170,9 @@ def draw_parcels(scenario: Scenario, rng: np.random.Generator) -> Parcels:
         dest = rng.choice(len(codes), size=n, p=probs).astype(np.int64) if n else np.zeros(0, np.int64)
         unknown = rng.random(n) < scenario.destinations.unknown_rate
         r = rng.integers(0, 1 << 30, n)
-        nc = n_cand[dest]
-        loop = np.where(nc > 0, cand[dest, r % np.maximum(nc, 1)], r % n_loops)
+        wc, wn = wave_cand[wi]
+        nc = wn[dest]
+        loop = np.where(nc > 0, wc[dest, r % np.maximum(nc, 1)], r % n_loops)
         loop = np.where(unknown, r % n_loops, loop)
         dest = np.where(unknown, -1, dest)
         u = rng.random(n)

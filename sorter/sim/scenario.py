@@ -23,7 +23,9 @@ field and the expected form. The file's tables:
     ``mix`` = ``zipf`` (``zipf_s``), ``split`` (``volume_shares`` to ``destination_shares``:
     the default 70/20/10 sends 70% of parcels to the first 20% of destinations, 20% to the
     next 30%, 10% to the last 50%), ``uniform`` or ``csv`` (``volumes`` = a CSV with header
-    ``destination,volume``; the default mix when ``volumes`` is given); ``unknown_rate`` (share of parcels for codes no plan knows).
+    ``destination,volume``; the default mix when ``volumes`` is given; lines starting with ``#``
+    are comments; a code of the CSV that no plan serves gives unknown-destination parcels);
+    ``unknown_rate`` (share of parcels for codes no plan knows).
     Destinations are ranked in plan order (busiest first).
 ``[scan]``
     ``no_read_rate``, ``not_sortable_rate``.
@@ -41,9 +43,11 @@ field and the expected form. The file's tables:
     ``start_h`` (or ``start``, a clock time; before the shift's end, as a wave's start),
     ``duration_s`` and, in a hub, ``loop``.
 ``[hub]``
-    ``split = "by_destination"``: each parcel goes to a loop whose plans (its own plan or any
-    wave's plan for it) serve its destination (a destination served by several loops is
-    spread over them).
+    ``split = "by_destination"``: each parcel goes to a loop whose plan in force in the
+    parcel's wave (the latest wave plan for the loop up to that wave, else its own plan)
+    serves its destination (a destination served by several loops is spread over them); a
+    destination no loop serves in that wave goes to a loop whose plan serves it at another
+    time (an unknown destination there), a code no plan knows to any loop.
 """
 from __future__ import annotations
 
@@ -688,6 +692,16 @@ def _field_line(text, fieldname):
     return None
 
 
+def _slash_hint(rel) -> str:
+    """For a file name written with Windows separators: the form that works everywhere."""
+    if isinstance(rel, str) and re.match(r"[A-Za-z]:[\\/]", rel):
+        return "; a Windows drive path: give the file's path on this machine, with /"
+    if isinstance(rel, str) and "\\" in rel:
+        return (f"; write it with / ({rel.replace(chr(92), '/')!r}): a \\ is part of the file "
+                "name on Linux and macOS")
+    return ""
+
+
 def _clock(value, *, path, field, start_h):
     if not isinstance(value, str) or not re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
         raise InputError(f"bad clock time {value!r}", path=path, field=field, expected='"HH:MM"')
@@ -743,7 +757,8 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
                 who = f"loop {raw.get('name', default_name)!r}: " if len(raw_loops) > 1 else ""
                 raise InputError(f"{who}{key} file {rel!r} not found", path=path,
                                  field=f"loop.{key}", expected=f"the path of {form}, relative "
-                                                               f"to the scenario ({base})")
+                                                               f"to the scenario ({base})"
+                                                               + _slash_hint(rel))
         layout = LoopSorter.from_dict(raw, path=path, base_dir=base, name=default_name)
         plan = _loop_plan(raw, layout, path=path, base=base)
         loops.append(LoopSpec(layout, plan))
@@ -776,6 +791,16 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
                                  expected=f'{key}_h = hours from the shift start (or {key} = "HH:MM")')
         if "end" in w and "end_h" not in w and times[1] <= times[0]:
             times[1] += 24
+        if ("start" in w and "start_h" not in w and shift_hours > 24 and waves
+                and times[0] < waves[-1].end_s / 3600 - 1e-9):
+            # a clock time names an hour of the shift's first 24 h: a wave of a later day of a
+            # long shift reads as one overlapping an earlier wave
+            raise InputError(f"wave {wname!r} at {w['start']} overlaps wave {waves[-1].name!r} "
+                             f"(clock times are read within the first 24 h from shift_start)",
+                             path=path, field=f + ".start",
+                             expected="waves in time order, not overlapping; for a wave after "
+                                      "the first 24 h of the shift give start_h/end_h (hours "
+                                      "from the shift start)")
         rates = w.get("induct_rates_per_hour")
         if rates is not None and "rate_per_hour" in w:
             # one of the two would be ignored without a word
@@ -822,7 +847,7 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
                     raise InputError(f"plan file {csv_path!r} not found", path=path,
                                      field=f + ".plan",
                                      expected="the path of a plan CSV, relative to the scenario "
-                                              f"({base})")
+                                              f"({base})" + _slash_hint(csv_path))
                 routes = load_plan_routes(base / csv_path, lp.layout.chutes)
                 plans[lname] = replace(lp.plan, routes=routes, name=Path(csv_path).stem)
         waves.append(replace(wave, plans=plans))
@@ -849,6 +874,11 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
             raise InputError(f"bad volumes {vpath!r}", path=path, field="destinations.volumes",
                              expected='the path of a CSV (header destination,volume), relative '
                                       'to the scenario')
+        if not (base / vpath).exists():         # name this file's key, as for the plans
+            raise InputError(f"volumes file {vpath!r} not found", path=path,
+                             field="destinations.volumes",
+                             expected="the path of a CSV (header destination,volume), relative "
+                                      f"to the scenario ({base})" + _slash_hint(vpath))
         volumes = _load_volumes(base / vpath)
         served = set()
         for lp in loops:
@@ -984,16 +1014,22 @@ def _load_volumes(p: Path) -> dict:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
+        # comment lines (as in a plan CSV) and blank lines before the header are skipped
+        while header is not None and (not any(h.strip() for h in header)
+                                      or header[0].lstrip().startswith("#")):
+            header = next(reader, None)
         if header is None or [h.strip() for h in header[:2]] != ["destination", "volume"]:
-            raise InputError(f"bad header {header!r}", path=p, line=1, field="header",
-                             expected="'destination,volume'")
+            what = ("no header (the file is empty or all comments)" if header is None
+                    else f"bad header {header!r}")
+            raise InputError(what, path=p, line=max(reader.line_num, 1),
+                             field="header", expected="'destination,volume'")
         rows = [(reader.line_num, row) for row in reader]
     except csv.Error as exc:
         raise InputError(f"bad CSV: {exc}", path=p, line=reader.line_num,
                          expected="a CSV with header destination,volume") from None
     vols = {}
     for line, row in rows:
-        if not row or not any(x.strip() for x in row):
+        if not row or not any(x.strip() for x in row) or row[0].lstrip().startswith("#"):
             continue
         if len(row) < 2 or not row[0].strip():
             raise InputError("expected two columns", path=p, line=line, field="destination",
