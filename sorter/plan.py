@@ -614,11 +614,21 @@ def parse_plan_csv(text, chutes=None, *, path=None):
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
+        # '#' lines are comments everywhere in the file, before the header too (blank lines
+        # as well)
+        while header is not None and (not any(c.strip() for c in header)
+                                      or header[0].lstrip().startswith("#")):
+            header = next(reader, None)
     except csv.Error as exc:
-        raise InputError(f"bad CSV: {exc}", path=path, line=1) from None
-    if header is None or [h.strip() for h in header[:2]] != ["destination", "chutes"]:
-        raise InputError(f"bad header {','.join(header or [])!r}", path=path, line=1,
-                         field="header", expected="'destination,chutes'")
+        raise InputError(f"bad CSV: {exc}", path=path, line=reader.line_num or 1) from None
+    if header is None:
+        raise InputError("no header line (only comments or blank lines)", path=path,
+                         line=max(reader.line_num, 1), field="header",
+                         expected="'destination,chutes', then one destination per line")
+    if [h.strip() for h in header[:2]] != ["destination", "chutes"]:
+        raise InputError(f"bad header {','.join(header)!r}", path=path,
+                         line=max(reader.line_num, 1), field="header",
+                         expected="'destination,chutes'")
     routes = {}
     lines = {}
     try:
