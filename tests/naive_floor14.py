@@ -167,7 +167,6 @@ def naive_floor(floor, rec):
     kind = {c: k for c, (k, _) in cfg["chutes"].items()}
     cap = {c: v for c, (_, v) in cfg["chutes"].items()}
     labels = [str(s.label) for s in floor.chutes]
-    station_of_label = {lab: i for i, lab in enumerate(labels)}
     cells = np.asarray(floor.cells)
     soc = np.asarray(floor.station_of_cell)
     chute_cells = [set(int(c) for c in s.cells) for s in floor.chutes]
