@@ -21,3 +21,17 @@ def test_plan_csv_bad_header_after_comments_names_its_own_line():
 def test_plan_csv_of_only_comments_says_there_is_no_header():
     with pytest.raises(InputError, match="no header line"):
         parse_plan_csv("# nothing yet\n\n", path="p.csv")
+
+
+def test_floor_refuses_two_chutes_with_one_label():
+    # the chute engine refused the repeat only when a sorting floor was run
+    import numpy as np
+    from sorter.layout.floor import Floor, Station
+    cells = np.array([[1, 3, 1, 3], [2, 1, 1, 1]], np.int8)
+    chutes = [Station(0, "C1", "chute", [1]), Station(1, "C1", "chute", [3])]
+    inducts = [Station(0, "I1", "induct", [4])]
+    with pytest.raises(InputError, match="both labelled 'C1'") as e:
+        Floor(cells, inducts=inducts, chutes=chutes)
+    assert e.value.field == "chutes"
+    chutes[1] = Station(1, "C2", "chute", [3])
+    assert [s.label for s in Floor(cells, inducts=inducts, chutes=chutes).chutes] == ["C1", "C2"]

@@ -301,10 +301,18 @@ class Floor:
             if not stations:
                 continue
             sizes = np.array([st.cells.size for st in stations])
+            seen = {}
             for i, st in enumerate(stations):
                 if st.kind != kind or st.index != i:
                     raise InputError(f"{kind} station {i} is {st!r}", field=f"{kind}s",
                                      expected=f"kind {kind!r} and index {i}")
+                # labels name stations in plans, chute tables and reports (the chute engine
+                # refused a repeated one only when a sorting floor was run)
+                key = str(st.label)
+                if key in seen:
+                    raise InputError(f"{kind}s {seen[key]} and {i} are both labelled {key!r}",
+                                     field=f"{kind}s", expected=f"one label per {kind}")
+                seen[key] = i
             if (sizes == 0).any():
                 st = stations[int(np.flatnonzero(sizes == 0)[0])]
                 raise InputError(f"{kind} {st.label} has no cells", field=f"{kind}s",
