@@ -35,3 +35,14 @@ def test_floor_refuses_two_chutes_with_one_label():
     assert e.value.field == "chutes"
     chutes[1] = Station(1, "C2", "chute", [3])
     assert [s.label for s in Floor(cells, inducts=inducts, chutes=chutes).chutes] == ["C1", "C2"]
+
+
+def test_planner_pickle_says_why_it_cannot():
+    import copy
+    import pickle
+    from sorter.agv.pibt import Planner
+    from sorter.layout import Floor
+    p = Planner(Floor.from_ascii("....\n...."), 2, [0, 5], seed=0)
+    for attempt in (pickle.dumps, copy.deepcopy, copy.copy):
+        with pytest.raises(TypeError, match="build one per process"):
+            attempt(p)

@@ -886,6 +886,14 @@ class Planner:
         return (f"Planner({name}robots={self.n_robots}, step={self.step_no}, "
                 f"guidance={self.guidance!r}, rotation={self.rotation}, seed={self.seed})")
 
+    def __reduce__(self):
+        # (pickle, copy.deepcopy, multiprocessing) the table pool is memory-mapped and shared
+        # with a prefetch thread: say so instead of "cannot pickle 'mmap.mmap' object"
+        raise TypeError("a Planner cannot be pickled or copied: its distance tables live in a "
+                        "memory-mapped pool; build one per process (sorter.agv.lifelong."
+                        "make_run, as sorter.floor_sweep does) and pass floors, starts and "
+                        "seeds instead")
+
     # -- boundary helpers --------------------------------------------------------------
     def _cells(self, cells, field):
         a = np.asarray(cells)
