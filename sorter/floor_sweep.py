@@ -189,8 +189,10 @@ def _flat(kpis: dict, robots: int) -> dict:
     for state, share in kpis["robot_utilisation"].items():
         row[f"util_{state}"] = share
     for i, w in enumerate(kpis.get("induct_wait_p95_by_wave") or []):
-        if w is not None:                             # waves of arrivals: each wave's wait
-            row[f"induct_wait_p95_wave{i}"] = w
+        # waves of arrivals: each wave's wait; None (null) for a wave no parcel arrived in
+        # during the run (a wave starting after the last step): the column is there all the
+        # same, as docs/sweep.md names it (was: left out, and with it the column)
+        row[f"induct_wait_p95_wave{i}"] = w
     from sorter.constants import REJECT_REASONS
     by_reason = kpis.get("rejects_by_reason", {})     # only the reasons that occurred
     for reason in REJECT_REASONS:                     # every row: a missing one means 0

@@ -25,7 +25,7 @@ import numpy as np
 
 __all__ = ["write_outputs", "plot_throughput", "plot_recirculation", "plot_chute_occupancy",
            "write_html_report", "prepare_out_dir", "check_out_file", "occupancy_matrix",
-           "plain_text"]
+           "plain_text", "written_together"]
 
 
 RUN_FILES = ("kpis.json", "parcels.parquet", "timeseries.csv", "chutes.csv", "throughput.png",
@@ -149,6 +149,47 @@ def written_whole(out, *, field="--out"):
     finally:
         if not special and tmp.exists():
             tmp.unlink()
+
+
+@contextmanager
+def written_together(out_dir, names, *, field="--out"):
+    """Context manager for a command's set of output files in ``out_dir``: yields a dict
+    name -> temporary path (the same file name, in a hidden folder of ``out_dir``, so
+    matplotlib and friends see the real name and suffix); when the block ends without an
+    error every file written is renamed into place, and otherwise none is. A failure part-way
+    (a plot, a full disk, Ctrl-C) so leaves the earlier run's files whole and as they were,
+    never a truncated file nor this run's ``kpis.json`` beside that run's report. The hidden
+    folder is removed either way. An OSError becomes an :class:`~sorter.errors.InputError`
+    naming the folder and ``field``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with written_together(d, ["a.txt"]) as tmp:
+    ...     _ = tmp["a.txt"].write_text("new")
+    >>> (d / "a.txt").read_text(), sorted(p.name for p in d.iterdir())
+    ('new', ['a.txt'])
+    """
+    import shutil
+
+    from sorter.errors import InputError
+
+    out = Path(out_dir)
+    stage = out / f".sorter-writing-{os.getpid()}"
+    try:
+        try:
+            shutil.rmtree(stage, ignore_errors=True)    # a killed run's, same process id
+            stage.mkdir()
+            yield {n: stage / n for n in names}
+            for n in names:
+                if (stage / n).exists():    # a file the block did not write stays as it was
+                    os.replace(stage / n, out / n)
+        except OSError as exc:
+            raise InputError(f"cannot write: {exc.strerror or exc}", path=out, field=field,
+                             expected="a writable folder") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def check_out_file(path, *, field="--out") -> Path:
@@ -397,8 +438,9 @@ def _img(path, alt=None):
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt or Path(path).stem)}">'
 
 
-def write_html_report(kpis, result, out_dir, images) -> Path:
-    """One self-contained page: the headline KPIs, the waves, the plots, the worst chutes."""
+def write_html_report(kpis, result, out_dir, images, *, path=None) -> Path:
+    """One self-contained page: the headline KPIs, the waves, the plots, the worst chutes;
+    written to ``out_dir / "report.html"``, or to ``path`` when given."""
     sc = result.scenario
     k = kpis
     e = html.escape
@@ -484,7 +526,7 @@ scenario {e(str(sc.path or '(built in code)'))}.</p>
 chutes.csv and the PNG plots.</p>
 </body></html>
 """
-    path = Path(out_dir) / "report.html"
+    path = Path(out_dir) / "report.html" if path is None else Path(path)
     path.write_text(page, encoding="utf-8")
     return path
 
@@ -511,47 +553,50 @@ def write_outputs(result, kpis, out_dir) -> dict:
     >>> res = simulate(default_scenario_path())  # doctest: +SKIP
     >>> write_outputs(res, compute_kpis(res), "out")  # doctest: +SKIP
     """
+    out = prepare_out_dir(out_dir)
+    # every file written under a temporary name and renamed once all are written: a run
+    # failing part-way leaves the folder's earlier files whole (was: a truncated CSV, or
+    # this run's kpis.json beside an earlier run's report.html)
+    with written_together(out, RUN_FILES) as tmp:
+        _write_outputs(result, kpis, tmp)
+    return {"kpis": out / "kpis.json", "parcels": out / "parcels.parquet",
+            "timeseries": out / "timeseries.csv", "chutes": out / "chutes.csv",
+            "throughput": out / "throughput.png", "recirculation": out / "recirculation.png",
+            "chute_occupancy": out / "chute_occupancy.png", "report": out / "report.html"}
+
+
+def _write_outputs(result, kpis, tmp):
+    """:func:`write_outputs` into the paths of ``tmp`` (file name -> where to write it)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    out = prepare_out_dir(out_dir)
-    paths = {}
-    p = out / "kpis.json"
     # without the run's own wall-clock time: the same seed writes the same bytes
-    p.write_text(json.dumps({k: v for k, v in kpis.items() if k != "wall_s"}, indent=1,
-                            default=_json_default) + "\n", encoding="utf-8")
-    paths["kpis"] = p
+    tmp["kpis.json"].write_text(json.dumps({k: v for k, v in kpis.items() if k != "wall_s"},
+                                           indent=1, default=_json_default) + "\n",
+                                encoding="utf-8")
     cols = result.parcel_columns()
     table = pa.table({k: (pa.array(v.tolist(), type=pa.string()) if v.dtype == object else v)
                       for k, v in cols.items()})
-    p = out / "parcels.parquet"
-    pq.write_table(table, p)
-    paths["parcels"] = p
+    pq.write_table(table, tmp["parcels.parquet"])
     ts = kpis["intervals"]
-    p = out / "timeseries.csv"
-    with open(p, "w", newline="") as f:
+    with open(tmp["timeseries.csv"], "w", newline="") as f:
         w = csv.writer(f)
         keys = list(ts)
         w.writerow(keys)
         for i in range(len(ts["start_s"])):
             w.writerow([_fmt(ts[k][i]) for k in keys])
-    paths["timeseries"] = p
-    p = out / "chutes.csv"
-    with open(p, "w", newline="") as f:
+    with open(tmp["chutes.csv"], "w", newline="") as f:
         w = csv.writer(f)
         keys = ["loop", "id", "kind", "discharged", "full_pct", "container_change_pct", "blocked_pct"]
         w.writerow(keys)
         for c in kpis["chutes"]:
             w.writerow([_fmt(c[k]) for k in keys])
-    paths["chutes"] = p
-    images = {"throughput": out / "throughput.png", "recirculation": out / "recirculation.png",
-              "chute_occupancy": out / "chute_occupancy.png"}
+    images = {"throughput": tmp["throughput.png"], "recirculation": tmp["recirculation.png"],
+              "chute_occupancy": tmp["chute_occupancy.png"]}
     plot_throughput(kpis, result.scenario, images["throughput"])
     plot_recirculation(kpis, result.scenario, images["recirculation"])
     plot_chute_occupancy(result, images["chute_occupancy"])
-    paths.update(images)
-    paths["report"] = write_html_report(kpis, result, out, images)
-    return paths
+    write_html_report(kpis, result, None, images, path=tmp["report.html"])
 
 
 def _plans(plans, n_loops):
@@ -560,8 +605,12 @@ def _plans(plans, n_loops):
 
 
 def _fmt(v):
+    """A CSV cell: a float as its shortest exact form (``kpis.json``'s digits; was 6
+    significant digits, so a long shift's ``start_s`` / ``start_h`` and the rates in the CSV
+    differed from kpis.json), without a trailing ``.0`` (``3600``, as before)."""
     if isinstance(v, float):
-        return f"{v:.6g}"
+        r = repr(v)
+        return r[:-2] if r.endswith(".0") else r
     return v
 
 

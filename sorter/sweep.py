@@ -517,7 +517,9 @@ class SweepResult:
 
     def summary(self, level: float = 0.95) -> list:
         """Per point: the varied values, ``n_seeds``, and ``<kpi>_mean`` / ``<kpi>_ci95``
-        (half-width of the confidence interval at ``level``) for every numeric KPI.
+        (half-width of the confidence interval at ``level``) for every numeric KPI: over the
+        runs of the point with a value (not None); the CI is NaN with fewer than two such
+        runs (``--seeds 1``), the mean too with none.
 
         Returns
         -------
@@ -526,7 +528,10 @@ class SweepResult:
         by_point = {}
         for r in self.rows:
             by_point.setdefault(r["point"], []).append(r)
-        kpis = [k for k in self.kpi_names if any(_is_num(r.get(k)) for r in self.rows)]
+        # numeric KPIs, and those no run had a value for (a robot floor's wave no parcel
+        # arrived in: null in every row): their mean and CI are NaN, not a missing column
+        kpis = [k for k in self.kpi_names if any(_is_num(r.get(k)) for r in self.rows)
+                or all(r.get(k) is None for r in self.rows)]
         suffix = f"ci{round(level * 100):d}"
         out = []
         for p, vals in enumerate(self.points):
@@ -557,6 +562,11 @@ class SweepResult:
                 vals = [None if v is None else float(v) for v in vals]
             elif len({type(v) for v in vals if v is not None}) > 1:
                 vals = [None if v is None else str(v) for v in vals]
+            if all(v is None for v in vals):
+                # a KPI without a value in any row (null everywhere): a float column, as
+                # where some rows have one, not Arrow's type-less `null`
+                data[k] = pa.array(vals, type=pa.float64())
+                continue
             data[k] = vals
         meta = {"sorter.sweep": json.dumps({"scenario": self.scenario, "path": self.path,
                                             "vary": self.vary, "seeds": self.seeds,
@@ -574,17 +584,23 @@ class SweepResult:
     def write_parquet(self, path) -> Path:
         """Write all replications to a Parquet file; returns its path."""
         import pyarrow.parquet as pq
+
+        from sorter.report import written_whole
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(self.table(), path)
+        with written_whole(path, field="path") as tmp:     # whole or not at all
+            pq.write_table(self.table(), tmp)
         return path
 
     def write_csv(self, path, *, summary: bool = True) -> Path:
         """Write the per-point summary (or, with ``summary=False``, every replication) as CSV."""
         import pyarrow.csv as pcsv
+
+        from sorter.report import written_whole
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        pcsv.write_csv(self.summary_table() if summary else self.table(), path)
+        with written_whole(path, field="path") as tmp:     # whole or not at all
+            pcsv.write_csv(self.summary_table() if summary else self.table(), tmp)
         return path
 
     def format_table(self) -> str:
@@ -606,8 +622,9 @@ class SweepResult:
                     f"{s['induct_to_drop_p95_mean']:.0f}",
                     f"{100 * s['util_waiting_mean']:.1f}",
                     f"{s['reject_pct_mean']:.2f}"] + ([
-                        f"{s['offered_per_hour_mean']:,.0f}",
-                        f"{s['induct_wait_p95_mean']:.0f}",
+                        # "-": a point of the sweep without an arrival rate (no offered load)
+                        _num(s['offered_per_hour_mean'], ',.0f'),
+                        _num(s['induct_wait_p95_mean'], '.0f'),
                         f"{100 * s['util_starved_mean']:.1f}"] if supply else []))
         else:
             names = list(self.vary) + ["runs", "sorted/h ± 95% CI", "offered/h", "recirc % ± CI",
@@ -703,6 +720,11 @@ def _fmt(v) -> str:
     if isinstance(v, (list, dict)):
         return json.dumps(v)
     return str(v)
+
+
+def _num(v, spec) -> str:
+    """``v`` formatted, or ``-`` for NaN (a mean over no runs with a value)."""
+    return "-" if isinstance(v, float) and math.isnan(v) else format(v, spec)
 
 
 def _pm(m, h, spec) -> str:

@@ -686,6 +686,9 @@ def run(args) -> int:
               "tasks": type(stream).__name__, "dwell_chute": dc, "dwell_induct": di,
               "rotation": bool(args.rotation),
               "width": floor.width, "height": floor.height, "table_mb_bound": args.table_mb})
+    if "net_sorted_per_hour" in k:     # the headline per robot-hour figure the summary and
+        # the report print (was in neither kpis.json nor --json), as `sorter sweep` names it
+        k["net_sorted_per_robot_hour"] = k["net_sorted_per_hour"] / max(1, n)
     rss = _peak_rss_mb()
     if rss is not None:
         k["peak_rss_mb"] = rss
@@ -695,32 +698,48 @@ def run(args) -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         extra = {} if res.headings is None else {"headings": res.headings}
-        _save_npz(out / "paths.npz", positions=res.positions.astype(np.int32),
-                  width=np.int64(floor.width), height=np.int64(floor.height), **extra)
-        (out / "kpis.json").write_text(json.dumps(_finite(k), indent=2) + "\n")
-        if window or args.heatmap:
-            import matplotlib
-            matplotlib.use("Agg")
-            try:
-                from sorter.layout import draw
-            except ImportError as e:
-                raise InputError(f"drawing is not available ({e})", field="animate") from None
-            if window:
-                draw.animate(floor, res.positions, window[0], window[1] + 1, out / "animation.gif")
-            if args.heatmap:
-                draw.congestion_heatmap(floor, res.positions, out / "heatmap.png")
+        from sorter.agv.report import REPORT_FILES
+        from sorter.report import written_together
+        # written under temporary names, renamed once all are written: a run failing while
+        # it writes (a full disk, a drawing error) leaves an earlier run's files whole, not a
+        # truncated paths.npz or this run's kpis.json beside that run's paths and report
         report_files = []
+        with written_together(out, ("paths.npz", "kpis.json", "animation.gif", "heatmap.png")
+                              + REPORT_FILES, field="out") as tmp:
+            _save_npz(tmp["paths.npz"], positions=res.positions.astype(np.int32),
+                      width=np.int64(floor.width), height=np.int64(floor.height), **extra)
+            tmp["kpis.json"].write_text(json.dumps(_finite(k), indent=2) + "\n")
+            if window or args.heatmap:
+                import matplotlib
+                matplotlib.use("Agg")
+                try:
+                    from sorter.layout import draw
+                except ImportError as e:
+                    raise InputError(f"drawing is not available ({e})", field="animate") from None
+                if window:
+                    draw.animate(floor, res.positions, window[0], window[1] + 1,
+                                 tmp["animation.gif"])
+                if args.heatmap:
+                    draw.congestion_heatmap(floor, res.positions, tmp["heatmap.png"])
+            if args.report:
+                from sorter.agv.report import write_floor_report
+                report_files = write_floor_report(
+                    floor, res, k, tmp["report.html"].parent,
+                    util_steps=getattr(stream, "util_steps", None),
+                    offered_steps=getattr(stream, "offered_steps", None) or None,
+                    faulted_steps=getattr(stream, "faulted_steps", None))
         if args.report:
-            from sorter.agv.report import write_floor_report
-            report_files = write_floor_report(
-                floor, res, k, out, util_steps=getattr(stream, "util_steps", None),
-                offered_steps=getattr(stream, "offered_steps", None) or None,
-                faulted_steps=getattr(stream, "faulted_steps", None))
-        else:
-            from sorter.agv.report import REPORT_FILES
-            if (out / REPORT_FILES[0]).is_file():   # beside new paths and KPIs: not this run's
-                print(f"sorter mapf: note: {out / REPORT_FILES[0]} is an earlier run's report "
-                      "(not rewritten without --report)", file=sys.stderr)
+            for f in REPORT_FILES:     # an earlier report's plot this run has not (chutes.png
+                if f not in report_files and (out / f).is_file():    # of a sorting floor
+                    (out / f).unlink()                 # beside a plain run's page): gone
+        elif (out / REPORT_FILES[0]).is_file():    # beside new paths and KPIs: not this run's
+            print(f"sorter mapf: note: {out / REPORT_FILES[0]} is an earlier run's report "
+                  "(not rewritten without --report)", file=sys.stderr)
+        for name, asked in (("animation.gif", window), ("heatmap.png", args.heatmap)):
+            if not asked and (out / name).is_file():    # beside new paths: not this run's
+                print(f"sorter mapf: note: {out / name} is an earlier run's (not rewritten "
+                      f"without --{'animate' if name == 'animation.gif' else 'heatmap'})",
+                      file=sys.stderr)
     if args.json:
         print(json.dumps(_finite(k)))
     else:
@@ -742,7 +761,7 @@ def run(args) -> int:
             print(f"  sorted/hour       {k['sorted_per_hour']:.0f}  (rejects included, "
                   f"{k['sorted_per_robot_hour']:.1f} per robot-hour, {k['seconds_per_step']:g} "
                   f"s/step; net of rejects {k['net_sorted_per_hour']:.0f}, "
-                  f"{k['net_sorted_per_hour'] / max(1, n):.1f} per robot-hour)")
+                  f"{k['net_sorted_per_robot_hour']:.1f} per robot-hour)")
             print("  by reason         " + ", ".join(f"{r} {v}" for r, v in k["parcels_by_reason"].items() if v))
             print(f"  chute full events {k['chute_full_events']}  re-routes {k['reroutes']}  "
                   f"robot faults {k['robot_faults']}")

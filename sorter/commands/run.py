@@ -11,7 +11,8 @@ induct_to_chute_s_p95, shift_hours, seed and more. --out DIR writes kpis.json,
 parcels.parquet, timeseries.csv, chutes.csv, PNG plots and a one-page report.html.
 Scenario files: see seeds/scenarios/ and `sorter.sim.scenario`. Every KPI's definition is
 in `sorter.sim.kpis` (percentiles such as induct_to_chute_s_p95: numpy's linear
-interpolation; per_wave rates: what arrived, was inducted, was sorted in the wave's hours).
+interpolation; per_wave rates: what arrived, was inducted, was sorted in the wave's hours;
+a share, mean or percentile over no parcels is 0, never NaN or null).
 
 example:
   sorter run

@@ -191,9 +191,14 @@ def run(args) -> int:
 
     print(res.format_table())
     if args.out is not None:
-        from pathlib import Path
-        out = Path(args.out)
-        paths = [res.write_parquet(out / "sweep.parquet"), res.write_csv(out / "summary.csv"),
-                 res.plot(out / "sweep.png")]
+        from sorter.report import SWEEP_FILES, prepare_out_dir, written_together
+        out = prepare_out_dir(args.out)
+        # all three renamed into place once all are written: a failure part-way leaves an
+        # earlier sweep's files whole, not a truncated Parquet beside a stale summary
+        with written_together(out, SWEEP_FILES) as tmp:
+            res.write_parquet(tmp["sweep.parquet"])
+            res.write_csv(tmp["summary.csv"])
+            res.plot(tmp["sweep.png"])
+        paths = [out / name for name in SWEEP_FILES]
         print("\nwrote " + ", ".join(str(p) for p in paths))
     return 0

@@ -30,6 +30,12 @@ Definitions (counts are parcels):
   chute, reject chutes too), over the parcels that left the loop.
 * Percentiles (``*_p50``, ``*_p95``, ``*_p99``) are numpy's default ``np.percentile``:
   linear interpolation between order statistics (Hyndman-Fan type 7); 0 when empty.
+* No data: a KPI over no parcels is 0, never NaN nor null (``kpis.json`` and ``--json`` are
+  strict JSON, every KPI a number): a share (``*_pct``) whose denominator is 0 (such as
+  ``first_pass_sort_pct``, ``recirculation_pct``, ``reject_pct`` when no parcel left the
+  loop), ``laps_per_parcel`` and the percentiles over no parcels (``induct_to_chute_s_*``
+  when none left the loop, ``induct_wait_s_p95`` when none was offered). Read them with the
+  count they are over: ``sorted + rejected`` parcels left the loop, ``offered`` arrived.
 * ``*_per_hour`` over the whole shift divide by ``shift_hours``; ``per_wave`` rates divide
   by the wave's own hours (cut at the shift's end) the parcels that arrived / were inducted
   / were sorted in those hours, whatever wave they came with.
