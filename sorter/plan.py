@@ -396,11 +396,19 @@ def load_chutes(path) -> tuple[ChuteTable, PlanSettings]:
     text = _read_text(path)
     try:
         doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:   # TOMLDecodeError, or int()'s limit: a number of 4,301+ digits
         m = re.search(r"line (\d+)", str(exc))
-        raise InputError(f"not valid TOML: {exc}", path=path, line=int(m.group(1)) if m else None,
+        raise InputError(f"not valid TOML: {exc}", path=path,
+                         line=int(m.group(1)) if m else _toml_number_line(text),
                          expected="TOML with [plan], [reject] and [[chute]] tables") from None
     return parse_chutes_doc(doc, path=path, text=text)
+
+
+def _toml_number_line(text) -> int | None:
+    """The line of a TOML text's first number too long for ``int()`` (``tomllib`` raises
+    a bare ``ValueError`` without a line for it), or None."""
+    m = re.search(r"\d{4301,}", text)
+    return text.count("\n", 0, m.start()) + 1 if m else None
 
 
 _PLAN_KEYS = ("name", "strategy", "max_recirculation", "overflow")

@@ -64,7 +64,10 @@ def _parse_row(row, line, path, base):
         else:
             # plain ASCII digits, as a telegram writes the count: int() also reads "1_0" as
             # 10 and other scripts' digits ("٣" as 3)
-            rc = int(rc) if rc.isascii() and rc.isdigit() else -1
+            # (a count of thousands of digits, past Python's int() limit, reads as over any
+            # limit, as 99999999999 does: was a bare ValueError that stopped even a skip run)
+            digits = rc.lstrip("0") if rc.isascii() and rc.isdigit() else None
+            rc = -1 if digits is None else int(digits or 0) if len(digits) <= 10 else 1 << 30
             if rc < 0:
                 raise InputError(f"bad recirculation {row['recirculation']!r}", path=path,
                                  line=line, field="recirculation",

@@ -638,9 +638,11 @@ def load_scenario(path) -> Scenario:
         raise InputError("not UTF-8 text", path=path, expected="a UTF-8 TOML file") from None
     try:
         doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:   # TOMLDecodeError, or int()'s limit: a number of 4,301+ digits
+        from sorter.plan import _toml_number_line
         m = re.search(r"line (\d+)", str(exc))
-        raise InputError(f"not valid TOML: {exc}", path=path, line=int(m.group(1)) if m else None,
+        raise InputError(f"not valid TOML: {exc}", path=path,
+                         line=int(m.group(1)) if m else _toml_number_line(text),
                          expected="a scenario TOML ([scenario], [loop], [[wave]], ...)") from None
     try:
         return parse_scenario(doc, path=path)
