@@ -259,6 +259,9 @@ def _one_value(tok: str):
         return tomllib.loads(f"v = {tok}")["v"]
     except tomllib.TOMLDecodeError:
         return tok                      # a bare word: a string (mix=zipf,uniform)
+    except ValueError:                  # a number past int()'s limit (4,301+ digits)
+        raise InputError(f"a number of {len(tok)} characters", field="--vary",
+                         expected="a number of at most 4,300 digits") from None
 
 
 def parse_values(text: str, *, key="--vary") -> list:
@@ -749,10 +752,11 @@ def _load_doc(scenario, base_dir):
             raise InputError(f"cannot read: {exc}", path=path, expected="a UTF-8 TOML file") from None
         try:
             doc = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
+        except ValueError as exc:   # TOMLDecodeError, or int()'s limit (4,301+ digits)
+            from sorter.plan import _toml_number_line
             m = re.search(r"line (\d+)", str(exc))
             raise InputError(f"not valid TOML: {exc}", path=path,
-                             line=int(m.group(1)) if m else None,
+                             line=int(m.group(1)) if m else _toml_number_line(text),
                              expected="a scenario TOML") from None
         return doc, path, (Path(base_dir) if base_dir is not None else path.parent)
     raise InputError(f"bad scenario {type(scenario).__name__}", field="scenario",

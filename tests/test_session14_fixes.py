@@ -46,3 +46,22 @@ def test_planner_pickle_says_why_it_cannot():
     for attempt in (pickle.dumps, copy.deepcopy, copy.copy):
         with pytest.raises(TypeError, match="build one per process"):
             attempt(p)
+
+
+def test_numbers_past_ints_limit_name_their_file_line_or_flag(tmp_path):
+    # Python's int() refuses 4,301+ digits with a bare ValueError (no file, no line)
+    from sorter.layout.lorr import load_lorr_problem
+    from sorter.sweep import capacity_sweep, parse_values
+    big = "1" * 5000
+    p = tmp_path / "p.json"
+    p.write_text('{\n "mapFile": "m.map",\n "teamSize": ' + big + "\n}\n")
+    with pytest.raises(InputError) as e:
+        load_lorr_problem(p)
+    assert e.value.line == 3
+    s = tmp_path / "s.toml"
+    s.write_text("[scenario]\nseed = " + big + "\n")
+    with pytest.raises(InputError) as e:
+        capacity_sweep(s, {"seed": [1, 2]}, seeds=1, n_workers=1)
+    assert e.value.line == 2
+    with pytest.raises(InputError, match="4,300 digits"):
+        parse_values(big)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -358,6 +359,11 @@ def load_lorr_problem(path) -> LorrProblem:
     except json.JSONDecodeError as e:
         fail(f"not valid JSON: {e.msg}", path=p, line=e.lineno, column=e.colno,
              expected="a JSON object")
+    except ValueError as e:     # a number past int()'s limit (4,301+ digits)
+        m = re.search(r"\d{4301,}", text)
+        fail(f"not valid JSON: {e}", path=p,
+             line=text.count("\n", 0, m.start()) + 1 if m else None,
+             expected="a JSON object with numbers of at most 4,300 digits")
     if not isinstance(doc, dict):
         fail("the document is not a JSON object", path=p, line=1, expected="a JSON object {...}")
 
