@@ -15,7 +15,7 @@ Speed (pytest-benchmark; each against a baseline in the same run)::
 Throughput (long runs, a markdown table on stdout; a few minutes on 2 cores)::
 
     python bench/bench_mapf.py throughput          # LoRR 2023 instances + RHCR sorting map
-    python bench/bench_mapf.py throughput --quick  # 1,000 steps instead of 5,000
+    python bench/bench_mapf.py throughput --quick  # 1,000 steps instead of 5,000 (--steps=N: N)
     python bench/bench_mapf.py throughput --only=lorr --rotation   # LoRR's action model
     python bench/bench_mapf.py throughput --only=lorr --rotation --match=MR23 --guidance=lanes+flow
                                                    # one planner, the main-round instances;
@@ -648,9 +648,9 @@ def _run(floor, n, steps, *, guidance, starts=None, errands=None, dwell=(0, 0), 
 
 
 def throughput(quick=False, only=None, rotation=False, match=None, guidances=("none", "lanes+flow"),
-               turn_weight=None, hold_on_turn=None):
+               turn_weight=None, hold_on_turn=None, steps=None):
     from sorter.layout.lorr import load_lorr_problem
-    steps = 1000 if quick else 5000
+    steps = steps or (1000 if quick else 5000)
     rows = []
     print("| instance | robots | steps | planner | tasks | tasks/step | ms/step p50 / p99 | "
           "kernel ms p50 | preprocess s | tables MB |")
@@ -821,6 +821,8 @@ def startkit_like(steps=500, sizes=(1000, 2500, 10000), turn_weight=None):
 
 def validate_all(robots=1000, steps=1000):
     """``sorter mapf`` on every shared floor, then the validator on its ``paths.npz``."""
+    import contextlib
+    import io
     import json
     import tempfile
 
@@ -843,8 +845,9 @@ def validate_all(robots=1000, steps=1000):
         f = load_floor(p)
         n = min(robots, int(0.6 * f.free_cells.size))
         with tempfile.TemporaryDirectory() as d:
-            rc = main(["mapf", str(p), "--robots", str(n), "--steps", str(steps), "--out", d,
-                       "--json"])
+            with contextlib.redirect_stdout(io.StringIO()):    # its JSON: read from kpis.json
+                rc = main(["mapf", str(p), "--robots", str(n), "--steps", str(steps), "--out", d,
+                           "--json"])
             with np.load(f"{d}/paths.npz") as z:
                 pos = z["positions"]
             k = json.loads(Path(d, "kpis.json").read_text())
@@ -930,7 +933,35 @@ def rhcr_one_cell(sizes=(200, 400, 600, 800, 1000), steps=1000, seed=0, balance_
               f"{out[0]['ms_per_step_p50']:.2f} |", flush=True)
 
 
+_OPTIONS = {       # subcommand -> the options it reads (``--name=value`` or a bare flag)
+    "startkit": {"--sizes=", "--greedy", "--guidance=", "--precompute", "--prefetch",
+                 "--turn-weight="},
+    "rhcr-one-cell": {"--steps=", "--balance=", "--guidance="},
+    "liveness": {"--rotation", "--steps="},
+    "mazes": set(), "bound": set(), "validate-all": set(),
+    "throughput": {"--quick", "--steps=", "--only=", "--match=", "--guidance=", "--rotation",
+                   "--turn-weight=", "--no-hold"},
+}
+
+
+def _check_argv(argv):
+    """Refuse an unknown subcommand or option (they used to be ignored silently: a typo ran
+    the default, e.g. 5,000 steps at 10,000 robots)."""
+    if len(argv) < 2:
+        return
+    known = _OPTIONS.get(argv[1])
+    if known is None:
+        sys.exit(f"bench_mapf.py: unknown subcommand {argv[1]!r} (expected one of "
+                 f"{', '.join(_OPTIONS)}; pytest for the speed benchmarks)")
+    for a in argv[2:]:
+        name = a.split("=")[0] + ("=" if "=" in a else "")
+        if name not in known:
+            sys.exit(f"bench_mapf.py {argv[1]}: unknown option {a!r} (expected "
+                     f"{', '.join(sorted(o + ('VALUE' if o.endswith('=') else '') for o in known)) or 'none'})")
+
+
 if __name__ == "__main__":
+    _check_argv(sys.argv)
     tw_arg = next((int(a.split("=")[1]) for a in sys.argv if a.startswith("--turn-weight=")), None)
     if len(sys.argv) > 1 and sys.argv[1] == "startkit":
         sizes = next((tuple(int(x) for x in a.split("=")[1].split(",")) for a in sys.argv
@@ -970,7 +1001,9 @@ if __name__ == "__main__":
         match = next((a.split("=")[1] for a in sys.argv if a.startswith("--match=")), None)
         gs = next((tuple(a.split("=")[1].split(",")) for a in sys.argv
                    if a.startswith("--guidance=")), ("none", "lanes+flow"))
+        st = next((int(a.split("=")[1]) for a in sys.argv if a.startswith("--steps=")), None)
         throughput(quick="--quick" in sys.argv, only=only, rotation="--rotation" in sys.argv,
+                   steps=st,
                    match=match, guidances=gs, turn_weight=tw_arg,
                    hold_on_turn=False if "--no-hold" in sys.argv else None)
     else:

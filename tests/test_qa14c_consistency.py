@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import pickle
-from dataclasses import replace
 
 import numpy as np
 import pytest
