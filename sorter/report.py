@@ -47,6 +47,7 @@ img { max-width: 100%; border: 1px solid #eee; }
 .big { display: flex; flex-wrap: wrap; gap: 14px; margin: 12px 0 4px; }
 .big div { background: #f5f7fa; padding: 8px 14px; border-radius: 6px; min-width: 130px; }
 .big b { font-size: 22px; display: block; } .big span { font-size: 12px; color: #555; }
+p.cap { font-size: 13px; color: #444; margin: 2px 0 10px; }
 """
 
 
@@ -275,6 +276,82 @@ def _fit_labels(fig, ax, labels, *, pad_px=4.0):
             t.set_visible(False)
 
 
+def _run_title(what, name, seed=None) -> str:
+    """A plot's title naming the run: ``what: scenario name (seed N)`` (a PNG passed on alone
+    still says which run it shows)."""
+    if not name:                         # a scenario without a name: the plain title
+        return plain_text(what)
+    return plain_text(f"{what}: {name}" + (f" (seed {seed})" if seed is not None else ""))
+
+
+def _shift_axis(ax, scenario):
+    """The x axis of a plot over the shift (data in hours): a shift of 2 h or less in
+    minutes (0, 5, 10 ... not 0.083 h), a shift of more than 48 h in days (a tick every
+    24 h, minor ticks every 6 h); otherwise hours as matplotlib places them."""
+    import matplotlib.ticker as mt
+    hours = float(scenario.shift_hours)
+    if hours <= 2.0:
+        minutes = hours * 60
+        step = next((m for m in (1, 2, 5, 10, 15, 20, 30) if minutes / m <= 12), 30)
+        ax.xaxis.set_major_locator(mt.MultipleLocator(step / 60))
+        ax.xaxis.set_major_formatter(mt.FuncFormatter(lambda v, _: f"{v * 60:.0f}"))
+        ax.set_xlabel("minutes into the shift")
+    elif hours > 48.0:
+        ax.xaxis.set_major_locator(mt.MultipleLocator(24 if hours <= 24 * 12 else 24 * 7))
+        ax.xaxis.set_minor_locator(mt.MultipleLocator(6 if hours <= 24 * 12 else 24))
+        ax.xaxis.set_major_formatter(mt.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.set_xlabel("hours into the shift (a tick a day)" if hours <= 24 * 12
+                      else "hours into the shift (a tick a week)")
+    else:
+        ax.set_xlabel("hours into the shift")
+
+
+#: The throughput and recirculation plots pool intervals beyond this many (a week of 1-minute
+#: intervals drew 10,080 steps, a solid band in which no curve could be told apart).
+_MAX_STEPS = 240
+
+
+def _pooling(n, interval_minutes) -> int:
+    """Intervals per plotted step: 1, or the fewest whose span is a round duration (10, 15,
+    30 min, 1, 2, 3, 4, 6, 12 h, a day, a week) that brings ``n`` intervals down to
+    :data:`_MAX_STEPS` steps or fewer."""
+    if n <= _MAX_STEPS:
+        return 1
+    for minutes in (10, 15, 30, 60, 120, 180, 240, 360, 720, 1440, 10080):
+        k = minutes / interval_minutes
+        if k >= 1 and abs(k - round(k)) < 1e-9 and -(-n // round(k)) <= _MAX_STEPS:
+            return int(round(k))
+    return -(-n // _MAX_STEPS)
+
+
+def _pooled(edges, k, *series, weighted=True):
+    """``series`` (per interval) pooled ``k`` intervals a step: the mean weighted by each
+    interval's length (a rate or a %), or with ``weighted=False`` the sum (a count).
+    Returns (edges, pooled series ...)."""
+    if k <= 1:
+        return (edges, *series)
+    starts = np.arange(0, len(edges) - 1, k)
+    w = np.diff(edges)
+    span = np.add.reduceat(w, starts)
+    out = [np.add.reduceat(np.asarray(y, np.float64) * w, starts) / span if weighted
+           else np.add.reduceat(np.asarray(y, np.float64), starts) for y in series]
+    return (np.append(edges[starts], edges[-1]), *out)
+
+
+def _step_minutes(n, interval_minutes) -> float:
+    """Minutes a plotted step of the throughput plot spans (the interval, or the pooled span)."""
+    return _pooling(n, interval_minutes) * interval_minutes
+
+
+def _pool_note(k, interval_minutes) -> str:
+    """The y label's words for the steps drawn: intervals, or the pooled span."""
+    if k <= 1:
+        return f"{interval_minutes:g}-min intervals"
+    m = k * interval_minutes
+    span = f"{m / 60:g} h" if m >= 60 else f"{m:g} min"
+    return f"mean over {span} of {interval_minutes:g}-min intervals"
+
+
 def plot_throughput(kpis, scenario, path):
     """Offered, inducted and sorted items/h per interval, against nameplate."""
     import matplotlib
@@ -284,27 +361,30 @@ def plot_throughput(kpis, scenario, path):
     x = np.asarray(ts["start_h"])
     width = scenario.interval_minutes / 60
     edges = np.append(x, min(x[-1] + width, scenario.shift_hours))
+    keys = ("offered_per_hour", "inducted_per_hour", "sorted_per_hour", "rejected_per_hour")
+    k = _pooling(len(x), scenario.interval_minutes)
+    edges, *ys = _pooled(edges, k, *(ts[key] for key in keys))
     fig, ax = plt.subplots(figsize=(10, 4.4), dpi=110)
     waves = _wave_spans(ax, scenario)
-    for key, label, color, lw in (("offered_per_hour", "offered", "#9aa5b1", 2.2),
-                                  ("inducted_per_hour", "inducted", "#2f7ebc", 1.6),
-                                  ("sorted_per_hour", "sorted", "#1b9e4b", 2.0),
-                                  ("rejected_per_hour", "rejected", "#d1495b", 1.2)):
-        y = np.asarray(ts[key])
-        ax.stairs(y, edges, label=label, color=color, linewidth=lw)
+    for y, label, color, lw in zip(ys, ("offered", "inducted", "sorted", "rejected"),
+                                   ("#9aa5b1", "#2f7ebc", "#1b9e4b", "#d1495b"),
+                                   (2.2, 1.6, 2.0, 1.2)):
+        ax.stairs(np.asarray(y), edges, label=label, color=color, linewidth=lw, baseline=None)
     ax.axhline(kpis["nameplate_per_hour"], color="k", linestyle="--", linewidth=1)
     ax.text(edges[0], kpis["nameplate_per_hour"], f" nameplate {kpis['nameplate_per_hour']:,.0f}/h",
-            va="bottom", fontsize=8)
+            va="bottom", fontsize=8, zorder=5,           # readable over the curves
+            bbox=dict(boxstyle="square,pad=0.1", facecolor="white", edgecolor="none", alpha=0.8))
     ax.set_xlim(edges[0], edges[-1])
-    top = max([float(kpis["nameplate_per_hour"])] + [float(np.max(ts[k], initial=0)) for k in (
-        "offered_per_hour", "inducted_per_hour", "sorted_per_hour", "rejected_per_hour")])
+    top = max([float(kpis["nameplate_per_hour"])] + [float(np.max(y, initial=0)) for y in ys])
     ax.set_ylim(0, top * 1.15 if top > 0 else 1.0)   # every curve inside the axes
-    ax.set_xlabel("hours into the shift")
-    ax.set_ylabel(f"items per hour ({scenario.interval_minutes:g}-min intervals)")
+    _shift_axis(ax, scenario)
+    ax.set_ylabel(f"items per hour ({_pool_note(k, scenario.interval_minutes)})")
     ax.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=4, fontsize=8,
               frameon=False)               # below the axes: not over the rejected curve
-    ax.set_title("Throughput against offered load", loc="left", fontsize=11, pad=16)
+    ax.set_title(_run_title("Throughput against offered load", getattr(scenario, "name", ""),
+                            kpis.get("seed")),
+                 loc="left", fontsize=11, pad=16)
     fig.tight_layout()
     _fit_labels(fig, ax, waves)
     fig.tight_layout()
@@ -322,28 +402,35 @@ def plot_recirculation(kpis, scenario, path):
     width = scenario.interval_minutes / 60
     edges = np.append(x, min(x[-1] + width, scenario.shift_hours))
     left = np.asarray(ts["sorted"]) + np.asarray(ts["rejected"])
-    rec = 100.0 * np.asarray(ts["recirculations"]) / np.maximum(left, 1)
+    k = _pooling(len(x), scenario.interval_minutes)
+    _, left, recs = _pooled(edges, k, left, ts["recirculations"], weighted=False)
+    edges, blocking, fill = _pooled(edges, k, ts["induct_blocking_pct"], ts["carrier_fill_pct"])
+    rec = 100.0 * np.asarray(recs) / np.maximum(left, 1)
     fig, ax = plt.subplots(figsize=(10, 4.0), dpi=110)
     waves = _wave_spans(ax, scenario)
-    ax.stairs(rec, edges, color="#d1495b", linewidth=1.8,
+    ax.stairs(rec, edges, color="#d1495b", linewidth=1.8, baseline=None,
               label="recirculations per 100 parcels leaving the loop")
-    ax.stairs(np.asarray(ts["induct_blocking_pct"]), edges, color="#edae49", linewidth=1.4,
+    ax.stairs(np.asarray(blocking), edges, color="#edae49", linewidth=1.4,
+              baseline=None,
               label="induct blocking % of time")
-    ax.set_ylabel("%")
-    ax.set_xlabel("hours into the shift")
+    ax.set_ylabel("% (left axis" + (f"; {_pool_note(k, scenario.interval_minutes)})" if k > 1
+                                    else ")"))
+    _shift_axis(ax, scenario)
     ax.set_xlim(edges[0], edges[-1])
     ax2 = ax.twinx()
-    ax2.stairs(np.asarray(ts["carrier_fill_pct"]), edges, color="#2f7ebc", linewidth=1.2,
-               linestyle=":", label="carrier fill % (right axis)")
+    ax2.stairs(np.asarray(fill), edges, color="#2f7ebc", linewidth=1.2,
+               linestyle=":", label="carrier fill % (right axis)", baseline=None)
     ax2.set_ylabel("carrier fill %")
     ax2.set_ylim(0, 100)
-    ax.set_ylim(0, max(5.0, float(np.max(rec, initial=0)), float(np.max(ts["induct_blocking_pct"],
+    ax.set_ylim(0, max(5.0, float(np.max(rec, initial=0)), float(np.max(blocking,
                                                                           initial=0))) * 1.2)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, ncol=3,
               frameon=False)
-    ax.set_title("Recirculation, induct blocking and carrier fill", loc="left", fontsize=11, pad=16)
+    ax.set_title(_run_title("Recirculation, induct blocking and carrier fill",
+                            getattr(scenario, "name", ""), kpis.get("seed")),
+                 loc="left", fontsize=11, pad=16)
     fig.tight_layout()
     _fit_labels(fig, ax, waves)
     fig.tight_layout()
@@ -407,7 +494,14 @@ def plot_chute_occupancy(result, path):
     im = ax.imshow(img, aspect="auto", interpolation="nearest", cmap="magma_r", vmin=0, vmax=100,
                    extent=(0, sc.shift_hours, n, 0))
     for s in seps[:-1]:
-        ax.axhline(s, color="#2f7ebc", linewidth=1)
+        ax.axhline(s, color="#2f7ebc", linewidth=1.5)
+    if len(seps) > 1:                    # a hub: each band named, inside its left edge
+        for lr, a, b in zip(getattr(result, "loops", ()), [0] + seps[:-1], seps):
+            ax.text(0.005, (a + b) / 2, plain_text(f"loop {lr.name}"),
+                    transform=ax.get_yaxis_transform(), ha="left", va="center", fontsize=8,
+                    color="#1a4f7a", zorder=4,
+                    bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="#2f7ebc",
+                              alpha=0.85))
     shown = [w for w in sc.waves[1:] if w.start_s < sc.shift_s]
     waves = []
     for i, w in enumerate(shown):
@@ -419,12 +513,17 @@ def plot_chute_occupancy(result, path):
     step = max(1, n // 12)
     ax.set_yticks(np.arange(0, n, step) + 0.5)
     ax.set_yticklabels([plain_text(x) for x in labels[::step]], fontsize=7)
-    ax.set_xlabel("hours into the shift" + (f" (a column: {cols} intervals)" if cols > 1 else ""))
+    _shift_axis(ax, sc)
+    if cols > 1:                         # one pair of brackets: "(a tick a day; a column ...)"
+        more = f"a column: {cols} intervals"
+        lab = ax.get_xlabel()
+        ax.set_xlabel(lab[:-1] + f"; {more})" if lab.endswith(")") else lab + f" ({more})")
     ax.set_ylabel("chute (in loop order" + (f"; a row: the worst of {rows})" if rows > 1 else ")"))
     cb = fig.colorbar(im, ax=ax, pad=0.01)
     cb.set_label("% of interval not taking parcels")
-    ax.set_title("Chute occupancy: full, in container change or blocked", loc="left", fontsize=11,
-                 pad=14)
+    ax.set_title(_run_title("Chute occupancy (full, in container change or blocked)",
+                            getattr(sc, "name", ""),
+                            getattr(result, "seed", None)), loc="left", fontsize=11, pad=14)
     fig.tight_layout()
     _fit_labels(fig, ax, waves)
     fig.tight_layout()
@@ -479,19 +578,22 @@ def write_html_report(kpis, result, out_dir, images, *, path=None) -> Path:
     waves = "".join(
         f"<tr><td>{e(w['name'])}</td><td>{w['start_h']:.2f}-{w['end_h']:.2f}</td>"
         f"<td>{w['offered_per_hour']:,.0f}</td><td>{w['inducted_per_hour']:,.0f}</td>"
-        f"<td>{w['sorted_per_hour']:,.0f}</td><td>{e(_plans(w['plans'], k['loops_count']))}</td></tr>"
+        f"<td>{w['sorted_per_hour']:,.0f}</td><td>{e(_plans(w['plans'], k['loops_count']) or '-')}</td></tr>"
         for w in k["per_wave"])
     worst = sorted((c for c in k["chutes"] if c["kind"] != "reject"),
                    key=lambda c: -(c["full_pct"] + c["container_change_pct"] + c["blocked_pct"]))[:8]
     worst_rows = "".join(
         f"<tr><td>{e(str(c['loop']))}</td><td>{e(str(c['id']))}</td><td>{c['discharged']:,}</td>"
         f"<td>{c['full_pct']:.1f}</td><td>{c['container_change_pct']:.1f}</td>"
-        f"<td>{c['blocked_pct']:.1f}</td></tr>" for c in worst)
+        f"<td>{c['blocked_pct']:.1f}</td>"
+        f"<td>{c['full_pct'] + c['container_change_pct'] + c['blocked_pct']:.1f}</td></tr>"
+        for c in worst)
     loops = "".join(
         f"<li>{e(lp['name'])}: {lp['carriers']} carriers, lap {lp['lap_time_s']:.0f} s, nameplate "
         f"{lp['nameplate_per_hour']:,.0f}/h, {len(lp['inducts'])} inducts; sorted "
         f"{lp['sorted_per_hour']:,.0f}/h, recirculation {lp['recirculation_pct']:.2f} %, "
         f"induct blocking {lp['induct_blocking_pct']:.2f} %</li>" for lp in k["loops"])
+    step_min = _step_minutes(len(k["intervals"]["start_h"]), sc.interval_minutes)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Shift report: {e(sc.name)}</title>
@@ -510,18 +612,27 @@ scenario {e(str(sc.path or '(built in code)'))}.</p>
 </div>
 <h2>Throughput</h2>
 {_img(images['throughput'], 'Throughput against offered load, items per hour')}
+<p class="cap">How to read: items per hour in each {step_min:g}-minute step; grey offered,
+blue inducted, green sorted, red rejected, dashed the nameplate; shaded bands are the waves. Green
+well below grey: the sorter or its inducts do not keep up.</p>
 <div class="grid">
 <div><h2>Key figures</h2><table>{''.join(head)}</table>
 <h2>Loops</h2><ul>{loops}</ul></div>
 <div><h2>Waves (items/h)</h2><table class="num"><tr><th>wave</th><th>hours</th><th>offered</th>
 <th>inducted</th><th>sorted</th><th>plan switched in</th></tr>{waves}</table>
 <h2>Chutes closed longest (% of the shift)</h2><table class="num"><tr><th>loop</th><th>chute</th>
-<th>parcels</th><th>full</th><th>changing</th><th>blocked</th></tr>{worst_rows}</table></div>
+<th>parcels</th><th>full</th><th>changing</th><th>blocked</th><th>closed</th></tr>{worst_rows}</table></div>
 </div>
 <h2>Recirculation and inducts</h2>
 {_img(images['recirculation'], 'Recirculation, induct blocking and carrier fill, %')}
+<p class="cap">How to read: red, recirculations per 100 parcels leaving the loop; orange, the share of
+time inducts waited for a free carrier; dotted blue, carrier fill (right axis). Red rising with the
+fill: chutes close too often or the loop is near saturation.</p>
 <h2>Chute occupancy</h2>
 {_img(images['chute_occupancy'], 'Chute occupancy: % of each interval each chute was closed')}
+<p class="cap">How to read: one row per chute in loop order, one column per interval; the darker, the
+longer the chute could not take parcels (full, container change or blocked). A dark row: a chute
+too small or too busy for its destinations; a dark column: a wave closing many chutes at once.</p>
 <p class="sub">Files beside this page: kpis.json, parcels.parquet (one row per parcel), timeseries.csv,
 chutes.csv and the PNG plots.</p>
 </body></html>

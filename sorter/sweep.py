@@ -678,7 +678,7 @@ class SweepResult:
             g = tuple((k, _fmt(s[k])) for k in keys[1:])
             groups.setdefault(g, []).append(s)
         fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
-        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        colors, markers = _SWEEP_COLOURS, "os^Dv<>p*h"    # colour-blind safe, and shapes too
         offered = {}
         for i, (g, ss) in enumerate(groups.items()):
             xv = [(s[x_key] if numeric_x else cats.index(_fmt(s[x_key]))) if x_key else 0 for s in ss]
@@ -689,7 +689,7 @@ class SweepResult:
             h = [0.0 if math.isnan(s[f"{kpi}_ci95"]) else s[f"{kpi}_ci95"] for s in ss]
             c = colors[i % len(colors)]
             label = ", ".join(f"{k}={v}" for k, v in g) or kpi.replace("_", " ")
-            ax.plot(xv, m, "o-", color=c, label=plain_text(label))
+            ax.plot(xv, m, "-", marker=markers[i % len(markers)], color=c, label=plain_text(label))
             ax.fill_between(xv, [a - b for a, b in zip(m, h)], [a + b for a, b in zip(m, h)],
                             color=c, alpha=0.2, linewidth=0)
             if kpi == "sorted_per_hour":
@@ -710,11 +710,34 @@ class SweepResult:
         ax.set_title(plain_text(self.scenario) + (f": mean over {n} seeds, 95% CI bands" if n > 1
                                                   else ": one seed per point (no CI)"))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_tick))
+        if numeric_x:
+            xs = sorted(set(xs_all))
+            if len(xs) <= 12:   # ticks at the values run (100, 200 ...), not between them
+                ax.set_xticks(xs)
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_tick))
+        n_entries = len(ax.get_legend_handles_labels()[0])
+        if n_entries > 4:      # many series: beside the axes, not over the curves
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                      title=plain_text(", ".join(keys[1:])) if len(keys) > 1 else None,
+                      title_fontsize=8)
+        else:
+            ax.legend(fontsize=8, loc="best")
         fig.tight_layout()
         fig.savefig(path)
         plt.close(fig)
         return path
+
+
+#: Okabe & Ito's colour-blind safe palette (its yellow last: faint on white), for the sweep
+#: plot's series.
+_SWEEP_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#000000",
+                  "#F0E442"]
+
+
+def _tick(v, _pos=None) -> str:
+    """An axis tick: thousands separated (12,000 not 12000), small values as written (0.5)."""
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:g}"
 
 
 def _fmt(v) -> str:

@@ -194,9 +194,16 @@ def plot_throughput(series, path, *, sorting: bool, title: str, seconds_per_step
         top = max(top, float(np.max(series["offered_per_step"], initial=0)))
     ax.set_ylim(0, top * 1.15 if top > 0 else 1.0)     # no goals: 0..1, not 0..1e-9
     ax.set_xlim(e[0], max(e[-1], e[0] + 1))
+    fmt = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 1000 else f"{v:g}")
+    ax.xaxis.set_major_formatter(fmt)
     each = f"{seconds_per_step:g} s each; " if seconds_per_step else ""
-    ax.set_xlabel(f"step ({each}windows of {series['window']} steps)")
+    ax.set_xlabel(f"step ({each}windows of {series['window']:,} steps)")
     ax.set_ylabel("per step")
+    if seconds_per_step and sorting:      # the planner's unit beside the planner's: per hour
+        per_h = 3600.0 / float(seconds_per_step)
+        sec = ax.secondary_yaxis("right", functions=(lambda y: y * per_h, lambda y: y / per_h))
+        sec.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+        sec.set_ylabel(f"per hour (at {seconds_per_step:g} s per step)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=8,
               frameon=False)                  # below the axes: not over the curves
     ax.set_title(title, loc="left", fontsize=11)
@@ -208,7 +215,10 @@ def plot_throughput(series, path, *, sorting: bool, title: str, seconds_per_step
 def plot_states(series, path, *, title: str):
     matplotlib, plt = _plt()
     e = series["edges"]
-    st = series["states"]
+    # states no robot was ever in (faulted without faults, starved without an arrival rate):
+    # left out, not listed in the legend as empty bands
+    st = {k: v for k, v in series["states"].items() if np.any(np.asarray(v) > 0)} \
+        or series["states"]
     fig, ax = plt.subplots(figsize=(10, 3.6), dpi=110)
     x = np.repeat(e, 2)[1:-1]
     ys = [np.repeat(100.0 * st[k], 2) for k in st]
@@ -216,7 +226,9 @@ def plot_states(series, path, *, title: str):
                  colors=[_STATE_COLOURS.get(k, "#cccccc") for k in st], linewidth=0)
     ax.set_xlim(e[0], max(e[-1], e[0] + 1))
     ax.set_ylim(0, 100)
-    ax.set_xlabel("step")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+        lambda v, _: f"{v:,.0f}" if abs(v) >= 1000 else f"{v:g}"))
+    ax.set_xlabel(f"step (windows of {series['window']:,} steps)")
     ax.set_ylabel("% of robot-steps")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(st), fontsize=8,
               frameon=False)
@@ -226,46 +238,51 @@ def plot_states(series, path, *, title: str):
     plt.close(fig)
 
 
-def plot_waiting(floor, counts, steps, path, *, note="stays at stations left out"):
+def plot_waiting(floor, counts, steps, path, *, note="stays at stations left out", title=None):
     """The floor (obstacles grey, chute bodies brown, drop cells pale orange, inducts green) with
     the share of steps a robot waits in each cell on top (blue, log scale)."""
     matplotlib, plt = _plt()
     from matplotlib.colors import ListedColormap
-    from sorter.layout.draw import _figsize, _role_image
+    from sorter.layout.draw import _figsize, _plain_drops, _role_image
     roles = _role_image(floor)                 # travel, obstacle, chute, drop, induct, queue
-    free = int((roles != 1).sum() - (roles == 2).sum())
-    drops = "drop cells orange"
-    if (roles == 3).sum() > 0.3 * max(free, 1):
-        roles = np.where(roles == 3, 0, roles)  # drop cells everywhere (LoRR S cells): plain
-        drops = "drop cells not marked"
-    pale = ListedColormap(["#ffffff", "#b8b8b8", "#8c5a2b", "#fbd9a5", "#3aa655", "#b9e3c2"])
+    # drop cells everywhere (LoRR S cells): plain
+    roles, marked = _plain_drops(roles)
+    drops = "drop cells orange" if marked else "drop cells not marked"
+    # a big floor (a cell ~2 px): chute bodies light brown, or their dots hide the heat
+    chute = "#8c5a2b" if floor.n_cells <= 20_000 else "#d2b48c"
+    pale = ListedColormap(["#ffffff", "#b8b8b8", chute, "#fbd9a5", "#3aa655", "#b9e3c2"])
     fw, fh = _figsize(floor, extra_w=1.5)
     fig, ax = plt.subplots(figsize=(fw, max(fh, 4.0)))   # a flat floor: room for the colour bar
     ax.imshow(roles, cmap=pale, vmin=-0.5, vmax=5.5, interpolation="nearest")
     share = 100.0 * counts / max(1, steps)
     img = np.ma.masked_where(counts <= 0, np.log10(1.0 + share))
+    # the colour scale ends at the first of 5, 20, 50, 100 % above the busiest cell: waits of
+    # 1-2 % (a big floor) were all but white on a scale to 100 %
+    top = next(t for t in (5, 20, 50, 100) if float(share.max(initial=0)) <= t)
     im = ax.imshow(img.reshape(floor.height, floor.width), cmap="Blues", interpolation="nearest",
-                   vmin=0.0, vmax=np.log10(101.0))
+                   vmin=0.0, vmax=np.log10(1.0 + top))
     ind = np.concatenate([np.asarray(st.cells) for st in floor.inducts]) if floor.inducts else []
     if 0 < len(ind) <= 2000:                   # inducts on top of the heat, as green squares
         r, c = np.divmod(np.asarray(ind), floor.width)
         ax.scatter(c, r, marker="s", s=max(4.0, min(40.0, 20000.0 / floor.n_cells)),
                    facecolors="none", edgecolors="#3aa655", linewidths=1.2, zorder=3)
     cb = fig.colorbar(im, ax=ax, shrink=0.8)
-    ticks = np.array([0, 1, 5, 20, 50, 100])
+    ticks = np.array([t for t in (0, 1, 5, 20, 50, 100) if t <= top])
     cb.set_ticks(np.log10(1.0 + ticks))
     cb.set_ticklabels([f"{t:g}" for t in ticks])
     cb.set_label("% of steps a robot waits in the cell")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(f"Where robots wait over {steps:,} steps (inducts green, {drops}, "
-                 f"chutes brown)\n{note}", loc="left", fontsize=10)     # two lines: not cut off
+    from sorter.report import plain_text
+    ax.set_title(plain_text(f"Where robots wait: {title or floor.name}, {steps:,} steps "
+                            f"(inducts green, {drops}, chutes brown)\n{note}"),
+                 loc="left", fontsize=10)     # two lines: not cut off
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def plot_chutes(per_chute: dict, path, *, top: int = 60):
+def plot_chutes(per_chute: dict, path, *, top: int = 60, title=None):
     from sorter.report import plain_text      # chute labels as written, not math
     matplotlib, plt = _plt()
     items = sorted(per_chute.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -276,11 +293,14 @@ def plot_chutes(per_chute: dict, path, *, top: int = 60):
     ax.set_xticklabels([plain_text(k) for k, _ in shown], rotation=90, fontsize=6)
     ax.set_xlim(-0.6, max(len(shown), 1) - 0.4)
     ax.set_ylabel("parcels")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    ax.set_xlabel("chute, busiest first")
     more = f"busiest {top} of {len(items)}" if len(items) > top else ""
     none = sum(1 for _, v in items if not v)
     more = "; ".join(x for x in (more, f"{none} got none" if none else "") if x)
     more = f" ({more})" if more else ""
-    ax.set_title(f"Parcels per chute{more}", loc="left", fontsize=11)
+    ax.set_title(plain_text(f"Parcels per chute{': ' + title if title else ''}{more}"),
+                 loc="left", fontsize=11)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -407,12 +427,15 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
     sorting = bool(result.delivered) or bool(per_chute)
     name = title or floor.name
     written = []
+    from sorter.report import plain_text
+    run = f"{name}, {int(result.robots):,} robots"
     plot_throughput(series, out / "throughput.png", sorting=sorting,
                     seconds_per_step=kpis.get("seconds_per_step"),
-                    title="Throughput over the run")
+                    title=plain_text(f"Throughput over the run: {run}"))
     written.append("throughput.png")
     if series["states"]:
-        plot_states(series, out / "robot_states.png", title="What the robots do")
+        plot_states(series, out / "robot_states.png",
+                    title=plain_text(f"What the robots do: {run}"))
         written.append("robot_states.png")
     dwell_c, dwell_i = int(k_get(kpis, "dwell_chute")), int(k_get(kpis, "dwell_induct"))
     wait = waiting_counts(floor, result.positions, drops=dwell_c <= 0, inducts=dwell_i <= 0,
@@ -424,10 +447,10 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
     if k_get(kpis, "robot_faults") > 0:
         note += ("; faulted robots left out" if faulted_steps is not None
                  else "; faulted robots' stays included")
-    plot_waiting(floor, wait, steps, out / "waiting.png", note=note)
+    plot_waiting(floor, wait, steps, out / "waiting.png", note=note, title=run)
     written.append("waiting.png")
     if per_chute:
-        plot_chutes(per_chute, out / "chutes.png")
+        plot_chutes(per_chute, out / "chutes.png", title=run)
         written.append("chutes.png")
 
     e = html.escape
@@ -460,11 +483,27 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
                      f"<tr><td>{e(str(q))}</td><td>{m:.2f}</td>"
                      f"<td>{k['induct_queue_max'].get(q, 0)}</td></tr>"
                      for q, m in k["induct_queue_mean"].items()) + "</table>"
-    imgs = "".join(f"<h2>{e(h)}</h2>{_img(out / f, alt)}" for h, f, alt in (
+    caps = {
+        "throughput.png": "How to read: the mean per step in each window; green, parcels"
+                          " dropped into chutes; blue, every goal reached; dashed grey, parcels"
+                          " offered (with a time per step, the right axis reads per hour). A"
+                          " curve still rising at the end: the floor has not settled; falling:"
+                          " it is jamming up.",
+        "robot_states.png": "How to read: the share of robot-steps in each state, window by"
+                            " window. A growing waiting band: congestion; a large starved band:"
+                            " more robots than the offered parcels need.",
+        "waiting.png": "How to read: the darker the blue, the larger the share of steps a robot"
+                       " stood waiting in the cell (log scale). Dark clusters are the"
+                       " congestion points to fix (lanes, induct positions).",
+        "chutes.png": "How to read: parcels dropped into each chute, busiest first; a few very"
+                      " tall bars: destinations worth spreading over more chutes.",
+    }
+    imgs = [f"<h2>{e(h)}</h2>{_img(out / f, alt)}<p class=\"cap\">{e(caps[f])}</p>"
+            for h, f, alt in (
         ("Throughput", "throughput.png", "Goals reached and parcels dropped per step over the run"),
         ("Robot states", "robot_states.png", "Share of robot-steps in each state over the run"),
         ("Congestion", "waiting.png", "Where on the floor robots wait"),
-        ("Chutes", "chutes.png", "Parcels per chute")) if f in written)
+        ("Chutes", "chutes.png", "Parcels per chute")) if f in written]
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Robot floor report: {e(name)}</title>
@@ -473,10 +512,11 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
 <p class="sub">{floor.height} x {floor.width} floor, {len(floor.inducts)} inducts, {len(floor.chutes)}
 chutes; {n:,} robots, {steps:,} steps, seed {e(str(k.get('seed', '')))}.</p>
 <div class="big">{''.join(f'<div><b>{e(a)}</b><span>{e(b)}</span></div>' for a, b in boxes)}</div>
-{imgs}
+{imgs[0]}
 <div class="grid"><div><h2>Key figures</h2><table>{rows}</table>
 <p class="sub">Every KPI, with its name: kpis.json.</p></div>
 <div>{queues}</div></div>
+{''.join(imgs[1:])}
 <p class="sub">Files beside this page: paths.npz (positions per step), kpis.json and the PNG plots.</p>
 </body></html>
 """

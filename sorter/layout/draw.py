@@ -27,6 +27,19 @@ ROLE_COLOURS = {
     "queue": "#b9e3c2",
 }
 _ROLES = list(ROLE_COLOURS)
+#: The same roles, pale: the floor under robots (so that the robots, dark blue, stand out).
+_PALE_COLOURS = ["#ffffff", "#9a9a9a", "#c9a888", "#fbe3c0", "#7cc68f", "#dcf0e0"]
+_ROBOT_COLOUR = "#0b3d91"
+
+
+def _plain_drops(img):
+    """``img`` (from :func:`_role_image`) with drop cells shown as travel cells when they are
+    more than 30 % of the cells robots move on (LoRR's ``S`` cells: drop cells everywhere, an
+    orange sheet hiding the robots and the heat drawn on top); returns (img, marked)."""
+    free = int((img != 1).sum() - (img == 2).sum())
+    if (img == 3).sum() > 0.3 * max(free, 1):
+        return np.where(img == 3, 0, img), False
+    return img, True
 
 
 def _role_image(floor):
@@ -49,7 +62,9 @@ def _plain(s):
 def _figsize(floor, base=10.0, extra_w=0.0):
     aspect = floor.height / floor.width
     w = base
-    h = max(2.0, min(base * aspect + 0.8, 14.0))
+    if floor.width > 25 * base:         # a wide floor (LoRR 140 x 500): >= 2.5 px a cell at 80 dpi
+        w = min(16.0, floor.width / 25.0)
+    h = max(2.0, min(w * aspect + 0.8, 14.0))
     return (w + extra_w, h)
 
 
@@ -140,8 +155,13 @@ def draw_floor(floor, ax=None, robots=None, *, arrows=None, robot_size=None, tit
         _check_free(floor, rob, "robots", lambda k: f"robot {k}")
     if ax is None:
         _, ax = plt.subplots(figsize=_figsize(floor))
-    cmap = ListedColormap([ROLE_COLOURS[r] for r in _ROLES])
-    ax.imshow(_role_image(floor), cmap=cmap, vmin=-0.5, vmax=len(_ROLES) - 0.5,
+    # under robots the floor is pale and drop cells everywhere are plain: robots stand out
+    img = _role_image(floor)
+    if robots is not None:
+        img = _plain_drops(img)[0]
+    cmap = ListedColormap(_PALE_COLOURS if robots is not None
+                          else [ROLE_COLOURS[r] for r in _ROLES])
+    ax.imshow(img, cmap=cmap, vmin=-0.5, vmax=len(_ROLES) - 0.5,
               interpolation="nearest", origin="upper")
     if arrows is None:
         arrows = floor.is_directed and floor.n_cells <= 20_000
@@ -159,8 +179,13 @@ def draw_floor(floor, ax=None, robots=None, *, arrows=None, robot_size=None, tit
     if robots is not None:
         r, c = np.divmod(rob, floor.width)
         if robot_size is None:
-            robot_size = max(1.0, min(40.0, 12000.0 / floor.n_cells))
-        ax.scatter(c, r, s=robot_size, c="#1f5fbf", edgecolors="none", zorder=3)
+            # a dot about 3/4 of a cell across on the axes as laid out, never below ~2 px
+            fig = ax.figure
+            box = ax.get_position()
+            cell_pt = 72.0 * min(box.width * fig.get_figwidth() / floor.width,
+                                 box.height * fig.get_figheight() / floor.height)
+            robot_size = float(min(60.0, max(3.0, (0.75 * cell_pt) ** 2)))
+        ax.scatter(c, r, s=robot_size, c=_ROBOT_COLOUR, edgecolors="none", zorder=3)
     ax.set_xlim(-0.5, floor.width - 0.5)
     ax.set_ylim(floor.height - 0.5, -0.5)
     ax.set_xticks([])
@@ -217,6 +242,7 @@ def animate(floor, positions, start, stop, path, *, fps=5, dpi=80):
         raise InputError(f"cannot write {out.suffix!r} animations", path=out, field="path",
                          expected="a .gif file")
     fig, ax = plt.subplots(figsize=_figsize(floor, base=8.0))
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.92)   # the floor, not margins
     draw_floor(floor, ax=ax, robots=pos[start])
     dots = ax.collections[-1]
     title = ax.set_title("")
@@ -224,7 +250,7 @@ def animate(floor, positions, start, stop, path, *, fps=5, dpi=80):
     def frame(t):
         r, c = np.divmod(pos[t].astype(np.int64), floor.width)
         dots.set_offsets(np.column_stack([c, r]))
-        title.set_text(_plain(f"{floor.name}: step {t}, {pos.shape[1]} robots"))
+        title.set_text(_plain(f"{floor.name}: step {t:,}, {pos.shape[1]:,} robots (dark blue)"))
         return dots, title
 
     anim = FuncAnimation(fig, frame, frames=range(start, stop), blit=False)
@@ -266,19 +292,24 @@ def congestion_heatmap(floor, positions, path, *, log=True, dpi=120):
     _check_dpi(dpi)
     counts = visit_counts(floor, positions)
     img = counts.astype(np.float64)
-    label = "visits (robot-steps)"
+    label = "visits per cell (robot-steps)"
     if log:
         img = np.log10(1.0 + img)
-        label = "log10(1 + visits)"
+        label = "visits per cell (robot-steps, log scale)"
     img = np.ma.masked_where(floor.cells == OBSTACLE, img).reshape(floor.height, floor.width)
     fig, ax = plt.subplots(figsize=_figsize(floor, extra_w=1.5))
     # obstacles light steel, apart from cells with 0 visits (black)
     cmap = plt.get_cmap("inferno").with_extremes(bad="#9db4c0")
     im = ax.imshow(img, cmap=cmap, interpolation="nearest")
-    fig.colorbar(im, ax=ax, label=label, shrink=0.8)
+    cb = fig.colorbar(im, ax=ax, label=label, shrink=0.8)
+    if log:                              # ticks read in visits (1, 10, 100 ...), not log10 units
+        top = int(counts.max(initial=0))
+        ticks = [0] + [10 ** k for k in range(0, len(str(max(top, 1))))]
+        cb.set_ticks(np.log10(1.0 + np.array(ticks, np.float64)))
+        cb.set_ticklabels([f"{t:,}" for t in ticks])
     steps = np.asarray(positions).shape[0] - 1
-    ax.set_title(_plain(f"{floor.name}: visits per cell over {steps} steps, "
-                        f"{np.asarray(positions).shape[1]} robots"))
+    ax.set_title(_plain(f"{floor.name}: visits per cell over {steps:,} steps, "
+                        f"{np.asarray(positions).shape[1]:,} robots"), loc="left", fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
