@@ -32,7 +32,7 @@ __all__ = ["floor_time_series", "waiting_counts", "write_floor_report", "REPORT_
 REPORT_FILES = ("report.html", "throughput.png", "robot_states.png", "waiting.png", "chutes.png")
 
 _STATE_COLOURS = {
-    "faulted": "#d1495b", "dwelling": "#edae49", "carrying": "#1b9e4b",
+    "faulted": "#762a83", "dwelling": "#edae49", "carrying": "#1b9e4b",
     "moving_empty": "#8fd18f", "waiting": "#9aa5b1", "starved": "#c5b3e6",
     "moving": "#1b9e4b", "turning": "#2f7ebc", "staying": "#9aa5b1",
 }
