@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from plot_capture import capture, close_figures
 from sorter.cli import main
 from sorter.resources import seed_path
 
@@ -39,27 +40,12 @@ def _doc(*, name="qa14e run", hours=0.5, interval=5, loops=None, seed=3):
             "wave": [{"name": "all", "start_h": 0.0, "end_h": hours, "rate_per_hour": 6000}]}
 
 
+_capture = capture
+
+
 @pytest.fixture(autouse=True)
 def _close_figures():
-    yield
-    import matplotlib.pyplot as plt
-    plt.close("all")
-
-
-def _capture(monkeypatch):
-    """Figures saved by the code under test (by file name), kept open for inspection."""
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-    figs = {}
-    orig = Figure.savefig
-
-    def spy(self, fname, *a, **kw):
-        figs[Path(str(fname)).name] = self
-        return orig(self, fname, *a, **kw)
-
-    monkeypatch.setattr(Figure, "savefig", spy)
-    return figs
+    yield from close_figures()
 
 
 def _run(doc, out, monkeypatch):

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from plot_capture import capture, close_figures
 from sorter.cli import main
 from sorter.resources import seed_path
 
@@ -123,30 +124,12 @@ RUN_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "
             "img", "table", "tr", "th", "td", "ul", "li"}
 
 
+_capture = capture
+
+
 @pytest.fixture(autouse=True)
 def _close_figures():
-    """Figures kept open by :func:`_capture` are closed after each test."""
-    yield
-    import matplotlib.pyplot as plt
-    plt.close("all")
-
-
-def _capture(monkeypatch):
-    """Figures saved by the code under test, kept open for inspection."""
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-    figs = {}
-    orig = Figure.savefig
-
-    def spy(self, fname, *a, **kw):
-        figs[Path(str(fname)).name] = self
-        return orig(self, fname, *a, **kw)
-
-    monkeypatch.setattr(Figure, "savefig", spy)
-    import matplotlib.pyplot as plt
-    monkeypatch.setattr(plt, "close", lambda *a, **k: None)
-    return figs
+    yield from close_figures()
 
 
 def _overlap(a, b) -> bool:

@@ -1,0 +1,32 @@
+"""Shared by the plot tests: figures the code under test saves, kept for inspection."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+
+def close_figures():
+    """Generator for a test module's autouse fixture: after the test, the figures kept open
+    by :func:`capture` are closed."""
+    yield
+    import matplotlib.pyplot as plt
+    plt.close("all")
+
+
+def capture(monkeypatch) -> dict:
+    """Figures saved by the code under test, by file name, kept open (``plt.close`` is a
+    no-op meanwhile) so a test can read their titles, axes and legends."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+    figs = {}
+    orig = Figure.savefig
+
+    def spy(self, fname, *a, **kw):
+        figs[Path(str(fname)).name] = self
+        return orig(self, fname, *a, **kw)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    monkeypatch.setattr(plt, "close", lambda *a, **k: None)
+    return figs
