@@ -372,10 +372,11 @@ def _key_figures(k: dict, n: int, stations: bool = True) -> list:
         add("dwell at chute / induct", "dwell_chute", "dwell_induct",
             fmt=lambda a, b: f"{a} / {b} steps")
     add("planning time per step", "ms_per_step_p50", "ms_per_step_p99",
-        fmt=lambda a, b: f"p50 {a:.2f} ms, p99 {b:.2f} ms")
-    add("preprocessing", "preprocess_s", fmt=lambda a: f"{a:.2f} s")
+        fmt=lambda a, b: f"p50 {a:.2f} ms, p99 {b:.2f} ms (measured on this machine, this run)")
+    add("preprocessing", "preprocess_s", fmt=lambda a: f"{a:.2f} s (measured)")
     add("distance tables", "distance_tables_computed", "distance_table_mb",
-        fmt=lambda a, b: f"{a:,} computed, {b:.1f} MB")
+        fmt=lambda a, b: f"{a:,} computed, {b:.1f} MB (with tables computed ahead by a second "
+        "thread, these vary from run to run; the plans do not)")
     add("rescues", "rescues", "rescue_failures",
         fmt=lambda a, b: f"{a:,} (searches that found none: {b:,})")
     return out
