@@ -1,6 +1,6 @@
 """Regenerate the generated floors of this folder: ``python seeds/floors/make_floors.py``.
 
-``oneway_7x16.txt`` is hand-made and not rewritten here.
+``oneway_7x16.txt`` and ``queues_11x29.txt`` are hand-made and not rewritten here.
 """
 from pathlib import Path
 
