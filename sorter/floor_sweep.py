@@ -256,7 +256,7 @@ def floor_sweep(floor, vary, *, seeds=3, overrides=None, client=None, n_workers=
     >>> [r["robots"] for r in res.rows], res.kind
     ([5, 10], 'floor')
     """
-    from sorter.sweep import _fmt, _seed_list, check_backend, run_points
+    from sorter.sweep import _fmt, _n_seeds, _seed_list, check_backend, check_grid_size, run_points
     if not hasattr(floor, "free_cells"):
         from sorter.layout import load_floor
         floor = load_floor(floor)
@@ -281,6 +281,8 @@ def floor_sweep(floor, vary, *, seeds=3, overrides=None, client=None, n_workers=
                              expected="a setting either varied (--vary) or fixed (--set), not both")
         if not values:
             raise InputError(f"no values for {key!r}", field=key, expected="at least one value")
+    check_grid_size({k: len(v) for k, v in vary.items()}, _n_seeds(seeds))
+    for key, values in vary.items():
         vary[key] = [_check_value(floor, key, v) for v in values]     # as they run
     check_backend(client, n_workers)
     seed_list = _seed_list(seeds, 0)

@@ -46,7 +46,17 @@ from sorter.constants import KINDS, REJECT_REASONS, STRATEGIES
 from sorter.errors import InputError
 
 __all__ = ["Chute", "ChuteTable", "SortPlan", "PlanSettings", "load_chutes", "load_plan",
-           "load_plan_routes"]
+           "load_plan_routes", "MAX_CHUTES", "MAX_DESTINATIONS"]
+
+# Chutes per table. The biggest real sorters have ~1,000 chutes (a generated loop at most
+# 300,000: 100,000 each of destination, overflow and reject); the engine spends ~1 kB and
+# ~17 us per chute, so 10^7 (a typo, or a generated list gone wrong) was ~3 minutes and
+# 10+ GB with no output.
+MAX_CHUTES = 1_000_000
+# Destinations per plan. Real plans have hundreds to tens of thousands (postal codes); loading
+# costs ~9 us and ~330 bytes each (2 M: 17 s, 0.7 GB), so a 256 MB plan file (~18 M rows) was
+# minutes and ~6 GB; a PLAN telegram loads it beside a running service.
+MAX_DESTINATIONS = 1_000_000
 
 _SIDES = ("left", "right")
 
@@ -80,7 +90,16 @@ class ChuteTable:
 
     def __init__(self, chutes: Sequence[Chute | Mapping], *, path=None):
         items = []
+        try:
+            n = len(chutes)
+        except TypeError:          # an iterator: counted as it is read, below
+            n = 0
         for i, c in enumerate(chutes):
+            if max(n, i + 1) > MAX_CHUTES:
+                raise InputError(f"{max(n, i + 1):,} chutes" if n else
+                                 f"more than {MAX_CHUTES:,} chutes", path=path, field="chute",
+                                 expected=f"at most {MAX_CHUTES:,} chutes in one table (real "
+                                          "sorters have ~1,000)")
             items.append(_plain_chute(c) if isinstance(c, Chute)
                          else _chute_from_mapping(c, path, None, i))
         if not items:
@@ -177,6 +196,9 @@ class SortPlan:
         if not isinstance(self.routes, Mapping):
             raise InputError(f"routes is a {type(self.routes).__name__}", path=path, field="routes",
                              expected="a mapping {destination: [chute id, ...]}")
+        if len(self.routes) > MAX_DESTINATIONS:
+            raise InputError(f"{len(self.routes):,} destinations", path=path, field="routes",
+                             expected=f"at most {MAX_DESTINATIONS:,} destinations in one plan")
         if not self.routes:      # as a plan CSV without rows: every parcel would be rejected
             raise InputError("no destinations", path=path, field="routes",
                              expected="one or more destinations with their chutes, "
@@ -655,6 +677,11 @@ def parse_plan_csv(text, chutes=None, *, path=None):
                                  line=line, field="chutes",
                                  expected="destination,chutes with the chute ids separated by "
                                           "';' (e.g. X1,C001;C002)")
+            if len(routes) >= MAX_DESTINATIONS:
+                raise InputError(f"more than {MAX_DESTINATIONS:,} destinations", path=path,
+                                 line=line, field="destination",
+                                 expected=f"at most {MAX_DESTINATIONS:,} destinations in one plan "
+                                          "(real plans have up to tens of thousands)")
             dest = row[0].strip()
             if not dest:
                 raise InputError("empty destination", path=path, line=line, field="destination",

@@ -19,7 +19,8 @@ from pathlib import Path
 from sorter.constants import REASONS
 from sorter.errors import InputError
 
-__all__ = ["EVENT_COLUMNS", "EVENTS", "ReplayResult", "replay_events"]
+__all__ = ["EVENT_COLUMNS", "EVENTS", "ReplayResult", "replay_events", "MAX_LINE_CHARS",
+           "MAX_SKIPPED_KEPT"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,12 @@ _STATE_EVENTS = {"full": "full", "open": "open", "blocked": "blocked", "disabled
                  "container_change": "container_change"}
 EVENTS = ("scan", "discharged", *_STATE_EVENTS, "container_changed", "switch_plan")
 _BAD_BYTES = re.compile("[\udc80-\udcff]")      # bytes not UTF-8, as surrogateescape keeps them
+# An events row is ~50 characters; a "line" of megabytes is a binary or sparse file (a 200 GB
+# file of NULs was read whole as one line: 6 GB, then MemoryError): refused at this length.
+MAX_LINE_CHARS = 1 << 20
+# A skip run keeps (and logs) the first rows skipped, then only counts: a file of 10^8 bad
+# rows kept every message (~250 bytes each, 25 GB).
+MAX_SKIPPED_KEPT = 10_000
 
 
 @dataclass
@@ -36,8 +43,35 @@ class ReplayResult:
 
     decisions: int = 0
     by_reason: dict = field(default_factory=lambda: {r: 0 for r in REASONS})
-    skipped: list = field(default_factory=list)     # (line, message)
+    skipped: list = field(default_factory=list)     # (line, message), the first MAX_SKIPPED_KEPT
     events: int = 0
+    n_skipped: int = 0                              # every row skipped, kept or not
+
+    def _skip(self, line, message) -> None:
+        self.n_skipped += 1
+        if len(self.skipped) < MAX_SKIPPED_KEPT:
+            self.skipped.append((line, message))
+            log.warning("skipped %s", message)
+            if len(self.skipped) == MAX_SKIPPED_KEPT:
+                log.warning("skipped %s rows: further bad rows are counted, not listed",
+                            f"{MAX_SKIPPED_KEPT:,}")
+
+
+def _bounded_lines(fh, path):
+    """The lines of ``fh``, each read at most :data:`MAX_LINE_CHARS` at a time: a longer one
+    is an :class:`InputError` naming its line, before it is held whole."""
+    n = 0
+    while True:
+        ln = fh.readline(MAX_LINE_CHARS + 1)
+        if not ln:
+            return
+        n += 1
+        if len(ln) > MAX_LINE_CHARS:
+            raise InputError(f"line longer than {MAX_LINE_CHARS:,} characters (a binary or "
+                             "sparse file?)", path=path, line=n,
+                             expected="a CSV of event rows (an events row is under 200 "
+                                      "characters)")
+        yield ln
 
 
 def _parse_row(row, line, path, base):
@@ -125,7 +159,7 @@ def replay_events(sorter, events_csv, *, on_error="fail", write=None) -> ReplayR
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", path=path) from None
     with fh:
-        reader = csv.reader(fh)
+        reader = csv.reader(_bounded_lines(fh, path))
         try:
             header = next(reader, None)
         except (csv.Error, UnicodeDecodeError) as exc:
@@ -146,8 +180,7 @@ def replay_events(sorter, events_csv, *, on_error="fail", write=None) -> ReplayR
                 err = InputError(f"bad CSV: {exc}", path=path, line=reader.line_num)
                 if on_error == "fail":
                     raise err from None
-                result.skipped.append((reader.line_num, str(err)))
-                log.warning("skipped %s", err)
+                result._skip(reader.line_num, str(err))
                 continue
             line = start
             if not raw or all(not c.strip() for c in raw):
@@ -192,6 +225,5 @@ def replay_events(sorter, events_csv, *, on_error="fail", write=None) -> ReplayR
                     exc = InputError(str(exc), path=path, line=line)
                 if on_error == "fail":
                     raise exc from None
-                result.skipped.append((line, str(exc)))
-                log.warning("skipped %s", exc)
+                result._skip(line, str(exc))
     return result

@@ -45,7 +45,8 @@ from typing import Mapping, Sequence
 
 from sorter.errors import InputError
 
-__all__ = ["capacity_sweep", "SweepResult", "parse_key", "set_key", "parse_values",
+__all__ = ["capacity_sweep", "SweepResult", "check_grid_size", "MAX_POINTS", "MAX_RUNS",
+           "parse_key", "set_key", "parse_values",
            "t_quantile", "mean_ci", "kpi_row", "request_stop", "KPI_COLUMNS", "SUMMARY_KPIS"]
 
 #: Scalar KPIs of :func:`sorter.sim.compute_kpis` kept in every sweep row (others are added
@@ -814,6 +815,52 @@ def _check_vary(vary, doc, path):
 
 _MAX_SEED = 2**63 - 1         # seeds are an int64 column of sweep.parquet
 
+# Grid limits, checked from the --vary list lengths before any point is built: every point is
+# validated (and held) up front (~1 ms and ~25 kB each) and every run keeps a row of KPIs, so
+# a typo such as ``--vary a=1000:20000:1 --vary b=1:3:0.001`` (38 million points) would spin
+# for hours with no output and then run out of memory. Real sweeps are tens to hundreds of
+# points x a few seeds; these bounds are ~100x that and still finish validating in seconds.
+MAX_POINTS = 10_000
+MAX_RUNS = 200_000           # points x seeds
+
+
+def check_grid_size(sizes, n_seeds) -> None:
+    """Refuse a grid of more than :data:`MAX_POINTS` points or :data:`MAX_RUNS` runs.
+
+    Parameters
+    ----------
+    sizes : dict
+        Varied key -> its number of values (the points are their product).
+    n_seeds : int
+        Replications per point.
+
+    Raises
+    ------
+    ValueError
+        :class:`~sorter.errors.InputError` naming the counts and the limit.
+    """
+    points = math.prod(sizes.values())
+    what = " x ".join(f"{n:,} ({k})" for k, n in sizes.items())
+    field = next(iter(sizes), "vary")
+    if points > MAX_POINTS:
+        raise InputError(f"the grid has {what} = {points:,} points", field=field,
+                         expected=f"at most {MAX_POINTS:,} points (the product of the --vary "
+                                  "lists; a typo in a START:STOP:STEP range? split a bigger "
+                                  "study into several sweeps)")
+    if points * n_seeds > MAX_RUNS:
+        raise InputError(f"{points:,} points x {n_seeds:,} seeds = {points * n_seeds:,} runs",
+                         field="seeds", expected=f"at most {MAX_RUNS:,} runs (points x seeds) "
+                                                 "per sweep; fewer seeds or several sweeps")
+
+
+def _n_seeds(seeds) -> int:
+    """The number of replications ``seeds`` asks for (1 for a value :func:`_seed_list` refuses)."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        return max(1, seeds)
+    if isinstance(seeds, Sequence) and not isinstance(seeds, (str, bytes)):
+        return max(1, len(seeds))
+    return 1
+
 
 def _seed_list(seeds, base):
     if isinstance(seeds, bool):
@@ -1045,6 +1092,7 @@ def capacity_sweep(scenario, vary, *, seeds=5, overrides=None, base_dir=None, cl
                              f"{fixed[norm]})", field=key,
                              expected="a key either varied (--vary) or fixed (--set), not both")
     check_backend(client, n_workers)
+    check_grid_size({k: len(v) for k, v in vary.items()}, _n_seeds(seeds))
     base_sc = None
     try:                                   # a bad fixed override fails here, once
         base_sc = _point_scenario(doc, {}, path, base, overrides=overrides)
@@ -1078,12 +1126,23 @@ def capacity_sweep(scenario, vary, *, seeds=5, overrides=None, base_dir=None, cl
                       path=None if path is None else str(path), overrides=overrides)
 
 
+def max_workers() -> int:
+    """Local worker processes a sweep may start: 4 per core, at least 32. Each holds its own
+    interpreter, NumPy and simulation (~100-200 MB): ``--workers 1000`` (a typo for 10) on a
+    2-core machine started 200 processes, enough heavier runs to exhaust memory."""
+    return max(32, 4 * (os.cpu_count() or 1))
+
+
 def check_backend(client, n_workers) -> None:
     """A sweep's backend arguments: a Dask client (or None) and local worker processes."""
     if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int)
                                   or n_workers < 1):
         raise InputError(f"bad n_workers {n_workers!r}", field="n_workers",
                          expected="an integer >= 1")
+    if n_workers is not None and client is None and n_workers > max_workers():
+        raise InputError(f"{n_workers:,} worker processes", field="n_workers",
+                         expected=f"at most {max_workers()} (4 per core, at least 32: more "
+                                  "processes than cores only add memory)")
     if client is not None and not (hasattr(client, "map") and hasattr(client, "gather")):
         raise InputError(f"bad client {type(client).__name__}", field="client",
                          expected="a dask.distributed.Client (or None for local processes)")

@@ -59,7 +59,7 @@ def run(args) -> int:
             res = replay_events(sorter, args.events, on_error=args.on_error,
                                 write=lambda p, c, r: w.writerow((p, c, r)))
     print(f"{res.decisions} decisions, {res.events} events applied"
-          + (f", {len(res.skipped)} rows skipped" if res.skipped else ""))
+          + (f", {res.n_skipped} rows skipped" if res.n_skipped else ""))
     width = max(len(r) for r in res.by_reason)
     for reason, n in res.by_reason.items():
         pct = 100.0 * n / res.decisions if res.decisions else 0.0

@@ -56,6 +56,7 @@ example:
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import sys
@@ -199,6 +200,19 @@ def _looks_like_scen(path):
     first = next((ln for ln in text.splitlines() if ln.strip()), "")
     return (first.split()[:1] == ["version"] or len(first.split("\t")) == 9
             or len(first.split()) == 9)
+
+
+def _no_table_memory(floor, robots, rotation):
+    """The InputError for a planner whose distance-table pool could not be mapped: it reserves
+    (virtual memory, touched as tables are written) about two rows per robot of one entry per
+    free cell, which the system refuses past its memory (or a ``ulimit -v``)."""
+    from sorter.errors import InputError
+    nf = len(floor.free_cells) * (4 if rotation else 1)
+    need = 2 * (robots + 64) * nf * (2 if nf < 65535 else 4)
+    return InputError(f"{robots:,} robots on {len(floor.free_cells):,} free cells: the distance "
+                      f"tables' reserve (~{need / 2**30:,.1f} GiB of address space, two tables "
+                      "a robot) could not be mapped", field="robots",
+                      expected="fewer robots or a smaller floor (or a higher `ulimit -v`)")
 
 
 def _check_memory(steps, robots, *, record, rotation):
@@ -643,13 +657,19 @@ def run(args) -> int:
         # starts drawn in the part of the floor the errands lie in (make_run): room for all?
         _errand_part(floor, errands, n, np.zeros(floor.n_cells, bool))
     jit_s = warm_up()       # Numba compiles here, not in the first timed step
-    planner, stream = make_run(floor, n, starts, seed=args.seed, tasks=kind,
-                               errands=errands if kind in ("auto", "errands") else None,
-                               dwell_chute=dc, dwell_induct=di, guidance=args.guidance,
-                               induct_choice=args.induct_choice or "balanced", mix=args.mix or "zipf",
-                               n_destinations=args.destinations, rotation=args.rotation,
-                               floor_sim=sim, detour_horizon=args.detour_horizon,
-                               max_table_mb=args.table_mb, rescue_after=args.rescue_after)
+    try:
+        planner, stream = make_run(floor, n, starts, seed=args.seed, tasks=kind,
+                                   errands=errands if kind in ("auto", "errands") else None,
+                                   dwell_chute=dc, dwell_induct=di, guidance=args.guidance,
+                                   induct_choice=args.induct_choice or "balanced",
+                                   mix=args.mix or "zipf",
+                                   n_destinations=args.destinations, rotation=args.rotation,
+                                   floor_sim=sim, detour_horizon=args.detour_horizon,
+                                   max_table_mb=args.table_mb, rescue_after=args.rescue_after)
+    except (MemoryError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno != errno.ENOMEM:
+            raise
+        raise _no_table_memory(floor, n, args.rotation) from None
     if (strategy != "roundrobin" or offsets is not None) and type(stream).__name__ == "ErrandTasks":
         from sorter.agv.tasks import ErrandTasks
         stream = ErrandTasks(errands, n, strategy=strategy, offsets=offsets, width=floor.width,

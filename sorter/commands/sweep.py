@@ -135,6 +135,12 @@ def run(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise InputError(f"bad --workers {args.workers}", field="--workers",
                          expected="an integer >= 1")
+    from sorter.sweep import max_workers
+    if args.workers is not None and args.workers > max_workers():
+        # (before a --dask local cluster of that many processes is started, too)
+        raise InputError(f"--workers {args.workers:,}", field="--workers",
+                         expected=f"at most {max_workers()} on this machine (4 per core, at "
+                                  "least 32: more processes than cores only add memory)")
 
     if args.out is not None:           # a bad --out fails now, not after the whole sweep
         from sorter.report import SWEEP_FILES, prepare_out_dir

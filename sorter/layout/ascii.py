@@ -32,7 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 from sorter.errors import InputError
-from sorter.layout._common import check_floor_reachable, check_text, fail, read_text
+from sorter.layout._common import (check_floor_reachable, check_floor_size, check_text, fail,
+                                    read_text)
 from sorter.layout._grid import DC, DR, char_codes, group_by_block
 from sorter.layout.floor import DROP, INDUCT, OBSTACLE, TRAVEL, Floor, Station
 
@@ -133,6 +134,7 @@ def parse_ascii(text: str, name: str = "ascii", path=None) -> Floor:
     width = len(rows[0])
     if width == 0:
         fail("empty row", path=where, line=first_line, column=1, expected="at least one cell")
+    check_floor_size(len(rows), width, path=where, line=first_line, field="height")
     stray = set("".join(rows)) - set(ASCII_CHARS)
     if stray:
         # named before the row lengths: a stray character (often an invisible one, such as a

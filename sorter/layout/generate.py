@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from sorter.errors import InputError
+from sorter.layout._common import MAX_FLOOR_CELLS
 from sorter.layout.floor import DROP, INDUCT, OBSTACLE, TRAVEL, Floor, Station
 
 __all__ = ["sortation_floor", "lattice_capacity"]
@@ -85,13 +86,14 @@ def _check_seed(seed):
     return np.random.default_rng(int(seed))
 
 
-MAX_CELLS = 2 ** 31 - 1        # cell ids are int32
+MAX_CELLS = MAX_FLOOR_CELLS     # what the loaders take too (cell ids are int32 besides)
 
 
 def _check_size(rows, cols):
     if rows * cols > MAX_CELLS:
         raise InputError(f"rows x cols = {rows} x {cols} = {rows * cols:,} cells", field="rows",
-                         expected=f"at most {MAX_CELLS:,} cells (cell ids are int32)")
+                         expected=f"at most {MAX_CELLS:,} cells, e.g. 2000 x 2000 (about 450 "
+                                  "bytes of memory per cell)")
 
 
 def _lattice(rows, cols, margin, block, gap, sides):

@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from sorter.layout._common import (
-    check_floor_reachable, check_text, fail, grid_rows, parse_grid, read_text, split_lines,
+    check_floor_reachable, check_floor_size, check_text, fail, grid_rows, parse_grid, read_text,
+    split_lines,
 )
 from sorter.layout.floor import DROP, INDUCT, OBSTACLE, TRAVEL, Floor, Station
 from sorter.layout.movingai import role_floor
@@ -83,6 +84,7 @@ def parse_rhcr_grid(text: str, *, name: str = "grid", path=None) -> Floor:
     if len(parts) != 2 or X < 1 or Y < 1:
         fail(f"grid size {lines[1]!r}", path=where, line=2, field="grid size",
              expected="'X,Y' with two positive integers")
+    check_floor_size(Y, X, path=where, line=2, field="grid size")
     if [h.strip() for h in lines[2].split(",")] != _FIELDS:
         fail(f"column header {lines[2]!r}", path=where, line=3, expected=repr(_HEADER))
     n = X * Y
@@ -263,6 +265,7 @@ def parse_kiva_map(text: str, *, name: str = "kiva", path=None) -> Floor:
     if len(parts) != 2 or rows < 1 or cols < 1:
         fail(f"size {lines[0]!r}", path=where, line=1, field="rows,cols",
              expected="'rows,cols' with two positive integers")
+    check_floor_size(rows, cols, path=where, line=1, field="rows,cols")
     counts = []
     for i, fld in ((1, "endpoints"), (2, "homes"), (3, "horizon")):
         try:

@@ -72,6 +72,17 @@ __all__ = ["Distribution", "Wave", "DestinationMix", "ScanRates", "Containers", 
            "default_scenario_path", "DISTRIBUTIONS", "ARRIVALS", "MIXES", "SEED_MAX"]
 
 MAX_OFFERED = 20_000_000     # parcels offered per run: each costs ~300 B while simulated
+# Intervals x chutes, summed over the loops: the simulator keeps two int64 arrays of that
+# shape per loop and the KPIs read them (~24 bytes a cell in all). A week at 1-minute
+# intervals on a 1,000-chute loop is 10 M; a 90,000-chute loop over the same week (a typo'd
+# n_chutes) asked 6.8 GiB at once and died with a MemoryError traceback.
+MAX_INTERVAL_CELLS = 50_000_000
+# Loops of a hub and chutes on all of them: a hub has a handful of loops of hundreds of
+# chutes; building a loop costs ~20 us and ~1 kB a chute, so 100 loops of 90,000 chutes spun
+# for minutes (2 GB at 60 s) before any check. One loop alone may have 300,000 (100,000 each
+# of destination, overflow and reject chutes).
+MAX_LOOPS = 100
+MAX_HUB_CHUTES = 300_000
 #: The largest seed a scenario (or ``sorter run --seed``) takes: seeds are int64 in the outputs.
 SEED_MAX = 2**63 - 1
 DISTRIBUTIONS = ("const", "uniform", "exponential", "normal", "lognormal", "triangular")
@@ -362,6 +373,16 @@ class Scenario:
                 if lname not in names:
                     raise InputError(f"unknown loop {lname!r}", path=path, field=f + ".plan",
                                      expected="a loop name: " + ", ".join(names))
+        n_int = max(1, math.ceil(self.shift_hours * 60.0 / self.interval_minutes - 1e-9))
+        n_cells = n_int * sum(len(lp.layout.chutes) for lp in self.loops)
+        if n_cells > MAX_INTERVAL_CELLS:
+            raise InputError(f"{n_int:,} intervals x "
+                             f"{sum(len(lp.layout.chutes) for lp in self.loops):,} chutes = "
+                             f"{n_cells:,} chute-intervals", path=path,
+                             field="scenario.interval_minutes",
+                             expected=f"at most {MAX_INTERVAL_CELLS:,} (shift_hours x 60 / "
+                                      "interval_minutes x chutes on all loops; ~24 bytes each): "
+                                      "longer intervals, a shorter shift or fewer chutes")
         offered = self.offered_per_hour * self.shift_hours
         if offered > MAX_OFFERED:
             raise InputError(f"the waves offer {offered:,.0f} parcels over the "
@@ -749,7 +770,11 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
         raw_loops = [raw_loops]
     if not isinstance(raw_loops, list) or not raw_loops:
         raise InputError("bad [loop]", path=path, field="loop", expected="a [loop] table")
+    if len(raw_loops) > MAX_LOOPS:
+        raise InputError(f"{len(raw_loops):,} [[loop]] tables", path=path, field="loop",
+                         expected=f"at most {MAX_LOOPS} loops in one hub")
     loops = []
+    n_chutes = 0
     for i, raw in enumerate(raw_loops):
         default_name = "loop" if len(raw_loops) == 1 else f"loop-{i + 1}"
         for key, form in (("chutes", "a chute TOML"), ("plan", "a plan CSV")):
@@ -762,6 +787,12 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
                                                                f"to the scenario ({base})"
                                                                + _slash_hint(rel))
         layout = LoopSorter.from_dict(raw, path=path, base_dir=base, name=default_name)
+        n_chutes += len(layout.chutes)
+        if n_chutes > MAX_HUB_CHUTES:
+            raise InputError(f"{n_chutes:,} chutes on the first {i + 1} loops", path=path,
+                             field=("loop" + (f".{i}" if len(raw_loops) > 1 else "")
+                                    + (".n_chutes" if "n_chutes" in raw else ".chutes")),
+                             expected=f"at most {MAX_HUB_CHUTES:,} chutes on all loops together")
         plan = _loop_plan(raw, layout, path=path, base=base)
         loops.append(LoopSpec(layout, plan))
     names = [lp.name for lp in loops]
