@@ -25,7 +25,16 @@ COMMANDS = {
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the examples' line breaks; each option's help states its own default."""
+    """Keeps the examples' line breaks; an option's help that does not state its default
+    gets it appended (``(default: 1000)``), unless it is off / unset by default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        d = action.default
+        if ("default" in text or d is None or d is False or d is argparse.SUPPRESS
+                or not action.option_strings or (isinstance(d, (list, tuple)) and not d)):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +72,11 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except MemoryError:                # an input bigger than this machine holds: one line
+        print(f"sorter {args.command}: error: out of memory (an input bigger than this machine "
+              "holds? `sorter COMMAND --help` gives the limits; smaller floors, fleets, shifts "
+              "or sweeps run)", file=sys.stderr)
+        return 2
     except BrokenPipeError:            # `sorter run | head`: the reader left; exit quietly
         import os
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -65,3 +65,29 @@ def test_numbers_past_ints_limit_name_their_file_line_or_flag(tmp_path):
     assert e.value.line == 2
     with pytest.raises(InputError, match="4,300 digits"):
         parse_values(big)
+
+
+def test_help_states_every_default_once(capsys):
+    from sorter.cli import main
+    with pytest.raises(SystemExit):
+        main(["loadgen", "--help"])
+    out = " ".join(capsys.readouterr().out.split())      # (argparse wraps lines)
+    assert "(default: 7070)" in out and "(default: 1111.0)" in out
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: [])" not in out and "(default: 5)" in out
+    # an option whose help already says its default gets no second one
+    assert "the LocalCluster's workers (default" not in out
+
+
+def test_out_of_memory_is_one_line_not_a_traceback(monkeypatch, capsys):
+    import sorter.commands.run as run_cmd
+    from sorter.cli import main
+
+    def boom(args):
+        raise MemoryError()
+    monkeypatch.setattr(run_cmd, "run", boom)
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sorter run: error: out of memory") and "Traceback" not in err
