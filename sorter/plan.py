@@ -637,18 +637,22 @@ def load_plan_routes(path, chutes: ChuteTable | None = None) -> dict:
     return parse_plan_csv(text, chutes, path=path)
 
 
+def first_data_row(reader):
+    """The next row of a ``csv.reader`` that is neither blank nor a ``#`` comment (the
+    header of a plan or volumes CSV, which may follow comment lines), or None at the end."""
+    row = next(reader, None)
+    while row is not None and (not any(c.strip() for c in row) or row[0].lstrip().startswith("#")):
+        row = next(reader, None)
+    return row
+
+
 def parse_plan_csv(text, chutes=None, *, path=None):
     """Parse plan CSV text; see :func:`load_plan_routes`."""
     if "\x00" in text:
         raise InputError("contains NUL bytes", path=path, expected="a text CSV file")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        header = next(reader, None)
-        # '#' lines are comments everywhere in the file, before the header too (blank lines
-        # as well)
-        while header is not None and (not any(c.strip() for c in header)
-                                      or header[0].lstrip().startswith("#")):
-            header = next(reader, None)
+        header = first_data_row(reader)
     except csv.Error as exc:
         raise InputError(f"bad CSV: {exc}", path=path, line=reader.line_num or 1) from None
     if header is None:

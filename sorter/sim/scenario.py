@@ -65,7 +65,8 @@ import numpy as np
 from sorter.errors import InputError
 from sorter.errors import check_number as _num
 from sorter.layout.loop import LoopSorter, generate_loop_plan
-from sorter.plan import ChuteTable, SortPlan, load_chutes, load_plan_routes, read_input_bytes
+from sorter.plan import (ChuteTable, SortPlan, first_data_row, load_chutes, load_plan_routes,
+                         read_input_bytes)
 
 __all__ = ["Distribution", "Wave", "DestinationMix", "ScanRates", "Containers", "Blockage",
            "Blockages", "LoopSpec", "Scenario", "load_scenario", "parse_scenario",
@@ -1046,11 +1047,7 @@ def _load_volumes(p: Path) -> dict:
                          expected="a CSV file with header destination,volume") from None
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        header = next(reader, None)
-        # comment lines (as in a plan CSV) and blank lines before the header are skipped
-        while header is not None and (not any(h.strip() for h in header)
-                                      or header[0].lstrip().startswith("#")):
-            header = next(reader, None)
+        header = first_data_row(reader)     # comment and blank lines skipped, as in a plan
         if header is None or [h.strip() for h in header[:2]] != ["destination", "volume"]:
             what = ("no header (the file is empty or all comments)" if header is None
                     else f"bad header {header!r}")
