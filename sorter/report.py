@@ -304,6 +304,10 @@ def _shift_axis(ax, scenario):
                       else "hours into the shift (a tick a week)")
     else:
         ax.set_xlabel("hours into the shift")
+    start = getattr(scenario, "shift_start_h", None)
+    if start is not None:                # the clock time a planner reads the shift by
+        m = int(round(start * 60)) % (24 * 60)
+        ax.set_xlabel(ax.get_xlabel() + f"; 0 = {m // 60:02d}:{m % 60:02d}")
 
 
 #: The throughput and recirculation plots pool intervals beyond this many (a week of 1-minute

@@ -91,3 +91,26 @@ def test_out_of_memory_is_one_line_not_a_traceback(monkeypatch, capsys):
     assert main(["run"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sorter run: error: out of memory") and "Traceback" not in err
+
+
+def test_plots_say_the_clock_time_of_the_shift_start(tmp_path, monkeypatch):
+    # a planner reads a shift by the clock: "0 = 14:00" beside "hours into the shift"
+    import dataclasses
+    from plot_capture import capture
+    from sorter.report import write_outputs
+    from sorter.resources import seed_path
+    from sorter.sim import load_scenario, simulate
+    from sorter.sim.kpis import compute_kpis
+    sc = load_scenario(seed_path("scenarios/default.toml"))
+    assert sc.shift_start_h == 14.0
+    sc = dataclasses.replace(sc, shift_hours=1.0, waves=sc.waves[:1])
+    figs = capture(monkeypatch)
+    res = simulate(sc)
+    write_outputs(res, compute_kpis(res), tmp_path)
+    assert figs["throughput.png"].axes[0].get_xlabel().endswith("; 0 = 14:00")
+    monkeypatch.undo()                  # (capture keeps figures open)
+    import matplotlib.pyplot as plt
+    plt.close("all")
+    with pytest.raises(InputError) as e:
+        dataclasses.replace(sc, shift_start_h=24.0)
+    assert e.value.field == "shift_start_h"

@@ -315,6 +315,9 @@ class Scenario:
     blockages: Blockages = field(default_factory=Blockages)
     max_recirculation: int | None = None
     path: str | None = None
+    #: Clock time of the shift's start in hours (``shift_start = "14:00"`` -> 14.0), or None:
+    #: the plots label their time axes with it.
+    shift_start_h: float | None = None
 
     def __post_init__(self):
         self.validate()
@@ -424,6 +427,10 @@ class Scenario:
                     raise InputError(f"the {key} of loop #{i + 1} is a "
                                      f"{type(getattr(lp, key)).__name__}", path=path,
                                      field=f"loop[{i}].{key}", expected=f"a {cls.__name__}")
+        if self.shift_start_h is not None:
+            self.shift_start_h = _num(self.shift_start_h, field="shift_start_h", path=path,
+                                      lo=0.0, hi=24.0 - 1e-9,
+                                      expected="a clock time in hours, 0 <= h < 24")
         (self.name, self.seed, self.shift_hours, self.interval_minutes,
          self.max_recirculation) = _check_head(self.name, self.seed, self.shift_hours,
                                                self.interval_minutes, self.max_recirculation,
@@ -1004,7 +1011,7 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
     return Scenario(loops=loops, waves=waves, shift_hours=shift_hours, name=name, seed=seed,
                     interval_minutes=interval, destinations=dmix, scan=scan, containers=containers,
                     blockages=blockages, max_recirculation=max_rec,
-                    path=None if path is None else str(path))
+                    path=None if path is None else str(path), shift_start_h=start_h)
 
 
 def _loop_plan(raw, layout, *, path, base) -> SortPlan:
