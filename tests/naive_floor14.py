@@ -174,6 +174,15 @@ def naive_floor(floor, rec):
     induct_of = {c: k for k, s in enumerate(induct_cells) for c in s}
     queue_of = {int(c): k for k, s in enumerate(floor.inducts) for c in s.queue}
 
+    def arrive(i, t, fin):
+        """Robot i on a cell of its goal at step t: done now, or after the cell's dwell."""
+        c = cells[pos[t, i]]
+        k = rec.dwell_chute if c == 3 else (rec.dwell_induct if c == 2 else 0)
+        if k <= 0:
+            fin[i] = done[i] = True
+        else:
+            dwell[i] = k
+
     def goal_of(g):
         """('chute', s) / ('induct', s) / ('cell', g) and the cells that complete it."""
         g = int(g)
@@ -247,20 +256,10 @@ def naive_floor(floor, rec):
             elif not done[i]:
                 _, gc = goal_of(g[i])
                 if int(pos[t, i]) in gc:
-                    c = cells[pos[t, i]]
-                    k = rec.dwell_chute if c == 3 else (rec.dwell_induct if c == 2 else 0)
-                    if k <= 0:
-                        fin[i] = done[i] = True
-                    else:
-                        dwell[i] = k
+                    arrive(i, t, fin)
         i = rec.plan_end[t - 1]
         if i is not None and not h[i]:      # the rescued robot arrives at its plan's end
-            c = cells[pos[t, i]]
-            k = rec.dwell_chute if c == 3 else (rec.dwell_induct if c == 2 else 0)
-            if k <= 0:
-                fin[i] = done[i] = True
-            else:
-                dwell[i] = k
+            arrive(i, t, fin)
         if not np.array_equal(fin, rec.finished[t - 1]):
             finish_mismatch += 1
             if finish_mismatch <= 3:

@@ -372,22 +372,26 @@ def test_every_shipped_scenario_is_far_under_the_run_limits():
 
 # -- sorter mapf: the distance-table reserve ----------------------------------------------
 
+
+def _make_run_fails(monkeypatch, code, text):
+    """`make_run` raises OSError(code) for the run (warm_up's own 6-robot run goes through)."""
+    from sorter.agv import lifelong
+    real = lifelong.make_run
+
+    def refuse(floor, n_robots, *a, **k):
+        if n_robots == 6:
+            return real(floor, n_robots, *a, **k)
+        raise OSError(code, text)
+    monkeypatch.setattr(lifelong, "make_run", refuse)
+
 def test_mapf_turns_an_unmappable_table_reserve_into_an_input_error(monkeypatch, capsys):
     """The planner's table pool is reserved address space (two rows a robot); the system
     refuses it for 10^5 robots on a big floor ("Cannot allocate memory", no field): the CLI
     names --robots. Here the refusal is simulated (no big map is made)."""
     import errno
 
-    from sorter.agv import lifelong
     from sorter.cli import main
-
-    real = lifelong.make_run
-
-    def refuse(floor, n_robots, *a, **k):      # warm_up's own 6-robot run goes through
-        if n_robots == 6:
-            return real(floor, n_robots, *a, **k)
-        raise OSError(errno.ENOMEM, "Cannot allocate memory")
-    monkeypatch.setattr(lifelong, "make_run", refuse)
+    _make_run_fails(monkeypatch, errno.ENOMEM, "Cannot allocate memory")
     rc = main(["mapf", str(seed_path("floors/small_12x20.txt")), "--robots", "50",
                "--steps", "5"])
     err = capsys.readouterr().err
@@ -398,16 +402,8 @@ def test_mapf_turns_an_unmappable_table_reserve_into_an_input_error(monkeypatch,
 def test_mapf_other_os_errors_are_not_reported_as_memory(monkeypatch, capsys):
     import errno
 
-    from sorter.agv import lifelong
     from sorter.cli import main
-
-    real = lifelong.make_run
-
-    def refuse(floor, n_robots, *a, **k):      # warm_up's own 6-robot run goes through
-        if n_robots == 6:
-            return real(floor, n_robots, *a, **k)
-        raise OSError(errno.EACCES, "Permission denied")
-    monkeypatch.setattr(lifelong, "make_run", refuse)
+    _make_run_fails(monkeypatch, errno.EACCES, "Permission denied")
     rc = main(["mapf", str(seed_path("floors/small_12x20.txt")), "--robots", "5", "--steps", "5"])
     err = capsys.readouterr().err
     assert rc != 0 and "address space" not in err
