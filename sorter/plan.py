@@ -418,6 +418,9 @@ def load_chutes(path) -> tuple[ChuteTable, PlanSettings]:
     text = _read_text(path)
     try:
         doc = tomllib.loads(text)
+    except RecursionError:      # 'x = [[[[...' thousands deep: tomllib recurses per level
+        raise InputError("not valid TOML: arrays or tables nested too deeply", path=path,
+                         expected="TOML with [plan], [reject] and [[chute]] tables") from None
     except ValueError as exc:   # TOMLDecodeError, or int()'s limit: a number of 4,301+ digits
         m = re.search(r"line (\d+)", str(exc))
         raise InputError(f"not valid TOML: {exc}", path=path,

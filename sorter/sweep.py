@@ -258,6 +258,9 @@ def _split_top(text: str) -> list:
 def _one_value(tok: str):
     try:
         return tomllib.loads(f"v = {tok}")["v"]
+    except RecursionError:              # '[[[[...' thousands deep
+        raise InputError(f"a value nested too deeply ({len(tok)} characters)", field="--vary",
+                         expected="a number, a word, a string or a flat TOML list") from None
     except tomllib.TOMLDecodeError:
         return tok                      # a bare word: a string (mix=zipf,uniform)
     except ValueError:                  # a number past int()'s limit (4,301+ digits)
@@ -768,14 +771,17 @@ def _load_doc(scenario, base_dir):
                                                       else Path("."))
     if isinstance(scenario, (str, os.PathLike)):
         path = Path(scenario)
+        from sorter.plan import read_input_bytes
         try:
-            text = path.read_bytes().decode("utf-8-sig")
-        except FileNotFoundError:
-            raise InputError("file not found", path=path, expected="a scenario TOML file") from None
+            # (not path.read_bytes(): a FIFO blocked forever, /dev/zero read until memory ran out)
+            text = read_input_bytes(path, expected="a scenario TOML file").decode("utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"cannot read: {exc}", path=path, expected="a UTF-8 TOML file") from None
         try:
             doc = tomllib.loads(text)
+        except RecursionError:  # 'x = [[[[...' thousands deep: tomllib recurses per level
+            raise InputError("not valid TOML: arrays or tables nested too deeply", path=path,
+                             expected="a scenario TOML") from None
         except ValueError as exc:   # TOMLDecodeError, or int()'s limit (4,301+ digits)
             from sorter.plan import _toml_number_line
             m = re.search(r"line (\d+)", str(exc))

@@ -7,7 +7,7 @@ from sorter.errors import InputError
 
 __all__ = ["read_text", "fail", "check_floor_reachable", "parse_grid", "parse_int_lines",
            "parse_map_header", "split_lines", "grid_rows", "check_text", "MAX_FLOOR_CELLS",
-           "check_floor_size"]
+           "check_floor_size", "plain_int"]
 
 
 def read_text(path) -> str:
@@ -173,6 +173,20 @@ def parse_int_lines(lines, *, first_line, path, field, lo=None, hi=None, expecte
     return vals
 
 
+def plain_int(s) -> int:
+    """``int(s)`` for a file's number as written: optional blanks and sign, then ASCII digits.
+
+    ``int()`` alone also reads ``"1_2"`` as 12 and other scripts' digits (``"\u0661"``,
+    Arabic-Indic 1, or a full-width ``"\uff11"``) as 1: no map file writes those, so a header
+    that has them is a typo or a mangled file, refused as :func:`parse_int_lines` refuses them.
+    Raises ``ValueError`` (as ``int()``) for anything else.
+    """
+    t = s.strip()
+    if not t.isascii() or "_" in t:
+        raise ValueError(s)
+    return int(t)
+
+
 def parse_map_header(lines, *, path):
     """Parse the MovingAI header: ``type NAME``, ``height H``, ``width W``, ``map``.
 
@@ -192,7 +206,7 @@ def parse_map_header(lines, *, path):
             fail(f"header line {lines[i]!r}", path=path, line=i + 1, field=key, expected=form)
         if key in ("height", "width"):
             try:
-                v = int(parts[1])
+                v = plain_int(parts[1])
             except ValueError:
                 v = 0
             if v < 1:

@@ -33,7 +33,7 @@ import numpy as np
 
 from sorter.errors import InputError
 from sorter.layout._common import (check_floor_reachable, check_floor_size, check_text, fail,
-                                    read_text)
+                                    plain_int, read_text)
 from sorter.layout._grid import DC, DR, char_codes, group_by_block
 from sorter.layout.floor import DROP, INDUCT, OBSTACLE, TRAVEL, Floor, Station
 
@@ -64,7 +64,7 @@ def _split_header(lines, path, offset):
             pass
         elif key in ("height", "width") and len(parts) == 2:
             try:
-                v = int(parts[1])
+                v = plain_int(parts[1])
             except ValueError:
                 v = -1
             if v < 1:

@@ -356,6 +356,9 @@ def load_lorr_problem(path) -> LorrProblem:
     text = read_text(p)
     try:
         doc = json.loads(text)
+    except RecursionError:      # '[[[[...' thousands deep: the parser recurses per level
+        fail("not valid JSON: arrays or objects nested too deeply", path=p,
+             expected="a JSON object of keys and plain values")
     except json.JSONDecodeError as e:
         fail(f"not valid JSON: {e.msg}", path=p, line=e.lineno, column=e.colno,
              expected="a JSON object")
@@ -402,10 +405,12 @@ def load_lorr_problem(path) -> LorrProblem:
         fail(f"teamSize {team}", path=p, line=line_of("teamSize"), field="teamSize",
              expected="a positive number of robots")
     reveal = doc.get("numTasksReveal", 1)
-    if isinstance(reveal, bool) or not isinstance(reveal, (int, float)) or not reveal > 0 \
-            or reveal == float("inf"):
+    # (below the task scheduler's own bound, 1e6: 1e18 passed here and was refused later
+    # without the file's name)
+    if isinstance(reveal, bool) or not isinstance(reveal, (int, float)) or not 0 < reveal < 1e6:
         fail(f"numTasksReveal {reveal!r}", path=p, line=line_of("numTasksReveal"),
-             field="numTasksReveal", expected="a positive number (a count, or the 2024 multiplier)")
+             field="numTasksReveal", expected="a positive number below 1,000,000 (a count, or "
+                                              "the 2024 multiplier)")
     if isinstance(reveal, float) and reveal.is_integer():
         reveal = int(reveal)
     # 2024 problems name no strategy (the entrant schedules): our "nearest" scheduler then,

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from sorter.layout._common import (
-    check_floor_reachable, check_text, fail, grid_rows, parse_grid, parse_map_header, read_text,
-    split_lines,
+    check_floor_reachable, check_text, fail, grid_rows, parse_grid, parse_map_header, plain_int,
+    read_text, split_lines,
 )
 from sorter.layout._grid import char_codes, group_by_block
 from sorter.layout.floor import DROP, INDUCT, OBSTACLE, Floor, Station
@@ -208,7 +208,7 @@ def load_scen(path, floor: Floor | None = None) -> Scenario:
         vals = []
         for k in (0, 2, 3, 4, 5, 6, 7):
             try:
-                v = int(parts[k])
+                v = plain_int(parts[k])
             except ValueError:
                 fail(f"{parts[k]!r} is not an integer", path=p, line=i + 1, field=names[k],
                      expected="an integer")
@@ -217,10 +217,14 @@ def load_scen(path, floor: Floor | None = None) -> Scenario:
                      expected="an integer below 2**31")
             vals.append(v)
         try:
+            if not parts[8].isascii() or "_" in parts[8]:   # float() reads "1_0", "\u0663"
+                raise ValueError(parts[8])
             opt = float(parts[8])
+            if not (opt >= 0 and opt != float("inf")):      # nan, inf, negative lengths
+                raise ValueError(parts[8])
         except ValueError:
-            fail(f"{parts[8]!r} is not a number", path=p, line=i + 1, field="optimal_length",
-                 expected="a number")
+            fail(f"{parts[8]!r} is not a length", path=p, line=i + 1, field="optimal_length",
+                 expected="a number >= 0")
         recs.append((vals, parts[1], opt))
     if not recs:
         fail("no agents", path=p, line=len(lines) or 1, expected="at least one agent line")

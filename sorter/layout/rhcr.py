@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from sorter.layout._common import (
-    check_floor_reachable, check_floor_size, check_text, fail, grid_rows, parse_grid, read_text,
-    split_lines,
+    check_floor_reachable, check_floor_size, check_text, fail, grid_rows, parse_grid, plain_int,
+    read_text, split_lines,
 )
 from sorter.layout.floor import DROP, INDUCT, OBSTACLE, TRAVEL, Floor, Station
 from sorter.layout.movingai import role_floor
@@ -59,6 +59,8 @@ def _parse_weight(s):
     s = s.strip()
     if s.lower() in ("inf", "infinity", "+inf"):
         return math.inf
+    if not s.isascii() or "_" in s:     # float() reads "1_0" and other scripts' digits
+        raise ValueError(s)
     v = float(s)
     if math.isnan(v) or v <= 0:
         raise ValueError(s)
@@ -78,7 +80,7 @@ def parse_rhcr_grid(text: str, *, name: str = "grid", path=None) -> Floor:
              expected="'Grid size (x, y)', 'X,Y', then the column header")
     parts = lines[1].split(",")
     try:
-        X, Y = (int(v) for v in parts)
+        X, Y = (plain_int(v) for v in parts)
     except ValueError:
         X = Y = 0
     if len(parts) != 2 or X < 1 or Y < 1:
@@ -107,7 +109,7 @@ def parse_rhcr_grid(text: str, *, name: str = "grid", path=None) -> Floor:
         ints = []
         for k in (0, 3, 4):
             try:
-                ints.append(int(f[k]))
+                ints.append(plain_int(f[k]))
             except ValueError:
                 fail(f"{f[k]!r} is not an integer", path=where, line=lineno, field=_FIELDS[k],
                      expected="an integer")
@@ -259,7 +261,7 @@ def parse_kiva_map(text: str, *, name: str = "kiva", path=None) -> Floor:
              expected="'rows,cols', endpoints, homes, horizon on lines 1-4")
     parts = lines[0].split(",")
     try:
-        rows, cols = (int(v) for v in parts)
+        rows, cols = (plain_int(v) for v in parts)
     except ValueError:
         rows = cols = 0
     if len(parts) != 2 or rows < 1 or cols < 1:
@@ -269,7 +271,7 @@ def parse_kiva_map(text: str, *, name: str = "kiva", path=None) -> Floor:
     counts = []
     for i, fld in ((1, "endpoints"), (2, "homes"), (3, "horizon")):
         try:
-            v = int(lines[i])
+            v = plain_int(lines[i])
         except ValueError:
             v = -1
         if v < 0:

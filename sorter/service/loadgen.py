@@ -48,19 +48,23 @@ def load_destinations(plan_csv) -> list:
     """
     from sorter.errors import InputError
 
-    from sorter.plan import read_input_bytes
+    from sorter.plan import first_data_row, read_input_bytes
 
     form = "a plan CSV with header destination,chutes"
     try:
         text = read_input_bytes(plan_csv, field="--plan", expected=form).decode("utf-8-sig")
-        rows = list(csv.reader(io.StringIO(text, newline="")))
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = first_data_row(reader)     # '#' comment and blank lines skipped, as the plan's
+        line = max(reader.line_num, 1)
+        rows = list(reader)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", path=plan_csv,
                          field="--plan", expected=form) from None
-    if not rows or [h.strip() for h in rows[0][:1]] != ["destination"]:
-        raise InputError(f"bad header {rows[0] if rows else ''!r}", path=plan_csv, line=1,
+    if header is None or [h.strip() for h in header[:1]] != ["destination"]:
+        raise InputError(f"bad header {header or ''!r}", path=plan_csv, line=line,
                          field="header", expected=form)
-    codes = [r[0].strip() for r in rows[1:] if r and r[0].strip()]
+    # (a '# ...' comment row was sent as a destination code)
+    codes = [r[0].strip() for r in rows if r and r[0].strip() and not r[0].lstrip().startswith("#")]
     codes = [c for c in codes if len(c) <= 64 and c.isascii() and c.isprintable() and "|" not in c]
     if not codes:
         raise InputError("no destination codes", path=plan_csv, field="destination", expected=form)

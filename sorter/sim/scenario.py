@@ -667,6 +667,9 @@ def load_scenario(path) -> Scenario:
         raise InputError("not UTF-8 text", path=path, expected="a UTF-8 TOML file") from None
     try:
         doc = tomllib.loads(text)
+    except RecursionError:      # 'x = [[[[...' thousands deep: tomllib recurses per level
+        raise InputError("not valid TOML: arrays or tables nested too deeply", path=path,
+                         expected="a scenario TOML ([scenario], [loop], [[wave]], ...)") from None
     except ValueError as exc:   # TOMLDecodeError, or int()'s limit: a number of 4,301+ digits
         from sorter.plan import _toml_number_line
         m = re.search(r"line (\d+)", str(exc))
@@ -1077,6 +1080,8 @@ def _load_volumes(p: Path) -> dict:
                              field="volume", expected="destination,volume with a plain number "
                                                       "(no thousands separator), e.g. X1,1000")
         try:
+            if not row[1].isascii() or "_" in row[1]:   # float() reads "1_0", "\u0663" (3)
+                raise ValueError(row[1])
             v = float(row[1])
         except ValueError:
             v = -1.0
