@@ -11,6 +11,7 @@ Rows are applied in file order.
 from __future__ import annotations
 
 import csv
+import math
 import logging
 import re
 from dataclasses import dataclass, field
@@ -83,10 +84,13 @@ def _parse_row(row, line, path, base):
     t = row["t"].strip()
     if t:
         try:
-            float(t)
+            # plain ASCII and finite: float() also reads "nan", "inf", "1_0" and other
+            # scripts' digits
+            if not t.isascii() or "_" in t or not math.isfinite(float(t)):
+                raise ValueError(t)
         except ValueError:
             raise InputError(f"bad time {t!r}", path=path, line=line, field="t",
-                             expected="a number of seconds") from None
+                             expected="a finite number of seconds") from None
     if ev == "scan":
         parcel = row["parcel"].strip()
         if not parcel:
