@@ -20,3 +20,36 @@ def test_event_time_must_be_a_finite_plain_number(tmp_path, capsys, t):
                "--events", str(tmp_path / "e.csv"), "--out", str(tmp_path / "d.csv")])
     err = capsys.readouterr().err
     assert rc == 2 and "e.csv:3:" in err and "field 't'" in err and "finite" in err
+
+
+def test_waves_listed_out_of_order_are_named_as_such(tmp_path):
+    # was "wave 'late' overlaps wave 'early'" though the two do not overlap in time
+    from sorter.errors import InputError
+    from sorter.sim import load_scenario
+    p = tmp_path / "s.toml"
+    body = """
+[scenario]
+shift_hours = 4
+[loop]
+n_chutes = 60
+n_inducts = 2
+[[wave]]
+name = "late"
+start_h = 2
+end_h = 3
+rate_per_hour = 3000
+[[wave]]
+name = "early"
+start_h = 0
+end_h = 1
+rate_per_hour = 3000
+"""
+    p.write_text(body, encoding="utf-8")
+    with pytest.raises(InputError) as ei:
+        load_scenario(p)
+    msg = str(ei.value)
+    assert "'early' (0-1 h) is listed after wave 'late' (2-3 h)" in msg and "overlaps" not in msg
+    p.write_text(body.replace("start_h = 0\nend_h = 1", "start_h = 2.5\nend_h = 3.5"), encoding="utf-8")
+    with pytest.raises(InputError) as ei:
+        load_scenario(p)
+    assert "'early' (2.5-3.5 h) overlaps wave 'late' (2-3 h)" in str(ei.value)

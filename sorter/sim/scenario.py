@@ -360,9 +360,13 @@ class Scenario:
                                  field=f + ".start_h",
                                  expected=f"a start before the shift's end ({self.shift_hours:g} h)")
             if i and w.start_s < self.waves[i - 1].end_s - 1e-9:
-                raise InputError(f"wave {w.name!r} overlaps wave {self.waves[i - 1].name!r}",
-                                 path=path, field=f + ".start_h",
-                                 expected="waves in time order, not overlapping")
+                prev = self.waves[i - 1]
+                # (listed out of order read as "overlaps": say which it is, with the hours)
+                how = ("is listed after" if w.start_s < prev.start_s else "overlaps")
+                raise InputError(f"wave {w.name!r} ({w.start_s / 3600:g}-{w.end_s / 3600:g} h) "
+                                 f"{how} wave {prev.name!r} ({prev.start_s / 3600:g}-"
+                                 f"{prev.end_s / 3600:g} h)", path=path, field=f + ".start_h",
+                                 expected="waves listed in time order, not overlapping")
             if w.induct_rates_per_hour is not None:
                 if len(self.loops) != 1:
                     raise InputError("induct_rates_per_hour needs a single loop", path=path,
