@@ -194,7 +194,7 @@ def _flat(kpis: dict, robots: int) -> dict:
         # same, as docs/sweep.md names it (was: left out, and with it the column)
         row[f"induct_wait_p95_wave{i}"] = w
     from sorter.constants import REJECT_REASONS
-    by_reason = kpis.get("rejects_by_reason", {})     # only the reasons that occurred
+    by_reason = kpis.get("rejects_by_reason", {})
     for reason in REJECT_REASONS:                     # every row: a missing one means 0
         row[f"rejected_{reason}"] = int(by_reason.get(reason, 0))
     return row

@@ -453,7 +453,7 @@ def naive_floor(floor, rec):
         "net_sorted_per_hour": (by_reason["ok"] + by_reason["overflow"]) / hours,
         "parcels_by_reason": dict(by_reason),
         "sorted_to_overflow": by_reason["overflow"],
-        "rejects_by_reason": {r: by_reason[r] for r in REJECTS if by_reason[r]},
+        "rejects_by_reason": {r: by_reason[r] for r in REJECTS},
         "sorted_per_chute": {lab: v for lab, v in drops_by_chute.items() if v},
         "chute_full_events": full_events,
         "container_changes": changes,

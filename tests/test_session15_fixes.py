@@ -53,3 +53,19 @@ rate_per_hour = 3000
     with pytest.raises(InputError) as ei:
         load_scenario(p)
     assert "'early' (2.5-3.5 h) overlaps wave 'late' (2-3 h)" in str(ei.value)
+
+
+def test_floor_rejects_by_reason_lists_every_reason_as_the_loop_does():
+    # the robot floor listed only the reasons that occurred; `sorter run`'s loop KPIs list all
+    from sorter.agv.floor_sim import FloorSim, FloorSimOptions
+    from sorter.agv.lifelong import make_run, simulate
+    from sorter.constants import REJECT_REASONS
+    from sorter.layout import sortation_floor
+    floor = sortation_floor(14, 20, n_inducts=2, n_chutes=4, seed=0)
+    planner, _ = make_run(floor, 6, tasks="sorting", seed=0)
+    sim = FloorSim(floor, 6, np.random.default_rng(0), FloorSimOptions(no_read_rate=0.3), seed=0)
+    simulate(planner, sim, 300, record=False)
+    k = sim.kpis(300)
+    assert k["rejects_by_reason"]["no_read"] > 0
+    assert list(k["rejects_by_reason"]) == list(REJECT_REASONS)
+    assert sum(k["rejects_by_reason"].values()) == k["parcels_rejected"]

@@ -863,7 +863,8 @@ class FloorSim(SortingTasks):
             "parcels_by_reason": by_reason,
             # as `sorter run` counts them: overflow is sorted (to an overflow chute), not a reject
             "sorted_to_overflow": by_reason["overflow"],
-            "rejects_by_reason": {r: by_reason[r] for r in REJECT_REASONS if by_reason[r]},
+            # every reason, 0 where none occurred, as `sorter run`'s loop KPIs list them
+            "rejects_by_reason": {r: by_reason[r] for r in REJECT_REASONS},
             "sorted_per_chute": per_chute,
             "chute_full_events": int(self.full_events),
             "container_changes": int(self.container_changes),
