@@ -181,6 +181,7 @@ def written_together(out_dir, names, *, field="--out"):
     try:
         try:
             shutil.rmtree(stage, ignore_errors=True)    # a killed run's, same process id
+            _remove_stale_stages(out)
             stage.mkdir()
             yield {n: stage / n for n in names}
             for n in names:
@@ -191,6 +192,30 @@ def written_together(out_dir, names, *, field="--out"):
                              expected="a writable folder") from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _remove_stale_stages(out, min_age_s=3600.0):
+    """Remove hidden ``.sorter-writing-PID`` folders of runs killed outright (``kill -9``, a
+    power cut: nothing ran their clean-up) -- those whose process is gone and that were last
+    written over ``min_age_s`` ago (a folder shared between machines holds other hosts'
+    process ids: the age keeps a live run elsewhere safe)."""
+    import shutil
+    import time
+
+    now = time.time()
+    for d in out.glob(".sorter-writing-*"):
+        pid = d.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            if now - d.stat().st_mtime < min_age_s:
+                continue
+            os.kill(int(pid), 0)            # raises if no such process
+            continue                        # alive (or not ours to signal): leave it
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except (OSError, OverflowError):
+            continue
 
 
 def check_out_file(path, *, field="--out") -> Path:

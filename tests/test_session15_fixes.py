@@ -69,3 +69,28 @@ def test_floor_rejects_by_reason_lists_every_reason_as_the_loop_does():
     assert k["rejects_by_reason"]["no_read"] > 0
     assert list(k["rejects_by_reason"]) == list(REJECT_REASONS)
     assert sum(k["rejects_by_reason"].values()) == k["parcels_rejected"]
+
+
+def test_out_folder_left_by_a_killed_run_is_cleaned_at_the_next_write(tmp_path):
+    # `kill -9` during `--out` left a hidden .sorter-writing-PID folder behind for good
+    import os
+    import subprocess
+    import sys
+
+    from sorter.report import written_together
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    old = tmp_path / f".sorter-writing-{dead}"
+    old.mkdir()
+    (old / "kpis.json").write_text("{}")
+    young = tmp_path / ".sorter-writing-999999999"      # no such process, but just written
+    young.mkdir()
+    alive = tmp_path / f".sorter-writing-{os.getppid()}"  # a live process: never touched
+    alive.mkdir()
+    for d in (old, alive):
+        os.utime(d, (1, 1))                             # written long ago
+    with written_together(tmp_path, ["a.txt"]) as tmp:
+        tmp["a.txt"].write_text("x")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert old.name not in names
+    assert young.name in names and alive.name in names and "a.txt" in names
