@@ -694,19 +694,35 @@ def connected_parts(moves):
     >>> connected_parts(np.array([[1, -1, -1, -1], [-1, -1, -1, -1], [-1] * 4])).tolist()
     [0, 0, 2]
     """
-    n = moves.shape[0]
-    lab = np.arange(n, dtype=np.int64)
+    moves = np.asarray(moves)
     src, d = np.nonzero(moves >= 0)
     dst = moves[src, d].astype(np.int64)
-    while True:
-        m = np.minimum(lab[src], lab[dst])
-        new = lab.copy()
-        np.minimum.at(new, src, m)
-        np.minimum.at(new, dst, m)
-        new = new[new]                                   # pointer jumping
-        if np.array_equal(new, lab):
-            return lab
-        lab = new
+    # a compiled union-find, linear in the moves (the label propagation it replaces took a
+    # round per step of a part's diameter: 18 s of preprocessing on a 301 x 301 maze)
+    return _union_parts(moves.shape[0], src.astype(np.int64), dst)
+
+
+@njit(cache=True)
+def _union_parts(n, src, dst):
+    """Union-find over the edges ``src[k] -- dst[k]``; every root is its part's smallest cell
+    (the larger root is hung under the smaller), so ``parent[v] < v`` off the roots."""
+    parent = np.arange(n)
+    for k in range(src.size):
+        a = src[k]
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        b = dst[k]
+        while parent[b] != b:
+            parent[b] = parent[parent[b]]
+            b = parent[b]
+        if a < b:
+            parent[b] = a
+        elif b < a:
+            parent[a] = b
+    for v in range(n):                   # ascending: parent[v] is already labelled
+        parent[v] = parent[parent[v]]
+    return parent
 
 
 _parts = connected_parts     # the old private name (tests)
