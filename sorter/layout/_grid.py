@@ -165,19 +165,37 @@ def reach(moves: np.ndarray, sources, *, backward: bool = False, rev: np.ndarray
     if backward:
         table = reverse_moves(moves) if rev is None else rev
     n = moves.shape[0]
-    seen = np.zeros(n, dtype=bool)
+    seen_b = bytearray(n)               # one buffer: NumPy rounds and Python rounds share it
+    seen = np.frombuffer(seen_b, dtype=bool)
     front = np.unique(np.asarray(sources, dtype=np.int64))
     seen[front] = True
-    while front.size:
+    # a narrow front (a corridor, a maze: tens of thousands of rounds of a few cells) goes
+    # round by round in plain Python, a fraction of the cost of the vector operations
+    small = front.tolist() if front.size <= 16 else None
+    while True:
+        if small is not None:
+            if not small:
+                break
+            new = []
+            for v in small:
+                for u in table[v].tolist():
+                    if u >= 0 and not seen_b[u]:
+                        seen_b[u] = 1
+                        new.append(u)
+            if len(new) <= 16:
+                small = new
+                continue
+            front, small = np.array(new, dtype=np.int64), None
         nxt = table[front].ravel()
         nxt = nxt[nxt >= 0]
         nxt = nxt[~seen[nxt]]
         if not nxt.size:
             break
-        nxt = np.unique(nxt)
-        seen[nxt] = True
-        front = nxt
-    return seen
+        front = np.unique(nxt)
+        seen[front] = True
+        if front.size <= 16:
+            small = front.tolist()
+    return seen.copy()
 
 
 def char_codes(*, travel: str, obstacle: str, induct: str, drop: str) -> np.ndarray:
