@@ -50,6 +50,16 @@ def _state_counts(state, key, n, top) -> np.ndarray:
     return a
 
 
+def _per_parcel(x) -> np.ndarray:
+    """``x`` as an array; a list that NumPy would make text of (``[2.5, "0"]`` becomes
+    ``["2.5", "0"]``) is kept as objects, so each value is read as :meth:`Sorter.assign`
+    reads it (2.5 laps count 2, a 0.0 flag is not sortable)."""
+    a = np.asarray(x)
+    if a.dtype.kind in "SU" and not isinstance(x, np.ndarray):
+        a = np.asarray(x, dtype=object)
+    return a
+
+
 class PreparedPlan:
     """A plan read, checked and laid out by :meth:`Sorter.prepare_plan`, not yet in force.
 
@@ -303,7 +313,7 @@ class Sorter(ChuteEngine):
             d = np.clip(d, np.iinfo(np.int32).min, np.iinfo(np.int32).max)
         d = np.ascontiguousarray(d, dtype=np.int32)
         n = d.shape[0]
-        rc = np.asarray(recirculation)
+        rc = _per_parcel(recirculation)
         if rc.ndim == 0:                # one value for all, read as assign() reads it
             rc = np.full(n, recirculation_count(recirculation), dtype=np.int32)
         elif rc.shape != (n,):
@@ -314,12 +324,13 @@ class Sorter(ChuteEngine):
             raise TypeError(f"recirculation must be counts (integers), got dtype {rc.dtype}")
         else:
             if rc.dtype.kind == "f":    # as assign(): NaN counts as 0, +inf as the most
-                rc = np.nan_to_num(rc, nan=0.0, posinf=1 << 30, neginf=0.0)
+                # (in float64: float16 holds no 2**30, its +inf was cast to a negative count)
+                rc = np.nan_to_num(rc.astype(np.float64), nan=0.0, posinf=1 << 30, neginf=0.0)
             rc = np.ascontiguousarray(np.clip(rc, 0, 1 << 30), dtype=np.int32)
         if sortable is None:
             sv = np.ones(n, dtype=np.int8)
         else:
-            sv = np.asarray(sortable)
+            sv = _per_parcel(sortable)
             if sv.shape != (n,):
                 raise ValueError(f"sortable must be None or shape ({n},), got {sv.shape}")
             if sv.dtype.kind in "OSUV":     # text ("0" = not sortable) or objects, as assign()
