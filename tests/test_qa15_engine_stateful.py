@@ -210,13 +210,15 @@ def dest_forms(code):
 NO_READS = [None, "", np.str_("")]
 JUNK_DESTS = [float("nan"), True, False, b"", [], ["X"], {"X": 1}, object(), 2**80, -1]
 
-#  recirculation -> count (MAX: past any limit); negative, NaN, None, junk text -> 0
+#  recirculation -> count (MAX: past any limit); text of a number reads as it;
+#  negative, NaN, None, junk text -> 0
 MAX = 10**9
 COUNTS = [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (-1, 0), (-(2**80), 0), (2**80, MAX),
           (True, 1), (False, 0), (np.int8(2), 2), (np.uint8(3), 3), (np.int64(-7), 0),
           (np.uint64(2**64 - 1), MAX), (float("nan"), 0), (float("inf"), MAX),
           (float("-inf"), 0), (2.0, 2), (3.7, 3), (np.float32(1.0), 1), (np.float64("nan"), 0),
-          ("2", 2), (" 3 ", 3), (b"1", 1), ("lots", 0), (None, 0), (np.array(4), 4)]
+          ("2", 2), (" 3 ", 3), (b"1", 1), ("lots", 0), (None, 0), (np.array(4), 4),
+          ("2.0", 2), (" 1.5 ", 1), ("inf", MAX), ("nan", 0), ("-2.0", 0)]
 #  sortable -> flag: "0", "false", "no" (any case, spaces) not sortable, other text is; others
 #  by truth value (None, 0 not sortable; NaN sortable)
 FLAGS = [(True, True), (False, False), (1, True), (0, False), (np.bool_(False), False),

@@ -139,3 +139,10 @@ def test_reach_agrees_with_plain_bfs_on_mazes_corridors_and_one_way_grids():
         assert (reach(moves, src) == _bfs(moves, src)).all()
         assert (reach(moves, src, backward=True, rev=reverse_moves(moves))
                 == _bfs(moves, src, backward=True)).all()
+
+
+def test_text_recirculation_with_a_point_counts_its_laps():
+    # "2.0" laps read as 0 (int() reads no point): a parcel past its limit was sorted ok
+    from sorter.engine import recirculation_count
+    assert [recirculation_count(x) for x in ("2.0", " 3.0 ", b"4.0", "1e1", "inf", "nan", "x")] \
+        == [2, 3, 4, 10, 1 << 30, 0, 0]

@@ -26,7 +26,8 @@ cdef int MAX_COUNT = 1 << 30
 
 cdef inline int _as_count(object x):
     """A recirculation count from any object: numbers clamp to [0, 2**30] (+inf to the top);
-    junk (NaN, text, None) counts as 0."""
+    text reads as the number it writes ("3", " 2.0 ", "inf"); junk (NaN, other text, None)
+    counts as 0."""
     cdef long v
     cdef int overflow = 0
     if PyLong_Check(x):
@@ -44,6 +45,11 @@ cdef inline int _as_count(object x):
         except Exception:
             return 0
     except Exception:                # NaN, text, None, ...: no recirculation to count
+        if isinstance(x, (str, bytes)):  # but "2.0" is 2 laps (was 0: int() reads no point)
+            try:
+                return _as_count(float(x))
+            except Exception:
+                return 0
         return 0
 
 
