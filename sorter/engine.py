@@ -293,9 +293,10 @@ class Sorter(ChuteEngine):
             Per parcel, or one value for all, read as :meth:`assign` reads it: negative
             values and NaN count as 0, values past the limit (or +inf) as over it; text
             (``"2"``) and objects per element as :meth:`assign` reads them.
-        sortable : None or array_like of bool
-            ``None``: all sortable. Text or objects per element as :meth:`assign` reads
-            them (``"0"``, ``"false"``, ``"no"`` not sortable, ``""`` sortable; ``None`` not).
+        sortable : None, bool or array_like of bool
+            ``None``: all sortable; one value: for all, as ``recirculation``. Text or objects
+            per element as :meth:`assign` reads them (``"0"``, ``"false"``, ``"no"`` not
+            sortable, ``""`` sortable; ``None`` not).
 
         Returns
         -------
@@ -331,8 +332,11 @@ class Sorter(ChuteEngine):
             sv = np.ones(n, dtype=np.int8)
         else:
             sv = _per_parcel(sortable)
-            if sv.shape != (n,):
-                raise ValueError(f"sortable must be None or shape ({n},), got {sv.shape}")
+            if sv.ndim == 0:            # one value for all, read as assign() reads it
+                sv = np.full(n, sortable_flag(sortable), dtype=np.int8)
+            elif sv.shape != (n,):
+                raise ValueError(f"sortable must be None, one value or shape ({n},), "
+                                 f"got {sv.shape}")
             if sv.dtype.kind in "OSUV":     # text ("0" = not sortable) or objects, as assign()
                 sv = np.fromiter(map(sortable_flag, sv.tolist()), dtype=np.int8, count=n)
             else:

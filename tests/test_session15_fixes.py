@@ -146,3 +146,18 @@ def test_text_recirculation_with_a_point_counts_its_laps():
     from sorter.engine import recirculation_count
     assert [recirculation_count(x) for x in ("2.0", " 3.0 ", b"4.0", "1e1", "inf", "nan", "x")] \
         == [2, 3, 4, 10, 1 << 30, 0, 0]
+
+
+def test_assign_many_takes_one_sortable_flag_for_the_whole_batch():
+    # recirculation took one value for all, sortable raised ValueError
+    from sorter import Sorter
+    from sorter.constants import REASONS
+    from sorter.resources import seed_path
+    s = Sorter.from_files(seed_path("plan/demo_plan.csv"), seed_path("plan/demo_chutes.toml"))
+    ids = s.destination_ids(["01422"] * 3)
+    _, r = s.assign_many(ids, sortable=False)
+    assert [REASONS[i] for i in r] == ["not_sortable"] * 3
+    _, r = s.assign_many(ids, sortable="no")
+    assert [REASONS[i] for i in r] == ["not_sortable"] * 3
+    _, r = s.assign_many(ids, sortable="yes")
+    assert [REASONS[i] for i in r] == ["ok"] * 3
