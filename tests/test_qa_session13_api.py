@@ -216,7 +216,7 @@ def test_a_refused_call_leaves_the_engine_as_it_was(engine):
         lambda: engine.switch_plan({}), lambda: engine.switch_plan({"X": "C001"}),
         lambda: engine.switch_plan("no/such/plan.csv"), lambda: engine.switch_plan(None),
         lambda: engine.assign_many(ids, recirculation=[1, 2]),
-        lambda: engine.assign_many(ids, sortable=True), lambda: engine.assign_many([0.5]),
+        lambda: engine.assign_many(ids, sortable=[True, False]), lambda: engine.assign_many([0.5]),
         lambda: engine.destination_ids(b"x"),
     ]
     for call in bad:

@@ -7,6 +7,7 @@
 * :func:`load_movingai_map`, :func:`load_scen`; :func:`load_lorr_problem`, :func:`load_task_list`;
   :func:`load_rhcr_grid`, :func:`load_kiva_map`;
 * :func:`sortation_floor`: the classic robot-sorting floor generator, seeded;
+* :class:`LoopSorter` (``sorter.layout.loop``): loop sorters (geometry, inducts, scanner, chutes);
 * ``sorter.layout.draw``: drawing, animation and congestion heat maps (matplotlib, imported
   on use).
 """
@@ -19,10 +20,12 @@ from sorter.layout.load import FLOOR_FORMATS, load_floor
 from sorter.layout.lorr import LorrProblem, load_lorr_map, load_lorr_problem, load_task_list
 from sorter.layout.movingai import Scenario, load_movingai_map, load_scen
 from sorter.layout.rhcr import load_kiva_map, load_rhcr_grid
+from sorter.layout.loop import Induct, LoopSorter
 
 __all__ = [
     "Floor", "Station", "OBSTACLE", "TRAVEL", "INDUCT", "DROP", "EAST", "SOUTH", "WEST", "NORTH",
     "DIRECTIONS", "parse_ascii", "load_ascii", "format_ascii", "load_floor", "FLOOR_FORMATS",
     "load_movingai_map", "load_scen", "Scenario", "load_lorr_problem", "load_lorr_map",
     "LorrProblem", "load_task_list", "load_rhcr_grid", "load_kiva_map", "sortation_floor", "lattice_capacity",
+    "LoopSorter", "Induct",
 ]

@@ -270,6 +270,10 @@ class LoopSorter:
         induct_kind : {'automatic', 'manual'}
         induct_rate : float, optional
             Items/h per induct (default: :data:`DEFAULT_INDUCT_RATE` of the kind).
+        name : str
+            The loop's name.
+        path : str, optional
+            The file the settings came from, named in errors.
 
         Returns
         -------

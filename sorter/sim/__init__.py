@@ -1,5 +1,7 @@
 """Shift simulation: scenarios, arrivals, the loop-sorter simulation and its KPIs.
 
+* :class:`LoopSorter` (``sorter.layout.loop``, also ``sorter.layout.LoopSorter``): the loop
+  a scenario describes;
 * :func:`load_scenario` / :class:`Scenario` (``sorter.sim.scenario``): typed, validated
   scenario files (waves, destination mix, scan rates, containers, blockages, hubs);
 * :func:`simulate` (``sorter.sim.loop``): the compiled tick loop over carriers, inducts,
@@ -14,9 +16,10 @@ Examples
 >>> k["inducted"] == k["sorted"] + k["rejected"] + k["on_loop_at_end"]
 True
 """
+from sorter.layout.loop import LoopSorter
 from sorter.sim.scenario import Scenario, default_scenario_path, load_scenario, parse_scenario
 from sorter.sim.loop import ShiftResult, simulate
 from sorter.sim.kpis import compute_kpis, format_table
 
 __all__ = ["Scenario", "load_scenario", "parse_scenario", "default_scenario_path", "simulate",
-           "ShiftResult", "compute_kpis", "format_table"]
+           "ShiftResult", "compute_kpis", "format_table", "LoopSorter"]
