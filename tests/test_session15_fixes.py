@@ -161,3 +161,20 @@ def test_assign_many_takes_one_sortable_flag_for_the_whole_batch():
     assert [REASONS[i] for i in r] == ["not_sortable"] * 3
     _, r = s.assign_many(ids, sortable="yes")
     assert [REASONS[i] for i in r] == ["ok"] * 3
+
+
+def test_validate_works_however_it_is_imported():
+    # `from sorter.agv import validate` gave the module: "'module' object is not callable"
+    import importlib
+
+    from sorter.agv import validate as v_mod
+    from sorter.agv.validate import validate as v_fn
+    from sorter.layout import parse_ascii
+    floor = parse_ascii("...\n...\n")
+    starts = np.array([0, 2])
+    good = np.array([[0, 2], [1, 5]])
+    bad = np.array([[0, 2], [1, 1]])                 # both robots in cell 1
+    assert v_mod(floor, starts, good) is None and v_fn(floor, starts, good) is None
+    assert v_mod(floor, starts, bad) is not None
+    m = importlib.import_module("sorter.agv.validate")
+    assert m.check_paths and m.validate is v_fn

@@ -27,6 +27,8 @@ second on one core (0.6 s measured).
 """
 from __future__ import annotations
 
+import sys
+import types
 from dataclasses import dataclass
 
 import numpy as np
@@ -298,3 +300,14 @@ def check_paths(floor, starts, paths) -> None:
     v = validate(floor, starts, paths)
     if v is not None:
         raise PlanError(v)
+
+
+class _CallableModule(types.ModuleType):
+    """``from sorter.agv import validate`` gives this module (``validate`` is also its
+    function's name): calling it calls :func:`validate`, so both spellings work."""
+
+    def __call__(self, floor, starts, paths):
+        return validate(floor, starts, paths)
+
+
+sys.modules[__name__].__class__ = _CallableModule
