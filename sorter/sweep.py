@@ -652,7 +652,8 @@ class SweepResult:
         out = [f"sweep: {self.scenario}  ({len(self.points)} point{'s' if len(self.points) != 1 else ''}"
                f" x {n_seeds} seed{'s' if n_seeds != 1 else ''} = {len(self.rows)} "
                f"run{'s' if len(self.rows) != 1 else ''}, {self.backend}"
-               + (f", {self.n_workers} workers" if self.backend != "serial" else "")
+               + (f", {self.n_workers} worker{'s' if self.n_workers != 1 else ''}"
+                  if self.backend != "serial" else "")
                + f", {self.wall_s:.1f} s)", "", line, "-" * len(line)]
         for r in rows:
             out.append("  ".join(f"{c:>{w}}" for c, w in zip(r, widths)))
@@ -1210,18 +1211,19 @@ def _guard(task, points, seed_list):
         raise
 
 
-_STOP = threading.Event()       # request_stop() was called while a local pool ran
-_POOL = threading.Event()       # a local process pool is running
+_STOP = threading.Event()       # request_stop() was called while a local pool or Dask ran
+_POOL = threading.Event()       # a local process pool (or a Dask sweep's wait) is running
 
 
 def request_stop() -> None:
     """Stop a running sweep; for a signal handler (``sorter sweep`` installs it for SIGINT
     and SIGTERM).
 
-    While a local process pool runs, the request is noted and the pool's loop stops at its
-    next check (within a quarter of a second) with :class:`KeyboardInterrupt`: raised from
-    the handler at any point, it could leave a lock of the pool's queues held and the exit
-    then hung for ever. Otherwise (serial, Dask) it raises :class:`KeyboardInterrupt` at once.
+    While a local process pool (or a Dask cluster) runs the sweep, the request is noted and
+    the loop stops at its next check (within a quarter of a second) with
+    :class:`KeyboardInterrupt`: raised from the handler at any point, it could leave a lock
+    of the pool's queues held and the exit then hung for ever (or, inside a Dask client's
+    wait, log a spurious error). Otherwise (serial) it raises :class:`KeyboardInterrupt` at once.
     """
     if _POOL.is_set():
         _STOP.set()
@@ -1293,22 +1295,84 @@ def _dask_workers(client) -> int:
         return 1
 
 
+#: A Dask cluster may go this long without a single worker (none yet at the start, or all of
+#: them gone part-way) before the sweep stops with an error: a nanny restarts a killed worker
+#: within seconds, but a worker that could not run the tasks (no ``sorter`` in its environment)
+#: exits for good, and Dask then waits for ever. Raise it for clusters that scale up from zero.
+DASK_NO_WORKERS_S = 60.0
+
+
+def _dask_check_workers(client, wait_s):
+    """The cluster has a worker (waiting up to ``wait_s`` for the first) and every worker
+    imports ``sorter``: a task sent to a worker without it does not fail, the worker exits."""
+    try:
+        client.wait_for_workers(1, timeout=wait_s)
+    except TimeoutError:             # dask.distributed.TimeoutError is the builtin one
+        raise InputError(f"no Dask worker connected to the scheduler "
+                         f"{client.scheduler.address} in {wait_s:g} s", field="client",
+                         expected="workers started with `dask worker ADDRESS` in an environment "
+                                  "with this package installed") from None
+
+    def probe():    # nested, so pickled by value: a worker without sorter can unpickle it
+        import importlib
+        try:            # what a task unpickles: the run function, a scenario, a floor point
+            for name in ("sorter.sweep", "sorter.sim", "sorter.floor_sweep"):
+                importlib.import_module(name)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
+    bad = {w: e for w, e in client.run(probe, on_error="return").items() if e is not None}
+    if bad:
+        w, e = next(iter(bad.items()))
+        raise InputError(f"{len(bad)} of the Dask cluster's workers cannot import sorter "
+                         f"({w}: {e})", field="client",
+                         expected="this package installed on every worker: pip install "
+                                  "'.[dask]' from a checkout of sorter, in the environment "
+                                  "that runs `dask worker`")
+
+
 def _run_dask(client, tasks, results, walls, bar, points, seed_list):
     try:
         from distributed import as_completed
     except ImportError:                 # pragma: no cover - a Client implies distributed
         raise InputError("a Dask client needs dask[distributed]", field="client",
                          expected="pip install '.[dask]' (from a checkout of sorter)") from None
+    wait_s = DASK_NO_WORKERS_S
+    _dask_check_workers(client, wait_s)
     futs = client.map(_run_point, tasks, pure=False)
     idx_of = {f.key: t[0] for f, t in zip(futs, tasks)}
-    try:
-        for f in as_completed(futs):
-            try:
-                _collect(f.result(), results, walls, bar)
-            except Exception as exc:
-                exc.add_note(f"sorter sweep: while running "
-                             f"{_where(idx_of[f.key], points, seed_list)}")
-                raise
+    _STOP.clear()
+    _POOL.set()         # request_stop() only notes the request: a KeyboardInterrupt raised
+    try:                # inside the client's sync() logs a spurious error from its loop
+        ac = as_completed(futs)
+        seen_worker = time.monotonic()
+        next_look = seen_worker + 1.0
+        while not ac.is_empty():
+            for f in ac.next_batch(block=False):
+                try:
+                    _collect(f.result(), results, walls, bar)
+                except Exception as exc:
+                    exc.add_note(f"sorter sweep: while running "
+                                 f"{_where(idx_of[f.key], points, seed_list)}")
+                    raise
+            if _STOP.is_set():
+                raise KeyboardInterrupt
+            now = time.monotonic()
+            if now >= next_look:        # no worker left (and none back): Dask would wait for ever
+                next_look = now + 1.0
+                if client.nthreads():
+                    seen_worker = now
+                elif now - seen_worker > wait_s:
+                    done = sum(r is not None for r in results)
+                    raise InputError(f"every Dask worker left part-way and none came back in "
+                                     f"{wait_s:g} s ({done} of {len(tasks)} runs done; worker "
+                                     "killed? see the workers' logs)", field="client",
+                                     expected="workers that stay up (a nanny restarts a killed "
+                                              "one)")
+            time.sleep(0.1)
     except BaseException:
         client.cancel(futs)
         raise
+    finally:
+        _POOL.clear()
+        _STOP.clear()

@@ -64,7 +64,8 @@ def add_arguments(p):
     p.add_argument("--seeds", type=int, default=5, metavar="N", help="replications per point")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="local worker processes (default: all cores; 1 = serial); "
-                        "with --dask local, the LocalCluster's workers")
+                        "with --dask local, the LocalCluster's workers (not with --dask "
+                        "ADDRESS: that cluster's workers run the sweep)")
     p.add_argument("--dask", default=None, metavar="ADDRESS",
                    help="run on the Dask scheduler at ADDRESS, or 'local' for a LocalCluster")
     p.add_argument("--out", default=None, metavar="DIR",
@@ -91,6 +92,27 @@ def _where(exc) -> str:
     """`` (while running point 3 (key=value), seed 12)`` from the note the sweep added."""
     notes = [n.removeprefix("sorter sweep: ") for n in getattr(exc, "__notes__", None) or ()]
     return f" ({'; '.join(notes)})" if notes else ""
+
+
+def _check_scheduler(address, timeout):
+    """Raise OSError unless a Dask scheduler answers at ``address`` within ``timeout`` s.
+    distributed's connect waits for the scheduler's handshake without a limit: a port where
+    something else listens (the dashboard's 8787 for 8786) hung ``Client()`` for ever, and
+    one that answered with other bytes failed as "out of memory"."""
+    import asyncio
+
+    from distributed.comm import connect
+
+    async def probe():
+        comm = await connect(address, timeout=timeout)
+        await comm.close()
+    try:
+        asyncio.run(asyncio.wait_for(probe(), timeout + 1))
+    except (asyncio.TimeoutError, MemoryError, EOFError) as exc:   # no (Dask) handshake
+        what = (f"no answer in {timeout:g} s" if isinstance(exc, asyncio.TimeoutError)
+                else "something else answered")
+        raise OSError(f"no Dask scheduler at {address} ({what}: the dashboard's port, 8787, "
+                      "instead of the scheduler's, 8786?)") from None
 
 
 def run(args) -> int:
@@ -135,6 +157,11 @@ def run(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise InputError(f"bad --workers {args.workers}", field="--workers",
                          expected="an integer >= 1")
+    if args.workers is not None and args.dask not in (None, "local"):   # was: ignored silently
+        raise InputError(f"--workers {args.workers} with --dask {args.dask}", field="--workers",
+                         expected="no --workers with a scheduler's address: its workers run "
+                                  "the sweep (--workers sets local processes, or --dask "
+                                  "local's workers)")
     from sorter.sweep import max_workers
     if args.workers is not None and args.workers > max_workers():
         # (before a --dask local cluster of that many processes is started, too)
@@ -169,6 +196,7 @@ def run(args) -> int:
                 client = Client(cluster)
             else:
                 try:
+                    _check_scheduler(args.dask, timeout=10)
                     client = Client(args.dask, timeout=10)
                 except (OSError, TimeoutError, ValueError) as exc:
                     raise InputError(f"cannot connect to the Dask scheduler: {exc}",
@@ -187,6 +215,15 @@ def run(args) -> int:
         if not getattr(exc, "__notes__", None):
             raise
         raise ValueError(f"{exc}{_where(exc)}") from None
+    except Exception as exc:              # the Dask cluster failed us (not a run): one line
+        if client is None or not type(exc).__module__.startswith("distributed"):
+            raise
+        text = " ".join(str(exc).split())
+        if "scheduler-connection-lost" in text:     # not about the run it names
+            raise ValueError(f"lost the connection to the Dask scheduler {args.dask} part-way "
+                             "(stopped? restarted?); nothing written") from None
+        raise ValueError(f"the Dask cluster failed ({type(exc).__name__}: {text}){_where(exc)}; "
+                         "nothing written") from None
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
