@@ -337,7 +337,7 @@ class Sorter(ChuteEngine):
             elif sv.shape != (n,):
                 raise ValueError(f"sortable must be None, one value or shape ({n},), "
                                  f"got {sv.shape}")
-            if sv.dtype.kind in "OSUV":     # text ("0" = not sortable) or objects, as assign()
+            elif sv.dtype.kind in "OSUV":     # text ("0" = not sortable) or objects, as assign()
                 sv = np.fromiter(map(sortable_flag, sv.tolist()), dtype=np.int8, count=n)
             else:
                 sv = np.ascontiguousarray(sv != 0, dtype=np.int8)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["SorterError", "InputError", "format_location", "check_number"]
+__all__ = ["SorterError", "InputError", "format_location", "check_number", "plain_int",
+           "plain_float"]
 
 
 class SorterError(Exception):
@@ -66,3 +67,25 @@ def check_number(value, *, path=None, field=None, expected=None, lo=None, hi=Non
     if not ok:
         raise InputError(f"bad value {value!r}", path=path, field=field, expected=expected)
     return int(value) if integer else float(value)
+
+
+def plain_int(s) -> int:
+    """``int(s)`` for a file's number as written: ASCII only (blanks and sign allowed), no ``_``.
+
+    ``int()`` alone also reads ``"1_2"`` as 12 and other scripts' digits (``"\u0661"``,
+    Arabic-Indic 1, or a full-width ``"\uff11"``) as 1: no file writes those, so a number
+    that has them is a typo or a mangled file. Raises ``ValueError`` (as ``int()``) for
+    anything else.
+    """
+    if not s.isascii() or "_" in s:
+        raise ValueError(s)
+    return int(s)
+
+
+def plain_float(s) -> float:
+    """``float(s)`` for a file's number as written, refusing what :func:`plain_int` refuses
+    (``float()`` reads ``"1_0"`` as 10 and ``"\u0663"`` as 3). ``nan`` and ``inf`` still read
+    as ``float()`` reads them: callers bound the value."""
+    if not s.isascii() or "_" in s:
+        raise ValueError(s)
+    return float(s)

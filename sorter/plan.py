@@ -416,17 +416,24 @@ def load_chutes(path) -> tuple[ChuteTable, PlanSettings]:
     """
     path = Path(path)
     text = _read_text(path)
+    doc = parse_toml(text, path=path, expected="TOML with [plan], [reject] and [[chute]] tables")
+    return parse_chutes_doc(doc, path=path, text=text)
+
+
+def parse_toml(text, *, path, expected):
+    """``tomllib.loads(text)`` for a user's file: any failure an :class:`InputError` naming
+    ``path`` (and the line where known) and ``expected`` (the chute, scenario and sweep loaders
+    share it)."""
     try:
-        doc = tomllib.loads(text)
+        return tomllib.loads(text)
     except RecursionError:      # 'x = [[[[...' thousands deep: tomllib recurses per level
         raise InputError("not valid TOML: arrays or tables nested too deeply", path=path,
-                         expected="TOML with [plan], [reject] and [[chute]] tables") from None
+                         expected=expected) from None
     except ValueError as exc:   # TOMLDecodeError, or int()'s limit: a number of 4,301+ digits
         m = re.search(r"line (\d+)", str(exc))
         raise InputError(f"not valid TOML: {exc}", path=path,
                          line=int(m.group(1)) if m else _toml_number_line(text),
-                         expected="TOML with [plan], [reject] and [[chute]] tables") from None
-    return parse_chutes_doc(doc, path=path, text=text)
+                         expected=expected) from None
 
 
 def _toml_number_line(text) -> int | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sorter.constants import REASONS
-from sorter.errors import InputError
+from sorter.errors import InputError, plain_float
 
 __all__ = ["EVENT_COLUMNS", "EVENTS", "ReplayResult", "replay_events", "MAX_LINE_CHARS",
            "MAX_SKIPPED_KEPT"]
@@ -86,7 +86,7 @@ def _parse_row(row, line, path, base):
         try:
             # plain ASCII and finite: float() also reads "nan", "inf", "1_0" and other
             # scripts' digits
-            if not t.isascii() or "_" in t or not math.isfinite(float(t)):
+            if not math.isfinite(plain_float(t)):
                 raise ValueError(t)
         except ValueError:
             raise InputError(f"bad time {t!r}", path=path, line=line, field="t",

@@ -772,23 +772,13 @@ def _load_doc(scenario, base_dir):
                                                       else Path("."))
     if isinstance(scenario, (str, os.PathLike)):
         path = Path(scenario)
-        from sorter.plan import read_input_bytes
+        from sorter.plan import parse_toml, read_input_bytes
         try:
             # (not path.read_bytes(): a FIFO blocked forever, /dev/zero read until memory ran out)
             text = read_input_bytes(path, expected="a scenario TOML file").decode("utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"cannot read: {exc}", path=path, expected="a UTF-8 TOML file") from None
-        try:
-            doc = tomllib.loads(text)
-        except RecursionError:  # 'x = [[[[...' thousands deep: tomllib recurses per level
-            raise InputError("not valid TOML: arrays or tables nested too deeply", path=path,
-                             expected="a scenario TOML") from None
-        except ValueError as exc:   # TOMLDecodeError, or int()'s limit (4,301+ digits)
-            from sorter.plan import _toml_number_line
-            m = re.search(r"line (\d+)", str(exc))
-            raise InputError(f"not valid TOML: {exc}", path=path,
-                             line=int(m.group(1)) if m else _toml_number_line(text),
-                             expected="a scenario TOML") from None
+        doc = parse_toml(text, path=path, expected="a scenario TOML")
         return doc, path, (Path(base_dir) if base_dir is not None else path.parent)
     raise InputError(f"bad scenario {type(scenario).__name__}", field="scenario",
                      expected="a scenario TOML path or a parsed TOML document (dict)")
@@ -1167,8 +1157,8 @@ def run_points(runs, points, seed_list, *, client, n_workers, progress, **result
     bar = tqdm(total=len(tasks), disable=not progress, unit="run", desc="sweep", leave=False)
     t0 = time.perf_counter()
     if client is not None:
-        backend, workers = "dask", _dask_workers(client)
-        _run_dask(client, tasks, results, walls, bar, points, seed_list)
+        backend = "dask"
+        workers = _run_dask(client, tasks, results, walls, bar, points, seed_list)
     else:
         workers = min(n_workers or os.cpu_count() or 1, len(tasks))
         if workers <= 1:
@@ -1305,13 +1295,19 @@ DASK_NO_WORKERS_S = 60.0
 def _dask_check_workers(client, wait_s):
     """The cluster has a worker (waiting up to ``wait_s`` for the first) and every worker
     imports ``sorter``: a task sent to a worker without it does not fail, the worker exits."""
-    try:
-        client.wait_for_workers(1, timeout=wait_s)
-    except TimeoutError:             # dask.distributed.TimeoutError is the builtin one
-        raise InputError(f"no Dask worker connected to the scheduler "
-                         f"{client.scheduler.address} in {wait_s:g} s", field="client",
-                         expected="workers started with `dask worker ADDRESS` in an environment "
-                                  "with this package installed") from None
+    t_end = time.monotonic() + wait_s
+    while True:                      # in slices: a stop request (Ctrl-C) is seen within 1 s
+        try:
+            client.wait_for_workers(1, timeout=1.0)
+            break
+        except TimeoutError:         # dask.distributed.TimeoutError is the builtin one
+            if _STOP.is_set():
+                raise KeyboardInterrupt from None
+            if time.monotonic() >= t_end:
+                raise InputError(f"no Dask worker connected to the scheduler "
+                                 f"{client.scheduler.address} in {wait_s:g} s", field="client",
+                                 expected="workers started with `dask worker ADDRESS` in an "
+                                          "environment with this package installed") from None
 
     def probe():    # nested, so pickled by value: a worker without sorter can unpickle it
         import importlib
@@ -1338,12 +1334,16 @@ def _run_dask(client, tasks, results, walls, bar, points, seed_list):
         raise InputError("a Dask client needs dask[distributed]", field="client",
                          expected="pip install '.[dask]' (from a checkout of sorter)") from None
     wait_s = DASK_NO_WORKERS_S
-    _dask_check_workers(client, wait_s)
-    futs = client.map(_run_point, tasks, pure=False)
-    idx_of = {f.key: t[0] for f, t in zip(futs, tasks)}
+    futs = []
     _STOP.clear()
     _POOL.set()         # request_stop() only notes the request: a KeyboardInterrupt raised
-    try:                # inside the client's sync() logs a spurious error from its loop
+    try:                # inside the client's sync() can be lost there (or log a spurious error)
+        _dask_check_workers(client, wait_s)
+        workers = _dask_workers(client)     # after the wait: a cluster scaling up from zero
+        if _STOP.is_set():
+            raise KeyboardInterrupt
+        futs = client.map(_run_point, tasks, pure=False)
+        idx_of = {f.key: t[0] for f, t in zip(futs, tasks)}
         ac = as_completed(futs)
         seen_worker = time.monotonic()
         next_look = seen_worker + 1.0
@@ -1376,3 +1376,4 @@ def _run_dask(client, tasks, results, walls, bar, points, seed_list):
     finally:
         _POOL.clear()
         _STOP.clear()
+    return workers

@@ -45,7 +45,7 @@ cdef inline int _as_count(object x):
         except Exception:
             return 0
     except Exception:                # NaN, text, None, ...: no recirculation to count
-        if isinstance(x, (str, bytes)):  # but "2.0" is 2 laps (was 0: int() reads no point)
+        if isinstance(x, (str, bytes, bytearray)):  # "2.0" is 2 laps (was 0: int() reads no point)
             try:
                 return _as_count(float(x))
             except Exception:

@@ -344,7 +344,7 @@ def _key_figures(k: dict, n: int, stations: bool = True) -> list:
         f"{a / max(1, n):.1f} per robot-hour")
     add("to overflow chutes", "sorted_to_overflow")
     add("rejected", "parcels_rejected", "rejects_by_reason",
-        fmt=lambda a, b: f"{a:,}" + (f" ({_fmt({r: n for r, n in b.items() if n})})" if a else ""))
+        fmt=lambda a, b: f"{a:,}" + (f" ({_fmt({r: c for r, c in b.items() if c})})" if a else ""))
     add("parcels on robots at the end", "parcels_carried")
     if k.get("parcels_offered") is not None:
         add("offered", "parcels_offered", "offered_per_hour", "parcels_waiting_at_inducts",

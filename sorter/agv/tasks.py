@@ -42,7 +42,7 @@ import numpy as np
 from numba import njit
 
 from sorter.errors import InputError
-from sorter.layout.lorr import STRATEGIES as ERRAND_STRATEGIES
+from sorter.layout.lorr import MAX_TASKS_REVEAL, STRATEGIES as ERRAND_STRATEGIES
 
 __all__ = ["ErrandTasks", "SortingTasks", "RandomTasks", "DestinationMix", "ChuteTable", "QueueWatch",
            "MIXES", "INDUCT_CHOICES", "ERRAND_STRATEGIES", "connected_parts",
@@ -241,7 +241,7 @@ class ErrandTasks:
         self._starting = False
         if strategy in ("nearest", "greedy"):
             if isinstance(reveal, bool) or not isinstance(reveal, (int, float, np.integer, np.floating)) \
-                    or not 1 <= reveal < 1e6:
+                    or not 1 <= reveal < MAX_TASKS_REVEAL:
                 raise InputError(f"reveal={reveal!r}", field="numTasksReveal",
                                  expected="revealed tasks per robot, a number from 1")
         if strategy == "greedy":

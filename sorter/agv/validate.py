@@ -306,8 +306,8 @@ class _CallableModule(types.ModuleType):
     """``from sorter.agv import validate`` gives this module (``validate`` is also its
     function's name): calling it calls :func:`validate`, so both spellings work."""
 
-    def __call__(self, floor, starts, paths):
-        return validate(floor, starts, paths)
+    def __call__(self, *args, **kwargs):
+        return validate(*args, **kwargs)
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -216,8 +216,9 @@ def run(args) -> int:
             raise
         raise ValueError(f"{exc}{_where(exc)}") from None
     except Exception as exc:              # the Dask cluster failed us (not a run): one line
-        if client is None or not type(exc).__module__.startswith("distributed"):
-            raise
+        if client is None or not (type(exc).__module__.startswith("distributed")
+                                  or isinstance(exc, TimeoutError)):   # (distributed raises
+            raise                                                     # the builtin one too)
         text = " ".join(str(exc).split())
         if "scheduler-connection-lost" in text:     # not about the run it names
             raise ValueError(f"lost the connection to the Dask scheduler {args.dask} part-way "

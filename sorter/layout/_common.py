@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sorter.errors import InputError
+from sorter.errors import InputError, plain_int
 
 __all__ = ["read_text", "fail", "check_floor_reachable", "parse_grid", "parse_int_lines",
            "parse_map_header", "split_lines", "grid_rows", "check_text", "MAX_FLOOR_CELLS",
@@ -150,9 +150,7 @@ def parse_int_lines(lines, *, first_line, path, field, lo=None, hi=None, expecte
         out = []
         for i, s in enumerate(lines):
             try:
-                if "_" in s or not s.isascii():
-                    raise ValueError
-                v = int(s)
+                v = plain_int(s)
             except ValueError:
                 fail(f"{s.strip()!r} is not an integer", path=path, line=first_line + i,
                      field=field, expected=expected)
@@ -171,20 +169,6 @@ def parse_int_lines(lines, *, first_line, path, field, lo=None, hi=None, expecte
         fail(f"{int(vals[i])} is out of range", path=path, line=first_line + i, field=field,
              expected=expected)
     return vals
-
-
-def plain_int(s) -> int:
-    """``int(s)`` for a file's number as written: optional blanks and sign, then ASCII digits.
-
-    ``int()`` alone also reads ``"1_2"`` as 12 and other scripts' digits (``"\u0661"``,
-    Arabic-Indic 1, or a full-width ``"\uff11"``) as 1: no map file writes those, so a header
-    that has them is a typo or a mangled file, refused as :func:`parse_int_lines` refuses them.
-    Raises ``ValueError`` (as ``int()``) for anything else.
-    """
-    t = s.strip()
-    if not t.isascii() or "_" in t:
-        raise ValueError(s)
-    return int(t)
 
 
 def parse_map_header(lines, *, path):

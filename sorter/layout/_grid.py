@@ -156,6 +156,10 @@ def group_by_block(block: np.ndarray, drop: np.ndarray, *, edge_is_wall: bool = 
     return groups, block_labels, orphans
 
 
+#: A front of at most this many cells goes round by round in plain Python (see :func:`reach`).
+_NARROW = 16
+
+
 def reach(moves: np.ndarray, sources, *, backward: bool = False, rev: np.ndarray | None = None):
     """Cells reachable from ``sources`` (forwards) or that can reach them (``backward=True``).
 
@@ -171,7 +175,7 @@ def reach(moves: np.ndarray, sources, *, backward: bool = False, rev: np.ndarray
     seen[front] = True
     # a narrow front (a corridor, a maze: tens of thousands of rounds of a few cells) goes
     # round by round in plain Python, a fraction of the cost of the vector operations
-    small = front.tolist() if front.size <= 16 else None
+    small = front.tolist() if front.size <= _NARROW else None
     while True:
         if small is not None:
             if not small:
@@ -182,7 +186,7 @@ def reach(moves: np.ndarray, sources, *, backward: bool = False, rev: np.ndarray
                     if u >= 0 and not seen_b[u]:
                         seen_b[u] = 1
                         new.append(u)
-            if len(new) <= 16:
+            if len(new) <= _NARROW:
                 small = new
                 continue
             front, small = np.array(new, dtype=np.int64), None
@@ -193,7 +197,7 @@ def reach(moves: np.ndarray, sources, *, backward: bool = False, rev: np.ndarray
             break
         front = np.unique(nxt)
         seen[front] = True
-        if front.size <= 16:
+        if front.size <= _NARROW:
             small = front.tolist()
     return seen.copy()
 

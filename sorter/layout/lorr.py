@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sorter.layout._common import fail, parse_int_lines, read_text, split_lines
+from sorter.layout._common import fail, parse_int_lines, plain_int, read_text, split_lines
 from sorter.layout.floor import OBSTACLE, Floor
 from sorter.layout.movingai import load_movingai_map
 
@@ -117,6 +117,10 @@ class LorrProblem:
                                else "errand numbers k >= 0 (integers)"))
         idx = r.astype(np.int64) + kk.astype(np.int64) * self.team_size
         return self.tasks[idx % self.tasks.size]
+
+
+#: Bound of ``numTasksReveal`` (a count per robot, or the 2024 multiplier; files use 1-2).
+MAX_TASKS_REVEAL = 1_000_000
 
 
 def load_lorr_map(path) -> Floor:
@@ -301,9 +305,7 @@ def load_task_list(path, floor: Floor):
     except (ValueError, OverflowError):
         for k, x in enumerate(parts):
             try:
-                if "_" in x or not x.isascii():
-                    raise ValueError
-                int(x)
+                plain_int(x)
             except ValueError:
                 fail(f"{x.strip()!r} is not an integer", path=p, line=int(line_of[k]),
                      field="task", expected=expected)
@@ -407,7 +409,8 @@ def load_lorr_problem(path) -> LorrProblem:
     reveal = doc.get("numTasksReveal", 1)
     # (below the task scheduler's own bound, 1e6: 1e18 passed here and was refused later
     # without the file's name)
-    if isinstance(reveal, bool) or not isinstance(reveal, (int, float)) or not 0 < reveal < 1e6:
+    if isinstance(reveal, bool) or not isinstance(reveal, (int, float)) \
+            or not 0 < reveal < MAX_TASKS_REVEAL:
         fail(f"numTasksReveal {reveal!r}", path=p, line=line_of("numTasksReveal"),
              field="numTasksReveal", expected="a positive number below 1,000,000 (a count, or "
                                               "the 2024 multiplier)")

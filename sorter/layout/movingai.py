@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sorter.errors import plain_float
 from sorter.layout._common import (
     check_floor_reachable, check_text, fail, grid_rows, parse_grid, parse_map_header, plain_int,
     read_text, split_lines,
@@ -217,9 +218,7 @@ def load_scen(path, floor: Floor | None = None) -> Scenario:
                      expected="an integer below 2**31")
             vals.append(v)
         try:
-            if not parts[8].isascii() or "_" in parts[8]:   # float() reads "1_0", "\u0663"
-                raise ValueError(parts[8])
-            opt = float(parts[8])
+            opt = plain_float(parts[8])
             if not (opt >= 0 and opt != float("inf")):      # nan, inf, negative lengths
                 raise ValueError(parts[8])
         except ValueError:

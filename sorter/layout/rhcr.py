@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sorter.errors import plain_float
 from sorter.layout._common import (
     check_floor_reachable, check_floor_size, check_text, fail, grid_rows, parse_grid, plain_int,
     read_text, split_lines,
@@ -59,9 +60,7 @@ def _parse_weight(s):
     s = s.strip()
     if s.lower() in ("inf", "infinity", "+inf"):
         return math.inf
-    if not s.isascii() or "_" in s:     # float() reads "1_0" and other scripts' digits
-        raise ValueError(s)
-    v = float(s)
+    v = plain_float(s)
     if math.isnan(v) or v <= 0:
         raise ValueError(s)
     return v

@@ -55,14 +55,13 @@ import csv
 import io
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
-from sorter.errors import InputError
+from sorter.errors import InputError, plain_float
 from sorter.errors import check_number as _num
 from sorter.layout.loop import LoopSorter, generate_loop_plan
 from sorter.plan import (ChuteTable, SortPlan, first_data_row, load_chutes, load_plan_routes,
@@ -669,17 +668,9 @@ def load_scenario(path) -> Scenario:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InputError("not UTF-8 text", path=path, expected="a UTF-8 TOML file") from None
-    try:
-        doc = tomllib.loads(text)
-    except RecursionError:      # 'x = [[[[...' thousands deep: tomllib recurses per level
-        raise InputError("not valid TOML: arrays or tables nested too deeply", path=path,
-                         expected="a scenario TOML ([scenario], [loop], [[wave]], ...)") from None
-    except ValueError as exc:   # TOMLDecodeError, or int()'s limit: a number of 4,301+ digits
-        from sorter.plan import _toml_number_line
-        m = re.search(r"line (\d+)", str(exc))
-        raise InputError(f"not valid TOML: {exc}", path=path,
-                         line=int(m.group(1)) if m else _toml_number_line(text),
-                         expected="a scenario TOML ([scenario], [loop], [[wave]], ...)") from None
+    from sorter.plan import parse_toml
+    doc = parse_toml(text, path=path,
+                     expected="a scenario TOML ([scenario], [loop], [[wave]], ...)")
     try:
         return parse_scenario(doc, path=path)
     except InputError as exc:
@@ -1084,9 +1075,7 @@ def _load_volumes(p: Path) -> dict:
                              field="volume", expected="destination,volume with a plain number "
                                                       "(no thousands separator), e.g. X1,1000")
         try:
-            if not row[1].isascii() or "_" in row[1]:   # float() reads "1_0", "\u0663" (3)
-                raise ValueError(row[1])
-            v = float(row[1])
+            v = plain_float(row[1])
         except ValueError:
             v = -1.0
         if not (v >= 0 and math.isfinite(v)):
