@@ -294,7 +294,10 @@ def test_ctrl_c_stops_the_client_and_leaves_the_cluster_up(cluster, tmp_path):
         p = subprocess.Popen([sys.executable, "-m", "sorter", "sweep", str(MEDIUM), "--vary",
                               "robots=60,80", "--set", "steps=1500", "--seeds", "3",
                               "--dask", cluster.address, "--out", str(tmp_path / "o")],
-                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             # a test run started in the background (`pytest &`) ignores SIGINT,
+                             # and the CLI keeps an inherited ignore (nohup'd): not this case
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             _wait_processing(client)
             p.send_signal(signal.SIGINT)
