@@ -12,6 +12,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))   # te
 RATIOS: list[tuple[str, str]] = []
 
 
+def pytest_xdist_auto_num_workers(config):
+    """Benchmarks run in one process: the test run's ``-n auto`` (pyproject's addopts) gets
+    no workers here, as pytest-benchmark turns itself off under pytest-xdist."""
+    return 0
+
+
 def record(name: str, text: str) -> None:
     """Add one line to the summary printed after the benchmarks."""
     RATIOS.append((name, text))

@@ -64,14 +64,18 @@ class PreparedPlan:
     """A plan read, checked and laid out by :meth:`Sorter.prepare_plan`, not yet in force.
 
     ``plan`` is the checked :class:`SortPlan`; pass the object to :meth:`Sorter.switch_plan`.
+    A plan prepared from a CSV or a mapping (routes only) takes its settings (overflow,
+    reject chutes, strategy, max recirculation) from the plan in force when it is switched
+    to, not when it was prepared.
     """
 
-    __slots__ = ("plan", "table", "layout")
+    __slots__ = ("plan", "table", "layout", "routes_only")
 
-    def __init__(self, plan, table, layout):
+    def __init__(self, plan, table, layout, routes_only=False):
         self.plan = plan
         self.table = table
         self.layout = layout
+        self.routes_only = routes_only
 
     def __repr__(self):
         return f"PreparedPlan({self.plan.name!r}, destinations={len(self.plan.routes)})"
@@ -189,7 +193,8 @@ class Sorter(ChuteEngine):
         ``new_plan`` is a :class:`SortPlan`, a path to a plan CSV, a mapping
         destination -> chutes, or a :class:`PreparedPlan` from :meth:`prepare_plan`. With a
         CSV or a mapping only the routes change; overflow, reject chutes, strategy and max
-        recirculation carry over. Chute states and container fill always carry over;
+        recirculation carry over from the plan in force at the switch (for a prepared one
+        too, whatever was in force when it was prepared). Chute states and container fill always carry over;
         round-robin positions restart. Raises ``ValueError`` (naming the file) if the new
         plan does not fit the chute table or has no destinations (``{}``, like a plan CSV
         without rows, is refused: it would reject every parcel); the old plan then stays in
@@ -199,8 +204,17 @@ class Sorter(ChuteEngine):
         if prepared.table is not self.chute_table:
             raise InputError("the plan was prepared for another chute table", field="plan",
                              expected="a plan prepared by this engine's prepare_plan()")
-        compiled = self._compile(prepared.plan, layout=prepared.layout)
-        self.sort_plan = prepared.plan
+        plan = prepared.plan
+        if prepared.routes_only:
+            # the settings carry over from the plan in force now: a whole-plan switch made
+            # after this one was prepared must not be undone for them
+            cur = self.sort_plan
+            now = dict(reject=dict(cur.reject), overflow=tuple(cur.overflow),
+                       strategy=cur.strategy, max_recirculation=cur.max_recirculation)
+            if any(getattr(plan, k) != v for k, v in now.items()):
+                plan = _own_copy(plan, self.chute_table, **now)
+        compiled = self._compile(plan, layout=prepared.layout)
+        self.sort_plan = plan
         self._set_plan(compiled)
 
     def prepare_plan(self, new_plan) -> "PreparedPlan":
@@ -234,6 +248,7 @@ class Sorter(ChuteEngine):
         """
         cur = self.sort_plan
         path = None
+        routes_only = not isinstance(new_plan, SortPlan)
         if isinstance(new_plan, SortPlan):
             plan = new_plan
         elif isinstance(new_plan, (str, Path)):
@@ -253,7 +268,7 @@ class Sorter(ChuteEngine):
         table = self.chute_table
         plan = _own_copy(plan, table, path=path)
         plan.routes = {d: tuple(table[c].id for c in r) for d, r in plan.routes.items()}
-        return PreparedPlan(plan, table, self._layout(plan))
+        return PreparedPlan(plan, table, self._layout(plan), routes_only)
 
     # -- decisions ----------------------------------------------------------------
     # assign(destination, recirculation=0, sortable=True) -> Decision is inherited from the
@@ -348,6 +363,10 @@ class Sorter(ChuteEngine):
 
     # -- chute events ----------------------------------------------------------------
     def _chute(self, chute) -> int:
+        if isinstance(chute, (bool, np.bool_, float, np.floating)):
+            # True == 1 and 7.0 == 7 in a dict: they would find chutes 1 and 7
+            raise InputError(f"chute {chute!r} is a {type(chute).__name__}", field="chute",
+                             expected="a chute id from the chute table (an int or a str)")
         i = self._chute_lookup(chute)
         if i is None:
             raise InputError(f"unknown chute {chute!r}", field="chute",

@@ -94,10 +94,10 @@ class FloorPoint:
         return FloorSimOptions(**kw).validate()
 
 
-def _check_key(key) -> str:
+def _check_key(key, path=None) -> str:
     if not isinstance(key, str) or key not in FLOOR_SETTINGS:
         near = difflib.get_close_matches(str(key), list(FLOOR_SETTINGS), n=4, cutoff=0.5)
-        raise InputError(f"unknown floor setting {key!r}", field=str(key),
+        raise InputError(f"unknown floor setting {key!r}", path=path, field=str(key),
                          expected="one of " + ", ".join(near or FLOOR_SETTINGS))
     return key
 
@@ -271,9 +271,10 @@ def floor_sweep(floor, vary, *, seeds=3, overrides=None, client=None, n_workers=
         raise InputError("overrides must map settings to values", field="overrides",
                          expected="{'steps': 3000}")
     overrides = dict(overrides or {})
+    src = getattr(floor, "source", None)
     for key in overrides:
-        _check_key(key)
-    vary = {_check_key(k): [v] if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__")
+        _check_key(key, src)
+    vary = {_check_key(k, src): [v] if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__")
             else list(v) for k, v in vary.items()}          # lists, tuples, numpy arrays
     for key, values in vary.items():
         if key in overrides:
@@ -297,7 +298,6 @@ def floor_sweep(floor, vary, *, seeds=3, overrides=None, client=None, n_workers=
     runs = [_point(floor, {**fixed, **p}, f"point {i} (" + ", ".join(
         f"{k}={_fmt(v)}" for k, v in p.items()) + ")") for i, p in enumerate(points)]
 
-    src = getattr(floor, "source", None)
     return run_points(runs, points, seed_list, client=client, n_workers=n_workers,
                       progress=progress, vary=vary, scenario=floor.name,
                       path=None if src is None else str(src), overrides=overrides, kind="floor")

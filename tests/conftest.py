@@ -8,3 +8,22 @@ from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+#: Most test processes ``-n auto`` starts (pyproject's addopts): the suite is CPU-bound with
+#: subprocesses of its own (CLI runs, Dask clusters, process pools), so more processes than
+#: cores only add contention, and each worker holds its own compiled kernels in memory.
+MAX_TEST_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per core this process may use, at most :data:`MAX_TEST_WORKERS`
+    (``PYTEST_XDIST_AUTO_NUM_WORKERS`` overrides, as in pytest-xdist)."""
+    env = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
+    if env:
+        return int(env)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:                      # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_TEST_WORKERS))

@@ -32,8 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 from sorter.errors import InputError
-from sorter.layout._common import (check_floor_reachable, check_floor_size, check_text, fail,
-                                    plain_int, read_text)
+from sorter.layout._common import (MAX_FLOOR_CELLS, check_floor_reachable, check_floor_size,
+                                    check_text, fail, plain_int, read_text)
 from sorter.layout._grid import DC, DR, char_codes, group_by_block
 from sorter.layout.floor import DROP, INDUCT, OBSTACLE, TRAVEL, Floor, Station
 
@@ -81,6 +81,26 @@ def _split_header(lines, path, offset):
     fail("header has no 'map' line", path=path, line=offset + len(lines), expected="'map' before the rows")
 
 
+def _check_line_count(text, where):
+    """Refuse a text with more rows than a floor may have cells before splitting it.
+
+    Every grid row holds at least one cell, so a text of more than ``MAX_FLOOR_CELLS`` lines
+    (not counting blank lines around it and a few header lines) is too large; splitting and
+    scanning millions of lines first took seconds before the size check could say so.
+    """
+    if text.count("\n") <= MAX_FLOOR_CELLS + _MAX_HEADER_LINES:
+        return
+    n = text.strip().count("\n") + 1
+    if n > MAX_FLOOR_CELLS + _MAX_HEADER_LINES:
+        fail(f"{n:,} lines of rows (at least one cell each)", path=where, line=1, field="height",
+             expected=f"at most {MAX_FLOOR_CELLS:,} cells, e.g. 2000 x 2000")
+
+
+#: Header lines ('type', 'height', 'width', 'map') a floor file may reasonably hold; only
+#: used to bound the row count before the text is split.
+_MAX_HEADER_LINES = 16
+
+
 def parse_ascii(text: str, name: str = "ascii", path=None) -> Floor:
     """Parse the ASCII floor form into a :class:`Floor`.
 
@@ -112,6 +132,7 @@ def parse_ascii(text: str, name: str = "ascii", path=None) -> Floor:
     check_text(text, where)
     if "\r" in text:                                 # CRLF or old-Mac CR line ends
         text = text.replace("\r\n", "\n").replace("\r", "\n")
+    _check_line_count(text, where)
     # trailing blanks are not cells (a space is no cell character)
     raw = [ln.rstrip(" \t") for ln in text.split("\n")]
     # ignore leading / trailing blank lines, keep the original line numbers

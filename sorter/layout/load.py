@@ -133,6 +133,9 @@ def load_floor(path) -> Floor:
                          expected="the path of a .map, .grid, .json or ASCII floor file")
     p = Path(path)
     if not p.exists():
+        if p.is_symlink():              # exists() is False for a loop or a dangling link too
+            fail("a symbolic link that leads to no file (a loop or a missing target)", path=p,
+                 expected="an existing floor file")
         fail("file not found", path=p, expected="an existing floor file")
     kind = floor_format(p)
     if kind == "lorr":
