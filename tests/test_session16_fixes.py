@@ -99,3 +99,34 @@ def test_floor_sweep_unknown_setting_names_the_floor_file():
         floor_sweep(p, {"robts": [5]}, seeds=1, n_workers=1)
     with pytest.raises(InputError, match=r"small_12x20\.txt.*stps"):
         floor_sweep(p, {"robots": [5]}, seeds=1, overrides={"stps": 9}, n_workers=1)
+
+
+@pytest.mark.parametrize("bad", [10**30, -10**30, 2**31, "x", None, 3.0, True,
+                                 np.uint64(2**63), [1]])
+def test_assign_id_never_raises(bad):
+    # assign_id took C ints: an id or count past 2**31 raised OverflowError, junk TypeError
+    from sorter.constants import REASONS
+    plan, chutes = _small()
+    s = Sorter(plan, chutes)
+    c, r = s.assign_id(bad)
+    assert (s.chute_ids[c], REASONS[r]) == ("R1", "unknown_destination")
+    a = int(s.destination_ids(["A"])[0])
+    c, r = s.assign_id(a, 10**40)
+    assert (s.chute_ids[c], REASONS[r]) == ("R1", "max_recirculation")
+    c, r = s.assign_id(a, "1", "no")
+    assert REASONS[r] == "not_sortable"
+
+
+def test_assign_id_agrees_with_assign_on_valid_ids():
+    plan, chutes = _small()
+    s1, s2 = Sorter(plan, chutes), Sorter(plan, chutes)
+    codes = ["A", "B", "zz", None, "A", "B", "A"] * 5
+    ids = s2.destination_ids(codes)
+    for k, (code, i) in enumerate(zip(codes, ids)):
+        d = s1.assign(code, k % 4)
+        c, r = s2.assign_id(int(i), k % 4)
+        from sorter.constants import REASONS
+        assert (s2.chute_ids[c], REASONS[r]) == (d.chute, d.reason)
+        if d.reason in ("ok", "overflow"):
+            s1.discharged(d.chute)
+            s2.discharged(d.chute)

@@ -258,11 +258,25 @@ cdef class ChuteEngine:
         chute = self.decide(p, dest, _as_count(recirculation), _as_flag(sortable), &reason)
         return self.decisions[chute * N_REASONS + reason]
 
-    def assign_id(self, int dest_id, int recirculation=0, bint sortable=True):
-        """Like :meth:`assign` for an interned id; returns ``(chute_index, reason_code)``."""
-        cdef int reason = 0
-        cdef int chute = self.decide(self.plan, dest_id, recirculation if recirculation > 0 else 0,
-                                     sortable, &reason)
+    def assign_id(self, dest_id, recirculation=0, sortable=True):
+        """Like :meth:`assign` for an interned id (:meth:`Sorter.destination_ids`); returns
+        ``(chute_index, reason_code)``. Never raises: an id that is no integer of the
+        engine's range is an unknown destination; counts and flags read as in :meth:`assign`."""
+        cdef int reason = 0, dest = DEST_UNKNOWN, overflow = 0
+        cdef long v
+        if PyLong_Check(dest_id) and not isinstance(dest_id, bool):
+            v = PyLong_AsLongAndOverflow(dest_id, &overflow)
+            if overflow == 0 and DEST_NO_READ <= v < MAX_COUNT:
+                dest = <int>v
+        elif isinstance(dest_id, np.integer):
+            try:
+                v = int(dest_id)
+                if DEST_NO_READ <= v < MAX_COUNT:
+                    dest = <int>v
+            except Exception:
+                pass
+        cdef int chute = self.decide(self.plan, dest, _as_count(recirculation),
+                                     _as_flag(sortable), &reason)
         return chute, reason
 
     def reject_decision(self, reason):
