@@ -20,6 +20,7 @@ class InputError(SorterError, ValueError):
     """A file or argument is malformed. The message names file, line, field and expected form."""
 
     def __init__(self, message, *, path=None, line=None, field=None, expected=None):
+        self.message = message
         self.path = None if path is None else str(path)
         self.line = line
         self.field = field

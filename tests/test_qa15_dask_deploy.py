@@ -253,6 +253,7 @@ def test_a_worker_without_sorter_is_named_and_left_running(own_cluster, tmp_path
                        capture_output=True, text=True, timeout=50, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     assert "cannot import sorter" in r.stderr and "No module named 'sorter'" in r.stderr
+    assert "field '--dask'" in r.stderr    # the command's flag, not the API's argument
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "o").exists()
     time.sleep(1)

@@ -130,3 +130,12 @@ def test_assign_id_agrees_with_assign_on_valid_ids():
         if d.reason in ("ok", "overflow"):
             s1.discharged(d.chute)
             s2.discharged(d.chute)
+
+
+def test_lorr_json_with_a_key_given_twice_is_refused(tmp_path):
+    # json keeps the last value silently: "teamSize": 10, "teamSize": 20 ran 20 robots
+    from sorter.layout.lorr import load_lorr_problem
+    p = tmp_path / "dup.json"
+    p.write_text('{\n  "mapFile": "x.map",\n  "teamSize": 10,\n  "teamSize": 20\n}\n')
+    with pytest.raises(InputError, match=r"dup\.json:4: field 'teamSize'.*given twice"):
+        load_lorr_problem(p)

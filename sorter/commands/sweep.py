@@ -211,6 +211,11 @@ def run(args) -> int:
         raise ValueError("a worker process died part-way (killed by the system? out of memory?)"
                          + runs + "; --workers 1 runs in this process and shows the run's own "
                          "error") from None
+    except InputError as exc:             # the API's argument is this command's --dask
+        if exc.field != "client" or not args.dask:
+            raise
+        raise InputError(exc.message, path=exc.path, line=exc.line, field="--dask",
+                         expected=exc.expected) from None
     except ValueError as exc:             # a run failed after the up-front checks: say where
         if not getattr(exc, "__notes__", None):
             raise

@@ -356,8 +356,18 @@ def load_lorr_problem(path) -> LorrProblem:
     """
     p = Path(path)
     text = read_text(p)
+    dups = []
+
+    def pairs(items):           # the json module keeps the last of two equal keys, silently
+        seen = set()
+        for k, _ in items:
+            if k in seen:
+                dups.append(k)
+            seen.add(k)
+        return dict(items)
+
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=pairs)
     except RecursionError:      # '[[[[...' thousands deep: the parser recurses per level
         fail("not valid JSON: arrays or objects nested too deeply", path=p,
              expected="a JSON object of keys and plain values")
@@ -372,11 +382,17 @@ def load_lorr_problem(path) -> LorrProblem:
     if not isinstance(doc, dict):
         fail("the document is not a JSON object", path=p, line=1, expected="a JSON object {...}")
 
-    def line_of(key):
+    def line_of(key, nth=1):
         for i, ln in enumerate(text.split("\n")):
             if f'"{key}"' in ln:
-                return i + 1
+                nth -= 1
+                if nth == 0:
+                    return i + 1
         return 1
+
+    if dups:
+        fail(f"key {dups[0]!r} given twice", path=p, line=line_of(dups[0], 2), field=dups[0],
+             expected="each key once (JSON readers differ on which value they keep)")
 
     def get(key, typ, expected):
         if key not in doc:
