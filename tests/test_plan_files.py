@@ -185,6 +185,7 @@ def _mutate(text, data):
     return "".join(lines)
 
 
+@pytest.mark.filterwarnings("ignore:.*is not one of:UserWarning")   # mutated keys: expected
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzz_toml_loader_only_clear_errors(tmp_path, data):
