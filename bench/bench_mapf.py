@@ -9,7 +9,8 @@ Speed (pytest-benchmark; each against a baseline in the same run)::
   MovingAI warehouse maps and LoRR ``sortation_large`` / ``warehouse_large`` (capped where
   10,000 robots do not fit);
 * the plain-Python PIBT of ``tests/naive_pibt.py`` on the same instance and state (ratio), and
-  ``pymapf`` 0.9.0's ``pibt_step`` (pure Python) given our distance tables (ratio);
+  ``pymapf`` 0.9.0's ``pibt_step`` (pure Python) and ``cuplan`` 0.1.0's PIBT timestep (its
+  NumPy backend) given our distance tables (ratios; ``pip install '.[bench]'``);
 * preprocessing (distance tables of every station) time and memory.
 
 Throughput (long runs, a markdown table on stdout; a few minutes on 2 cores)::
@@ -472,6 +473,54 @@ if pytest is not None:
                            rounds=2, iterations=1)
         t_peer = min(t_peer, benchmark.stats.stats.median)
         record(f"pymapf 0.9.0 pibt_step {name} {n} robots",
+               f"{t_peer * 1e3:.1f} ms/step vs ours {np.median(ours) * 1e3:.3f} ms/step: "
+               f"x{t_peer / np.median(ours):.0f}")
+
+    @pytest.mark.benchmark(group="mapf-vs-cuplan")
+    @pytest.mark.parametrize("name,n", PEER_CASES, ids=[f"{f}-{n}" for f, n in PEER_CASES])
+    def test_ratio_cuplan(benchmark, name, n):
+        """cuplan 0.1.0's PIBT timestep on its NumPy backend (candidate ranking + the
+        inheritance on the host), given our distance tables as its per-agent oracle."""
+        pytest.importorskip("cuplan")
+        from cuplan.grid import Grid
+        from cuplan.pibt import PIBT, _INF, _candidate_table, _pibt_step
+        floor = floor_of(name)
+        if floor is None:
+            pytest.skip("shared benchmarks not present")
+        n = fit(floor, n)
+        p, s, goals = warm_run(floor, n, guidance="none")
+        grid = Grid((floor.cells == 0).reshape(floor.height, floor.width))   # True: blocked
+        # its oracle: one (cells,) distance row per agent, blocked / unreachable = _INF
+        pool, fidx = p.tables.pool, p.graph.fidx
+        rows = pool[p._slot].astype(np.int64)          # (n, free cells), our exact BFS tables
+        rows[rows == p.tables.unreachable] = _INF
+        dist = np.full((n, floor.height * floor.width), _INF, dtype=np.int64)
+        free = fidx >= 0
+        dist[:, free] = rows[:, fidx[free]]
+        cand = _candidate_table(grid)
+        pos = p.positions.astype(np.int64)
+        order = np.argsort(-(p._elapsed.astype(np.float64) + np.arange(n) / (n + 1)),
+                           kind="stable")
+        solver = PIBT(seed=0, backend="cpu")
+        rng = np.random.default_rng(0)
+
+        def peer_step():
+            ranked = solver._rank_candidates(dist, cand, pos, rng)
+            return _pibt_step(pos, ranked, order)
+
+        t0 = time.perf_counter()
+        out = peer_step()
+        t_peer = time.perf_counter() - t0
+        assert out is not None and len(set(out.tolist())) == n      # a valid next step
+        ours = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            p.step(goals)
+            ours.append(time.perf_counter() - t0)
+            goals = s.update(p)
+        benchmark.pedantic(peer_step, rounds=3, iterations=1)
+        t_peer = min(t_peer, benchmark.stats.stats.median)
+        record(f"cuplan 0.1.0 PIBT step (NumPy backend) {name} {n} robots",
                f"{t_peer * 1e3:.1f} ms/step vs ours {np.median(ours) * 1e3:.3f} ms/step: "
                f"x{t_peer / np.median(ours):.0f}")
 
