@@ -139,3 +139,65 @@ def test_lorr_json_with_a_key_given_twice_is_refused(tmp_path):
     p.write_text('{\n  "mapFile": "x.map",\n  "teamSize": 10,\n  "teamSize": 20\n}\n')
     with pytest.raises(InputError, match=r"dup\.json:4: field 'teamSize'.*given twice"):
         load_lorr_problem(p)
+
+
+def _pick_reference(stream, planner, robots, pos, avoid=None):
+    """The induct choice as it was written before the compiled loop: per robot, the costs of
+    :meth:`_induct_cost` over NumPy, ``np.argmin``, the choice counted before the next."""
+    rows = stream._induct_tables(planner)
+    out = np.empty(len(robots), np.int64)
+    for j, c in enumerate(pos):
+        fc = planner.graph.fidx[c]
+        d = stream._induct_cost(planner.tables.pool[rows, fc].astype(np.float64))
+        if avoid is not None and d.size > 1:
+            d[avoid[j]] = np.inf
+        k = int(np.argmin(d))
+        out[j] = k
+        stream.load[k] += 1
+    return out
+
+
+@pytest.mark.parametrize("supply", [False, True])
+@pytest.mark.parametrize("choice", ["balanced", "nearest"])
+def test_compiled_induct_choice_equals_the_numpy_formula(supply, choice):
+    from sorter.agv.floor_sim import FloorSimOptions
+    from sorter.agv.lifelong import make_run
+    from sorter.resources import seed_path
+    from sorter.layout import load_floor
+    floor = load_floor(seed_path("floors/medium_33x57.txt"))
+    opts = FloorSimOptions(arrival_rate=2000.0, fault_rate=0.01) if supply else FloorSimOptions()
+    p, s = make_run(floor, 80, seed=3, floor_sim=opts, induct_choice=choice)
+    goals = s.start(p)
+    rng = np.random.default_rng(7)
+    n_ind = len(floor.inducts)
+    penalised = 0
+    for t in range(120):
+        if hasattr(s, "pre_step"):
+            s.pre_step(p, goals)
+        p.step(goals)
+        goals = s.update(p)
+        if t % 10:
+            continue
+        m = int(rng.integers(1, 12))
+        robots = rng.choice(p.n_robots, m, replace=False)
+        pos = p.positions[robots]
+        kept = s.load.copy(), s.supply.copy() if supply else None     # the run's own state
+        penalised += supply and s._cost_terms()[4] is not None
+        if supply:
+            s.supply[:] = rng.integers(0, 4, n_ind)
+        s.load[:] = rng.integers(0, 6, n_ind)
+        for avoid in (None, rng.integers(0, n_ind, m), rng.random((m, n_ind)) < 0.5,
+                      np.ones((m, n_ind), bool)):
+            before = s.load.copy()
+            got = s._pick_inducts(p, robots, pos, avoid=avoid)
+            got_load = s.load.copy()
+            s.load[:] = before
+            want = _pick_reference(s, p, robots, pos, avoid=avoid)
+            assert got.tolist() == want.tolist()
+            assert got_load.tolist() == s.load.tolist()
+            s.load[:] = before
+        s.load[:] = kept[0]
+        if supply:
+            s.supply[:] = kept[1]
+    assert s.completed > 0
+    assert penalised or not supply          # inducts behind a faulted robot were priced too

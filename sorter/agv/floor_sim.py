@@ -639,6 +639,19 @@ class FloorSim(SortingTasks):
                 d[k[k >= 0]] += 1e6
         return d
 
+    def _cost_terms(self):
+        """:meth:`_induct_cost` as terms for the compiled induct choice (see the base class)."""
+        balanced, weight, _, _, _ = super()._cost_terms()
+        if not self._supply:
+            return balanced, weight, np.zeros(0, np.int64), 1.0, None
+        lam = max(self._arrival_per_step(), 1e-9)
+        penalty = None
+        if self._prev_pos is not None and self.fault_left.any():
+            k = self.induct_area[self._prev_pos[self.fault_left > 0]]
+            penalty = np.zeros(len(self.supply))
+            penalty[k[k >= 0]] = 1e6
+        return balanced, weight, self.supply, lam, penalty
+
     def _arrival_per_step(self) -> float:
         """Parcels arriving per step at each induct now (the wave in force at step ``t``;
         0: unlimited supply, or a wave of rate 0)."""

@@ -867,6 +867,7 @@ class Planner:
         self._local = np.zeros((n, 5), tables.dtype)    # table distances around each robot
         self._station_cells = {}
         self._shared_drop = None
+        self._key_of = {}                  # goal cell -> goal_key(cell), filled as goals come
         if self.station_goals:
             f = self.floor
             for kind, lst, code in (("induct", f.inducts, 2), ("chute", f.chutes, 3)):
@@ -989,34 +990,32 @@ class Planner:
         self._cells(goals[changed], "goals")          # validate what is new only
         # a robot that finished its goal starts a new task even if the new goal is the same cell
         again = np.flatnonzero(self._done & (goals == self._goal))
-        self._done[again] = False
-        self._elapsed[again] = 0
         tabs = self.tables
         had = changed[self._goal[changed] >= 0]
         tabs.release_many(self._slot[had].tolist())     # the old goals' tables, in one go
         slots = []
+        key_of = self._key_of
         for i, c, at in zip(changed.tolist(), goals[changed].tolist(),
                             self._pos[changed].tolist()):
-            key, cells = self.goal_key(c)
-            self._keys[i] = (key, cells)
+            kc = key_of.get(c)
+            if kc is None:
+                kc = key_of[c] = self.goal_key(c)
+            self._keys[i] = kc
             # single-cell goals get tables bounded around the robot (completed in step() if
             # a robot ever needs a cell beyond them): the same values where robots read them
-            slots.append(tabs.acquire(key, cells, near=at if key[0] == "cell" else None))
+            slots.append(tabs.acquire(kc[0], kc[1], near=at if kc[0][0] == "cell" else None))
         self._slot[changed] = slots
         self._on_detour[changed] = False
         self._no_way[changed] = -1
         self._goal[changed] = goals[changed]
-        self._done[changed] = False
-        self._elapsed[changed] = 0
         self._dwell[changed] = 0
-        self._best[changed] = np.iinfo(np.int64).max
-        self._since[changed] = self.step_no
-        self._best[again] = np.iinfo(np.int64).max
-        self._since[again] = self.step_no
-        self._failed[changed] = 0
-        self._failed[again] = 0
-        self._retry[changed] = 0
-        self._retry[again] = 0
+        new_task = np.concatenate((changed, again)) if again.size else changed
+        self._done[new_task] = False
+        self._elapsed[new_task] = 0
+        self._best[new_task] = np.iinfo(np.int64).max
+        self._since[new_task] = self.step_no
+        self._failed[new_task] = 0
+        self._retry[new_task] = 0
         return changed.size
 
     # -- public --------------------------------------------------------------------------

@@ -893,6 +893,37 @@ class QueueWatch:
                 "induct_queue_max": {str(st.label): int(self.most[st.index]) for st in qs}}
 
 
+@njit(cache=True)
+def _pick_inducts_kernel(pool, rows, fcs, load, balanced, weight, supply, lam, penalty, avoid,
+                         out):
+    """:meth:`SortingTasks._pick_inducts` in one compiled loop: robot j (at free cell
+    ``fcs[j]``) takes the induct k of least ``pool[rows[k], fcs[j]] (+ weight x load[k] if
+    balanced) (+ max(0, load[k] - supply[k] + 1) / lam if supply) + penalty[k]``, skipping
+    ``avoid[j, k]`` (if ``avoid`` has rows), first index on ties (``np.argmin``), and counts
+    it in ``load`` before the next robot. Float operations in :meth:`_induct_cost`'s order."""
+    n_ind = rows.shape[0]
+    use_supply = supply.shape[0] > 0
+    use_avoid = avoid.shape[0] > 0
+    for j in range(fcs.shape[0]):
+        fc = fcs[j]
+        best = 0
+        best_cost = np.inf
+        for k in range(n_ind):
+            if use_avoid and avoid[j, k]:
+                continue
+            c = np.float64(pool[rows[k], fc])
+            if balanced:
+                c = c + weight * load[k]
+            if use_supply:
+                c = c + max(0, load[k] - supply[k] + 1) / lam
+            c = c + penalty[k]
+            if c < best_cost:
+                best_cost = c
+                best = k
+        out[j] = best
+        load[best] += 1
+
+
 class SortingTasks:
     """Robots cycle induct -> chute of the parcel's destination -> induct (station goals).
 
@@ -981,22 +1012,43 @@ class SortingTasks:
 
     def _induct_cost(self, d):
         """Cost of each induct for an empty robot ``d`` cells from each: the distance, plus
-        ``balance_weight`` x robots already heading there (``"balanced"``)."""
+        ``balance_weight`` x robots already heading there (``"balanced"``).
+
+        The formula as plain NumPy; :meth:`_pick_inducts` evaluates the same one in a compiled
+        loop from :meth:`_cost_terms` (a test holds the two equal)."""
         if self.induct_choice == "balanced":
             d = d + self.balance_weight * self.load
         return d
 
+    def _cost_terms(self):
+        """What :meth:`_induct_cost` adds to the distances, as :func:`_pick_inducts_kernel`
+        reads it: ``(balanced, weight, supply, lam, penalty)``; ``supply`` empty for none,
+        ``penalty`` None for none."""
+        return (self.induct_choice == "balanced", self.balance_weight,
+                np.zeros(0, np.int64), 1.0, None)
+
     def _pick_inducts(self, planner, robots, pos, avoid=None):
+        """The cheapest induct (:meth:`_induct_cost`) for each empty robot at ``pos``, in
+        turn: each choice counts in ``load`` before the next robot's. ``avoid[j]``: inducts
+        robot j must not take (an index, or a bool row per robot; ignored with one induct)."""
         rows = self._induct_tables(planner)
-        out = np.empty(robots.size, np.int64)
-        for j, (r, c) in enumerate(zip(robots, pos)):
-            fc = planner.graph.fidx[c]
-            d = self._induct_cost(planner.tables.pool[rows, fc].astype(np.float64))
-            if avoid is not None and d.size > 1:
-                d[avoid[j]] = np.inf
-            k = int(np.argmin(d))
-            out[j] = k
-            self.load[k] += 1
+        n_ind = rows.size
+        balanced, weight, supply, lam, penalty = self._cost_terms()
+        pen = np.zeros(n_ind) if penalty is None else np.asarray(penalty, np.float64)
+        if avoid is None or n_ind <= 1:
+            mask = np.zeros((0, 0), np.bool_)
+        else:
+            avoid = np.asarray(avoid)
+            if avoid.dtype == np.bool_:
+                mask = np.ascontiguousarray(np.broadcast_to(avoid, (len(robots), n_ind)))
+            else:
+                mask = np.zeros((len(robots), n_ind), np.bool_)
+                mask[np.arange(len(robots)), avoid] = True
+        fcs = planner.graph.fidx[np.asarray(pos, np.int64)].astype(np.int64)
+        out = np.empty(len(robots), np.int64)
+        _pick_inducts_kernel(planner.tables.pool, rows, fcs, self.load, balanced,
+                             float(weight), np.asarray(supply, np.int64), float(lam), pen,
+                             mask, out)
         return out
 
     def start(self, planner):
