@@ -424,7 +424,7 @@ def test_service_second_carriage_return_is_a_bad_char():
         answers = loop.run_until_complete(go())
     finally:
         loop.close()
-        asyncio.set_event_loop(asyncio.new_event_loop())
+        asyncio.set_event_loop(None)
     assert answers[0] == "DEST|1|P1|C001|ok\n"
     assert answers[1].startswith("ERR|2|bad_char|")
     assert answers[2] == "ACK|3\n"
