@@ -194,8 +194,8 @@ class Sorter(ChuteEngine):
         destination -> chutes, or a :class:`PreparedPlan` from :meth:`prepare_plan`. With a
         CSV or a mapping only the routes change; overflow, reject chutes, strategy and max
         recirculation carry over from the plan in force at the switch (for a prepared one
-        too, whatever was in force when it was prepared). Chute states and container fill always carry over;
-        round-robin positions restart. Raises ``ValueError`` (naming the file) if the new
+        too, whatever was in force when it was prepared). Chute states and container fill
+        always carry over; round-robin positions restart. Raises ``ValueError`` (naming the file) if the new
         plan does not fit the chute table or has no destinations (``{}``, like a plan CSV
         without rows, is refused: it would reject every parcel); the old plan then stays in
         force.

@@ -623,29 +623,16 @@ class FloorSim(SortingTasks):
         self.picked += int(robots.size)
         self._route(robots, goals)
 
-    def _induct_cost(self, d):
+    def _cost_terms(self):
         """With an arrival rate, an induct also costs the steps a robot sent there would wait
         for a parcel: the robots bound there beyond its parcels waiting, over its arrival rate
-        per step. Robots go where parcels wait."""
-        d = super()._induct_cost(d)
-        if self._supply:
-            lam = max(self._arrival_per_step(), 1e-9)     # a wave of rate 0: parcels waiting
-            d = d + np.maximum(0, self.load - self.supply + 1) / lam
-            if self._prev_pos is not None and self.fault_left.any():
-                # an induct a faulted robot stands on (or in its queue): its parcels wait for
-                # the repair (they would draw robots there again and again)
-                k = self.induct_area[self._prev_pos[self.fault_left > 0]]
-                d = d.copy()
-                d[k[k >= 0]] += 1e6
-        return d
-
-    def _cost_terms(self):
-        """:meth:`_induct_cost` as terms for the compiled induct choice (see the base class)."""
-        balanced, weight, _, _, _ = super()._cost_terms()
+        per step (robots go where parcels wait); and an induct a faulted robot stands on (or
+        in its queue) costs 1e6: its parcels wait for the repair (they would draw robots there
+        again and again). See :meth:`SortingTasks._induct_cost`."""
+        balanced, weight, supply, lam, penalty = super()._cost_terms()
         if not self._supply:
-            return balanced, weight, np.zeros(0, np.int64), 1.0, None
-        lam = max(self._arrival_per_step(), 1e-9)
-        penalty = None
+            return balanced, weight, supply, lam, penalty
+        lam = max(self._arrival_per_step(), 1e-9)     # a wave of rate 0: parcels waiting
         if self._prev_pos is not None and self.fault_left.any():
             k = self.induct_area[self._prev_pos[self.fault_left > 0]]
             penalty = np.zeros(len(self.supply))

@@ -1012,18 +1012,25 @@ class SortingTasks:
 
     def _induct_cost(self, d):
         """Cost of each induct for an empty robot ``d`` cells from each: the distance, plus
-        ``balance_weight`` x robots already heading there (``"balanced"``).
+        ``balance_weight`` x robots already heading there (``"balanced"``), plus the terms a
+        subclass adds (:meth:`_cost_terms`).
 
-        The formula as plain NumPy; :meth:`_pick_inducts` evaluates the same one in a compiled
-        loop from :meth:`_cost_terms` (a test holds the two equal)."""
-        if self.induct_choice == "balanced":
-            d = d + self.balance_weight * self.load
+        The formula in NumPy; :meth:`_pick_inducts` evaluates it in a compiled loop (a test
+        holds the two equal)."""
+        balanced, weight, supply, lam, penalty = self._cost_terms()
+        if balanced:
+            d = d + weight * self.load
+        if supply.size:
+            d = d + np.maximum(0, self.load - supply + 1) / lam
+        if penalty is not None:
+            d = d + penalty
         return d
 
     def _cost_terms(self):
-        """What :meth:`_induct_cost` adds to the distances, as :func:`_pick_inducts_kernel`
-        reads it: ``(balanced, weight, supply, lam, penalty)``; ``supply`` empty for none,
-        ``penalty`` None for none."""
+        """The terms of :meth:`_induct_cost` beside the distance: ``(balanced, weight,
+        supply, lam, penalty)``, ``weight`` x robots heading to each induct if ``balanced``;
+        ``max(0, robots heading there - supply + 1) / lam`` unless ``supply`` is empty;
+        ``penalty`` per induct unless None. Here: the balance only."""
         return (self.induct_choice == "balanced", self.balance_weight,
                 np.zeros(0, np.int64), 1.0, None)
 
