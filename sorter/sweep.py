@@ -1347,18 +1347,14 @@ def _run_dask(client, tasks, results, walls, bar, points, seed_list):
         ac = as_completed(futs)
         seen_worker = time.monotonic()
         next_look = seen_worker + 1.0
-        while not ac.is_empty():
-            for f in ac.next_batch(block=False):
-                try:
-                    _collect(f.result(), results, walls, bar)
-                except Exception as exc:
-                    exc.add_note(f"sorter sweep: while running "
-                                 f"{_where(idx_of[f.key], points, seed_list)}")
-                    raise
+
+        def look():
+            """A stop request, or no worker left (and none back): Dask would wait for ever."""
+            nonlocal seen_worker, next_look
             if _STOP.is_set():
                 raise KeyboardInterrupt
             now = time.monotonic()
-            if now >= next_look:        # no worker left (and none back): Dask would wait for ever
+            if now >= next_look:
                 next_look = now + 1.0
                 if client.nthreads():
                     seen_worker = now
@@ -1369,6 +1365,25 @@ def _run_dask(client, tasks, results, walls, bar, points, seed_list):
                                      "killed? see the workers' logs)", field="client",
                                      expected="workers that stay up (a nanny restarts a killed "
                                               "one)")
+
+        def result(f):
+            """The run's result, or its own error noting which run. A run reported done
+            whose worker then died is computed again: waited for in slices, watching for a
+            stop and for workers (was: for ever, with no worker left)."""
+            while True:
+                try:
+                    return f.result(timeout=1.0)
+                except Exception as exc:      # (distributed's TimeoutError is the builtin one)
+                    if not isinstance(exc, TimeoutError) or f.status == "error":
+                        exc.add_note(f"sorter sweep: while running "
+                                     f"{_where(idx_of[f.key], points, seed_list)}")
+                        raise
+                look()
+
+        while not ac.is_empty():
+            for f in ac.next_batch(block=False):
+                _collect(result(f), results, walls, bar)
+            look()
             time.sleep(0.1)
     except BaseException:
         client.cancel(futs)

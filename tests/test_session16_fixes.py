@@ -213,3 +213,60 @@ def test_compiled_induct_choice_equals_the_numpy_formula(supply, choice):
             s.supply[:] = kept[1]
     assert s.completed > 0
     assert penalised or not supply          # inducts behind a faulted robot were priced too
+
+
+def test_dask_result_lost_with_its_worker_and_no_worker_left_stops_in_bounded_time(monkeypatch):
+    """A run reported done whose worker was then killed is computed again; with no worker
+    left, waiting for its result blocked for ever (``Future.result()`` without a timeout:
+    a CI run hung in tests/test_qa15_dask_deploy.py). Now waited for in slices."""
+    import time as _time
+    distributed = pytest.importorskip("distributed")
+    import sorter.sweep as sw
+
+    class LostFuture:                  # done once, then lost with its worker: pending for ever
+        status = "pending"
+
+        def __init__(self, key):
+            self.key = key
+
+        def result(self, timeout=None):
+            if timeout is None:
+                raise AssertionError("waited without a timeout (for ever)")
+            _time.sleep(min(timeout, 0.05))
+            raise TimeoutError
+
+    class NoWorkersLeft:
+        def wait_for_workers(self, n, timeout=None):
+            return None                # there was one at the start
+
+        def run(self, fn, on_error="return"):
+            return {}
+
+        def map(self, fn, tasks, pure=False):
+            return [LostFuture(f"run-{t[0]}") for t in tasks]
+
+        def nthreads(self):
+            return {}                  # ... and none now
+
+        def cancel(self, futs):
+            pass
+
+    class Completed:                   # as_completed: every future reported done at once
+        def __init__(self, futs):
+            self.left = list(futs)
+
+        def is_empty(self):
+            return not self.left
+
+        def next_batch(self, block=False):
+            out, self.left = self.left[:1], self.left[1:]
+            return out
+
+    monkeypatch.setattr(distributed, "as_completed", Completed)
+    monkeypatch.setattr(sw, "DASK_NO_WORKERS_S", 0.5)
+    tasks = [(0, None, 0), (1, None, 1)]
+    t0 = _time.monotonic()
+    with pytest.raises(InputError, match="every Dask worker left part-way"):
+        sw._run_dask(NoWorkersLeft(), tasks, [None, None], [None, None], None,
+                     [{"robots": 5}], [0, 1])
+    assert _time.monotonic() - t0 < 10
