@@ -1314,10 +1314,12 @@ def _dask_check_workers(client, wait_s):
         try:            # what a task unpickles: the run function, a scenario, a floor point
             for name in ("sorter.sweep", "sorter.sim", "sorter.floor_sweep"):
                 importlib.import_module(name)
+            return None, importlib.import_module("sorter.sweep").source_fingerprint()
         except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"
-        return None
-    bad = {w: e for w, e in client.run(probe, on_error="return").items() if e is not None}
+            return f"{type(exc).__name__}: {exc}", None
+    answers = client.run(probe, on_error="return")
+    bad = {w: a[0] if isinstance(a, tuple) else f"{type(a).__name__}: {a}"
+           for w, a in answers.items() if not isinstance(a, tuple) or a[0] is not None}
     if bad:
         w, e = next(iter(bad.items()))
         raise InputError(f"{len(bad)} of the Dask cluster's workers cannot import sorter "
@@ -1325,6 +1327,30 @@ def _dask_check_workers(client, wait_s):
                          expected="this package installed on every worker: pip install "
                                   "'.[dask]' from a checkout of sorter, in the environment "
                                   "that runs `dask worker`")
+    mine = source_fingerprint()
+    other = {w: a[1] for w, a in answers.items() if a[1] != mine}
+    if other:
+        w, f = next(iter(other.items()))
+        raise InputError(f"{len(other)} of the Dask cluster's workers run other sorter code than "
+                         f"this client ({w}: source {f[:12]}, here {mine[:12]}): their results "
+                         "would not be this version's", field="client",
+                         expected="the same sorter on every worker as here: reinstall it in the "
+                                  "workers' environment and restart them")
+
+
+@functools.lru_cache(maxsize=1)
+def source_fingerprint() -> str:
+    """SHA-256 of this installed package's Python sources (relative paths and bytes): a Dask
+    worker whose ``sorter`` differs (another version, or an edited checkout) is refused
+    instead of mixing its results with this version's. Read once per process (~ms)."""
+    import hashlib
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        if f.relative_to(root).parts[0] == "seeds":     # scripts shipped with an install only
+            continue
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def _run_dask(client, tasks, results, walls, bar, points, seed_list):

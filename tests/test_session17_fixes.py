@@ -1,0 +1,55 @@
+"""Regression tests for the fixes of session 17 (each fails on the code before its fix)."""
+from __future__ import annotations
+
+import pytest
+
+import sorter.sweep as sw
+from sorter.errors import InputError
+
+
+class _FakeClient:
+    """What `_dask_check_workers` asks of a client: one worker that answers the probe
+    with `answer(probe)`."""
+
+    class scheduler:
+        address = "tcp://127.0.0.1:1"
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    def wait_for_workers(self, n, timeout=None):
+        return None
+
+    def run(self, fn, on_error="raise"):
+        return {"tcp://127.0.0.1:2": self.answer(fn)}
+
+
+def test_a_dask_worker_with_other_sorter_code_is_refused():
+    """Was: a worker running another version (or an edited checkout) of sorter computed its
+    share of the sweep silently, mixing its results with this version's."""
+    same = _FakeClient(lambda probe: probe())
+    sw._dask_check_workers(same, 1.0)           # the same code: accepted
+    other = _FakeClient(lambda probe: (None, "0" * 64))
+    with pytest.raises(InputError, match="run other sorter code than this client") as e:
+        sw._dask_check_workers(other, 1.0)
+    assert e.value.field == "client" and "tcp://127.0.0.1:2" in str(e.value)
+
+
+def test_source_fingerprint_reads_the_package_sources(tmp_path, monkeypatch):
+    fp = sw.source_fingerprint()
+    assert len(fp) == 64 and fp == sw.source_fingerprint()
+    # the same function on a copy with one changed byte gives another fingerprint
+    import shutil
+    from pathlib import Path
+    root = Path(sw.__file__).resolve().parent
+    copy = tmp_path / "sorter"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("__pycache__", "*.so", "seeds"))
+    monkeypatch.setattr(sw, "__file__", str(copy / "sweep.py"))
+    sw.source_fingerprint.cache_clear()
+    try:
+        assert sw.source_fingerprint() == fp
+        sw.source_fingerprint.cache_clear()
+        (copy / "constants.py").write_text((copy / "constants.py").read_text() + "\n# edited\n")
+        assert sw.source_fingerprint() != fp
+    finally:
+        sw.source_fingerprint.cache_clear()
