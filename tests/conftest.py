@@ -26,4 +26,9 @@ def pytest_xdist_auto_num_workers(config):
         cores = len(os.sched_getaffinity(0))
     except AttributeError:                      # not Linux
         cores = os.cpu_count() or 1
+    files = {a.split("::")[0] for a in config.args}
+    if files and all(f.endswith(".py") for f in files):     # named test files only
+        if len(files) == 1:
+            return 0            # one file goes to one worker anyway (``--dist loadfile``): run here
+        cores = min(cores, len(files))
     return max(1, min(cores, MAX_TEST_WORKERS))
