@@ -368,12 +368,19 @@ def _chute_from_mapping(m, path, line, i):
 
 
 def _section_lines(text):
-    """Line numbers of ``[plan]``, ``[reject]`` and each ``[[chute]]`` header, and of keys."""
+    """Line numbers of ``[plan]``, ``[reject]`` and each ``[[chute]]`` header, and of keys.
+
+    The other ways TOML writes the same tables count too: dotted keys (``plan.strategy =``),
+    inline tables (``reject = { no_read = "R1", ... }``) and an inline array of chutes
+    (``chute = [ { id = "C1" }, ... ]``: each chute's line is the line of its ``{``)."""
     lines = {"plan": None, "reject": None, "chute": []}
     keys = {}           # (section, index, key) -> line
     section, index = None, None
-    for no, raw in enumerate(text.splitlines(), start=1):
-        s = raw.strip()
+    rows = text.splitlines()
+    no = 0
+    while no < len(rows):
+        no += 1
+        s = rows[no - 1].strip()
         if s.startswith("[[") and s.split("#")[0].strip().endswith("]]"):
             name = s.split("#")[0].strip()[2:-2].strip()
             section = name
@@ -388,10 +395,61 @@ def _section_lines(text):
             if name in lines and not isinstance(lines[name], list):
                 lines[name] = no
         else:
-            m = re.match(r"([A-Za-z0-9_\-\"']+)\s*=", s)
-            if m:
-                keys[(section, index, m.group(1).strip("\"'"))] = no
+            m = re.match(r"([A-Za-z0-9_\-\"'.]+)\s*=\s*(.?)", s)
+            if not m:
+                continue
+            parts = [x.strip("\"'") for x in m.group(1).split(".")]
+            keys[(section, index, parts[-1] if len(parts) == 1 else m.group(1))] = no
+            if section is not None:
+                continue
+            head, opener = parts[0], m.group(2)
+            if head in ("plan", "reject") and lines[head] is None and (len(parts) == 2
+                                                                       or opener == "{"):
+                lines[head] = no
+            if len(parts) == 2:                     # plan.strategy = ...
+                keys.setdefault((head, None, parts[1]), no)
+            elif opener == "{":                     # reject = { no_read = "R1", ... }
+                for k in re.findall(r"[{,]\s*[\"']?([A-Za-z0-9_\-]+)[\"']?\s*=", s):
+                    keys.setdefault((head, None, k), no)
+            elif head == "chute" and opener == "[":  # chute = [ { id = "C1" }, ... ]
+                no = _inline_chutes(rows, no, m.end(2), lines, keys)
     return lines, keys
+
+
+def _inline_chutes(rows, no, col, lines, keys):
+    """Record the line of each ``{`` (a chute) and of its keys in an inline array of chute
+    tables that opens on line ``no`` before column ``col``; returns the line it closes on."""
+    depth, quote, i = 0, None, None
+    while no <= len(rows):
+        s = rows[no - 1].strip()
+        j = col
+        while j < len(s):
+            ch = s[j]
+            if quote:
+                if ch == "\\" and quote == '"':
+                    j += 1
+                elif ch == quote:
+                    quote = None
+            elif ch in "\"'":
+                quote = ch
+            elif ch == "#":
+                break
+            elif ch == "{":
+                if depth == 0:
+                    lines["chute"].append(no)
+                    i = len(lines["chute"]) - 1
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+            elif ch == "]" and depth == 0:
+                return no
+            elif ch == "=" and depth == 1:
+                k = re.search(r"([A-Za-z0-9_\-]+)[\"']?\s*$", s[:j])
+                if k:
+                    keys.setdefault(("chute", i, k.group(1)), no)
+            j += 1
+        no, col = no + 1, 0
+    return len(rows)
 
 
 def load_chutes(path) -> tuple[ChuteTable, PlanSettings]:
@@ -446,14 +504,30 @@ def _toml_number_line(text) -> int | None:
 _PLAN_KEYS = ("name", "strategy", "max_recirculation", "overflow")
 
 
+def _toml_key_line(text, key) -> int | None:
+    """The line where a TOML text first names top-level ``key``: a ``[key]``/``[[key]]``
+    header (``[key.sub]`` too), or ``key = ...`` / ``key.sub = ...`` before any header."""
+    k = re.escape(key)
+    quoted = rf"(?:{k}|\"{k}\"|'{k}')"
+    head = re.compile(rf"\s*\[\[?\s*{quoted}\s*[\].]")
+    bare = re.compile(rf"\s*{quoted}\s*[=.]")
+    in_table = False
+    for no, line in enumerate(text.splitlines(), start=1):
+        if head.match(line) or (not in_table and bare.match(line)):
+            return no
+        if line.lstrip().startswith("["):
+            in_table = True
+    return None
+
+
 def parse_chutes_doc(doc, *, path=None, text=""):
     """Validate an already-parsed chute document (dict) as :func:`load_chutes` does."""
     heads, keys = _section_lines(text)
     known = {"plan", "reject", "chute"}
     for k in doc:
         if k not in known:
-            raise InputError(f"unknown table [{k}]", path=path, field=k,
-                             expected="[plan], [reject] and [[chute]] tables")
+            raise InputError(f"unknown table [{k}]", path=path, line=_toml_key_line(text, k),
+                             field=k, expected="[plan], [reject] and [[chute]] tables")
     raw_chutes = doc.get("chute")
     if not isinstance(raw_chutes, list) or not raw_chutes:
         raise InputError("no chutes", path=path, field="chute",
@@ -659,7 +733,9 @@ def first_data_row(reader):
 def parse_plan_csv(text, chutes=None, *, path=None):
     """Parse plan CSV text; see :func:`load_plan_routes`."""
     if "\x00" in text:
-        raise InputError("contains NUL bytes", path=path, expected="a text CSV file")
+        raise InputError("contains NUL bytes", path=path,
+                         line=text.count("\n", 0, text.index("\x00")) + 1,
+                         expected="a text CSV file")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = first_data_row(reader)
