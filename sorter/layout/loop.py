@@ -294,8 +294,10 @@ class LoopSorter:
                              ("n_reject", n_reject, _MAX_CHUTES), ("n_inducts", n_inducts, _MAX_INDUCTS),
                              ("capacity", capacity, 1_000_000_000)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v <= hi:
+                # (0 passes here, to be named below: but a loop needs one of these three)
+                lo = 1 if fname in ("n_reject", "n_inducts", "capacity") else 0
                 raise InputError(f"bad value {v!r}", path=path, field=f"loop.{fname}",
-                                 expected=f"an integer from 0 to {hi:,}")
+                                 expected=f"an integer from {lo} to {hi:,}")
         for fname, v in (("n_reject", n_reject), ("n_inducts", n_inducts), ("capacity", capacity)):
             if v < 1:        # name the count that is 0 (n_inducts = 0 used to blame n_reject)
                 raise InputError("a loop needs a reject chute, an induct and a container "

@@ -789,17 +789,23 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
             if isinstance(rel, str) and rel.strip() and not (base / rel).exists():
                 who = f"loop {raw.get('name', default_name)!r}: " if len(raw_loops) > 1 else ""
                 raise InputError(f"{who}{key} file {rel!r} not found", path=path,
-                                 field=f"loop.{key}", expected=f"the path of {form}, relative "
-                                                               f"to the scenario ({base})"
-                                                               + _slash_hint(rel))
-        layout = LoopSorter.from_dict(raw, path=path, base_dir=base, name=default_name)
+                                 field=f"loop[{i}].{key}" if who else f"loop.{key}",
+                                 expected=f"the path of {form}, relative to the scenario "
+                                          f"({base})" + _slash_hint(rel))
+        try:
+            layout = LoopSorter.from_dict(raw, path=path, base_dir=base, name=default_name)
+        except InputError as exc:
+            raise _hub_loop_error(exc, i, len(raw_loops), path) from None
         n_chutes += len(layout.chutes)
         if n_chutes > MAX_HUB_CHUTES:
             raise InputError(f"{n_chutes:,} chutes on the first {i + 1} loops", path=path,
                              field=("loop" + (f".{i}" if len(raw_loops) > 1 else "")
                                     + (".n_chutes" if "n_chutes" in raw else ".chutes")),
                              expected=f"at most {MAX_HUB_CHUTES:,} chutes on all loops together")
-        plan = _loop_plan(raw, layout, path=path, base=base)
+        try:
+            plan = _loop_plan(raw, layout, path=path, base=base)
+        except InputError as exc:
+            raise _hub_loop_error(exc, i, len(raw_loops), path) from None
         loops.append(LoopSpec(layout, plan))
     names = [lp.name for lp in loops]
 
@@ -822,7 +828,7 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
         for key in ("start", "end"):
             if f"{key}_h" in w:
                 times.append(_num(w[f"{key}_h"], path=path, field=f"{f}.{key}_h", lo=0, hi=24 * 7,
-                                  expected="hours from the shift's start, >= 0"))
+                                  expected="hours from the shift's start, 0 to 168"))
             elif key in w:
                 times.append(_clock(w[key], path=path, field=f"{f}.{key}", start_h=start_h))
             else:
@@ -981,7 +987,7 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
                              expected=f"a destination or overflow chute of loop {lname!r}")
         if "start_h" in e:
             st = _num(e["start_h"], path=path, field=f + ".start_h", lo=0, hi=24 * 7,
-                      expected="hours from the shift's start")
+                      expected="hours from the shift's start, 0 to 168")
         elif "start" in e:
             st = _clock(e["start"], path=path, field=f + ".start", start_h=start_h)
         else:
@@ -1010,6 +1016,19 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
                     interval_minutes=interval, destinations=dmix, scan=scan, containers=containers,
                     blockages=blockages, max_recirculation=max_rec,
                     path=None if path is None else str(path), shift_start_h=start_h)
+
+
+def _hub_loop_error(exc, i, n_loops, path):
+    """An error of a key of the hub's [[loop]] table ``i`` (``loop.speed_mps``, a key every
+    loop table has) named ``loop[i].speed_mps``: which loop, and the line of the key in that
+    table (an error of a file the loop names, or of a single [loop], is left as it is)."""
+    if (n_loops < 2 or exc.line is not None or exc.path != (None if path is None else str(path))
+            or not isinstance(exc.field, str) or not exc.field.startswith("loop.")):
+        return exc
+    from sorter.plan import _strip_where
+    err = InputError(_strip_where(exc), path=path, field=f"loop[{i}]." + exc.field[5:])
+    err.expected = exc.expected
+    return err
 
 
 def _loop_plan(raw, layout, *, path, base) -> SortPlan:
