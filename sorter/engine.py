@@ -102,8 +102,9 @@ class Sorter(ChuteEngine):
 
     Notes
     -----
-    Decision rules, in order: not sortable -> ``not_sortable``; no-read (``None`` or
-    ``""``) -> ``no_read``; recirculation > max -> ``max_recirculation``; unknown
+    Decision rules, in order (a code is looked up exactly as given: trim a padded scanner
+    field first, as the plan CSV, the event replay and the service do): not sortable ->
+    ``not_sortable``; no-read (``None`` or ``""``) -> ``no_read``; recirculation > max -> ``max_recirculation``; unknown
     destination -> ``unknown_destination``; an open chute of the destination by
     strategy -> ``ok``; else an open overflow chute -> ``overflow``; else
     ``no_chute_available``. Every other reason goes to its reject chute in the plan's
