@@ -804,7 +804,10 @@ def _check_vary(vary, doc, path):
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
             raise InputError(f"no values for {key!r}", field=key,
                              expected="a non-empty list of values")
-        _walk(doc, parts, key)            # intermediate tables exist
+        try:
+            _walk(doc, parts, key)        # intermediate tables exist
+        except InputError as exc:
+            raise _naming_scenario(exc, path) from None
         out[key] = [v.item() if hasattr(v, "item") and not isinstance(v, (str, bytes)) else v
                     for v in values]      # numpy scalars as Python's
     return out
@@ -999,6 +1002,17 @@ def _is_varied(field, vary) -> bool:
         return False
 
 
+def _naming_scenario(exc, path):
+    """A key error of :func:`set_key` (no file: it walks a parsed document) naming the
+    scenario file whose tables the key was looked up in, as the other key errors do."""
+    if path is None or exc.path is not None:
+        return exc
+    from sorter.plan import _strip_where
+    err = InputError(_strip_where(exc), path=path, field=exc.field)
+    err.expected = exc.expected
+    return err
+
+
 def _with_file_line(exc, path):
     """An error of the scenario file itself (no override, no varied value in it): with the
     line of its key, as ``sorter run`` names it."""
@@ -1075,7 +1089,10 @@ def capacity_sweep(scenario, vary, *, seeds=5, overrides=None, base_dir=None, cl
     overrides = dict(overrides or {})
     fixed = {}
     for key, value in overrides.items():
-        set_key(doc, key, value)
+        try:
+            set_key(doc, key, value)
+        except InputError as exc:
+            raise _naming_scenario(exc, path) from None
         norm = _key_str(parse_key(key))
         if norm in fixed:        # two spellings of one key: one value would win silently
             raise InputError(f"override {key!r} given twice (also as {fixed[norm]!r})",

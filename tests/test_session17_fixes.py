@@ -53,3 +53,20 @@ def test_source_fingerprint_reads_the_package_sources(tmp_path, monkeypatch):
         assert sw.source_fingerprint() != fp
     finally:
         sw.source_fingerprint.cache_clear()
+
+
+@pytest.mark.parametrize("argv", [
+    ["--vary", "loop.induct.0.max_rate_per_hour=3000"],          # a table the scenario lacks
+    ["--vary", "wave.9.rate_per_hour=3000"],                     # an index out of range
+    ["--vary", "loop.speed_mps=2", "--set", "loop.x.y=3"],       # a fixed key likewise
+])
+def test_a_sweep_key_error_names_the_scenario_file(argv, capsys):
+    """Was: `field 'loop.induct.0.max_rate_per_hour': unknown key ...` with no file, while
+    an unknown last key (loop.nope) named it."""
+    from sorter.cli import main
+    from sorter.resources import seed_path
+    small = seed_path("scenarios/small.toml")
+    assert main(["sweep", str(small), *argv, "--seeds", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"sorter sweep: error: {small}: field '") and "unknown key" in err, err
+    assert len(err.splitlines()) == 1
