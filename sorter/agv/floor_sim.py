@@ -313,7 +313,14 @@ def floor_plan(floor, weights, *, capacity=50, strategy="least_loaded", max_reci
               for r in REJECT_REASONS}
     plan = SortPlan(routes=routes, reject=reject, overflow=tuple(ovf), strategy=strategy,
                     max_recirculation=int(max_recirculation), name=name or f"{floor.name}-plan")
-    table = ChuteTable(chutes)
+    try:
+        table = ChuteTable(chutes)
+    except InputError as e:      # a station label that cannot be a chute id (an RHCR station
+        if e.path is not None:   # id with ';'): was an error naming neither floor nor station
+            raise
+        raise InputError(f"chute station labels are the sort plan's chute ids: {e.message}",
+                         path=floor.source, field="chutes",
+                         expected="station labels without ';' or ',' (or --router table)") from None
     plan.validate(table)
     return plan, table
 

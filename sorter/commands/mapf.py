@@ -198,6 +198,8 @@ def _looks_like_scen(path):
     from sorter.layout._common import read_text
     text = read_text(path)
     first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    if first.lstrip().startswith("#"):      # a LoRR comment line (of any number of words)
+        return False
     return (first.split()[:1] == ["version"] or len(first.split("\t")) == 9
             or len(first.split()) == 9)
 
@@ -240,15 +242,21 @@ def _check_connected(floor, starts, errands, offsets, source, start_src=None, ta
     from sorter.agv.tasks import connected_parts
     from sorter.errors import InputError
     part = connected_parts(np.asarray(floor.moves))
-    home = np.bincount(part[starts]).argmax()          # the part most robots start in
+    # the part holding most errand cells, on a tie the one most robots start in (the part
+    # most robots start in alone blamed the one robot beside the errands when the others,
+    # or half of them, started in a pocket)
+    n_err = np.bincount(part[errands], minlength=part.size).astype(np.int64)
+    n_start = np.bincount(part[starts], minlength=part.size)
+    home = int(np.argmax(n_err * (len(starts) + 1) + n_start))
     w = floor.width
     away = np.flatnonzero(part[starts] != home)
     if away.size:
         c = int(starts[away[0]])
         where, line = _start_place(int(away[0]), start_src, source)
         raise InputError(f"robot {int(away[0])} starts on cell {c} (row {c // w}, col {c % w}), "
-                         f"cut off from where the other robots start", path=where, line=line,
-                         field="start", expected="starts connected to each other and to the errands")
+                         f"cut off from the part of the floor the errands lie in", path=where,
+                         line=line, field="start",
+                         expected="starts connected to each other and to the errands")
     off = np.flatnonzero(part[errands] != home)
     if off.size:
         k = int(off[0])
@@ -672,8 +680,19 @@ def run(args) -> int:
         raise _no_table_memory(floor, n, args.rotation) from None
     if (strategy != "roundrobin" or offsets is not None) and type(stream).__name__ == "ErrandTasks":
         from sorter.agv.tasks import ErrandTasks
-        stream = ErrandTasks(errands, n, strategy=strategy, offsets=offsets, width=floor.width,
-                             reveal=reveal)
+        try:
+            stream = ErrandTasks(errands, n, strategy=strategy, offsets=offsets,
+                                 width=floor.width, reveal=reveal)
+        except InputError as e:
+            # too many revealed tasks for this fleet: the problem's numTasksReveal (was: an
+            # error naming neither the JSON nor its line)
+            if e.field != "numTasksReveal" or e.path is not None or floor_format(path) != "lorr":
+                raise
+            text = path.read_text(encoding="utf-8", errors="replace")
+            line = next((i + 1 for i, ln in enumerate(text.split("\n"))
+                         if '"numTasksReveal"' in ln), None)
+            raise InputError(e.message, path=path, line=line, field=e.field,
+                             expected=e.expected) from None
     if type(stream).__name__ == "ErrandTasks":
         _check_connected(floor, np.asarray(planner.positions), np.asarray(stream.errands),
                          stream.offsets, args.tasks or str(path), start_src, task_file)
