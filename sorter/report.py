@@ -98,6 +98,14 @@ def prepare_out_dir(out_dir, *, field="--out", create=True, files=()) -> Path:
         raise InputError("exists and is not a folder", path=out, field=field,
                          expected="a folder (created if absent)")
     target = out
+    while not target.exists() and target != target.parent:
+        if target.is_symlink():     # was: checked as makeable, then failed after the run
+            raise InputError(       # ("cannot create the folder: File exists")
+                f"{str(target)!r} is a symbolic link to {os.readlink(target)!r}, which does "
+                "not exist", path=out, field=field,
+                expected="a folder, or a link to one that exists")
+        target = target.parent
+    target = out
     if create:
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -140,16 +148,17 @@ def written_whole(out, *, field="--out"):
     # rename would put a regular file in its place (for root, even over /dev/null)
     special = out.exists() and not out.is_file() and not out.is_dir()
     tmp = out if special else out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        if not special:
-            os.replace(tmp, out)
-    except OSError as exc:
-        raise InputError(f"cannot write: {exc.strerror or exc}", path=out, field=field,
-                         expected="a writable file path") from None
-    finally:
-        if not special and tmp.exists():
-            tmp.unlink()
+    with _sigterm_cleans_up():
+        try:
+            yield tmp
+            if not special:
+                os.replace(tmp, out)
+        except OSError as exc:
+            raise InputError(f"cannot write: {exc.strerror or exc}", path=out, field=field,
+                             expected="a writable file path") from None
+        finally:
+            if not special and tmp.exists():
+                tmp.unlink()
 
 
 @contextmanager
@@ -178,20 +187,77 @@ def written_together(out_dir, names, *, field="--out"):
 
     out = Path(out_dir)
     stage = out / f".sorter-writing-{os.getpid()}"
-    try:
+    with _sigterm_cleans_up():
         try:
-            shutil.rmtree(stage, ignore_errors=True)    # a killed run's, same process id
-            _remove_stale_stages(out)
-            stage.mkdir()
-            yield {n: stage / n for n in names}
-            for n in names:
-                if (stage / n).exists():    # a file the block did not write stays as it was
-                    os.replace(stage / n, out / n)
-        except OSError as exc:
-            raise InputError(f"cannot write: {exc.strerror or exc}", path=out, field=field,
-                             expected="a writable folder") from None
+            try:
+                shutil.rmtree(stage, ignore_errors=True)    # a killed run's, same process id
+                _remove_stale_stages(out)
+                stage.mkdir()
+                yield {n: stage / n for n in names}
+                with _signals_held():       # Ctrl-C between two renames: all or none in place
+                    for n in names:
+                        if (stage / n).exists():    # a file the block did not write stays
+                            os.replace(stage / n, out / n)
+            except OSError as exc:
+                raise InputError(f"cannot write: {exc.strerror or exc}", path=out, field=field,
+                                 expected="a writable folder") from None
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while outputs were written (:func:`_sigterm_cleans_up`)."""
+
+
+@contextmanager
+def _sigterm_cleans_up():
+    """While outputs are written, ``kill PID`` (SIGTERM) removes this run's temporary files
+    as Ctrl-C does, then ends the process as SIGTERM would have (was: a hidden, half-written
+    ``.NAME.PID.tmp`` beside ``--out`` was left for good). Only in the main thread, and only
+    while SIGTERM has its default action (a command's own handler is left alone)."""
+    import signal
+    import threading
+
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def on_term(signum, frame):
+        raise _Terminated
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    except _Terminated:             # the blocks inside have cleaned up: now end as told
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise SystemExit(128 + signal.SIGTERM) from None
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextmanager
+def _signals_held():
+    """Ctrl-C and SIGTERM arriving in the block take effect when it ends (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got = []
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not None:        # (None: not set from Python; left)
+            old[sig] = signal.signal(sig, lambda n, frame: got.append(n))
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if got:
+        signal.raise_signal(got[0])             # now, with the handler it was held from
 
 
 def _remove_stale_stages(out, min_age_s=3600.0):
@@ -231,6 +297,13 @@ def check_out_file(path, *, field="--out") -> Path:
         raise InputError("empty output file name", field=field, expected="a file path")
     if p.is_dir():
         raise InputError("is a folder", path=p, field=field, expected="a file path")
+    if p.exists() and not p.is_file():  # a device or FIFO: written directly (written_whole), once
+        # (opening it here to test it gave a FIFO's reader its end of file, and the real
+        # write then waited for ever for a reader that had gone)
+        if not os.access(p, os.W_OK):
+            raise InputError("cannot write: permission denied", path=p, field=field,
+                             expected="a writable file path")
+        return p
     parent = p.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

@@ -134,6 +134,24 @@ def _connect(path, durability="batch"):
     return con
 
 
+def _connect_ro(p):
+    """A read-only connection to the journal file ``p`` (a Path)."""
+    uri = p.absolute().as_uri()
+    con = sqlite3.connect(uri + "?mode=ro", uri=True)
+    try:
+        con.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        return con
+    except sqlite3.OperationalError:
+        con.close()
+        # a WAL journal closed cleanly (no -wal file) in a folder this user cannot write (a
+        # read-only mount, a backup, the service account's folder): SQLite cannot make the
+        # -shm file it reads through and said "unable to open database file", read as "not a
+        # sorter journal". With no -wal file nothing is pending: the file alone is the journal.
+        if os.path.exists(str(p) + "-wal") or os.access(p.parent, os.W_OK):
+            raise
+    return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True)
+
+
 def _open_existing(path):
     p = Path(path)
     if not p.exists():
@@ -143,7 +161,7 @@ def _open_existing(path):
     try:
         # as_uri() escapes '#', '?' and '%': in a raw "file:" URI they would cut the name short
         # (a journal 'shift#2.db' could not be restored and an empty 'shift' was created)
-        con = sqlite3.connect(p.absolute().as_uri() + "?mode=ro", uri=True)
+        con = _connect_ro(p)
         con.execute("SELECT id FROM journal LIMIT 1")
         con.execute("SELECT upto FROM snapshot LIMIT 1")
     except sqlite3.DatabaseError as exc:
