@@ -366,6 +366,13 @@ class FloorSim(SortingTasks):
         from sorter.agv.tasks import _generator
 
         rng = _generator(rng)           # an integer seeds one, as in the other task streams
+        if (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))
+                or seed < 0):           # (int(seed) took 1.5, "3" and True)
+            raise InputError(f"seed={seed!r}", field="seed", expected="an integer >= 0")
+        if options is not None and not isinstance(options, FloorSimOptions):
+            raise InputError(f"options is a {type(options).__name__}", field="options",
+                             expected="a FloorSimOptions (FloorSimOptions(fault_rate=..., ...)) "
+                                      "or None")
         opt = (options or FloorSimOptions()).validate()
         self.options = opt
         labels = [s.label for s in floor.chutes]

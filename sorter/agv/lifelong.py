@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sorter.agv.pibt import Planner, _is_int
+from sorter.agv.pibt import Planner, _bool_arg, _is_int
 from sorter.agv.tasks import ErrandTasks, RandomTasks, SortingTasks
 from sorter.errors import InputError
 
@@ -198,6 +198,15 @@ def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None
         raise InputError(f"n_robots={n_robots!r}", field="n_robots", expected="an integer >= 1")
     if not _is_int(seed) or seed < 0:        # (default_rng's own errors name no field)
         raise InputError(f"seed={seed!r}", field="seed", expected="an integer >= 0")
+    if not all(hasattr(floor, a) for a in ("moves", "free_cells", "inducts", "chutes")):
+        raise InputError(f"floor is {type(floor).__name__}", field="floor",
+                         expected="a sorter.layout.Floor (sorter.layout.load_floor(path) loads one)")
+    if floor_sim is not None:
+        from sorter.agv.floor_sim import FloorSimOptions
+        if not isinstance(floor_sim, FloorSimOptions):
+            raise InputError(f"floor_sim is a {type(floor_sim).__name__}", field="floor_sim",
+                             expected="a FloorSimOptions (FloorSimOptions(fault_rate=..., ...)) "
+                                      "or None")
     rng = np.random.default_rng(seed)
     if tasks == "auto":
         if errands is not None:
@@ -265,6 +274,7 @@ def simulate(planner, stream, steps, *, record=True, progress=None, build_s=0.0)
     if not _is_int(steps) or steps < 0:      # (1.5 ran 1 step, "3" ran 3)
         raise InputError(f"steps={steps!r}", field="steps", expected="an integer >= 0")
     steps = int(steps)
+    record = _bool_arg("record", record)      # ("no" recorded)
     n = planner.n_robots
     pos = np.empty((steps + 1, n), np.int32) if record else None
     heads = np.empty((steps + 1, n), np.int8) if record and planner.rotation else None

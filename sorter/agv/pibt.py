@@ -613,7 +613,7 @@ class Planner:
         Number of robots (at most 2**20).
     starts : int array (n_robots,)
         Distinct free start cells (cell ids ``row * width + col``).
-    seed : int
+    seed : int >= 0
         Seed of every tie-break; same seed, same goals -> same positions.
     dwell_chute, dwell_induct : int
         Steps a robot stays on a drop cell / induct cell it reached as its goal.
@@ -654,7 +654,8 @@ class Planner:
         (:func:`sorter.agv.guidance.lane_directions`). Default 4 with ``rotation``, else 1
         (every corridor alternates).
     headings : int array (n_robots,), optional
-        Initial headings (default all 0, east).
+        Initial headings, 0 east, 1 south, 2 west, 3 north (default all 0); with
+        ``rotation=True`` only.
     detour_horizon : int
         Faults: a robot that every descending path of its table leads into a held robot's cell
         within this many moves gets a detour table that routes around the held cells
@@ -724,8 +725,8 @@ class Planner:
         if not _is_int(n_robots):
             raise InputError(f"n_robots={n_robots!r}", field="n_robots",
                              expected=f"an integer 1..{MAX_ROBOTS}")
-        if not _is_int(seed):
-            raise InputError(f"seed={seed!r}", field="seed", expected="an integer")
+        if not _is_int(seed) or seed < 0:     # (as make_run and ``sorter mapf --seed``)
+            raise InputError(f"seed={seed!r}", field="seed", expected="an integer >= 0")
         n = int(n_robots)
         if not 1 <= n <= MAX_ROBOTS:
             raise InputError(f"n_robots={n_robots}", field="n_robots", expected=f"1..{MAX_ROBOTS}")
@@ -734,8 +735,9 @@ class Planner:
                                         or not 1 <= carriageway <= 64):
             raise InputError(f"carriageway={carriageway!r}", field="carriageway",
                              expected="an integer 1..64")
-        if guidance not in GUIDANCE:
+        if not isinstance(guidance, str) or guidance not in GUIDANCE:
             raise InputError(f"guidance={guidance!r}", field="guidance", expected=" or ".join(GUIDANCE))
+        guidance = str(guidance)                        # (np.str_ read back as np.str_('flow'))
         for name, val in (("dwell_chute", dwell_chute), ("dwell_induct", dwell_induct),
                           ("flow_halflife", flow_halflife), ("w_occ", w_occ)):
             _int_arg(name, val, 0, 2**31 - 1)
@@ -855,6 +857,10 @@ class Planner:
         self._forced = np.full(n, -1, np.int32)         # cell a rescue plan sends a robot to
         self._keep_out = np.zeros(g.n_free, np.uint8)    # cells a rescue plan still uses
         self._parts = None                               # strongly connected parts (rescues)
+        if headings is not None and not rotation:    # (they were kept and never used)
+            raise InputError("headings without rotation=True", field="headings",
+                             expected="rotation=True (headings belong to the rotation action "
+                                      "model), or no headings")
         h = np.zeros(n, np.int8) if headings is None else np.asarray(headings)
         if h.shape != (n,) or not np.issubdtype(h.dtype, np.integer) or h.min() < 0 or h.max() > 3:
             raise InputError("headings must be one of 0 east, 1 south, 2 west, 3 north per robot",
@@ -965,6 +971,7 @@ class Planner:
             If a cell is outside the grid or an obstacle.
         """
         a = self._cells(cells, "prefetch")
+        urgent = _bool_arg("urgent", urgent)          # ("no" read as True)
         tabs = self.tables
         if near is None:
             at = np.full(a.size, -1, np.int64)
@@ -1346,6 +1353,9 @@ class Planner:
         if goals.shape != (self.n_robots,):
             raise InputError(f"goals has shape {goals.shape}", field="goals",
                              expected=f"shape ({self.n_robots},)")
+        if not np.issubdtype(goals.dtype, np.integer):   # at every step, not only where some
+            raise InputError(f"goals has dtype {goals.dtype}", field="goals",   # goal changed
+                             expected="integer cell ids")
         if self._no_goal:                      # first goals: -1 (= unset) is not a goal
             self._cells(goals, "goals")
         if self._done.any() or not np.array_equal(goals, self._goal):

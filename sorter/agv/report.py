@@ -41,8 +41,8 @@ _STATE_COLOURS = {
 def _window(steps: int, window=None) -> int:
     if window is None:
         return max(1, -(-int(steps) // 100))         # ~100 points over the run
-    w = int(window)
-    if w < 1:
+    w = int(window) if isinstance(window, (int, np.integer)) else 0   # (1.5 read as 1, "3" as 3)
+    if w < 1 or isinstance(window, (bool, np.bool_)):
         raise InputError(f"window={window!r}", field="window", expected="an integer >= 1")
     return w
 
@@ -150,13 +150,23 @@ def waiting_counts(floor, positions, *, drops=True, inducts=True, headings=None,
     >>> waiting_counts(f, pos).tolist(), waiting_counts(f, pos, inducts=False).tolist()
     ([2, 1, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0])
     """
+    from sorter.agv.validate import _as_int_array
     from sorter.layout.floor import DROP, INDUCT
-    pos = np.asarray(positions)
+    # (a float array raised NumPy's cast error, a cell off the floor gave counts longer than
+    # the floor, a negative one bincount's error, headings of another shape a broadcast error)
+    pos = _as_int_array("positions", positions, 2)
+    if pos.size and (pos.min() < 0 or pos.max() >= floor.n_cells):
+        raise InputError(f"positions hold cell {int(pos[(pos < 0) | (pos >= floor.n_cells)][0])}",
+                         field="positions", expected=f"cell ids in [0, {floor.n_cells})")
+    if headings is not None:
+        hd = _as_int_array("headings", headings, 2)
+        if hd.shape != pos.shape:
+            raise InputError(f"headings has shape {hd.shape}, positions {pos.shape}",
+                             field="headings", expected="one heading per robot and step, as positions")
     if pos.shape[0] < 2:
         return np.zeros(floor.n_cells, np.int64)
     stay = pos[1:] == pos[:-1]
     if headings is not None:                   # turning in place is not waiting
-        hd = np.asarray(headings)
         stay &= hd[1:] == hd[:-1]
     if faulted_steps is not None:              # a faulted robot is not waiting in traffic
         for t, robots in enumerate(faulted_steps[:stay.shape[0]]):

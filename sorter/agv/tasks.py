@@ -61,10 +61,11 @@ def _generator(rng):
     """``rng`` as a Generator: a Generator as is, an integer as its seed."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_)):
-        return np.random.default_rng(rng)
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_)) and rng >= 0:
+        return np.random.default_rng(rng)       # (a negative seed: NumPy's error names no field)
     raise InputError(f"rng={rng!r}", field="rng",
-                     expected="a numpy.random.Generator (np.random.default_rng(seed)) or an integer seed")
+                     expected="a numpy.random.Generator (np.random.default_rng(seed)) or an integer "
+                              "seed >= 0")
 
 
 def _team(n_robots):

@@ -1,6 +1,7 @@
 """``load_floor(path)``: load any supported floor file, dispatched by extension and content."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -128,6 +129,9 @@ def load_floor(path) -> Floor:
     >>> (f.height, f.width) if f else (37, 77)
     (37, 77)
     """
+    if not isinstance(path, (str, os.PathLike)):      # (Path(None): a TypeError naming nothing)
+        raise InputError(f"the floor file name is {type(path).__name__}", field="floor",
+                         expected="the path of a floor file, a str or pathlib.Path")
     if not str(path).strip():
         raise InputError("the floor file name is empty", field="floor",
                          expected="the path of a .map, .grid, .json or ASCII floor file")
