@@ -70,3 +70,17 @@ def test_a_sweep_key_error_names_the_scenario_file(argv, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"sorter sweep: error: {small}: field '") and "unknown key" in err, err
     assert len(err.splitlines()) == 1
+
+
+def test_simulate_twice_on_one_planner_is_refused():
+    """Was: a second simulate() on the same planner and stream started the stream again and
+    counted tasks from the first run (tasks_per_step 17.0 over 0 steps)."""
+    from sorter.agv.lifelong import make_run, simulate
+    from sorter.layout.generate import sortation_floor
+    floor = sortation_floor(9, 12, 2, 2, seed=0)
+    p, s = make_run(floor, 6, seed=0)
+    first = simulate(p, s, 40, record=False)
+    assert first.steps == 40
+    with pytest.raises(InputError, match="has run 40 steps already") as e:
+        simulate(p, s, 0, record=False)
+    assert e.value.field == "planner"

@@ -263,7 +263,8 @@ def warm_up() -> float:
 
 
 def simulate(planner, stream, steps, *, record=True, progress=None, build_s=0.0) -> RunResult:
-    """Run ``steps`` timesteps; time each one (goal update + planner step).
+    """Run ``steps`` timesteps of a new planner and task stream; time each one (goal update +
+    planner step). One run per planner: for more steps, run again from :func:`make_run`.
 
     The first call of ``stream.start`` and the distance tables of the first goals count as
     preprocessing (plus ``build_s``, the caller's time to build the planner), timed apart from
@@ -275,6 +276,10 @@ def simulate(planner, stream, steps, *, record=True, progress=None, build_s=0.0)
         raise InputError(f"steps={steps!r}", field="steps", expected="an integer >= 0")
     steps = int(steps)
     record = _bool_arg("record", record)      # ("no" recorded)
+    if planner.step_no:     # (a second call started the stream again and counted its tasks
+        raise InputError(   # from the first: tasks_per_step 17.0 over 0 steps)
+            f"the planner has run {planner.step_no} steps already", field="planner",
+            expected="a new planner and task stream (make_run) for each simulate() run")
     n = planner.n_robots
     pos = np.empty((steps + 1, n), np.int32) if record else None
     heads = np.empty((steps + 1, n), np.int8) if record and planner.rotation else None
