@@ -84,3 +84,19 @@ def test_simulate_twice_on_one_planner_is_refused():
     with pytest.raises(InputError, match="has run 40 steps already") as e:
         simulate(p, s, 0, record=False)
     assert e.value.field == "planner"
+
+
+@pytest.mark.parametrize("bad,what", [(-1, "outside the grid"), (10**7, "outside the grid"),
+                                      (None, "obstacle")])
+def test_make_run_names_errands_off_the_free_cells(bad, what):
+    """Was: accepted, then refused at the first step as field 'goals'."""
+    import numpy as np
+    from sorter.agv.lifelong import make_run
+    from sorter.layout.generate import sortation_floor
+    floor = sortation_floor(9, 12, 2, 2, seed=0)
+    if bad is None:
+        bad = int(np.flatnonzero(floor.cells == 0)[0])      # an obstacle cell
+    errands = [int(floor.free_cells[0]), bad, int(floor.free_cells[3])]
+    with pytest.raises(InputError, match=what) as e:
+        make_run(floor, 2, seed=0, errands=errands)
+    assert e.value.field == "errands"

@@ -229,6 +229,7 @@ def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None
         if errands is None:
             raise InputError("errand tasks need a task file", field="tasks", expected="--tasks FILE")
         stream = ErrandTasks(errands, n_robots)
+        planner._cells(stream.errands, "errands")   # (was: refused at the first step, as goals)
     elif tasks == "sorting" and floor_sim is not None:
         from sorter.agv.floor_sim import FloorSim
         stream = FloorSim(floor, n_robots, rng, floor_sim, mix=mix, n_destinations=n_destinations,
