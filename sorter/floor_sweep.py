@@ -163,6 +163,20 @@ def _waves_text(v):
     return out
 
 
+def _values(key, v) -> list:
+    """A setting's varied values as a list: lists, tuples, ranges, numpy arrays; a single
+    value (a numpy 0-d array too: was a bare TypeError) as one point. A set is refused: its
+    order (of strings) changes from process to process, and with it the points' numbers."""
+    if isinstance(v, (set, frozenset)):
+        raise InputError(f"a {type(v).__name__} of values for {key!r} (no order: the points "
+                         "would be numbered differently from run to run)", field=key,
+                         expected="a list, e.g. " + repr(sorted(v, key=str)))
+    if (isinstance(v, (str, bytes)) or not hasattr(v, "__iter__")
+            or (isinstance(v, np.ndarray) and v.ndim == 0)):
+        return [v.item() if isinstance(v, np.ndarray) else v]
+    return list(v)                     # lists, tuples, ranges, numpy arrays
+
+
 def _point(floor, settings, where=""):
     try:
         s = {k: _check_value(floor, k, v) for k, v in settings.items()}
@@ -274,8 +288,7 @@ def floor_sweep(floor, vary, *, seeds=3, overrides=None, client=None, n_workers=
     src = getattr(floor, "source", None)
     for key in overrides:
         _check_key(key, src)
-    vary = {_check_key(k, src): [v] if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__")
-            else list(v) for k, v in vary.items()}          # lists, tuples, numpy arrays
+    vary = {_check_key(k, src): _values(k, v) for k, v in vary.items()}
     for key, values in vary.items():
         if key in overrides:
             raise InputError(f"{key!r} is both varied and fixed", field=key,

@@ -33,6 +33,7 @@ import functools
 import itertools
 import json
 import math
+import numbers
 import os
 import re
 import signal
@@ -358,10 +359,18 @@ def t_quantile(p: float, df: int) -> float:
     >>> round(t_quantile(0.975, 4), 4)
     2.7764
     """
-    if not 0 < p < 1 or int(df) != df or df < 1:
-        raise InputError(f"bad t quantile arguments p={p!r}, df={df!r}", field="p",
-                         expected="0 < p < 1 and an integer df >= 1")
+    # numbers only (numpy's too): "0.9", True, inf or NaN df failed with a bare TypeError,
+    # OverflowError or ValueError naming nothing, or (True) were taken as 1
+    if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0 < p < 1:
+        raise InputError(f"bad t quantile argument p={p!r}", field="p",
+                         expected="a probability, 0 < p < 1")
+    if (not isinstance(df, numbers.Real) or isinstance(df, bool) or not math.isfinite(df)
+            or int(df) != df or df < 1):
+        raise InputError(f"bad t quantile argument df={df!r}", field="df",
+                         expected="an integer number of degrees of freedom >= 1")
     df = int(df)
+    if p == 0.5:                                       # the median: 0, not a bisection's 5e-13
+        return 0.0
     if df > 20000:                                     # normal limit is exact to ~1e-4 there
         df = 20000
     if p < 0.5:
@@ -406,15 +415,48 @@ def mean_ci(values, level: float = 0.95) -> tuple:
     >>> m, round(h, 3)
     (12.0, 4.968)
     """
-    xs = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not isinstance(level, numbers.Real) or isinstance(level, bool) or not 0 < level < 1:
+        # (was: named the t quantile's 'p'; 0 and negative levels gave a zero or negative width)
+        raise InputError(f"bad level {level!r}", field="level",
+                         expected="a confidence level, 0 < level < 1 (e.g. 0.95)")
+    form = "numbers (None or NaN for a run without a value)"
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise InputError(f"bad values {type(values).__name__}", field="values",
+                         expected="a sequence of " + form)
+    xs = []
+    for v in values:
+        if v is None:
+            continue
+        if isinstance(v, (str, bytes, complex)) or not hasattr(v, "__float__"):
+            raise InputError(f"bad value {v!r}", field="values", expected=form)
+        try:
+            x = float(v)
+        except OverflowError:          # an int past the float range
+            raise InputError(f"a number of {len(str(v))} digits", field="values",
+                             expected="numbers within the float range (~1.8e308)") from None
+        if not math.isnan(x):          # any NaN: numpy's float32 too (was: only Python floats)
+            xs.append(x)
     n = len(xs)
     if n == 0:
         return math.nan, math.nan
+    if not all(math.isfinite(x) for x in xs):
+        return sum(xs) / n, math.nan   # (fsum raised ValueError for inf and -inf together)
+    if all(x == xs[0] for x in xs):    # the same value in every run (a fixed KPI): itself, and
+        return xs[0], (math.nan if n < 2 else 0.0)   # no width (was: 0.1 x 3 -> 0.1 + 1 ulp)
+    # values near the float range: scaled by a power of two (exact), as their sum or their
+    # squared deviations overflowed (OverflowError) from ~1e154
+    big = max(abs(x) for x in xs)
+    e = math.frexp(big)[1] if big > 2.0 ** 500 else 0
+    if e:
+        xs = [math.ldexp(x, -e) for x in xs]
+
+    def back(v):         # times 2**e in two steps: past the float range inf, not OverflowError
+        return v * 2.0 ** (e // 2) * 2.0 ** (e - e // 2) if e else v
     m = math.fsum(xs) / n
     if n < 2:
-        return m, math.nan
+        return back(m), math.nan
     var = math.fsum((x - m) ** 2 for x in xs) / (n - 1)
-    return m, t_quantile(0.5 + level / 2, n - 1) * math.sqrt(var / n)
+    return back(m), back(t_quantile(0.5 + level / 2, n - 1) * math.sqrt(var / n))
 
 
 # --------------------------------------------------------------------------- rows
@@ -524,9 +566,9 @@ class SweepResult:
 
     def summary(self, level: float = 0.95) -> list:
         """Per point: the varied values, ``n_seeds``, and ``<kpi>_mean`` / ``<kpi>_ci95``
-        (half-width of the confidence interval at ``level``) for every numeric KPI: over the
-        runs of the point with a value (not None); the CI is NaN with fewer than two such
-        runs (``--seeds 1``), the mean too with none.
+        (half-width of the confidence interval at ``level``; ``ci90``, ``ci97_5`` for other
+        levels) for every numeric KPI: over the runs of the point with a value (not None);
+        the CI is NaN with fewer than two such runs (``--seeds 1``), the mean too with none.
 
         Returns
         -------
@@ -539,7 +581,12 @@ class SweepResult:
         # arrived in: null in every row): their mean and CI are NaN, not a missing column
         kpis = [k for k in self.kpi_names if any(_is_num(r.get(k)) for r in self.rows)
                 or all(r.get(k) is None for r in self.rows)]
-        suffix = f"ci{round(level * 100):d}"
+        mean_ci([], level)                     # a bad level named before any work
+        # ci95, ci90; a level that is no whole percent keeps its digits: ci97_5, ci99_9
+        # (was: rounded, so 0.995 and 0.999 were both "ci100")
+        pct = level * 100
+        suffix = (f"ci{round(pct):d}" if abs(pct - round(pct)) < 1e-9
+                  else "ci" + f"{pct:.10g}".replace(".", "_"))
         out = []
         for p, vals in enumerate(self.points):
             rs = by_point.get(p, [])
@@ -670,9 +717,15 @@ class SweepResult:
         import matplotlib.pyplot as plt
 
         from sorter.report import plain_text     # names and values shown as written, not math
+        summ = self.summary()
+        if not isinstance(kpi, str) or not summ or f"{kpi}_mean" not in summ[0]:
+            # (was: KeyError 'nope_mean' from deep inside the plotting)
+            names = [k for k in self.kpi_names if summ and f"{k}_mean" in summ[0]]
+            near = difflib.get_close_matches(str(kpi), names, n=4, cutoff=0.5)
+            raise InputError(f"no numeric KPI {kpi!r} in this sweep", field="kpi",
+                             expected="one of " + ", ".join(near or names or ["(no runs)"]))
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        summ = self.summary()
         keys = self.keys
         x_key = keys[0] if keys else None
         xs_all = [s[x_key] for s in summ] if x_key else [0] * len(summ)
@@ -767,6 +820,10 @@ def _pm(m, h, spec) -> str:
 # --------------------------------------------------------------------------- the sweep
 
 def _load_doc(scenario, base_dir):
+    if base_dir is not None and not isinstance(base_dir, (str, os.PathLike)):
+        # (was: a bare TypeError from Path() naming no argument)
+        raise InputError(f"bad base_dir {type(base_dir).__name__}", field="base_dir",
+                         expected="a folder path (str or pathlib.Path), or None")
     if isinstance(scenario, Mapping):
         return copy.deepcopy(dict(scenario)), None, (Path(base_dir) if base_dir is not None
                                                       else Path("."))
@@ -802,8 +859,18 @@ def _check_vary(vary, doc, path):
         if hasattr(values, "tolist") and not isinstance(values, (str, bytes)):
             values = values.tolist()      # a numpy array (np.arange(4000, 12001, 2000)): Python values
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
-            raise InputError(f"no values for {key!r}", field=key,
-                             expected="a non-empty list of values")
+            # say what was given (was: "no values" for a scalar, a set or a generator too)
+            what = (f"no values for {key!r}" if isinstance(values, Sequence) and not values
+                    else f"a {type(values).__name__} of values for {key!r} (no order: the "
+                    "points would be numbered differently from run to run)"
+                    if isinstance(values, (set, frozenset)) else
+                    f"one value {values!r} for {key!r}, not a list"
+                    if isinstance(values, (str, bytes, numbers.Number)) else
+                    f"a {type(values).__name__} for {key!r}, not a list")
+            raise InputError(what, field=key,
+                             expected="a non-empty list (or tuple, range, numpy array) of "
+                                      "values, e.g. [2.0, 2.5]; a value for every point goes "
+                                      "in overrides=")
         try:
             _walk(doc, parts, key)        # intermediate tables exist
         except InputError as exc:
@@ -853,8 +920,22 @@ def check_grid_size(sizes, n_seeds) -> None:
                                                  "per sweep; fewer seeds or several sweeps")
 
 
+def _plain_seeds(seeds):
+    """``seeds`` with numpy's integers and arrays as Python's (``np.int64(3)``,
+    ``np.arange(5)``, a list of numpy integers: were refused as "bad seed np.int64(0)")."""
+    if hasattr(seeds, "tolist") and not isinstance(seeds, (str, bytes, bool)):
+        seeds = seeds.tolist()                        # a numpy array or scalar
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+        return int(seeds)
+    if isinstance(seeds, Sequence) and not isinstance(seeds, (str, bytes)):
+        return [int(s) if isinstance(s, numbers.Integral) and not isinstance(s, bool) else s
+                for s in seeds]
+    return seeds
+
+
 def _n_seeds(seeds) -> int:
     """The number of replications ``seeds`` asks for (1 for a value :func:`_seed_list` refuses)."""
+    seeds = _plain_seeds(seeds)
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         return max(1, seeds)
     if isinstance(seeds, Sequence) and not isinstance(seeds, (str, bytes)):
@@ -863,6 +944,7 @@ def _n_seeds(seeds) -> int:
 
 
 def _seed_list(seeds, base):
+    seeds = _plain_seeds(seeds)
     if isinstance(seeds, bool):
         seeds = None
     if isinstance(seeds, int):
@@ -1149,8 +1231,9 @@ def max_workers() -> int:
 
 def check_backend(client, n_workers) -> None:
     """A sweep's backend arguments: a Dask client (or None) and local worker processes."""
-    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int)
-                                  or n_workers < 1):
+    if n_workers is not None and (isinstance(n_workers, bool)
+                                  or not isinstance(n_workers, numbers.Integral)
+                                  or n_workers < 1):     # numpy's integers too (were refused)
         raise InputError(f"bad n_workers {n_workers!r}", field="n_workers",
                          expected="an integer >= 1")
     if n_workers is not None and client is None and n_workers > max_workers():
@@ -1177,7 +1260,7 @@ def run_points(runs, points, seed_list, *, client, n_workers, progress, **result
         backend = "dask"
         workers = _run_dask(client, tasks, results, walls, bar, points, seed_list)
     else:
-        workers = min(n_workers or os.cpu_count() or 1, len(tasks))
+        workers = min(int(n_workers or os.cpu_count() or 1), len(tasks))
         if workers <= 1:
             backend = "serial"
             for t in tasks:
