@@ -456,6 +456,8 @@ def _pool_note(k, interval_minutes) -> str:
 
 def plot_throughput(kpis, scenario, path):
     """Offered, inducted and sorted items/h per interval, against nameplate."""
+    from sorter.sim.kpis import check_kpis
+    check_kpis(kpis, ("intervals", "nameplate_per_hour"), who="plot_throughput")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -496,6 +498,8 @@ def plot_throughput(kpis, scenario, path):
 
 def plot_recirculation(kpis, scenario, path):
     """Recirculation % and carrier fill % per interval; induct blocking % beside them."""
+    from sorter.sim.kpis import check_kpis
+    check_kpis(kpis, ("intervals",), who="plot_recirculation")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -766,6 +770,11 @@ def write_outputs(result, kpis, out_dir) -> dict:
     >>> res = simulate(default_scenario_path())  # doctest: +SKIP
     >>> write_outputs(res, compute_kpis(res), "out")  # doctest: +SKIP
     """
+    from sorter.sim.kpis import check_kpis
+    if not all(hasattr(result, a) for a in ("scenario", "loops", "parcel_columns")):
+        raise TypeError(f"write_outputs: result is a {type(result).__name__}: expected the "
+                        "ShiftResult of sorter.sim.simulate (arguments: result, kpis, out_dir)")
+    check_kpis(kpis, ("intervals", "chutes", "per_wave", "loops"), who="write_outputs")
     out = prepare_out_dir(out_dir)
     # every file written under a temporary name and renamed once all are written: a run
     # failing part-way leaves the folder's earlier files whole (was: a truncated CSV, or

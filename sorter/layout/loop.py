@@ -29,6 +29,7 @@ or, without ``chutes``, a generated typical loop (``n_chutes``, ``n_overflow``,
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -171,19 +172,27 @@ class LoopSorter:
     def validate(self) -> "LoopSorter":
         """Check the layout; raises :class:`~sorter.errors.InputError`."""
         path = self.path
+        if not isinstance(self.name, str) or not self.name.strip():    # as from_dict's
+            raise InputError(f"bad loop name {self.name!r}", path=path, field="loop.name",
+                             expected="a non-empty string")
         length = _num(self.length_m, path=path, field="loop.length_m", lo=0, lo_open=True,
                       expected="a loop length in metres > 0")
-        _num(self.speed_mps, path=path, field="loop.speed_mps", lo=0, lo_open=True, hi=20,
-             expected="a carrier speed in m/s, > 0 and at most 20")
-        _num(self.pitch_m, path=path, field="loop.pitch_m", lo=0, lo_open=True, hi=length / 2,
-             expected=f"a carrier pitch in metres, > 0 and at most half the loop's length_m "
-                      f"({length / 2:g})")
+        speed = _num(self.speed_mps, path=path, field="loop.speed_mps", lo=0, lo_open=True,
+                     hi=20, expected="a carrier speed in m/s, > 0 and at most 20")
+        pitch = _num(self.pitch_m, path=path, field="loop.pitch_m", lo=0, lo_open=True,
+                     hi=length / 2, expected=f"a carrier pitch in metres, > 0 and at most half "
+                                             f"the loop's length_m ({length / 2:g})")
+        # plain floats, as a file's: a numpy float32 speed computed the loop in float32 and
+        # left numpy numbers in the KPIs (json.dumps refused them)
+        for key, v in (("length_m", length), ("speed_mps", speed), ("pitch_m", pitch)):
+            object.__setattr__(self, key, v)
         if not self.length_m / self.pitch_m <= 2_000_000:     # also catches inf from a tiny pitch
             raise InputError(f"{self.length_m / self.pitch_m:g} carriers is more than this "
                              "simulator handles",
                              path=path, field="loop.pitch_m", expected="at most 2,000,000 carriers")
-        _num(self.scanner_m, path=path, field="loop.scanner_m", lo=0, hi=length,
-             expected=f"a position in metres in [0, {length:g})")
+        object.__setattr__(self, "scanner_m", _num(
+            self.scanner_m, path=path, field="loop.scanner_m", lo=0, hi=length,
+            expected=f"a position in metres in [0, {length:g})"))
         if self.scanner_m >= length:
             raise InputError(f"scanner at {self.scanner_m:g} m is past the loop's end",
                              path=path, field="loop.scanner_m",
@@ -196,6 +205,7 @@ class LoopSorter:
                              expected="one or more [[loop.induct]] tables")
         slots = {}
         ids = set()
+        normal = []             # inducts whose numbers become plain floats
         for i, ind in enumerate(self.inducts):
             f = f"loop.induct[{i}]"
             if not isinstance(ind, Induct):
@@ -210,8 +220,10 @@ class LoopSorter:
                 raise InputError(f"induct {ind.id!r} at {pos:g} m is past the loop's end",
                                  path=path, field=f + ".position_m",
                                  expected=f"a position in metres in [0, {length:g})")
-            _num(ind.max_rate_per_hour, path=path, field=f + ".max_rate_per_hour", lo=0,
-                 lo_open=True, hi=1e6, expected="items per hour, > 0")
+            rate = _num(ind.max_rate_per_hour, path=path, field=f + ".max_rate_per_hour", lo=0,
+                        lo_open=True, hi=1e6, expected="items per hour, > 0")
+            if type(ind.position_m) is not float or type(ind.max_rate_per_hour) is not float:
+                normal.append((i, replace(ind, position_m=pos, max_rate_per_hour=rate)))
             if ind.kind not in INDUCT_KINDS:
                 raise InputError(f"induct {ind.id!r}: unknown kind {ind.kind!r}", path=path,
                                  field=f + ".kind", expected=" | ".join(INDUCT_KINDS))
@@ -221,6 +233,11 @@ class LoopSorter:
                                  path=path, field=f + ".position_m",
                                  expected=f"inducts at least one pitch ({self.pitch_m:g} m) apart")
             slots[s] = ind.id
+        if normal:
+            inducts = list(self.inducts)
+            for i, ind in normal:
+                inducts[i] = ind
+            object.__setattr__(self, "inducts", tuple(inducts))
         by_side = {}
         for c in self.chutes:
             if c.position is None:
@@ -403,6 +420,8 @@ class LoopSorter:
                              expected="either chutes = \"file.toml\" with [[loop.induct]] tables, "
                                       "or the generator keys without chutes")
         chutes_path = doc["chutes"]
+        if isinstance(chutes_path, os.PathLike):     # a dict built in code: a Path is a path
+            chutes_path = os.fspath(chutes_path)
         if not isinstance(chutes_path, str) or not chutes_path.strip():
             raise InputError(f"bad chutes {chutes_path!r}", path=path, field="loop.chutes",
                              expected="the path of a chute TOML, relative to the scenario file")
@@ -473,6 +492,10 @@ def _inducts(items, path) -> tuple:
                     field=f + ".max_rate_per_hour", lo=0, lo_open=True, hi=1e6,
                     expected="items per hour, > 0")
         iid = m.get("id", f"I{i + 1}")
+        if isinstance(iid, bool) or not isinstance(iid, (str, int, np.integer)):
+            # (None or 1.5 became the id "None" / "1.5"; a TOML integer id reads as its digits)
+            raise InputError(f"bad induct id {iid!r}", path=path, field=f + ".id",
+                             expected="a unique non-empty string")
         out.append(Induct(str(iid), pos, rate, kind))
     return tuple(out)
 
@@ -496,17 +519,28 @@ def generate_loop_plan(chutes: ChuteTable, n_destinations: int, *, name="generat
     -------
     SortPlan
     """
+    if (not isinstance(chutes, ChuteTable) and isinstance(chutes, (list, tuple))
+            and all(isinstance(c, Chute) for c in chutes)):
+        chutes = ChuteTable(list(chutes))
+    if not isinstance(chutes, ChuteTable):
+        raise TypeError(f"chutes is a {type(chutes).__name__}: expected a ChuteTable "
+                        "(a LoopSorter's .chutes)")
     dest_chutes = [c.id for c in chutes if c.kind == "destination"]
     overflow = tuple(c.id for c in chutes if c.kind == "overflow")
     rejects = [c.id for c in chutes if c.kind == "reject"]
     if not rejects:
         raise InputError("no reject chute", field="chute.kind", expected="at least one reject chute")
-    if not isinstance(n_destinations, (int, np.integer)) or not 1 <= n_destinations <= len(dest_chutes):
+    if (isinstance(n_destinations, bool) or not isinstance(n_destinations, (int, np.integer))
+            or not 1 <= n_destinations <= len(dest_chutes)):      # (True read as 1)
         raise InputError(f"bad n_destinations {n_destinations!r}", field="loop.n_destinations",
                          expected=f"an integer from 1 to {len(dest_chutes)} (the destination chutes)")
     # a numpy integer (or 2.0) is a count like any other; SortPlan wants a plain int
     max_recirculation = _num(max_recirculation, field="max_recirculation", lo=0, hi=1000,
                              integer=True, expected="an integer from 0 to 1000")
+    busy = _num(busy, field="busy", lo=0, hi=1,
+                expected="the share of destinations with two chutes, from 0 to 1")
+    if seed is not None:      # (None: fresh entropy, as numpy's default_rng)
+        seed = _num(seed, field="seed", lo=0, integer=True, expected="an integer >= 0")
     rng = np.random.default_rng(seed)
     order = [dest_chutes[i] for i in rng.permutation(len(dest_chutes))]
     n_busy = int(round(busy * n_destinations))

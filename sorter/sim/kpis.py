@@ -188,6 +188,10 @@ def compute_kpis(result) -> dict:
     >>> k["inducted"] == k["sorted"] + k["rejected"] + k["on_loop_at_end"]  # doctest: +SKIP
     True
     """
+    if not all(hasattr(result, a) for a in ("scenario", "parcels", "loops", "parcel_columns")):
+        # (was an AttributeError from inside, e.g. for the Scenario or its path)
+        raise TypeError(f"result is a {type(result).__name__}: expected the ShiftResult "
+                        "that sorter.sim.simulate returns")
     sc = result.scenario
     shift_h = sc.shift_hours
     cols = result.parcel_columns()
@@ -307,6 +311,22 @@ def compute_kpis(result) -> dict:
     }
 
 
+def check_kpis(kpis, keys, *, who) -> None:
+    """Raise ``TypeError``/``ValueError`` naming ``who``'s argument unless ``kpis`` is a dict
+    of :func:`compute_kpis` with ``keys`` (was a KeyError from inside, e.g. for the
+    :func:`compact` KPIs of ``sorter run --json``, which lack ``intervals`` and ``chutes``)."""
+    from collections.abc import Mapping
+    if not isinstance(kpis, Mapping):
+        raise TypeError(f"{who}: kpis is a {type(kpis).__name__}: expected the dict of "
+                        "sorter.sim.compute_kpis(result)")
+    missing = [k for k in keys if k not in kpis]
+    if missing:
+        from sorter.errors import InputError
+        raise InputError(f"{who}: the KPIs have no {', '.join(map(repr, missing))}", field="kpis",
+                         expected="the whole dict of compute_kpis(result) (compact() drops "
+                                  "'intervals' and 'chutes')")
+
+
 def compact(kpis: dict) -> dict:
     """The KPIs without the bulky per-chute and per-interval lists (``sorter run --json``),
     and without ``wall_s`` (the simulation's own run time: the same seed gives the same
@@ -316,6 +336,7 @@ def compact(kpis: dict) -> dict:
 
 def format_table(kpis: dict) -> str:
     """A readable KPI table for the terminal."""
+    check_kpis(kpis, ("scenario", "offered", "per_wave", "loops"), who="format_table")
     k = kpis
     lines = []
     add = lines.append

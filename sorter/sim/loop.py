@@ -270,7 +270,9 @@ def simulate(scenario, *, seed=None, progress=False, step_minutes=15.0) -> Shift
     if not isinstance(scenario, Scenario):
         if not isinstance(scenario, (str, os.PathLike)):
             raise TypeError(f"scenario is a {type(scenario).__name__}: expected a "
-                            "sorter.sim.Scenario or the path of a scenario TOML")
+                            "sorter.sim.Scenario or the path of a scenario TOML"
+                            + ("; a document in a dict: simulate(parse_scenario(doc))"
+                               if isinstance(scenario, dict) else ""))
         scenario = load_scenario(scenario)
     else:
         # checked again (on a copy): a setting may have been changed since it was built. A

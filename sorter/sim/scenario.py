@@ -54,6 +54,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+import numbers
+import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -129,7 +131,7 @@ class Distribution:
 
     @classmethod
     def parse(cls, value, *, path, field) -> "Distribution":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):     # numpy too
             # (at most 1e7 s, as a {dist = "const", value = ...} table)
             v = _num(value, path=path, field=field, lo=0, hi=1e7, expected=_DIST_FORM)
             return cls("const", {"value": v})
@@ -662,6 +664,10 @@ def load_scenario(path) -> Scenario:
     >>> sc.loops[0].layout.lap_time_s
     160.0
     """
+    if not isinstance(path, (str, os.PathLike)):     # (was Path()'s message, naming nothing)
+        raise TypeError(f"path is a {type(path).__name__}: expected the path of a scenario TOML"
+                        + ("; a document in a dict goes to sorter.sim.parse_scenario(doc)"
+                           if isinstance(path, Mapping) else ""))
     path = Path(path)
     data = read_input_bytes(path, expected="a scenario TOML file")
     try:
@@ -774,6 +780,8 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
                          expected="a [loop] table (or [[loop]] tables for a hub)")
     if isinstance(raw_loops, Mapping):
         raw_loops = [raw_loops]
+    if isinstance(raw_loops, tuple):            # (a document built in Python)
+        raw_loops = list(raw_loops)
     if not isinstance(raw_loops, list) or not raw_loops:
         raise InputError("bad [loop]", path=path, field="loop", expected="a [loop] table")
     if len(raw_loops) > MAX_LOOPS:
@@ -782,6 +790,7 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
     loops = []
     n_chutes = 0
     for i, raw in enumerate(raw_loops):
+        raw = _fspaths(raw, ("chutes", "plan"))
         default_name = "loop" if len(raw_loops) == 1 else f"loop-{i + 1}"
         for key, form in (("chutes", "a chute TOML"), ("plan", "a plan CSV")):
             # a missing file named by this scenario: name the key (as for a wave's plan)
@@ -811,6 +820,11 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
 
     # waves
     raw_waves = doc.get("wave")
+    if isinstance(raw_waves, tuple):
+        raw_waves = list(raw_waves)
+    if isinstance(raw_waves, Mapping):          # [wave], not [[wave]]: was "no waves"
+        raise InputError("[wave] is one table", path=path, field="wave",
+                         expected="[[wave]] tables (a list of tables, one per wave)")
     if not isinstance(raw_waves, list) or not raw_waves:
         raise InputError("no waves", path=path, field="wave",
                          expected="one or more [[wave]] tables with start_h, end_h, rate_per_hour")
@@ -872,6 +886,10 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
         plans = {}
         if "plan" in w:
             raw_plan = w["plan"]
+            if isinstance(raw_plan, os.PathLike):      # a Path is a path too (a dict in code)
+                raw_plan = os.fspath(raw_plan)
+            elif isinstance(raw_plan, Mapping):
+                raw_plan = _fspaths(raw_plan, list(raw_plan))
             if isinstance(raw_plan, str):
                 if len(loops) != 1:
                     raise InputError("a hub's wave plan names its loop", path=path,
@@ -915,6 +933,8 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
             raise InputError("mix = csv needs volumes", path=path, field="destinations.volumes",
                              expected='volumes = "volumes.csv" (header destination,volume)')
         vpath = d["volumes"]
+        if isinstance(vpath, os.PathLike):
+            vpath = os.fspath(vpath)
         if not isinstance(vpath, str) or not vpath.strip():
             raise InputError(f"bad volumes {vpath!r}", path=path, field="destinations.volumes",
                              expected='the path of a CSV (header destination,volume), relative '
@@ -963,6 +983,8 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
                                            b.get("duration_s", bdef.duration_s)), path=path)
     sched = []
     raw_sched = b.get("scheduled", [])
+    if isinstance(raw_sched, tuple):
+        raw_sched = list(raw_sched)
     if not isinstance(raw_sched, list):
         raise InputError("bad scheduled blockages", path=path, field="blockages.scheduled",
                          expected="[[blockages.scheduled]] tables with chute, start_h, duration_s")
@@ -1016,6 +1038,15 @@ def parse_scenario(doc: Mapping, *, path=None, base_dir=None) -> Scenario:
                     interval_minutes=interval, destinations=dmix, scan=scan, containers=containers,
                     blockages=blockages, max_recirculation=max_rec,
                     path=None if path is None else str(path), shift_start_h=start_h)
+
+
+def _fspaths(table, keys):
+    """``table`` (a document built in Python) with its file keys given as a ``Path`` made
+    ``str``, as a TOML file gives them (a copy: the caller's dict is left as it is)."""
+    if isinstance(table, Mapping) and any(isinstance(table.get(k), os.PathLike) for k in keys):
+        table = {**table, **{k: os.fspath(table[k]) for k in keys
+                             if isinstance(table.get(k), os.PathLike)}}
+    return table
 
 
 def _hub_loop_error(exc, i, n_loops, path):
