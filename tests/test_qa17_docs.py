@@ -19,15 +19,9 @@ from pathlib import Path
 import pytest
 
 from sorter.cli import main
+from test_qa_session13_docs import _doc  # one reader of the docs beside the tests
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _doc(rel):
-    path = ROOT / rel
-    if not path.is_file():
-        pytest.skip(f"{rel} not beside the tests (installed without the checkout)")
-    return path.read_text(encoding="utf-8")
 
 
 def _seeds_beside(tmp_path):

@@ -20,20 +20,12 @@ import json
 import numpy as np
 
 from sorter.cli import main
+from test_qa_mapf_session9 import _err  # one CLI-error helper for the mapf tests
 
 # 6 x 7: a walled-off pocket top left (rows 0-1, cols 0-2), the rest one part
 DISC = ("type octile\nheight 6\nwidth 7\nmap\n"
         "...@...\n...@...\n@@@@...\n...@...\n...@@@@\n.......\n")
 BORDER = "type octile\nheight 5\nwidth 6\nmap\n@@@@@@\n@....@\n@.@@.@\n@....@\n@@@@@@\n"
-
-
-def _err(capsys, argv):
-    """Run the CLI expecting a user error: exit code 2, ONE line on stderr, no traceback."""
-    assert main(["mapf"] + argv) == 2
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def test_agents_file_with_a_nine_word_comment_line_is_not_a_scenario(tmp_path, capsys):
