@@ -256,6 +256,8 @@ def test_sigterm_while_writing_leaves_no_temporary_files_regression(tmp_path, ho
 _CTRL_C_RENAMING = textwrap.dedent("""
     import os, signal, sys
     import sorter.report as report
+    # Ctrl-C live, as in a terminal (a shell starts a background job, and so CI, ignoring it)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     out = sys.argv[1]
     real, calls = os.replace, []
 
