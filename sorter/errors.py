@@ -28,6 +28,13 @@ class InputError(SorterError, ValueError):
         super().__init__(format_location(message, path=path, line=line, field=field,
                                          expected=expected))
 
+    def relocated(self, **where) -> "InputError":
+        """This error with its ``path``, ``line`` or ``field`` changed, message and expected
+        form kept: a caller that knows the file, line or name of what was checked says so."""
+        kw = dict(path=self.path, line=self.line, field=self.field, expected=self.expected)
+        kw.update(where)
+        return InputError(self.message, **kw)
+
 
 def format_location(message, *, path=None, line=None, field=None, expected=None):
     """One line: ``file:line: field 'x': message (expected ...)``."""

@@ -541,8 +541,7 @@ def parse_chutes_doc(doc, *, path=None, text=""):
             # point at the key's own line when we know it
             key_line = keys.get(("chute", i, exc.field)) if exc.field else None
             if key_line is not None and key_line != line:
-                raise InputError(_strip_where(exc), path=path, line=key_line,
-                                 field=exc.field) from None
+                raise exc.relocated(path=path, line=key_line) from None
             raise
     try:
         table = ChuteTable(chutes, path=path)
@@ -558,7 +557,7 @@ def parse_chutes_doc(doc, *, path=None, text=""):
                 if dup is not None:
                     break
             line = keys.get(("chute", dup, "id")) if dup is not None else None
-            raise InputError(_strip_where(exc), path=path, line=line, field="id") from None
+            raise exc.relocated(path=path, line=line, field="id") from None
         raise
 
     plan = doc.get("plan", {})
@@ -629,18 +628,6 @@ def parse_chutes_doc(doc, *, path=None, text=""):
                              field=f"reject.{reason}", expected="a chute of kind 'reject'")
         settings.reject[reason] = c.id
     return table, settings
-
-
-def _strip_where(exc):
-    """The message of an InputError without its leading ``file:line: `` part."""
-    msg = str(exc)
-    if exc.path is not None:
-        prefix = str(exc.path) + (f":{exc.line}" if exc.line is not None else "") + ": "
-        if msg.startswith(prefix):
-            msg = msg[len(prefix):]
-    if exc.field is not None and msg.startswith(f"field '{exc.field}': "):
-        msg = msg[len(f"field '{exc.field}': "):]
-    return msg
 
 
 # --------------------------------------------------------------------------- CSV

@@ -1089,10 +1089,7 @@ def _naming_scenario(exc, path):
     scenario file whose tables the key was looked up in, as the other key errors do."""
     if path is None or exc.path is not None:
         return exc
-    from sorter.plan import _strip_where
-    err = InputError(_strip_where(exc), path=path, field=exc.field)
-    err.expected = exc.expected
-    return err
+    return exc.relocated(path=path)
 
 
 def _with_file_line(exc, path):
@@ -1100,7 +1097,6 @@ def _with_file_line(exc, path):
     line of its key, as ``sorter run`` names it."""
     if path is None or exc.line is not None or not exc.field or exc.path != str(path):
         return exc
-    from sorter.plan import _strip_where
     from sorter.sim.scenario import _field_line
     try:
         line = _field_line(Path(path).read_bytes().decode("utf-8-sig"), exc.field)
@@ -1108,9 +1104,7 @@ def _with_file_line(exc, path):
         return exc
     if line is None:
         return exc
-    err = InputError(_strip_where(exc), path=path, line=line, field=exc.field)
-    err.expected = exc.expected
-    return err
+    return exc.relocated(path=path, line=line)
 
 
 def capacity_sweep(scenario, vary, *, seeds=5, overrides=None, base_dir=None, client=None,

@@ -691,8 +691,7 @@ def run(args) -> int:
             text = path.read_text(encoding="utf-8", errors="replace")
             line = next((i + 1 for i, ln in enumerate(text.split("\n"))
                          if '"numTasksReveal"' in ln), None)
-            raise InputError(e.message, path=path, line=line, field=e.field,
-                             expected=e.expected) from None
+            raise e.relocated(path=path, line=line) from None
     if type(stream).__name__ == "ErrandTasks":
         _check_connected(floor, np.asarray(planner.positions), np.asarray(stream.errands),
                          stream.offsets, args.tasks or str(path), start_src, task_file)

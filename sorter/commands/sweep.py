@@ -214,8 +214,7 @@ def run(args) -> int:
     except InputError as exc:             # the API's argument is this command's --dask
         if exc.field != "client" or not args.dask:
             raise
-        raise InputError(exc.message, path=exc.path, line=exc.line, field="--dask",
-                         expected=exc.expected) from None
+        raise exc.relocated(field="--dask") from None
     except ValueError as exc:             # a run failed after the up-front checks: say where
         if not getattr(exc, "__notes__", None):
             raise

@@ -685,10 +685,7 @@ def load_scenario(path) -> Scenario:
                 and exc.path == str(path) else None)
         if line is None:
             raise
-        from sorter.plan import _strip_where
-        err = InputError(_strip_where(exc), path=path, line=line, field=exc.field)
-        err.expected = exc.expected
-        raise err from None
+        raise exc.relocated(path=path, line=line) from None
 
 
 def _field_line(text, fieldname):
@@ -1056,10 +1053,7 @@ def _hub_loop_error(exc, i, n_loops, path):
     if (n_loops < 2 or exc.line is not None or exc.path != (None if path is None else str(path))
             or not isinstance(exc.field, str) or not exc.field.startswith("loop.")):
         return exc
-    from sorter.plan import _strip_where
-    err = InputError(_strip_where(exc), path=path, field=f"loop[{i}]." + exc.field[5:])
-    err.expected = exc.expected
-    return err
+    return exc.relocated(path=path, field=f"loop[{i}]." + exc.field[5:])
 
 
 def _loop_plan(raw, layout, *, path, base) -> SortPlan:
