@@ -277,6 +277,9 @@ def simulate(planner, stream, steps, *, record=True, progress=None, build_s=0.0)
         raise InputError(f"steps={steps!r}", field="steps", expected="an integer >= 0")
     steps = int(steps)
     record = _bool_arg("record", record)      # ("no" recorded)
+    if progress is not None and not callable(progress):   # (5 failed at the first step)
+        raise InputError(f"progress={progress!r} is not callable", field="progress",
+                         expected="None or a function of the step number, e.g. bar.update")
     if planner.step_no:     # (a second call started the stream again and counted its tasks
         raise InputError(   # from the first: tasks_per_step 17.0 over 0 steps)
             f"the planner has run {planner.step_no} steps already", field="planner",

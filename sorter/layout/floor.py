@@ -218,7 +218,7 @@ class Floor:
     inducts, chutes : sequence of Station
         Station cells must have type ``INDUCT`` (inducts) and ``DROP`` (chutes).
     name : str
-        A short name (file stem).
+        A short name (file stem); None gives ``"floor"``.
     source : str, optional
         The file the floor came from.
     chute_body : int array (height * width,), optional
@@ -261,7 +261,7 @@ class Floor:
             raise InputError("cells hold an unknown type code", field="cells",
                              expected="codes 0 obstacle, 1 travel, 2 induct, 3 drop")
         self.height, self.width = (int(s) for s in grid.shape)
-        self.name = str(name)
+        self.name = "floor" if name is None else str(name)   # (None was named 'None')
         self.source = None if source is None else str(source)
         self.cells = np.ascontiguousarray(grid.ravel(), dtype=np.int8)
         n = self.height * self.width
