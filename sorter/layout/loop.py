@@ -122,7 +122,11 @@ class LoopSorter:
     # -- derived figures --------------------------------------------------------------
     @property
     def nameplate_per_hour(self) -> float:
-        """Nameplate capacity, items/h: one item per carrier passing a point."""
+        """Nameplate capacity, items/h: ``speed x 3600 / pitch``, one item per carrier passing a
+        point at the nominal pitch. The simulated loop has ``n_carriers`` carriers, i.e. an
+        effective pitch of ``length / n_carriers``, so its true ceiling (``3600 x n_carriers /
+        lap_time_s``) may differ from this by up to half a carrier per lap (a 10 m loop at
+        3.6 m pitch: 3 carriers, 1,080/h against a nameplate of 1,000/h)."""
         return self.speed_mps * 3600.0 / self.pitch_m
 
     @property
@@ -221,7 +225,7 @@ class LoopSorter:
                                  path=path, field=f + ".position_m",
                                  expected=f"a position in metres in [0, {length:g})")
             rate = _num(ind.max_rate_per_hour, path=path, field=f + ".max_rate_per_hour", lo=0,
-                        lo_open=True, hi=1e6, expected="items per hour, > 0")
+                        lo_open=True, hi=1e6, expected="items per hour, > 0 and at most 1,000,000")
             if type(ind.position_m) is not float or type(ind.max_rate_per_hour) is not float:
                 normal.append((i, replace(ind, position_m=pos, max_rate_per_hour=rate)))
             if ind.kind not in INDUCT_KINDS:
@@ -282,7 +286,8 @@ class LoopSorter:
             Chutes in all (destination + overflow + reject).
         n_overflow, n_reject : int
         capacity : int
-            Items per container of the destination chutes (overflow 2x, reject 5x).
+            Items per container of the destination chutes (overflow 2x, reject 5x, each at
+            most 1e9, a chute's largest container).
         n_inducts : int
         induct_kind : {'automatic', 'manual'}
         induct_rate : float, optional
@@ -340,6 +345,14 @@ class LoopSorter:
         start = scanner + 4.0
         end = length - 10.0 - (n_overflow + n_reject + 1) / 2 * 2.4
         per_side = math.ceil(n_dest / 2)
+        if end - start < 1.0:        # no room for even one chute: not n_chutes' fault
+            raise InputError(f"the inducts and the scanner take the loop's first {start:g} m and "
+                             f"the overflow and reject chutes its last {length - end:g} m: no "
+                             f"room for destination chutes on a {length:g} m loop", path=path,
+                             field="loop.length_m",
+                             expected=f"a loop longer than {start + length - end + 1:g} m, or "
+                                      "fewer inducts (n_inducts; they are max(2 m, pitch_m) "
+                                      "apart), overflow or reject chutes")
         if end <= start or (end - start) / max(per_side, 1) < 1.0:
             raise InputError(f"{n_dest} destination chutes do not fit on a {length:g} m loop",
                              path=path, field="loop.n_chutes",
@@ -351,12 +364,13 @@ class LoopSorter:
                                 round(start + (i // 2) * spacing, 3), "left" if i % 2 == 0 else "right"))
         pos = end + 2.4
         for i in range(n_overflow):
-            chutes.append(Chute(f"OV{i + 1}", "overflow", int(2 * capacity), round(pos, 3),
+            # (at most a chute's largest container: capacity 1e9 was refused, naming OV1)
+            chutes.append(Chute(f"OV{i + 1}", "overflow", min(int(2 * capacity), 10**9), round(pos, 3),
                                 "left" if i % 2 == 0 else "right"))
             pos += 1.2
         pos += 1.2
         for i in range(n_reject):
-            chutes.append(Chute(f"R{i + 1}", "reject", int(5 * capacity), round(pos, 3),
+            chutes.append(Chute(f"R{i + 1}", "reject", min(int(5 * capacity), 10**9), round(pos, 3),
                                 "left" if i % 2 == 0 else "right"))
             pos += 1.2
         if pos - 1.2 >= length:
@@ -400,7 +414,8 @@ class LoopSorter:
                                        "n_inducts", "induct_kind", "induct_rate") if k in doc}
             if "induct_rate" in gen:
                 gen["induct_rate"] = _num(gen["induct_rate"], path=path, field="loop.induct_rate",
-                                          lo=0, lo_open=True, expected="items per hour > 0")
+                                          lo=0, lo_open=True, hi=1e6,
+                                          expected="items per hour, > 0 and at most 1,000,000")
             loop = cls.generate(**geo, **gen, name=name, path=path)
             clash = [k for k in ("n_inducts", "induct_kind", "induct_rate") if k in doc]
             if "induct" in doc and clash:    # the [[loop.induct]] tables would win silently
@@ -428,7 +443,7 @@ class LoopSorter:
         table, _ = load_chutes(base / chutes_path)
         if "capacity" in doc:
             cap = _num(doc["capacity"], path=path, field="loop.capacity", lo=1, hi=1e9,
-                       integer=True, expected="an integer >= 1 (items per container)")
+                       integer=True, expected="an integer from 1 to 1e9 (items per container)")
             table = ChuteTable([replace(c, capacity=cap) if c.kind == "destination" else c
                                 for c in table])
         if "induct" not in doc:
@@ -490,7 +505,7 @@ def _inducts(items, path) -> tuple:
                    expected="metres >= 0")
         rate = _num(m.get("max_rate_per_hour", DEFAULT_INDUCT_RATE[kind]), path=path,
                     field=f + ".max_rate_per_hour", lo=0, lo_open=True, hi=1e6,
-                    expected="items per hour, > 0")
+                    expected="items per hour, > 0 and at most 1,000,000")
         iid = m.get("id", f"I{i + 1}")
         if isinstance(iid, bool) or not isinstance(iid, (str, int, np.integer)):
             # (None or 1.5 became the id "None" / "1.5"; a TOML integer id reads as its digits)

@@ -133,7 +133,8 @@ class Distribution:
     def parse(cls, value, *, path, field) -> "Distribution":
         if isinstance(value, numbers.Real) and not isinstance(value, bool):     # numpy too
             # (at most 1e7 s, as a {dist = "const", value = ...} table)
-            v = _num(value, path=path, field=field, lo=0, hi=1e7, expected=_DIST_FORM)
+            v = _num(value, path=path, field=field, lo=0, hi=1e7,
+                     expected=_DIST_FORM.replace("seconds", "seconds from 0 to 1e7", 1))
             return cls("const", {"value": v})
         if not isinstance(value, Mapping):
             raise InputError(f"bad distribution {value!r}", path=path, field=field, expected=_DIST_FORM)
@@ -152,7 +153,7 @@ class Distribution:
                 raise InputError(f"a {dist} distribution needs {k!r}", path=path,
                                  field=f"{field}.{k}", expected="seconds >= 0")
             params[k] = _num(value[k], path=path, field=f"{field}.{k}", lo=0, hi=1e7,
-                             expected="seconds >= 0")
+                             expected="seconds from 0 to 1e7")
         if dist == "uniform" and params["low"] > params["high"]:
             raise InputError("low > high", path=path, field=f"{field}.low", expected="low <= high")
         if dist == "triangular" and not params["low"] <= params["mode"] <= params["high"]:
@@ -504,7 +505,7 @@ def _check_wave(w, i, *, path) -> Wave:
                              field=f + ".induct_rates_per_hour",
                              expected="a list of items/h, one per induct")
         rates = tuple(_num(r, path=path, field=f + ".induct_rates_per_hour", lo=0, hi=1e6,
-                           expected="items per hour >= 0") for r in rates)
+                           expected="items per hour from 0 to 1,000,000") for r in rates)
         if w.arrivals != "poisson":
             raise InputError("induct_rates_per_hour are Poisson arrivals per induct; "
                              "truck batches need rate_per_hour", path=path,
@@ -517,9 +518,9 @@ def _check_wave(w, i, *, path) -> Wave:
                                       "induct_rates_per_hour")
         rate = float(sum(rates))     # what is offered, as a file's wave reports it
     batch = _num(w.batch_size, path=path, field=f + ".batch_size", lo=1, hi=1e6,
-                 integer=True, expected="parcels per truck, an integer >= 1")
+                 integer=True, expected="parcels per truck, an integer from 1 to 1,000,000")
     unload = _num(w.unload_per_hour, path=path, field=f + ".unload_per_hour", lo=0,
-                  lo_open=True, hi=1e7, expected="items per hour > 0")
+                  lo_open=True, hi=1e7, expected="items per hour, > 0 and at most 10,000,000")
     if not isinstance(w.plans, Mapping) or not all(isinstance(p, SortPlan)
                                                    for p in w.plans.values()):
         # (a plan CSV's path is the file's form: in code, load it, e.g. with load_plan_routes)
@@ -594,7 +595,7 @@ def _check_containers(c, loops, *, path) -> tuple:
     cap = c.capacity
     if cap is not None:
         cap = _num(cap, path=path, field="containers.capacity", lo=1, hi=1e9, integer=True,
-                   expected="items per container, an integer >= 1")
+                   expected="items per container, an integer from 1 to 1e9")
         # the capacity of every destination chute (as a file's [containers] capacity)
         given, loops = loops, []
         for lp in given:
@@ -616,7 +617,7 @@ def _check_blockages(b, *, path) -> Blockages:
         raise InputError(f"blockages is a {type(b).__name__}", path=path, field="blockages",
                          expected="a Blockages(random_per_hour, duration_s, scheduled)")
     rate = _num(b.random_per_hour, path=path, field="blockages.random_per_hour", lo=0, hi=1e4,
-                expected="blockages per hour per loop, >= 0")
+                expected="blockages per hour per loop, from 0 to 10,000")
     dur = _check_dist(b.duration_s, path=path, field="blockages.duration_s")
     return Blockages(rate, dur, tuple(_check_blockage(e, i, path=path)
                                       for i, e in enumerate(b.scheduled)))
