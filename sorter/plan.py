@@ -646,11 +646,14 @@ def check_input_file(path, *, field=None, expected=None, limit=MAX_INPUT_BYTES) 
     """
     import os
     import stat as _stat
+
+    from sorter.resources import seed_hint
     p = Path(path)
     try:
         st = os.stat(p)
     except FileNotFoundError:
-        raise InputError("file not found", path=p, field=field, expected=expected) from None
+        raise InputError("file not found" + seed_hint(p), path=p, field=field,
+                         expected=expected) from None
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", path=p, field=field,
                          expected=expected) from None

@@ -25,3 +25,28 @@ def test_a_floor_named_none_is_called_floor():
     f = Floor([[1, 1], [1, 1]], name=None)
     assert f.name == "floor" and "'None'" not in repr(f)
     assert Floor([[1, 1]], name="bay 3").name == "bay 3"
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "seeds/scenarios/peak.toml"],
+    ["mapf", "seeds/floors/small_12x20.txt", "--robots", "2", "--steps", "2"],
+    ["assign", "--plan", "seeds/plan/demo_plan.csv", "--chutes", "seeds/plan/demo_chutes.toml",
+     "--events", "seeds/plan/demo_events.csv", "--out", "d.csv"],
+])
+def test_a_seeds_path_outside_the_repository_says_where_the_installed_copy_is(
+        argv, tmp_path, monkeypatch, capsys):
+    """Was: the docs' `seeds/...` examples run outside the repository root said only "file
+    not found"; now the error names the working folder and the installed seed file."""
+    from sorter.cli import main
+    from sorter.resources import seed_hint, seed_path
+    monkeypatch.chdir(tmp_path)
+    try:
+        rc = main(argv)
+    except SystemExit as e:
+        rc = e.code
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "file not found here" in err and "relative to the repository root" in err
+    name = "plan/demo_chutes.toml" if argv[0] == "assign" else argv[1].split("/", 1)[1]
+    assert f"installed copy of this one is {seed_path(name)}" in err
+    assert seed_hint("seeds/no/such.csv") == "" and seed_hint(tmp_path / "seeds" / "x") == ""

@@ -24,7 +24,9 @@ def read_text(path) -> str:
     try:
         st = os.stat(p)
     except FileNotFoundError:
-        raise InputError("file not found", path=p, expected="an existing file") from None
+        from sorter.resources import seed_hint
+        raise InputError("file not found" + seed_hint(p), path=p,
+                         expected="an existing file") from None
     except (OSError, ValueError) as e:          # ValueError: an embedded NUL byte
         raise InputError(f"cannot read file: {getattr(e, 'strerror', None) or e}", path=p,
                          expected="a readable file") from None

@@ -140,7 +140,8 @@ def load_floor(path) -> Floor:
         if p.is_symlink():              # exists() is False for a loop or a dangling link too
             fail("a symbolic link that leads to no file (a loop or a missing target)", path=p,
                  expected="an existing floor file")
-        fail("file not found", path=p, expected="an existing floor file")
+        from sorter.resources import seed_hint
+        fail("file not found" + seed_hint(p), path=p, expected="an existing floor file")
     kind = floor_format(p)
     if kind == "lorr":
         from sorter.layout.lorr import load_lorr_problem
