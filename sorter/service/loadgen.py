@@ -171,7 +171,12 @@ async def _one_connection(host, port, c, n, rate_c, seconds, codes, tag, window,
                 send_t[sent:upto] = now
                 sent = upto
             cl.progress.clear()
-            await cl.progress.wait()
+            # no later than the end of the run: a service that stops answering (stalled,
+            # stopped with SIGSTOP, or not the service at all) hung the run for ever
+            try:
+                await asyncio.wait_for(cl.progress.wait(), max(t_end - _perf(), 0.0))
+            except asyncio.TimeoutError:
+                pass
     # collect the remaining answers (give up 5 s after the last send)
     t_give_up = _perf() + 5.0
     while cl.answered < sent and _perf() < t_give_up and not cl.closed.done():

@@ -158,6 +158,23 @@ def peek_seq(line) -> int | None:
     return None if text is None else int(text)
 
 
+#: Each telegram type's fields, in order (error texts name the field of a bad character).
+_FIELD_NAMES = {"SCAN": "type seq parcel destination recirculation sortable",
+                "CHUTE": "type seq chute state", "DISCHARGED": "type seq parcel chute",
+                "CONTAINER": "type seq chute", "PLAN": "type seq path", "HB": "type seq",
+                "HELLO": "type seq client", "STATUS": "type seq"}
+
+
+def _bad_at(s, bad, what, expected):
+    """``what 0x.. in field N (name): expected``, for the first character of ``s`` that
+    ``bad`` flags (there is one)."""
+    i = next(k for k, c in enumerate(s) if bad(c))
+    k = s.count("|", 0, i)
+    names = _FIELD_NAMES.get(s.split("|", 1)[0], "").split()
+    name = f"field {k + 1}" + (f" ({names[k]})" if k < len(names) else "")
+    return f"{what} 0x{ord(s[i]):02x} in {name}: {expected}"
+
+
 def _field(text, code, what, seq, *, empty_ok=False, limit=MAX_FIELD):
     if (not text and not empty_ok) or len(text) > limit:
         raise TelegramError(code, f"{what} must be 1..{limit} characters" if not empty_ok
@@ -190,25 +207,36 @@ def parse_line(line):
     >>> parse_line(b"CHUTE|8|C001|full")
     ChuteState(seq=8, chute='C001', state='full')
     """
+    # the limit is the line's, without its newline: a CRLF line's \r counts no more than
+    # its \n (a 4,096-byte telegram was too_long when sent with CRLF and taken with LF)
     if isinstance(line, str):
         s = line
-        if len(s) > MAX_LINE:
+        if len(s) - (s[-1:] == "\r") > MAX_LINE:
             raise TelegramError("too_long", f"line longer than {MAX_LINE} bytes", peek_seq(s))
         if not s.isascii():
-            raise TelegramError("not_ascii", "telegrams are ASCII", peek_seq(s))
+            raise TelegramError("not_ascii", _bad_at(s, lambda c: c > "\x7f", "character",
+                                                     "telegrams are printable ASCII"), peek_seq(s))
     else:
-        if len(line) > MAX_LINE:
+        if len(line) - (line[-1:] == b"\r") > MAX_LINE:
             raise TelegramError("too_long", f"line longer than {MAX_LINE} bytes", peek_seq(line))
         try:
             s = line.decode("ascii")
-        except (UnicodeDecodeError, AttributeError):
+        except UnicodeDecodeError:
+            raise TelegramError("not_ascii", _bad_at(bytes(line).decode("latin-1"),
+                                                     lambda c: c > "\x7f", "byte",
+                                                     "telegrams are printable ASCII"),
+                                peek_seq(line)) from None
+        except AttributeError:
             raise TelegramError("not_ascii", "telegrams are ASCII", peek_seq(line)) from None
     if s[-1:] == "\r":
         s = s[:-1]
     if not s:
         raise TelegramError("empty", "empty telegram")
     if not s.isprintable():
-        raise TelegramError("bad_char", "control character in telegram", peek_seq(s))
+        raise TelegramError("bad_char", _bad_at(s, lambda c: not c.isprintable(),
+                                                "control character",
+                                                "fields are printable ASCII (no tab, NUL, ...)"),
+                            peek_seq(s))
     f = s.split("|")
     kind = f[0]
     n = TELEGRAMS.get(kind)

@@ -255,7 +255,7 @@ class Service:
                 break
             out.append(answer)
         else:
-            if len(tail) > MAX_LINE:
+            if len(tail) - (tail[-1:] == b"\r") > MAX_LINE:   # (a CRLF's \r is no part of it)
                 conn.discarding = True
                 conn.long_prefix = tail[:64]
                 conn.buf = b""
