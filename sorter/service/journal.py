@@ -11,6 +11,10 @@ Layout (one SQLite file, WAL mode):
   received, stored as the received bytes) and ``data`` (the new plan as JSON for a plan switch).
 * ``snapshot``: ``Sorter.state_dict()`` as JSON, with ``upto`` = the last journal id it
   includes. The latest three are kept.
+* ``clients``: each client's highest journalled ``seq`` (what ``HELLO`` answers after a
+  restart), written with the rows. A journal from before this table gets it filled once,
+  when a service next opens it for writing (``meta`` key ``clients``); until then readers
+  compute it from the rows.
 
 Recovery (:func:`restore`) loads the latest snapshot and re-applies every journal row
 after it through the engine, in order: decisions are made again (and checked against the
@@ -62,7 +66,13 @@ CREATE TABLE IF NOT EXISTS snapshot (
     id INTEGER PRIMARY KEY AUTOINCREMENT, upto INTEGER NOT NULL, t REAL NOT NULL,
     state TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS clients (client TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
 """
+# each client's highest seq, kept by the writer in the transaction of its rows (a restart
+# reads it instead of a GROUP BY over the whole journal: 2.3 s at 2,000,000 rows)
+_UPSERT_CLIENTS = ("INSERT INTO clients SELECT client, MAX(seq) FROM journal WHERE id >= ? "
+                   "GROUP BY client ON CONFLICT(client) DO UPDATE SET "
+                   "last_seq = max(last_seq, excluded.last_seq)")
 _INSERT = "INSERT INTO journal VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _KEEP_SNAPSHOTS = 3
 
@@ -266,7 +276,7 @@ def restore(path, *, recent=0):
             n += 1
         last_id = con.execute("SELECT COALESCE(MAX(id), 0) FROM journal").fetchone()[0]
         last_id = max(last_id, upto)
-        last_seq = dict(con.execute("SELECT client, MAX(seq) FROM journal GROUP BY client"))
+        last_seq = _last_seqs(con)
         rows = []
         if recent > 0:
             rows = con.execute("SELECT id, client, seq, kind, parcel, chute, detail, telegram "
@@ -277,6 +287,17 @@ def restore(path, *, recent=0):
         raise _damaged(path, exc) from None
     finally:
         con.close()
+
+
+def _last_seqs(con) -> dict:
+    """Each client's highest journalled seq: the ``clients`` table where the writer keeps
+    it, else (a journal from before it) computed from the rows."""
+    try:
+        if con.execute("SELECT 1 FROM meta WHERE key = 'clients'").fetchone() is not None:
+            return dict(con.execute("SELECT client, last_seq FROM clients"))
+    except sqlite3.OperationalError:          # no meta / clients table: an older journal
+        pass
+    return dict(con.execute("SELECT client, MAX(seq) FROM journal GROUP BY client"))
 
 
 def _damaged(path, exc):
@@ -355,6 +376,12 @@ class Journal:
             con.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (str(time.time()),))
             con.execute("INSERT OR REPLACE INTO meta VALUES ('format', '1')")
             con.execute("INSERT OR REPLACE INTO meta VALUES ('durability', ?)", (durability,))
+        if con.execute("SELECT 1 FROM meta WHERE key = 'clients'").fetchone() is None:
+            con.execute("BEGIN")             # a journal from before the clients table: fill it
+            con.execute("DELETE FROM clients")
+            con.execute("INSERT INTO clients SELECT client, MAX(seq) FROM journal GROUP BY client")
+            con.execute("INSERT INTO meta VALUES ('clients', '1')")
+            con.execute("COMMIT")
         self.committed = con.execute("SELECT COALESCE(MAX(id), 0) FROM journal").fetchone()[0]
         con.close()
         self._thread = threading.Thread(target=self._run, name="sorter-journal", daemon=True)
@@ -429,6 +456,7 @@ class Journal:
         try:
             if recs:
                 con.executemany(_INSERT, recs)
+                con.execute(_UPSERT_CLIENTS, (recs[0][0],))
             if snaps:
                 con.executemany("INSERT INTO snapshot (upto, t, state) VALUES (?,?,?)", snaps)
                 con.execute("DELETE FROM snapshot WHERE id NOT IN "
@@ -660,7 +688,7 @@ def journal_info(path) -> dict:
             "by_kind": dict(con.execute("SELECT kind, COUNT(*) FROM journal GROUP BY kind")),
             "by_reason": dict(con.execute("SELECT detail, COUNT(*) FROM journal WHERE kind='scan' "
                                           "GROUP BY detail")),
-            "clients": dict(con.execute("SELECT client, MAX(seq) FROM journal GROUP BY client")),
+            "clients": _last_seqs(con),
             "snapshots": [r[0] for r in con.execute("SELECT upto FROM snapshot ORDER BY id")],
         }
     except sqlite3.DatabaseError as exc:
