@@ -65,17 +65,18 @@ class PreparedPlan:
 
     ``plan`` is the checked :class:`SortPlan`; pass the object to :meth:`Sorter.switch_plan`.
     A plan prepared from a CSV or a mapping (routes only) takes its settings (overflow,
-    reject chutes, strategy, max recirculation) from the plan in force when it is switched
-    to, not when it was prepared.
+    reject chutes, strategy, max recirculation; a mapping's also the plan's name) from the
+    plan in force when it is switched to, not when it was prepared.
     """
 
-    __slots__ = ("plan", "table", "layout", "routes_only")
+    __slots__ = ("plan", "table", "layout", "routes_only", "keep_name")
 
-    def __init__(self, plan, table, layout, routes_only=False):
+    def __init__(self, plan, table, layout, routes_only=False, keep_name=False):
         self.plan = plan
         self.table = table
         self.layout = layout
         self.routes_only = routes_only
+        self.keep_name = keep_name          # a mapping has no name: the one in force carries over
 
     def __repr__(self):
         return f"PreparedPlan({self.plan.name!r}, destinations={len(self.plan.routes)})"
@@ -194,8 +195,9 @@ class Sorter(ChuteEngine):
         ``new_plan`` is a :class:`SortPlan`, a path to a plan CSV, a mapping
         destination -> chutes, or a :class:`PreparedPlan` from :meth:`prepare_plan`. With a
         CSV or a mapping only the routes change; overflow, reject chutes, strategy and max
-        recirculation carry over from the plan in force at the switch (for a prepared one
-        too, whatever was in force when it was prepared). Chute states and container fill
+        recirculation (and, for a mapping, the plan's name) carry over from the plan in force
+        at the switch, for a prepared one too (not from the plan in force when it was
+        prepared). Chute states and container fill
         always carry over; round-robin positions restart. Raises ``ValueError`` (naming the file) if the new
         plan does not fit the chute table or has no destinations (``{}``, like a plan CSV
         without rows, is refused: it would reject every parcel); the old plan then stays in
@@ -212,6 +214,8 @@ class Sorter(ChuteEngine):
             cur = self.sort_plan
             now = dict(reject=dict(cur.reject), overflow=tuple(cur.overflow),
                        strategy=cur.strategy, max_recirculation=cur.max_recirculation)
+            if prepared.keep_name:
+                now["name"] = cur.name
             if any(getattr(plan, k) != v for k, v in now.items()):
                 plan = _own_copy(plan, self.chute_table, **now)
         compiled = self._compile(plan, layout=prepared.layout)
@@ -269,7 +273,8 @@ class Sorter(ChuteEngine):
         table = self.chute_table
         plan = _own_copy(plan, table, path=path)
         plan.routes = {d: tuple(table[c].id for c in r) for d, r in plan.routes.items()}
-        return PreparedPlan(plan, table, self._layout(plan), routes_only)
+        return PreparedPlan(plan, table, self._layout(plan), routes_only,
+                            keep_name=isinstance(new_plan, Mapping))
 
     # -- decisions ----------------------------------------------------------------
     # assign(destination, recirculation=0, sortable=True) -> Decision is inherited from the

@@ -579,20 +579,22 @@ class EngineMachine(RuleBasedStateMachine):
         """A plan read and checked in a worker thread while scans go on; put in force later."""
         prepared = [s.prepare_plan(dict(routes)) for s in self.engines]
         assert all(isinstance(p, PreparedPlan) for p in prepared)
-        cur = self.m
-        self.prepared = (SortPlan(routes=routes, reject=cur.reject_of, overflow=cur.overflow,
-                                  strategy=cur.strategy, max_recirculation=cur.max_rec,
-                                  name=cur.name), prepared)
+        self.prepared = (routes, prepared)
 
     @precondition(lambda self: self.prepared is not None)
     @rule(again=st.booleans())
     def switch_prepared(self, again):
-        plan, prepared = self.prepared
+        """Routes from the prepare; settings and name from the plan in force at the switch
+        (a mapping has none of its own)."""
+        routes, prepared = self.prepared
         for s, p in zip(self.engines, prepared):
             s.switch_plan(p)
-        self._switched(plan)
+        cur = self.m
+        self._switched(SortPlan(routes=routes, reject=cur.reject_of, overflow=cur.overflow,
+                                strategy=cur.strategy, max_recirculation=cur.max_rec,
+                                name=cur.name))
         if again:                       # the same PreparedPlan may be put in force again later
-            self.prepared = (plan, prepared)
+            self.prepared = (routes, prepared)
         else:
             self.prepared = None
 
