@@ -286,7 +286,9 @@ class Sorter(ChuteEngine):
         Unknown codes -> -1, ``None`` or ``""`` -> -2 (no-read). Ids stay valid across plan
         switches and :meth:`from_state` restarts, but a code unknown when interned stays -1
         (``unknown_destination``) after a switch to a plan that routes it, where
-        :meth:`assign` by code would sort it: intern again after :meth:`switch_plan`.
+        :meth:`assign` by code would sort it: intern again after :meth:`switch_plan`. A code
+        an earlier plan routed keeps its id after a plan that drops it (interned again it is
+        still that id, not -1); :meth:`assign_many` decides it ``unknown_destination``.
         """
         if isinstance(codes, np.ndarray):
             if codes.ndim != 1:     # (a DataFrame's df[["dest"]].to_numpy() is (n, 1))
@@ -437,7 +439,8 @@ class Sorter(ChuteEngine):
         return int(self._arrays()["fill"][self._chute(chute)])
 
     def counters(self) -> dict:
-        """Decisions per reason, and per chute: decisions, items discharged, fill, state."""
+        """Decisions per reason (``by_reason``), and per chute (``by_chute``): ``assigned``
+        (decisions naming it), ``discharged`` (items into it), ``fill``, ``state``."""
         a = self._arrays()
         labels = self._chute_labels()
         return {
