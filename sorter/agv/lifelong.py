@@ -280,6 +280,13 @@ def simulate(planner, stream, steps, *, record=True, progress=None, build_s=0.0)
     if progress is not None and not callable(progress):   # (5 failed at the first step)
         raise InputError(f"progress={progress!r} is not callable", field="progress",
                          expected="None or a function of the step number, e.g. bar.update")
+    if not (callable(getattr(planner, "step", None)) and hasattr(planner, "step_no")):
+        raise InputError(f"planner is a {type(planner).__name__}", field="planner",  # (was:
+                         expected="a sorter.agv.Planner (make_run builds one)")  # AttributeError)
+    if not all(callable(getattr(stream, a, None)) for a in ("start", "update")):
+        raise InputError(f"stream is a {type(stream).__name__}", field="stream",
+                         expected="a task stream with start(planner) and update(planner) "
+                                  "(RandomTasks, SortingTasks, ErrandTasks; make_run builds one)")
     if planner.step_no:     # (a second call started the stream again and counted its tasks
         raise InputError(   # from the first: tasks_per_step 17.0 over 0 steps)
             f"the planner has run {planner.step_no} steps already", field="planner",

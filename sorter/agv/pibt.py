@@ -907,6 +907,10 @@ class Planner:
         if a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer)):
             raise InputError(f"{field} has shape {a.shape}, dtype {a.dtype}", field=field,
                              expected="a 1-D array of integer cell ids")
+        if a.size and a.dtype == np.uint64 and a.max() > np.iinfo(np.int64).max:
+            # (int64 wrapped 2**64 - 1 to -1: "cell -1 is outside the grid")
+            raise InputError(f"cell {int(a.max())} is outside the grid", field=field,
+                             expected=f"cell ids in [0, {self.graph.n_cells})")
         a = a.astype(np.int64, copy=False)
         g = self.graph
         if a.size and (a.min() < 0 or a.max() >= g.n_cells):

@@ -207,6 +207,10 @@ class ErrandTasks:
         if e.ndim != 1 or e.size == 0 or not np.issubdtype(e.dtype, np.integer):
             raise InputError("errands must be a non-empty list of cell ids", field="tasks",
                              expected="a 1-D integer array")
+        if e.min() < 0 or e.max() > np.iinfo(np.int32).max:    # (cast to int32 below: 2**32 + 3
+            bad = int(e[(e < 0) | (e > np.iinfo(np.int32).max)][0])   # became cell 3)
+            raise InputError(f"errand cell {bad}", field="tasks",
+                             expected="cell ids >= 0 (row * width + col)")
         if strategy not in ERRAND_STRATEGIES:
             raise InputError(f"strategy {strategy!r}", field="taskAssignmentStrategy",
                              expected=" or ".join(repr(x) for x in ERRAND_STRATEGIES))
@@ -956,6 +960,9 @@ class SortingTasks:
 
     def __init__(self, floor, n_robots, rng, *, n_destinations=None, mix="zipf", router=None,
                  induct_choice="balanced", balance_weight=2.0, chutes_per_destination=2):
+        if not all(hasattr(floor, a) for a in ("inducts", "chutes", "station_of_cell")):
+            raise InputError(f"floor is {type(floor).__name__}", field="floor",  # (AttributeError)
+                             expected="a sorter.layout.Floor with inducts and chutes")
         if not floor.inducts or not floor.chutes:
             raise InputError(f"floor {floor.name!r} has {len(floor.inducts)} inducts and "
                              f"{len(floor.chutes)} chutes", path=floor.source, field="stations",
