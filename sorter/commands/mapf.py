@@ -138,7 +138,7 @@ def add_arguments(p):
                      help="repair time in steps (mean; default 50)")
     eng.add_argument("--repair-dist", choices=("fixed", "exp", "uniform"), default=None,
                      help="repair time distribution (default exp: geometric with mean K)")
-    eng.add_argument("--detour-horizon", type=int, default=12, metavar="H",
+    eng.add_argument("--detour-horizon", type=int, default=None, metavar="H",
                      help="robots whose way runs into a faulted robot within H moves take a "
                           "detour (default 12; 0 = queue behind it)")
     eng.add_argument("--seconds-per-step", type=float, default=None, metavar="S",
@@ -163,7 +163,7 @@ def _parse_window(text, steps):
     except ValueError:
         raise InputError(f"--animate {text!r}", field="animate", expected="START:STOP, two integers") from None
     if not 0 <= a < b <= steps:
-        raise InputError(f"--animate {text!r} outside 0..{steps}", field="animate",
+        raise InputError(f"--animate {text!r} outside 0..{steps} (--steps {steps})", field="animate",
                          expected=f"0 <= START < STOP <= {steps}")
     return a, b
 
@@ -429,10 +429,34 @@ def _arrival_arg(text):
     return waves
 
 
+def _run_has(kind, sorting):
+    """What a run has, and the option or floor that made it so, for errors naming a flag of
+    another kind of run (was: "random goals" beside --scenario random, naming only one flag)."""
+    if kind == "errands":
+        return "LoRR errands (--tasks FILE or the .json's tasks)"
+    if sorting:
+        return "sorting tasks" + (" (--scenario sorting)" if kind == "sorting" else
+                                  " (the floor's inducts and chutes)")
+    return "random goals " + ("(--scenario random)" if kind == "random" else
+                              "(the floor has no inducts or no chutes)")
+
+
 def _floor_sim_options(args, sorting, kind):
     """FloorSimOptions when the chute engine routes parcels, else None (plain table)."""
     from sorter.errors import InputError
     given = [f for f in _SIM_FLAGS if getattr(args, f, None) is not None]
+    # options of robot faults or container changes where none can happen (was: accepted and
+    # silently without effect, the run's KPIs as without them)
+    lone = [f for f in ("repair_steps", "repair_dist", "detour_horizon")
+            if getattr(args, f, None) is not None]
+    if lone and getattr(args, "fault_rate", None) is None:
+        flag = "--" + lone[0].replace("_", "-")
+        raise InputError(f"{flag} applies to robot faults; without --fault-rate no robot fails",
+                         field=lone[0], expected=f"--fault-rate P with {flag}, or no {flag}")
+    if getattr(args, "chute_capacity", None) == 0 and args.container_change_steps is not None:
+        raise InputError("--container-change-steps with --chute-capacity 0: unlimited containers "
+                         "never fill, so never change", field="container_change_steps",
+                         expected="--chute-capacity N > 0, or no --container-change-steps")
     router = args.router
     if router is None:
         router = "engine" if (kind == "sorting" or given) else "table"
@@ -442,8 +466,13 @@ def _floor_sim_options(args, sorting, kind):
                              expected="--router engine (or no --router)")
         return None
     if not sorting:
-        raise InputError("the chute engine routes sorting tasks", field="scenario",
-                         expected="a floor with inducts and chutes, no --tasks/--scenario random")
+        # name the flag that asked for the engine and what this run has instead (was: no flag)
+        flag = "--" + given[0].replace("_", "-") if given else "--router engine"
+        has = _run_has(kind, False)
+        raise InputError(f"{flag} needs the chute engine, which routes sorting tasks; this run "
+                         f"has {has}", field=given[0] if given else "router",
+                         expected=f"--scenario sorting on a floor with inducts and chutes, "
+                                  f"or no {flag}")
     from sorter.agv.floor_sim import FloorSimOptions
     kw = {f: getattr(args, f) for f in given}
     kw["plan_csv"] = kw.pop("plan", None)
@@ -625,7 +654,7 @@ def run(args) -> int:
     if args.assign is not None:
         if not errand_run:
             raise InputError(f"--assign applies to LoRR errands; this run has "
-                             f"{'sorting tasks' if sorting else 'random goals'}", field="assign",
+                             f"{_run_has(kind, sorting)}", field="assign",
                              expected="a LoRR .json or --tasks FILE, or no --assign")
         strategy = args.assign
     if not sorting:
@@ -634,7 +663,7 @@ def run(args) -> int:
         if given:
             flag = "--" + given[0].replace("_", "-")
             raise InputError(f"{flag} applies to sorting tasks (parcels to chutes); this run "
-                             f"has {'LoRR errands' if errand_run else 'random goals'}",
+                             f"has {_run_has(kind, sorting)}",
                              field=given[0],
                              expected="--scenario sorting on a floor with inducts and chutes, "
                                       f"or no {flag}")
@@ -672,7 +701,8 @@ def run(args) -> int:
                                    induct_choice=args.induct_choice or "balanced",
                                    mix=args.mix or "zipf",
                                    n_destinations=args.destinations, rotation=args.rotation,
-                                   floor_sim=sim, detour_horizon=args.detour_horizon,
+                                   floor_sim=sim, detour_horizon=(12 if args.detour_horizon is None
+                                                                     else args.detour_horizon),
                                    max_table_mb=args.table_mb, rescue_after=args.rescue_after)
     except (MemoryError, OSError) as exc:
         if isinstance(exc, OSError) and exc.errno != errno.ENOMEM:
