@@ -144,7 +144,8 @@ def add_arguments(p):
     eng.add_argument("--seconds-per-step", type=float, default=None, metavar="S",
                      help="seconds per timestep for the per-hour KPIs (default 1)")
     eng.add_argument("--strategy", choices=("least_loaded", "round_robin", "fill_first"), default=None,
-                     help="chute strategy of the generated plan (default least_loaded)")
+                     help="chute strategy: of the generated plan (default least_loaded), or in "
+                          "place of a loaded --plan's own")
     eng.add_argument("--arrival-rate", type=_arrival_arg, default=None, metavar="PER_HOUR",
                      help="parcels per hour offered to the floor, all inducts together (Poisson, "
                           "shared evenly); robots wait at an induct for a parcel, and go where "

@@ -400,7 +400,8 @@ class Journal:
         self._wake.set()
 
     def append_snapshot(self, upto, state):
-        """Queue a snapshot of ``Sorter.state_dict()`` taken after journal row ``upto``.
+        """Queue a snapshot of ``Sorter.state_dict()`` taken after journal row ``upto``
+        (the dict, or its JSON text).
 
         It is committed in the same transaction as the rows queued before it (rows and
         snapshots of one batch commit together, so a snapshot never refers to a row
@@ -451,7 +452,8 @@ class Journal:
         # rows go to executemany as they are (no per-row Python work in this thread:
         # the telegram is stored as the bytes received)
         upto = recs[-1][0] if recs else self.committed
-        snaps = [(u, t, json.dumps(state)) for u, t, state in snaps]
+        snaps = [(u, t, state if isinstance(state, str) else json.dumps(state))
+                 for u, t, state in snaps]
         con.execute("BEGIN")
         try:
             if recs:

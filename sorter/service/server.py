@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import math
 import signal
@@ -39,6 +40,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+from sorter.constants import STATES
 from sorter.errors import InputError
 from sorter.service.journal import Journal, _plan_to_json, restore
 from sorter.service.protocol import (MAX_LINE, ChuteState, Container, Discharged, Heartbeat,
@@ -52,6 +54,10 @@ log = logging.getLogger(__name__)
 
 _perf = time.perf_counter
 _now = time.time
+
+#: The parts of ``Sorter.state_dict()`` a decision or chute event changes (the rest only
+#: changes with the plan in force): see :meth:`Service._state_json`.
+_SNAP_DYNAMIC = ("rr_cursor", "state", "fill", "assigned", "discharged", "reason_count")
 
 #: Journal rows applied and not yet committed beyond which the service stops reading from
 #: its clients until the journal catches up (half of it): under an overload the writer
@@ -166,6 +172,7 @@ class Service:
         self.next_id = last + 1
         self.committed = last
         self._snap_id = last
+        self._snap_cache = None        # (plan key, its encoded state head, zero cursors)
         self.last_seq = dict(restored.last_seq) if restored is not None else {}
         self._dedupe = {}
         self._dd_order = deque()
@@ -521,10 +528,33 @@ class Service:
         if self.journal is None:
             return
         upto = self.next_id - 1
-        self.journal.append_snapshot(upto, self.engine.state_dict())
+        self.journal.append_snapshot(upto, self._state_json())
         self._snap_id = upto
         if self.sync:
             self.journal.kick()
+
+    def _state_json(self) -> str:
+        """``json.dumps(engine.state_dict())``, without re-encoding what only a plan switch
+        changes. The chute table, plan and destination codes are encoded once per plan in
+        force (a 100,000-destination plan: 0.35 s of the event loop and of the GIL at every
+        snapshot, 4.7 s at 1,000,000); a snapshot then encodes only the per-chute arrays
+        and the round-robin positions."""
+        eng = self.engine
+        plan = eng.plan_in_force          # a new object at every switch (and every intern)
+        cursor = plan.arrays()["rr_cursor"]
+        key = (plan, eng.sort_plan, eng.chute_table, len(cursor))
+        c = self._snap_cache
+        if c is None or any(a is not b for a, b in zip(c[0][:3], key)) or c[0][3] != key[3]:
+            st = eng.state_dict()
+            head = json.dumps({k: v for k, v in st.items() if k not in _SNAP_DYNAMIC})
+            c = self._snap_cache = (key, head[:-1], "[" + ", ".join(["0"] * len(cursor)) + "]")
+        a = eng._arrays()
+        rest = json.dumps({"state": [STATES[int(s)] for s in a["state"]],
+                           "fill": a["fill"].tolist(), "assigned": a["assigned"].tolist(),
+                           "discharged": a["discharged"].tolist(),
+                           "reason_count": a["reason_count"].tolist()})
+        cur = json.dumps(cursor.tolist()) if cursor.any() else c[2]
+        return f'{c[1]}, "rr_cursor": {cur}, {rest[1:]}'
 
     def stats(self) -> dict:
         """Counters (what ``STATUS`` answers)."""
