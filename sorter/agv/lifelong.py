@@ -228,6 +228,14 @@ def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None
     if tasks == "errands":
         if errands is None:
             raise InputError("errand tasks need a task file", field="tasks", expected="--tasks FILE")
+        e = np.asarray(errands)
+        if e.ndim == 1 and e.size and np.issubdtype(e.dtype, np.integer):
+            n_cells = floor.height * floor.width     # before ErrandTasks' int32 copy
+            off = (e < 0) | (e >= n_cells)
+            if off.any():
+                raise InputError(f"errand cell {int(e[off][0])} is outside the grid",
+                                 field="errands",
+                                 expected=f"cell ids in [0, {n_cells}) (row * width + col)")
         stream = ErrandTasks(errands, n_robots)
         planner._cells(stream.errands, "errands")   # (was: refused at the first step, as goals)
     elif tasks == "sorting" and floor_sim is not None:

@@ -209,7 +209,7 @@ class ErrandTasks:
                              expected="a 1-D integer array")
         if e.min() < 0 or e.max() > np.iinfo(np.int32).max:    # (cast to int32 below: 2**32 + 3
             bad = int(e[(e < 0) | (e > np.iinfo(np.int32).max)][0])   # became cell 3)
-            raise InputError(f"errand cell {bad}", field="tasks",
+            raise InputError(f"errand cell {bad} is outside the grid", field="tasks",
                              expected="cell ids >= 0 (row * width + col)")
         if strategy not in ERRAND_STRATEGIES:
             raise InputError(f"strategy {strategy!r}", field="taskAssignmentStrategy",
