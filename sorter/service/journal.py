@@ -181,11 +181,23 @@ def _open_existing(path):
 
 
 # -- replay ---------------------------------------------------------------------------
+_JSON_CHUNK = 10_000      # routes encoded per json.dumps call by _plan_to_json
+
+
 def _plan_to_json(plan: SortPlan) -> str:
-    return json.dumps({"name": plan.name, "strategy": plan.strategy,
+    # the text of json.dumps() of the whole dict, but the routes are encoded _JSON_CHUNK at
+    # a time: json.dumps holds the GIL throughout, and a service encodes a PLAN's new plan
+    # in a worker thread while the event loop answers (1,000,000 routes in one call held
+    # the loop for ~2.5 s)
+    head = json.dumps({"name": plan.name, "strategy": plan.strategy,
                        "max_recirculation": int(plan.max_recirculation),
                        "overflow": list(plan.overflow), "reject": dict(plan.reject),
-                       "routes": {d: list(r) for d, r in plan.routes.items()}})
+                       "routes": {}})
+    items = list(plan.routes.items())
+    parts = []
+    for i in range(0, len(items), _JSON_CHUNK):
+        parts.append(json.dumps({d: list(r) for d, r in items[i:i + _JSON_CHUNK]})[1:-1])
+    return head[:-3] + "{" + ", ".join(parts) + "}}"
 
 
 def _plan_from_json(text) -> SortPlan:

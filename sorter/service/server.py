@@ -41,6 +41,7 @@ from collections import deque
 from pathlib import Path
 
 from sorter.constants import STATES
+from sorter.engine import _STATE_VERSION
 from sorter.errors import InputError
 from sorter.service.journal import Journal, _plan_to_json, restore
 from sorter.service.protocol import (MAX_LINE, ChuteState, Container, Discharged, Heartbeat,
@@ -173,6 +174,7 @@ class Service:
         self.committed = last
         self._snap_id = last
         self._snap_cache = None        # (plan key, its encoded state head, zero cursors)
+        self._plan_json = None         # (SortPlan, its JSON): made off the loop for a PLAN
         self.last_seq = dict(restored.last_seq) if restored is not None else {}
         self._dedupe = {}
         self._dd_order = deque()
@@ -408,6 +410,8 @@ class Service:
         try:
             prepared, plan_json = fut.result()
             self.engine.switch_plan(prepared)
+            if self.engine.sort_plan is prepared.plan:     # (not a copy with other settings)
+                self._plan_json = (prepared.plan, plan_json)   # the next snapshot's plan part
         except (ValueError, OSError, TypeError) as exc:
             self.n_errors += 1
             answer = format_err(st, "bad_plan", str(exc))
@@ -545,9 +549,18 @@ class Service:
         key = (plan, eng.sort_plan, eng.chute_table, len(cursor))
         c = self._snap_cache
         if c is None or any(a is not b for a, b in zip(c[0][:3], key)) or c[0][3] != key[3]:
-            st = eng.state_dict()
-            head = json.dumps({k: v for k, v in st.items() if k not in _SNAP_DYNAMIC})
-            c = self._snap_cache = (key, head[:-1], "[" + ", ".join(["0"] * len(cursor)) + "]")
+            pj = self._plan_json
+            if pj is not None and pj[0] is eng.sort_plan:
+                # after a PLAN: the plan's JSON was made in the worker thread (the slow part
+                # of state_dict() and of its encoding); the same text as the dict would give
+                head = (f'{{"version": {_STATE_VERSION}, '
+                        f'"chutes": {json.dumps(eng.chute_table.as_dicts())}, "plan": {pj[1]}, '
+                        f'"destinations": {json.dumps(eng._dest_codes())}')
+            else:
+                st = eng.state_dict()
+                head = json.dumps({k: v for k, v in st.items() if k not in _SNAP_DYNAMIC})[:-1]
+            self._plan_json = None
+            c = self._snap_cache = (key, head, "[" + ", ".join(["0"] * len(cursor)) + "]")
         a = eng._arrays()
         rest = json.dumps({"state": [STATES[int(s)] for s in a["state"]],
                            "fill": a["fill"].tolist(), "assigned": a["assigned"].tolist(),
