@@ -103,3 +103,22 @@ def test_a_restart_reads_each_clients_last_seq_without_scanning_the_journal(tmp_
     seen.clear()
     assert jr.restore(path).last_seq == want
     assert not [q for q in seen if "GROUP BY" in q.upper()], seen
+
+
+@pytest.mark.parametrize("flag", ["--dwell-chute", "--dwell-induct"])
+def test_a_dwell_on_a_floor_without_such_cells_is_refused(flag, tmp_path, capsys):
+    """Was: taken, printed in the summary ("dwell chute/induct 3/0") and without effect: a
+    floor with no stations has no drop or induct cell to dwell at. 0 stays accepted."""
+    from sorter.cli import main
+    floor = tmp_path / "open.txt"
+    floor.write_text("....\n....\n....\n")
+
+    def run(*extra):
+        try:
+            return main(["mapf", str(floor), "--robots", "2", "--steps", "3", *extra])
+        except SystemExit as e:
+            return e.code
+
+    assert run(flag, "3") == 2
+    assert f"{flag} 3: floor 'open' has no" in capsys.readouterr().err
+    assert run(flag, "0") == 0

@@ -668,6 +668,12 @@ def run(args) -> int:
                              field=given[0],
                              expected="--scenario sorting on a floor with inducts and chutes, "
                                       f"or no {flag}")
+    for flag, cells in (("dwell_chute", floor.chutes), ("dwell_induct", floor.inducts)):
+        if getattr(args, flag) and not cells:     # (was: taken, printed, and without effect)
+            opt = "--" + flag.replace("_", "-")
+            raise InputError(f"{opt} {getattr(args, flag)}: floor {floor.name!r} has no "
+                             f"{'drop' if flag == 'dwell_chute' else 'induct'} cells to dwell at",
+                             field=flag, expected=f"a floor with stations, or no {opt}")
     dc = args.dwell_chute if args.dwell_chute is not None else (5 if sorting else 0)
     di = args.dwell_induct if args.dwell_induct is not None else (1 if sorting else 0)
     if kind == "sorting" and not (floor.inducts and floor.chutes):
