@@ -12,31 +12,22 @@ import pytest
 from sorter import Sorter
 from sorter.resources import seed_path
 from sorter.service.server import Connection, Service, open_service
-from service_fakes import FakeTransport
+from service_fakes import FakeTransport, ListJournal
 
 PLAN = seed_path("plan/demo_plan.csv")
 WAVE2 = seed_path("plan/demo_plan_wave2.csv")
 CHUTES = seed_path("plan/demo_chutes.toml")
 
 
-class _SnapJournal:
+class _SnapJournal(ListJournal):
     """A journal stand-in that keeps the snapshots as queued."""
-    sync = False
-    durability = "batch"
-    committed = 0
-    pending = 0
 
     def __init__(self):
+        super().__init__()
         self.snaps = []
-
-    def append(self, rec):
-        pass
 
     def append_snapshot(self, upto, state):
         self.snaps.append(state)
-
-    def kick(self):
-        pass
 
 
 def _counting_state_dict(monkeypatch):
