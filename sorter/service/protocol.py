@@ -208,16 +208,17 @@ def parse_line(line):
     ChuteState(seq=8, chute='C001', state='full')
     """
     # the limit is the line's, without its newline: a CRLF line's \r counts no more than
-    # its \n (a 4,096-byte telegram was too_long when sent with CRLF and taken with LF)
+    # its \n (a 4,096-byte telegram was too_long when sent with CRLF and taken with LF);
+    # the \r is looked at only past the limit (this runs for every telegram)
     if isinstance(line, str):
         s = line
-        if len(s) - (s[-1:] == "\r") > MAX_LINE:
+        if len(s) > MAX_LINE and len(s) - (s[-1:] == "\r") > MAX_LINE:
             raise TelegramError("too_long", f"line longer than {MAX_LINE} bytes", peek_seq(s))
         if not s.isascii():
             raise TelegramError("not_ascii", _bad_at(s, lambda c: c > "\x7f", "character",
                                                      "telegrams are printable ASCII"), peek_seq(s))
     else:
-        if len(line) - (line[-1:] == b"\r") > MAX_LINE:
+        if len(line) > MAX_LINE and len(line) - (line[-1:] == b"\r") > MAX_LINE:
             raise TelegramError("too_long", f"line longer than {MAX_LINE} bytes", peek_seq(line))
         try:
             s = line.decode("ascii")
