@@ -101,3 +101,31 @@ def exchange(svc, payload: bytes, timeout: float = 30.0) -> list:
         return out
 
     return asyncio.run(main_())
+
+
+def ask_served(argv, cwd, line, *, timeout=20):
+    """Start ``argv`` (a ``sorter serve ... --port 0`` process) in ``cwd``, send it one
+    telegram ``line`` (bytes), then stop it with SIGTERM. Returns ``(listening, answer,
+    returncode, stderr)``: its first stdout line (the listening address) and the answer."""
+    import re
+    import signal
+    import socket
+    import subprocess
+
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        listening = proc.stdout.readline().rstrip("\n")
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+),", listening)
+        assert m, (listening, proc.stderr.read() if proc.poll() is not None else "")
+        with socket.create_connection(("127.0.0.1", int(m.group(1))), timeout=timeout) as s:
+            s.sendall(line)
+            answer = s.makefile("rb").readline().decode().rstrip("\n")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+    return listening, answer, proc.returncode, err

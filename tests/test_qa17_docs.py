@@ -10,15 +10,13 @@
 from __future__ import annotations
 
 import re
-import signal
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from sorter.cli import main
+from service_fakes import ask_served
 from test_qa_session13_docs import _doc  # one reader of the docs beside the tests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,27 +82,12 @@ def test_service_start_lines_and_status_keys_are_the_documented_ones(tmp_path):
             shown[m.group(2)] = m.group(1)
     assert set(shown) == {"stderr", "stdout"}, start
     cwd = _seeds_beside(tmp_path)
-    proc = subprocess.Popen(
+    listening, status, _, err = ask_served(
         [sys.executable, "-m", "sorter", "serve", "--plan", "seeds/plan/demo_plan.csv",
          "--chutes", "seeds/plan/demo_chutes.toml", "--port", "0", "--journal", "sorter.db",
-         "--durability", "sync"], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
-    try:
-        listening = proc.stdout.readline().rstrip("\n")
-        m = re.search(r":(\d+),", listening)
-        assert m, (listening, proc.stderr.read() if proc.poll() is not None else "")
-        port = int(m.group(1))
-        assert listening == shown["stdout"].replace(":7070,", f":{port},")
-        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
-            s.sendall(b"STATUS|1\n")
-            status = s.makefile("rb").readline().decode().rstrip("\n")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _, err = proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
+         "--durability", "sync"], cwd, b"STATUS|1\n")
+    port = int(re.search(r":(\d+),", listening).group(1))
+    assert listening == shown["stdout"].replace(":7070,", f":{port},")
     assert err.splitlines()[0] == shown["stderr"]
     assert (tmp_path / "sorter.db").is_file()
     assert status.startswith("STATUS|1|")

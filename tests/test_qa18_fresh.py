@@ -21,14 +21,13 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from service_fakes import ask_served
 from test_qa_session13_docs import _commands_in, _doc, _doc_commands
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,24 +162,10 @@ def test_sweep_dask_without_the_dask_extra_names_the_extra(tmp_path):
 
 
 def test_serve_needs_no_test_or_bench_package(tmp_path):
-    proc = subprocess.Popen(
+    _, answer, rc, err = ask_served(
         [sys.executable, "-c", _RUNNER, "serve", "--plan", _seed("plan/demo_plan.csv"),
          "--chutes", _seed("plan/demo_chutes.toml"), "--port", "0", "--journal", "j.db"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        listening = proc.stdout.readline()
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+),", listening)
-        assert m, (listening, proc.stderr.read() if proc.poll() is not None else "")
-        with socket.create_connection(("127.0.0.1", int(m.group(1))), timeout=20) as s:
-            s.sendall(b"SCAN|1|P1|01422|0|1\n")
-            answer = s.makefile("rb").readline().decode().rstrip("\n")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
+        tmp_path, b"SCAN|1|P1|01422|0|1\n")
     assert answer == "DEST|1|P1|C001|ok"
-    assert proc.returncode == 0, err
+    assert rc == 0, err
     assert "Traceback" not in err
