@@ -519,8 +519,9 @@ def plot_recirculation(kpis, scenario, path):
     ax.stairs(np.asarray(blocking), edges, color="#edae49", linewidth=1.4,
               baseline=None,
               label="induct blocking % of time")
-    ax.set_ylabel("% (left axis" + (f"; {_pool_note(k, scenario.interval_minutes)})" if k > 1
-                                    else ")"))
+    # what the left axis counts, not a bare "%": both curves on it are named
+    ax.set_ylabel("recirculation, induct blocking %" + (
+        f"\n({_pool_note(k, scenario.interval_minutes)})" if k > 1 else ""))
     _shift_axis(ax, scenario)
     ax.set_xlim(edges[0], edges[-1])
     ax2 = ax.twinx()
@@ -643,6 +644,13 @@ def _img(path, alt=None):
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt or Path(path).stem)}">'
 
 
+def _reasons_line(k) -> str:
+    """The headline's rejects by reason, the biggest first (``: no_read 1,193, not_sortable
+    246``; the reasons' kpis.json names), or "" without a reject."""
+    by = sorted(((n, r) for r, n in k["rejects_by_reason"].items() if n), key=lambda t: -t[0])
+    return (": " + ", ".join(f"{r} {n:,}" for n, r in by)) if by else ""
+
+
 def write_html_report(kpis, result, out_dir, images, *, path=None) -> Path:
     """One self-contained page: the headline KPIs, the waves, the plots, the worst chutes;
     written to ``out_dir / "report.html"``, or to ``path`` when given."""
@@ -705,7 +713,7 @@ def write_html_report(kpis, result, out_dir, images, *, path=None) -> Path:
 <title>Shift report: {e(sc.name)}</title>
 <style>{PAGE_STYLE}</style></head><body>
 <h1>Shift report: {e(sc.name)}</h1>
-<p class="sub">{sc.shift_hours:g} h shift, seed {k['seed']}, {len(k['loops'])} loop(s);
+<p class="sub">{sc.shift_hours:g} h shift, seed {k['seed']}, {len(k['loops'])} loop{'' if len(k['loops']) == 1 else 's'};
 scenario {e(str(sc.path or '(built in code)'))}.</p>
 <div class="big">
 <div><b>{k['sorted_per_hour']:,.0f}</b><span>sorted items/h: {100 * k['sorted'] / max(k['offered'], 1):.0f} % of offered,
@@ -713,7 +721,7 @@ scenario {e(str(sc.path or '(built in code)'))}.</p>
 <div><b>{k['offered_per_hour']:,.0f}</b><span>offered items/h</span></div>
 <div><b>{k['first_pass_sort_pct']:.2f} %</b><span>first-pass sort</span></div>
 <div><b>{k['recirculation_pct']:.2f} %</b><span>recirculation</span></div>
-<div><b>{k['reject_pct']:.2f} %</b><span>rejected</span></div>
+<div><b>{k['reject_pct']:.2f} %</b><span>rejected{e(_reasons_line(k))}</span></div>
 <div><b>{k['induct_to_chute_s_p95']:.1f} s</b><span>induct to chute, p95</span></div>
 </div>
 <h2>Throughput</h2>

@@ -222,7 +222,7 @@ def plot_throughput(series, path, *, sorting: bool, title: str, seconds_per_step
     plt.close(fig)
 
 
-def plot_states(series, path, *, title: str):
+def plot_states(series, path, *, title: str, seconds_per_step=None):
     matplotlib, plt = _plt()
     e = series["edges"]
     # states no robot was ever in (faulted without faults, starved without an arrival rate):
@@ -238,7 +238,8 @@ def plot_states(series, path, *, title: str):
     ax.set_ylim(0, 100)
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
         lambda v, _: f"{v:,.0f}" if abs(v) >= 1000 else f"{v:g}"))
-    ax.set_xlabel(f"step (windows of {series['window']:,} steps)")
+    each = f"{seconds_per_step:g} s each; " if seconds_per_step else ""   # as the throughput's
+    ax.set_xlabel(f"step ({each}windows of {series['window']:,} steps)")
     ax.set_ylabel("% of robot-steps")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=len(st), fontsize=8,
               frameon=False)
@@ -300,7 +301,13 @@ def plot_chutes(per_chute: dict, path, *, top: int = 60, title=None):
     fig, ax = plt.subplots(figsize=(10, 3.6), dpi=110)
     ax.bar(np.arange(len(shown)), [v for _, v in shown], color="#8c5a2b", width=0.8)
     ax.set_xticks(np.arange(len(shown)))
-    ax.set_xticklabels([plain_text(k) for k, _ in shown], rotation=90, fontsize=6)
+    # a few chutes: labels upright at the axes' own size; only a crowd of bars (up to ``top``)
+    # needs them turned and small (8 chutes were drawn in 6 pt on end, all but unreadable)
+    n = len(shown)
+    longest = max((len(str(k)) for k, _ in shown), default=0)
+    upright = n * (5.5 * longest + 6) <= 680         # 9 pt labels side by side on ~9 in axes
+    ax.set_xticklabels([plain_text(k) for k, _ in shown], rotation=0 if upright else 90,
+                       fontsize=9 if upright else (8 if n <= 60 else 6))
     ax.set_xlim(-0.6, max(len(shown), 1) - 0.4)
     ax.set_ylabel("parcels")
     ax.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
@@ -446,6 +453,7 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
     written.append("throughput.png")
     if series["states"]:
         plot_states(series, out / "robot_states.png",
+                    seconds_per_step=kpis.get("seconds_per_step"),
                     title=plain_text(f"What the robots do: {run}"))
         written.append("robot_states.png")
     dwell_c, dwell_i = int(k_get(kpis, "dwell_chute")), int(k_get(kpis, "dwell_induct"))

@@ -4,7 +4,8 @@ matplotlib is imported inside the functions (the Agg backend is selected there f
 writers), so ``import sorter.layout`` stays light.
 
 Colours: travel white, obstacle dark grey, chute body brown, drop cell orange, induct green;
-robots are blue dots; on directed floors one-way cells get a small arrow along their only exit.
+robots are blue dots; on directed floors one-way cells get a small arrow along their only exit, or
+along the one direction they may not be left or entered against (the ASCII form's ``> < ^ v``).
 """
 from __future__ import annotations
 
@@ -104,6 +105,35 @@ def _check_positions(floor, positions, name="positions"):
     return pos
 
 
+def _one_way_cells(floor):
+    """(cells, directions 0..3 east, south, west, north) of the travel cells drawn with an
+    arrow: a cell with one exit (RHCR's sorting floors, induct queues) points along it; a cell
+    whose moves against direction e, out of it and into it, are both forbidden though the
+    neighbour there is free (the ASCII form's ``>``: a one-way street robots may still turn off)
+    points along e. Only the single-exit cells were drawn before, so the ASCII floors' one-way
+    lanes (every cell with 2-3 exits) showed as plain travel cells."""
+    from sorter.layout._grid import grid_moves
+    m = floor.moves
+    travel = floor.cells == TRAVEL
+    n_exits = (m >= 0).sum(axis=1)
+    single = travel & (n_exits == 1)
+    cells = [np.flatnonzero(single)]
+    dirs = [np.argmax(m[cells[0]] >= 0, axis=1)]
+    full = grid_moves((floor.cells != OBSTACLE).reshape(floor.height, floor.width))
+    ids = np.arange(floor.n_cells)
+    hit = np.zeros((floor.n_cells, 4), dtype=bool)
+    for e in range(4):
+        back = (e + 2) % 4
+        out_barred = (full[:, back] >= 0) & (m[:, back] < 0)      # no exit against e
+        t = full[:, e]
+        into = np.where(t >= 0, m[np.maximum(t, 0), back], -1)    # the move into c against e
+        hit[:, e] = travel & ~single & out_barred & (into != ids) & (m[:, e] >= 0)
+    one = np.flatnonzero(hit.sum(axis=1) == 1)                     # one clear direction
+    cells.append(one)
+    dirs.append(np.argmax(hit[one], axis=1))
+    return np.concatenate(cells), np.concatenate(dirs)
+
+
 def draw_floor(floor, ax=None, robots=None, *, arrows=None, robot_size=None, title=None):
     """Draw a floor: cells coloured by role (``ROLE_COLOURS``: travel, obstacle, chute body,
     drop cell, induct, induct queue), optionally robots as dots.
@@ -166,11 +196,8 @@ def draw_floor(floor, ax=None, robots=None, *, arrows=None, robot_size=None, tit
     if arrows is None:
         arrows = floor.is_directed and floor.n_cells <= 20_000
     if arrows and floor.is_directed:
-        free = (floor.cells == TRAVEL)
-        n_exits = (floor.moves >= 0).sum(axis=1)
-        one = np.flatnonzero(free & (n_exits == 1))
+        one, d = _one_way_cells(floor)
         if one.size:
-            d = np.argmax(floor.moves[one] >= 0, axis=1)
             r, c = np.divmod(one, floor.width)
             u = np.array([1, 0, -1, 0])[d]
             v = np.array([0, -1, 0, 1])[d]          # y axis points down in the image
@@ -308,8 +335,10 @@ def congestion_heatmap(floor, positions, path, *, log=True, dpi=120):
         cb.set_ticks(np.log10(1.0 + np.array(ticks, np.float64)))
         cb.set_ticklabels([f"{t:,}" for t in ticks])
     steps = np.asarray(positions).shape[0] - 1
+    # the grey cells named: a reader took them for cells of some visit count off the scale
     ax.set_title(_plain(f"{floor.name}: visits per cell over {steps:,} steps, "
-                        f"{np.asarray(positions).shape[1]:,} robots"), loc="left", fontsize=10)
+                        f"{np.asarray(positions).shape[1]:,} robots (grey: obstacles and chute "
+                        "bodies)"), loc="left", fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
