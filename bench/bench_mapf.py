@@ -22,6 +22,9 @@ Throughput (long runs, a markdown table on stdout; a few minutes on 2 cores)::
                                                    # one planner, the main-round instances;
                                                    # --turn-weight=0 --no-hold: the first
                                                    # rotation version
+    python bench/bench_mapf.py throughput --only=rhcr --steps=1000   # RHCR sorting map only
+                                                   # (--guidance= too; --match, --rotation,
+                                                   # --turn-weight, --no-hold: LoRR only)
     python bench/bench_mapf.py bound               # errands/step if robots never waited or turned
     python bench/bench_mapf.py rhcr-one-cell       # RHCR's task model: one access cell per eject
     python bench/bench_mapf.py startkit            # LoRR 2024-style E->S tasks, rotation, 500 steps
@@ -38,7 +41,8 @@ Throughput (long runs, a markdown table on stdout; a few minutes on 2 cores)::
                                                    # doors (MovingAI maze/room kinds), random goals
 
 Plain PIBT (``guidance="none"``) against the improved planner (``"lanes+flow"``) on the same
-instances and seeds.
+instances and seeds. Options take ``--name=value`` (not ``--name value``); an unknown one is
+refused; ``-h`` prints this text. Without ``../shared`` a run says on stderr what it skipped.
 """
 from __future__ import annotations
 
@@ -682,6 +686,11 @@ def mazes(steps=2000, seed=0):
 
 
 # ------------------------------------------------------------------------ throughput (script)
+def _absent(parts):
+    """Say on stderr (the tables go to stdout) that a run is skipped for want of ../shared."""
+    print(f"../shared/{'/'.join(parts)} not present: skipped", file=sys.stderr, flush=True)
+
+
 def _run(floor, n, steps, *, guidance, starts=None, errands=None, dwell=(0, 0), seed=0,
          turn_weight=None, hold_on_turn=None, **kw):
     from sorter.agv.lifelong import make_run, simulate
@@ -694,6 +703,12 @@ def _run(floor, n, steps, *, guidance, starts=None, errands=None, dwell=(0, 0), 
         p.hold_on_turn = bool(hold_on_turn)
     r = simulate(p, s, steps, record=False, build_s=time.perf_counter() - t0)
     return r.kpis()
+
+
+THROUGHPUT_LORR = [LORR + ("test_round", "warehouse.domain", "TR23-warehouse_large.json"),
+                   LORR + ("test_round", "warehouse.domain", "TR23-sortation_large.json"),
+                   LORR + ("main_round", "warehouse.domain", "MR23-I-06.json"),
+                   LORR + ("main_round", "warehouse.domain", "MR23-I-10.json")]
 
 
 def throughput(quick=False, only=None, rotation=False, match=None, guidances=("none", "lanes+flow"),
@@ -712,13 +727,12 @@ def throughput(quick=False, only=None, rotation=False, match=None, guidances=("n
               f"{k['kernel_ms_p50']:.2f} | {k['preprocess_s']:.2f} | {k['distance_table_mb']:.0f} |",
               flush=True)
 
-    lorr = [LORR + ("test_round", "warehouse.domain", "TR23-warehouse_large.json"),
-            LORR + ("test_round", "warehouse.domain", "TR23-sortation_large.json"),
-            LORR + ("main_round", "warehouse.domain", "MR23-I-06.json"),
-            LORR + ("main_round", "warehouse.domain", "MR23-I-10.json")]
-    for parts in lorr if only in (None, "lorr") else []:
+    for parts in THROUGHPUT_LORR if only in (None, "lorr") else []:
+        if match and match not in Path(parts[-1]).stem:
+            continue
         p = shared_path(*parts)
-        if p is None or (match and match not in p.stem):
+        if p is None:
+            _absent(parts)
             continue
         prob = load_lorr_problem(p)
         for g in guidances:
@@ -729,12 +743,14 @@ def throughput(quick=False, only=None, rotation=False, match=None, guidances=("n
             tw += "" if not rotation or hold_on_turn is None else f", hold {hold_on_turn}"
             line(p.stem + (f" (rotation{tw})" if rotation else ""), prob.team_size, g, k)
     rh = shared_path("benchmarks", "rhcr", "sorting_map.grid")
+    if rh is None and only in (None, "rhcr"):
+        _absent(("benchmarks", "rhcr", "sorting_map.grid"))
     if rh is not None and only in (None, "rhcr"):
         from sorter.layout import load_floor
         f = load_floor(rh)
         for dwell in ((0, 0), (5, 1)):
             for n in (200, 400, 600, 800, 1000):
-                for g in ("none", "lanes+flow"):
+                for g in guidances:
                     for ic in ("nearest", "balanced"):
                         if g == "none" and ic == "balanced":
                             continue
@@ -815,6 +831,7 @@ def startkit_greedy(steps=500, sizes=(1000, 2500), turn_weight=None, precompute=
     from sorter.agv.pibt import Planner
     f = floor_of("sortation_large")
     if f is None:
+        _absent(FLOORS["sortation_large"])
         return
     print("| robots | steps | planner | tasks (E then S) | tasks/step | ms/step p50 / p99 | "
           "kernel ms p50 | tables MB |")
@@ -848,6 +865,7 @@ def startkit_like(steps=500, sizes=(1000, 2500, 10000), turn_weight=None):
     from sorter.agv.lifelong import default_starts
     f = floor_of("sortation_large")
     if f is None:
+        _absent(FLOORS["sortation_large"])
         return
     E = np.flatnonzero(f.cells == 2)
     S = np.flatnonzero(f.cells == 3)
@@ -890,6 +908,7 @@ def validate_all(robots=1000, steps=1000):
     for parts in floors:
         p = shared_path(*parts)
         if p is None:
+            _absent(parts)
             continue
         f = load_floor(p)
         n = min(robots, int(0.6 * f.free_cells.size))
@@ -995,7 +1014,8 @@ _OPTIONS = {       # subcommand -> the options it reads (``--name=value`` or a b
 
 def _check_argv(argv):
     """Refuse an unknown subcommand or option (they used to be ignored silently: a typo ran
-    the default, e.g. 5,000 steps at 10,000 robots)."""
+    the default, e.g. 5,000 steps at 10,000 robots), and option values or combinations a run
+    would ignore (``--only=`` other than lorr / rhcr; LoRR-only options with ``--only=rhcr``)."""
     if len(argv) < 2:
         return
     known = _OPTIONS.get(argv[1])
@@ -1007,53 +1027,83 @@ def _check_argv(argv):
         if name not in known:
             sys.exit(f"bench_mapf.py {argv[1]}: unknown option {a!r} (expected "
                      f"{', '.join(sorted(o + ('VALUE' if o.endswith('=') else '') for o in known)) or 'none'})")
+    for a in argv[2:]:          # counts: --steps=0 used to run the default 5,000 steps
+        if a.startswith(("--steps=", "--sizes=")):
+            v = a.split("=", 1)[1]
+            if not all(x.isdigit() and int(x) > 0 for x in v.split(",")) or \
+                    (a.startswith("--steps=") and "," in v):
+                sys.exit(f"bench_mapf.py {argv[1]}: {a!r}: expected a positive whole number"
+                         + (" (or several, comma-separated)" if a.startswith("--sizes=") else ""))
+    only = next((a.split("=", 1)[1] for a in argv[2:] if a.startswith("--only=")), None)
+    if only is not None and only not in ("lorr", "rhcr"):
+        sys.exit(f"bench_mapf.py {argv[1]}: --only={only!r}: expected --only=lorr or --only=rhcr")
+    lorr_only = [a for a in argv[2:] if a.split("=")[0] in ("--match", "--rotation", "--turn-weight",
+                                                             "--no-hold")]
+    match = next((a.split("=", 1)[1] for a in argv[2:] if a.startswith("--match=")), None)
+    stems = [Path(parts[-1]).stem for parts in THROUGHPUT_LORR]
+    if match is not None and not any(match in st for st in stems):
+        sys.exit(f"bench_mapf.py {argv[1]}: --match={match!r} matches no LoRR instance "
+                 f"(a part of one of {', '.join(stems)})")
+    if only == "rhcr" and lorr_only:
+        sys.exit(f"bench_mapf.py {argv[1]}: {' '.join(lorr_only)} applies to the LoRR instances "
+                 f"only; the RHCR rows are 4-connected, without --match")
 
 
-if __name__ == "__main__":
-    _check_argv(sys.argv)
-    tw_arg = next((int(a.split("=")[1]) for a in sys.argv if a.startswith("--turn-weight=")), None)
-    if len(sys.argv) > 1 and sys.argv[1] == "startkit":
-        sizes = next((tuple(int(x) for x in a.split("=")[1].split(",")) for a in sys.argv
+def main(argv=None):
+    """The script's entry point: ``argv`` as ``sys.argv`` (``argv[0]`` the script)."""
+    argv = sys.argv if argv is None else list(argv)
+    if argv[1:2] in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
+    _check_argv(argv)
+    tw_arg = next((int(a.split("=")[1]) for a in argv if a.startswith("--turn-weight=")), None)
+    if len(argv) > 1 and argv[1] == "startkit":
+        sizes = next((tuple(int(x) for x in a.split("=")[1].split(",")) for a in argv
                       if a.startswith("--sizes=")), (1000, 2500, 10000))
-        if "--greedy" in sys.argv:
-            gs = next((tuple(a.split("=")[1].split(",")) for a in sys.argv
+        if "--greedy" in argv:
+            gs = next((tuple(a.split("=")[1].split(",")) for a in argv
                        if a.startswith("--guidance=")), ("none", "lanes+flow"))
-            startkit_greedy(sizes=sizes, turn_weight=tw_arg, precompute="--precompute" in sys.argv,
-                            prefetch="--prefetch" in sys.argv,
+            startkit_greedy(sizes=sizes, turn_weight=tw_arg, precompute="--precompute" in argv,
+                            prefetch="--prefetch" in argv,
                             guidances=gs)
         else:
             startkit_like(sizes=sizes, turn_weight=tw_arg)
-        sys.exit(0)
-    if len(sys.argv) > 1 and sys.argv[1] == "rhcr-one-cell":
-        bw = next((float(a.split("=")[1]) for a in sys.argv if a.startswith("--balance=")), None)
-        rhcr_one_cell(steps=int(next((a.split("=")[1] for a in sys.argv if a.startswith("--steps=")),
+        return 0
+    if len(argv) > 1 and argv[1] == "rhcr-one-cell":
+        bw = next((float(a.split("=")[1]) for a in argv if a.startswith("--balance=")), None)
+        rhcr_one_cell(steps=int(next((a.split("=")[1] for a in argv if a.startswith("--steps=")),
                                      1000)), balance_weight=bw,
-                      guidance=next((a.split("=")[1] for a in sys.argv if a.startswith("--guidance=")),
+                      guidance=next((a.split("=")[1] for a in argv if a.startswith("--guidance=")),
                                     "none"))
-        sys.exit(0)
-    if len(sys.argv) > 1 and sys.argv[1] == "liveness":
-        liveness(rotation="--rotation" in sys.argv,
-                 steps=int(next((a.split("=")[1] for a in sys.argv if a.startswith("--steps=")),
+        return 0
+    if len(argv) > 1 and argv[1] == "liveness":
+        liveness(rotation="--rotation" in argv,
+                 steps=int(next((a.split("=")[1] for a in argv if a.startswith("--steps=")),
                                 1500)))
-        sys.exit(0)
-    if len(sys.argv) > 1 and sys.argv[1] == "mazes":
+        return 0
+    if len(argv) > 1 and argv[1] == "mazes":
         mazes()
-        sys.exit(0)
-    if len(sys.argv) > 1 and sys.argv[1] == "bound":
+        return 0
+    if len(argv) > 1 and argv[1] == "bound":
         distance_bound()
-        sys.exit(0)
-    if len(sys.argv) > 1 and sys.argv[1] == "validate-all":
+        return 0
+    if len(argv) > 1 and argv[1] == "validate-all":
         validate_all()
-        sys.exit(0)
-    if len(sys.argv) > 1 and sys.argv[1] == "throughput":
-        only = next((a.split("=")[1] for a in sys.argv if a.startswith("--only=")), None)
-        match = next((a.split("=")[1] for a in sys.argv if a.startswith("--match=")), None)
-        gs = next((tuple(a.split("=")[1].split(",")) for a in sys.argv
+        return 0
+    if len(argv) > 1 and argv[1] == "throughput":
+        only = next((a.split("=")[1] for a in argv if a.startswith("--only=")), None)
+        match = next((a.split("=")[1] for a in argv if a.startswith("--match=")), None)
+        gs = next((tuple(a.split("=")[1].split(",")) for a in argv
                    if a.startswith("--guidance=")), ("none", "lanes+flow"))
-        st = next((int(a.split("=")[1]) for a in sys.argv if a.startswith("--steps=")), None)
-        throughput(quick="--quick" in sys.argv, only=only, rotation="--rotation" in sys.argv,
+        st = next((int(a.split("=")[1]) for a in argv if a.startswith("--steps=")), None)
+        throughput(quick="--quick" in argv, only=only, rotation="--rotation" in argv,
                    steps=st,
                    match=match, guidances=gs, turn_weight=tw_arg,
-                   hold_on_turn=False if "--no-hold" in sys.argv else None)
+                   hold_on_turn=False if "--no-hold" in argv else None)
     else:
         print(__doc__)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,6 +10,11 @@
 * group ``roundtrip``: one SCAN -> DEST round trip over loopback to a `sorter serve`
   subprocess (batch journal) against the same round trip to a raw asyncio echo server
   (the floor set by the kernel, the event loop and the client).
+
+As a script, the raw asyncio echo server alone (the baseline of the load figures: point
+``sorter loadgen --port PORT`` at it)::
+
+    python bench/bench_service.py echo [PORT]     # PORT 0 or none: any free port, printed
 """
 from __future__ import annotations
 
@@ -184,6 +189,8 @@ def test_roundtrip_sorter_serve(benchmark, tmp_path):
            f"{(RESULTS['serve'] - RESULTS.get('echo', float('nan'))) * 1e6:.0f} us")
 
 
-if __name__ == "__main__" and sys.argv[1:2] == ["echo"]:
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["echo"] or len(sys.argv) > 3:     # used to exit 0 silently
+        sys.exit(__doc__)
     port = sys.argv[2] if len(sys.argv) > 2 else "0"
     exec(_ECHO.replace('"127.0.0.1", 0)', f'"127.0.0.1", {int(port)})'))
