@@ -6,7 +6,8 @@
   :meth:`Service.feed` (dedupe lookup, parse and validate, deadline check, compiled
   ``assign``, format, journal append, one write) against a naive handler (``str.split``,
   the plain-Python oracle ``tests/naive.py`` for the decision, an f-string) that does no
-  validation, no dedupe and no journalling; plus the parser alone.
+  validation, no dedupe and no journalling; plus the parser alone against a plain
+  ``str.split`` parser building the same ``Scan`` tuples without any check.
 * group ``roundtrip``: one SCAN -> DEST round trip over loopback to a `sorter serve`
   subprocess (batch journal) against the same round trip to a raw asyncio echo server
   (the floor set by the kernel, the event loop and the client).
@@ -25,11 +26,11 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import record
+from conftest import DISABLED, record, timing
 from naive import NaiveSorter
 from sorter import Sorter
 from sorter.resources import seed_path
-from sorter.service.protocol import parse_line
+from sorter.service.protocol import Scan, parse_line
 from sorter.service.server import Connection, Service
 from service_fakes import ListJournal as _ListJournal
 
@@ -58,6 +59,15 @@ def _lines(seed=1):
     return s, [f"SCAN|{i}|P{i:07d}|{dests[k]}|0|1\n".encode() for i, k in enumerate(pick)]
 
 
+def _per_telegram(benchmark, name):
+    """Keep the median per telegram under ``name``; None under --benchmark-disable."""
+    med = timing(benchmark)
+    RESULTS[name] = None if med is None else med / N
+    if med is not None:
+        benchmark.extra_info["per_telegram_us"] = RESULTS[name] * 1e6
+    return RESULTS[name]
+
+
 def _ratio(a, b):
     ra, rb = RESULTS.get(a), RESULTS.get(b)
     return f"x{rb / ra:.2f}" if ra and rb else "n/a"
@@ -81,8 +91,7 @@ def test_telegram_service_feed(benchmark):
         return (svc, conn, data), {}
 
     benchmark.pedantic(lambda svc, conn, data: svc.feed(conn, data), setup=setup, rounds=200)
-    RESULTS["service"] = benchmark.stats.stats.median / N
-    benchmark.extra_info["per_telegram_us"] = RESULTS["service"] * 1e6
+    _per_telegram(benchmark, "service")
 
 
 @pytest.mark.benchmark(group="telegram")
@@ -103,8 +112,9 @@ def test_telegram_naive_split_dict(benchmark):
         return "".join(out).encode()
 
     benchmark.pedantic(naive, rounds=200)
-    RESULTS["naive"] = benchmark.stats.stats.median / N
-    benchmark.extra_info["per_telegram_us"] = RESULTS["naive"] * 1e6
+    if _per_telegram(benchmark, "naive") is None or RESULTS.get("service", 0) is None:
+        record("service: handling one SCAN telegram (Service.feed, 1,000 per read)", DISABLED)
+        return
     record("service: handling one SCAN telegram (Service.feed, 1,000 per read)",
            f"{RESULTS.get('service', float('nan')) * 1e6:.2f} us vs naive split/dict "
            f"{RESULTS['naive'] * 1e6:.2f} us: service is {_ratio('service', 'naive')} the naive speed")
@@ -115,9 +125,31 @@ def test_telegram_parse_only(benchmark):
     _, lines = _lines()
     stripped = [l[:-1] for l in lines]
     benchmark(lambda: [parse_line(l) for l in stripped])
-    RESULTS["parse"] = benchmark.stats.stats.median / N
-    benchmark.extra_info["per_telegram_us"] = RESULTS["parse"] * 1e6
+    if _per_telegram(benchmark, "parse") is None:
+        record("service: parse_line alone", DISABLED)
+        return
     record("service: parse_line alone", f"{RESULTS['parse'] * 1e6:.2f} us per telegram")
+
+
+@pytest.mark.benchmark(group="telegram")
+def test_telegram_parse_split_baseline(benchmark):
+    """Baseline of the parser alone: ``str.split`` into the same ``Scan`` tuples (same lines),
+    no checks at all (length, ASCII, field count, numbers, names)."""
+    _, lines = _lines()
+    stripped = [l[:-1] for l in lines]
+
+    def split(line):
+        f = line.decode().split("|")
+        return Scan(int(f[1]), f[2], f[3] or None, int(f[4]), f[5] != "0")
+
+    assert [split(l) for l in stripped] == [parse_line(l) for l in stripped]
+    benchmark(lambda: [split(l) for l in stripped])
+    if _per_telegram(benchmark, "split") is None or RESULTS.get("parse", 0) is None:
+        record("service: parse_line vs str.split", DISABLED)
+        return
+    record("service: parse_line vs str.split",
+           f"{RESULTS.get('parse', float('nan')) * 1e6:.2f} us vs {RESULTS['split'] * 1e6:.2f} us "
+           f"per telegram: parse_line is {_ratio('parse', 'split')} the str.split speed")
 
 
 # -- round trips ------------------------------------------------------------------------------
@@ -156,9 +188,9 @@ def _roundtrip(benchmark, port, name):
     for _ in range(200):
         once()
     benchmark.pedantic(once, rounds=5000, warmup_rounds=100)
-    st = benchmark.stats.stats
-    RESULTS[name] = st.median
-    benchmark.extra_info["median_us"] = st.median * 1e6
+    RESULTS[name] = timing(benchmark)                 # None under --benchmark-disable
+    if RESULTS[name] is not None:
+        benchmark.extra_info["median_us"] = RESULTS[name] * 1e6
     sock.close()
 
 
@@ -183,6 +215,9 @@ def test_roundtrip_sorter_serve(benchmark, tmp_path):
     finally:
         p.terminate()
         p.wait(30)
+    if RESULTS["serve"] is None or RESULTS.get("echo", 0) is None:
+        record("service: SCAN->DEST round trip over loopback (median)", DISABLED)
+        return
     record("service: SCAN->DEST round trip over loopback (median)",
            f"sorter serve {RESULTS['serve'] * 1e6:.0f} us vs raw asyncio echo "
            f"{RESULTS.get('echo', float('nan')) * 1e6:.0f} us: the service adds "

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import record
+from conftest import DISABLED, record, timing
 from sorter.resources import seed_path
 from sorter.sweep import capacity_sweep
 
@@ -35,7 +35,7 @@ def _sweep(**kw):
 
 def _run(benchmark, name, **kw):
     res = benchmark.pedantic(lambda: _sweep(**kw), rounds=3, iterations=1, warmup_rounds=0)
-    TIMES[name] = benchmark.stats.stats.min
+    TIMES[name] = timing(benchmark, "min")             # None under --benchmark-disable
     ROWS[name] = res.rows
     CPU[name] = sum(res.run_cpu_s)
     return res
@@ -45,6 +45,9 @@ def _run(benchmark, name, **kw):
 def test_sweep_serial(benchmark):
     res = _run(benchmark, "serial", n_workers=1)
     assert res.backend == "serial" and len(res.rows) == 4 * 2 * SEEDS
+    if TIMES["serial"] is None:
+        record("sweep serial", DISABLED)
+        return
     per_run = sum(res.run_wall_s) / len(res.run_wall_s)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     record("sweep serial", f"{len(res.rows)} 8-hour shifts in {TIMES['serial']:.2f} s, run CPU "
@@ -58,6 +61,9 @@ def test_sweep_process_pool(benchmark):
     assert res.backend == "processes"
     if "serial" in ROWS:
         assert res.rows == ROWS["serial"]
+        if TIMES["pool"] is None or TIMES["serial"] is None:
+            record("sweep process pool", DISABLED)
+            return
         record("sweep process pool", f"{WORKERS} workers {TIMES['pool']:.2f} s, "
                                      f"x{TIMES['serial'] / TIMES['pool']:.2f} vs serial, run CPU "
                                      f"{CPU['pool']:.2f} s")
@@ -76,6 +82,9 @@ def test_sweep_dask_local(benchmark):
     assert res.backend == "dask"
     if "serial" in ROWS:
         assert res.rows == ROWS["serial"]
+        if TIMES["dask"] is None or TIMES["serial"] is None:
+            record("sweep dask LocalCluster", DISABLED)
+            return
         record("sweep dask LocalCluster", f"{WORKERS} workers {TIMES['dask']:.2f} s, "
                                           f"x{TIMES['serial'] / TIMES['dask']:.2f} vs serial, "
                                           f"worker CPU {CPU['dask']:.2f} s "
