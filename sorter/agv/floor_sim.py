@@ -80,6 +80,8 @@ REPAIR_DISTS = ("fixed", "exp", "uniform")
 #: Robot-step categories of the utilisation KPI, in priority order, but for ``starved`` (a robot
 #: standing at its induct waiting for a parcel), which comes right after ``faulted``.
 UTIL_STATES = ("faulted", "dwelling", "carrying", "moving_empty", "waiting", "starved")
+_NO_ROBOTS = np.zeros(0, np.int64)
+_NO_ROBOTS.flags.writeable = False
 REPICK_STEPS = 20       # an empty robot cut off from its induct picks another at most this often
 MAX_ARRIVALS_PER_STEP = 1e6     # arrival_rate x seconds_per_step / 3600: parcel counts stay int64
 _BIG = 1_000_000_000
@@ -475,7 +477,10 @@ class FloorSim(SortingTasks):
         self.reroutes_by_cause = {"chute_closed": 0, "no_room_on_arrival": 0}
         self.faults = self.repairs = 0
         self.util = np.zeros(len(UTIL_STATES), np.int64)
-        self.util_steps = []                     # robot-steps per state, step by step
+        # robot-steps per state, step by step (rows 0.._n_util of a buffer grown by doubling:
+        # 48 bytes a step, not a list of arrays at ~170, for long runs; util_steps views it)
+        self._util_buf = np.zeros((64, len(UTIL_STATES)), np.int64)
+        self._n_util = 0
         self.faulted_steps = []                  # robots faulted during each step
         self._lat = []
         self._prev_pos = None
@@ -504,6 +509,14 @@ class FloorSim(SortingTasks):
         out = np.zeros(len(self.floor.chutes), np.int64)
         np.add.at(out, self.eng2floor, self.drops_by_chute)
         return out
+
+    @property
+    def util_steps(self) -> np.ndarray:
+        """Robot-steps per state (:data:`UTIL_STATES`), one row per step so far: int64
+        ``(steps, states)`` (a read-only view)."""
+        v = self._util_buf[:self._n_util]
+        v.flags.writeable = False
+        return v
 
     @property
     def carried(self) -> int:
@@ -573,8 +586,13 @@ class FloorSim(SortingTasks):
                                                   4))))
         step_util = np.bincount(cat, minlength=len(UTIL_STATES))
         self.util += step_util
-        self.util_steps.append(step_util)       # per step, for the report's time series
-        self.faulted_steps.append(np.flatnonzero(self._faulted_before))   # (the report)
+        if self._n_util == self._util_buf.shape[0]:     # per step, for the report's time series
+            self._util_buf = np.concatenate([self._util_buf, np.zeros_like(self._util_buf)])
+        self._util_buf[self._n_util] = step_util
+        self._n_util += 1
+        # (the report) a step with no robot faulted shares one empty array: ~8 bytes, not ~120
+        f = np.flatnonzero(self._faulted_before)
+        self.faulted_steps.append(f if f.size else _NO_ROBOTS)
         self.queues.observe(pos)
         goals = self._goals.copy()
         # repairs: the robot resumes (its own remaining dwell, if it was dwelling)

@@ -502,7 +502,8 @@ def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwel
             v = pos[i]
             for dd in range(4):
                 if fadj[v, dd] == nxt[i]:
-                    flow[v, dd] += 1
+                    if flow[v, dd] < 1073741823:    # 2**30 - 1: a count never halved
+                        flow[v, dd] += 1            # (flow_halflife=0) stops, never wraps
                     break
     # 4. arrivals and dwell
     for i in range(n):
