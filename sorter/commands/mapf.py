@@ -223,7 +223,9 @@ def _check_memory(steps, robots, *, record, rotation):
     import os
 
     from sorter.errors import InputError
-    need = 16 * steps + (record * (steps + 1) * robots * (4 + bool(rotation)))
+    # per step: the step and kernel timings (2 x float64), and a sorting floor's robot-state
+    # row (6 x int64) and faulted-robot list entry: ~112 bytes, whether or not paths are kept
+    need = 112 * steps + (record * (steps + 1) * robots * (4 + bool(rotation)))
     try:
         have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):      # pragma: no cover - not POSIX
