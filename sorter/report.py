@@ -385,7 +385,8 @@ def _run_title(what, name, seed=None) -> str:
 def _shift_axis(ax, scenario):
     """The x axis of a plot over the shift (data in hours): a shift of 2 h or less in
     minutes (0, 5, 10 ... not 0.083 h), a shift of more than 48 h in days (a tick every
-    24 h, minor ticks every 6 h); otherwise hours as matplotlib places them."""
+    24 h, minor ticks every 6 h); otherwise hours, a tick every 0.5, 1, 2, 3, 4 or 6 h
+    (8 intervals at most: a 24 h shift every 3 h; hour marks between ticks of 2 h and more)."""
     import matplotlib.ticker as mt
     hours = float(scenario.shift_hours)
     if hours <= 2.0:
@@ -401,6 +402,13 @@ def _shift_axis(ax, scenario):
         ax.set_xlabel("hours into the shift (a tick a day)" if hours <= 24 * 12
                       else "hours into the shift (a tick a week)")
     else:
+        # a tick every 0.5, 1, 2, 3, 4 or 6 h, at most 8 intervals (matplotlib's own choice
+        # for a 24 h shift was a tick every 5 h: 0, 5, 10, 15, 20, which no planner counts in)
+        step = next(s for s in (0.5, 1, 2, 3, 4, 6) if hours / s <= 8 or s == 6)
+        ax.xaxis.set_major_locator(mt.MultipleLocator(step))
+        if step >= 2:                    # hour marks between the labelled ticks
+            ax.xaxis.set_minor_locator(mt.MultipleLocator(1))
+        ax.xaxis.set_major_formatter(mt.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_xlabel("hours into the shift")
     start = getattr(scenario, "shift_start_h", None)
     if start is not None:                # the clock time a planner reads the shift by
@@ -609,10 +617,13 @@ def plot_chute_occupancy(result, path):
                     color="#1a4f7a", zorder=4,
                     bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="#2f7ebc",
                               alpha=0.85))
-    shown = [w for w in sc.waves[1:] if w.start_s < sc.shift_s]
+    # every wave named at its start, the first too (was: from the second on, so the opening
+    # wave, "ramp-up", went unnamed); a dashed line where a later one starts
+    shown = [w for w in sc.waves if w.start_s < sc.shift_s]
     waves = []
     for i, w in enumerate(shown):
-        ax.axvline(w.start_s / 3600, color="#2f7ebc", linewidth=0.8, linestyle="--")
+        if w.start_s > 0:
+            ax.axvline(w.start_s / 3600, color="#2f7ebc", linewidth=0.8, linestyle="--")
         t = ax.text(w.start_s / 3600, 1.0, " " + plain_text(w.name), fontsize=7, color="#2f7ebc",
                     va="bottom", transform=ax.get_xaxis_transform(), clip_on=False)
         end = shown[i + 1].start_s / 3600 if i + 1 < len(shown) else sc.shift_hours

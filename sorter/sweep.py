@@ -746,7 +746,8 @@ class SweepResult:
             m = [s[f"{kpi}_mean"] for s in ss]
             h = [0.0 if math.isnan(s[f"{kpi}_ci95"]) else s[f"{kpi}_ci95"] for s in ss]
             c = colors[i % len(colors)]
-            label = ", ".join(f"{k}={v}" for k, v in g) or kpi.replace("_", " ")
+            # in words with units ("loop speed 2.5 m/s"); the keys as given: the legend's title
+            label = ", ".join(_value_label(k, ss[0][k]) for k, _ in g) or kpi.replace("_", " ")
             ax.plot(xv, m, "-", marker=markers[i % len(markers)], color=c, label=plain_text(label))
             ax.fill_between(xv, [a - b for a, b in zip(m, h)], [a + b for a, b in zip(m, h)],
                             color=c, alpha=0.2, linewidth=0)
@@ -761,12 +762,13 @@ class SweepResult:
                         label=plain_text("offered load" + (f" ({label})" if label else "")))
         if not numeric_x:
             ax.set_xticks(range(len(cats)), [plain_text(c) for c in cats])
-        ax.set_xlabel(plain_text(x_key or ""))
+        ax.set_xlabel(plain_text(_axis_label(x_key) if x_key else ""))
         ax.set_ylabel(kpi.replace("_", " ") + ((" (parcels/h)" if self.kind == "floor" else
                                                 " (items/h)") if kpi.endswith("per_hour") else ""))
         n = len(self.seeds)
         ax.set_title(plain_text(self.scenario) + (f": mean over {n} seeds, 95% CI bands" if n > 1
-                                                  else ": one seed per point (no CI)"))
+                                                  else ": one seed per point (no CI)"),
+                     loc="left", fontsize=11)          # as every other plot's title
         ax.grid(alpha=0.3)
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_tick))
         if numeric_x:
@@ -775,16 +777,108 @@ class SweepResult:
                 ax.set_xticks(xs)
             ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_tick))
         n_entries = len(ax.get_legend_handles_labels()[0])
+        # the series are named in words; the legend's title gives their keys as given
+        ltitle = plain_text(", ".join(keys[1:])) if len(keys) > 1 else None
         if n_entries > 4:      # many series: beside the axes, not over the curves
             ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
-                      title=plain_text(", ".join(keys[1:])) if len(keys) > 1 else None,
-                      title_fontsize=8)
+                      title=ltitle, title_fontsize=8)
         else:
-            ax.legend(fontsize=8, loc="best")
+            ax.legend(fontsize=8, loc="best", title=ltitle, title_fontsize=8)
         fig.tight_layout()
         fig.savefig(path)
         plt.close(fig)
         return path
+
+
+#: Varied keys' last part -> (a planner's name, unit) for the sweep plot's axis and legend
+#: (``wave.0.rate_per_hour`` read as "offered rate, wave 0, items/h"); keys not listed are
+#: named from their last part, the unit from its suffix (:func:`_key_label`).
+_KEY_NAMES = {
+    "rate_per_hour": ("offered rate", "items/h"),
+    "max_rate_per_hour": ("max rate", "items/h"),
+    "speed_mps": ("loop speed", "m/s"),
+    "length_m": ("loop length", "m"),
+    "pitch_m": ("carrier pitch", "m"),
+    "scanner_m": ("scanner position", "m"),
+    "position_m": ("position", "m"),
+    "n_chutes": ("chutes", ""),
+    "n_overflow": ("overflow chutes", ""),
+    "n_reject": ("reject chutes", ""),
+    "n_inducts": ("inducts", ""),
+    "n_destinations": ("destinations", ""),
+    "capacity": ("container capacity", "parcels"),
+    "induct_rate": ("induct rate", "items/h"),
+    "change_time_s": ("container change time", "s"),
+    "reaction_time_s": ("reaction time", "s"),
+    "shift_hours": ("shift length", "h"),
+    "interval_minutes": ("interval", "min"),
+    "no_read_rate": ("no-read rate", ""),
+    "not_sortable_rate": ("not-sortable rate", ""),
+    "random_per_hour": ("random blockages", "per h"),
+    # robot floors (sorter mapf's settings)
+    "robots": ("robots", ""),
+    "steps": ("steps", ""),
+    "dwell_chute": ("dwell at a chute", "steps"),
+    "dwell_induct": ("dwell at an induct", "steps"),
+    "destinations": ("destinations", ""),
+    "chute_capacity": ("chute capacity", "parcels"),
+    "container_change_steps": ("container change", "steps"),
+    "fault_rate": ("fault rate", "per robot-step"),
+    "repair_steps": ("repair time", "steps"),
+    "seconds_per_step": ("step length", "s"),
+    "arrival_rate": ("arrival rate", "parcels/h"),
+    "detour_horizon": ("detour horizon", "steps"),
+    "max_recirculation": ("max re-routes", ""),
+    "chutes_per_destination": ("chutes per destination", ""),
+    "induct_choice": ("induct choice", ""),
+}
+_KEY_UNITS = (("_per_hour", "/h"), ("_mps", "m/s"), ("_minutes", "min"), ("_pct", "%"),
+              ("_steps", "steps"), ("_m", "m"), ("_s", "s"), ("_h", "h"))
+
+
+def _key_label(key) -> tuple[str, str]:
+    """A varied key as a planner reads it: (name, unit), e.g. ``wave.0.rate_per_hour`` ->
+    ("wave 0 offered rate", "items/h"), ``loop.1.speed_mps`` -> ("loop 1 speed", "m/s"),
+    ``robots`` -> ("robots", "").
+
+    Examples
+    --------
+    >>> _key_label("wave[1].rate_per_hour"), _key_label("blockages.duration_s")
+    (('wave 1 offered rate', 'items/h'), ('duration', 's'))
+    """
+    parts = [p for p in re.split(r"[.\[\]]+", str(key)) if p]
+    if not parts:
+        return str(key), ""
+    last = parts[-1]
+    if last in _KEY_NAMES:
+        name, unit = _KEY_NAMES[last]
+    else:
+        name, unit = last, ""
+        for suffix, u in _KEY_UNITS:
+            if last.endswith(suffix) and len(last) > len(suffix):
+                name, unit = last[: -len(suffix)], u
+                break
+        name = name.replace("_", " ")
+    where = [f"{a} {b}" for a, b in zip(parts[:-1], parts[1:-1]) if b.isdigit()]
+    if where and name.split()[0] == where[-1].split()[0]:      # "loop 1 speed", not
+        name = name.split(" ", 1)[1] if " " in name else ""     # "loop 1 loop speed"
+    return " ".join(where + [name]).strip(), unit
+
+
+def _axis_label(key) -> str:
+    """The sweep plot's axis label for a varied key: name, unit and the key as given
+    (``wave 0 offered rate, items/h (wave.0.rate_per_hour)``), so the picture reads in
+    words and still matches the command."""
+    name, unit = _key_label(key)
+    text = name + (f", {unit}" if unit else "")
+    return text if name == str(key) else f"{text} ({key})"
+
+
+def _value_label(key, v) -> str:
+    """A series' legend entry part: ``loop speed 2.5 m/s``, ``inducts 3``."""
+    name, unit = _key_label(key)
+    v = _tick(v) if _is_num(v) and not isinstance(v, bool) else _fmt(v)
+    return f"{name} {v}" + (f" {unit}" if unit else "")
 
 
 #: Okabe & Ito's colour-blind safe palette (its yellow last: faint on white), for the sweep

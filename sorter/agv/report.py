@@ -11,7 +11,8 @@
   moving / turning / staying, read off the positions and headings);
 * ``waiting.png``: where robots stood still without a reason of their own (waiting robot-steps
   per cell, dwells at stations excluded), drawn over the floor: the congestion points;
-* ``chutes.png`` (sorting floors): parcels per chute, busiest first;
+* ``chutes.png`` (sorting floors): parcels per chute, busiest first (reject and overflow
+  chutes marked when the chute kinds are given);
 * ``report.html``: one self-contained page (images inlined) with the headline figures, the key
   KPIs and the plots.
 
@@ -26,7 +27,8 @@ import numpy as np
 
 from sorter.errors import InputError
 
-__all__ = ["floor_time_series", "waiting_counts", "write_floor_report", "REPORT_FILES"]
+__all__ = ["floor_time_series", "waiting_counts", "write_floor_report", "chute_kinds_of",
+           "REPORT_FILES"]
 
 #: Files :func:`write_floor_report` writes (``chutes.png`` on sorting floors only).
 REPORT_FILES = ("report.html", "throughput.png", "robot_states.png", "waiting.png", "chutes.png")
@@ -293,13 +295,42 @@ def plot_waiting(floor, counts, steps, path, *, note="stays at stations left out
     plt.close(fig)
 
 
-def plot_chutes(per_chute: dict, path, *, top: int = 60, title=None):
+#: chutes.png's bars by chute kind: (colour, hatch, legend entry); reject red and overflow
+#: amber as the shift report's rejected curve and blocking (hatched too: told apart in grey).
+_CHUTE_STYLE = {"destination": ("#8c5a2b", None, "destination chute"),
+                "overflow": ("#edae49", "..", "overflow chute"),
+                "reject": ("#d1495b", "//", "reject chute")}
+
+
+def chute_kinds_of(stream):
+    """Chute label -> kind (``destination``, ``overflow``, ``reject``) of a chute-engine
+    floor run (:class:`~sorter.agv.floor_sim.FloorSim`), for :func:`write_floor_report`;
+    ``None`` for another task stream."""
+    labels, kinds = getattr(stream, "labels", None), getattr(stream, "kind", None)
+    if getattr(stream, "sorter", None) is None or labels is None or kinds is None:
+        return None
+    from sorter.constants import KINDS
+    return {str(c): KINDS[int(k)] for c, k in zip(labels, kinds)}
+
+
+def plot_chutes(per_chute: dict, path, *, top: int = 60, title=None, kinds=None):
+    """Bars of parcels per chute, busiest first; ``kinds`` (chute label -> ``destination``,
+    ``overflow`` or ``reject``) colours and hatches the reject and overflow chutes, their
+    labels too, with a legend (they were drawn as any destination chute)."""
     from sorter.report import plain_text      # chute labels as written, not math
     matplotlib, plt = _plt()
     items = sorted(per_chute.items(), key=lambda kv: (-kv[1], kv[0]))
     shown = items[:top]
+    kinds = kinds or {}
+    kind = [kinds.get(str(k), "destination") for k, _ in shown]
+    kind = [k if k in _CHUTE_STYLE else "destination" for k in kind]
     fig, ax = plt.subplots(figsize=(10, 3.6), dpi=110)
-    ax.bar(np.arange(len(shown)), [v for _, v in shown], color="#8c5a2b", width=0.8)
+    bars = ax.bar(np.arange(len(shown)), [v for _, v in shown],
+                  color=[_CHUTE_STYLE[k][0] for k in kind], width=0.8)
+    for b, k in zip(bars, kind):
+        if _CHUTE_STYLE[k][1]:
+            b.set_hatch(_CHUTE_STYLE[k][1])
+            b.set_edgecolor("white")
     ax.set_xticks(np.arange(len(shown)))
     # a few chutes: labels upright at the axes' own size; only a crowd of bars (up to ``top``)
     # needs them turned and small (8 chutes were drawn in 6 pt on end, all but unreadable)
@@ -308,6 +339,16 @@ def plot_chutes(per_chute: dict, path, *, top: int = 60, title=None):
     upright = n * (5.5 * longest + 6) <= 680         # 9 pt labels side by side on ~9 in axes
     ax.set_xticklabels([plain_text(k) for k, _ in shown], rotation=0 if upright else 90,
                        fontsize=9 if upright else (8 if n <= 60 else 6))
+    for t, k in zip(ax.get_xticklabels(), kind):
+        if k != "destination":           # a reject chute that got none has no bar: its label
+            t.set_color(_CHUTE_STYLE[k][0])              # says what it is
+            t.set_fontweight("bold")
+    if set(kind) - {"destination"}:
+        from matplotlib.patches import Patch
+        ax.legend(handles=[Patch(facecolor=_CHUTE_STYLE[k][0], hatch=_CHUTE_STYLE[k][1],
+                                 edgecolor="white", label=_CHUTE_STYLE[k][2])
+                           for k in _CHUTE_STYLE if k in kind],
+                  fontsize=8, loc="best", frameon=False)
     ax.set_xlim(-0.6, max(len(shown), 1) - 0.4)
     ax.set_ylabel("parcels")
     ax.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
@@ -401,7 +442,7 @@ def _key_figures(k: dict, n: int, stations: bool = True) -> list:
 
 def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
                        per_chute=None, window=None, title=None, offered_steps=None,
-                       faulted_steps=None) -> list[str]:
+                       faulted_steps=None, chute_kinds=None) -> list[str]:
     """Write the report's plots and ``report.html`` into ``out_dir`` (an existing folder).
 
     Parameters
@@ -424,6 +465,9 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
         Steps per window of the time series (default ~1/100 of the run).
     title : str, optional
         Default: the floor's name.
+    chute_kinds : dict, optional
+        Chute label -> ``destination``, ``overflow`` or ``reject`` (:func:`chute_kinds_of`):
+        the reject and overflow chutes marked in ``chutes.png``.
 
     Returns
     -------
@@ -469,7 +513,7 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
     plot_waiting(floor, wait, steps, out / "waiting.png", note=note, title=run)
     written.append("waiting.png")
     if per_chute:
-        plot_chutes(per_chute, out / "chutes.png", title=run)
+        plot_chutes(per_chute, out / "chutes.png", title=run, kinds=chute_kinds)
         written.append("chutes.png")
 
     e = html.escape
@@ -515,7 +559,10 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
                        " stood waiting in the cell (log scale). Dark clusters are the"
                        " congestion points to fix (lanes, induct positions).",
         "chutes.png": "How to read: parcels dropped into each chute, busiest first; a few very"
-                      " tall bars: destinations worth spreading over more chutes.",
+                      " tall bars: destinations worth spreading over more chutes." + (
+                          " Red, hatched: reject chutes; amber, dotted: overflow chutes."
+                          if chute_kinds and set(chute_kinds.values()) - {"destination"}
+                          else ""),
     }
     imgs = [f"<h2>{e(h)}</h2>{_img(out / f, alt)}<p class=\"cap\">{e(caps[f])}</p>"
             for h, f, alt in (

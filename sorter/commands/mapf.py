@@ -799,12 +799,13 @@ def run(args) -> int:
                 if args.heatmap:
                     draw.congestion_heatmap(floor, res.positions, tmp["heatmap.png"])
             if args.report:
-                from sorter.agv.report import write_floor_report
+                from sorter.agv.report import chute_kinds_of, write_floor_report
                 report_files = write_floor_report(
                     floor, res, k, tmp["report.html"].parent,
                     util_steps=getattr(stream, "util_steps", None),
                     offered_steps=getattr(stream, "offered_steps", None) or None,
-                    faulted_steps=getattr(stream, "faulted_steps", None))
+                    faulted_steps=getattr(stream, "faulted_steps", None),
+                    chute_kinds=chute_kinds_of(stream))
         if args.report:
             for f in REPORT_FILES:     # an earlier report's plot this run has not (chutes.png
                 if f not in report_files and (out / f).is_file():    # of a sorting floor

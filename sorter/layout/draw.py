@@ -325,20 +325,37 @@ def congestion_heatmap(floor, positions, path, *, log=True, dpi=120):
         label = "visits per cell (robot-steps, log scale)"
     img = np.ma.masked_where(floor.cells == OBSTACLE, img).reshape(floor.height, floor.width)
     fig, ax = plt.subplots(figsize=_figsize(floor, extra_w=1.5))
-    # obstacles light steel, apart from cells with 0 visits (black)
-    cmap = plt.get_cmap("inferno").with_extremes(bad="#9db4c0")
-    im = ax.imshow(img, cmap=cmap, interpolation="nearest")
+    # obstacles light steel; cells never visited white, below the scale, which starts at one
+    # visit (they were black, the bottom of the scale, as a cell visited once)
+    cmap = plt.get_cmap("inferno").with_extremes(bad="#9db4c0", under="white")
+    vmin = float(np.log10(2.0)) if log else 1.0
+    vmax = max(float(img.max()) if img.count() else 0.0, vmin + 1e-6)
+    im = ax.imshow(img, cmap=cmap, interpolation="nearest", vmin=vmin, vmax=vmax)
     cb = fig.colorbar(im, ax=ax, label=label, shrink=0.8)
     if log:                              # ticks read in visits (1, 10, 100 ...), not log10 units
         top = int(counts.max(initial=0))
-        ticks = [0] + [10 ** k for k in range(0, len(str(max(top, 1))))]
+        ticks = [10 ** k for k in range(0, len(str(max(top, 1))))]
         cb.set_ticks(np.log10(1.0 + np.array(ticks, np.float64)))
         cb.set_ticklabels([f"{t:,}" for t in ticks])
+    # the inducts outlined in their floor-drawing green: where the robots' errands begin
+    cells = np.concatenate([st.cells for st in floor.inducts] or [np.zeros(0, np.int32)])
+    if cells.size:
+        from matplotlib.collections import PatchCollection
+        from matplotlib.patches import Rectangle
+        r, c = np.divmod(cells.astype(np.int64), floor.width)
+        px = fig.get_size_inches()[0] * 72 / max(floor.width, 1)      # points a cell, about
+        ax.add_collection(PatchCollection(
+            [Rectangle((x - 0.5, y - 0.5), 1, 1) for y, x in zip(r, c)], facecolor="none",
+            edgecolor=ROLE_COLOURS["induct"], linewidth=max(0.5, min(2.5, px / 10)),
+            zorder=3))
     steps = np.asarray(positions).shape[0] - 1
-    # the grey cells named: a reader took them for cells of some visit count off the scale
+    # the grey cells named: a reader took them for cells of some visit count off the scale;
+    # so the white ones (never visited) and the green outlines (inducts)
+    keys = "grey: obstacles and chute bodies; white: never visited" + (
+        "; green outline: inducts" if cells.size else "")
     ax.set_title(_plain(f"{floor.name}: visits per cell over {steps:,} steps, "
-                        f"{np.asarray(positions).shape[1]:,} robots (grey: obstacles and chute "
-                        "bodies)"), loc="left", fontsize=10)
+                        f"{np.asarray(positions).shape[1]:,} robots\n({keys})"),
+                 loc="left", fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
