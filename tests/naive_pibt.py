@@ -83,7 +83,7 @@ class NaivePIBT:
 
     def __init__(self, moves, cell_types, starts, seed, dwell_chute=0, dwell_induct=0,
                  flow=False, w_occ=4, flow_halflife=32, costs=None, rotation=False,
-                 turn_weight=2, hold_on_turn=True, swap=True):
+                 turn_weight=2, hold_on_turn=True, swap=True, junction_order=False):
         self.moves = [[int(t) for t in row] for row in moves]
         self.types = [int(t) for t in cell_types]
         self.pos = [int(s) for s in starts]
@@ -105,6 +105,10 @@ class NaivePIBT:
         self.turn_weight = turn_weight
         self.hold = rotation and hold_on_turn
         self.swap = swap
+        # junction order (one-way floors): robots on a cell with two or more ways out plan
+        # first, those whose best move leaves it before them; straight on before a turn
+        self.junction = junction_order
+        self.last_dir = [0] * self.n
 
     # -- the swap of PIBT+ (two robots that must pass each other in a corridor) ----------------
     def ways_on(self, came, v, now):
@@ -200,6 +204,18 @@ class NaivePIBT:
                 self.elapsed[i] += 1
         order = sorted(range(n), reverse=True,
                        key=lambda i: (self.elapsed[i], mix(self.seedmix + i) >> 44, i))
+        if self.junction:
+            def ways(c):
+                return sum(1 for u in self.moves[c] if u >= 0)
+
+            def group(i):
+                v = self.pos[i]
+                if ways(v) < 2:
+                    return 0
+                best = min((d for d in range(4) if self.moves[v][d] >= 0),
+                           key=lambda d: (self.d(i, self.moves[v][d]), d))
+                return 2 if ways(self.moves[v][best]) < 2 else 1
+            order = [i for g in (2, 1, 0) for i in order if group(i) == g]
         stepmix = mix(self.seedmix ^ mix(self.step_no + 0x9E3779B97F4A7C15))
 
         def candidates(i, pushed):
@@ -215,6 +231,8 @@ class NaivePIBT:
                     aux = min(contra + occ * self.w_occ, 16383)
                 else:
                     aux = occ
+                if self.junction:
+                    aux = 2 * aux + (1 if d < 4 and d != self.last_dir[i] else 0)
                 if d < 4 and self.d(i, u) >= UNREACH and self.d(i, v) < UNREACH:
                     continue                    # a one-way trap for this robot: never entered
                 dist = min(self.d(i, u), UNREACH)
@@ -276,6 +294,7 @@ class NaivePIBT:
         for i in range(n):
             if nxt[i] != self.pos[i]:
                 d = self.moves[self.pos[i]].index(nxt[i])
+                self.last_dir[i] = d
                 if self.flow_on:
                     self.flow[(self.pos[i], d)] = self.flow.get((self.pos[i], d), 0) + 1
         self.pos = nxt

@@ -210,7 +210,7 @@ def test_planner_matches_naive_pibt(layout, guidance, seed):
     differs = False
     costs = lane_costs(f, 2) if "lanes" in guidance else None
     q = NaivePIBT(f.moves, f.cells, starts, seed, 2, 1, flow="flow" in guidance, flow_halflife=8,
-                  costs=costs)
+                  costs=costs, junction_order=p.junction_order)
     goals = rng.choice(free, n).astype(np.int32)
     path = [p.positions.copy()]
     for t in range(120):
@@ -653,3 +653,75 @@ def test_swap_matches_the_oracle_on_random_floors(seed, h, w, density, rotation)
         goals = goals.copy()
         goals[fin] = rng.choice(free, fin.size)
     check_paths(f, starts, np.array(path))
+
+
+# ---------------------------------------------------------------- junction order (one-way floors)
+def manhattan_moves(h, w, holes=()):
+    """A grid of one-way streets (RHCR's kind): row r runs east when r is even, else west;
+    column c south when c is even, else north; ``holes`` are obstacle cells. Every move is
+    one-way; with even h and w and no holes the grid is strongly connected."""
+    moves = np.full((h * w, 4), -1, np.int64)
+    for r in range(h):
+        for c in range(w):
+            v = r * w + c
+            if v in holes:
+                continue
+            for d, (dr, dc) in enumerate(((0, 1), (1, 0), (0, -1), (-1, 0))):
+                rr, cc = r + dr, c + dc
+                if not (0 <= rr < h and 0 <= cc < w) or rr * w + cc in holes:
+                    continue
+                if (d == 0 and r % 2 == 0) or (d == 2 and r % 2 == 1) \
+                        or (d == 1 and c % 2 == 0) or (d == 3 and c % 2 == 1):
+                    moves[v, d] = rr * w + cc
+    return moves
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.sampled_from([2, 4, 6]), st.sampled_from([2, 4, 6, 8]),
+       st.floats(0.2, 0.7), st.sampled_from(["none", "flow"]))
+def test_junction_order_matches_the_oracle_on_one_way_grids(seed, h, w, density, guidance):
+    """One-way street grids: with the junction order (robots on crossings first, those leaving
+    the crossing before them; straight on before a turn) the compiled planner makes the same
+    moves as the plain-Python oracle step by step, and the plan is valid."""
+    moves = manhattan_moves(h, w)
+    cells = np.ones(h * w, np.int8)
+    rng = np.random.default_rng(seed)
+    n = max(1, int(density * h * w))
+    starts = rng.choice(h * w, n, replace=False)
+    p = Planner(moves, n, starts, seed=seed, dwell_chute=0, dwell_induct=0, guidance=guidance,
+                flow_halflife=8, junction_order=True)
+    q = NaivePIBT(moves, cells, starts, seed, 0, 0, flow=guidance == "flow", flow_halflife=8,
+                  junction_order=True)
+    goals = rng.choice(h * w, n).astype(np.int32)
+    path = [p.positions.copy()]
+    for t in range(60):
+        for i in range(n):
+            q.set_goal(i, int(goals[i]), [int(goals[i])])
+        got = p.step(goals)
+        assert got.tolist() == q.step(), f"step {t}"
+        path.append(got.copy())
+        fin = np.flatnonzero(p.finished)
+        goals = goals.copy()
+        goals[fin] = rng.choice(h * w, fin.size)
+    check_paths(Floor(np.ones((h, w), np.int8), moves=moves), starts, np.array(path))
+
+
+def test_junction_order_changes_plans_and_its_default():
+    """On by default only for the improved planner on a floor of one-way moves without
+    rotations; it changes the plan there (so the oracle test above tests something), and is
+    refused with the rotation model."""
+    moves = manhattan_moves(6, 8)
+    starts = np.arange(0, 48, 2)
+    goals = ((starts * 7 + 5) % 48).astype(np.int32)
+    on = Planner(moves, starts.size, starts, seed=1, guidance="flow")
+    assert on.junction_order and on.one_way
+    assert not Planner(moves, starts.size, starts, seed=1).junction_order       # plain PIBT
+    off = Planner(moves, starts.size, starts, seed=1, guidance="flow", junction_order=False)
+    a = [on.step(goals).tolist() for _ in range(30)]
+    b = [off.step(goals).tolist() for _ in range(30)]
+    assert a != b
+    two_way = Floor.from_ascii(OPEN)
+    st_ = two_way.free_cells[:4]
+    assert not Planner(two_way, 4, st_, guidance="lanes+flow").junction_order
+    with pytest.raises(InputError, match="junction_order"):
+        Planner(moves, 2, [0, 1], guidance="flow", rotation=True, junction_order=True)
