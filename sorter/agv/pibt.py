@@ -337,23 +337,26 @@ def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwel
         order_key[i] = (np.int64(elapsed[i]) << 40) | (h << 20) | i
     order = _priority_order(order_key, elapsed, ostate)
     if junction:
-        w = 0
-        for grp in range(3):            # 0 not on a junction, 1 on one, 2 leaving it next
-            for oi in range(n):
-                i = order[oi]
-                v = pos[i]
-                g = 0
-                if jcell[v]:
-                    g = 1
-                    bd = -1
-                    for dd in range(4):
-                        if fadj[v, dd] >= 0 and (bd < 0 or local[i, dd] < local[i, bd]):
-                            bd = dd
-                    if not jcell[fadj[v, bd]]:
-                        g = 2
-                if g == grp:
-                    jorder[w] = i
-                    w += 1
+        # a stable partition of PIBT's order: 0 not on a junction, 1 on one, 2 leaving it next
+        # (planned from the end of the order: group 2 first)
+        grp = np.zeros(n, np.int8)
+        cnt3 = np.zeros(3, np.int64)
+        for i in range(n):
+            v = pos[i]
+            if jcell[v]:
+                bd = -1
+                for dd in range(4):
+                    if fadj[v, dd] >= 0 and (bd < 0 or local[i, dd] < local[i, bd]):
+                        bd = dd
+                grp[i] = 1 if jcell[fadj[v, bd]] else 2
+            cnt3[grp[i]] += 1
+        cnt3[2] = cnt3[0] + cnt3[1]         # first slot of each group
+        cnt3[1] = cnt3[0]
+        cnt3[0] = 0
+        for oi in range(n):
+            i = order[oi]
+            jorder[cnt3[grp[i]]] = i
+            cnt3[grp[i]] += 1
         order = jorder
     stepmix = _mix(seedmix ^ _mix(np.uint64(step_no) + np.uint64(0x9E3779B97F4A7C15)))
     keys = np.empty(5, np.int64)
