@@ -30,3 +30,29 @@ def capture(monkeypatch) -> dict:
     monkeypatch.setattr(Figure, "savefig", spy)
     monkeypatch.setattr(plt, "close", lambda *a, **k: None)
     return figs
+
+
+def run_shift(doc, out, monkeypatch):
+    """Simulate a shift scenario document, compute its KPIs and write every output file into
+    ``out`` with warnings as errors; returns (kpis, figures by file name)."""
+    import warnings
+
+    from sorter.report import write_outputs
+    from sorter.sim.kpis import compute_kpis
+    from sorter.sim.loop import simulate
+    from sorter.sim.scenario import parse_scenario
+    figs = capture(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = simulate(parse_scenario(doc), progress=False)
+        k = compute_kpis(res)
+        write_outputs(res, k, out)
+    return k, figs
+
+
+def renderer(fig):
+    """A renderer for ``fig`` (an Agg canvas attached if pyplot closed the figure)."""
+    if not hasattr(fig.canvas, "get_renderer"):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        FigureCanvasAgg(fig)
+    return fig.canvas.get_renderer()

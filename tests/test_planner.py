@@ -194,6 +194,22 @@ DEAD_ENDS = """
 
 
 # ---------------------------------------------------------------- PIBT vs the oracle
+def _lockstep(p, q, goals, pool, steps, rng):
+    """Step the planner ``p`` and the oracle ``q`` together, asserting the same moves at every
+    step; a robot that finishes gets a new goal drawn from ``pool``. Returns the path."""
+    path = [p.positions.copy()]
+    for t in range(steps):
+        for i in range(goals.size):
+            q.set_goal(i, int(goals[i]), [int(goals[i])])
+        got = p.step(goals)
+        assert got.tolist() == q.step(), f"step {t}"
+        path.append(got.copy())
+        fin = np.flatnonzero(p.finished)
+        goals = goals.copy()
+        goals[fin] = rng.choice(pool, fin.size)
+    return np.array(path)
+
+
 @pytest.mark.parametrize("layout", [ONE_WAY, OPEN, DEAD_ENDS])
 @pytest.mark.parametrize("guidance", ["none", "flow", "lanes+flow"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -641,18 +657,8 @@ def test_swap_matches_the_oracle_on_random_floors(seed, h, w, density, rotation)
     p = Planner(f, n, starts, seed=seed, dwell_chute=0, dwell_induct=0, rotation=rotation)
     q = NaivePIBT(f.moves, f.cells, starts, seed, 0, 0, rotation=rotation,
                   turn_weight=p.turn_weight, hold_on_turn=p.hold_on_turn)
-    goals = rng.choice(free, n).astype(np.int32)
-    path = [p.positions.copy()]
-    for t in range(40):
-        for i in range(n):
-            q.set_goal(i, int(goals[i]), [int(goals[i])])
-        got = p.step(goals)
-        assert got.tolist() == q.step(), f"step {t}"
-        path.append(got.copy())
-        fin = np.flatnonzero(p.finished)
-        goals = goals.copy()
-        goals[fin] = rng.choice(free, fin.size)
-    check_paths(f, starts, np.array(path))
+    path = _lockstep(p, q, rng.choice(free, n).astype(np.int32), free, 40, rng)
+    check_paths(f, starts, path)
 
 
 # ---------------------------------------------------------------- junction order (one-way floors)
@@ -692,18 +698,8 @@ def test_junction_order_matches_the_oracle_on_one_way_grids(seed, h, w, density,
                 flow_halflife=8, junction_order=True)
     q = NaivePIBT(moves, cells, starts, seed, 0, 0, flow=guidance == "flow", flow_halflife=8,
                   junction_order=True)
-    goals = rng.choice(h * w, n).astype(np.int32)
-    path = [p.positions.copy()]
-    for t in range(60):
-        for i in range(n):
-            q.set_goal(i, int(goals[i]), [int(goals[i])])
-        got = p.step(goals)
-        assert got.tolist() == q.step(), f"step {t}"
-        path.append(got.copy())
-        fin = np.flatnonzero(p.finished)
-        goals = goals.copy()
-        goals[fin] = rng.choice(h * w, fin.size)
-    check_paths(Floor(np.ones((h, w), np.int8), moves=moves), starts, np.array(path))
+    path = _lockstep(p, q, rng.choice(h * w, n).astype(np.int32), np.arange(h * w), 60, rng)
+    check_paths(Floor(np.ones((h, w), np.int8), moves=moves), starts, path)
 
 
 def test_junction_order_changes_plans_and_its_default():

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from plot_capture import capture, close_figures
+from plot_capture import capture, close_figures, renderer as _renderer, run_shift as _run
 from sorter.cli import main
 from sorter.resources import seed_path
 
@@ -46,29 +45,6 @@ _capture = capture
 @pytest.fixture(autouse=True)
 def _close_figures():
     yield from close_figures()
-
-
-def _run(doc, out, monkeypatch):
-    """simulate + KPIs + every output file; returns (kpis, figures by file name)."""
-    from sorter.report import write_outputs
-    from sorter.sim.kpis import compute_kpis
-    from sorter.sim.loop import simulate
-    from sorter.sim.scenario import parse_scenario
-    figs = _capture(monkeypatch)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        res = simulate(parse_scenario(doc), progress=False)
-        k = compute_kpis(res)
-        write_outputs(res, k, out)
-    return k, figs
-
-
-def _renderer(fig):
-    """A renderer for ``fig`` (an Agg canvas attached if pyplot closed the figure)."""
-    if not hasattr(fig.canvas, "get_renderer"):
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        FigureCanvasAgg(fig)
-    return fig.canvas.get_renderer()
 
 
 def _title(ax) -> str:

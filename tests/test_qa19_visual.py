@@ -12,12 +12,11 @@ from __future__ import annotations
 import html
 import json
 import re
-import warnings
 
 import numpy as np
 import pytest
 
-from plot_capture import capture, close_figures
+from plot_capture import capture, close_figures, renderer as _renderer, run_shift as _run
 from sorter.resources import seed_path
 
 ONEWAY = seed_path("floors/oneway_7x16.txt")
@@ -42,28 +41,6 @@ def _doc(*, name="qa19 shift", hours=0.5, interval=5, loops=None, scan=None, see
     if scan is not None:
         d["scan"] = scan
     return d
-
-
-def _run(doc, out, monkeypatch):
-    """simulate + KPIs + every output file, warnings as errors; (kpis, figures by name)."""
-    from sorter.report import write_outputs
-    from sorter.sim.kpis import compute_kpis
-    from sorter.sim.loop import simulate
-    from sorter.sim.scenario import parse_scenario
-    figs = _capture(monkeypatch)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        res = simulate(parse_scenario(doc), progress=False)
-        k = compute_kpis(res)
-        write_outputs(res, k, out)
-    return k, figs
-
-
-def _renderer(fig):
-    if not hasattr(fig.canvas, "get_renderer"):
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        FigureCanvasAgg(fig)
-    return fig.canvas.get_renderer()
 
 
 def _quiver(ax):
