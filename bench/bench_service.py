@@ -73,6 +73,16 @@ def _ratio(a, b):
     return f"x{rb / ra:.2f}" if ra and rb else "n/a"
 
 
+def _record_pair(title, ours, base, base_name, unit_note, verdict):
+    """Record ``ours`` against its same-run baseline ``base`` (per telegram), or DISABLED when
+    either was not timed (--benchmark-disable); ``verdict`` takes the ratio."""
+    if RESULTS.get(base) is None or RESULTS.get(ours, 0) is None:
+        record(title, DISABLED)
+        return
+    record(title, f"{RESULTS.get(ours, float('nan')) * 1e6:.2f} us vs {base_name}"
+                  f"{RESULTS[base] * 1e6:.2f} us{unit_note}: " + verdict.format(_ratio(ours, base)))
+
+
 @pytest.mark.benchmark(group="telegram")
 def test_telegram_service_feed(benchmark):
     s, lines = _lines()
@@ -112,12 +122,9 @@ def test_telegram_naive_split_dict(benchmark):
         return "".join(out).encode()
 
     benchmark.pedantic(naive, rounds=200)
-    if _per_telegram(benchmark, "naive") is None or RESULTS.get("service", 0) is None:
-        record("service: handling one SCAN telegram (Service.feed, 1,000 per read)", DISABLED)
-        return
-    record("service: handling one SCAN telegram (Service.feed, 1,000 per read)",
-           f"{RESULTS.get('service', float('nan')) * 1e6:.2f} us vs naive split/dict "
-           f"{RESULTS['naive'] * 1e6:.2f} us: service is {_ratio('service', 'naive')} the naive speed")
+    _per_telegram(benchmark, "naive")
+    _record_pair("service: handling one SCAN telegram (Service.feed, 1,000 per read)",
+                 "service", "naive", "naive split/dict ", "", "service is {} the naive speed")
 
 
 @pytest.mark.benchmark(group="telegram")
@@ -144,12 +151,9 @@ def test_telegram_parse_split_baseline(benchmark):
 
     assert [split(l) for l in stripped] == [parse_line(l) for l in stripped]
     benchmark(lambda: [split(l) for l in stripped])
-    if _per_telegram(benchmark, "split") is None or RESULTS.get("parse", 0) is None:
-        record("service: parse_line vs str.split", DISABLED)
-        return
-    record("service: parse_line vs str.split",
-           f"{RESULTS.get('parse', float('nan')) * 1e6:.2f} us vs {RESULTS['split'] * 1e6:.2f} us "
-           f"per telegram: parse_line is {_ratio('parse', 'split')} the str.split speed")
+    _per_telegram(benchmark, "split")
+    _record_pair("service: parse_line vs str.split", "parse", "split", "", " per telegram",
+                 "parse_line is {} the str.split speed")
 
 
 # -- round trips ------------------------------------------------------------------------------
