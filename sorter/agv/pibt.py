@@ -531,22 +531,18 @@ def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwel
                 st_a[top] = k
                 top += 1
             occ_next[c] = s_
-    # 3. clear occupancy, count flows
-    if junction:
-        for i in range(n):
-            if nxt[i] != pos[i]:
-                for dd in range(4):
-                    if fadj[pos[i], dd] == nxt[i]:
-                        last_dir[i] = dd
+    # 3. clear occupancy; the move's direction: flow counts, and (junction order) last_dir
     for i in range(n):
         occ_now[pos[i]] = -1
         occ_next[nxt[i]] = -1
-        if use_flow and nxt[i] != pos[i]:
+        if (use_flow or junction) and nxt[i] != pos[i]:
             v = pos[i]
             for dd in range(4):
                 if fadj[v, dd] == nxt[i]:
-                    if flow[v, dd] < 1073741823:    # 2**30 - 1: a count never halved
-                        flow[v, dd] += 1            # (flow_halflife=0) stops, never wraps
+                    if use_flow and flow[v, dd] < 1073741823:   # 2**30 - 1: a count never
+                        flow[v, dd] += 1            # halved (flow_halflife=0) stops, never wraps
+                    if junction:
+                        last_dir[i] = dd
                     break
     # 4. arrivals and dwell
     for i in range(n):
