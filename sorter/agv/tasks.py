@@ -533,6 +533,24 @@ class RandomTasks:
                 self._size = np.searchsorted(lab, np.arange(part.size), side="right") - self._lo
         self._order = np.argsort(self.cells, kind="stable")   # cells -> index in ``cells``
         self._sorted = self.cells[self._order]
+        self._next = None            # with repeated cells: next index holding another cell
+        if np.unique(self.cells).size < self.cells.size:
+            self._next = self._next_other()
+
+    def _next_other(self):
+        """Per index of ``cells``: the next index of its part (cyclic) holding another cell,
+        or an index of its own cell where the part holds no other cell."""
+        c = self.cells
+        lo, size = self._span(c)
+        nxt = np.arange(c.size)
+        for i in range(c.size - 1, -1, -1):
+            last = lo[i] + size[i] - 1
+            if i < last:                 # the next different cell after i, or wrap-around's
+                nxt[i] = i + 1 if c[i + 1] != c[i] else nxt[i + 1]
+            else:                        # the last index of its part: first other from lo
+                other = np.flatnonzero(c[lo[i]:last + 1] != c[i])
+                nxt[i] = lo[i] + other[0] if other.size else i
+        return nxt
 
     def _span(self, at):
         """First index in ``cells`` and number of goal cells of the part of each cell ``at``."""
@@ -556,7 +574,10 @@ class RandomTasks:
         if same.size:                    # not the own cell: the next one of its part instead
             k = np.searchsorted(self._sorted, out[same])      # position in ``cells``
             k = self._order[k] - lo[same]
-            out[same] = self.cells[lo[same] + (k + 1) % size[same]]
+            if self._next is None:
+                out[same] = self.cells[lo[same] + (k + 1) % size[same]]
+            else:                        # repeated cells: skip the copies of its own cell
+                out[same] = self.cells[self._next[lo[same] + k]]
         return out
 
     def start(self, planner):
@@ -564,7 +585,12 @@ class RandomTasks:
         self._goals = self._draw(planner, np.arange(self.n)).astype(np.int32)
         at = np.asarray(planner.positions)
         lo, size = self._span(at)
-        self._alone = (size == 1) & (self.cells[np.minimum(lo, self.cells.size - 1)] == at)
+        first = self.cells[np.minimum(lo, self.cells.size - 1)]
+        if self._next is None:
+            self._alone = (size == 1) & (first == at)
+        else:                            # its part holds its own cell only, however often
+            self._alone = (size > 0) & (first == at) & (
+                self.cells[self._next[np.minimum(lo, self.cells.size - 1)]] == at)
         return self._goals
 
     def update(self, planner):
