@@ -403,8 +403,10 @@ def test_rotation_model_matches_naive_and_is_legal(layout, guidance, turn_weight
     free = f.free_cells
     n = int(0.4 * free.size)
     starts = rng.choice(free, n, replace=False)
+    # the kernel against its oracle: congestion costs (which tables, tests/test_congestion.py) off
     p = Planner(f, n, starts, seed=4, dwell_chute=1, dwell_induct=0, guidance=guidance,
-                rotation=True, flow_halflife=8, turn_weight=turn_weight, hold_on_turn=hold)
+                rotation=True, flow_halflife=8, turn_weight=turn_weight, hold_on_turn=hold,
+                congestion_period=0)
     costs = lane_costs(f, 2, carriageway=4) if "lanes" in guidance else None   # rotation default
     q = NaivePIBT(f.moves, f.cells, starts, 4, 1, 0, flow="flow" in guidance, flow_halflife=8,
                   costs=costs, rotation=True, turn_weight=turn_weight, hold_on_turn=hold)

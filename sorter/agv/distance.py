@@ -599,6 +599,11 @@ def distance_table(floor_or_moves, goal_cells) -> np.ndarray:
     return out
 
 
+def _wkey(key) -> bool:
+    """Is ``key`` a congestion-weighted table's key, ``("wcell", cell, version)``?"""
+    return type(key) is tuple and len(key) == 3 and key[0] == "wcell"
+
+
 def _goal_sources(g: MoveGraph, goal_cells) -> np.ndarray:
     if type(goal_cells) is tuple and len(goal_cells) == 1 and type(goal_cells[0]) is int:
         c = goal_cells[0]                   # one cell (the planner's keys): no array checks
@@ -789,6 +794,7 @@ class DistanceTables:
         self._wake = threading.Condition(self._lock)
         self._jobs = deque()
         self._inflight = set()
+        self._forced = set()                # queued keys beyond the limits (prefetch_many)
         self._worker = None
         self.prefetch_limit = 1024          # pending jobs at most; later requests are dropped
         self.prefetch_idle_s = 1.0          # the thread ends after this long without work
@@ -796,6 +802,9 @@ class DistanceTables:
         self.prefetched = 0                 # tables the background thread added
         self.prefetch_dropped = 0           # ... and dropped (pin_limit rows were waiting)
         self.prefetch_seconds = 0.0
+        # congestion weights (Planner's online guidance): keys ("wcell", cell, version) are
+        # tables of one goal cell under the move costs registered as that version
+        self._weights = {}
 
     # -- pool management -------------------------------------------------------------
     def _new_pool(self, cap):
@@ -851,9 +860,16 @@ class DistanceTables:
         return row
 
     def _compute(self, key, src, blocked=_NONE, near=-1) -> int:
+        w = self._costs_of(key)
+        if w is None and _wkey(key):
+            raise InputError(f"no move costs registered as version {key[2]!r}", field="key",
+                             expected="a version given to set_weights (and not dropped)")
         row = self._take_row()
         self._src[row] = src
-        self._fill_row(row, blocked, near)
+        if w is not None:
+            self._fill_row(row, blocked, -1, costs=w)   # always complete
+        else:
+            self._fill_row(row, blocked, near)
         self._row_of[key] = row
         self._key_of[row] = key
         return row
@@ -900,7 +916,8 @@ class DistanceTables:
         """Is this a job for the A* band: one goal cell on a grid, bounded around ``near``?"""
         return near >= 0 and src.size == 1 and self.graph.rows is not None
 
-    def _fill(self, src, row, span, blocked=_NONE, near=-1, bufs=None, min_limit=0, disc=False):
+    def _fill(self, src, row, span, blocked=_NONE, near=-1, bufs=None, min_limit=0, disc=False,
+              costs=None):
         """Compute a table into ``row``, its written part into ``span`` (caller's thread).
         Returns ``(bounded, largest distance kept, frontier)``; the frontier (see
         :meth:`_front_of`) only for an A* band.
@@ -908,12 +925,22 @@ class DistanceTables:
         ``near < 0``: the complete table. Else a bounded one: for a single-cell goal on a grid
         (and not ``disc``) the A* band around the ways from ``near`` (:func:`_astar_into`), else
         every cell up to ``1.5 d(near) + slack`` (at least ``min_limit``). ``bufs``: the work
-        arrays of the calling thread (:meth:`_bufs`; default the caller's own).
+        arrays of the calling thread (:meth:`_bufs`; default the caller's own). ``costs``: a
+        version's ``(reverse move costs, largest cost)`` (:meth:`set_weights`): the complete
+        table under those costs.
         """
         if bufs is None:
             bufs = (self._queue, self._qbuf, self._qhead, self._qtail, self._fc)
         queue, qbuf, qhead, qtail, fc = bufs
         g = self.graph
+        if costs is not None:
+            rc, maxc = costs
+            if qbuf.shape[0] < maxc + 2:        # bucket rings for the larger costs
+                qbuf, qhead, qtail = self._wider_rings(qbuf, maxc)
+            _dial_into(g.radj, rc, src, row, self.unreachable, maxc, qbuf, qhead, qtail,
+                       blocked, -1, self.slack, self.unsettled, 0)
+            span[0], span[1] = 0, row.shape[0]
+            return False, 0, None
         if not disc and blocked.size == 0 and self._band(src, near):
             # through the batch kernel the prefetch thread uses (one compiled function: it is
             # compiled, or loaded from the cache, here on the caller's first table)
@@ -938,6 +965,57 @@ class DistanceTables:
             return False, 0, None
         kept = row[row < self.unsettled]
         return True, (int(kept.max()) if kept.size else 0), None
+
+    def _costs_of(self, key):
+        """The registered ``(reverse costs, largest cost)`` of a ``("wcell", cell, version)``
+        key, else None (the pool's own costs)."""
+        return self._weights.get(key[2]) if _wkey(key) else None
+
+    @staticmethod
+    def _wider_rings(qbuf, maxc):
+        nb = 1 << int(np.ceil(np.log2(maxc + 2)))
+        return _rings(nb, qbuf.shape[1]), np.zeros(nb, np.int64), np.zeros(nb, np.int64)
+
+    def set_weights(self, version, costs) -> None:
+        """Register move costs as ``version``: the tables of keys ``("wcell", cell, version)``
+        are then the (complete) weighted distances to ``cell`` under ``costs``.
+
+        ``costs``: uint8 array ``(n_free, 4)`` of *reverse* move costs, as the pool's own
+        (``rcost[v, k]`` = cost of the move ``radj[v, k] -> v``; 1..250 where a move exists).
+        """
+        rc = np.ascontiguousarray(costs, np.uint8)
+        if rc.shape != (self.graph.n_free, 4):
+            raise InputError(f"costs of shape {rc.shape}", field="costs",
+                             expected=f"shape ({self.graph.n_free}, 4)")
+        with self._lock:
+            maxc = max(1, int(rc.max()))
+            if self._qbuf.shape[0] < maxc + 2:      # this thread's rings (the prefetch
+                self._qbuf, self._qhead, self._qtail = self._wider_rings(self._qbuf, maxc)
+            self._weights[int(version)] = (rc, maxc)  # thread widens its own)
+
+    def drop_weights(self, version) -> None:
+        """Forget the costs of ``version`` (its tables stay until released; a queued
+        prefetch of one is dropped, an acquire of a new one refused)."""
+        with self._lock:
+            self._weights.pop(int(version), None)
+
+    def forget(self, key) -> bool:
+        """Drop the cached table of ``key`` now if no robot uses it (a table that will not be
+        asked for again, such as an old congestion version); True if dropped."""
+        with self._lock:
+            row = self._row_of.get(key)
+            if row is None or self._refs[row] > 0:
+                return False
+            del self._row_of[key]
+            del self._key_of[row]
+            self._idle.pop(row, None)
+            self._pinned.pop(row, None)
+            self.partial[row] = False
+            self._src.pop(row, None)
+            self._front.drop(row)
+            self._release(row)
+            self._free_rows.append(row)
+            return True
 
     def complete(self, row: int) -> None:
         """Make the bounded table in ``row`` complete (no-op for a complete one)."""
@@ -1092,10 +1170,12 @@ class DistanceTables:
         """
         return self.prefetch_many([(key, cells, near)]) == 1
 
-    def prefetch_many(self, jobs, urgent=False) -> int:
+    def prefetch_many(self, jobs, urgent=False, force=False) -> int:
         """:meth:`prefetch` for a list of ``(key, cells, near)``, under one lock and with one
         wake-up of the thread; returns how many were queued. ``urgent``: the jobs go before
-        the ones queued already (needed within a step or two), in their order."""
+        the ones queued already (needed within a step or two), in their order. ``force``:
+        queued even beyond ``prefetch_limit``, and computed even beyond ``pin_limit`` (a
+        planner's congestion tables, all needed at one step)."""
         n = 0
         first = []
         with self._lock:
@@ -1118,10 +1198,12 @@ class DistanceTables:
                                 first.append(job)
                                 break
                     continue
-                if len(self._jobs) >= self.prefetch_limit:
+                if len(self._jobs) >= self.prefetch_limit and not force:
                     continue
                 job = (key, _goal_sources(self.graph, cells),
                        -1 if near is None or not self.bounded else int(near))
+                if force:
+                    self._forced.add(key)
                 if urgent:
                     first.append(job)
                 else:
@@ -1154,6 +1236,20 @@ class DistanceTables:
                 return False
             time.sleep(0.001)
 
+    def wait_forced(self) -> float:
+        """Block until the jobs queued with ``prefetch_many(..., force=True)`` are filed (the
+        thread computes them; computing them here too would do the work twice). Returns the
+        seconds waited."""
+        t0 = time.perf_counter()
+        while True:
+            with self._lock:
+                if not self._forced:
+                    return time.perf_counter() - t0
+                if self._worker is None:        # (the thread ended: nothing will file them)
+                    self._forced.clear()
+                    return time.perf_counter() - t0
+            time.sleep(0.0005)
+
     def _work(self):
         """The prefetch thread: take up to ``prefetch_batch`` queued jobs and a pool row for
         each (under the lock), compute them into those rows without the lock (the single-cell
@@ -1181,19 +1277,26 @@ class DistanceTables:
                     key, src, near = self._jobs.popleft()
                     if not self.bounded:
                         near = -1
-                    if key in self._row_of:
-                        self._inflight.discard(key)
+                    if key in self._row_of or (_wkey(key) and self._costs_of(key) is None):
+                        self._inflight.discard(key)     # cached, or its costs forgotten
+                        self._forced.discard(key)
                         continue
-                    if len(self._pinned) + len(batch) >= self.pin_limit and not self._unpin_stale():
+                    if (len(self._pinned) + len(batch) >= self.pin_limit
+                            and key not in self._forced and not self._unpin_stale()):
                         self._inflight.discard(key)
+                        self._forced.discard(key)
                         self.prefetch_dropped += 1      # computed on first use instead
                         continue
                     batch.append((key, src, near, self._take_row()))
+                wcosts = [self._costs_of(job[0]) for job in batch]
+                if bufs[1].shape[0] < self._qbuf.shape[0]:      # larger costs registered
+                    bufs = self._bufs()
                 pool = self.pool
             if not batch:
                 continue
             t0 = time.perf_counter()
-            band = [j for j, (_, src, near, _) in enumerate(batch) if self._band(src, near)]
+            band = [j for j, (_, src, near, _) in enumerate(batch)
+                    if wcosts[j] is None and self._band(src, near)]
             done = [None] * len(batch)  # per job: (bounded, largest distance kept, frontier)
             spans = np.zeros((len(batch), 2), np.int64)     # filed with the rows, under the lock
             cells = 0
@@ -1213,7 +1316,8 @@ class DistanceTables:
                                self._front_of(bufs[4], fptr[i], fptr[i + 1], res[i]))
             for j, (_, src, near, row) in enumerate(batch):
                 if done[j] is None:             # other kinds, one at a time
-                    done[j] = self._fill(src, pool[row], spans[j], _NONE, near, bufs)
+                    done[j] = self._fill(src, pool[row], spans[j], _NONE, near, bufs,
+                                         costs=wcosts[j])
             # filed (under the lock) before the next batch reuses the frontier buffer
             done_batch = (batch, done, spans, pool, time.perf_counter() - t0, cells)
 
@@ -1225,6 +1329,7 @@ class DistanceTables:
         self.span[[job[3] for job in batch]] = spans
         for (key, src, _, row), (part, glim, front), (lo, hi) in zip(batch, done, spans):
             self._inflight.discard(key)
+            self._forced.discard(key)
             if self.pool is not pool:           # the pool grew (by copying) meanwhile
                 self.pool[row, lo:hi] = pool[row, lo:hi]
             if key in self._row_of or (part and not self.bounded):

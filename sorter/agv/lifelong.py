@@ -165,7 +165,7 @@ def _working_cells(floor, free, errands=None):
 def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None,
              dwell_chute=5, dwell_induct=1, guidance="lanes+flow", induct_choice="balanced",
              mix="zipf", n_destinations=None, max_table_mb=512.0, rotation=False,
-             floor_sim=None, detour_horizon=12, rescue_after=None):
+             floor_sim=None, detour_horizon=12, rescue_after=None, congestion_period=None):
     """Build ``(planner, task_stream)`` for a floor.
 
     Parameters
@@ -183,6 +183,8 @@ def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None
         :class:`Planner`. ``guidance`` defaults to ``"lanes+flow"`` here, the improved planner
         that ``sorter mapf`` runs by default (the planner's own default is plain PIBT, the
         benchmarks' baseline).
+    congestion_period : int, optional
+        See :class:`Planner` (default: on with ``rotation`` and lanes).
     induct_choice, mix, n_destinations : see :class:`SortingTasks`
     floor_sim : FloorSimOptions, optional
         Sorting tasks only: route parcels through the chute engine (``sorter.Sorter``) with
@@ -224,7 +226,8 @@ def make_run(floor, n_robots, starts=None, *, seed=0, tasks="auto", errands=None
     planner = Planner(floor, n_robots, starts, seed=seed, dwell_chute=dwell_chute,
                       dwell_induct=dwell_induct, station_goals=(tasks == "sorting"),
                       guidance=guidance, max_table_mb=max_table_mb, rotation=rotation,
-                      detour_horizon=detour_horizon, rescue_after=rescue_after)
+                      detour_horizon=detour_horizon, rescue_after=rescue_after,
+                      congestion_period=congestion_period)
     if tasks == "errands":
         if errands is None:
             raise InputError("errand tasks need a task file", field="tasks", expected="--tasks FILE")

@@ -139,6 +139,16 @@ def _int_arg(name, val, lo, hi):
     return int(val)
 
 
+def _real_arg(name, val, lo, hi):
+    """``val`` as a float in ``lo..hi`` (an integer or a finite float), else an InputError."""
+    ok = (not isinstance(val, (bool, np.bool_))
+          and isinstance(val, (int, np.integer, float, np.floating))
+          and lo <= float(val) <= hi)
+    if not ok:
+        raise InputError(f"{name}={val!r}", field=name, expected=f"a number {lo:g}..{hi:g}")
+    return float(val)
+
+
 def _bool_arg(name, val):
     """``val`` as a bool: True / False (numpy's too) or 1 / 0; text such as ``"no"`` is refused
     (it would read as True)."""
@@ -718,6 +728,23 @@ class Planner:
         ``"lanes"`` or ``"flow"`` guidance on a floor with no two-way move and without
         ``rotation``, else off (``guidance="none"`` stays plain PIBT; on two-way floors the
         straight-on rule costs throughput). Not with ``rotation``.
+    congestion_period : int, optional
+        **Online congestion costs** (:mod:`sorter.agv.congestion`): every this many steps the
+        cells where robots waited (not at their goal) make moves into them dearer, and the
+        tables of single-cell goals on induct cells (LoRR's ``E`` cells, where the queues of
+        the LoRR main-round floors form) are recomputed under those costs, a slice each step
+        in the table pool's background thread; robots then route around the queues. Plans
+        stay deterministic for a seed. Default 50 with ``rotation`` and ``"lanes"`` guidance
+        (LoRR 2023 main round, 10,000 robots: +28% tasks on MR23-I-06; bench/RESULTS.md "Tenth
+        round"), else 0 (= off). Each period refreshes one full weighted table per induct
+        cell in use (~1-2 ms each on a 54,320-cell floor).
+    congestion_cost : float
+        Extra cost of a move into a cell where a waiting robot stood every step of the last
+        periods (the level is the share of steps, blended; the extra is ``round(cost *
+        level)``). Default 4; 0..200.
+    congestion_decay : float
+        Weight of the previous level when a period's share is blended in (0 = the last period
+        only). Default 0.5; 0..0.999.
     rescue_after : int, optional
         Liveness where PIBT is not enough (dead-end pockets, tree-like mazes): a robot whose
         distance to its goal has not improved for this many steps (not dwelling, held, or cut
@@ -768,7 +795,8 @@ class Planner:
                  station_goals=False, guidance="none", max_table_mb=512.0, flow_halflife=32,
                  w_occ=4, lane_penalty=2, rotation=False, headings=None, tables=None,
                  turn_weight=None, hold_on_turn=None, dock_penalty=2, detour_horizon=12,
-                 carriageway=None, swap=True, rescue_after=None, junction_order=None):
+                 carriageway=None, swap=True, rescue_after=None, junction_order=None,
+                 congestion_period=None, congestion_cost=4, congestion_decay=0.5):
         self.floor = floor if hasattr(floor, "moves") and not isinstance(floor, MoveGraph) else None
         self.graph = MoveGraph.of(floor)
         g = self.graph
@@ -929,6 +957,22 @@ class Planner:
             raise InputError("junction_order with rotation=True", field="junction_order",
                              expected="False with the rotation model")
         self.junction_order = junction_order
+        # online congestion costs (sorter.agv.congestion; bench/RESULTS.md "Tenth round")
+        if congestion_period is None:   # measured with rotation and lanes (LoRR main round)
+            congestion_period = 50 if self.rotation and self.lanes else 0
+        if not _is_int(congestion_period) or not 0 <= congestion_period <= 2**31 - 1:
+            raise InputError(f"congestion_period={congestion_period!r}",
+                             field="congestion_period",
+                             expected="an integer >= 0 (steps between updates; 0 = off)")
+        ccost = _real_arg("congestion_cost", congestion_cost, 0.0, 200.0)
+        cdecay = _real_arg("congestion_decay", congestion_decay, 0.0, 0.999)
+        self.congestion_period = int(congestion_period)
+        self.congestion_cost = ccost
+        self.congestion_decay = cdecay
+        self._cong = None
+        if self.congestion_period:
+            from sorter.agv.congestion import CongestionCosts
+            self._cong = CongestionCosts(self, self.congestion_period, ccost, cdecay)
         self._jorder = np.empty(n, np.int64)
         self._last_dir = np.zeros(n, np.int8)
         self.step_no = 0
@@ -1054,6 +1098,8 @@ class Planner:
         uniq, first = np.unique(a, return_index=True)
         for c, j in zip(uniq.tolist(), first.tolist()):
             key, gcells = self.goal_key(c)
+            if self._cong is not None:
+                key = self._cong.key((key, gcells))
             v = int(at[j])
             jobs.append((key, gcells, v if key[0] == "cell" and v >= 0 else None))
         return tabs.prefetch_many(jobs, urgent=urgent)
@@ -1077,9 +1123,10 @@ class Planner:
             if kc is None:
                 kc = key_of[c] = self.goal_key(c)
             self._keys[i] = kc
+            key = kc[0] if self._cong is None else self._cong.key(kc)
             # single-cell goals get tables bounded around the robot (completed in step() if
             # a robot ever needs a cell beyond them): the same values where robots read them
-            slots.append(tabs.acquire(kc[0], kc[1], near=at if kc[0][0] == "cell" else None))
+            slots.append(tabs.acquire(key, kc[1], near=at if key[0] == "cell" else None))
         self._slot[changed] = slots
         self._on_detour[changed] = False
         self._no_way[changed] = -1
@@ -1264,6 +1311,8 @@ class Planner:
             old = self._slot[back].copy()
             for i in back:                      # try the ordinary table again
                 key, gcells = self._keys[i]
+                if self._cong is not None:
+                    key = self._cong.key(self._keys[i])
                 self._slot[i] = tabs.acquire(key, gcells)
             still = self._cut_off(back) if back.size else np.zeros(0, np.bool_)
             for i, o, cut in zip(back, old, still):
@@ -1450,6 +1499,8 @@ class Planner:
         """
         t0 = time.perf_counter()
         self.prepare(goals)
+        if self._cong is not None:
+            self._cong.update(self)
         if self.detour_horizon and (self._held.any() or self._released):
             with self.tables.frozen():        # it peeks at cached tables it holds no reference to
                 self._route_around_held()
@@ -1461,6 +1512,8 @@ class Planner:
         self._kernel_step()
         if moves_plan:
             self._advance_plan()
+        if self._cong is not None:
+            self._cong.observe(self._pos, self._nxt, self._local)
         self.kernel_ms = (time.perf_counter() - t1) * 1e3
         self.goals_ms = (t1 - t0) * 1e3
         self._pos, self._nxt = self._nxt, self._pos

@@ -1,0 +1,209 @@
+"""Online congestion costs: distance tables re-weighted by where robots have been waiting.
+
+The planner's tables are shortest-path costs over the floor's move costs (unit moves, or the
+lanes of :mod:`sorter.agv.guidance`). They say nothing of traffic, so robots bound for the same
+part of the floor all take the same shortest ways and queue there. With congestion costs
+(``Planner(congestion_period=K)``) the planner watches, every step, which cells hold a robot
+that waits (it planned to stay, or could not move, and is not at its goal: turns count as
+waits), and every ``K`` steps turns that into extra move costs:
+
+* ``level[v]`` = the share of the last ``K`` steps in which a waiting robot stood on ``v``,
+  blended with the previous level (``level = decay * level + (1 - decay) * share``);
+* the move into ``v`` costs its usual cost plus ``round(cost * level[v])`` (``cost`` = the
+  extra cost of a cell where robots waited every step);
+* the tables of the goals that take these costs are recomputed under them (a new *version* of
+  the costs, :meth:`sorter.agv.distance.DistanceTables.set_weights`), and robots route around
+  the queues instead of joining them.
+
+This is online guidance in the sense of Zang et al. ("Online Guidance Graph Optimization for
+Lifelong Multi-Agent Path Finding", AAAI 2025) with a hand-made update rule in place of their
+learned one; measured in ``bench/RESULTS.md`` ("Tenth round").
+
+Which goals: single-cell goals on induct cells (LoRR's ``E`` cells), where the queues of the
+LoRR main-round floors form; their tables are complete (never A* bands). Recomputing a table
+costs a full weighted search of the floor (~1-2 ms at 54,320 cells), so the new version's
+tables are computed by the table pool's background thread (:meth:`DistanceTables.prefetch_many`)
+while the robots move: costs measured over steps ``[t - K, t)`` are registered at step ``t``,
+the tables of the goals in use then are computed meanwhile, and at step ``t + K`` the robots
+bound for those goals switch to them (goals taken from then on use the new version). The
+switch happens at fixed steps and a table's content depends only on its goal and its
+version, never on when the thread computed it, so plans stay deterministic for a seed.
+
+PIBT's guarantee is kept: every table is an exact weighted distance (costs >= 1), strictly
+decreasing along a best path, whatever the version.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+from numba import njit
+
+MAX_COST = 250          # a move's cost, congestion included (uint8 tables of reverse costs)
+
+
+@njit(cache=True)
+def count_waits(pos, nxt, local, counts):
+    """Add one to ``counts[v]`` for every robot on free cell ``v`` that stays this step
+    (``nxt == pos``) and is not at its goal (``local[i, 4] != 0``)."""
+    for i in range(pos.shape[0]):
+        if nxt[i] == pos[i] and local[i, 4] != 0:
+            counts[pos[i]] += 1
+
+
+@njit(cache=True)
+def weighted_costs(base, level, cost, out):
+    """``out[v, k] = base[v, k] + round(cost * level[v])`` (at most ``MAX_COST``) for every
+    move into ``v`` (``base[v, k] > 0``); 0 stays 0 (no move)."""
+    for v in range(base.shape[0]):
+        extra = np.int64(np.floor(cost * level[v] + 0.5))
+        for k in range(4):
+            b = np.int64(base[v, k])
+            if b > 0:
+                out[v, k] = min(b + extra, MAX_COST)
+            else:
+                out[v, k] = 0
+
+
+class CongestionCosts:
+    """The state of online congestion costs for one planner (see the module docstring).
+
+    Parameters
+    ----------
+    planner : sorter.agv.pibt.Planner
+    period : int >= 1
+        Steps between two updates of the costs (``K``); every goal's table is refreshed once
+        per period, a slice of the goals each step.
+    cost : float >= 0
+        Extra cost of a move into a cell where a waiting robot stood every step.
+    decay : float in [0, 1)
+        Weight of the previous level in the blend.
+    lag : int >= 1
+        Steps between queuing a refresh and the robots switching to it.
+    """
+
+    def __init__(self, planner, period, cost, decay, lag=2):
+        tabs = planner.tables
+        g = planner.graph
+        self.period = int(period)
+        self.cost = float(cost)
+        self.decay = float(decay)
+        self.lag = int(lag)
+        if tabs.rcost is not None:
+            self.base = tabs.rcost.copy()
+        else:
+            self.base = (g.radj >= 0).astype(np.uint8)
+        self._costs = self.base                 # costs of the latest version
+        self.counts = np.zeros(g.n_free, np.int64)
+        self.level = np.zeros(g.n_free, np.float64)
+        self.steps = 0                    # steps counted since the last update
+        self.version = 0                  # latest costs registered (0 = the pool's own)
+        self.table_version = {}           # goal cell -> version its robots' tables have
+        self._vcells = {}                 # version -> how many goal cells have it
+        self.pending = deque()            # (step due, [(goal cell, version), ...])
+        floor = planner.floor
+        if floor is not None and not planner.station_goals:
+            self.cells = np.flatnonzero(np.asarray(floor.cells) == 2)     # induct cells
+        else:                             # (station goals: inducts are stations, no cells)
+            self.cells = np.zeros(0, np.int64)
+        self.per_step = -(-self.cells.size // self.period)
+        self.cursor = 0                   # next goal cell id to refresh, in id order
+        self._in_use = np.zeros(g.n_cells, np.bool_)
+        self.updates = 0
+        self.refreshed = 0                # tables refreshed so far
+        self.switched = 0                 # robot table switches so far
+        self.waited_s = 0.0               # time the switches waited for the thread
+
+    def key(self, kc):
+        """The table key a robot's goal ``(key, cells)`` uses now: the latest refreshed
+        version of its goal cell, else the pool's own. Which, depends only on the step, never
+        on what the pool has cached."""
+        key = kc[0]
+        if key[0] == "cell":
+            v = self.table_version.get(key[1])
+            if v:
+                return ("wcell", key[1], v)
+        return key
+
+    def observe(self, pos, nxt, local):
+        count_waits(pos, nxt, local, self.counts)
+        self.steps += 1
+
+    def update(self, planner):
+        """Before the step is planned: robots take the tables refreshed ``lag`` steps ago;
+        every ``period`` steps new costs; then the next slice of goals in use is queued for
+        refreshing under the latest costs."""
+        s = planner.step_no
+        while self.pending and self.pending[0][0] <= s:
+            self._switch(planner, self.pending.popleft()[1])
+        if s and s % self.period == 0:
+            share = self.counts / max(1, self.steps)
+            self.level *= self.decay
+            self.level += (1.0 - self.decay) * share
+            self.counts[:] = 0
+            self.steps = 0
+            rc = np.empty_like(self.base)
+            weighted_costs(self.base, self.level, self.cost, rc)
+            if not np.array_equal(rc, self._costs):     # (unchanged: no new version)
+                self._costs = rc
+                self.version += 1
+                planner.tables.set_weights(self.version, rc)
+                self._vcells.setdefault(self.version, 0)
+                self._drop_unused(planner.tables)
+            self.updates += 1
+        if not self.version or not self.per_step:   # (no congestion yet: nothing to do)
+            return
+        goals = planner._goal
+        use = self._in_use
+        use[goals[goals >= 0]] = True
+        live = self.cells[use[self.cells]]
+        use[goals[goals >= 0]] = False
+        if not live.size:
+            return
+        j = int(np.searchsorted(live, self.cursor))
+        pick = np.take(live, np.arange(j, j + min(self.per_step, live.size)), mode="wrap")
+        self.cursor = int(pick[-1]) + 1
+        v = self.version
+        planner.tables.prefetch_many([(("wcell", int(c), v), (int(c),), None) for c in pick],
+                                     force=True)
+        self.pending.append((s + self.lag, [(int(c), v) for c in pick]))
+        self.refreshed += pick.size
+
+    def _switch(self, planner, jobs):
+        """The refreshed tables are in force: robots bound for their goal cells (not on a
+        detour) take them."""
+        tabs = planner.tables
+        self.waited_s += tabs.wait_forced()
+        pos = planner._pos
+        big = np.iinfo(np.int64).max
+        goals = planner._goal
+        for c, v in jobs:
+            old_v = self.table_version.get(c, 0)
+            self.table_version[c] = v
+            self._vcells[v] = self._vcells.get(v, 0) + 1
+            if old_v:
+                self._vcells[old_v] -= 1
+            for i in np.flatnonzero(goals == c).tolist():
+                kc = planner._keys[i]
+                if kc is None or kc[0][0] != "cell" or planner._on_detour[i]:
+                    continue
+                old = int(planner._slot[i])
+                row = tabs.acquire(("wcell", c, v), kc[1])
+                d_old = int(tabs.pool[old, pos[i]])
+                d_new = int(tabs.pool[row, pos[i]])
+                tabs.release(old)
+                planner._slot[i] = row
+                if planner._best[i] != big and max(d_old, d_new) < tabs.unsettled:
+                    planner._best[i] += d_new - d_old   # the stall watch: progress in new units
+                self.switched += 1
+            if old_v and old_v != v:
+                tabs.forget(("wcell", c, old_v))       # never asked for again
+        self._drop_unused(tabs)
+
+    def _drop_unused(self, tabs):
+        """Forget the costs of versions no goal cell has any more (and none pending)."""
+        due = {v for _, jobs in self.pending for _, v in jobs}
+        for v in [v for v, k in self._vcells.items()
+                  if k == 0 and v != self.version and v not in due]:
+            del self._vcells[v]
+            tabs.drop_weights(v)

@@ -1,0 +1,256 @@
+"""Online congestion costs (sorter.agv.congestion): the tables robots read, against a plain-Python
+model of the schedule and Dijkstra; plans legal, deterministic and live; options checked.
+
+The PIBT kernel is unchanged by congestion costs (its oracle tests run with
+``congestion_period=0``); what changes is which distance table each robot reads, so the oracle
+here is a plain-Python model of that: waits counted per cell, levels blended every period, the
+move costs of each version, the slices of goals refreshed each step, and the step at which the
+robots take them -- and every robot's distance checked against Dijkstra under those costs.
+"""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from naive_pibt import dijkstra_distances
+from sorter.agv import DistanceTables, Planner
+from sorter.agv.congestion import count_waits, weighted_costs
+from sorter.agv.guidance import lane_costs
+from sorter.agv.lifelong import make_run, simulate
+from sorter.agv.validate import check_paths
+from sorter.errors import InputError
+from sorter.layout import Floor
+from test_planner import check_rotation_plan
+
+# inducts (I) along the top row, where robots queue; two chutes below
+FLOOR = """
+I.I.I.I.I.I
+...........
+.CD.....CD.
+...........
+.CD.....CD.
+...........
+"""
+
+
+def _reverse(floor, fwd):
+    """Reverse costs (the pool's layout) of forward move costs: rc[v, k] = cost of the move
+    radj[v, k] -> v."""
+    g = DistanceTables(floor).graph
+    rc = np.zeros((g.n_free, 4), np.uint8)
+    for v in range(g.n_free):
+        for k in range(4):
+            u = g.radj[v, k]
+            if u >= 0:
+                rc[v, k] = fwd[g.free_cells[u], (k + 2) % 4]
+    return rc
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0, 60), st.integers(1, 20))
+def test_weighted_costs_and_wait_counts_match_plain_python(seed, cost, n):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 6, (30, 4)).astype(np.uint8)
+    level = rng.random(30) * rng.integers(0, 2, 30)
+    out = np.empty_like(base)
+    weighted_costs(base, level, cost, out)
+    for v in range(30):
+        extra = math.floor(cost * level[v] + 0.5)
+        for k in range(4):
+            want = 0 if base[v, k] == 0 else min(int(base[v, k]) + extra, 250)
+            assert out[v, k] == want
+    pos = rng.integers(0, 30, n).astype(np.int32)
+    nxt = np.where(rng.random(n) < 0.5, pos, rng.integers(0, 30, n)).astype(np.int32)
+    local = rng.integers(0, 3, (n, 5)).astype(np.uint16)
+    counts = np.zeros(30, np.int64)
+    count_waits(pos, nxt, local, counts)
+    want = np.zeros(30, np.int64)
+    for i in range(n):
+        if nxt[i] == pos[i] and local[i, 4] != 0:
+            want[pos[i]] += 1
+    assert counts.tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("thread", [False, True])
+def test_versioned_tables_are_dijkstra_under_their_costs(thread):
+    f = Floor.from_ascii(FLOOR)
+    fwd = lane_costs(f, 2, carriageway=4)
+    tabs = DistanceTables(f, costs=fwd)
+    rng = np.random.default_rng(3)
+    extra = np.where(rng.random(f.cells.size) < 0.3, rng.integers(1, 9, f.cells.size), 0)
+    fwd2 = fwd.astype(np.int64).copy()
+    for c in f.free_cells:                       # a move into cell t costs extra[t] more
+        for d in range(4):
+            t = f.moves[c, d]
+            if t >= 0:
+                fwd2[c, d] += extra[t]
+    tabs.set_weights(1, _reverse(f, fwd2))
+    for goal in (0, 4, 10):
+        key = ("wcell", goal, 1)
+        if thread:
+            assert tabs.prefetch_many([(key, (goal,), None)], force=True) == 1
+            tabs.wait_forced()
+        row = tabs.acquire(key, (goal,), near=5)     # complete whatever ``near`` says
+        want = dijkstra_distances(f.moves, fwd2, [goal])
+        got = tabs.values(row)
+        for c in f.free_cells:
+            assert got[tabs.graph.fidx[c]] == want.get(int(c), tabs.unreachable), (goal, c)
+        base = tabs.lookup(("cell", goal), (goal,))   # the pool's own costs untouched
+        plain = dijkstra_distances(f.moves, fwd, [goal])
+        assert all(base[c] == plain[int(c)] for c in f.free_cells)
+        tabs.release(row)
+        assert tabs.forget(key) and not tabs.forget(key)
+    tabs.drop_weights(1)
+    with pytest.raises(InputError, match="version 1"):
+        tabs.acquire(("wcell", 0, 1), (0,))
+    assert tabs.prefetch_many([(("wcell", 0, 1), (0,), None)], force=True) == 1
+    tabs.wait_forced()                            # dropped by the thread, not computed
+    assert tabs.cached_row(("wcell", 0, 1)) == -1
+
+
+class NaiveSchedule:
+    """Plain-Python model of which costs each robot's table has (sorter.agv.congestion)."""
+
+    def __init__(self, floor, base_fwd, period, cost, decay, lag=2):
+        self.f, self.base, self.period, self.cost, self.decay, self.lag = (
+            floor, base_fwd, period, cost, decay, lag)
+        self.counts = {}
+        self.level = {int(c): 0.0 for c in floor.free_cells}
+        self.steps = 0
+        self.versions = {0: base_fwd}
+        self.last = base_fwd
+        self.version = 0
+        self.table_version = {}
+        self.pending = []
+        self.inducts = sorted(int(c) for c in np.flatnonzero(floor.cells == 2))
+        self.per_step = -(-len(self.inducts) // period)
+        self.cursor = 0
+
+    def before_step(self, s, goals):
+        for due, jobs in [p for p in self.pending if p[0] <= s]:
+            for c, v in jobs:
+                self.table_version[c] = v
+        self.pending = [p for p in self.pending if p[0] > s]
+        if s and s % self.period == 0:
+            for c in self.level:
+                share = self.counts.get(c, 0) / max(1, self.steps)
+                self.level[c] = self.decay * self.level[c] + (1 - self.decay) * share
+            self.counts, self.steps = {}, 0
+            fwd = self.base.astype(np.int64).copy()
+            for c in self.f.free_cells:
+                for d in range(4):
+                    t = int(self.f.moves[c, d])
+                    if t >= 0:
+                        fwd[c, d] = min(fwd[c, d] + math.floor(self.cost * self.level[t] + 0.5),
+                                        250)
+            if not np.array_equal(fwd, self.last):
+                self.version += 1
+                self.versions[self.version] = self.last = fwd
+        if self.version:
+            live = sorted({int(g) for g in goals} & set(self.inducts))
+            if live:
+                j = next((k for k, c in enumerate(live) if c >= self.cursor), 0)
+                pick = [live[(j + k) % len(live)] for k in range(min(self.per_step, len(live)))]
+                self.cursor = pick[-1] + 1
+                self.pending.append((s + self.lag, [(c, self.version) for c in pick]))
+
+    def after_step(self, before, after, goals):
+        for a, b, g in zip(before, after, goals):
+            if a == b and a != g:
+                self.counts[int(a)] = self.counts.get(int(a), 0) + 1
+        self.steps += 1
+
+    def distance(self, goal, cell):
+        v = self.table_version.get(int(goal), 0)
+        return dijkstra_distances(self.f.moves, self.versions[v], [int(goal)]).get(int(cell), -1)
+
+
+@pytest.mark.parametrize("seed,period,cost,decay", [(0, 5, 8.0, 0.5), (1, 3, 30.0, 0.0),
+                                                     (2, 7, 4.0, 0.9)])
+def test_each_robot_reads_the_table_of_the_schedule(seed, period, cost, decay):
+    f = Floor.from_ascii(FLOOR)
+    rng = np.random.default_rng(seed)
+    free = f.free_cells
+    inducts = np.flatnonzero(f.cells == 2)
+    n = int(0.45 * free.size)
+    starts = rng.choice(free, n, replace=False)
+    p = Planner(f, n, starts, seed=seed, dwell_chute=0, dwell_induct=0, guidance="lanes+flow",
+                rotation=True, congestion_period=period, congestion_cost=cost,
+                congestion_decay=decay)
+    model = NaiveSchedule(f, lane_costs(f, 2, dock_penalty=2, carriageway=4), period, cost,
+                          decay)
+    # half the goals on inducts, so robots queue there
+    goals = np.where(rng.random(n) < 0.5, rng.choice(inducts, n), rng.choice(free, n))
+    goals = goals.astype(np.int32)
+    path, heads = [p.positions.copy()], [p.headings]
+    for s in range(90):
+        model.before_step(s, goals)
+        before = p.positions.copy()
+        after = p.step(goals).copy()
+        model.after_step(before, after, goals)
+        for i in range(n):          # the table it read this step, at its new cell
+            assert p.distance(i) == model.distance(goals[i], after[i]), (s, i)
+        path.append(after)
+        heads.append(p.headings)
+        fin = np.flatnonzero(p.finished)
+        goals = goals.copy()
+        goals[fin] = np.where(rng.random(fin.size) < 0.5, rng.choice(inducts, fin.size),
+                              rng.choice(free, fin.size))
+    assert model.version >= 1                  # robots did queue: costs changed
+    assert p._cong.switched > 0
+    check_paths(f, starts, np.array(path))
+    check_rotation_plan(f, np.array(path), np.array(heads))
+
+
+def _errand_run(period, steps=300, cost=4.0, record=True):
+    f = Floor.from_ascii(FLOOR)
+    rng = np.random.default_rng(5)
+    errands = np.where(rng.random(400) < 0.5, rng.choice(np.flatnonzero(f.cells == 2), 400),
+                       rng.choice(f.free_cells, 400))
+    p, s = make_run(f, 24, seed=5, errands=errands, dwell_chute=0, dwell_induct=0,
+                    rotation=True, congestion_period=period)
+    p.congestion_cost = cost
+    if p._cong is not None:
+        p._cong.cost = cost
+    return f, p, simulate(p, s, steps, record=record)
+
+
+def test_plans_are_legal_deterministic_and_differ_from_static_tables():
+    # errand streams prefetch tables in the background thread, as congestion refreshes do:
+    # the thread's timing must not change a plan
+    f, p, a = _errand_run(10, cost=30.0)
+    _, _, b = _errand_run(10, cost=30.0)
+    _, _, off = _errand_run(0)
+    assert np.array_equal(a.positions, b.positions)
+    assert p._cong.version >= 1 and p._cong.switched > 0
+    assert not np.array_equal(a.positions, off.positions)
+    check_paths(f, a.positions[0], a.positions)
+    assert a.tasks_completed > 50
+
+
+def test_old_versions_do_not_pile_up():
+    f, p, r = _errand_run(2, steps=400, cost=30.0, record=False)
+    c = p._cong
+    assert c.version > 20
+    tabs = p.tables
+    assert len(tabs._weights) <= 4            # only versions some goal or refresh still has
+    wrows = [k for k in tabs._row_of if k[0] == "wcell"]
+    assert len(wrows) <= 2 * np.count_nonzero(f.cells == 2)
+    assert {k[2] for k in wrows} <= set(tabs._weights)
+
+
+def test_defaults_and_bad_options():
+    f = Floor.from_ascii(FLOOR)
+    starts = f.free_cells[:3]
+    assert Planner(f, 3, starts, guidance="lanes+flow", rotation=True).congestion_period == 50
+    assert Planner(f, 3, starts, guidance="lanes+flow").congestion_period == 0
+    assert Planner(f, 3, starts, rotation=True).congestion_period == 0    # plain PIBT
+    assert Planner(f, 3, starts, guidance="lanes", congestion_period=9)._cong.per_step == 1
+    for kw in ({"congestion_period": -1}, {"congestion_period": 2.5},
+               {"congestion_period": "50"}, {"congestion_cost": -1},
+               {"congestion_cost": float("nan")}, {"congestion_decay": 1.0},
+               {"congestion_decay": True}):
+        name = next(iter(kw))
+        with pytest.raises(InputError, match=name):
+            Planner(f, 3, starts, guidance="lanes", **kw)
