@@ -21,6 +21,8 @@ Throughput (long runs, a markdown table on stdout; a few minutes on 2 cores)::
     python bench/bench_mapf.py throughput --only=lorr --rotation   # LoRR's action model
     python bench/bench_mapf.py throughput --only=lorr --rotation --match=MR23 --guidance=lanes+flow
                                                    # one planner, the main-round instances;
+                                                   # --congestion-period=0: without the
+                                                   # online congestion costs (session 20)
                                                    # --turn-weight=0 --no-hold: the first
                                                    # rotation version
     python bench/bench_mapf.py throughput --only=rhcr --steps=1000   # RHCR sorting map only
@@ -789,7 +791,7 @@ THROUGHPUT_LORR = [LORR + ("test_round", "warehouse.domain", "TR23-warehouse_lar
 
 
 def throughput(quick=False, only=None, rotation=False, match=None, guidances=("none", "lanes+flow"),
-               turn_weight=None, hold_on_turn=None, steps=None):
+               turn_weight=None, hold_on_turn=None, steps=None, congestion_period=None):
     from sorter.layout.lorr import load_lorr_problem
     steps = steps or (1000 if quick else 5000)
     rows = []
@@ -815,9 +817,11 @@ def throughput(quick=False, only=None, rotation=False, match=None, guidances=("n
         for g in guidances:
             k = _run(prob.floor, prob.team_size, steps, guidance=g, starts=prob.starts,
                      errands=prob.tasks, max_table_mb=2048, rotation=rotation,
-                     turn_weight=turn_weight, hold_on_turn=hold_on_turn)
+                     turn_weight=turn_weight, hold_on_turn=hold_on_turn,
+                     congestion_period=congestion_period)
             tw = "" if not rotation or turn_weight is None else f", turn weight {turn_weight}"
             tw += "" if not rotation or hold_on_turn is None else f", hold {hold_on_turn}"
+            tw += "" if congestion_period is None else f", congestion {congestion_period}"
             line(p.stem + (f" (rotation{tw})" if rotation else ""), prob.team_size, g, k)
     rh = shared_path("benchmarks", "rhcr", "sorting_map.grid")
     if rh is None and only in (None, "rhcr"):
@@ -1085,7 +1089,7 @@ _OPTIONS = {       # subcommand -> the options it reads (``--name=value`` or a b
     "liveness": {"--rotation", "--steps="},
     "mazes": set(), "bound": set(), "validate-all": set(),
     "throughput": {"--quick", "--steps=", "--only=", "--match=", "--guidance=", "--rotation",
-                   "--turn-weight=", "--no-hold"},
+                   "--turn-weight=", "--no-hold", "--congestion-period="},
 }
 
 
@@ -1105,6 +1109,8 @@ def _check_argv(argv):
             sys.exit(f"bench_mapf.py {argv[1]}: unknown option {a!r} (expected "
                      f"{', '.join(sorted(o + ('VALUE' if o.endswith('=') else '') for o in known)) or 'none'})")
     for a in argv[2:]:          # counts: --steps=0 used to run the default 5,000 steps
+        if a.startswith("--congestion-period=") and not a.split("=", 1)[1].isdigit():
+            sys.exit(f"bench_mapf.py {argv[1]}: {a!r}: expected a whole number of steps (0 = off)")
         if a.startswith(("--steps=", "--sizes=")):
             v = a.split("=", 1)[1]
             if not all(x.isdigit() and int(x) > 0 for x in v.split(",")) or \
@@ -1115,7 +1121,7 @@ def _check_argv(argv):
     if only is not None and only not in ("lorr", "rhcr"):
         sys.exit(f"bench_mapf.py {argv[1]}: --only={only!r}: expected --only=lorr or --only=rhcr")
     lorr_only = [a for a in argv[2:] if a.split("=")[0] in ("--match", "--rotation", "--turn-weight",
-                                                             "--no-hold")]
+                                                             "--no-hold", "--congestion-period")]
     match = next((a.split("=", 1)[1] for a in argv[2:] if a.startswith("--match=")), None)
     stems = [Path(parts[-1]).stem for parts in THROUGHPUT_LORR]
     if match is not None and not any(match in st for st in stems):
@@ -1176,7 +1182,9 @@ def main(argv=None):
         throughput(quick="--quick" in argv, only=only, rotation="--rotation" in argv,
                    steps=st,
                    match=match, guidances=gs, turn_weight=tw_arg,
-                   hold_on_turn=False if "--no-hold" in argv else None)
+                   hold_on_turn=False if "--no-hold" in argv else None,
+                   congestion_period=next((int(a.split("=")[1]) for a in argv
+                                           if a.startswith("--congestion-period=")), None))
     else:
         print(__doc__)
     return 0

@@ -7,6 +7,7 @@ here is a plain-Python model of that: waits counted per cell, levels blended eve
 move costs of each version, the slices of goals refreshed each step, and the step at which the
 robots take them -- and every robot's distance checked against Dijkstra under those costs.
 """
+import json
 import math
 
 import numpy as np
@@ -254,3 +255,29 @@ def test_defaults_and_bad_options():
         name = next(iter(kw))
         with pytest.raises(InputError, match=name):
             Planner(f, 3, starts, guidance="lanes", **kw)
+
+
+def test_sorter_mapf_congestion_flag(tmp_path, capsys):
+    from sorter.cli import main
+    fl = tmp_path / "floor.txt"
+    fl.write_text(FLOOR.strip() + "\n")
+    runs = {}
+    for flag in ([], ["--congestion-period", "0"], ["--congestion-period", "3"]):
+        out = tmp_path / ("o" + "".join(flag).replace("-", ""))
+        assert main(["mapf", str(fl), "--robots", "20", "--steps", "150", "--rotation",
+                     "--scenario", "random", "--out", str(out)] + flag) == 0
+        k = json.loads((out / "kpis.json").read_text())
+        pos = np.load(out / "paths.npz")["positions"]
+        check_paths(Floor.from_ascii(FLOOR), pos[0], pos)
+        runs[tuple(flag)] = (k, pos)
+    k, _ = runs[()]
+    assert k["congestion_period"] == 50
+    assert "congestion_period" not in runs[("--congestion-period", "0")][0]
+    k3, pos3 = runs[("--congestion-period", "3")]
+    assert k3["congestion_period"] == 3 and k3["congestion_versions"] >= 1
+    assert k3["congestion_tables_refreshed"] > 0
+    assert not np.array_equal(pos3, runs[("--congestion-period", "0")][1])
+    capsys.readouterr()
+    assert main(["mapf", str(fl), "--robots", "5", "--steps", "5",
+                 "--congestion-period", "-2"]) == 2
+    assert "congestion_period" in capsys.readouterr().err

@@ -271,6 +271,10 @@ def warm_up() -> float:
     floor = sortation_floor(9, 12, 2, 2, seed=0)
     planner, stream = make_run(floor, 6, seed=0)
     simulate(planner, stream, 5, record=False)
+    from sorter.agv.congestion import count_waits, weighted_costs     # (rotation runs)
+    count_waits(np.zeros(1, np.int32), np.zeros(1, np.int32), np.ones((1, 5), np.uint16),
+                np.zeros(1, np.int64))
+    weighted_costs(np.ones((1, 4), np.uint8), np.zeros(1), 1.0, np.ones((1, 4), np.uint8))
     return time.perf_counter() - t0
 
 
@@ -338,6 +342,11 @@ def simulate(planner, stream, steps, *, record=True, progress=None, build_s=0.0)
     extra = stream.kpis(steps) if hasattr(stream, "kpis") else {}
     if planner.tables.prefetched:
         extra = {**extra, "distance_tables_prefetched": int(planner.tables.prefetched)}
+    cong = getattr(planner, "_cong", None)
+    if cong is not None:
+        extra = {**extra, "congestion_period": cong.period, "congestion_versions": cong.version,
+                 "congestion_tables_refreshed": int(cong.refreshed),
+                 "congestion_wait_s": round(cong.waited_s, 3)}
     extra = {**extra, "rescues": int(planner.rescues),
              "rescue_failures": int(planner.rescue_failures),
              "rescue_after": int(planner.rescue_after)}

@@ -120,6 +120,12 @@ def add_arguments(p):
                         "brought to it by a LaCAM search (pockets, mazes: where PIBT alone can "
                         "lock up); 0 = off (default max(128, robots), with --rotation "
                         "max(128, 2 x robots), up to 1,024 robots, else off)")
+    p.add_argument("--congestion-period", type=int, default=None, metavar="K",
+                   help="online congestion costs: every K steps, cells where robots waited make "
+                        "moves into them dearer and the tables of goals on induct (E) cells are "
+                        "recomputed under those costs (in the background), so robots route "
+                        "around queues; 0 = off (default 50 with --rotation and lanes guidance, "
+                        "else off)")
     p.add_argument("--json", action="store_true", help="print the KPIs as one JSON object")
     eng = p.add_argument_group("sorting floor with the chute engine (--scenario sorting)")
     eng.add_argument("--router", choices=("engine", "table"), default=None,
@@ -560,6 +566,10 @@ def run(args) -> int:
                          expected=f"an integer <= {MAX_STEPS:,}")
     if args.seed < 0:
         raise InputError(f"--seed {args.seed}", field="seed", expected="an integer >= 0")
+    if args.congestion_period is not None and not 0 <= args.congestion_period <= 2**31 - 1:
+        raise InputError(f"--congestion-period {args.congestion_period}",
+                         field="congestion_period",
+                         expected="steps, an integer 0..2**31-1 (0 = off)")
     if args.rescue_after is not None and not 0 <= args.rescue_after <= 2**31 - 1:
         raise InputError(f"--rescue-after {args.rescue_after}", field="rescue_after",
                          expected="steps, an integer 0..2**31-1 (0 = no rescues)")
@@ -712,7 +722,8 @@ def run(args) -> int:
                                    n_destinations=args.destinations, rotation=args.rotation,
                                    floor_sim=sim, detour_horizon=(12 if args.detour_horizon is None
                                                                      else args.detour_horizon),
-                                   max_table_mb=args.table_mb, rescue_after=args.rescue_after)
+                                   max_table_mb=args.table_mb, rescue_after=args.rescue_after,
+                                   congestion_period=args.congestion_period)
     except (MemoryError, OSError) as exc:
         if isinstance(exc, OSError) and exc.errno != errno.ENOMEM:
             raise
