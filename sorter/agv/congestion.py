@@ -5,15 +5,16 @@ lanes of :mod:`sorter.agv.guidance`). They say nothing of traffic, so robots bou
 part of the floor all take the same shortest ways and queue there. With congestion costs
 (``Planner(congestion_period=K)``) the planner watches, every step, which cells hold a robot
 that waits (it planned to stay, or could not move, and is not at its goal: turns count as
-waits), and every ``K`` steps turns that into extra move costs:
+waits), and turns that into extra move costs:
 
-* ``level[v]`` = the share of the last ``K`` steps in which a waiting robot stood on ``v``,
-  blended with the previous level (``level = decay * level + (1 - decay) * share``);
+* ``level[v]`` = the share of recent steps in which a waiting robot stood on ``v``: an
+  exponential average with a time constant of ``K`` steps, blended in every ``K // 10`` steps;
 * the move into ``v`` costs its usual cost plus ``round(cost * level[v])`` (``cost`` = the
-  extra cost of a cell where robots waited every step);
-* the tables of the goals that take these costs are recomputed under them (a new *version* of
-  the costs, :meth:`sorter.agv.distance.DistanceTables.set_weights`), and robots route around
-  the queues instead of joining them.
+  extra cost of a cell where robots waited every step); each change of these costs is a new
+  *version* (:meth:`sorter.agv.distance.DistanceTables.set_weights`);
+* the tables of the goals that take these costs are recomputed under the latest version, a
+  slice of the goals each step so that each is refreshed once every ``K`` steps, and robots
+  route around the queues instead of joining them.
 
 This is online guidance in the sense of Zang et al. ("Online Guidance Graph Optimization for
 Lifelong Multi-Agent Path Finding", AAAI 2025) with a hand-made update rule in place of their
@@ -23,11 +24,11 @@ Which goals: single-cell goals on induct cells (LoRR's ``E`` cells), where the q
 LoRR main-round floors form; their tables are complete (never A* bands). Recomputing a table
 costs a full weighted search of the floor (~1-2 ms at 54,320 cells), so the new version's
 tables are computed by the table pool's background thread (:meth:`DistanceTables.prefetch_many`)
-while the robots move: costs measured over steps ``[t - K, t)`` are registered at step ``t``,
-the tables of the goals in use then are computed meanwhile, and at step ``t + K`` the robots
-bound for those goals switch to them (goals taken from then on use the new version). The
-switch happens at fixed steps and a table's content depends only on its goal and its
-version, never on when the thread computed it, so plans stay deterministic for a seed.
+while the robots move: a slice queued at step ``t`` is taken by the robots bound for those
+goals at step ``t + 2`` (the step waits for the thread if it is behind), and goals taken from
+then on use that version. The switch happens at fixed steps and a table's content depends only
+on its goal and its version, never on when the thread computed it, so plans stay deterministic
+for a seed.
 
 PIBT's guarantee is kept: every table is an exact weighted distance (costs >= 1), strictly
 decreasing along a best path, whatever the version.
@@ -72,22 +73,21 @@ class CongestionCosts:
     ----------
     planner : sorter.agv.pibt.Planner
     period : int >= 1
-        Steps between two updates of the costs (``K``); every goal's table is refreshed once
-        per period, a slice of the goals each step.
+        ``K``: the time constant of the wait levels, in steps; every goal's table is refreshed
+        once per period, a slice of the goals each step.
     cost : float >= 0
         Extra cost of a move into a cell where a waiting robot stood every step.
-    decay : float in [0, 1)
-        Weight of the previous level in the blend.
     lag : int >= 1
         Steps between queuing a refresh and the robots switching to it.
     """
 
-    def __init__(self, planner, period, cost, decay, lag=2):
+    def __init__(self, planner, period, cost, lag=2):
         tabs = planner.tables
         g = planner.graph
         self.period = int(period)
         self.cost = float(cost)
-        self.decay = float(decay)
+        self.every = max(1, self.period // 10)      # steps between two blends
+        self.keep = (1.0 - 1.0 / self.period) ** self.every     # weight of the old level
         self.lag = int(lag)
         if tabs.rcost is not None:
             self.base = tabs.rcost.copy()
@@ -131,15 +131,15 @@ class CongestionCosts:
 
     def update(self, planner):
         """Before the step is planned: robots take the tables refreshed ``lag`` steps ago;
-        every ``period`` steps new costs; then the next slice of goals in use is queued for
-        refreshing under the latest costs."""
+        every ``period // 10`` steps the levels and costs; then the next slice of goals in use
+        is queued for refreshing under the latest costs."""
         s = planner.step_no
         while self.pending and self.pending[0][0] <= s:
             self._switch(planner, self.pending.popleft()[1])
-        if s and s % self.period == 0:
+        if s and s % self.every == 0:
             share = self.counts / max(1, self.steps)
-            self.level *= self.decay
-            self.level += (1.0 - self.decay) * share
+            self.level *= self.keep
+            self.level += (1.0 - self.keep) * share
             self.counts[:] = 0
             self.steps = 0
             rc = np.empty_like(self.base)

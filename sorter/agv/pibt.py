@@ -729,22 +729,19 @@ class Planner:
         ``rotation``, else off (``guidance="none"`` stays plain PIBT; on two-way floors the
         straight-on rule costs throughput). Not with ``rotation``.
     congestion_period : int, optional
-        **Online congestion costs** (:mod:`sorter.agv.congestion`): every this many steps the
-        cells where robots waited (not at their goal) make moves into them dearer, and the
-        tables of single-cell goals on induct cells (LoRR's ``E`` cells, where the queues of
-        the LoRR main-round floors form) are recomputed under those costs, a slice each step
-        in the table pool's background thread; robots then route around the queues. Plans
-        stay deterministic for a seed. Default 50 with ``rotation`` and ``"lanes"`` guidance
+        **Online congestion costs** (:mod:`sorter.agv.congestion`): the cells where robots
+        waited (not at their goal) over about this many recent steps make moves into them
+        dearer, and the tables of single-cell goals on induct cells (LoRR's ``E`` cells, where
+        the queues of the LoRR main-round floors form) are recomputed under those costs, each
+        once per this many steps, a slice each step in the table pool's background thread;
+        robots then route around the queues. Plans stay deterministic for a seed. Default 50 with ``rotation`` and ``"lanes"`` guidance
         (LoRR 2023 main round, 10,000 robots: +28% tasks on MR23-I-06; bench/RESULTS.md "Tenth
         round"), else 0 (= off). Each period refreshes one full weighted table per induct
         cell in use (~1-2 ms each on a 54,320-cell floor).
     congestion_cost : float
-        Extra cost of a move into a cell where a waiting robot stood every step of the last
-        periods (the level is the share of steps, blended; the extra is ``round(cost *
-        level)``). Default 4; 0..200.
-    congestion_decay : float
-        Weight of the previous level when a period's share is blended in (0 = the last period
-        only). Default 0.5; 0..0.999.
+        Extra cost of a move into a cell where a waiting robot stood every recent step (the
+        level is that share, an exponential average; the extra is ``round(cost * level)``).
+        Default 4; 0..200.
     rescue_after : int, optional
         Liveness where PIBT is not enough (dead-end pockets, tree-like mazes): a robot whose
         distance to its goal has not improved for this many steps (not dwelling, held, or cut
@@ -796,7 +793,7 @@ class Planner:
                  w_occ=4, lane_penalty=2, rotation=False, headings=None, tables=None,
                  turn_weight=None, hold_on_turn=None, dock_penalty=2, detour_horizon=12,
                  carriageway=None, swap=True, rescue_after=None, junction_order=None,
-                 congestion_period=None, congestion_cost=4, congestion_decay=0.5):
+                 congestion_period=None, congestion_cost=4):
         self.floor = floor if hasattr(floor, "moves") and not isinstance(floor, MoveGraph) else None
         self.graph = MoveGraph.of(floor)
         g = self.graph
@@ -965,14 +962,12 @@ class Planner:
                              field="congestion_period",
                              expected="an integer >= 0 (steps between updates; 0 = off)")
         ccost = _real_arg("congestion_cost", congestion_cost, 0.0, 200.0)
-        cdecay = _real_arg("congestion_decay", congestion_decay, 0.0, 0.999)
         self.congestion_period = int(congestion_period)
         self.congestion_cost = ccost
-        self.congestion_decay = cdecay
         self._cong = None
         if self.congestion_period:
             from sorter.agv.congestion import CongestionCosts
-            self._cong = CongestionCosts(self, self.congestion_period, ccost, cdecay)
+            self._cong = CongestionCosts(self, self.congestion_period, ccost)
         self._jorder = np.empty(n, np.int64)
         self._last_dir = np.zeros(n, np.int8)
         self.step_no = 0
