@@ -121,11 +121,11 @@ def add_arguments(p):
                         "lock up); 0 = off (default max(128, robots), with --rotation "
                         "max(128, 2 x robots), up to 1,024 robots, else off)")
     p.add_argument("--congestion-period", type=int, default=None, metavar="K",
-                   help="online congestion costs: every K steps, cells where robots waited make "
-                        "moves into them dearer and the tables of goals on induct (E) cells are "
-                        "recomputed under those costs (in the background), so robots route "
-                        "around queues; 0 = off (default 50 with --rotation and lanes guidance, "
-                        "else off)")
+                   help="online congestion costs: cells where robots waited over about the last "
+                        "K steps make moves into them dearer, and the tables of goals on induct "
+                        "(E) cells are recomputed under those costs, each every K steps (in the "
+                        "background), so robots route around queues; 0 = off (default 50 with "
+                        "--rotation and lanes guidance, else off)")
     p.add_argument("--json", action="store_true", help="print the KPIs as one JSON object")
     eng = p.add_argument_group("sorting floor with the chute engine (--scenario sorting)")
     eng.add_argument("--router", choices=("engine", "table"), default=None,
