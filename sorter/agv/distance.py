@@ -1248,6 +1248,18 @@ class DistanceTables:
                 if self._worker is None:        # (the thread ended: nothing will file them)
                     self._forced.clear()
                     return time.perf_counter() - t0
+                # help: compute a forced job the thread has not taken yet (from the far end of
+                # its queue) here, on this thread's core, instead of sleeping
+                job = next((jb for jb in reversed(self._jobs) if jb[0] in self._forced), None)
+                if job is not None:
+                    self._jobs.remove(job)
+                    key, src, _ = job
+                    self._inflight.discard(key)
+                    self._forced.discard(key)
+                    if key not in self._row_of and not (_wkey(key) and self._costs_of(key) is None):
+                        row = self._compute(key, src)
+                        self._pinned[row] = self._acquires      # kept until acquired
+                    continue
             time.sleep(0.0005)
 
     def _work(self):
