@@ -734,14 +734,16 @@ class Planner:
         dearer, and the tables of single-cell goals on induct cells (LoRR's ``E`` cells, where
         the queues of the LoRR main-round floors form) are recomputed under those costs, each
         once per this many steps, a slice each step in the table pool's background thread;
-        robots then route around the queues. Plans stay deterministic for a seed. Default 50 with ``rotation`` and ``"lanes"`` guidance
-        (LoRR 2023 main round, 10,000 robots: +28% tasks on MR23-I-06; bench/RESULTS.md "Tenth
-        round"), else 0 (= off). Each period refreshes one full weighted table per induct
-        cell in use (~1-2 ms each on a 54,320-cell floor).
+        robots then route around the queues. Plans stay deterministic for a seed. Default 50
+        with ``rotation`` and ``"lanes"`` guidance (LoRR 2023 main round, 10,000 robots,
+        5,000 steps: MR23-I-06 / I-10 from 28.28 / 21.68 to 36.31 / 33.09 tasks per step;
+        bench/RESULTS.md "Tenth round"), else 0 (= off). Each period refreshes one full
+        weighted table per induct cell in use (~1-2 ms each on a 54,320-cell floor): about
+        twice the time per step there.
     congestion_cost : float
         Extra cost of a move into a cell where a waiting robot stood every recent step (the
         level is that share, an exponential average; the extra is ``round(cost * level)``).
-        Default 4; 0..200.
+        Default 3 (4 and 8 measured worse on MR23-I-10); 0..200.
     rescue_after : int, optional
         Liveness where PIBT is not enough (dead-end pockets, tree-like mazes): a robot whose
         distance to its goal has not improved for this many steps (not dwelling, held, or cut
@@ -793,7 +795,7 @@ class Planner:
                  w_occ=4, lane_penalty=2, rotation=False, headings=None, tables=None,
                  turn_weight=None, hold_on_turn=None, dock_penalty=2, detour_horizon=12,
                  carriageway=None, swap=True, rescue_after=None, junction_order=None,
-                 congestion_period=None, congestion_cost=4):
+                 congestion_period=None, congestion_cost=3):
         self.floor = floor if hasattr(floor, "moves") and not isinstance(floor, MoveGraph) else None
         self.graph = MoveGraph.of(floor)
         g = self.graph
