@@ -843,14 +843,19 @@ class DistanceTables:
         self.glim = np.concatenate([self.glim, np.zeros(new - old, np.int64)])
         self._free_rows.extend(range(new - 1, old - 1, -1))
 
+    def _evict(self, row) -> None:
+        """Forget the table in ``row`` (its key, bound, sources, frontier, span); the caller
+        has taken it out of the idle / pinned lists."""
+        del self._row_of[self._key_of.pop(row)]
+        self.partial[row] = False
+        self._src.pop(row, None)
+        self._front.drop(row)
+        self._release(row)
+
     def _take_row(self):
         if self._idle and len(self._row_of) >= self.max_rows:
             row, _ = self._idle.popitem(last=False)          # evict the least recently used
-            del self._row_of[self._key_of.pop(row)]
-            self.partial[row] = False
-            self._src.pop(row, None)
-            self._front.drop(row)
-            self._release(row)
+            self._evict(row)
             return row
         if not self._free_rows:
             self._grow()
@@ -1006,14 +1011,9 @@ class DistanceTables:
             row = self._row_of.get(key)
             if row is None or self._refs[row] > 0:
                 return False
-            del self._row_of[key]
-            del self._key_of[row]
             self._idle.pop(row, None)
             self._pinned.pop(row, None)
-            self.partial[row] = False
-            self._src.pop(row, None)
-            self._front.drop(row)
-            self._release(row)
+            self._evict(row)
             self._free_rows.append(row)
             return True
 
