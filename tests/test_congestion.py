@@ -110,6 +110,64 @@ def test_versioned_tables_are_dijkstra_under_their_costs(thread):
     assert tabs.cached_row(("wcell", 0, 1)) == -1
 
 
+def _weighted_setup(seed=3):
+    f = Floor.from_ascii(FLOOR)
+    fwd = lane_costs(f, 2, carriageway=4)
+    tabs = DistanceTables(f, costs=fwd)
+    rng = np.random.default_rng(seed)
+    extra = np.where(rng.random(f.cells.size) < 0.3, rng.integers(1, 9, f.cells.size), 0)
+    fwd2 = fwd.astype(np.int64).copy()
+    for c in f.free_cells:
+        for d in range(4):
+            t = f.moves[c, d]
+            if t >= 0:
+                fwd2[c, d] += extra[t]
+    tabs.set_weights(1, _reverse(f, fwd2))
+    return f, fwd2, tabs
+
+
+@pytest.mark.parametrize("real_thread", [False, True])
+def test_wait_forced_shares_the_queued_tables_between_the_threads(real_thread):
+    """Forced jobs left in the queue are computed by the waiting thread itself (outside the
+    lock); with the prefetch thread running both take some, each table computed once and
+    right. ``real_thread=False``: a thread that takes no job, so the caller computes all."""
+    import threading
+    f, fwd2, tabs = _weighted_setup()
+    goals = [int(c) for c in f.free_cells]
+    if not real_thread:
+        tabs._worker = threading.Thread(target=lambda: None)    # never takes a job
+    jobs = [(("wcell", g, 1), (g,), None) for g in goals]
+    assert tabs.prefetch_many(jobs, force=True) == len(goals)
+    tabs.wait_forced()
+    assert not tabs._forced and not tabs._inflight
+    assert tabs.bfs_count + tabs.prefetched == len(goals)   # each computed once
+    if not real_thread:
+        assert tabs.bfs_count == len(goals)
+    for g in goals:
+        row = tabs.cached_row(("wcell", g, 1))
+        assert row >= 0
+        want = dijkstra_distances(f.moves, fwd2, [g])
+        got = tabs.values(row)
+        for c in f.free_cells:
+            assert got[tabs.graph.fidx[c]] == want.get(int(c), tabs.unreachable), (g, c)
+
+
+def test_acquire_with_several_references():
+    """``acquire(..., refs=k)``: k references at once (the robots switching to a refreshed
+    table together), each released on its own; bad counts rejected."""
+    f, _, tabs = _weighted_setup()
+    key = ("wcell", 4, 1)
+    row = tabs.acquire(key, (4,), refs=3)
+    for _ in range(2):
+        tabs.release(row)
+        assert not tabs.forget(key)              # still in use: kept
+    tabs.release(row)
+    assert tabs.forget(key)
+    for bad in (0, -1, 1.5, True, "2", None):
+        with pytest.raises(InputError, match="refs"):
+            tabs.acquire(key, (4,), refs=bad)
+
+
 class NaiveSchedule:
     """Plain-Python model of which costs each robot's table has (sorter.agv.congestion)."""
 

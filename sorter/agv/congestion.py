@@ -174,8 +174,6 @@ class CongestionCosts:
         detour) take them."""
         tabs = planner.tables
         self.waited_s += tabs.wait_forced()
-        pos = planner._pos
-        big = np.iinfo(np.int64).max
         goals = planner._goal
         for c, v in jobs:
             old_v = self.table_version.get(c, 0)
@@ -183,22 +181,30 @@ class CongestionCosts:
             self._vcells[v] = self._vcells.get(v, 0) + 1
             if old_v:
                 self._vcells[old_v] -= 1
-            for i in np.flatnonzero(goals == c).tolist():
-                kc = planner._keys[i]
-                if kc is None or kc[0][0] != "cell" or planner._on_detour[i]:
-                    continue
-                old = int(planner._slot[i])
-                row = tabs.acquire(("wcell", c, v), kc[1])
-                d_old = int(tabs.pool[old, pos[i]])
-                d_new = int(tabs.pool[row, pos[i]])
-                tabs.release(old)
-                planner._slot[i] = row
-                if planner._best[i] != big and max(d_old, d_new) < tabs.unsettled:
-                    planner._best[i] += d_new - d_old   # the stall watch: progress in new units
-                self.switched += 1
+            take = [i for i in np.flatnonzero(goals == c).tolist()
+                    if planner._keys[i] is not None and planner._keys[i][0][0] == "cell"
+                    and not planner._on_detour[i]]
+            if take:
+                self._take(planner, np.array(take, np.int64), c, v)
             if old_v and old_v != v:
                 tabs.forget(("wcell", c, old_v))       # never asked for again
         self._drop_unused(tabs)
+
+    def _take(self, planner, robots, c, v):
+        """Robots ``robots``, bound for goal cell ``c``, take its table of version ``v``; their
+        stall watch's best distance is carried over in the new units."""
+        tabs = planner.tables
+        row = tabs.acquire(("wcell", c, v), (c,), refs=robots.size)
+        old = planner._slot[robots]
+        at = planner._pos[robots]
+        d_old = tabs.pool[old, at].astype(np.int64)
+        d_new = tabs.pool[row, at].astype(np.int64)
+        tabs.release_many(old.tolist())
+        planner._slot[robots] = row
+        best = planner._best[robots]
+        keep = (best != np.iinfo(np.int64).max) & (np.maximum(d_old, d_new) < tabs.unsettled)
+        planner._best[robots[keep]] += (d_new - d_old)[keep]
+        self.switched += robots.size
 
     def _drop_unused(self, tabs):
         """Forget the costs of versions no goal cell has any more (and none pending)."""

@@ -455,6 +455,10 @@ def _bfs_many(radj, src_ptr, src_idx, rows, pool, queue, unreach, blocked):
                   blocked)
 
 
+def _is_count(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
 class MoveGraph:
     """The move graph of a floor in compact free-cell indexing (shared by tables and planner).
 
@@ -1070,8 +1074,9 @@ class DistanceTables:
             for row in list(self._src):
                 self.complete(row)
 
-    def acquire(self, key, cells, blocked=None, near=None) -> int:
-        """Pool row of goal ``key`` (cells ``cells``), computing it if absent; adds a reference.
+    def acquire(self, key, cells, blocked=None, near=None, refs=1) -> int:
+        """Pool row of goal ``key`` (cells ``cells``), computing it if absent; adds a reference
+        (``refs`` references: one per robot taking it at once, each released on its own).
 
         ``blocked`` (uint8 per free cell, optional) marks cells the table must route around
         (e.g. the cells of faulted robots); the caller makes ``key`` tell such tables apart.
@@ -1088,8 +1093,12 @@ class DistanceTables:
                                  expected=f"a uint8 array of shape ({self.graph.n_free},), "
                                           "one flag per free cell")
             blocked = (b != 0).astype(np.uint8)
+        if not (_is_count(refs) and refs >= 1):
+            raise InputError(f"refs={refs!r}", field="refs", expected="an integer >= 1")
         with self._lock:
-            return self._acquire(key, cells, blocked, near)
+            row = self._acquire(key, cells, blocked, near)
+            self._refs[row] += refs - 1
+            return row
 
     def _covers(self, row, near) -> bool:
         """Does the (bounded) table in ``row`` hold cell ``near`` and its neighbours?"""
@@ -1237,9 +1246,13 @@ class DistanceTables:
             time.sleep(0.001)
 
     def wait_forced(self) -> float:
-        """Block until the jobs queued with ``prefetch_many(..., force=True)`` are filed (the
-        thread computes them; computing them here too would do the work twice). Returns the
-        seconds waited."""
+        """Block until the jobs queued with ``prefetch_many(..., force=True)`` are filed.
+        Returns the seconds waited.
+
+        While waiting, this (the caller's) thread computes the forced jobs the prefetch thread
+        has not taken yet, from the far end of its queue, on its own core and outside the lock
+        (as the thread does), so both threads work on them: the thread takes forced jobs one
+        at a time (:meth:`_work`)."""
         t0 = time.perf_counter()
         while True:
             with self._lock:
@@ -1248,19 +1261,28 @@ class DistanceTables:
                 if self._worker is None:        # (the thread ended: nothing will file them)
                     self._forced.clear()
                     return time.perf_counter() - t0
-                # help: compute a forced job the thread has not taken yet (from the far end of
-                # its queue) here, on this thread's core, instead of sleeping
                 job = next((jb for jb in reversed(self._jobs) if jb[0] in self._forced), None)
                 if job is not None:
                     self._jobs.remove(job)
                     key, src, _ = job
-                    self._inflight.discard(key)
-                    self._forced.discard(key)
-                    if key not in self._row_of and not (_wkey(key) and self._costs_of(key) is None):
-                        row = self._compute(key, src)
-                        self._pinned[row] = self._acquires      # kept until acquired
-                    continue
-            time.sleep(0.0005)
+                    if key in self._row_of or (_wkey(key) and self._costs_of(key) is None):
+                        self._inflight.discard(key)     # cached, or its costs forgotten
+                        self._forced.discard(key)
+                        continue
+                    w = self._costs_of(key)
+                    row = self._take_row()              # (key stays in flight until filed)
+                    pool = self.pool
+            if job is None:
+                time.sleep(0.0005)
+                continue
+            t1 = time.perf_counter()
+            span = np.zeros((1, 2), np.int64)
+            done = self._fill(src, pool[row], span[0], _NONE, -1, costs=w)
+            dt = time.perf_counter() - t1
+            with self._lock:
+                self._file([(key, src, -1, row)], [done], span, pool, 0.0, 0, caller=True)
+                self.bfs_seconds += dt
+                self.bfs_count += 1
 
     def _work(self):
         """The prefetch thread: take up to ``prefetch_batch`` queued jobs and a pool row for
@@ -1300,6 +1322,8 @@ class DistanceTables:
                         self.prefetch_dropped += 1      # computed on first use instead
                         continue
                     batch.append((key, src, near, self._take_row()))
+                    if key in self._forced:     # one at a time: the caller's thread takes
+                        break                   # the others while it waits (wait_forced)
                 wcosts = [self._costs_of(job[0]) for job in batch]
                 if bufs[1].shape[0] < self._qbuf.shape[0]:      # larger costs registered
                     bufs = self._bufs()
@@ -1333,9 +1357,10 @@ class DistanceTables:
             # filed (under the lock) before the next batch reuses the frontier buffer
             done_batch = (batch, done, spans, pool, time.perf_counter() - t0, cells)
 
-    def _file(self, batch, done, spans, pool, dt, cells) -> None:
+    def _file(self, batch, done, spans, pool, dt, cells, caller=False) -> None:
         """File a batch the thread computed (under the lock): each table pinned until its robot
-        acquires it, unless it was computed on demand meanwhile."""
+        acquires it, unless it was computed on demand meanwhile. ``caller``: computed by the
+        caller's thread (:meth:`wait_forced`; counted in ``bfs_count``, not ``prefetched``)."""
         self.prefetch_seconds += dt
         self.cells_searched += cells
         self.span[[job[3] for job in batch]] = spans
@@ -1355,7 +1380,7 @@ class DistanceTables:
                 self._src[row] = src
             self._keep_front(row, front)
             self._pinned[row] = self._acquires  # promised: kept until acquired
-            self.prefetched += 1
+            self.prefetched += not caller
 
     def _unpin_stale(self) -> bool:
         """Make the oldest pinned table an ordinary cached one if it has waited more than
