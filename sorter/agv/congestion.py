@@ -25,7 +25,8 @@ LoRR main-round floors form; their tables are complete (never A* bands). Recompu
 costs a full weighted search of the floor (~1-2 ms at 54,320 cells), so the new version's
 tables are computed by the table pool's background thread (:meth:`DistanceTables.prefetch_many`)
 while the robots move: a slice queued at step ``t`` is taken by the robots bound for those
-goals at step ``t + 2`` (the step waits for the thread if it is behind), and goals taken from
+goals at step ``t + 2`` (if the thread is behind, the step computes the slice's remaining tables
+itself, alongside the thread, rather than wait idle), and goals taken from
 then on use that version. The switch happens at fixed steps and a table's content depends only
 on its goal and its version, never on when the thread computed it, so plans stay deterministic
 for a seed.
