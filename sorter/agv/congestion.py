@@ -55,14 +55,15 @@ def count_waits(pos, nxt, local, counts):
 
 @njit(cache=True)
 def weighted_costs(base, level, cost, out):
-    """``out[v, k] = base[v, k] + round(cost * level[v])`` (at most ``MAX_COST``) for every
-    move into ``v`` (``base[v, k] > 0``); 0 stays 0 (no move)."""
+    """``out[v, k] = base[v, k] + round(cost * level[v])`` (at most ``MAX_COST``, never below
+    ``base``: a pool's own costs may reach 255) for every move into ``v`` (``base[v, k] > 0``);
+    0 stays 0 (no move)."""
     for v in range(base.shape[0]):
         extra = np.int64(np.floor(cost * level[v] + 0.5))
         for k in range(4):
             b = np.int64(base[v, k])
             if b > 0:
-                out[v, k] = min(b + extra, MAX_COST)
+                out[v, k] = min(b + extra, max(b, MAX_COST))
             else:
                 out[v, k] = 0
 
@@ -98,7 +99,9 @@ class CongestionCosts:
         self.counts = np.zeros(g.n_free, np.int64)
         self.level = np.zeros(g.n_free, np.float64)
         self.steps = 0                    # steps counted since the last update
-        self.version = 0                  # latest costs registered (0 = the pool's own)
+        self.version = 0                  # latest costs registered (0 = the pool's own);
+        #                                   numbers from the pool (tables.new_version)
+        self.versions = 0                 # versions registered so far
         self.table_version = {}           # goal cell -> version its robots' tables have
         self._vcells = {}                 # version -> how many goal cells have it
         self.pending = deque()            # (step due, [(goal cell, version), ...])
@@ -147,7 +150,8 @@ class CongestionCosts:
             weighted_costs(self.base, self.level, self.cost, rc)
             if not np.array_equal(rc, self._costs):     # (unchanged: no new version)
                 self._costs = rc
-                self.version += 1
+                self.version = planner.tables.new_version()
+                self.versions += 1
                 planner.tables.set_weights(self.version, rc)
                 self._vcells.setdefault(self.version, 0)
                 self._drop_unused(planner.tables)

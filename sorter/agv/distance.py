@@ -809,6 +809,8 @@ class DistanceTables:
         # congestion weights (Planner's online guidance): keys ("wcell", cell, version) are
         # tables of one goal cell under the move costs registered as that version
         self._weights = {}
+        self._last_version = 0              # largest version given out or registered
+        self._seen = set()                  # versions ever registered
 
     # -- pool management -------------------------------------------------------------
     def _new_pool(self, cap):
@@ -990,17 +992,43 @@ class DistanceTables:
         are then the (complete) weighted distances to ``cell`` under ``costs``.
 
         ``costs``: uint8 array ``(n_free, 4)`` of *reverse* move costs, as the pool's own
-        (``rcost[v, k]`` = cost of the move ``radj[v, k] -> v``; 1..250 where a move exists).
+        (``rcost[v, k]`` = cost of the move ``radj[v, k] -> v``; 1..255 where a move exists).
+        ``version``: an integer >= 0 not registered before with other costs (tables of it may
+        be cached; :meth:`new_version` gives a fresh one).
         """
-        rc = np.ascontiguousarray(costs, np.uint8)
-        if rc.shape != (self.graph.n_free, 4):
-            raise InputError(f"costs of shape {rc.shape}", field="costs",
-                             expected=f"shape ({self.graph.n_free}, 4)")
+        c = np.asarray(costs)
+        if c.shape != (self.graph.n_free, 4) or not np.issubdtype(c.dtype, np.integer) \
+                or (c.size and (c.max() > 255 or c.min() < 0
+                               or c[self.graph.radj >= 0].min(initial=1) < 1)):
+            # (cast to uint8 before: 256 became a free move, -1 a 255 one; 0 left no gradient)
+            raise InputError(f"costs of shape {c.shape}, dtype {c.dtype}", field="costs",
+                             expected=f"integers of shape ({self.graph.n_free}, 4), 1..255 "
+                                      "where a move exists")
+        if not _is_count(version) or version < 0:
+            raise InputError(f"version={version!r}", field="version",
+                             expected="an integer >= 0 (new_version() gives a fresh one)")
+        rc = np.ascontiguousarray(c, np.uint8)
         with self._lock:
+            old = self._weights.get(int(version))
+            if int(version) in self._seen and (old is None or not np.array_equal(old[0], rc)):
+                raise InputError(f"version {int(version)} was registered before (with other "
+                                 "costs, or dropped; tables of it may be cached)", field="version",
+                                 expected="a number not used before (new_version())")
+            self._seen.add(int(version))
             maxc = max(1, int(rc.max()))
             if self._qbuf.shape[0] < maxc + 2:      # this thread's rings (the prefetch
                 self._qbuf, self._qhead, self._qtail = self._wider_rings(self._qbuf, maxc)
             self._weights[int(version)] = (rc, maxc)  # thread widens its own)
+            self._last_version = max(self._last_version, int(version))
+
+    def new_version(self) -> int:
+        """A version number for :meth:`set_weights` that no one has used in this pool yet:
+        planners sharing a pool each take their own (the same number for two planners' costs
+        gave one planner's robots tables of the other's costs, and its drop_weights made the
+        other's next acquire fail)."""
+        with self._lock:
+            self._last_version += 1
+            return self._last_version
 
     def drop_weights(self, version) -> None:
         """Forget the costs of ``version`` (its tables stay until released; a queued
@@ -1187,8 +1215,12 @@ class DistanceTables:
         planner's congestion tables, all needed at one step)."""
         n = 0
         first = []
+        # every job checked before any is queued (a bad cell in a later job left the earlier
+        # ones queued with no thread started: never computed, and refused as in flight)
+        jobs = [(key, _goal_sources(self.graph, cells), None if near is None else int(near))
+                for key, cells, near in jobs]
         with self._lock:
-            for key, cells, near in jobs:
+            for key, src, near in jobs:
                 row = self._row_of.get(key)
                 if (row is not None and near is not None and self.bounded and self.partial[row]
                         and not self._covers(row, int(near))):
@@ -1209,8 +1241,7 @@ class DistanceTables:
                     continue
                 if len(self._jobs) >= self.prefetch_limit and not force:
                     continue
-                job = (key, _goal_sources(self.graph, cells),
-                       -1 if near is None or not self.bounded else int(near))
+                job = (key, src, -1 if near is None or not self.bounded else near)
                 if force:
                     self._forced.add(key)
                 if urgent:

@@ -344,7 +344,7 @@ def simulate(planner, stream, steps, *, record=True, progress=None, build_s=0.0)
         extra = {**extra, "distance_tables_prefetched": int(planner.tables.prefetched)}
     cong = getattr(planner, "_cong", None)
     if cong is not None:
-        extra = {**extra, "congestion_period": cong.period, "congestion_versions": cong.version,
+        extra = {**extra, "congestion_period": cong.period, "congestion_versions": cong.versions,
                  "congestion_tables_refreshed": int(cong.refreshed),
                  "congestion_wait_s": round(cong.waited_s, 3)}
     extra = {**extra, "rescues": int(planner.rescues),
