@@ -337,3 +337,20 @@ def test_sorter_mapf_congestion_flag(tmp_path, capsys):
     assert main(["mapf", str(fl), "--robots", "5", "--steps", "5",
                  "--congestion-period", "-2"]) == 2
     assert "congestion_period" in capsys.readouterr().err
+
+
+def test_off_where_there_is_no_induct_cell_goal():
+    """Station goals (inducts are stations) or a floor without induct cells: no goal would
+    take congestion tables, so none is kept (no blends, no versions, no KPI keys)."""
+    from sorter.layout import sortation_floor
+    f = sortation_floor(12, 16, 2, 3, seed=0)
+    p = Planner(f, 6, f.free_cells[:6], seed=0, rotation=True, guidance="lanes",
+                station_goals=True, congestion_period=10)
+    assert p._cong is None
+    plain = Floor.from_ascii("......\n.#..#.\n......")
+    p = Planner(plain, 3, plain.free_cells[:3], seed=0, rotation=True, guidance="lanes",
+                congestion_period=10)
+    assert p._cong is None
+    p = Planner(Floor.from_ascii(FLOOR), 3, [6, 7, 8], seed=0, rotation=True, guidance="lanes",
+                congestion_period=10)
+    assert p._cong is not None                  # single-cell goals on induct cells

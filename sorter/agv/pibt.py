@@ -738,8 +738,9 @@ class Planner:
         with ``rotation`` and ``"lanes"`` guidance (LoRR 2023 main round, 10,000 robots,
         5,000 steps: MR23-I-06 / I-10 from 28.28 / 21.68 to 36.31 / 33.09 tasks per step;
         bench/RESULTS.md "Tenth round"), else 0 (= off). Each period refreshes one full
-        weighted table per induct cell in use (~1-2 ms each on a 54,320-cell floor): about
-        twice the time per step there.
+        weighted table per induct cell in use (~1-2 ms each on a 54,320-cell floor): x1.3-1.5
+        the time per step there (bench/RESULTS.md "Eleventh round"). No effect (off) on a floor
+        without induct cells and with ``station_goals`` (no single-cell induct goals).
     congestion_cost : float
         Extra cost of a move into a cell where a waiting robot stood every recent step (the
         level is that share, an exponential average; the extra is ``round(cost * level)``).
@@ -969,7 +970,9 @@ class Planner:
         self._cong = None
         if self.congestion_period:
             from sorter.agv.congestion import CongestionCosts
-            self._cong = CongestionCosts(self, self.congestion_period, ccost)
+            cong = CongestionCosts(self, self.congestion_period, ccost)
+            if cong.cells.size:         # (no induct cells, or station goals: nothing to refresh)
+                self._cong = cong
         self._jorder = np.empty(n, np.int64)
         self._last_dir = np.zeros(n, np.int8)
         self.step_no = 0
