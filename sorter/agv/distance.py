@@ -786,6 +786,7 @@ class DistanceTables:
         self._refs = np.zeros(cap, np.int64)
         self.partial = np.zeros(cap, np.bool_)      # rows holding a bounded table
         self.glim = np.zeros(cap, np.int64)         # a bounded row: the largest distance kept
+        self.gen = np.zeros(cap, np.int64)          # bumped whenever a row's content changes
         self._src = {}                              # bounded row -> its goal's sources
         self._front = _FrontStore()                 # A* band row -> its search's frontier
         self.resumed = 0                            # widenings that went on with a search
@@ -826,6 +827,7 @@ class DistanceTables:
         back (``madvise``) made every new table fault fresh pages in and interrupted the
         other thread, +25-35% time per step at 10,000 robots for -25% memory."""
         _release_span(self.span, self._touched, row)
+        self.gen[row] += 1
 
     def values(self, row) -> np.ndarray:
         """A copy of table row ``row`` (``unsettled`` outside its span), for inspection."""
@@ -847,6 +849,7 @@ class DistanceTables:
         self._refs = np.concatenate([self._refs, np.zeros(new - old, np.int64)])
         self.partial = np.concatenate([self.partial, np.zeros(new - old, np.bool_)])
         self.glim = np.concatenate([self.glim, np.zeros(new - old, np.int64)])
+        self.gen = np.concatenate([self.gen, np.zeros(new - old, np.int64)])
         self._free_rows.extend(range(new - 1, old - 1, -1))
 
     def _evict(self, row) -> None:
@@ -895,6 +898,7 @@ class DistanceTables:
         self._keep_front(row, front)
         self.bfs_seconds += time.perf_counter() - t0
         self.bfs_count += 1
+        self.gen[row] += 1
 
     def _keep_front(self, row, front) -> None:
         """After ``row`` was (re)computed: drop its sources once it is complete, keep the
@@ -1091,6 +1095,7 @@ class DistanceTables:
         self._keep_front(row, self._front_of(self._fc, 0, max(int(res[2]), 0), res))
         self.bfs_seconds += time.perf_counter() - t0
         self.bfs_count += 1
+        self.gen[row] += 1
         self.resumed += 1
         self.cells_searched += int(res[3])
 
@@ -1443,6 +1448,7 @@ class DistanceTables:
             self._grow()
         rows = [self._free_rows.pop() for _ in todo]
         self._high_water = max(self._high_water, max(rows) + 1)
+        self.gen[rows] += 1
         ptr = np.zeros(len(todo) + 1, np.int64)
         ptr[1:] = np.cumsum([s.size for _, s in todo])
         idx = np.concatenate([s for _, s in todo]).astype(np.int32)

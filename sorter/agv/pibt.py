@@ -980,6 +980,9 @@ class Planner:
         self.kernel_ms = self.goals_ms = 0.0
         self._flag = np.zeros(0, np.int64)           # bounded tables to widen (step)
         self._local = np.zeros((n, 5), tables.dtype)    # table distances around each robot
+        self._gpos = np.full(n, -1, np.int64)   # cell, row and row content when last gathered
+        self._gslot = np.full(n, -1, np.int64)
+        self._ggen = np.full(n, -1, np.int64)
         self._station_cells = {}
         self._shared_drop = None
         self._key_of = {}                  # goal cell -> goal_key(cell), filled as goals come
@@ -1419,11 +1422,15 @@ class Planner:
             self.detours += 1
 
     def _gather_local(self):
-        """Before the kernel: copy every robot's table distances around it into ``_local``
-        (what the kernel reads), widening every bounded table in which a robot's cell or a
-        neighbour lies beyond the bound (three rounds, then complete what is left)."""
+        """Before the kernel: copy the table distances around every robot whose cell, table
+        row or row content (``DistanceTables.gen``) changed since the last step into ``_local``
+        (what the kernel reads; the others' are still exact: at high density many robots wait),
+        widening every bounded table in which a robot's cell or a neighbour lies beyond the
+        bound (three rounds, then complete what is left)."""
         tabs = self.tables
-        robots = np.arange(self.n_robots)
+        gen = tabs.gen[self._slot]      # (before any widening here: those robots again next step)
+        robots = np.flatnonzero((self._pos != self._gpos) | (self._slot != self._gslot)
+                                | (gen != self._ggen))
         if self._flag.size < tabs.partial.size:
             self._flag = np.full(tabs.partial.size, -1, np.int64)
         flag = self._flag
@@ -1433,7 +1440,7 @@ class Planner:
             rows = np.flatnonzero(flag >= 0)
             if not rows.size or rnd == 4:
                 flag[rows] = -1
-                return
+                break
             for row in rows.tolist():
                 if rnd < 3:
                     tabs.widen(row, int(flag[row]))
@@ -1441,6 +1448,9 @@ class Planner:
                     tabs.complete(row)
             flag[rows] = -1
             robots = robots[np.isin(self._slot[robots], rows)]   # their robots: gather again
+        self._gpos[:] = self._pos
+        self._gslot[:] = self._slot
+        self._ggen[:] = gen
 
     def distance(self, robot: int) -> int:
         """Table distance from ``robot``'s cell to its goal (-1 unreachable, or before the
