@@ -354,3 +354,28 @@ def test_off_where_there_is_no_induct_cell_goal():
     p = Planner(Floor.from_ascii(FLOOR), 3, [6, 7, 8], seed=0, rotation=True, guidance="lanes",
                 congestion_period=10)
     assert p._cong is not None                  # single-cell goals on induct cells
+
+
+def test_wait_forced_returns_when_the_thread_is_gone_and_bad_keys_are_named():
+    """A forced job the (dead) thread held is not waited for forever; the queued ones are
+    computed by the caller. drop_weights / forget name a bad argument."""
+    import threading
+    f, _, tabs = _weighted_setup()
+    dead = threading.Thread(target=lambda: None)
+    dead.start()
+    dead.join()
+    tabs._worker = dead
+    assert tabs.prefetch_many([(("wcell", 0, 1), (0,), None)], force=True) == 1
+    with tabs._lock:                    # as if the thread had taken it and then died
+        job = tabs._jobs.popleft()
+    assert job[0] == ("wcell", 0, 1)
+    assert tabs.prefetch_many([(("wcell", 4, 1), (4,), None)], force=True) == 1
+    waiter = threading.Thread(target=tabs.wait_forced, daemon=True)
+    waiter.start()                      # (a daemon: a regression fails here, not hangs)
+    waiter.join(timeout=20)
+    assert not waiter.is_alive()        # returned; the queued one computed by the caller
+    assert tabs.cached_row(("wcell", 4, 1)) >= 0 and not tabs._forced
+    with pytest.raises(InputError, match="version"):
+        tabs.drop_weights("x")
+    with pytest.raises(InputError, match="hashable"):
+        tabs.forget(["cell", 0])

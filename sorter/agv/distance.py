@@ -1037,12 +1037,19 @@ class DistanceTables:
     def drop_weights(self, version) -> None:
         """Forget the costs of ``version`` (its tables stay until released; a queued
         prefetch of one is dropped, an acquire of a new one refused)."""
+        if not _is_count(version):
+            raise InputError(f"version={version!r}", field="version", expected="an integer")
         with self._lock:
             self._weights.pop(int(version), None)
 
     def forget(self, key) -> bool:
         """Drop the cached table of ``key`` now if no robot uses it (a table that will not be
         asked for again, such as an old congestion version); True if dropped."""
+        try:
+            hash(key)
+        except TypeError:
+            raise InputError(f"key {key!r} is not hashable", field="key",
+                             expected="a table key such as ('cell', c)") from None
         with self._lock:
             row = self._row_of.get(key)
             if row is None or self._refs[row] > 0:
@@ -1294,10 +1301,11 @@ class DistanceTables:
             with self._lock:
                 if not self._forced:
                     return time.perf_counter() - t0
-                if self._worker is None:        # (the thread ended: nothing will file them)
-                    self._forced.clear()
-                    return time.perf_counter() - t0
                 job = next((jb for jb in reversed(self._jobs) if jb[0] in self._forced), None)
+                worker = self._worker
+                if job is None and (worker is None or not worker.is_alive()):
+                    self._forced.clear()        # (the thread ended: nothing will file the
+                    return time.perf_counter() - t0     # ones it held)
                 if job is not None:
                     self._jobs.remove(job)
                     key, src, _ = job
