@@ -1135,10 +1135,21 @@ class DistanceTables:
             blocked = (b != 0).astype(np.uint8)
         if not (_is_count(refs) and refs >= 1):
             raise InputError(f"refs={refs!r}", field="refs", expected="an integer >= 1")
+        near = self._near(near)
         with self._lock:
             row = self._acquire(key, cells, blocked, near)
             self._refs[row] += refs - 1
             return row
+
+    def _near(self, near):
+        """``near`` checked: None or a free-cell index (the compiled searches index with it
+        unchecked: one beyond the floor crashed the process)."""
+        if near is None:
+            return None
+        if not (_is_count(near) and 0 <= near < self.graph.n_free):
+            raise InputError(f"near={near!r}", field="near",
+                             expected=f"a free-cell index in [0, {self.graph.n_free}) or None")
+        return int(near)
 
     def _covers(self, row, near) -> bool:
         """Does the (bounded) table in ``row`` hold cell ``near`` and its neighbours?"""
@@ -1229,7 +1240,7 @@ class DistanceTables:
         first = []
         # every job checked before any is queued (a bad cell in a later job left the earlier
         # ones queued with no thread started: never computed, and refused as in flight)
-        jobs = [(key, _goal_sources(self.graph, cells), None if near is None else int(near))
+        jobs = [(key, _goal_sources(self.graph, cells), self._near(near))
                 for key, cells, near in jobs]
         with self._lock:
             for key, src, near in jobs:
