@@ -379,3 +379,25 @@ def test_wait_forced_returns_when_the_thread_is_gone_and_bad_keys_are_named():
         tabs.drop_weights("x")
     with pytest.raises(InputError, match="hashable"):
         tabs.forget(["cell", 0])
+
+
+def test_wait_forced_for_some_keys_leaves_the_others_to_the_thread():
+    """``wait_forced(keys)``: the caller computes (and waits for) only those forced jobs; the
+    others stay queued for the thread (the next slice overlaps the step)."""
+    import threading
+    f, fwd2, tabs = _weighted_setup()
+    tabs._worker = threading.Thread(target=lambda: None)    # never takes a job
+    due = [("wcell", g, 1) for g in (0, 2, 4)]
+    later = [("wcell", g, 1) for g in (6, 8)]
+    assert tabs.prefetch_many([(k, (k[1],), None) for k in due + later], force=True) == 5
+    tabs.wait_forced(due)
+    assert all(tabs.cached_row(k) >= 0 for k in due)
+    assert all(tabs.cached_row(k) == -1 for k in later)
+    assert tabs._forced == set(later) and [j[0] for j in tabs._jobs] == later
+    for k in due:
+        want = dijkstra_distances(f.moves, fwd2, [k[1]])
+        got = tabs.values(tabs.cached_row(k))
+        assert all(got[tabs.graph.fidx[c]] == want.get(int(c), tabs.unreachable)
+                   for c in f.free_cells)
+    tabs.wait_forced()                              # then all
+    assert all(tabs.cached_row(k) >= 0 for k in later) and not tabs._forced

@@ -178,7 +178,7 @@ class CongestionCosts:
         """The refreshed tables are in force: robots bound for their goal cells (not on a
         detour) take them."""
         tabs = planner.tables
-        self.waited_s += tabs.wait_forced()
+        self.waited_s += tabs.wait_forced([("wcell", c, v) for c, v in jobs])
         goals = planner._goal
         for c, v in jobs:
             old_v = self.table_version.get(c, 0)

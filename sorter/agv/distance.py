@@ -1299,8 +1299,9 @@ class DistanceTables:
                 return False
             time.sleep(0.001)
 
-    def wait_forced(self) -> float:
-        """Block until the jobs queued with ``prefetch_many(..., force=True)`` are filed.
+    def wait_forced(self, keys=None) -> float:
+        """Block until the jobs queued with ``prefetch_many(..., force=True)`` are filed
+        (``keys``: only the forced jobs of those keys; later ones stay with the thread).
         Returns the seconds waited.
 
         While waiting, this (the caller's) thread computes the forced jobs the prefetch thread
@@ -1308,15 +1309,17 @@ class DistanceTables:
         (as the thread does), so both threads work on them: the thread takes forced jobs one
         at a time (:meth:`_work`)."""
         t0 = time.perf_counter()
+        want = self._forced if keys is None else set(keys)
         while True:
             with self._lock:
-                if not self._forced:
+                if not (want & self._forced if keys is not None else self._forced):
                     return time.perf_counter() - t0
-                job = next((jb for jb in reversed(self._jobs) if jb[0] in self._forced), None)
+                job = next((jb for jb in reversed(self._jobs)
+                            if jb[0] in self._forced and jb[0] in want), None)
                 worker = self._worker
                 if job is None and (worker is None or not worker.is_alive()):
-                    self._forced.clear()        # (the thread ended: nothing will file the
-                    return time.perf_counter() - t0     # ones it held)
+                    self._forced.difference_update(want)    # (the thread ended: nothing
+                    return time.perf_counter() - t0         # will file the ones it held)
                 if job is not None:
                     self._jobs.remove(job)
                     key, src, _ = job
