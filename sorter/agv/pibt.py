@@ -738,7 +738,7 @@ class Planner:
         with ``rotation`` and ``"lanes"`` guidance (LoRR 2023 main round, 10,000 robots,
         5,000 steps: MR23-I-06 / I-10 from 28.28 / 21.68 to 36.31 / 33.09 tasks per step;
         bench/RESULTS.md "Tenth round"), else 0 (= off). Each period refreshes one full
-        weighted table per induct cell in use (~1-2 ms each on a 54,320-cell floor): x1.3-1.5
+        weighted table per induct cell in use (~1-2 ms each on a 54,320-cell floor): x1.4-1.6
         the time per step there (bench/RESULTS.md "Eleventh round"). No effect (off) on a floor
         without induct cells and with ``station_goals`` (no single-cell induct goals).
     congestion_cost : float
