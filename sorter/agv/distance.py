@@ -455,7 +455,8 @@ def _bfs_many(radj, src_ptr, src_idx, rows, pool, queue, unreach, blocked):
                   blocked)
 
 
-def _is_count(x) -> bool:
+def _is_int(x) -> bool:
+    """A Python or NumPy integer (not a bool, float or string)."""
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
@@ -1008,7 +1009,7 @@ class DistanceTables:
             raise InputError(f"costs of shape {c.shape}, dtype {c.dtype}", field="costs",
                              expected=f"integers of shape ({self.graph.n_free}, 4), 1..255 "
                                       "where a move exists")
-        if not _is_count(version) or version < 0:
+        if not _is_int(version) or version < 0:
             raise InputError(f"version={version!r}", field="version",
                              expected="an integer >= 0 (new_version() gives a fresh one)")
         rc = np.ascontiguousarray(c, np.uint8)
@@ -1037,7 +1038,7 @@ class DistanceTables:
     def drop_weights(self, version) -> None:
         """Forget the costs of ``version`` (its tables stay until released; a queued
         prefetch of one is dropped, an acquire of a new one refused)."""
-        if not _is_count(version):
+        if not _is_int(version):
             raise InputError(f"version={version!r}", field="version", expected="an integer")
         with self._lock:
             self._weights.pop(int(version), None)
@@ -1133,7 +1134,7 @@ class DistanceTables:
                                  expected=f"a uint8 array of shape ({self.graph.n_free},), "
                                           "one flag per free cell")
             blocked = (b != 0).astype(np.uint8)
-        if not (_is_count(refs) and refs >= 1):
+        if not (_is_int(refs) and refs >= 1):
             raise InputError(f"refs={refs!r}", field="refs", expected="an integer >= 1")
         near = self._near(near)
         with self._lock:
@@ -1146,7 +1147,7 @@ class DistanceTables:
         unchecked: one beyond the floor crashed the process)."""
         if near is None:
             return None
-        if not (_is_count(near) and 0 <= near < self.graph.n_free):
+        if not (_is_int(near) and 0 <= near < self.graph.n_free):
             raise InputError(f"near={near!r}", field="near",
                              expected=f"a free-cell index in [0, {self.graph.n_free}) or None")
         return int(near)
@@ -1309,17 +1310,17 @@ class DistanceTables:
         (as the thread does), so both threads work on them: the thread takes forced jobs one
         at a time (:meth:`_work`)."""
         t0 = time.perf_counter()
-        want = self._forced if keys is None else set(keys)
+        want = None if keys is None else set(keys)
         while True:
             with self._lock:
-                if not (want & self._forced if keys is not None else self._forced):
+                due = self._forced if want is None else self._forced & want
+                if not due:
                     return time.perf_counter() - t0
-                job = next((jb for jb in reversed(self._jobs)
-                            if jb[0] in self._forced and jb[0] in want), None)
+                job = next((jb for jb in reversed(self._jobs) if jb[0] in due), None)
                 worker = self._worker
                 if job is None and (worker is None or not worker.is_alive()):
-                    self._forced.difference_update(want)    # (the thread ended: nothing
-                    return time.perf_counter() - t0         # will file the ones it held)
+                    self._forced -= due         # (the thread ended: nothing will file the
+                    return time.perf_counter() - t0     # ones it held)
                 if job is not None:
                     self._jobs.remove(job)
                     key, src, _ = job

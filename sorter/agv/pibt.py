@@ -103,7 +103,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from sorter.agv.distance import DistanceTables, MoveGraph, _at
+from sorter.agv.distance import DistanceTables, MoveGraph, _at, _is_int
 from sorter.errors import InputError
 
 __all__ = ["Planner", "GUIDANCE", "tie_hash", "MAX_ROBOTS", "DETOUR_CELLS", "RESCUE_ROBOTS",
@@ -121,11 +121,6 @@ _PLANNER_NUMBERS = itertools.count()
 
 GUIDANCE = ("none", "flow", "lanes", "lanes+flow")
 _M64 = 0xFFFFFFFFFFFFFFFF
-
-
-def _is_int(x) -> bool:
-    """A Python or NumPy integer (not a bool, float or string)."""
-    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
 def _int_arg(name, val, lo, hi):
