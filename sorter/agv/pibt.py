@@ -238,21 +238,26 @@ def _way_on(fadj, occ_now, came, v):
     return n, nxt
 
 
+@njit(cache=True, inline="always")
+def _wants(fadj, local, j, vj, vi):
+    """Does robot ``j`` (at ``vj``) want the neighbouring cell ``vi``: is its table distance
+    (gathered in ``local``) lower there than at ``vj``? (Inlined: the cheap first test of a
+    swap, for every robot whose best cell is taken.)"""
+    for d in range(4):
+        if fadj[vj, d] == vi:
+            return local[j, d] < local[j, 4]
+    return False
+
+
 @njit(cache=True)
-def _swap_required(fadj, occ_now, local, pool, span, slot, unsettled, i, j, vi, vj):
-    """Robot ``i`` (at ``vi``) wants the cell ``vj`` of robot ``j``, and ``j`` wants ``vi``
-    (its table, gathered in ``local``): walking on from ``vj`` while ``i``'s distance falls,
+def _swap_required(fadj, occ_now, pool, span, slot, unsettled, i, vi, vj):
+    """Robot ``i`` (at ``vi``) wants the cell ``vj`` of a robot that wants ``vi``
+    (:func:`_wants`, checked first): walking on from ``vj`` while ``i``'s distance falls,
     does the corridor end in a dead end with no branching cell before it? Then one of them
     must back off the whole corridor. (Elsewhere plain PIBT lets robots pass: it reaches
     every goal on floors where every cell lies on a cycle. ``i``'s distances along the walk
     are exact even in a bounded table: a cell nearer the goal next to a settled one is
     settled.)"""
-    dj = -1
-    for d in range(4):
-        if fadj[vj, d] == vi:
-            dj = d
-    if dj < 0 or local[j, dj] >= local[j, 4]:
-        return False                    # j does not want i's cell
     n, u = _way_on(fadj, occ_now, vi, vj)
     if n != 1:                          # (i wants vj: its first step goes down its table)
         return n == 0                   # a dead end right behind j / a branching cell at j
@@ -400,8 +405,8 @@ def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwel
                     occ = 1 if (o >= 0 and o != i) else 0
                     if use_flow:
                         contra = 0
-                        if dd < 4:
-                            contra = flow[u, (dd + 2) % 4]
+                        if dd < 4:              # moves from u into v: against this one
+                            contra = flow[v, dd]
                             if contra > 4095:
                                 contra = 4095
                         aux = np.int64(contra + occ * w_occ)
@@ -439,9 +444,9 @@ def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwel
                 c0 = st_c[depth, 0]
                 if swap and c0 != v:
                     j = occ_now[c0]
-                    if (j >= 0 and j != i and nxt[j] == -1
-                            and _swap_required(fadj, occ_now, local, pool, span, slot,
-                                               unsettled, i, j, v, c0)
+                    if (j >= 0 and j != i and nxt[j] == -1 and _wants(fadj, local, j, c0, v)
+                            and _swap_required(fadj, occ_now, pool, span, slot, unsettled, i,
+                                               v, c0)
                             and _swap_possible(fadj, occ_now, c0, v, pos.shape[0] + 8)):
                         st_w[depth] = j
                         # reversed by distance (the candidates it can reach its goal from;
@@ -544,8 +549,9 @@ def _pibt_step(fadj, fcells, free_cells, local, unreach, pos, nxt, elapsed, dwel
             v = pos[i]
             for dd in range(4):
                 if fadj[v, dd] == nxt[i]:
-                    if use_flow and flow[v, dd] < 1073741823:   # 2**30 - 1: a count never
-                        flow[v, dd] += 1            # halved (flow_halflife=0) stops, never wraps
+                    u = nxt[i]                  # a move into u from its side (dd + 2) % 4
+                    if use_flow and flow[u, dd ^ 2] < 1073741823:   # 2**30 - 1: a count
+                        flow[u, dd ^ 2] += 1    # never halved (flow_halflife=0) stops, never wraps
                     if junction:
                         last_dir[i] = dd
                     break
@@ -876,6 +882,8 @@ class Planner:
         self._order_key = np.empty(n, np.int64)
         self._ostate = np.empty((3, n), np.int64)      # incremental priority order
         self._ostate[1] = -2
+        # traffic counts by the cell moved into: [v, d] = recent moves into v from its
+        # neighbour in direction d (the robot at v reads its candidates' contra-flow in its row)
         self._flow = np.zeros((g.n_free, 4), np.int32)
         self._st_a = np.empty(n + 1, np.int32)
         self._st_p = np.empty(n + 1, np.int32)
