@@ -18,7 +18,8 @@ drop cells grouped into chutes). Agents file: first line the count, then one sta
 (``row * width + col``) per line; tasks file: the count, then one task per line: one errand cell
 (2023), or several comma-separated errand cells to visit in order (the 2024 format, e.g. an
 ``E`` errand then an ``S`` errand). The 2024 JSONs give ``numTasksReveal`` as a multiplier (a
-float) and no ``taskAssignmentStrategy`` (then ``roundrobin`` applies).
+float) and no ``taskAssignmentStrategy``: then ``nearest`` applies to a problem whose
+``version`` names 2024 (the 2024 Start-Kit's scheduler), ``roundrobin`` to any other.
 """
 from __future__ import annotations
 
