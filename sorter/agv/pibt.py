@@ -1450,7 +1450,9 @@ class Planner:
                 else:
                     tabs.complete(row)
             flag[rows] = -1
-            robots = robots[np.isin(self._slot[robots], rows)]   # their robots: gather again
+            widened = np.zeros(flag.size, np.bool_)
+            widened[rows] = True
+            robots = robots[widened[self._slot[robots]]]     # their robots: gather again
         self._gpos[:] = self._pos
         self._gslot[:] = self._slot
         self._ggen[:] = gen
