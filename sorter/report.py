@@ -715,7 +715,8 @@ def write_html_report(kpis, result, out_dir, images, *, path=None) -> Path:
         for c in worst)
     loops = "".join(
         f"<li>{e(lp['name'])}: {lp['carriers']} carriers, lap {lp['lap_time_s']:.0f} s, nameplate "
-        f"{lp['nameplate_per_hour']:,.0f}/h, {len(lp['inducts'])} inducts; sorted "
+        f"{lp['nameplate_per_hour']:,.0f}/h, "
+        f"{len(lp['inducts'])} induct{'s' * (len(lp['inducts']) != 1)}; sorted "
         f"{lp['sorted_per_hour']:,.0f}/h, recirculation {lp['recirculation_pct']:.2f} %, "
         f"induct blocking {lp['induct_blocking_pct']:.2f} %</li>" for lp in k["loops"])
     step_min = _step_minutes(len(k["intervals"]["start_h"]), sc.interval_minutes)

@@ -11,8 +11,9 @@
   moving / turning / staying, read off the positions and headings);
 * ``waiting.png``: where robots stood still without a reason of their own (waiting robot-steps
   per cell, dwells at stations excluded), drawn over the floor: the congestion points;
-* ``chutes.png`` (sorting floors): parcels per chute, busiest first (reject and overflow
-  chutes marked when the chute kinds are given);
+* ``chutes.png`` (runs with the chute engine): parcels per chute, busiest first (reject and
+  overflow chutes marked when the chute kinds are given);
+* a plot with nothing to show yet (0 steps, no parcel sorted) is written all the same, saying so;
 * ``report.html``: one self-contained page (images inlined) with the headline figures, the key
   KPIs and the plots.
 
@@ -30,7 +31,8 @@ from sorter.errors import InputError
 __all__ = ["floor_time_series", "waiting_counts", "write_floor_report", "chute_kinds_of",
            "REPORT_FILES"]
 
-#: Files :func:`write_floor_report` writes (``chutes.png`` on sorting floors only).
+#: Files :func:`write_floor_report` writes (``chutes.png`` only with per-chute counts: a run
+#: with the chute engine, even one that sorted no parcel yet).
 REPORT_FILES = ("report.html", "throughput.png", "robot_states.png", "waiting.png", "chutes.png")
 
 _STATE_COLOURS = {
@@ -224,9 +226,27 @@ def plot_throughput(series, path, *, sorting: bool, title: str, seconds_per_step
     plt.close(fig)
 
 
+def _nothing_to_plot(ax, text):
+    """A plot with no data says so in its middle (was: the file left out of the report)."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=12,
+            color="#555555")
+
+
 def plot_states(series, path, *, title: str, seconds_per_step=None):
     matplotlib, plt = _plt()
     e = series["edges"]
+    if not series["states"]:           # a run of 0 steps: the axes, saying there is nothing
+        fig, ax = plt.subplots(figsize=(10, 3.6), dpi=110)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 100)
+        ax.set_xticks([])
+        ax.set_ylabel("% of robot-steps")
+        _nothing_to_plot(ax, "no steps run: no robot states to plot")
+        ax.set_title(title, loc="left", fontsize=11)
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+        return
     # states no robot was ever in (faulted without faults, starved without an arrival rate):
     # left out, not listed in the legend as empty bands
     st = {k: v for k, v in series["states"].items() if np.any(np.asarray(v) > 0)} \
@@ -350,6 +370,10 @@ def plot_chutes(per_chute: dict, path, *, top: int = 60, title=None, kinds=None)
                            for k in _CHUTE_STYLE if k in kind],
                   fontsize=8, loc="best", frameon=False)
     ax.set_xlim(-0.6, max(len(shown), 1) - 0.4)
+    if not any(v for _, v in items):  # a run that sorted no parcel (yet): said, on a 0..1 axis
+        ax.set_ylim(0, 1)
+        ax.set_yticks([0, 1])         # (not 0, 0, 0, 1, 1, 1 in whole parcels)
+        _nothing_to_plot(ax, "no parcels sorted in this run")
     ax.set_ylabel("parcels")
     ax.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
     ax.set_xlabel("chute, busiest first")
@@ -362,6 +386,11 @@ def plot_chutes(per_chute: dict, path, *, top: int = 60, title=None, kinds=None)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _n(count, noun) -> str:
+    """``count`` and ``noun``, plural but for 1: "1 induct", "3 inducts" (was "1 inducts")."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def k_get(kpis, key) -> float:
@@ -391,7 +420,7 @@ def _key_figures(k: dict, n: int, stations: bool = True) -> list:
         if all(key in k for key in keys):
             out.append((label, fmt(*(k[key] for key in keys)) if fmt else _fmt(k[keys[0]])))
 
-    add("robots, steps", "robots", "steps", fmt=lambda r, s: f"{r:,} robots, {s:,} steps")
+    add("robots, steps", "robots", "steps", fmt=lambda r, s: f"{_n(r, 'robot')}, {_n(s, 'step')}")
     add("goals reached", "tasks_completed", "tasks_per_step",
         fmt=lambda t, p: f"{t:,} ({p:.2f} per step" + (
             "; each induct visit and drop counts)" if "parcels_delivered" in k
@@ -422,7 +451,7 @@ def _key_figures(k: dict, n: int, stations: bool = True) -> list:
     add("chutes", "chute_full_events", "container_changes", "reroutes",
         fmt=lambda a, b, c: f"{a:,} full events, {b:,} container changes, {c:,} re-routes")
     add("robot faults", "robot_faults", "robot_repairs",
-        fmt=lambda a, b: f"{a:,} faults, {b:,} repairs")
+        fmt=lambda a, b: f"{_n(a, 'fault')}, {_n(b, 'repair')}")
     add("plan", "plan", "router", fmt=lambda a, b: f"{a} ({b})")
     add("planner", "guidance", "rotation",
         fmt=lambda g, r: f"guidance {g}, " + ("rotations" if r else "4-connected moves"))
@@ -484,22 +513,21 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
                                offered_steps=offered_steps)
     if per_chute is None:
         per_chute = kpis.get("sorted_per_chute")
-        if per_chute:                  # the chutes that got no parcel count too (as 0)
+        if per_chute is not None:      # the chutes that got no parcel count too (as 0)
             per_chute = {**{str(st.label): 0 for st in floor.chutes}, **per_chute}
-    sorting = bool(result.delivered) or bool(per_chute)
+    sorting = bool(result.delivered) or any((per_chute or {}).values())
     name = title or floor.name
     written = []
     from sorter.report import plain_text
-    run = f"{name}, {int(result.robots):,} robots"
+    run = f"{name}, {_n(int(result.robots), 'robot')}"
     plot_throughput(series, out / "throughput.png", sorting=sorting,
                     seconds_per_step=kpis.get("seconds_per_step"),
                     title=plain_text(f"Throughput over the run: {run}"))
     written.append("throughput.png")
-    if series["states"]:
-        plot_states(series, out / "robot_states.png",
-                    seconds_per_step=kpis.get("seconds_per_step"),
-                    title=plain_text(f"What the robots do: {run}"))
-        written.append("robot_states.png")
+    plot_states(series, out / "robot_states.png",      # 0 steps: a plot saying so
+                seconds_per_step=kpis.get("seconds_per_step"),
+                title=plain_text(f"What the robots do: {run}"))
+    written.append("robot_states.png")
     dwell_c, dwell_i = int(k_get(kpis, "dwell_chute")), int(k_get(kpis, "dwell_induct"))
     wait = waiting_counts(floor, result.positions, drops=dwell_c <= 0, inducts=dwell_i <= 0,
                           headings=result.headings, faulted_steps=faulted_steps)
@@ -512,7 +540,7 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
                  else "; faulted robots' stays included")
     plot_waiting(floor, wait, steps, out / "waiting.png", note=note, title=run)
     written.append("waiting.png")
-    if per_chute:
+    if per_chute is not None:          # a chute-engine run; no parcel sorted yet: said so
         plot_chutes(per_chute, out / "chutes.png", title=run, kinds=chute_kinds)
         written.append("chutes.png")
 
@@ -575,8 +603,9 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
 <title>Robot floor report: {e(name)}</title>
 <style>{PAGE_STYLE}</style></head><body>
 <h1>Robot floor report: {e(name)}</h1>
-<p class="sub">{floor.height} x {floor.width} floor, {len(floor.inducts)} inducts, {len(floor.chutes)}
-chutes; {n:,} robots, {steps:,} steps, seed {e(str(k.get('seed', '')))}.</p>
+<p class="sub">{floor.height} x {floor.width} floor, {_n(len(floor.inducts), 'induct')},
+{_n(len(floor.chutes), 'chute')}; {_n(n, 'robot')}, {_n(steps, 'step')},
+seed {e(str(k.get('seed', '')))}.</p>
 <div class="big">{''.join(f'<div><b>{e(a)}</b><span>{e(b)}</span></div>' for a, b in boxes)}</div>
 {imgs[0]}
 <div class="grid"><div><h2>Key figures</h2><table>{rows}</table>

@@ -58,8 +58,9 @@ def run(args) -> int:
             w.writerow(["parcel", "chute", "reason"])
             res = replay_events(sorter, args.events, on_error=args.on_error,
                                 write=lambda p, c, r: w.writerow((p, c, r)))
-    print(f"{res.decisions} decisions, {res.events} events applied"
-          + (f", {res.n_skipped} rows skipped" if res.n_skipped else ""))
+    print(f"{res.decisions} decision{'s' * (res.decisions != 1)}, {res.events} "
+          f"event{'s' * (res.events != 1)} applied"
+          + (f", {res.n_skipped} row{'s' * (res.n_skipped != 1)} skipped" if res.n_skipped else ""))
     width = max(len(r) for r in res.by_reason)
     for reason, n in res.by_reason.items():
         pct = 100.0 * n / res.decisions if res.decisions else 0.0

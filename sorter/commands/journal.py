@@ -32,10 +32,11 @@ def run(args) -> int:
         if not args.out:
             raise ValueError("field 'out': export needs --out FILE (expected a .parquet or .csv name)")
         n = export(args.journal, args.out, kinds=args.kind)
-        print(f"{n} rows -> {args.out}")
+        print(f"{n} row{'s' * (n != 1)} -> {args.out}")
         return 0
     info = journal_info(args.journal)
-    print(f"{args.journal}: {info['rows']} rows (last id {info['last_id']}), "
+    print(f"{args.journal}: {info['rows']} row{'s' * (info['rows'] != 1)} "
+          f"(last id {info['last_id']}), "
           f"snapshots after rows {info['snapshots']}")
     for k, n in sorted(info["by_kind"].items()):
         print(f"  {k:<12} {n:>10}")
@@ -50,7 +51,8 @@ def run(args) -> int:
     if res is not None:
         c = res.sorter.counters()["by_chute"]
         busy = {k: v for k, v in c.items() if v["fill"] or v["state"] != "open"}
-        print(f"restored state: plan {res.sorter.plan_name!r}, {len(busy)} chutes with items "
+        print(f"restored state: plan {res.sorter.plan_name!r}, "
+              f"{len(busy)} chute{'s' * (len(busy) != 1)} with items "
               "or not open:")
         for k, v in list(busy.items())[:40]:
             print(f"  {k:<8} fill {v['fill']:>4}  {v['state']}")

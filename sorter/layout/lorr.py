@@ -220,10 +220,16 @@ _read_cell_list = read_cell_list
 _comment_lines = count_comment_lines
 
 
-def _check_count(p, lines, k, count, nouns, what):
+def _check_count(p, lines, k, count, nouns, what, field="count"):
     """The count on line ``k + 1`` must match the lines after it; else an error at the last
-    line (too few) or the first extra one (too many)."""
+    line (too few) or the first extra one (too many). A blank line among them is the error
+    named, at its line (was: counted as an entry, "says 2 entries but 3 follow")."""
     body = len(lines) - 1
+    if body != count or "" in lines:           # (the scan only then: files of 500,000 lines)
+        blank = next((i for i, ln in enumerate(lines[1:]) if not ln.strip()), None)
+        if blank is not None:
+            fail(f"blank line among the {nouns[1]}", path=p, line=k + blank + 2, field=field,
+                 expected=f"{count} {what} with no blank lines between them")
     if body != count:
         fail(f"line {k + 1} says {count} {nouns[int(count != 1)]} but {body} follow", path=p,
              line=k + (min(len(lines), int(count) + 1) if body < count else int(count) + 2),
@@ -238,7 +244,7 @@ def _cell_list(p, lines, k, floor, *, field, min_count=1):
     count = parse_int_lines(lines[:1], first_line=k + 1, path=p, field="count", lo=0,
                             expected="a non-negative count of the lines that follow")[0]
     body = lines[1:]
-    _check_count(p, lines, k, count, ("entry", "entries"), "lines of cell ids")
+    _check_count(p, lines, k, count, ("entry", "entries"), "lines of cell ids", field)
     if count < min_count:
         fail(f"{count} entries", path=p, line=k + 1, field="count",
              expected=f"at least {min_count}")
@@ -287,7 +293,7 @@ def load_task_list(path, floor: Floor):
     count = parse_int_lines(lines[:1], first_line=k + 1, path=p, field="count", lo=1,
                             expected="a positive count of the task lines that follow")[0]
     body = lines[1:]
-    _check_count(p, lines, k, count, ("task", "tasks"), "task lines")
+    _check_count(p, lines, k, count, ("task", "tasks"), "task lines", "task")
     parts, sizes = [], np.empty(len(body), np.int64)
     for i, ln in enumerate(body):
         f = ln.split(",")

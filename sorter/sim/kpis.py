@@ -78,7 +78,7 @@ def time_series(result) -> dict:
     """Per-interval columns (whole hub): start, offered, inducted, sorted, ... per hour.
 
     Returns a dict of equal-length arrays: ``start_s``, ``start_h``, ``offered``,
-    ``inducted``, ``sorted``, ``rejected``, ``recirculations``, ``*_per_hour`` rates,
+    ``inducted``, ``sorted``, ``rejected``, ``recirculations``, ``*_per_hour`` rates (to 0.001/h),
     ``queued_at_inducts_end`` (parcels waiting at the interval's end), ``carrier_fill_pct``,
     ``chute_full_events``, ``container_changes``,
     ``chutes_unavailable`` (mean destination and overflow chutes not open: full, container
@@ -97,7 +97,9 @@ def time_series(result) -> dict:
     for j, name in enumerate(("inducted", "sorted", "rejected", "recirculations")):
         cols[name] = series[:, j]
     for name in ("offered", "inducted", "sorted", "rejected"):
-        cols[name + "_per_hour"] = np.where(width_h > 0, cols[name] / np.maximum(width_h, 1e-12), 0.0)
+        # to 0.001 parcel/h: 6 parcels in a 12 s interval is 1800/h, not 1799.9999999999998
+        cols[name + "_per_hour"] = np.round(np.where(
+            width_h > 0, cols[name] / np.maximum(width_h, 1e-12), 0.0), 3)
     carriers = 0.0
     fill = np.zeros(n_int)
     unavailable = np.zeros(n_int)
