@@ -186,8 +186,35 @@ class NaiveSchedule:
         self.inducts = sorted(int(c) for c in np.flatnonzero(floor.cells == 2))
         self.per_step = -(-len(self.inducts) // period)
         self.cursor = 0
+        self.kept = 0
 
-    def before_step(self, s, goals):
+    def costlier(self, c, had, pos, goals):
+        """Some robot bound for goal ``c``: does its way down the table of version ``had``
+        (from its cell, each step to the neighbour with the lowest distance, the first of
+        equals in direction order) cost more under the latest costs than the table says, by
+        over 25% of that + 5?"""
+        dist = dijkstra_distances(self.f.moves, self.versions[had], [c])
+        now = self.versions[self.version]
+        for i in np.flatnonzero(np.asarray(goals) == c):
+            a = int(pos[i])
+            if a not in dist:
+                continue
+            told, cost = dist[a], 0
+            while dist[a] > 0:
+                best, low = None, dist[a]
+                for d in range(4):
+                    t = int(self.f.moves[a, d])
+                    if t >= 0 and t in dist and dist[t] < low:
+                        best, low = d, dist[t]
+                if best is None:
+                    break
+                cost += int(now[a, best])
+                a = int(self.f.moves[a, best])
+            if cost > told + int(0.25 * told) + 5:
+                return True
+        return False
+
+    def before_step(self, s, goals, pos):
         for due, jobs in [p for p in self.pending if p[0] <= s]:
             for c, v in jobs:
                 self.table_version[c] = v
@@ -213,7 +240,17 @@ class NaiveSchedule:
                 j = next((k for k, c in enumerate(live) if c >= self.cursor), 0)
                 pick = [live[(j + k) % len(live)] for k in range(min(self.per_step, len(live)))]
                 self.cursor = pick[-1] + 1
-                self.pending.append((s + self.lag, [(c, self.version) for c in pick]))
+                due = []
+                for c in pick:
+                    had = self.table_version.get(c, 0)
+                    if had == self.version:
+                        continue                        # latest costs already
+                    if had and not self.costlier(c, had, pos, goals):
+                        self.kept += 1                  # its ways cost what it says still
+                        continue
+                    due.append(c)                       # (first costs: always)
+                if due:
+                    self.pending.append((s + self.lag, [(c, self.version) for c in due]))
 
     def after_step(self, before, after, goals):
         for a, b, g in zip(before, after, goals):
@@ -242,8 +279,8 @@ def test_each_robot_reads_the_table_of_the_schedule(seed, period, cost):
     goals = goals.astype(np.int32)
     path, heads = [p.positions.copy()], [p.headings]
     for s in range(90):
-        model.before_step(s, goals)
         before = p.positions.copy()
+        model.before_step(s, goals, before)
         after = p.step(goals).copy()
         model.after_step(before, after, goals)
         for i in range(n):          # the table it read this step, at its new cell
@@ -256,6 +293,7 @@ def test_each_robot_reads_the_table_of_the_schedule(seed, period, cost):
                               rng.choice(free, fin.size))
     assert model.version >= 1                  # robots did queue: costs changed
     assert p._cong.switched > 0
+    assert p._cong.kept == model.kept
     check_paths(f, starts, np.array(path))
     check_rotation_plan(f, np.array(path), np.array(heads))
 
@@ -291,8 +329,13 @@ def test_old_versions_do_not_pile_up():
     c = p._cong
     assert c.version > 20
     tabs = p.tables
-    # only versions some goal or queued refresh still has: those of the last period or so
-    assert len(tabs._weights) <= c.period + c.lag + 2
+    # only versions some goal cell's table has, or a queued refresh, or the latest: at most
+    # one per induct cell besides those (a table whose ways cost what it says keeps its own)
+    held = ({c.version} | set(c.table_version.values())
+            | {v for _, jobs in c.pending for _, v in jobs})
+    assert set(tabs._weights) <= held
+    assert len(tabs._weights) <= np.count_nonzero(f.cells == 2) + c.lag * c.per_step + 1
+    assert c.kept > 0
     wrows = [k for k in tabs._row_of if k[0] == "wcell"]
     assert len(wrows) <= 2 * np.count_nonzero(f.cells == 2)
     assert {k[2] for k in wrows} <= set(tabs._weights)
@@ -401,3 +444,58 @@ def test_wait_forced_for_some_keys_leaves_the_others_to_the_thread():
                    for c in f.free_cells)
     tabs.wait_forced()                              # then all
     assert all(tabs.cached_row(k) >= 0 for k in later) and not tabs._forced
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), rise=st.sampled_from([0.0, 0.25, 1.0]),
+       slack=st.integers(0, 6), one_way=st.booleans())
+def test_costlier_way_matches_plain_python(seed, rise, slack, one_way):
+    """:func:`costlier_way` (the stale-table test of a refresh) against a plain walk down a
+    Dijkstra table on random floors, old and new move costs, robots anywhere (some with no
+    way to the goal)."""
+    from sorter.agv.congestion import costlier_way
+    from sorter.agv.distance import MoveGraph
+    rng = np.random.default_rng(seed)
+    h, w = (int(x) for x in rng.integers(3, 9, 2))
+    grid = (rng.random((h, w)) > 0.25).astype(np.int8)
+    if grid.sum() < 2:
+        grid[0, :2] = 1
+    f = Floor(grid, check=False)
+    moves = np.asarray(f.moves).copy()
+    if one_way:                                  # some moves forbidden: not every way back
+        moves[rng.random(moves.shape) < 0.15] = -1
+    g = MoveGraph(moves, np.asarray(f.cells).ravel())
+    free = np.asarray(g.free_cells)
+    old = rng.integers(1, 4, moves.shape)        # forward costs [cell, direction]
+    new = old + rng.integers(0, 5, moves.shape) * (rng.random(moves.shape) < 0.4)
+    goal = int(rng.choice(free))
+    dist = dijkstra_distances(moves, old, [goal])
+    unreach = 65535
+    pool = np.full((1, free.size), unreach, np.uint16)
+    for c, dv in dist.items():
+        pool[0, g.fidx[c]] = dv
+    rcost = np.zeros((free.size, 4), np.uint8)  # rcost[u, k]: the move radj[u, k] -> u
+    for c in free:
+        for d in range(4):
+            t = int(moves[c, d])
+            if t >= 0:
+                rcost[g.fidx[t], (d + 2) % 4] = new[c, d]
+    n = int(rng.integers(1, 5))
+    at = rng.choice(free, n)
+    want = False
+    for a in at.tolist():
+        if a not in dist:
+            continue
+        told, cost = dist[a], 0
+        while dist[a] > 0:
+            best, low = None, dist[a]
+            for d in range(4):
+                t = int(moves[a, d])
+                if t >= 0 and t in dist and dist[t] < low:
+                    best, low = d, dist[t]
+            cost += int(new[a, best])
+            a = int(moves[a, best])
+        want = want or cost > told + int(rise * told) + slack
+    got = costlier_way(pool, np.zeros(n, np.int64), g.fidx[at].astype(np.int64),
+                       np.arange(n), g.fadj, rcost, unreach, rise, slack)
+    assert got == want

@@ -13,8 +13,14 @@ waits), and turns that into extra move costs:
   extra cost of a cell where robots waited every step); each change of these costs is a new
   *version* (:meth:`sorter.agv.distance.DistanceTables.set_weights`);
 * the tables of the goals that take these costs are recomputed under the latest version, a
-  slice of the goals each step so that each is refreshed once every ``K`` steps, and robots
-  route around the queues instead of joining them.
+  slice of the goals each step so that each is looked at once every ``K`` steps, and robots
+  route around the queues instead of joining them;
+* a table is recomputed only where it is stale: where the way it shows some robot bound for
+  its goal (down the table from the robot's cell) costs more under the latest costs than the
+  table says, by more than ``STALE_RISE`` (25%) of that plus ``STALE_SLACK`` (5)
+  (:func:`costlier_way`). Queues that moved elsewhere do not matter to robots whose ways do
+  not cross them. On the LoRR main-round floors this keeps ~80% of the tables, at the same
+  throughput (``bench/RESULTS.md``, "Twelfth round").
 
 This is online guidance in the sense of Zang et al. ("Online Guidance Graph Optimization for
 Lifelong Multi-Agent Path Finding", AAAI 2025) with a hand-made update rule in place of their
@@ -42,6 +48,8 @@ import numpy as np
 from numba import njit
 
 MAX_COST = 250          # a move's cost, congestion included (uint8 tables of reverse costs)
+STALE_RISE = 0.25       # a goal's table is refreshed only where the way it shows some robot
+STALE_SLACK = 5         # costs more now than it says: > (1 + STALE_RISE) x its value + STALE_SLACK
 
 
 @njit(cache=True)
@@ -51,6 +59,38 @@ def count_waits(pos, nxt, local, counts):
     for i in range(pos.shape[0]):
         if nxt[i] == pos[i] and local[i, 4] != 0:
             counts[pos[i]] += 1
+
+
+@njit(cache=True)
+def costlier_way(pool, slot, pos, robots, fadj, rcost, unreach, rise, slack):
+    """Does the way down its table of some robot in ``robots`` cost more under the move costs
+    ``rcost`` (``rcost[u, k]``: the move ``radj[u, k] -> u``) than the table says, by more
+    than ``rise`` x the table's value + ``slack``? The way: from the robot's cell, each step to
+    the neighbour with the lowest table value (the first of equals), to the goal (0)."""
+    for j in range(robots.shape[0]):
+        i = robots[j]
+        r = slot[i]
+        v = pos[i]
+        told = np.int64(pool[r, v])
+        if told >= unreach - 2:             # unreachable or unsettled: no way to price
+            continue
+        cost = np.int64(0)
+        while pool[r, v] > 0:
+            best = -1
+            bv = np.int64(pool[r, v])
+            for d in range(4):
+                u = fadj[v, d]
+                if u >= 0 and np.int64(pool[r, u]) < bv:
+                    bv = np.int64(pool[r, u])
+                    best = d
+            if best < 0:                    # (an exact table always has a lower neighbour)
+                break
+            u = fadj[v, best]
+            cost += np.int64(rcost[u, best ^ 2])    # the move v -> u, reversed: radj[u, d^2] = v
+            v = u
+        if cost > told + np.int64(rise * told) + slack:
+            return True
+    return False
 
 
 @njit(cache=True)
@@ -75,8 +115,9 @@ class CongestionCosts:
     ----------
     planner : sorter.agv.pibt.Planner
     period : int >= 1
-        ``K``: the time constant of the wait levels, in steps; every goal's table is refreshed
-        once per period, a slice of the goals each step.
+        ``K``: the time constant of the wait levels, in steps; every goal's table is looked at
+        once per period, a slice of the goals each step, and recomputed if it is stale
+        (:func:`costlier_way`).
     cost : float >= 0
         Extra cost of a move into a cell where a waiting robot stood every step.
     lag : int >= 1
@@ -115,6 +156,10 @@ class CongestionCosts:
         self._in_use = np.zeros(g.n_cells, np.bool_)
         self.updates = 0
         self.refreshed = 0                # tables refreshed so far
+        self.kept = 0                     # refreshes skipped: the table's ways still cost
+        #                                   what it says (STALE_RISE, STALE_SLACK)
+        self.stale_rise = STALE_RISE
+        self.stale_slack = STALE_SLACK
         self.switched = 0                 # robot table switches so far
         self.waited_s = 0.0               # time the switches waited for the thread
 
@@ -169,10 +214,24 @@ class CongestionCosts:
         pick = np.take(live, np.arange(j, j + min(self.per_step, live.size)), mode="wrap")
         self.cursor = int(pick[-1]) + 1
         v = self.version
-        planner.tables.prefetch_many([(("wcell", int(c), v), (int(c),), None) for c in pick],
-                                     force=True)
-        self.pending.append((s + self.lag, [(int(c), v) for c in pick]))
-        self.refreshed += pick.size
+        tabs = planner.tables
+        due = []
+        for c in pick.tolist():
+            had = self.table_version.get(c, 0)
+            if had == v:
+                continue                        # (its table has the latest costs already)
+            if had and not costlier_way(tabs.pool, planner._slot, planner._pos,
+                                        np.flatnonzero(goals == c), planner.graph.fadj,
+                                        self._costs, tabs.unreachable, self.stale_rise,
+                                        self.stale_slack):
+                self.kept += 1                  # the ways it shows cost what it says still
+                continue
+            due.append(c)
+        if not due:
+            return
+        tabs.prefetch_many([(("wcell", c, v), (c,), None) for c in due], force=True)
+        self.pending.append((s + self.lag, [(c, v) for c in due]))
+        self.refreshed += len(due)
 
     def _switch(self, planner, jobs):
         """The refreshed tables are in force: robots bound for their goal cells (not on a

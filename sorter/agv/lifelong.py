@@ -346,6 +346,7 @@ def simulate(planner, stream, steps, *, record=True, progress=None, build_s=0.0)
     if cong is not None:
         extra = {**extra, "congestion_period": cong.period, "congestion_versions": cong.versions,
                  "congestion_tables_refreshed": int(cong.refreshed),
+                 "congestion_tables_kept": int(cong.kept),
                  "congestion_wait_s": round(cong.waited_s, 3)}
     extra = {**extra, "rescues": int(planner.rescues),
              "rescue_failures": int(planner.rescue_failures),
