@@ -19,8 +19,8 @@ waits), and turns that into extra move costs:
   its goal (down the table from the robot's cell) costs more under the latest costs than the
   table says, by more than ``STALE_RISE`` (25%) of that plus ``STALE_SLACK`` (5)
   (:func:`costlier_way`). Queues that moved elsewhere do not matter to robots whose ways do
-  not cross them. On the LoRR main-round floors this keeps ~80% of the tables, at the same
-  throughput (``bench/RESULTS.md``, "Twelfth round").
+  not cross them. On the LoRR main-round floors this keeps 78-96% of the tables, at the same
+  or a higher throughput (``bench/RESULTS.md``, "Twelfth round").
 
 This is online guidance in the sense of Zang et al. ("Online Guidance Graph Optimization for
 Lifelong Multi-Agent Path Finding", AAAI 2025) with a hand-made update rule in place of their
