@@ -736,13 +736,14 @@ class Planner:
         the queues of the LoRR main-round floors form) are recomputed under those costs, each
         looked at once per this many steps (a slice each step) and recomputed, in the table
         pool's background thread, where the way it shows one of its robots now costs more
-        than it says (by over 25% + 5); robots then route around the queues. Plans stay deterministic for a seed. Default 50
-        with ``rotation`` and ``"lanes"`` guidance (LoRR 2023 main round, 10,000 robots,
-        5,000 steps: MR23-I-06 / I-10 from 28.28 / 21.68 to 36.80 / 33.41 tasks per step;
-        bench/RESULTS.md "Tenth" and "Twelfth round"), else 0 (= off). A refresh is a full weighted search
-        (~1-2 ms on a 54,320-cell floor); only ~10-15% of the tables looked at are stale, so
-        the step takes x1.0-1.3 the time without congestion costs there (bench/RESULTS.md
-        "Twelfth round"; x1.4-1.6 refreshing every table, "Eleventh round"). No effect (off) on a floor
+        than it says (by over 25% + 5); robots then route around the queues. Plans stay
+        deterministic for a seed. Default 50 with ``rotation`` and ``"lanes"`` guidance (LoRR
+        2023 main round, 10,000 robots, 5,000 steps: MR23-I-06 / I-10 from 28.28 / 21.68 to
+        36.80 / 33.41 tasks per step; bench/RESULTS.md "Tenth" and "Twelfth round"), else 0
+        (= off). A refresh is a full weighted search (~1-2 ms on a 54,320-cell floor); only
+        ~5-20% of the tables looked at are stale, so the step takes x1.1-1.3 the time without
+        congestion costs there (bench/RESULTS.md "Twelfth round"; x1.4-1.6 refreshing every
+        table, "Eleventh round"). No effect (off) on a floor
         without induct cells and with ``station_goals`` (no single-cell induct goals).
     congestion_cost : float
         Extra cost of a move into a cell where a waiting robot stood every recent step (the
