@@ -168,6 +168,24 @@ def test_acquire_with_several_references():
             tabs.acquire(key, (4,), refs=bad)
 
 
+def way_cost(moves, dist, costs, a):
+    """Plain Python: the cost under ``costs[cell][direction]`` of the way down the table
+    ``dist`` (cell -> distance) from cell ``a``: each step to the neighbour with the lowest
+    distance, the first of equals in direction order."""
+    cost = 0
+    while dist[a] > 0:
+        best, low = None, dist[a]
+        for d in range(4):
+            t = int(moves[a, d])
+            if t >= 0 and t in dist and dist[t] < low:
+                best, low = d, dist[t]
+        if best is None:
+            break
+        cost += int(costs[a, best])
+        a = int(moves[a, best])
+    return cost
+
+
 class NaiveSchedule:
     """Plain-Python model of which costs each robot's table has (sorter.agv.congestion)."""
 
@@ -199,17 +217,7 @@ class NaiveSchedule:
             a = int(pos[i])
             if a not in dist:
                 continue
-            told, cost = dist[a], 0
-            while dist[a] > 0:
-                best, low = None, dist[a]
-                for d in range(4):
-                    t = int(self.f.moves[a, d])
-                    if t >= 0 and t in dist and dist[t] < low:
-                        best, low = d, dist[t]
-                if best is None:
-                    break
-                cost += int(now[a, best])
-                a = int(self.f.moves[a, best])
+            told, cost = dist[a], way_cost(self.f.moves, dist, now, a)
             if cost > told + int(0.25 * told) + 5:
                 return True
         return False
@@ -486,15 +494,7 @@ def test_costlier_way_matches_plain_python(seed, rise, slack, one_way):
     for a in at.tolist():
         if a not in dist:
             continue
-        told, cost = dist[a], 0
-        while dist[a] > 0:
-            best, low = None, dist[a]
-            for d in range(4):
-                t = int(moves[a, d])
-                if t >= 0 and t in dist and dist[t] < low:
-                    best, low = d, dist[t]
-            cost += int(new[a, best])
-            a = int(moves[a, best])
+        told, cost = dist[a], way_cost(moves, dist, new, a)
         want = want or cost > told + int(rise * told) + slack
     got = costlier_way(pool, np.zeros(n, np.int64), g.fidx[at].astype(np.int64),
                        np.arange(n), g.fadj, rcost, unreach, rise, slack)
