@@ -496,6 +496,25 @@ def test_costlier_way_matches_plain_python(seed, rise, slack, one_way):
             continue
         told, cost = dist[a], way_cost(moves, dist, new, a)
         want = want or cost > told + int(rise * told) + slack
-    got = costlier_way(pool, np.zeros(n, np.int64), g.fidx[at].astype(np.int64),
+    span = np.array([[0, free.size]], np.int64)
+    got = costlier_way(pool, span, np.zeros(n, np.int64), g.fidx[at].astype(np.int64),
                        np.arange(n), g.fadj, rcost, unreach, rise, slack)
     assert got == want
+
+
+def test_costlier_way_reads_a_bounded_table_only_inside_its_span():
+    """Cells outside a row's written span hold stale content from an earlier table: the walk
+    must not step there (it counts them unsettled), whatever they hold."""
+    from sorter.agv.congestion import costlier_way
+    from sorter.agv.distance import MoveGraph
+    f = Floor(np.ones((1, 6), np.int8))             # a corridor, free cells 0..5, goal 0
+    g = MoveGraph(np.asarray(f.moves), np.asarray(f.cells).ravel())
+    pool = np.array([[0, 0, 2, 3, 4, 5]], np.uint16)  # cell 1: stale (0) outside the span
+    span = np.array([[2, 6]], np.int64)
+    rcost = np.ones((6, 4), np.uint8)
+    rcost[1, 0] = 50                                  # the move 2 -> 1 (into 1 from the east)
+    args = (g.fadj, rcost, 65535, 0.0, 0)
+    robot_at_3 = (np.zeros(1, np.int64), np.array([3]), np.arange(1))
+    assert not costlier_way(pool, span, *robot_at_3, *args)     # stops at the bound: cost 1
+    whole = np.array([[0, 6]], np.int64)
+    assert costlier_way(pool, whole, *robot_at_3, *args)        # (read as written: 1 + 50)

@@ -62,25 +62,28 @@ def count_waits(pos, nxt, local, counts):
 
 
 @njit(cache=True)
-def costlier_way(pool, slot, pos, robots, fadj, rcost, unreach, rise, slack):
+def costlier_way(pool, span, slot, pos, robots, fadj, rcost, unreach, rise, slack):
     """Does the way down its table of some robot in ``robots`` cost more under the move costs
     ``rcost`` (``rcost[u, k]``: the move ``radj[u, k] -> u``) than the table says, by more
     than ``rise`` x the table's value + ``slack``? The way: from the robot's cell, each step to
-    the neighbour with the lowest table value (the first of equals), to the goal (0)."""
+    the neighbour with the lowest table value (the first of equals), to the goal (0). Cells
+    outside a row's written ``span`` count as unsettled (a bounded table: never lower)."""
     for j in range(robots.shape[0]):
         i = robots[j]
         r = slot[i]
         v = pos[i]
-        told = np.int64(pool[r, v])
+        lo = span[r, 0]
+        hi = span[r, 1]
+        told = np.int64(pool[r, v]) if lo <= v < hi else np.int64(unreach)
         if told >= unreach - 2:             # unreachable or unsettled: no way to price
             continue
         cost = np.int64(0)
-        while pool[r, v] > 0:
+        bv = told
+        while bv > 0:
             best = -1
-            bv = np.int64(pool[r, v])
             for d in range(4):
                 u = fadj[v, d]
-                if u >= 0 and np.int64(pool[r, u]) < bv:
+                if u >= lo and u < hi and np.int64(pool[r, u]) < bv:
                     bv = np.int64(pool[r, u])
                     best = d
             if best < 0:                    # (an exact table always has a lower neighbour)
@@ -220,7 +223,7 @@ class CongestionCosts:
             had = self.table_version.get(c, 0)
             if had == v:
                 continue                        # (its table has the latest costs already)
-            if had and not costlier_way(tabs.pool, planner._slot, planner._pos,
+            if had and not costlier_way(tabs.pool, tabs.span, planner._slot, planner._pos,
                                         np.flatnonzero(goals == c), planner.graph.fadj,
                                         self._costs, tabs.unreachable, self.stale_rise,
                                         self.stale_slack):
