@@ -213,7 +213,8 @@ class NaiveSchedule:
         over 25% of that + 5?"""
         dist = dijkstra_distances(self.f.moves, self.versions[had], [c])
         now = self.versions[self.version]
-        for i in np.flatnonzero(np.asarray(goals) == c):
+        bound = np.flatnonzero(np.asarray(goals) == c)
+        for i in bound[::max(1, -(-bound.size // 64))]:     # (at most 64 robots, evenly spread)
             a = int(pos[i])
             if a not in dist:
                 continue
@@ -518,3 +519,30 @@ def test_costlier_way_reads_a_bounded_table_only_inside_its_span():
     assert not costlier_way(pool, span, *robot_at_3, *args)     # stops at the bound: cost 1
     whole = np.array([[0, 6]], np.int64)
     assert costlier_way(pool, whole, *robot_at_3, *args)        # (read as written: 1 + 50)
+
+
+def test_stale_check_prices_at_most_stale_robots_per_goal(monkeypatch):
+    """Many robots bound for one goal: the stale check walks at most ``STALE_ROBOTS`` of them,
+    spread over all of them (its work per goal is bounded)."""
+    from sorter.agv import congestion
+    seen = []
+    real = congestion.costlier_way
+
+    def spy(pool, span, slot, pos, robots, *rest):
+        seen.append(robots.copy())
+        return real(pool, span, slot, pos, robots, *rest)
+
+    monkeypatch.setattr(congestion, "costlier_way", spy)
+    f = Floor.from_ascii("\n".join(["I" + "." * 29] + ["." * 30] * 11))
+    n = 150
+    starts = np.asarray(f.free_cells)[-n:]
+    p = Planner(f, n, starts, seed=0, dwell_chute=0, dwell_induct=0, guidance="lanes+flow",
+                rotation=True, congestion_period=3, congestion_cost=30.0)
+    goals = np.full(n, int(np.flatnonzero(f.cells == 2)[0]), np.int32)
+    for _ in range(40):
+        p.step(goals)
+    assert seen, "no stale check ran"
+    for robots in seen:
+        assert 0 < robots.size <= congestion.STALE_ROBOTS
+    big = max(seen, key=len)
+    assert big.size > 32 and big[-1] - big[0] > n // 2    # spread, not the first 64

@@ -18,8 +18,8 @@ waits), and turns that into extra move costs:
 * a table is recomputed only where it is stale: where the way it shows some robot bound for
   its goal (down the table from the robot's cell) costs more under the latest costs than the
   table says, by more than ``STALE_RISE`` (25%) of that plus ``STALE_SLACK`` (5)
-  (:func:`costlier_way`). Queues that moved elsewhere do not matter to robots whose ways do
-  not cross them. On the LoRR main-round floors this keeps 78-96% of the tables, at the same
+  (:func:`costlier_way`; at most ``STALE_ROBOTS`` robots priced per goal, evenly spread). Queues
+  that moved elsewhere do not matter to robots whose ways do not cross them. On the LoRR main-round floors this keeps 78-96% of the tables, at the same
   or a higher throughput (``bench/RESULTS.md``, "Twelfth round").
 
 This is online guidance in the sense of Zang et al. ("Online Guidance Graph Optimization for
@@ -50,6 +50,7 @@ from numba import njit
 MAX_COST = 250          # a move's cost, congestion included (uint8 tables of reverse costs)
 STALE_RISE = 0.25       # a goal's table is refreshed only where the way it shows some robot
 STALE_SLACK = 5         # costs more now than it says: > (1 + STALE_RISE) x its value + STALE_SLACK
+STALE_ROBOTS = 64       # robots whose ways are priced per goal at most (evenly spread by index)
 
 
 @njit(cache=True)
@@ -223,8 +224,10 @@ class CongestionCosts:
             had = self.table_version.get(c, 0)
             if had == v:
                 continue                        # (its table has the latest costs already)
+            bound = np.flatnonzero(goals == c)
+            bound = bound[::max(1, -(-bound.size // STALE_ROBOTS))]    # (bounded work per goal)
             if had and not costlier_way(tabs.pool, tabs.span, planner._slot, planner._pos,
-                                        np.flatnonzero(goals == c), planner.graph.fadj,
+                                        bound, planner.graph.fadj,
                                         self._costs, tabs.unreachable, self.stale_rise,
                                         self.stale_slack):
                 self.kept += 1                  # the ways it shows cost what it says still
