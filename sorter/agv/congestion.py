@@ -47,6 +47,8 @@ from collections import deque
 import numpy as np
 from numba import njit
 
+from sorter.agv.distance import _at
+
 MAX_COST = 250          # a move's cost, congestion included (uint8 tables of reverse costs)
 STALE_RISE = 0.25       # a goal's table is refreshed only where the way it shows some robot
 STALE_SLACK = 5         # costs more now than it says: > (1 + STALE_RISE) x its value + STALE_SLACK
@@ -71,11 +73,10 @@ def costlier_way(pool, span, slot, pos, robots, fadj, rcost, unreach, rise, slac
     outside a row's written ``span`` count as unsettled (a bounded table: never lower)."""
     for j in range(robots.shape[0]):
         i = robots[j]
-        r = slot[i]
+        row = pool[slot[i]]
+        sp = span[slot[i]]
         v = pos[i]
-        lo = span[r, 0]
-        hi = span[r, 1]
-        told = np.int64(pool[r, v]) if lo <= v < hi else np.int64(unreach)
+        told = np.int64(_at(row, sp, v, unreach))
         if told >= unreach - 2:             # unreachable or unsettled: no way to price
             continue
         cost = np.int64(0)
@@ -84,8 +85,8 @@ def costlier_way(pool, span, slot, pos, robots, fadj, rcost, unreach, rise, slac
             best = -1
             for d in range(4):
                 u = fadj[v, d]
-                if u >= lo and u < hi and np.int64(pool[r, u]) < bv:
-                    bv = np.int64(pool[r, u])
+                if u >= 0 and np.int64(_at(row, sp, u, unreach)) < bv:
+                    bv = np.int64(_at(row, sp, u, unreach))
                     best = d
             if best < 0:                    # (an exact table always has a lower neighbour)
                 break
