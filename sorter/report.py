@@ -325,6 +325,19 @@ def check_out_file(path, *, field="--out") -> Path:
     return p
 
 
+def counted(count, noun, *, grouped=False) -> str:
+    """``count`` and ``noun``, plural but for 1 ("1 induct", "3 inducts"); ``grouped``:
+    thousands separated ("1,200 robots").
+
+    Examples
+    --------
+    >>> counted(1, "row"), counted(0, "row"), counted(1200, "robot", grouped=True)
+    ('1 row', '0 rows', '1,200 robots')
+    """
+    n = f"{count:,}" if grouped else f"{count}"
+    return f"{n} {noun}" + ("" if count == 1 else "s")
+
+
 def plain_text(s) -> str:
     """``s`` for a matplotlib label, shown as written: user names (scenario, waves, loops,
     chutes, varied values) may hold ``$`` signs, which matplotlib would read as math (a
@@ -716,7 +729,7 @@ def write_html_report(kpis, result, out_dir, images, *, path=None) -> Path:
     loops = "".join(
         f"<li>{e(lp['name'])}: {lp['carriers']} carriers, lap {lp['lap_time_s']:.0f} s, nameplate "
         f"{lp['nameplate_per_hour']:,.0f}/h, "
-        f"{len(lp['inducts'])} induct{'s' * (len(lp['inducts']) != 1)}; sorted "
+        f"{counted(len(lp['inducts']), 'induct')}; sorted "
         f"{lp['sorted_per_hour']:,.0f}/h, recirculation {lp['recirculation_pct']:.2f} %, "
         f"induct blocking {lp['induct_blocking_pct']:.2f} %</li>" for lp in k["loops"])
     step_min = _step_minutes(len(k["intervals"]["start_h"]), sc.interval_minutes)

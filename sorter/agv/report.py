@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from sorter.errors import InputError
+from sorter.report import counted
 
 __all__ = ["floor_time_series", "waiting_counts", "write_floor_report", "chute_kinds_of",
            "REPORT_FILES"]
@@ -388,11 +389,6 @@ def plot_chutes(per_chute: dict, path, *, top: int = 60, title=None, kinds=None)
     plt.close(fig)
 
 
-def _n(count, noun) -> str:
-    """``count`` and ``noun``, plural but for 1: "1 induct", "3 inducts" (was "1 inducts")."""
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
-
-
 def k_get(kpis, key) -> float:
     """A numeric KPI, 0 when absent or not a number."""
     v = kpis.get(key, 0)
@@ -420,7 +416,8 @@ def _key_figures(k: dict, n: int, stations: bool = True) -> list:
         if all(key in k for key in keys):
             out.append((label, fmt(*(k[key] for key in keys)) if fmt else _fmt(k[keys[0]])))
 
-    add("robots, steps", "robots", "steps", fmt=lambda r, s: f"{_n(r, 'robot')}, {_n(s, 'step')}")
+    add("robots, steps", "robots", "steps",
+        fmt=lambda r, s: f"{counted(r, 'robot', grouped=True)}, {counted(s, 'step', grouped=True)}")
     add("goals reached", "tasks_completed", "tasks_per_step",
         fmt=lambda t, p: f"{t:,} ({p:.2f} per step" + (
             "; each induct visit and drop counts)" if "parcels_delivered" in k
@@ -451,7 +448,8 @@ def _key_figures(k: dict, n: int, stations: bool = True) -> list:
     add("chutes", "chute_full_events", "container_changes", "reroutes",
         fmt=lambda a, b, c: f"{a:,} full events, {b:,} container changes, {c:,} re-routes")
     add("robot faults", "robot_faults", "robot_repairs",
-        fmt=lambda a, b: f"{_n(a, 'fault')}, {_n(b, 'repair')}")
+        fmt=lambda a, b: f"{counted(a, 'fault', grouped=True)}, "
+                         f"{counted(b, 'repair', grouped=True)}")
     add("plan", "plan", "router", fmt=lambda a, b: f"{a} ({b})")
     add("planner", "guidance", "rotation",
         fmt=lambda g, r: f"guidance {g}, " + ("rotations" if r else "4-connected moves"))
@@ -519,7 +517,7 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
     name = title or floor.name
     written = []
     from sorter.report import plain_text
-    run = f"{name}, {_n(int(result.robots), 'robot')}"
+    run = f"{name}, {counted(int(result.robots), 'robot', grouped=True)}"
     plot_throughput(series, out / "throughput.png", sorting=sorting,
                     seconds_per_step=kpis.get("seconds_per_step"),
                     title=plain_text(f"Throughput over the run: {run}"))
@@ -603,8 +601,9 @@ def write_floor_report(floor, result, kpis: dict, out_dir, *, util_steps=None,
 <title>Robot floor report: {e(name)}</title>
 <style>{PAGE_STYLE}</style></head><body>
 <h1>Robot floor report: {e(name)}</h1>
-<p class="sub">{floor.height} x {floor.width} floor, {_n(len(floor.inducts), 'induct')},
-{_n(len(floor.chutes), 'chute')}; {_n(n, 'robot')}, {_n(steps, 'step')},
+<p class="sub">{floor.height} x {floor.width} floor,
+{counted(len(floor.inducts), 'induct', grouped=True)}, {counted(len(floor.chutes), 'chute', grouped=True)};
+{counted(n, 'robot', grouped=True)}, {counted(steps, 'step', grouped=True)},
 seed {e(str(k.get('seed', '')))}.</p>
 <div class="big">{''.join(f'<div><b>{e(a)}</b><span>{e(b)}</span></div>' for a, b in boxes)}</div>
 {imgs[0]}

@@ -29,6 +29,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    from sorter.report import counted
     from sorter import Sorter
     from sorter.replay import replay_events
 
@@ -58,9 +59,8 @@ def run(args) -> int:
             w.writerow(["parcel", "chute", "reason"])
             res = replay_events(sorter, args.events, on_error=args.on_error,
                                 write=lambda p, c, r: w.writerow((p, c, r)))
-    print(f"{res.decisions} decision{'s' * (res.decisions != 1)}, {res.events} "
-          f"event{'s' * (res.events != 1)} applied"
-          + (f", {res.n_skipped} row{'s' * (res.n_skipped != 1)} skipped" if res.n_skipped else ""))
+    print(f"{counted(res.decisions, 'decision')}, {counted(res.events, 'event')} applied"
+          + (f", {counted(res.n_skipped, 'row')} skipped" if res.n_skipped else ""))
     width = max(len(r) for r in res.by_reason)
     for reason, n in res.by_reason.items():
         pct = 100.0 * n / res.decisions if res.decisions else 0.0

@@ -26,16 +26,17 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    from sorter.report import counted
     from sorter.service.journal import export, journal_info, restore
 
     if args.action == "export":
         if not args.out:
             raise ValueError("field 'out': export needs --out FILE (expected a .parquet or .csv name)")
         n = export(args.journal, args.out, kinds=args.kind)
-        print(f"{n} row{'s' * (n != 1)} -> {args.out}")
+        print(f"{counted(n, 'row')} -> {args.out}")
         return 0
     info = journal_info(args.journal)
-    print(f"{args.journal}: {info['rows']} row{'s' * (info['rows'] != 1)} "
+    print(f"{args.journal}: {counted(info['rows'], 'row')} "
           f"(last id {info['last_id']}), "
           f"snapshots after rows {info['snapshots']}")
     for k, n in sorted(info["by_kind"].items()):
@@ -52,7 +53,7 @@ def run(args) -> int:
         c = res.sorter.counters()["by_chute"]
         busy = {k: v for k, v in c.items() if v["fill"] or v["state"] != "open"}
         print(f"restored state: plan {res.sorter.plan_name!r}, "
-              f"{len(busy)} chute{'s' * (len(busy) != 1)} with items "
+              f"{counted(len(busy), 'chute')} with items "
               "or not open:")
         for k, v in list(busy.items())[:40]:
             print(f"  {k:<8} fill {v['fill']:>4}  {v['state']}")

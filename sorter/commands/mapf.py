@@ -542,6 +542,7 @@ class _Without:
 
 
 def run(args) -> int:
+    from sorter.report import counted
     import time
 
     import numpy as np
@@ -832,8 +833,8 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(_finite(k)))
     else:
-        print(f"{floor.name}: {n} robot{'s' * (n != 1)}, "
-              f"{args.steps} step{'s' * (args.steps != 1)}, {k['tasks']}, guidance {args.guidance}, "
+        print(f"{floor.name}: {counted(n, 'robot')}, "
+              f"{counted(args.steps, 'step')}, {k['tasks']}, guidance {args.guidance}, "
               f"dwell chute/induct {dc}/{di}")
         print(f"  tasks completed   {k['tasks_completed']}")
         print(f"  tasks/step        {k['tasks_per_step']:.3f}")
